@@ -1,0 +1,2 @@
+export * from "./gen/trustedpods/v1/error_pb.js";
+export * from "./quantity.js";

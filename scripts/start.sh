@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The main job: sets up (idempotent), checks the machine, then validates and summarizes the example manifests.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/setup.sh
+tpod() { packages/cli/bin/tpod "$@"; }
+tpod doctor
