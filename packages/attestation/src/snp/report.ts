@@ -1,7 +1,7 @@
 // AMD SEV-SNP ATTESTATION_REPORT (SEV-SNP ABI spec 56860, table "ATTESTATION_REPORT Structure").
 // The layout is fixed at 0x4A0 bytes for versions 2 and later; later versions only define fields inside
 // bytes that were reserved before, so a newer version parses with the same layout.
-import { Reader, reversed } from "../bytes.js";
+import { isZero, Reader, reversed } from "../bytes.js";
 import { fail } from "../errors.js";
 
 export const SNP_REPORT_SIZE = 0x4a0;
@@ -138,6 +138,9 @@ export function parseSnpReport(raw: Uint8Array): SnpReport {
   // r and s are 72-byte little-endian fields of which P-384 uses the low 48 bytes; the rest must be zero.
   if (!sigR.subarray(48).every((b) => b === 0) || !sigS.subarray(48).every((b) => b === 0)) {
     fail("SIGNATURE_INVALID", "SEV-SNP signature r or s exceeds 48 bytes", "signature");
+  }
+  if (!isZero(raw.subarray(SNP_SIGNED_SIZE + 144))) {
+    fail("MALFORMED", "SEV-SNP signature's reserved bytes are not zero", "signature.reserved");
   }
   return {
     version,

@@ -148,6 +148,16 @@ export async function verifySnp(
     );
   const pool = [...others, ...(report.signingKey === "vcek" ? roots.map((r) => r.ask) : [])];
   const chain = buildSnpChain(leaf, pool);
+  // Every supplied certificate must be on the chain: a stray ASK or ARK means the caller holds the wrong chain.
+  for (const c of others) {
+    if (!chain.some((x) => x.sameAs(c))) {
+      fail(
+        "CHAIN_INVALID",
+        `${c.label} (${c.commonName}) is not on the ${report.signingKey.toUpperCase()}'s chain`,
+        c.label,
+      );
+    }
+  }
   const anchor = await verifyChainWith(
     chain,
     roots.map((r) => r.ark),
