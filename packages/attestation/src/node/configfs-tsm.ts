@@ -98,7 +98,13 @@ export function configfsTsmAttester(opts: ConfigfsTsmOptions = {}): Attester {
   async function once(reportData: Uint8Array): Promise<EvidenceEnvelope> {
     const name = `tpod-${toHex(globalThis.crypto.getRandomValues(new Uint8Array(8)))}`;
     const dir = join(root, name);
-    await fs.mkdir(dir);
+    await fs.mkdir(dir).catch((err: Error) => {
+      fail(
+        "UNSUPPORTED",
+        `configfs-tsm is not available at ${root} (no SEV-SNP/TDX guest, or configfs not mounted): ${err.message}`,
+        "configfs-tsm",
+      );
+    });
     try {
       const provider = new TextDecoder().decode(await fs.readFile(join(dir, "provider"))).trim();
       const tee = PROVIDERS[provider];
