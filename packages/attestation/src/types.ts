@@ -2,7 +2,7 @@ import { concat, toHex } from "./bytes.js";
 import { sha256 } from "./crypto.js";
 import type { IntelQuote } from "./intel/quote.js";
 import type { SnpProduct, SnpReport } from "./snp/report.js";
-import { verifyChain, type X509 } from "./x509.js";
+import { verifyChain, X509 } from "./x509.js";
 
 export type TeeKind = "snp" | "tdx" | "sgx" | "insecure-dev";
 
@@ -53,7 +53,20 @@ export interface VerifyOptions {
  */
 export class ChainCache {
   private readonly verified = new Map<string, X509>();
+  private readonly parsed = new Map<string, X509>();
   constructor(private readonly maxEntries = 1024) {}
+
+  /** Parsing DER is the largest single cost of a verification: reuse parsed certificates by their bytes. */
+  certificate(der: Uint8Array, label: string): X509 {
+    const key = toHex(der);
+    let cert = this.parsed.get(key);
+    if (!cert) {
+      cert = new X509(der, label);
+      if (this.parsed.size >= this.maxEntries) this.parsed.clear();
+      this.parsed.set(key, cert);
+    }
+    return cert.relabel(label);
+  }
 
   async verify(chain: X509[], roots: X509[], now: Date): Promise<X509> {
     const key = toHex(await sha256(concat(...chain.map((c) => c.der), ...roots.map((r) => r.der))));
@@ -71,6 +84,11 @@ export class ChainCache {
   get size(): number {
     return this.verified.size;
   }
+}
+
+/** Parses a certificate, through the cache when there is one. */
+export function parseCertificate(der: Uint8Array, label: string, cache: ChainCache | undefined): X509 {
+  return cache ? cache.certificate(der, label) : new X509(der, label);
 }
 
 export function verifyChainWith(

@@ -186,6 +186,12 @@ export class X509 {
     return this.keyPromise;
   }
 
+  /** The same parsed certificate under another name for error messages (shares the imported key). */
+  relabel(label: string): X509 {
+    if (label === this.label) return this;
+    return Object.assign(Object.create(X509.prototype) as X509, this, { label });
+  }
+
   sameAs(other: X509): boolean {
     return equalBytes(this.der, other.der);
   }

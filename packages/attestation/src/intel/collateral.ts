@@ -4,7 +4,7 @@
 import { equalBytes, fromHex, pemBlocks } from "../bytes.js";
 import { importEcdsaSpki, verifyEcdsa } from "../crypto.js";
 import { fail } from "../errors.js";
-import type { TcbStatus } from "../types.js";
+import { type ChainCache, parseCertificate, type TcbStatus } from "../types.js";
 import { Crl, X509 } from "../x509.js";
 import type { PckExtensions } from "./pck.js";
 import type { EnclaveReport, IntelQuote } from "./quote.js";
@@ -198,8 +198,9 @@ async function verifySignedJson(
   rootCrl: Crl,
   now: Date,
   field: string,
+  cache: ChainCache | undefined,
 ): Promise<X509> {
-  const chain = pemBlocks(chainPem).map((d, i) => new X509(d, `${field}.chain[${i}]`));
+  const chain = pemBlocks(chainPem).map((d, i) => parseCertificate(d, `${field}.chain[${i}]`, cache));
   const signer = chain[0];
   if (!signer) fail("COLLATERAL_INVALID", `${field} issuer chain has no certificates`, field);
   await verifyIntelChain(chain, root, now, field);
@@ -260,6 +261,7 @@ export async function evaluateTcb(
   root: X509,
   collateral: DcapCollateral,
   now: Date,
+  cache?: ChainCache,
 ): Promise<TcbEvaluation> {
   const rootCrl = new Crl(fromHex(collateral.root_ca_crl, "root_ca_crl"), "root_ca_crl");
   await rootCrl.check(root, now);
@@ -288,6 +290,7 @@ export async function evaluateTcb(
     rootCrl,
     now,
     "tcb_info",
+    cache,
   );
   await verifySignedJson(
     collateral.qe_identity,
@@ -297,6 +300,7 @@ export async function evaluateTcb(
     rootCrl,
     now,
     "qe_identity",
+    cache,
   );
 
   const tcbInfo = parseJson<TcbInfo>(collateral.tcb_info, "tcb_info");

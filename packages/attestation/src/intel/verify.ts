@@ -2,7 +2,7 @@ import { concat, equalBytes, isZero, pemBlocks, toHex } from "../bytes.js";
 import { importEcdsaRaw, sha256, verifyEcdsa } from "../crypto.js";
 import { fail } from "../errors.js";
 import { INTEL_SGX_ROOT_CA_PEM } from "../roots.js";
-import { type VerifiedEvidence, type VerifyOptions, verifyChainWith } from "../types.js";
+import { parseCertificate, type VerifiedEvidence, type VerifyOptions, verifyChainWith } from "../types.js";
 import { X509 } from "../x509.js";
 import { type DcapCollateral, evaluateTcb, parseCollateral } from "./collateral.js";
 import { parsePckExtensions } from "./pck.js";
@@ -53,8 +53,8 @@ export async function verifyIntelQuote(
   }
   if (quote.certDataType !== 5)
     fail("UNSUPPORTED", `certification data type ${quote.certDataType} (need 5, PCK chain)`, "certData.type");
-  const chain = pemBlocks(new TextDecoder().decode(quote.certData)).map(
-    (d, i) => new X509(d, i === 0 ? "pck" : i === 1 ? "pck-ca" : `pck-chain[${i}]`),
+  const chain = pemBlocks(new TextDecoder().decode(quote.certData)).map((d, i) =>
+    parseCertificate(d, i === 0 ? "pck" : i === 1 ? "pck-ca" : `pck-chain[${i}]`, opts.cache),
   );
   if (chain.length === 0) fail("CHAIN_INVALID", "quote carries no PCK certificate chain", "certData");
   const pck = chain[0]!;
@@ -81,7 +81,7 @@ export async function verifyIntelQuote(
   let advisoryIds: string[] = [];
   if (collateral !== undefined) {
     const col = typeof collateral === "string" ? parseCollateral(collateral) : parseCollateral(collateral);
-    const ev = await evaluateTcb(quote, chain, pckExt, intelRoot(), col, now);
+    const ev = await evaluateTcb(quote, chain, pckExt, intelRoot(), col, now, opts.cache);
     tcbStatus = ev.tcbStatus;
     advisoryIds = ev.advisoryIds;
     tcb.platformTcbStatus = ev.platformStatus;

@@ -9,7 +9,7 @@ import {
   ASK_MILAN_PEM,
   ASK_TURIN_PEM,
 } from "../roots.js";
-import { type VerifiedEvidence, type VerifyOptions, verifyChainWith } from "../types.js";
+import { parseCertificate, type VerifiedEvidence, type VerifyOptions, verifyChainWith } from "../types.js";
 import { X509 } from "../x509.js";
 import { decodeTcb, parseSnpReport, productFromCpuid, type SnpProduct, type SnpTcb } from "./report.js";
 
@@ -107,7 +107,7 @@ export async function verifySnp(
   }
   if (report.signingKey === "none")
     fail("SIGNATURE_INVALID", "SEV-SNP report is unsigned (signing key 7)", "signingKey");
-  const parsed = certs.map((der, i) => new X509(der, i === 0 ? "leaf" : `cert[${i}]`));
+  const parsed = certs.map((der, i) => parseCertificate(der, i === 0 ? "leaf" : `cert[${i}]`, opts.cache));
   const leafIndex = parsed.findIndex((c) => c.curve === "P-384");
   if (leafIndex < 0) {
     fail(
@@ -117,7 +117,7 @@ export async function verifySnp(
     );
   }
   const leafRaw = parsed[leafIndex]!;
-  const leaf = new X509(leafRaw.der, report.signingKey);
+  const leaf = leafRaw.relabel(report.signingKey);
   const expectCn = report.signingKey === "vcek" ? "SEV-VCEK" : "SEV-VLEK";
   if (leaf.commonName !== expectCn) {
     fail(
@@ -139,12 +139,10 @@ export async function verifySnp(
   const roots = snpPinnedRoots();
   const others = parsed
     .filter((_, i) => i !== leafIndex)
-    .map(
-      (c, i) =>
-        new X509(
-          c.der,
-          c.curve ? `cert[${i}]` : c.isSelfIssued() ? "ark" : report.signingKey === "vlek" ? "asvk" : "ask",
-        ),
+    .map((c, i) =>
+      c.relabel(
+        c.curve ? `cert[${i}]` : c.isSelfIssued() ? "ark" : report.signingKey === "vlek" ? "asvk" : "ask",
+      ),
     );
   const pool = [...others, ...(report.signingKey === "vcek" ? roots.map((r) => r.ask) : [])];
   const chain = buildSnpChain(leaf, pool);
