@@ -417,7 +417,7 @@ function matchPlatformLevel(info: TcbInfo, pck: PckExtensions, quote: IntelQuote
     if (pck.pceSvn < (level.tcb.pcesvn ?? Number.POSITIVE_INFINITY)) continue;
     if (tee) {
       const tdx = level.tcb.tdxtcbcomponents?.map((c) => c.svn);
-      if (!tdx || tdx.length !== 16)
+      if (tdx?.length !== 16)
         fail("COLLATERAL_INVALID", "tcb_info level has no TDX components", "tcb_info.tcbLevels");
       // QVL: with a TDX module major version (TEE_TCB_SVN[1]) above 0, bytes 0 and 1 are judged by the TDX
       // module identity instead of the TCB level.

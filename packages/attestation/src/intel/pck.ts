@@ -21,7 +21,7 @@ export function parsePckExtensions(pck: X509): PckExtensions {
   if (!ext) fail("CERT_MISMATCH", "PCK certificate has no SGX extension", "pck.sgxExtensions");
   try {
     const seq = derChildren(ext)[0];
-    if (!seq || seq.tag !== 0x30) throw new Error("not a SEQUENCE");
+    if (seq?.tag !== 0x30) throw new Error("not a SEQUENCE");
     const fields = new Map<string, { tag: number; value: Uint8Array }>();
     for (const item of derChildren(seq.value)) {
       const [oid, value] = derChildren(item.value);

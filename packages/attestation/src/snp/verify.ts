@@ -52,7 +52,7 @@ export function snpPinnedRoots(): PinnedProduct[] {
 
 /** Small DER readers for AMD's extension values (INTEGER, IA5String, OCTET STRING). */
 function derInteger(v: Uint8Array | undefined, field: string): number {
-  if (!v || v[0] !== 0x02 || v[1] === undefined || v[1] < 1 || v[1] > 4 || v.length !== 2 + v[1]) {
+  if (v?.[0] !== 0x02 || v[1] === undefined || v[1] < 1 || v[1] > 4 || v.length !== 2 + v[1]) {
     return fail("CERT_MISMATCH", `VCEK/VLEK extension ${field} is missing or not a small INTEGER`, field);
   }
   let n = 0;
