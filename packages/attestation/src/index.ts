@@ -2,6 +2,7 @@
 // Node-only parts (configfs-tsm attester, file loading) are in "@trustedpods/attestation/node".
 export * from "./binding.js";
 export * from "./bytes.js";
+export { digest, sha256, sha384, sha512 } from "./crypto.js";
 export * from "./errors.js";
 export * from "./evidence.js";
 export * from "./insecure.js";
@@ -19,4 +20,4 @@ export * from "./roots.js";
 export * from "./snp/report.js";
 export { snpPinnedRoots, VCEK_OID, verifySnp } from "./snp/verify.js";
 export * from "./types.js";
-export { Crl, X509 } from "./x509.js";
+export { Crl, verifyChain, X509 } from "./x509.js";
