@@ -1,0 +1,3 @@
+// Node-only parts: the configfs-tsm attester and file loading. The verifier core is "@trustedpods/attestation".
+export * from "./configfs-tsm.js";
+export * from "./files.js";
