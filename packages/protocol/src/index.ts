@@ -7,5 +7,6 @@ export * from "./gen/trustedpods/v1/pricing_pb.js";
 export * from "./gen/trustedpods/v1/provider_api_pb.js";
 export * from "./manifest.js";
 export * from "./pod.js";
+export * from "./pricing.js";
 export * from "./quantity.js";
 export * from "./wire.js";

@@ -3,7 +3,7 @@
  * with every error located as FILE:LINE:COL, and written back (formatManifest) so that reading what was
  * written gives the same Pod.
  */
-import { readFileSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { isMap, type Node, stringify } from "yaml";
 import { type Diagnostic, ManifestError } from "./diagnostics.js";
@@ -24,7 +24,7 @@ import {
   validatePod,
 } from "./pod.js";
 import { formatBytes, formatCpu, parseBytes, parseCount, parseCpu, QuantityError } from "./quantity.js";
-import { type Entry, MAX_YAML_BYTES, type MapView, YamlReader } from "./yaml-reader.js";
+import { type Entry, type MapView, readYamlFile, YamlReader } from "./yaml-reader.js";
 
 export const API_VERSION = "trustedpods/v1";
 export const KIND = "Pod";
@@ -211,10 +211,8 @@ class ManifestReader {
     const name = this.requiredString(m, "name", "an env entry", path);
     const value = m.get("value");
     const from = m.get("valueFrom");
-    if (value && from) {
+    if (value && from)
       r.report(from.keyNode, "CONFLICT", 'an env entry has either "value" or "valueFrom", not both');
-      r.poison(path);
-    }
     if (from) {
       const f = r.map(from.value, [...path, "valueFrom"], "valueFrom", ["secret"], from.keyNode);
       const secret = f ? this.requiredString(f, "secret", "valueFrom", [...path, "valueFrom"]) : "";
@@ -244,13 +242,9 @@ class ManifestReader {
       port.containerPort = r.integer(cp.value, [...path, "containerPort"], "containerPort", cp.keyNode) ?? 1;
     const http = m.get("http");
     const tcp = m.get("tcp");
-    if (http && tcp) {
-      r.report(tcp.keyNode, "CONFLICT", 'a port is either "http" or "tcp", not both');
-      r.poison(path);
-    } else if (!http && !tcp) {
-      r.report(m.node, "MISSING_KEY", 'a port needs "http" or "tcp"');
-      r.poison(path);
-    }
+    // The placeholder protocol (tcp) cannot cause further errors, so the port's other fields are still checked.
+    if (http && tcp) r.report(tcp.keyNode, "CONFLICT", 'a port is either "http" or "tcp", not both');
+    else if (!http && !tcp) r.report(m.node, "MISSING_KEY", 'a port needs "http" or "tcp"');
     if (http) {
       port.protocol = "http";
       const h = r.map(http.value, [...path, "http"], "http", ["hostname"], http.keyNode);
@@ -342,13 +336,9 @@ class ManifestReader {
         r.integer(retries.value, [...path, "retries"], "retries", retries.keyNode) ?? DEFAULTS.retries;
     const http = m.get("http");
     const exec = m.get("exec");
-    if (http && exec) {
+    if (http && exec)
       r.report(exec.keyNode, "CONFLICT", 'a health check is either "http" or "exec", not both');
-      r.poison(path);
-    } else if (!http && !exec) {
-      r.report(m.node, "MISSING_KEY", 'a health check needs "http" or "exec"');
-      r.poison(path);
-    }
+    else if (!http && !exec) r.report(m.node, "MISSING_KEY", 'a health check needs "http" or "exec"');
     if (http) {
       const hp = [...path, "http"];
       const h = r.map(http.value, hp, "http probe", ["path", "port"], http.keyNode);
@@ -493,28 +483,7 @@ export function parseManifest(text: string, file: string, options: ManifestOptio
 
 /** Reads a manifest file; secret file paths are checked relative to the manifest's directory. */
 export function loadManifest(path: string): Pod {
-  let text: string;
-  try {
-    if (statSync(path).size > MAX_YAML_BYTES) {
-      throw new ManifestError([
-        {
-          file: path,
-          line: 1,
-          col: 1,
-          code: "TOO_LARGE",
-          severity: "error",
-          message: `file is larger than ${MAX_YAML_BYTES} bytes`,
-        },
-      ]);
-    }
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    if (err instanceof ManifestError) throw err;
-    const reason = (err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (err as Error).message;
-    throw new ManifestError([
-      { file: path, line: 1, col: 1, code: "FILE_NOT_FOUND", severity: "error", message: reason },
-    ]);
-  }
+  const text = readYamlFile(path);
   const base = dirname(path);
   return parseManifest(text, path, {
     fileExists: (p) => {
