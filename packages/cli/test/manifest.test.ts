@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -116,6 +116,70 @@ describe("tpod manifest validate", () => {
     );
     const ok = await exec(bin, ["manifest", "validate", examples[0]!]);
     expect(ok.stdout).toBe(`${examples[0]}: valid pod hello (1 container)\n`);
+  });
+});
+
+describe("tpod manifest import", () => {
+  const fixtures = join(root, "packages/protocol/test/fixtures/compose");
+
+  it("prints the manifest on stdout and located warnings on stderr, exit 0", async () => {
+    const file = join(fixtures, "wordpress/docker-compose.yml");
+    const { io, out, err } = capture();
+    expect(await run(["manifest", "import", file], io)).toBe(0);
+    expect(out.join("")).toBe(readFileSync(join(fixtures, "wordpress/expected-pod.yaml"), "utf8"));
+    expect(err).toEqual([
+      `${file}:14:5: warning: expose: not published; the containers of a pod reach each other on localhost (use ports: to publish)`,
+      `${file}:30:3: warning: volume "db_data" becomes persistent volume "db-data" of 1Gi (Compose gives no size; change it in the manifest)`,
+      `${file}:31:3: warning: volume "wp_data" becomes persistent volume "wp-data" of 1Gi (Compose gives no size; change it in the manifest)`,
+    ]);
+  });
+
+  it("exits 1 with every error when the pod could not work, printing no manifest", async () => {
+    const file = join(fixtures, "unsupported/docker-compose.yml");
+    const { io, out, err } = capture();
+    expect(await run(["manifest", "import", file], io)).toBe(1);
+    expect(out).toEqual([]);
+    expect(err.filter((l) => !l.includes(": warning: "))).toHaveLength(10);
+    expect(err[0]).toBe(`${file}:4:5: privileged: not supported (pods never run privileged)`);
+  });
+
+  it("reads .env next to the Compose file and the env_file it names", async () => {
+    writeFileSync(join(dir, ".env"), "TAG=1.36\nGREETING=hello\n");
+    writeFileSync(join(dir, "app.env"), "FROM_FILE=yes\n");
+    const file = write(
+      "docker-compose.yml",
+      `services:\n  app:\n    image: busybox:\${TAG}\n    env_file: app.env\n    environment: [GREETING]\n`,
+    );
+    const { io, out, err } = capture();
+    expect(await run(["manifest", "import", file], io)).toBe(0);
+    expect(err).toEqual([]);
+    expect(out.join("")).toContain("image: busybox:1.36\n");
+    expect(out.join("")).toContain(
+      "- name: FROM_FILE\n          value: yes\n        - name: GREETING\n          value: hello\n",
+    );
+  });
+
+  it("through the installed bin: stdout is a manifest that validates", async () => {
+    const file = join(fixtures, "web-postgres-redis/docker-compose.yml");
+    const { stdout, stderr } = await exec(bin, ["manifest", "import", file]);
+    expect(stderr.split("\n").filter(Boolean)).toHaveLength(7);
+    const saved = join(fixtures, "web-postgres-redis/imported.tmp.yaml");
+    writeFileSync(saved, stdout);
+    try {
+      const { io, err } = capture();
+      expect(await run(["manifest", "validate", saved], io)).toBe(0);
+      expect(err).toEqual([]);
+    } finally {
+      rmSync(saved);
+    }
+  });
+
+  it("exits 2 without a file and 1 for a missing file", async () => {
+    const usage = capture();
+    expect(await run(["manifest", "import"], usage.io)).toBe(2);
+    const missing = capture();
+    expect(await run(["manifest", "import", join(dir, "nope.yml")], missing.io)).toBe(1);
+    expect(missing.err).toEqual([`${join(dir, "nope.yml")}:1:1: no such file`]);
   });
 });
 

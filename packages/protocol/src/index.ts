@@ -1,3 +1,4 @@
+export * from "./compose.js";
 export * from "./diagnostics.js";
 export * from "./duration.js";
 export * from "./gen/trustedpods/v1/error_pb.js";
@@ -9,4 +10,6 @@ export * from "./manifest.js";
 export * from "./pod.js";
 export * from "./pricing.js";
 export * from "./quantity.js";
+export * from "./shell.js";
 export * from "./wire.js";
+export { MAX_YAML_BYTES, readYamlFile } from "./yaml-reader.js";

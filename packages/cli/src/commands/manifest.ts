@@ -1,18 +1,24 @@
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import {
   billedUnits,
+  type ComposeImport,
   type Container,
   formatBytes,
   formatCpu,
   formatDiagnostic,
   formatDuration,
   formatTokenAmount,
+  importCompose,
   loadManifest,
   loadPricing,
   ManifestError,
   type Pod,
   PricingError,
   type PricingFile,
+  parseDotEnv,
   podPrice,
+  readYamlFile,
   type Volume,
 } from "@trustedpods/protocol";
 import type { Command } from "commander";
@@ -155,6 +161,34 @@ function validate(io: Io, files: string[], json: boolean): boolean {
   return ok;
 }
 
+/**
+ * Imports a Compose file the way `docker compose` reads it from its directory: `.env` there supplies variables,
+ * env_file and bind-mount paths are relative to it. Exported for tests.
+ */
+export function importComposeFile(file: string): ComposeImport {
+  const text = readYamlFile(file);
+  const base = dirname(file);
+  const dotEnv = join(base, ".env");
+  const env = existsSync(dotEnv) ? parseDotEnv(readFileSync(dotEnv, "utf8")).vars : {};
+  return importCompose(text, file, {
+    env,
+    readFile: (p) => {
+      try {
+        return readYamlFile(resolve(base, p));
+      } catch {
+        return undefined;
+      }
+    },
+    pathKind: (p) => {
+      try {
+        return statSync(resolve(base, p)).isDirectory() ? "directory" : "file";
+      } catch {
+        return "missing";
+      }
+    },
+  });
+}
+
 export function registerManifest(program: Command, { io, setExitCode }: CommandContext): void {
   const manifest = program.command("manifest").description("validate, show and import pod manifests");
 
@@ -165,6 +199,24 @@ export function registerManifest(program: Command, { io, setExitCode }: CommandC
     .option("--json", "print the parsed pod (an array of pods for several files)")
     .action((files: string[], opts: { json?: boolean }) => {
       if (!validate(io, files, opts.json === true)) setExitCode(ExitCode.failure);
+    });
+
+  manifest
+    .command("import")
+    .description("convert a docker-compose file into a pod manifest (YAML on stdout, warnings on stderr)")
+    .argument("<compose-file>", "docker-compose.yml")
+    .action((file: string) => {
+      let result: ComposeImport;
+      try {
+        result = importComposeFile(file);
+      } catch (err) {
+        reportManifestError(io, err);
+        setExitCode(ExitCode.failure);
+        return;
+      }
+      for (const d of result.diagnostics) io.err(formatDiagnostic(d));
+      if (result.manifest === undefined) setExitCode(ExitCode.failure);
+      else io.out(result.manifest);
     });
 
   manifest
