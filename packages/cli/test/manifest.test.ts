@@ -82,6 +82,12 @@ describe("tpod manifest validate", () => {
     });
   });
 
+  it("--json with several files prints an array of pods in argument order", async () => {
+    const { io, out } = capture();
+    expect(await run(["manifest", "validate", "--json", examples[2]!, examples[0]!], io)).toBe(0);
+    expect(JSON.parse(out.join("")).map((p: { name: string }) => p.name)).toEqual(["two-container", "hello"]);
+  });
+
   it("reports a secret file that does not exist next to the manifest", async () => {
     const path = write(
       "secret.yaml",

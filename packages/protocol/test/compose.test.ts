@@ -140,6 +140,8 @@ describe("Compose import details", () => {
       "x-a",
     );
     const leaf = fc.oneof(
+      fc.constant("busybox"),
+      fc.constant("8080:80"),
       fc.string({ maxLength: 10 }),
       fc.integer(),
       fc.boolean(),
@@ -156,6 +158,8 @@ describe("Compose import details", () => {
       fc.property(tree, (value) => {
         const r = importCompose(stringify(value), "f.yml");
         expect(Array.isArray(r.diagnostics)).toBe(true);
+        // Whatever import accepts is a valid manifest of the same pod.
+        if (r.manifest) expect(parseManifest(r.manifest, "m.yaml")).toEqual(r.pod);
       }),
       { numRuns: 500 },
     );
