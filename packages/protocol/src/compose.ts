@@ -4,7 +4,7 @@
  * volumes persistent volumes, and whatever a pod cannot express is a located warning when it can be dropped
  * safely, or an error when the pod would not work without it. The mapping is documented in docs/manifest.md.
  */
-import { basename, dirname } from "node:path";
+import { basename, dirname, resolve } from "node:path";
 import { isMap, isScalar, isSeq, type Node } from "yaml";
 import { type Diagnostic, formatDiagnostic } from "./diagnostics.js";
 import { DurationError, parseDuration } from "./duration.js";
@@ -407,7 +407,7 @@ class ComposeReader {
     const nameEntry = top.get("name");
     const rawName = nameEntry
       ? (this.text(nameEntry.value, [], "name", nameEntry.keyNode) ?? "")
-      : basename(dirname(this.file));
+      : basename(dirname(resolve(this.file)));
     const podName = toDnsLabel(rawName) || "compose";
     if (nameEntry) r.record(["metadata", "name"], nameEntry.value);
 

@@ -50,6 +50,11 @@ export class MapView {
   }
 }
 
+/** The expected type, noting when the value is missing altogether (`key:` with nothing after it). */
+function emptyOr(node: Node | null, expected: string): string {
+  return !node || (isScalar(node) && node.value === null) ? `${expected} (it is empty)` : expected;
+}
+
 export class YamlReader {
   readonly diagnostics: Diagnostic[] = [];
   private work = 0;
@@ -240,7 +245,7 @@ export class YamlReader {
       return typeof node.source === "string" ? node.source : String(node.value);
     }
     if (!this.exhausted)
-      this.report(node ?? anchor, "INVALID_TYPE", `${what} must be a ${node ? "scalar" : "value"}`);
+      this.report(node ?? anchor, "INVALID_TYPE", `${what} must be ${emptyOr(node, "a scalar")}`);
     this.poison(path);
     return undefined;
   }
@@ -252,7 +257,8 @@ export class YamlReader {
       this.record(path, node);
       return node.value;
     }
-    if (!this.exhausted) this.report(node ?? anchor, "INVALID_TYPE", `${what} must be a string`);
+    if (!this.exhausted)
+      this.report(node ?? anchor, "INVALID_TYPE", `${what} must be ${emptyOr(node, "a string")}`);
     this.poison(path);
     return undefined;
   }
