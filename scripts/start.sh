@@ -5,3 +5,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/setup.sh
 tpod() { packages/cli/bin/tpod "$@"; }
 tpod doctor
+echo
+tpod manifest validate examples/*/pod.yaml
+for manifest in examples/*/pod.yaml; do
+  echo
+  tpod manifest show "$manifest" --pricing examples/pricing.yaml
+done

@@ -3,6 +3,7 @@ import type { ExitCode } from "../errors.js";
 import type { Io } from "../output.js";
 import { registerAttest } from "./attest.js";
 import { registerDoctor } from "./doctor.js";
+import { registerManifest } from "./manifest.js";
 
 export interface CommandContext {
   io: Io;
@@ -14,4 +15,5 @@ export interface CommandContext {
 export function registerCommands(program: Command, ctx: CommandContext): void {
   registerDoctor(program, ctx);
   registerAttest(program, ctx);
+  registerManifest(program, ctx);
 }
