@@ -4,7 +4,6 @@
  * volumes persistent volumes, and whatever a pod cannot express is a located warning when it can be dropped
  * safely, or an error when the pod would not work without it. The mapping is documented in docs/manifest.md.
  */
-import { basename, dirname, resolve } from "node:path";
 import { isMap, isScalar, isSeq, type Node } from "yaml";
 import { type Diagnostic, formatDiagnostic } from "./diagnostics.js";
 import { DurationError, parseDuration } from "./duration.js";
@@ -32,6 +31,8 @@ export interface ComposeImportOptions {
   readFile?: (path: string) => string | undefined;
   /** Whether a bind-mount source is a file or a directory; without it, names with an extension are files. */
   pathKind?: (path: string) => "file" | "directory" | "missing";
+  /** The pod name when the Compose file has no top-level `name:`; Compose uses the project directory's name. */
+  projectName?: string;
 }
 
 export interface ComposeImport {
@@ -407,7 +408,7 @@ class ComposeReader {
     const nameEntry = top.get("name");
     const rawName = nameEntry
       ? (this.text(nameEntry.value, [], "name", nameEntry.keyNode) ?? "")
-      : basename(dirname(resolve(this.file)));
+      : (this.options.projectName ?? directoryName(this.file));
     const podName = toDnsLabel(rawName) || "compose";
     if (nameEntry) r.record(["metadata", "name"], nameEntry.value);
 
@@ -1293,4 +1294,19 @@ export function importCompose(text: string, file: string, options: ComposeImport
   const diagnostics = sorted();
   if (!pod || reader.hasErrors()) return { diagnostics };
   return { pod, manifest: formatManifest(pod), diagnostics };
+}
+
+// POSIX path pieces without node:path, so compose import also runs in browsers.
+function pathSegments(path: string): string[] {
+  return path.split("/").filter((p) => p !== "" && p !== ".");
+}
+
+/** The last segment of a path ("./conf/app.conf/" gives "app.conf"). */
+function basename(path: string): string {
+  return pathSegments(path).at(-1) ?? "";
+}
+
+/** The name of the directory holding a file path as written ("app/docker-compose.yml" gives "app"). */
+function directoryName(file: string): string {
+  return pathSegments(file).at(-2) ?? "";
 }

@@ -13,4 +13,4 @@ export * from "./pricing.js";
 export * from "./quantity.js";
 export * from "./shell.js";
 export * from "./wire.js";
-export { MAX_YAML_BYTES, readYamlFile } from "./yaml-reader.js";
+export { MAX_YAML_BYTES } from "./yaml-reader.js";

@@ -3,8 +3,6 @@
  * with every error located as FILE:LINE:COL, and written back (formatManifest) so that reading what was
  * written gives the same Pod.
  */
-import { statSync } from "node:fs";
-import { dirname, resolve } from "node:path";
 import { isMap, type Node, stringify } from "yaml";
 import { type Diagnostic, ManifestError } from "./diagnostics.js";
 import { DurationError, formatDuration, parseDuration } from "./duration.js";
@@ -24,7 +22,7 @@ import {
   validatePod,
 } from "./pod.js";
 import { formatBytes, formatCpu, parseBytes, parseCount, parseCpu, QuantityError } from "./quantity.js";
-import { type Entry, type MapView, readYamlFile, YamlReader } from "./yaml-reader.js";
+import { type Entry, type MapView, YamlReader } from "./yaml-reader.js";
 
 export const API_VERSION = "trustedpods/v1";
 export const KIND = "Pod";
@@ -479,21 +477,6 @@ export function parseManifest(text: string, file: string, options: ManifestOptio
   const { pod, diagnostics } = checkManifest(text, file, options);
   if (!pod) throw new ManifestError(diagnostics.filter((d) => d.severity === "error"));
   return pod;
-}
-
-/** Reads a manifest file; secret file paths are checked relative to the manifest's directory. */
-export function loadManifest(path: string): Pod {
-  const text = readYamlFile(path);
-  const base = dirname(path);
-  return parseManifest(text, path, {
-    fileExists: (p) => {
-      try {
-        return statSync(resolve(base, p)).isFile();
-      } catch {
-        return false;
-      }
-    },
-  });
 }
 
 /** The manifest document for a pod as plain data (what formatManifest prints). */

@@ -14,7 +14,7 @@ import type { Node } from "yaml";
 import { ManifestError } from "./diagnostics.js";
 import { type PricingTable, PricingTableSchema, Resource } from "./gen/trustedpods/v1/pricing_pb.js";
 import type { Pod } from "./pod.js";
-import { readYamlFile, YamlReader } from "./yaml-reader.js";
+import { YamlReader } from "./yaml-reader.js";
 
 export const PRICED_RESOURCES = ["cpu", "memory", "storage", "gpu"] as const;
 export type PricedResource = (typeof PRICED_RESOURCES)[number];
@@ -199,9 +199,4 @@ export function parsePricing(text: string, file: string): PricingFile {
   }
   if (r.hasErrors()) throw new ManifestError(r.diagnostics.sort((a, b) => a.line - b.line || a.col - b.col));
   return out;
-}
-
-/** Reads a pricing file from disk; every problem, including a missing file, is a located ManifestError. */
-export function loadPricing(path: string): PricingFile {
-  return parsePricing(readYamlFile(path), path);
 }

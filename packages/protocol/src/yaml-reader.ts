@@ -3,7 +3,6 @@
  * exact key or value, unknown keys get a did-you-mean, and reading goes on after an error so that all of them
  * are reported at once. Aliases and merge keys (`<<`) are followed within a work budget (no alias bombs).
  */
-import { readFileSync, statSync } from "node:fs";
 import {
   type Document,
   isAlias,
@@ -301,32 +300,5 @@ export class YamlReader {
       this.poison([...path, key]);
     }
     return e;
-  }
-}
-
-/** Reads a YAML file within the size bound, turning I/O failures into a located ManifestError. */
-export function readYamlFile(path: string): string {
-  try {
-    if (statSync(path).size > MAX_YAML_BYTES) {
-      throw new ManifestError([
-        {
-          file: path,
-          line: 1,
-          col: 1,
-          code: "TOO_LARGE",
-          severity: "error",
-          message: `file is larger than ${MAX_YAML_BYTES} bytes`,
-        },
-      ]);
-    }
-    return readFileSync(path, "utf8");
-  } catch (err) {
-    if (err instanceof ManifestError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    const message =
-      code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a directory" : (err as Error).message;
-    throw new ManifestError([
-      { file: path, line: 1, col: 1, code: "FILE_NOT_FOUND", severity: "error", message },
-    ]);
   }
 }

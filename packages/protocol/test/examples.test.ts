@@ -1,8 +1,8 @@
 import { readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadManifest } from "../src/manifest.js";
-import { loadPricing, podPrice } from "../src/pricing.js";
+import { loadManifest, loadPricing } from "../src/node.js";
+import { podPrice } from "../src/pricing.js";
 import { podToWire } from "../src/wire.js";
 
 const examplesDir = resolve(import.meta.dirname, "../../../examples");

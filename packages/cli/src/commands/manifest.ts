@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import {
   billedUnits,
   type ComposeImport,
@@ -10,17 +10,15 @@ import {
   formatDuration,
   formatTokenAmount,
   importCompose,
-  loadManifest,
-  loadPricing,
   ManifestError,
   type Pod,
   PricingError,
   type PricingFile,
   parseDotEnv,
   podPrice,
-  readYamlFile,
   type Volume,
 } from "@trustedpods/protocol";
+import { loadManifest, loadPricing, readYamlFile } from "@trustedpods/protocol/node";
 import type { Command } from "commander";
 import { CliError, ExitCode } from "../errors.js";
 import { type Io, printJson } from "../output.js";
@@ -172,6 +170,7 @@ export function importComposeFile(file: string): ComposeImport {
   const env = existsSync(dotEnv) ? parseDotEnv(readFileSync(dotEnv, "utf8")).vars : {};
   return importCompose(text, file, {
     env,
+    projectName: basename(resolve(base)),
     readFile: (p) => {
       try {
         return readYamlFile(resolve(base, p));
