@@ -75,11 +75,21 @@ export interface RestartPolicy {
   maxRetries?: number;
 }
 
+/** HTTP scale-to-zero: the Podman daemon's gateway does it itself; Kubernetes maps it to KEDA. */
+export interface ScalingSpec {
+  minReplicas: 0 | 1;
+  /** Idle time before scaling to zero. */
+  idleSeconds: number;
+  /** Host names routed to the pod's HTTP port. */
+  hosts: string[];
+}
+
 export interface PodSpec {
   podId: string;
   containers: ContainerSpec[];
   volumes?: VolumeSpec[];
   restart?: RestartPolicy;
+  scaling?: ScalingSpec;
   /** Free-form labels copied to engine objects (keys are prefixed by the engine). */
   labels?: Record<string, string>;
 }
