@@ -360,9 +360,10 @@ export class PodmanEngine implements Engine {
       exposed[key] = {};
       protocols[String(p.containerPort)] = p.protocol;
       if (p.hostPort !== undefined) {
-        bindings[key] = [
-          { HostIp: p.hostIp ?? this.options.publishHostIp ?? "0.0.0.0", HostPort: String(p.hostPort) },
-        ];
+        const ip = p.hostIp ?? this.options.publishHostIp ?? "";
+        // Through the compat API netavark 1.4 takes "0.0.0.0" literally (a DNAT rule for destination
+        // 0.0.0.0/32 that never matches); the empty address means all addresses.
+        bindings[key] = [{ HostIp: ip === "0.0.0.0" ? "" : ip, HostPort: String(p.hostPort) }];
       }
     }
     const restart = spec.restart ?? { mode: "on-failure", maxRetries: 5 };
