@@ -360,6 +360,15 @@ describe.skipIf(!haveTools)("PodmanEngine with real Podman", () => {
       `keep-me\n${secret}`,
     );
 
+    // After a reboot the tmpfs is empty: start refuses instead of running without secrets; apply restores.
+    await engine.stop(podId);
+    await rm(engine.secrets.volumeDir(podId, "creds"), { recursive: true });
+    await expect(engine.start(podId)).rejects.toMatchObject({ code: "SECRETS_MISSING" });
+    await apply(spec("2"));
+    expect((await exec(podId, "app", ["cat", "/data/file", "/run/creds/token"])).out).toBe(
+      `keep-me\n${secret}`,
+    );
+
     const listed = (await engine.listPods()).find((p) => p.podId === podId);
     expect(listed?.containers).toEqual(["app"]);
     expect(listed?.networks).toEqual([engine.networkName(podId)]);
@@ -496,5 +505,31 @@ describe.skipIf(!haveTools)("PodmanEngine with real Podman", () => {
       }),
     ).rejects.toMatchObject({ code: "INVALID_SPEC" });
     await expect(engine.start(pid("missing"))).rejects.toMatchObject({ code: "NOT_FOUND" });
+  });
+
+  it("shares a running service through its socket; another owner sees none of our pods", async () => {
+    const podId = pid("own");
+    await apply({ podId, containers: [sleeper("app")] });
+    const other = await PodmanEngine.open({
+      runDir: path.join(tmp, "run2"),
+      socketPath: engine.socketPath,
+      secretsDir: `/dev/shm/tpod-test-${uid}-2`,
+      owner: `o${uid}`,
+      hostFirewall: false,
+    });
+    try {
+      expect(other.socketPath).toBe(engine.socketPath); // no second service started
+      expect(existsSync(path.join(tmp, "run2", "podman.sock"))).toBe(false);
+      expect((await other.listPods()).map((p) => p.podId)).toEqual([]);
+      expect((await engine.listPods()).map((p) => p.podId)).toContain(podId);
+    } finally {
+      await other.close();
+      await rm(`/dev/shm/tpod-test-${uid}-2`, { recursive: true, force: true });
+    }
+    // Concurrent operations on one pod are serialized: the removal sees the finished apply.
+    const applying = engine.apply({ podId, containers: [{ ...sleeper("app"), env: { V: "2" } }] });
+    const removing = engine.remove(podId);
+    await Promise.all([applying, removing]);
+    expect((await engine.listPods()).find((p) => p.podId === podId)).toBeUndefined();
   });
 });

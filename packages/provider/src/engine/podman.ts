@@ -132,6 +132,7 @@ export class PodmanEngine implements Engine {
   private readonly health = new Map<string, Map<string, HealthTracker>>();
   private readonly healthSpecs = new Map<string, Map<string, HealthCheckSpec>>();
   private closed = false;
+  private readonly locks = new Map<string, Promise<void>>();
 
   private constructor(
     docker: Docker,
@@ -257,8 +258,45 @@ export class PodmanEngine implements Engine {
 
   // ---------------------------------------------------------------- apply
 
+  /**
+   * Operations on one pod run one after another: an apply racing a remove would otherwise leave half a pod
+   * (the daemon may get a delete while a provision is still loading). Different pods run in parallel.
+   */
+  private locked<T>(podId: string, op: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(podId) ?? Promise.resolve();
+    const run = prev.then(op, op);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.locks.set(podId, tail);
+    void tail.then(() => {
+      if (this.locks.get(podId) === tail) this.locks.delete(podId);
+    });
+    return run;
+  }
+
   async apply(spec: PodSpec): Promise<PodStatus> {
     validatePodSpec(spec);
+    return this.locked(spec.podId, () => this.applyLocked(spec));
+  }
+
+  async start(podId: string): Promise<void> {
+    assertPodId(podId);
+    return this.locked(podId, () => this.startLocked(podId));
+  }
+
+  async stop(podId: string): Promise<void> {
+    assertPodId(podId);
+    return this.locked(podId, () => this.stopLocked(podId));
+  }
+
+  async remove(podId: string, options: RemoveOptions = {}): Promise<void> {
+    assertPodId(podId);
+    return this.locked(podId, () => this.removeLocked(podId, options));
+  }
+
+  private async applyLocked(spec: PodSpec): Promise<PodStatus> {
     const podId = spec.podId;
     this.stopHealth(podId);
     await this.ensureNetwork(podId);
@@ -336,7 +374,7 @@ export class PodmanEngine implements Engine {
       podId,
       new Map(spec.containers.filter((c) => c.healthCheck).map((c) => [c.name, c.healthCheck!])),
     );
-    await this.start(podId);
+    await this.startLocked(podId);
     return this.status(podId);
   }
 
@@ -417,8 +455,7 @@ export class PodmanEngine implements Engine {
     return list.filter((c) => this.isOurs(c.Labels, podId));
   }
 
-  async start(podId: string): Promise<void> {
-    assertPodId(podId);
+  private async startLocked(podId: string): Promise<void> {
     const list = await this.podContainers(podId);
     if (list.length === 0) throw new EngineError("NOT_FOUND", `pod ${podId} has no containers`);
     // After a host reboot the tmpfs is empty: the daemon must apply() again with the decrypted secrets.
@@ -447,8 +484,7 @@ export class PodmanEngine implements Engine {
     this.startHealth(podId, list);
   }
 
-  async stop(podId: string): Promise<void> {
-    assertPodId(podId);
+  private async stopLocked(podId: string): Promise<void> {
     this.stopHealth(podId);
     const list = await this.podContainers(podId);
     await Promise.all(
@@ -462,8 +498,7 @@ export class PodmanEngine implements Engine {
     );
   }
 
-  async remove(podId: string, options: RemoveOptions = {}): Promise<void> {
-    assertPodId(podId);
+  private async removeLocked(podId: string, options: RemoveOptions): Promise<void> {
     this.stopHealth(podId);
     this.healthSpecs.delete(podId);
     for (const info of await this.podContainers(podId)) {
