@@ -1,0 +1,68 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdir } from "node:fs/promises";
+import http from "node:http";
+import path from "node:path";
+import { EngineError } from "./errors.js";
+
+/** True when a Docker/libpod API answers /_ping on the socket. */
+export function pingSocket(socketPath: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.request({ socketPath, path: "/_ping", method: "GET", timeout: timeoutMs }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolve(false));
+    req.end();
+  });
+}
+
+export interface PodmanService {
+  socketPath: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `podman system service --time=0` on a socket of our own (the daemon's run dir) and waits until it
+ * answers. --time=0 keeps it alive for the daemon's lifetime; stop() ends exactly the process we started.
+ */
+export async function startPodmanService(runDir: string, timeoutMs = 20_000): Promise<PodmanService> {
+  await mkdir(runDir, { recursive: true, mode: 0o700 });
+  const socketPath = path.join(runDir, "podman.sock");
+  const child: ChildProcess = spawn("podman", ["system", "service", "--time=0", `unix://${socketPath}`], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    if (stderr.length < 4096) stderr += d.toString();
+  });
+  let exited = false;
+  const exitPromise = new Promise<void>((resolve) => {
+    child.once("exit", () => {
+      exited = true;
+      resolve();
+    });
+    child.once("error", () => {
+      exited = true;
+      resolve();
+    });
+  });
+  const deadline = Date.now() + timeoutMs;
+  while (!(await pingSocket(socketPath, 500))) {
+    if (exited || Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new EngineError("ENGINE_UNAVAILABLE", `podman system service did not start: ${stderr.trim()}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    socketPath,
+    async stop() {
+      if (exited) return;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await exitPromise;
+      clearTimeout(timer);
+    },
+  };
+}

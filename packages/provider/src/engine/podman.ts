@@ -1,0 +1,845 @@
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import type { Readable } from "node:stream";
+import Docker from "dockerode";
+import { EngineError } from "./errors.js";
+import { HostFirewall } from "./firewall.js";
+import { prepareImageArchive } from "./image-archive.js";
+import { LogDemuxer, mergeAsync } from "./logstream.js";
+import { type PodmanService, pingSocket, startPodmanService } from "./podman-service.js";
+import { SecretStore } from "./secrets.js";
+import type {
+  ContainerSpec,
+  ContainerState,
+  ContainerStats,
+  ContainerStatus,
+  Engine,
+  HealthCheckSpec,
+  HealthState,
+  ImageSource,
+  LoadedImage,
+  LogLine,
+  LogOptions,
+  ManagedPod,
+  PodSpec,
+  PodStats,
+  PodStatus,
+  PortProtocol,
+  PublishedPort,
+  RemoveOptions,
+} from "./types.js";
+import { assertPodId, validatePodSpec } from "./validate.js";
+
+export const LABEL = {
+  managed: "io.trustedpods.managed",
+  owner: "io.trustedpods.owner",
+  pod: "io.trustedpods.pod",
+  container: "io.trustedpods.container",
+  volume: "io.trustedpods.volume",
+  volumeKind: "io.trustedpods.volume-kind",
+  volumeSize: "io.trustedpods.volume-size",
+  specHash: "io.trustedpods.spec-hash",
+  protocols: "io.trustedpods.port-protocols",
+  user: "io.trustedpods.user.",
+} as const;
+
+export interface PodmanEngineOptions {
+  /** Docker-compatible API socket. When absent or unreachable, the engine starts `podman system service`. */
+  socketPath?: string;
+  /** Private directory for the service socket and image staging (disk). */
+  runDir: string;
+  /** tmpfs directory for secret volumes (default /dev/shm/tpod-secrets-<owner>). */
+  secretsDir?: string;
+  /** Separates engines sharing one Podman (tests, several daemons): only pods with this owner are ours. */
+  owner?: string;
+  /** Drop traffic from pod networks to the host's own addresses (iptables; needs root). Default: true as root. */
+  hostFirewall?: boolean;
+  /** Default host address for published ports. */
+  publishHostIp?: string;
+  /** Seconds a container gets between SIGTERM and SIGKILL on stop. */
+  stopTimeoutSeconds?: number;
+}
+
+interface HealthTracker {
+  state: HealthState;
+  failures: number;
+  startedAt: number;
+  timer: NodeJS.Timeout | null;
+  running: boolean;
+}
+
+const NANO_PER_MILLICORE = 1_000_000;
+
+function hashOf(value: unknown): string {
+  return createHash("sha256").update(JSON.stringify(value)).digest("hex").slice(0, 32);
+}
+
+function statusCode(err: unknown): number | undefined {
+  return (err as { statusCode?: number }).statusCode;
+}
+
+async function ignore404<T>(p: Promise<T>): Promise<T | undefined> {
+  try {
+    return await p;
+  } catch (err) {
+    if (statusCode(err) === 404) return undefined;
+    throw err;
+  }
+}
+
+function toState(s: string | undefined): ContainerState {
+  switch (s) {
+    case "created":
+    case "running":
+    case "paused":
+    case "restarting":
+    case "exited":
+    case "dead":
+      return s;
+    case "configured":
+    case "initialized":
+      return "created";
+    case "stopped":
+    case "stopping":
+      return "exited";
+    default:
+      return "exited";
+  }
+}
+
+function parseDate(s: string | undefined): Date | null {
+  if (!s || s.startsWith("0001-")) return null;
+  const d = new Date(s);
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+
+async function drain(stream: Readable): Promise<string> {
+  let out = "";
+  for await (const c of stream) out += c.toString();
+  return out;
+}
+
+/** Podman through its Docker-compatible API (works with Docker too, minus `isolate`). */
+export class PodmanEngine implements Engine {
+  readonly kind = "podman";
+  readonly docker: Docker;
+  readonly owner: string;
+  readonly secrets: SecretStore;
+  readonly firewall: HostFirewall | null;
+  private readonly health = new Map<string, Map<string, HealthTracker>>();
+  private readonly healthSpecs = new Map<string, Map<string, HealthCheckSpec>>();
+  private closed = false;
+  private readonly locks = new Map<string, Promise<void>>();
+
+  private constructor(
+    docker: Docker,
+    private readonly options: PodmanEngineOptions,
+    private readonly service: PodmanService | null,
+    secrets: SecretStore,
+  ) {
+    this.docker = docker;
+    this.owner = options.owner ?? "default";
+    this.secrets = secrets;
+    const wantFirewall = options.hostFirewall ?? process.getuid?.() === 0;
+    this.firewall = wantFirewall ? new HostFirewall() : null;
+  }
+
+  static async open(options: PodmanEngineOptions): Promise<PodmanEngine> {
+    if (options.owner !== undefined && !/^[a-z0-9][a-z0-9-]{0,30}$/.test(options.owner)) {
+      throw new EngineError("INVALID_SPEC", `invalid owner ${options.owner}`);
+    }
+    await mkdir(options.runDir, { recursive: true, mode: 0o700 });
+    const secrets = new SecretStore(
+      options.secretsDir ?? path.join("/dev/shm", `tpod-secrets-${options.owner ?? "default"}`),
+    );
+    await secrets.init();
+    let service: PodmanService | null = null;
+    let socketPath = options.socketPath;
+    if (!socketPath || !(await pingSocket(socketPath))) {
+      service = await startPodmanService(options.runDir);
+      socketPath = service.socketPath;
+    }
+    const docker = new Docker({ socketPath });
+    return new PodmanEngine(docker, options, service, secrets);
+  }
+
+  /** Socket actually in use (ours when we started the service). */
+  get socketPath(): string {
+    return (this.docker.modem as unknown as { socketPath: string }).socketPath;
+  }
+
+  networkName(podId: string): string {
+    return `tpod-${podId}`;
+  }
+
+  containerName(podId: string, container: string): string {
+    return `tpod-${podId}-${container}`;
+  }
+
+  volumeName(podId: string, volume: string): string {
+    return `tpod-${podId}-${volume}`;
+  }
+
+  imageRepo(podId: string, container: string): string {
+    return `localhost/tpod-${podId}/${container}`;
+  }
+
+  private baseLabels(podId: string): Record<string, string> {
+    return { [LABEL.managed]: "true", [LABEL.owner]: this.owner, [LABEL.pod]: podId };
+  }
+
+  /**
+   * Podman 4.3's compat API ORs several label filters (seen here with volumes): the server-side filter only
+   * narrows the listing, this decides what is ours.
+   */
+  private isOurs(labels: Record<string, string> | undefined | null, podId?: string): boolean {
+    if (!labels || labels[LABEL.owner] !== this.owner || labels[LABEL.managed] !== "true") return false;
+    return podId === undefined || labels[LABEL.pod] === podId;
+  }
+
+  private podFilter(podId?: string): string {
+    return JSON.stringify({
+      label: [
+        `${LABEL.owner}=${this.owner}`,
+        ...(podId ? [`${LABEL.pod}=${podId}`] : [`${LABEL.managed}=true`]),
+      ],
+    });
+  }
+
+  // ---------------------------------------------------------------- network
+
+  private async ensureNetwork(podId: string): Promise<void> {
+    const name = this.networkName(podId);
+    const existing = await ignore404(this.docker.getNetwork(name).inspect());
+    if (!existing) {
+      try {
+        await this.docker.createNetwork({
+          Name: name,
+          Driver: "bridge",
+          // netavark: no forwarding between this bridge and other isolated bridges.
+          Options: { isolate: "true" },
+          Labels: this.baseLabels(podId),
+        });
+      } catch (err) {
+        if (statusCode(err) !== 409) throw err;
+      }
+    }
+    if (this.firewall) {
+      const bridge = await this.bridgeInterface(name);
+      await this.firewall.allowPod(podId, bridge);
+    }
+  }
+
+  private async bridgeInterface(network: string): Promise<string> {
+    const info = (await this.docker.getNetwork(network).inspect()) as {
+      Options?: Record<string, string>;
+    };
+    const name = info.Options?.["com.docker.network.bridge.name"];
+    if (name) return name;
+    // Podman's libpod API names it network_interface.
+    const res = await this.libpod<{ network_interface?: string }>(
+      `/v4.0.0/libpod/networks/${encodeURIComponent(network)}/json`,
+    );
+    if (!res.network_interface) throw new EngineError("ENGINE_FAILURE", `no bridge for network ${network}`);
+    return res.network_interface;
+  }
+
+  private libpod<T>(pathname: string): Promise<T> {
+    return new Promise((resolve, reject) => {
+      this.docker.modem.dial(
+        { path: pathname, method: "GET", statusCodes: { 200: true, 404: "not found", 500: "server error" } },
+        (err: unknown, data: unknown) => (err ? reject(err) : resolve(data as T)),
+      );
+    });
+  }
+
+  // ---------------------------------------------------------------- apply
+
+  /**
+   * Operations on one pod run one after another: an apply racing a remove would otherwise leave half a pod
+   * (the daemon may get a delete while a provision is still loading). Different pods run in parallel.
+   */
+  private locked<T>(podId: string, op: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(podId) ?? Promise.resolve();
+    const run = prev.then(op, op);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.locks.set(podId, tail);
+    void tail.then(() => {
+      if (this.locks.get(podId) === tail) this.locks.delete(podId);
+    });
+    return run;
+  }
+
+  async apply(spec: PodSpec): Promise<PodStatus> {
+    validatePodSpec(spec);
+    return this.locked(spec.podId, () => this.applyLocked(spec));
+  }
+
+  async start(podId: string): Promise<void> {
+    assertPodId(podId);
+    return this.locked(podId, () => this.startLocked(podId));
+  }
+
+  async stop(podId: string): Promise<void> {
+    assertPodId(podId);
+    return this.locked(podId, () => this.stopLocked(podId));
+  }
+
+  async remove(podId: string, options: RemoveOptions = {}): Promise<void> {
+    assertPodId(podId);
+    return this.locked(podId, () => this.removeLocked(podId, options));
+  }
+
+  private async applyLocked(spec: PodSpec): Promise<PodStatus> {
+    const podId = spec.podId;
+    this.stopHealth(podId);
+    await this.ensureNetwork(podId);
+
+    // Secret volumes first: containers bind-mount their directories.
+    const secretHashes = new Map<string, string>();
+    for (const v of spec.volumes ?? []) {
+      if (v.kind !== "secret") continue;
+      await this.secrets.write(podId, v.name, v.files);
+      const h = createHash("sha256");
+      for (const [n, b] of Object.entries(v.files).sort(([a], [b]) => a.localeCompare(b)))
+        h.update(n).update(b);
+      secretHashes.set(v.name, h.digest("hex"));
+    }
+
+    const desired = new Map(spec.containers.map((c) => [c.name, c]));
+    const hashes = new Map(
+      spec.containers.map((c) => [
+        c.name,
+        hashOf({
+          c,
+          restart: spec.restart ?? null,
+          labels: spec.labels ?? null,
+          // A changed secret or a changed volume kind means a new container (bind mounts pin directories).
+          vols: (c.mounts ?? []).map((m) => {
+            const v = spec.volumes?.find((x) => x.name === m.volume);
+            return [m.volume, v?.kind, secretHashes.get(m.volume) ?? null];
+          }),
+        }),
+      ]),
+    );
+
+    // Replace containers whose spec changed, remove those no longer wanted.
+    const existing = await this.podContainers(podId);
+    const keep = new Set<string>();
+    for (const info of existing) {
+      const name = info.Labels[LABEL.container] ?? "";
+      if (desired.has(name) && info.Labels[LABEL.specHash] === hashes.get(name)) {
+        keep.add(name);
+        continue;
+      }
+      await this.docker.getContainer(info.Id).remove({ force: true });
+    }
+
+    // emptyDir volumes live as long as the containers using them: recreate them when anything is recreated.
+    const recreating = spec.containers.some((c) => !keep.has(c.name));
+    for (const v of spec.volumes ?? []) {
+      if (v.kind === "secret") continue;
+      const name = this.volumeName(podId, v.name);
+      const usedByKept = spec.containers.some(
+        (c) => keep.has(c.name) && c.mounts?.some((m) => m.volume === v.name),
+      );
+      if (v.kind === "emptyDir" && recreating && !usedByKept) {
+        await ignore404(this.docker.getVolume(name).remove());
+      }
+      const have = await ignore404(this.docker.getVolume(name).inspect());
+      if (!have) {
+        await this.docker.createVolume({
+          Name: name,
+          Labels: {
+            ...this.baseLabels(podId),
+            [LABEL.volume]: v.name,
+            [LABEL.volumeKind]: v.kind,
+            ...(v.kind === "persistent" ? { [LABEL.volumeSize]: String(v.sizeBytes) } : {}),
+          },
+        });
+      }
+    }
+
+    for (const c of spec.containers) {
+      if (keep.has(c.name)) continue;
+      await this.createContainer(spec, c, hashes.get(c.name)!);
+    }
+    this.healthSpecs.set(
+      podId,
+      new Map(spec.containers.filter((c) => c.healthCheck).map((c) => [c.name, c.healthCheck!])),
+    );
+    await this.startLocked(podId);
+    return this.status(podId);
+  }
+
+  private async createContainer(spec: PodSpec, c: ContainerSpec, specHash: string): Promise<void> {
+    const podId = spec.podId;
+    const net = this.networkName(podId);
+    const binds: string[] = [];
+    for (const m of c.mounts ?? []) {
+      const v = spec.volumes!.find((x) => x.name === m.volume)!;
+      const source =
+        v.kind === "secret" ? this.secrets.volumeDir(podId, v.name) : this.volumeName(podId, v.name);
+      // Secrets are always read-only in the container.
+      const ro = m.readOnly || v.kind === "secret";
+      binds.push(`${source}:${m.path}:${ro ? "ro" : "rw"}`);
+    }
+    const exposed: Record<string, object> = {};
+    const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
+    const protocols: Record<string, PortProtocol> = {};
+    for (const p of c.ports ?? []) {
+      const key = `${p.containerPort}/tcp`;
+      exposed[key] = {};
+      protocols[String(p.containerPort)] = p.protocol;
+      if (p.hostPort !== undefined) {
+        const ip = p.hostIp ?? this.options.publishHostIp ?? "";
+        // Through the compat API netavark 1.4 takes "0.0.0.0" literally (a DNAT rule for destination
+        // 0.0.0.0/32 that never matches); the empty address means all addresses.
+        bindings[key] = [{ HostIp: ip === "0.0.0.0" ? "" : ip, HostPort: String(p.hostPort) }];
+      }
+    }
+    const restart = spec.restart ?? { mode: "on-failure", maxRetries: 5 };
+    const userLabels = Object.fromEntries(
+      Object.entries(spec.labels ?? {}).map(([k, v]) => [`${LABEL.user}${k}`, v]),
+    );
+    const r = c.resources;
+    await this.docker.createContainer({
+      name: this.containerName(podId, c.name),
+      Hostname: c.name,
+      Image: c.image,
+      ...(c.command ? { Entrypoint: c.command } : {}),
+      ...(c.args ? { Cmd: c.args } : {}),
+      Env: Object.entries(c.env ?? {}).map(([k, v]) => `${k}=${v}`),
+      ...(c.workingDir ? { WorkingDir: c.workingDir } : {}),
+      ExposedPorts: exposed,
+      Labels: {
+        ...userLabels,
+        ...this.baseLabels(podId),
+        [LABEL.container]: c.name,
+        [LABEL.specHash]: specHash,
+        [LABEL.protocols]: JSON.stringify(protocols),
+      },
+      StopTimeout: this.options.stopTimeoutSeconds ?? 10,
+      HostConfig: {
+        // An init as PID 1 forwards SIGTERM: a shell or busybox httpd as PID 1 ignores it and stop waits 10 s.
+        Init: true,
+        NanoCpus: r.cpuMillis * NANO_PER_MILLICORE,
+        Memory: r.memoryBytes,
+        MemorySwap: r.memoryBytes,
+        PidsLimit: r.pids,
+        Binds: binds,
+        PortBindings: bindings,
+        NetworkMode: net,
+        RestartPolicy:
+          restart.mode === "never"
+            ? { Name: "no" }
+            : restart.mode === "always"
+              ? { Name: "always" }
+              : { Name: "on-failure", MaximumRetryCount: restart.maxRetries ?? 5 },
+        SecurityOpt: ["no-new-privileges"],
+      },
+      NetworkingConfig: { EndpointsConfig: { [net]: { Aliases: [c.name] } } },
+    });
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  private async podContainers(podId: string): Promise<Docker.ContainerInfo[]> {
+    const list = await this.docker.listContainers({ all: true, filters: this.podFilter(podId) });
+    return list.filter((c) => this.isOurs(c.Labels, podId));
+  }
+
+  private async startLocked(podId: string): Promise<void> {
+    const list = await this.podContainers(podId);
+    if (list.length === 0) throw new EngineError("NOT_FOUND", `pod ${podId} has no containers`);
+    // After a host reboot the tmpfs is empty: the daemon must apply() again with the decrypted secrets.
+    for (const info of list) {
+      for (const m of info.Mounts ?? []) {
+        if (
+          m.Source?.startsWith(this.secrets.root + path.sep) &&
+          !(await this.secrets.has(podId, path.basename(m.Source)))
+        ) {
+          throw new EngineError(
+            "SECRETS_MISSING",
+            `pod ${podId}: secret volume missing, apply the pod again`,
+          );
+        }
+      }
+    }
+    await this.ensureNetwork(podId);
+    for (const info of list) {
+      if (info.State === "running") continue;
+      try {
+        await this.docker.getContainer(info.Id).start();
+      } catch (err) {
+        if (statusCode(err) !== 304) throw err;
+      }
+    }
+    this.startHealth(podId, list);
+  }
+
+  private async stopLocked(podId: string): Promise<void> {
+    this.stopHealth(podId);
+    const list = await this.podContainers(podId);
+    await Promise.all(
+      list.map(async (info) => {
+        try {
+          await this.docker.getContainer(info.Id).stop({ t: this.options.stopTimeoutSeconds ?? 10 });
+        } catch (err) {
+          if (statusCode(err) !== 304 && statusCode(err) !== 404) throw err;
+        }
+      }),
+    );
+  }
+
+  private async removeLocked(podId: string, options: RemoveOptions): Promise<void> {
+    this.stopHealth(podId);
+    this.healthSpecs.delete(podId);
+    for (const info of await this.podContainers(podId)) {
+      await ignore404(this.docker.getContainer(info.Id).remove({ force: true, v: true }));
+    }
+    const vols = await this.docker.listVolumes({ filters: this.podFilter(podId) });
+    for (const v of vols.Volumes ?? []) {
+      if (this.isOurs(v.Labels, podId)) await ignore404(this.docker.getVolume(v.Name).remove());
+    }
+    const nets = await this.docker.listNetworks({ filters: this.podFilter(podId) });
+    for (const n of nets) {
+      if (this.isOurs(n.Labels, podId)) await ignore404(this.docker.getNetwork(n.Name).remove());
+    }
+    await this.secrets.removePod(podId);
+    await this.firewall?.removePod(podId);
+    if (options.images) {
+      for (const ref of await this.podImages(podId)) await this.removeImage(ref);
+    }
+  }
+
+  // ---------------------------------------------------------------- status
+
+  async status(podId: string): Promise<PodStatus> {
+    assertPodId(podId);
+    const net = this.networkName(podId);
+    const list = await this.podContainers(podId);
+    const trackers = this.health.get(podId);
+    const containers: ContainerStatus[] = [];
+    for (const info of list) {
+      const name = info.Labels[LABEL.container] ?? info.Names[0] ?? info.Id;
+      const ins = await ignore404(this.docker.getContainer(info.Id).inspect());
+      if (!ins) continue;
+      const protocols = JSON.parse(info.Labels[LABEL.protocols] ?? "{}") as Record<string, PortProtocol>;
+      const ports: PublishedPort[] = [];
+      for (const [key, binds] of Object.entries(ins.NetworkSettings.Ports ?? {})) {
+        for (const b of binds ?? []) {
+          const containerPort = Number(key.split("/")[0]);
+          ports.push({
+            containerPort,
+            protocol: protocols[String(containerPort)] ?? "tcp",
+            hostIp: b.HostIp,
+            hostPort: Number(b.HostPort),
+          });
+        }
+      }
+      const state = toState(ins.State.Status);
+      const tracker = trackers?.get(name);
+      const hasCheck = this.healthSpecs.get(podId)?.has(name) ?? false;
+      const ip = ins.NetworkSettings.Networks?.[net]?.IPAddress || null;
+      containers.push({
+        name,
+        id: ins.Id,
+        image: ins.Config.Image,
+        state,
+        health: !hasCheck ? "none" : state !== "running" ? "unhealthy" : (tracker?.state ?? "starting"),
+        exitCode: state === "running" || state === "created" ? null : ins.State.ExitCode,
+        restarts: ins.RestartCount ?? 0,
+        startedAt: parseDate(ins.State.StartedAt),
+        finishedAt: parseDate(ins.State.FinishedAt),
+        ip: state === "running" ? ip : null,
+        ports,
+      });
+    }
+    containers.sort((a, b) => a.name.localeCompare(b.name));
+    return {
+      podId,
+      running: containers.length > 0 && containers.every((c) => c.state === "running"),
+      containers,
+    };
+  }
+
+  // ---------------------------------------------------------------- health
+
+  private startHealth(podId: string, list: Docker.ContainerInfo[]): void {
+    const specs = this.healthSpecs.get(podId);
+    if (!specs || specs.size === 0 || this.closed) return;
+    this.stopHealth(podId);
+    const trackers = new Map<string, HealthTracker>();
+    this.health.set(podId, trackers);
+    for (const info of list) {
+      const name = info.Labels[LABEL.container] ?? "";
+      const spec = specs.get(name);
+      if (!spec) continue;
+      const t: HealthTracker = {
+        state: "starting",
+        failures: 0,
+        startedAt: Date.now(),
+        timer: null,
+        running: true,
+      };
+      trackers.set(name, t);
+      const tick = async () => {
+        if (!t.running) return;
+        const ok = await this.probe(podId, name, spec);
+        if (!t.running) return;
+        if (ok) {
+          t.failures = 0;
+          t.state = "healthy";
+        } else if (Date.now() - t.startedAt >= spec.startPeriodMs || t.state === "healthy") {
+          t.failures++;
+          if (t.failures >= spec.retries) t.state = "unhealthy";
+        }
+        t.timer = setTimeout(tick, spec.intervalMs);
+        t.timer.unref();
+      };
+      t.timer = setTimeout(tick, Math.min(spec.intervalMs, 200));
+      t.timer.unref();
+    }
+  }
+
+  private stopHealth(podId: string): void {
+    const trackers = this.health.get(podId);
+    if (!trackers) return;
+    for (const t of trackers.values()) {
+      t.running = false;
+      if (t.timer) clearTimeout(t.timer);
+    }
+    this.health.delete(podId);
+  }
+
+  // Podman runs HEALTHCHECKs from systemd timers, and there is no systemd here (nor in many TEE guests):
+  // the engine probes itself. HTTP probes go from the host to the container's address on the pod network.
+  private async probe(podId: string, container: string, spec: HealthCheckSpec): Promise<boolean> {
+    try {
+      const c = this.docker.getContainer(this.containerName(podId, container));
+      if (spec.probe.kind === "http") {
+        const ins = await c.inspect();
+        const ip = ins.NetworkSettings.Networks?.[this.networkName(podId)]?.IPAddress;
+        if (!ip || !ins.State.Running) return false;
+        const res = await fetch(`http://${ip}:${spec.probe.port}${spec.probe.path}`, {
+          signal: AbortSignal.timeout(spec.timeoutMs),
+          redirect: "manual",
+        });
+        await res.body?.cancel();
+        return res.status >= 200 && res.status < 400;
+      }
+      const exec = await c.exec({ Cmd: spec.probe.argv, AttachStdout: true, AttachStderr: true });
+      const stream = await exec.start({ hijack: true, stdin: false });
+      const done = new Promise<void>((resolve) => {
+        stream.on("end", resolve);
+        stream.on("close", resolve);
+        stream.on("error", resolve);
+        stream.resume();
+      });
+      const timedOut = await Promise.race([
+        done.then(() => false),
+        new Promise<boolean>((r) => setTimeout(() => r(true), spec.timeoutMs).unref()),
+      ]);
+      stream.destroy();
+      if (timedOut) return false;
+      const info = await exec.inspect();
+      return info.ExitCode === 0;
+    } catch {
+      return false;
+    }
+  }
+
+  // ---------------------------------------------------------------- logs
+
+  async *logs(podId: string, options: LogOptions = {}): AsyncGenerator<LogLine> {
+    assertPodId(podId);
+    const list = await this.podContainers(podId);
+    const wanted = list.filter((i) => {
+      const n = i.Labels[LABEL.container] ?? "";
+      return !options.containers || options.containers.includes(n);
+    });
+    const ac = new AbortController();
+    const onAbort = () => ac.abort();
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      const sources = wanted.map((i) =>
+        this.containerLogs(i.Id, i.Labels[LABEL.container] ?? i.Id, options, ac.signal),
+      );
+      if (options.follow) {
+        yield* mergeAsync(sources, ac.signal);
+      } else {
+        const all: LogLine[] = [];
+        for (const s of sources) for await (const l of s) all.push(l);
+        all.sort((a, b) => a.time.getTime() - b.time.getTime());
+        yield* all;
+      }
+    } finally {
+      options.signal?.removeEventListener("abort", onAbort);
+      ac.abort();
+    }
+  }
+
+  private async *containerLogs(
+    id: string,
+    name: string,
+    options: LogOptions,
+    signal: AbortSignal,
+  ): AsyncGenerator<LogLine> {
+    const c = this.docker.getContainer(id);
+    const base = {
+      stdout: true,
+      stderr: true,
+      timestamps: true,
+      ...(options.since ? { since: Math.floor(options.since.getTime() / 1000) } : {}),
+      ...(options.tail !== undefined ? { tail: options.tail } : {}),
+    };
+    const demux = new LogDemuxer(name);
+    if (!options.follow) {
+      const buf = (await c.logs({ ...base, follow: false })) as unknown as Buffer;
+      yield* demux.push(Buffer.isBuffer(buf) ? buf : Buffer.from(String(buf)));
+      yield* demux.flush();
+      return;
+    }
+    const stream = (await c.logs({ ...base, follow: true })) as unknown as Readable;
+    const destroy = () => stream.destroy();
+    signal.addEventListener("abort", destroy, { once: true });
+    try {
+      for await (const chunk of stream) yield* demux.push(chunk as Buffer);
+      yield* demux.flush();
+    } catch (err) {
+      if (!signal.aborted) throw err;
+    } finally {
+      signal.removeEventListener("abort", destroy);
+      stream.destroy();
+    }
+  }
+
+  // ---------------------------------------------------------------- stats
+
+  async stats(podId: string): Promise<PodStats> {
+    assertPodId(podId);
+    const list = await this.podContainers(podId);
+    const containers: ContainerStats[] = await Promise.all(
+      list.map(async (info) => {
+        const name = info.Labels[LABEL.container] ?? info.Id;
+        if (info.State !== "running") return { name, cpuSeconds: 0, memoryBytes: 0, rxBytes: 0, txBytes: 0 };
+        const s = (await this.docker.getContainer(info.Id).stats({ stream: false })) as unknown as {
+          cpu_stats?: { cpu_usage?: { total_usage?: number } };
+          memory_stats?: { usage?: number };
+          networks?: Record<string, { rx_bytes?: number; tx_bytes?: number }>;
+        };
+        let rx = 0;
+        let tx = 0;
+        for (const n of Object.values(s.networks ?? {})) {
+          rx += n.rx_bytes ?? 0;
+          tx += n.tx_bytes ?? 0;
+        }
+        return {
+          name,
+          // Podman reports cumulative CPU time in nanoseconds, like Docker.
+          cpuSeconds: (s.cpu_stats?.cpu_usage?.total_usage ?? 0) / 1e9,
+          memoryBytes: s.memory_stats?.usage ?? 0,
+          rxBytes: rx,
+          txBytes: tx,
+        };
+      }),
+    );
+    const sum = (f: (c: ContainerStats) => number) => containers.reduce((a, c) => a + f(c), 0);
+    return {
+      podId,
+      time: new Date(),
+      containers,
+      cpuSeconds: sum((c) => c.cpuSeconds),
+      memoryBytes: sum((c) => c.memoryBytes),
+      rxBytes: sum((c) => c.rxBytes),
+      txBytes: sum((c) => c.txBytes),
+    };
+  }
+
+  // ---------------------------------------------------------------- images
+
+  async loadImage(podId: string, container: string, source: ImageSource): Promise<LoadedImage> {
+    assertPodId(podId);
+    if (!/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/.test(container)) {
+      throw new EngineError("INVALID_SPEC", `invalid container name ${container}`);
+    }
+    const refFor = (digest: string) => `${this.imageRepo(podId, container)}:${digest.slice(7, 19)}`;
+    const prepared = await prepareImageArchive(source, path.join(this.options.runDir, "images"), refFor);
+    try {
+      const ref = refFor(prepared.configDigest);
+      const res = (await this.docker.loadImage(createReadStream(prepared.tarPath))) as unknown as Readable;
+      const body = await drain(res);
+      const loaded = [...body.matchAll(/Loaded image(?:\(s\))?: ([^\s"\\]+)/g)].map((m) => m[1]);
+      if (!loaded.includes(ref)) {
+        throw new EngineError("IMAGE_LOAD_FAILED", `engine did not load ${ref}: ${body.slice(0, 500)}`);
+      }
+      const ins = await this.docker.getImage(ref).inspect();
+      return { ref, id: ins.Id.startsWith("sha256:") ? ins.Id : `sha256:${ins.Id}` };
+    } catch (err) {
+      if (err instanceof EngineError) throw err;
+      throw new EngineError("IMAGE_LOAD_FAILED", `image load failed: ${(err as Error).message}`, {
+        cause: err,
+      });
+    } finally {
+      await prepared.cleanup();
+    }
+  }
+
+  async removeImage(ref: string): Promise<void> {
+    // Removing by name only drops that name while another name (another pod) still uses the image.
+    await ignore404(this.docker.getImage(ref).remove({ noprune: false }));
+  }
+
+  private async podImages(podId: string): Promise<string[]> {
+    const prefix = `localhost/tpod-${podId}/`;
+    const images = await this.docker.listImages({ all: false });
+    return images.flatMap((i) => (i.RepoTags ?? []).filter((t) => t.startsWith(prefix)));
+  }
+
+  // ---------------------------------------------------------------- reconciliation
+
+  async listPods(): Promise<ManagedPod[]> {
+    const pods = new Map<string, ManagedPod>();
+    const get = (id: string) => {
+      let p = pods.get(id);
+      if (!p) {
+        p = { podId: id, containers: [], networks: [], volumes: [], images: [] };
+        pods.set(id, p);
+      }
+      return p;
+    };
+    const filters = this.podFilter();
+    for (const c of await this.docker.listContainers({ all: true, filters })) {
+      const id = c.Labels[LABEL.pod];
+      if (id && this.isOurs(c.Labels)) get(id).containers.push(c.Labels[LABEL.container] ?? c.Id);
+    }
+    for (const n of await this.docker.listNetworks({ filters })) {
+      const id = n.Labels?.[LABEL.pod];
+      if (id && this.isOurs(n.Labels)) get(id).networks.push(n.Name);
+    }
+    for (const v of (await this.docker.listVolumes({ filters })).Volumes ?? []) {
+      const id = v.Labels?.[LABEL.pod];
+      if (id && this.isOurs(v.Labels)) get(id).volumes.push(v.Name);
+    }
+    // Images carry no labels of ours (they come from the tenant): only pods known by other objects are listed.
+    for (const p of pods.values()) p.images = await this.podImages(p.podId);
+    return [...pods.values()].sort((a, b) => a.podId.localeCompare(b.podId));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const podId of [...this.health.keys()]) this.stopHealth(podId);
+    await this.service?.stop();
+  }
+}
+
+export function defaultRunDir(): string {
+  return path.join(os.tmpdir(), `tpod-engine-${process.pid}`);
+}
