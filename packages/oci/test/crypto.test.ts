@@ -136,7 +136,7 @@ describe("interop with skopeo 1.9.3", () => {
   it("skopeo decrypts a multi-layer image we encrypted for several recipients, with each key", async () => {
     const enc = out("enc");
     const recipients = await Promise.all([rsa.pub, ec.pub].map(readPublicKeyFile));
-    await encryptLayout(multi, enc, recipients, { parallel: false });
+    await encryptLayout(multi, enc, recipients);
     const info = await inspectImage(await openOciLayout(enc));
     expect(info.recipients).toBe(2);
     expect(info.manifests[0]!.layers.map((l) => l.recipientKeyIds)).toEqual(
