@@ -1,3 +1,4 @@
+export * from "./archive.js";
 export * from "./crypto/image.js";
 export {
   ENC_ANNOTATION_PREFIX,
@@ -14,5 +15,7 @@ export * from "./errors.js";
 export * from "./inspect.js";
 export { encodeJson, MAX_JSON_BLOB, parseDescriptor, parseIndex, parseManifest } from "./json.js";
 export * from "./layout.js";
+export * from "./podman.js";
+export { indexTar, type TarEntry } from "./tar.js";
 export * from "./types.js";
 export { readBlobBytes, type WalkedNode, walkImage } from "./walk.js";
