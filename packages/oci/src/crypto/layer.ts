@@ -14,7 +14,6 @@ import {
   SizeMismatchError,
   UnsupportedError,
 } from "../errors.js";
-import { writeAll } from "../layout.js";
 
 /** The only layer cipher ocicrypt defines. */
 export const LAYER_CIPHER = "AES_256_CTR_HMAC_SHA256";
@@ -89,6 +88,45 @@ export function decodePublicOptions(annotation: string | undefined): PublicLayer
   return { cipher: LAYER_CIPHER, hmac: b64field(hmac, "hmac") };
 }
 
+/** At most this many output chunks (1 MiB each) are being written while the next is computed. */
+const MAX_PENDING_WRITES = 3;
+
+/**
+ * Writes chunks at explicit positions without waiting for each write, so the disk works while the next chunk
+ * is encrypted; memory stays bounded by MAX_PENDING_WRITES. Chunks must not be reused by the caller.
+ */
+class WriteBehind {
+  #position = 0;
+  #pending: Promise<void>[] = [];
+  #failed: unknown;
+  constructor(readonly out: FileHandle) {}
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.#failed) throw this.#failed;
+    if (chunk.byteLength === 0) return;
+    const at = this.#position;
+    this.#position += chunk.byteLength;
+    const p = this.#writeAt(chunk, at);
+    p.catch((err) => {
+      this.#failed ??= err;
+    });
+    this.#pending.push(p);
+    if (this.#pending.length >= MAX_PENDING_WRITES) await this.#pending.shift();
+  }
+  async #writeAt(chunk: Uint8Array, at: number): Promise<void> {
+    let off = 0;
+    while (off < chunk.byteLength) {
+      const { bytesWritten } = await this.out.write(chunk, off, chunk.byteLength - off, at + off);
+      off += bytesWritten;
+    }
+  }
+  async flush(): Promise<void> {
+    const all = this.#pending;
+    this.#pending = [];
+    await Promise.all(all);
+    if (this.#failed) throw this.#failed;
+  }
+}
+
 export interface EncryptedLayer {
   digest: string;
   size: number;
@@ -113,6 +151,7 @@ export async function encryptLayer(
   const plainHash = plainDigest.startsWith("sha512:") ? createHash("sha512") : createHash("sha256");
   const hmac = createHmac("sha256", symkey);
   const encHash = createHash("sha256");
+  const writer = new WriteBehind(out);
   let size = 0;
   for await (const chunk of input) {
     size += chunk.byteLength;
@@ -121,8 +160,9 @@ export async function encryptLayer(
     const enc = cipher.update(chunk);
     hmac.update(enc);
     encHash.update(enc);
-    await writeAll(out, enc);
+    await writer.write(enc);
   }
+  await writer.flush();
   // CTR is a stream mode: final() yields nothing, but call it so the cipher is properly closed.
   cipher.final();
   if (size !== plainSize) throw new SizeMismatchError(plainDigest, plainSize, size);
@@ -153,6 +193,7 @@ export async function decryptLayer(
   const plainHash = priv.digest.startsWith("sha512:") ? createHash("sha512") : createHash("sha256");
   const hmacState = createHmac("sha256", priv.symkey);
   const encHash = createHash("sha256");
+  const writer = new WriteBehind(out);
   let size = 0;
   for await (const chunk of input) {
     size += chunk.byteLength;
@@ -161,8 +202,9 @@ export async function decryptLayer(
     hmacState.update(chunk);
     const plain = decipher.update(chunk);
     plainHash.update(plain);
-    await writeAll(out, plain);
+    await writer.write(plain);
   }
+  await writer.flush();
   decipher.final();
   const sha256 = encHash.digest("hex");
   const hmac = hmacState.digest();
