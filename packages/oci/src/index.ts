@@ -11,6 +11,7 @@ export * from "./crypto/keys.js";
 export { LAYER_CIPHER } from "./crypto/layer.js";
 export * from "./digest.js";
 export * from "./dir.js";
+export * from "./docker-archive-writer.js";
 export * from "./errors.js";
 export * from "./inspect.js";
 export { encodeJson, MAX_JSON_BLOB, parseDescriptor, parseIndex, parseManifest } from "./json.js";

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   copyImage,
+  createDockerArchiveWriter,
   createOciArchiveWriter,
   createOciLayoutWriter,
   DigestMismatchError,
@@ -93,6 +94,24 @@ describe("archives", () => {
     const { stdout } = await exec("skopeo", ["inspect", `oci-archive:${file}:written`]);
     expect(JSON.parse(stdout).Layers).toHaveLength(2);
     expect((await openArchive(file)).root.digest).toBe(src.root.digest);
+  });
+
+  it("writes a docker-archive (gzip layers stored uncompressed) that podman loads and runs", async () => {
+    const file = join(work.dir, "written-docker.tar");
+    const writer = await createDockerArchiveWriter(file);
+    await copyImage(await openOciLayout(layout), writer, {
+      refName: "localhost/tpod-oci-docker-archive:test",
+    });
+    const back = await openArchive(file);
+    expect(back.format).toBe("docker-archive");
+    expect(await layerDiffIdsOf(back)).toEqual(await layerDiffIds(layout));
+    const target = uniqueName("tpod-oci-dload");
+    loaded.push(target);
+    const { stdout } = await exec("podman", ["load", "-q", "-i", file]);
+    const id = stdout.trim().split(/\s+/).pop()!;
+    await exec("podman", ["tag", id, target]);
+    const run = await exec("podman", ["run", "--rm", target, "echo", "hello-from-docker-archive"]);
+    expect(run.stdout.trim()).toBe("hello-from-docker-archive");
   });
 
   it("exports from and loads into the local Podman store", async () => {
