@@ -108,6 +108,16 @@ describe("tpod image", () => {
     expect(await exists(p("nokey"))).toBe(false);
   });
 
+  it("inspects oci-archive and docker-archive files too", async () => {
+    for (const format of ["oci-archive", "docker-archive"]) {
+      const file = p(`${format}.tar`);
+      await exec("podman", ["save", "-q", "--format", format, "-o", file, name]);
+      const { io, out } = capture();
+      expect(await run(["image", "inspect", "--json", file], io)).toBe(0);
+      expect(JSON.parse(out.join(""))).toMatchObject({ encryption: "plain", recipients: 0 });
+    }
+  });
+
   it("the installed bin encrypts and prints a readable inspect", async () => {
     await exec(bin, ["image", "encrypt", "-q", "--recipient", b.pub, plain, p("bin-enc")]);
     const { stdout } = await exec(bin, ["image", "inspect", p("bin-enc")]);

@@ -277,3 +277,31 @@ describe("keys and failures", () => {
     await noTempLeft();
   });
 });
+
+describe("image indexes", () => {
+  it("encrypts every manifest of an image index and decrypts back to the same index digest", async () => {
+    const dir = out("index");
+    await copyDir(plain, dir);
+    const src = await openOciLayout(dir);
+    const index = {
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.index.v1+json",
+      manifests: [{ ...src.root, annotations: undefined, platform: { architecture: "amd64", os: "linux" } }],
+    };
+    const bytes = JSON.stringify(index);
+    const digest = sha256Digest(bytes);
+    await writeFile(blobPath(dir, digest), bytes);
+    const entry = { mediaType: index.mediaType, digest, size: Buffer.byteLength(bytes) };
+    await writeFile(join(dir, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [entry] }));
+
+    const enc = out("enc");
+    await encryptLayout(dir, enc, [await readPublicKeyFile(ec.pub)]);
+    const info = await inspectImage(await openOciLayout(enc));
+    expect(info.root.mediaType).toBe(index.mediaType);
+    expect(info.manifests[0]!.platform).toEqual({ architecture: "amd64", os: "linux" });
+    expect(info.encryption).toBe("encrypted");
+    const dec = out("dec");
+    await decryptLayout(enc, dec, [await readPrivateKeyFile(ec.priv)]);
+    expect(await rootDigest(dec)).toBe(digest);
+  });
+});

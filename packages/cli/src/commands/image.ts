@@ -1,3 +1,4 @@
+import { stat } from "node:fs/promises";
 import {
   addRecipientsLayout,
   type CryptoProgress,
@@ -8,6 +9,7 @@ import {
   inspectImage,
   type LayoutOpResult,
   OciError,
+  openArchive,
   openOciLayout,
   readPrivateKeyFile,
   readPublicKeyFile,
@@ -156,18 +158,21 @@ function registerRecipients(image: Command, { io }: CommandContext): void {
 type InspectableSource = ImageSource & { walk?: () => Promise<WalkedNode[]> };
 
 /**
- * Opens what `tpod image inspect` was given. Local layout directories today; further kinds of target
- * (such as an IPFS CID) plug in here as extra branches.
+ * Opens what `tpod image inspect` was given: a layout directory or an oci/docker archive file. Further kinds
+ * of target (such as an IPFS CID) plug in here as extra branches.
  */
 export async function openInspectTarget(target: string, opts: { ref?: string }): Promise<InspectableSource> {
-  return openOciLayout(target, opts.ref !== undefined ? { ref: opts.ref } : {});
+  const ref = opts.ref !== undefined ? { ref: opts.ref } : {};
+  const info = await stat(target).catch(() => undefined);
+  if (info?.isFile()) return openArchive(target, ref);
+  return openOciLayout(target, ref);
 }
 
 function registerInspect(image: Command, { io }: CommandContext): void {
   image
     .command("inspect")
     .description("show an image's manifests, layers, sizes, encryption and recipient counts")
-    .argument("<target>", "OCI image layout directory")
+    .argument("<target>", "OCI image layout directory, or oci-archive / docker-archive file")
     .option("--ref <name>", "image to use when the layout holds several")
     .option("--json", "print the description as JSON")
     .action(async (target: string, opts: CommonOpts) => {
