@@ -3,6 +3,7 @@ import type { ExitCode } from "../errors.js";
 import type { Io } from "../output.js";
 import { registerAttest } from "./attest.js";
 import { registerDoctor } from "./doctor.js";
+import { registerImage } from "./image.js";
 import { registerManifest } from "./manifest.js";
 
 export interface CommandContext {
@@ -16,4 +17,5 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
   registerDoctor(program, ctx);
   registerAttest(program, ctx);
   registerManifest(program, ctx);
+  registerImage(program, ctx);
 }
