@@ -1,5 +1,5 @@
 // Compiles contracts/**/*.sol offline with the pinned solc from npm (bundled soljson, no download) and writes one
-// TypeScript module per contract into src/generated/ (ABI `as const` + creation bytecode) for viem.
+// TypeScript module per contract into src/gen/ (ABI `as const` + creation bytecode) for viem.
 // Skips the work when the sources, compiler version and settings did not change since the last run.
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -21,7 +21,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const pkgDir = resolve(here, "..");
 const repoRoot = resolve(pkgDir, "../..");
 const contractsDir = join(repoRoot, "contracts");
-const outDir = join(pkgDir, "src/generated");
+const outDir = join(pkgDir, "src/gen");
 
 const settings = {
   optimizer: { enabled: true, runs: 200 },

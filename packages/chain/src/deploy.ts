@@ -10,7 +10,7 @@ import {
   registryBytecode,
   testTokenAbi,
   testTokenBytecode,
-} from "./generated/index.js";
+} from "./gen/index.js";
 
 /** Raised when a deployment transaction did not create a contract. */
 export class DeployError extends Error {

@@ -13,7 +13,7 @@ import { type Anvil, type AnvilOptions, startAnvil } from "./anvil.js";
 import type { ChainContext, ContractAddresses } from "./client.js";
 import { deployTestToken, deployTrustedPods } from "./deploy.js";
 import { waitForTransaction } from "./events.js";
-import { testTokenAbi } from "./generated/index.js";
+import { testTokenAbi } from "./gen/index.js";
 
 /** anvil's well-known default mnemonic: every key derived from it is public. */
 export const ANVIL_TEST_MNEMONIC = "test test test test test test test test test test test junk";

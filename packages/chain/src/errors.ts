@@ -1,5 +1,5 @@
 import { BaseError, ContractFunctionRevertedError, decodeErrorResult, type Hex } from "viem";
-import { marketplaceAbi, paymentsAbi, registryAbi } from "./generated/index.js";
+import { marketplaceAbi, paymentsAbi, registryAbi } from "./gen/index.js";
 
 /** Every custom error the contracts can raise, for decoding raw revert data. */
 export const contractErrorsAbi = [...paymentsAbi, ...registryAbi, ...marketplaceAbi].filter(

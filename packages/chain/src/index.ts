@@ -5,7 +5,7 @@ export * from "./devnet.js";
 export * from "./eip712.js";
 export * from "./errors.js";
 export * from "./events.js";
-export * from "./generated/index.js";
+export * from "./gen/index.js";
 export * from "./marketplace.js";
 export * from "./payments.js";
 export * from "./registry.js";

@@ -1,7 +1,7 @@
 import type { Address, Hex } from "viem";
 import { type ChainContext, read, type Sent, send } from "./client.js";
 import { eventsOf } from "./events.js";
-import { marketplaceAbi } from "./generated/index.js";
+import { marketplaceAbi } from "./gen/index.js";
 import { paysListing } from "./payments.js";
 
 export interface Listing {

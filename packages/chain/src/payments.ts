@@ -11,7 +11,7 @@ import { type ChainContext, read, type Sent, send, senderOf } from "./client.js"
 import { paymentsDomain, type Quote, signQuote, signVoucher, type TypedDataSigner } from "./eip712.js";
 import { explainError } from "./errors.js";
 import { eventsOf, waitForTransaction } from "./events.js";
-import { paymentsAbi } from "./generated/index.js";
+import { paymentsAbi } from "./gen/index.js";
 
 /** A royalty share of every claim: `listingId` 0n is free-form, otherwise checked against the Marketplace. */
 export interface Royalty {

@@ -1,6 +1,6 @@
 import type { Address } from "viem";
 import { type ChainContext, read, type Sent, send } from "./client.js";
-import { registryAbi } from "./generated/index.js";
+import { registryAbi } from "./gen/index.js";
 
 /** Resource ids of the pricing table; prices are integer token units per unit-second. */
 export const Resource = {

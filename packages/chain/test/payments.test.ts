@@ -10,6 +10,7 @@ import {
   claimWithVoucher,
   type DevChain,
   deployContract,
+  ensureAllowance,
   feeOnTransferTokenAbi,
   feeOnTransferTokenBytecode,
   getChannel,
@@ -48,6 +49,8 @@ let p: Parties;
 beforeAll(async () => {
   chain = await startDevChain();
   p = parties(chain);
+  // One large allowance up front, so no approve transaction takes a timestamp a test pinned for its own call.
+  await ensureAllowance(p.publisher, p.token, 2n ** 200n);
 });
 afterAll(async () => {
   await chain?.stop();

@@ -6,6 +6,7 @@ import {
   createListing,
   type DevChain,
   deregisterProvider,
+  ensureAllowance,
   findProviders,
   getListing,
   getProvider,
@@ -32,6 +33,8 @@ let p: Parties;
 beforeAll(async () => {
   chain = await startDevChain();
   p = parties(chain);
+  // One large allowance up front, so no approve transaction takes a timestamp a test pinned for its own call.
+  await ensureAllowance(p.publisher, p.token, 2n ** 200n);
 });
 afterAll(async () => {
   await chain?.stop();
