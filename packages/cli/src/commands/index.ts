@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import type { ExitCode } from "../errors.js";
 import type { Io } from "../output.js";
 import { registerAttest } from "./attest.js";
+import { registerDevnet } from "./devnet.js";
 import { registerDoctor } from "./doctor.js";
 import { registerImage } from "./image.js";
 import { registerManifest } from "./manifest.js";
@@ -18,4 +19,5 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
   registerAttest(program, ctx);
   registerManifest(program, ctx);
   registerImage(program, ctx);
+  registerDevnet(program, ctx);
 }

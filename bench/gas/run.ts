@@ -1,0 +1,193 @@
+// Gas used by every Trusted Pods contract action on a fresh anvil dev chain, against the Apocryph reference
+// measured on this machine kind (solc 0.8.37, optimizer 200 runs, anvil). Run: node bench/gas/run.ts [--json]
+import {
+  type ChainContext,
+  claim,
+  claimWithVoucher,
+  type DevChain,
+  openChannel,
+  type Quote,
+  Resource,
+  type Royalty,
+  refund,
+  registerProvider,
+  requestClose,
+  signQuoteFor,
+  signVoucherFor,
+  startDevChain,
+  topUp,
+  withdraw,
+} from "@trustedpods/chain";
+import { type Hex, keccak256, toHex } from "viem";
+
+const REFERENCE = {
+  create: 112_219,
+  firstClaim: 86_853,
+  steadyClaim: 52_653,
+  unlock: 51_836,
+  refund: 47_902,
+};
+const REFERENCE_TOTAL =
+  REFERENCE.create + REFERENCE.firstClaim + 9 * REFERENCE.steadyClaim + REFERENCE.unlock + REFERENCE.refund;
+const TARGET_STEADY_CLAIM = 45_000;
+const TARGET_TOTAL = 618_000;
+
+let podCounter = 0;
+const newPod = (): Hex => keccak256(toHex(`bench-pod-${podCounter++}-${Date.now()}`));
+
+async function increaseTime(chain: DevChain, seconds: number): Promise<void> {
+  await chain.publicClient.request({
+    method: "evm_increaseTime" as never,
+    params: [toHex(seconds)] as never,
+  });
+  await chain.publicClient.request({ method: "evm_mine" as never, params: [] as never });
+}
+
+async function main(): Promise<void> {
+  const json = process.argv.includes("--json");
+  const chain = await startDevChain();
+  const rows: { action: string; gas: bigint; reference?: number; target?: number }[] = [];
+  const record = (action: string, gas: bigint, reference?: number, target?: number) => {
+    rows.push({ action, gas, ...(reference ? { reference } : {}), ...(target ? { target } : {}) });
+  };
+  try {
+    const provider = chain.context(1);
+    const publisher = chain.context(2);
+    const providerAddr = chain.accounts[1]!.address;
+    const publisherAddr = chain.accounts[2]!.address;
+    const devs = [3, 4, 5].map((i) => chain.accounts[i]!.address);
+    const token = chain.contracts.token;
+
+    const reg = await registerProvider(provider, {
+      name: "bench provider",
+      regions: ["eu-west"],
+      multiaddrs: ["/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWBench"],
+      metadataCid: "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
+      teeTypes: ["sev-snp", "tdx"],
+      token,
+      minNoticeSeconds: 3600,
+      prices: [
+        { resource: Resource.cpu, pricePerUnitSecond: 10n },
+        { resource: Resource.memory, pricePerUnitSecond: 2n },
+        { resource: Resource.storage, pricePerUnitSecond: 1n },
+        { resource: Resource.gpu, pricePerUnitSecond: 1000n },
+      ],
+    });
+    record("register provider (4 prices, 2 TEE types)", reg.receipt.gasUsed);
+
+    const rate = 10n ** 12n;
+    const quoteFor = async (podId: Hex): Promise<{ quote: Quote; sig: Hex }> => {
+      const quote: Quote = {
+        provider: providerAddr,
+        publisher: publisherAddr,
+        podId,
+        token,
+        ratePerSecond: rate,
+        minNoticeSeconds: 3600,
+        expiry: BigInt(Math.floor(Date.now() / 1000) + 86_400 * 365),
+      };
+      return { quote, sig: await signQuoteFor(provider, provider.walletClient!, quote) };
+    };
+    const open = async (royalties: Royalty[]) => {
+      const podId = newPod();
+      const { quote, sig } = await quoteFor(podId);
+      const sent = await openChannel(publisher, {
+        quote,
+        quoteSignature: sig,
+        podId,
+        deposit: 10n ** 20n,
+        noticeSeconds: 3600,
+        royalties,
+      });
+      return { podId, gas: sent.receipt.gasUsed };
+    };
+    // Warm the token's allowance and the contract's token balance once, as on any live chain.
+    await open([]);
+
+    const r0 = await open([]);
+    record("open (0 royalty recipients)", r0.gas, REFERENCE.create);
+    const r1 = await open([{ recipient: devs[0]!, bps: 500, listingId: 0n }]);
+    record("open (1 royalty recipient)", r1.gas, REFERENCE.create);
+    const r3 = await open(devs.map((d) => ({ recipient: d, bps: 300, listingId: 0n })));
+    record("open (3 royalty recipients)", r3.gas, REFERENCE.create);
+
+    await increaseTime(chain, 60);
+    let cumulative = 0n;
+    const claimOn = async (ctx: ChainContext, podId: Hex) => {
+      cumulative += rate * 10n;
+      return (await claim(ctx, publisherAddr, podId, cumulative)).receipt.gasUsed;
+    };
+    const firstClaim = await claimOn(provider, r0.podId);
+    record("claim, first (provider had no balance)", firstClaim, REFERENCE.firstClaim);
+    const steady = await claimOn(provider, r0.podId);
+    record("claim, steady (0 royalties)", steady, REFERENCE.steadyClaim, TARGET_STEADY_CLAIM);
+    cumulative = 0n;
+    await claimOn(provider, r1.podId);
+    record("claim, steady (1 royalty)", await claimOn(provider, r1.podId), REFERENCE.steadyClaim);
+    cumulative = 0n;
+    await claimOn(provider, r3.podId);
+    record("claim, steady (3 royalties)", await claimOn(provider, r3.podId), REFERENCE.steadyClaim);
+
+    const voucherAmount = rate * 100_000n;
+    const voucherSig = await signVoucherFor(
+      publisher,
+      publisher.walletClient!,
+      { publisher: publisherAddr, provider: providerAddr, podId: r0.podId },
+      voucherAmount,
+    );
+    const v = await claimWithVoucher(
+      provider,
+      publisherAddr,
+      r0.podId,
+      voucherAmount,
+      voucherAmount,
+      voucherSig,
+    );
+    record("claim with voucher (0 royalties)", v.receipt.gasUsed, REFERENCE.steadyClaim);
+
+    const t = await topUp(publisher, providerAddr, r0.podId, 10n ** 18n);
+    record("top-up", t.receipt.gasUsed);
+    const rc = await requestClose(publisher, providerAddr, r1.podId);
+    record("request close", rc.receipt.gasUsed, REFERENCE.unlock);
+    await increaseTime(chain, 3600);
+    const rf = await refund(publisher, providerAddr, r1.podId);
+    record("refund after notice (settles provider)", rf.receipt.gasUsed, REFERENCE.refund);
+    const w = await withdraw(provider, token);
+    record("withdraw provider balance", w.receipt.gasUsed);
+    const wd = await withdraw(chain.context(3), token);
+    record("withdraw royalty balance", wd.receipt.gasUsed);
+
+    // The lifecycle the reference was measured on: open + 10 claims + close (request + refund).
+    const life = await open([]);
+    let total = life.gas;
+    cumulative = 0n;
+    for (let i = 0; i < 10; i++) {
+      await increaseTime(chain, 30);
+      total += await claimOn(provider, life.podId);
+    }
+    total += (await requestClose(publisher, providerAddr, life.podId)).receipt.gasUsed;
+    await increaseTime(chain, 3600);
+    total += (await refund(publisher, providerAddr, life.podId)).receipt.gasUsed;
+    record("open + 10 claims + close (request + refund)", total, REFERENCE_TOTAL, TARGET_TOTAL);
+    const withWithdraw = total + (await withdraw(provider, token)).receipt.gasUsed;
+    record("  ... + provider withdraw", withWithdraw, REFERENCE_TOTAL);
+  } finally {
+    await chain.stop();
+  }
+  if (json) {
+    process.stdout.write(`${JSON.stringify(rows, (_k, v) => (typeof v === "bigint" ? Number(v) : v))}\n`);
+    return;
+  }
+  console.log(
+    `${"action".padEnd(46)} ${"gas".padStart(9)} ${"reference".padStart(10)} ${"ratio".padStart(6)}  target`,
+  );
+  for (const r of rows) {
+    const ratio = r.reference ? (Number(r.gas) / r.reference).toFixed(2) : "";
+    const target = r.target ? `${Number(r.gas) <= r.target ? "ok" : "MISSED"} <= ${r.target}` : "";
+    console.log(
+      `${r.action.padEnd(46)} ${r.gas.toString().padStart(9)} ${(r.reference?.toString() ?? "").padStart(10)} ${ratio.padStart(6)}  ${target}`,
+    );
+  }
+}
+
+await main();

@@ -1,0 +1,112 @@
+import {
+  type Address,
+  createPublicClient,
+  createWalletClient,
+  type Hex,
+  http,
+  type PublicClient,
+  toHex,
+} from "viem";
+import { mnemonicToAccount, privateKeyToAccount } from "viem/accounts";
+import { foundry } from "viem/chains";
+import { type Anvil, type AnvilOptions, startAnvil } from "./anvil.js";
+import type { ChainContext, ContractAddresses } from "./client.js";
+import { deployTestToken, deployTrustedPods } from "./deploy.js";
+import { waitForTransaction } from "./events.js";
+import { testTokenAbi } from "./gen/index.js";
+
+/** anvil's well-known default mnemonic: every key derived from it is public. */
+export const ANVIL_TEST_MNEMONIC = "test test test test test test test test test test test junk";
+
+export interface DevAccount {
+  address: Address;
+  privateKey: Hex;
+  /** Always says these are public test keys: never fund them on a real chain. */
+  label: string;
+}
+
+export interface DevChainContracts extends ContractAddresses {
+  /** The mintable test ERC-20 every dev account holds. */
+  token: Address;
+}
+
+export interface DevChain {
+  rpcUrl: string;
+  chainId: number;
+  contracts: DevChainContracts;
+  accounts: DevAccount[];
+  anvil: Anvil;
+  publicClient: PublicClient;
+  /** A ChainContext whose wallet is dev account `index`. */
+  context(index: number, confirmations?: number): ChainContext;
+  stop(): Promise<void>;
+}
+
+export interface DevChainOptions extends AnvilOptions {
+  /** Test tokens minted to every account (default 1,000,000 tokens of 18 decimals). */
+  fundAmount?: bigint;
+}
+
+const TEST_KEY_LABEL = "TEST KEY from anvil's public default mnemonic: never use on a real chain";
+
+/** The first `count` anvil default accounts with their private keys. */
+export function devAccounts(count = 10): DevAccount[] {
+  return Array.from({ length: count }, (_, i) => {
+    const hd = mnemonicToAccount(ANVIL_TEST_MNEMONIC, { addressIndex: i });
+    const key = hd.getHdKey().privateKey;
+    if (!key) throw new Error("cannot derive a dev key");
+    const privateKey = toHex(key);
+    return { address: hd.address, privateKey, label: TEST_KEY_LABEL };
+  });
+}
+
+/**
+ * Starts anvil on loopback, deploys Registry, Payments, Marketplace and a mintable test token, and mints tokens
+ * to every dev account. Stop it with `stop()`.
+ */
+export async function startDevChain(opts: DevChainOptions = {}): Promise<DevChain> {
+  const anvil = await startAnvil(opts);
+  try {
+    const chain = { ...foundry, id: anvil.chainId, rpcUrls: { default: { http: [anvil.rpcUrl] } } };
+    const transport = http(anvil.rpcUrl, { retryCount: 0 });
+    const publicClient = createPublicClient({ chain, transport, pollingInterval: 100 }) as PublicClient;
+    const accounts = devAccounts(opts.accounts ?? 10);
+    const walletOf = (i: number) =>
+      createWalletClient({ chain, transport, account: privateKeyToAccount(accounts[i]!.privateKey) });
+    const deployer = walletOf(0);
+    const addresses = await deployTrustedPods(publicClient, deployer);
+    const token = await deployTestToken(publicClient, deployer);
+    const fund = opts.fundAmount ?? 1_000_000n * 10n ** 18n;
+    const hashes: Hex[] = [];
+    for (const a of accounts) {
+      hashes.push(
+        await deployer.writeContract({
+          address: token,
+          abi: testTokenAbi,
+          functionName: "mint",
+          args: [a.address, fund],
+        }),
+      );
+    }
+    for (const h of hashes) await waitForTransaction(publicClient, h);
+    const contracts = { ...addresses, token };
+    return {
+      rpcUrl: anvil.rpcUrl,
+      chainId: anvil.chainId,
+      contracts,
+      accounts,
+      anvil,
+      publicClient,
+      context: (index, confirmations = 1) => ({
+        publicClient,
+        walletClient: walletOf(index),
+        addresses,
+        confirmations,
+      }),
+      stop: () => anvil.stop(),
+    };
+  } catch (err) {
+    await anvil.stop();
+    throw err;
+  }
+}

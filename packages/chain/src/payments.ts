@@ -1,0 +1,253 @@
+import {
+  type Address,
+  encodeAbiParameters,
+  erc20Abi,
+  type Hex,
+  keccak256,
+  parseAbi,
+  type TypedDataDomain,
+} from "viem";
+import { type ChainContext, read, type Sent, send, senderOf } from "./client.js";
+import { paymentsDomain, type Quote, signQuote, signVoucher, type TypedDataSigner } from "./eip712.js";
+import { explainError } from "./errors.js";
+import { eventsOf, waitForTransaction } from "./events.js";
+import { paymentsAbi } from "./gen/index.js";
+
+/** A royalty share of every claim: `listingId` 0n is free-form, otherwise checked against the Marketplace. */
+export interface Royalty {
+  recipient: Address;
+  bps: number;
+  listingId: bigint;
+}
+
+export interface ChannelKey {
+  publisher: Address;
+  provider: Address;
+  podId: Hex;
+}
+
+export interface ChannelState {
+  id: Hex;
+  token: Address;
+  deposit: bigint;
+  claimed: bigint;
+  ratePerSecond: bigint;
+  since: bigint;
+  accruedBefore: bigint;
+  /** 0n while open; accrual stops here. */
+  closeAt: bigint;
+  noticeSeconds: bigint;
+  royaltyCount: bigint;
+  exists: boolean;
+  finalized: boolean;
+}
+
+/** The channel id exactly as the contract computes it: keccak256(abi.encode(publisher, provider, podId)). */
+export function channelId(key: ChannelKey): Hex {
+  return keccak256(
+    encodeAbiParameters(
+      [{ type: "address" }, { type: "address" }, { type: "bytes32" }],
+      [key.publisher, key.provider, key.podId],
+    ),
+  );
+}
+
+/** The EIP-712 domain of this context's Payments contract. */
+export async function domainOf(ctx: ChainContext): Promise<TypedDataDomain> {
+  return paymentsDomain(await ctx.publicClient.getChainId(), ctx.addresses.payments);
+}
+
+/** Provider side: signs a quote for the Payments contract of `ctx`. */
+export async function signQuoteFor(ctx: ChainContext, signer: TypedDataSigner, quote: Quote): Promise<Hex> {
+  return signQuote(signer, await domainOf(ctx), quote);
+}
+
+/** Publisher side: signs a cumulative voucher for `key`. */
+export async function signVoucherFor(
+  ctx: ChainContext,
+  signer: TypedDataSigner,
+  key: ChannelKey,
+  cumulativeAmount: bigint,
+): Promise<Hex> {
+  return signVoucher(signer, await domainOf(ctx), { ...key, cumulativeAmount });
+}
+
+// Declared without a return value so tokens that return nothing (USDT-style) work too.
+const approveAbi = parseAbi(["function approve(address spender, uint256 amount)"]);
+
+/** Approves the Payments contract for at least `amount` of `token` when the allowance is short. */
+export async function ensureAllowance(ctx: ChainContext, token: Address, amount: bigint): Promise<void> {
+  const owner = senderOf(ctx);
+  const allowance = await read<bigint>(ctx, {
+    address: token,
+    abi: erc20Abi,
+    functionName: "allowance",
+    args: [owner, ctx.addresses.payments],
+  });
+  if (allowance >= amount) return;
+  await send(ctx, {
+    address: token,
+    abi: approveAbi,
+    functionName: "approve",
+    args: [ctx.addresses.payments, amount],
+  });
+}
+
+export interface OpenChannelParams {
+  quote: Quote;
+  quoteSignature: Hex;
+  podId: Hex;
+  deposit: bigint;
+  noticeSeconds: number;
+  royalties?: Royalty[];
+  /** Extra amount to approve for listing fixed fees (the contract pulls deposit + fees). */
+  fees?: bigint;
+  /** Approve the token first when needed (default true). */
+  approve?: boolean;
+}
+
+const p = (ctx: ChainContext) => ({ address: ctx.addresses.payments, abi: paymentsAbi });
+
+/** Publisher: opens a channel with a provider-signed quote. */
+export async function openChannel(
+  ctx: ChainContext,
+  params: OpenChannelParams,
+): Promise<Sent<Hex> & { channelId: Hex }> {
+  if (params.approve !== false)
+    await ensureAllowance(ctx, params.quote.token, params.deposit + (params.fees ?? 0n));
+  const sent = await send<Hex>(ctx, {
+    ...p(ctx),
+    functionName: "open",
+    args: [
+      params.quote,
+      params.quoteSignature,
+      params.podId,
+      params.deposit,
+      params.noticeSeconds,
+      params.royalties ?? [],
+    ],
+  });
+  return { ...sent, channelId: sent.result };
+}
+
+/** Publisher: adds `amount` to the deposit. */
+export async function topUp(
+  ctx: ChainContext,
+  provider: Address,
+  podId: Hex,
+  amount: bigint,
+  approve = true,
+): Promise<Sent> {
+  if (approve) {
+    const ch = await getChannel(ctx, { publisher: senderOf(ctx), provider, podId });
+    await ensureAllowance(ctx, ch.token, amount);
+  }
+  return send(ctx, { ...p(ctx), functionName: "topUp", args: [provider, podId, amount] });
+}
+
+/** Publisher: switches to the rate of a new provider-signed quote. */
+export function changeRate(ctx: ChainContext, quote: Quote, quoteSignature: Hex, podId: Hex): Promise<Sent> {
+  return send(ctx, { ...p(ctx), functionName: "changeRate", args: [quote, quoteSignature, podId] });
+}
+
+/** Publisher: starts the notice period. */
+export function requestClose(ctx: ChainContext, provider: Address, podId: Hex): Promise<Sent> {
+  return send(ctx, { ...p(ctx), functionName: "requestClose", args: [provider, podId] });
+}
+
+/** Publisher: after the notice period, settles the provider and returns the rest; resolves to the refund. */
+export function refund(ctx: ChainContext, provider: Address, podId: Hex): Promise<Sent<bigint>> {
+  return send<bigint>(ctx, { ...p(ctx), functionName: "refund", args: [provider, podId] });
+}
+
+/** Provider: claims up to a cumulative total. */
+export function claim(ctx: ChainContext, publisher: Address, podId: Hex, cumulative: bigint): Promise<Sent> {
+  return send(ctx, { ...p(ctx), functionName: "claim", args: [publisher, podId, cumulative] });
+}
+
+/** Provider: claims with a publisher-signed voucher. */
+export function claimWithVoucher(
+  ctx: ChainContext,
+  publisher: Address,
+  podId: Hex,
+  cumulative: bigint,
+  voucherAmount: bigint,
+  voucherSignature: Hex,
+): Promise<Sent> {
+  return send(ctx, {
+    ...p(ctx),
+    functionName: "claimWithVoucher",
+    args: [publisher, podId, cumulative, voucherAmount, voucherSignature],
+  });
+}
+
+/** Provider: stops accrual now. */
+export function providerClose(ctx: ChainContext, publisher: Address, podId: Hex): Promise<Sent> {
+  return send(ctx, { ...p(ctx), functionName: "providerClose", args: [publisher, podId] });
+}
+
+/** Anyone: withdraws the caller's whole internal balance of `token`. */
+export function withdraw(ctx: ChainContext, token: Address): Promise<Sent<bigint>> {
+  return send<bigint>(ctx, { ...p(ctx), functionName: "withdraw", args: [token] });
+}
+
+export async function getChannel(ctx: ChainContext, key: ChannelKey): Promise<ChannelState> {
+  const v = await read<Omit<ChannelState, "id">>(ctx, {
+    ...p(ctx),
+    functionName: "getChannel",
+    args: [key.publisher, key.provider, key.podId],
+  });
+  return { id: channelId(key), ...v };
+}
+
+export function getRoyalties(ctx: ChainContext, id: Hex): Promise<readonly Royalty[]> {
+  return read(ctx, { ...p(ctx), functionName: "getRoyalties", args: [id] });
+}
+
+export function claimable(ctx: ChainContext, key: ChannelKey): Promise<bigint> {
+  return read(ctx, { ...p(ctx), functionName: "claimable", args: [key.publisher, key.provider, key.podId] });
+}
+
+export function accrued(ctx: ChainContext, key: ChannelKey): Promise<bigint> {
+  return read(ctx, { ...p(ctx), functionName: "accrued", args: [key.publisher, key.provider, key.podId] });
+}
+
+export function balanceOf(ctx: ChainContext, account: Address, token: Address): Promise<bigint> {
+  return read(ctx, { ...p(ctx), functionName: "balanceOf", args: [account, token] });
+}
+
+export async function paysListing(
+  ctx: ChainContext,
+  id: Hex,
+  listingId: bigint,
+): Promise<{ pays: boolean; recipient: Address; bps: number }> {
+  const [pays, recipient, bps] = await read<readonly [boolean, Address, number]>(ctx, {
+    ...p(ctx),
+    functionName: "paysListing",
+    args: [id, listingId],
+  });
+  return { pays, recipient, bps };
+}
+
+/** Decoded Payments events of a receipt. */
+export function paymentsEvents(ctx: ChainContext, receipt: Parameters<typeof eventsOf>[1]) {
+  return eventsOf(paymentsAbi, receipt, ctx.addresses.payments);
+}
+
+/** Reads every Payments event of one channel from `fromBlock` (indexed by channelId). */
+export async function channelHistory(ctx: ChainContext, id: Hex, fromBlock = 0n) {
+  try {
+    const logs = await ctx.publicClient.getLogs({
+      address: ctx.addresses.payments,
+      fromBlock,
+      toBlock: "latest",
+    });
+    return eventsOf(paymentsAbi, { logs } as never).filter(
+      (e) => (e.args as { channelId?: Hex }).channelId?.toLowerCase() === id.toLowerCase(),
+    );
+  } catch (err) {
+    throw explainError(err);
+  }
+}
+
+export { waitForTransaction };

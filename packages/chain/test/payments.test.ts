@@ -1,0 +1,423 @@
+import { type Address, parseEventLogs } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  balanceOf,
+  ChainError,
+  changeRate,
+  channelId,
+  claim,
+  claimable,
+  claimWithVoucher,
+  type DevChain,
+  deployContract,
+  ensureAllowance,
+  feeOnTransferTokenAbi,
+  feeOnTransferTokenBytecode,
+  getChannel,
+  getRoyalties,
+  noReturnTokenAbi,
+  noReturnTokenBytecode,
+  openChannel,
+  paymentsAbi,
+  paymentsEvents,
+  providerClose,
+  refund,
+  requestClose,
+  signVoucherFor,
+  startDevChain,
+  topUp,
+  withdraw,
+} from "../src/index.js";
+import {
+  accountOf,
+  expectChainError,
+  increaseTime,
+  makeQuote,
+  newPod,
+  nowSeconds,
+  openDefault,
+  type Parties,
+  parties,
+  setNextTimestamp,
+  tokenBalance,
+  ZERO,
+} from "./helpers.js";
+
+let chain: DevChain;
+let p: Parties;
+
+beforeAll(async () => {
+  chain = await startDevChain();
+  p = parties(chain);
+  // One large allowance up front, so no approve transaction takes a timestamp a test pinned for its own call.
+  await ensureAllowance(p.publisher, p.token, 2n ** 200n);
+});
+afterAll(async () => {
+  await chain?.stop();
+});
+
+describe("open", () => {
+  it("pulls the deposit, stores the quoted terms and emits ChannelOpened", async () => {
+    const before = await tokenBalance(chain, p.token, p.publisherAddr);
+    const { key, sent, podId } = await openDefault(p, { deposit: 5000n, rate: 7n, notice: 120 });
+    expect(await tokenBalance(chain, p.token, p.publisherAddr)).toBe(before - 5000n);
+    const ch = await getChannel(p.publisher, key);
+    expect(ch).toMatchObject({
+      exists: true,
+      deposit: 5000n,
+      claimed: 0n,
+      ratePerSecond: 7n,
+      noticeSeconds: 120n,
+    });
+    expect(ch.id).toBe(sent.channelId);
+    const opened = paymentsEvents(p.publisher, sent.receipt).find((e) => e.eventName === "ChannelOpened");
+    expect(opened?.args).toMatchObject({
+      publisher: p.publisherAddr,
+      provider: p.providerAddr,
+      podId,
+      deposit: 5000n,
+    });
+  });
+
+  it("refuses bad input with errors that say what to fix", async () => {
+    const podId = newPod();
+    const base = { podId, deposit: 1n, noticeSeconds: 60, royalties: [] };
+    const q = await makeQuote(p, { podId });
+    await expectChainError(
+      openChannel(p.publisher, { ...base, ...q, quoteSignature: q.signature, podId: `0x${"00".repeat(32)}` }),
+      "ZeroPodId",
+    );
+    await expectChainError(
+      openChannel(p.publisher, {
+        ...base,
+        ...q,
+        quoteSignature: q.signature,
+        deposit: 2n ** 128n,
+        approve: false,
+      }),
+      "AmountTooLarge",
+    );
+    const forOther = await makeQuote(p, { podId, publisher: chain.accounts[5]!.address });
+    await expectChainError(
+      openChannel(p.publisher, { ...base, quote: forOther.quote, quoteSignature: forOther.signature }),
+      "QuoteNotForPublisher",
+    );
+    const otherPod = await makeQuote(p, { podId: newPod() });
+    await expectChainError(
+      openChannel(p.publisher, { ...base, quote: otherPod.quote, quoteSignature: otherPod.signature }),
+      "QuoteNotForPod",
+    );
+    const expired = await makeQuote(p, { podId, expiry: (await nowSeconds(chain)) - 1n });
+    await expectChainError(
+      openChannel(p.publisher, { ...base, quote: expired.quote, quoteSignature: expired.signature }),
+      "QuoteExpired",
+    );
+    const strict = await makeQuote(p, { podId, minNoticeSeconds: 3600 });
+    expect(strict.quote.minNoticeSeconds).toBe(3600);
+    const e = await expectChainError(
+      openChannel(p.publisher, { ...base, quote: strict.quote, quoteSignature: strict.signature }),
+      "NoticeTooShort",
+    );
+    expect(e.message).toContain("raise the notice period");
+    const huge = await makeQuote(p, { podId, ratePerSecond: 2n ** 96n });
+    await expectChainError(
+      openChannel(p.publisher, { ...base, quote: huge.quote, quoteSignature: huge.signature }),
+      "RateTooLarge",
+    );
+    const forged = await makeQuote(p, { podId }, 5);
+    await expectChainError(
+      openChannel(p.publisher, { ...base, quote: forged.quote, quoteSignature: forged.signature }),
+      "InvalidQuoteSignature",
+    );
+    const zeroProvider = await makeQuote(p, { podId, provider: ZERO });
+    await expectChainError(
+      openChannel(p.publisher, {
+        ...base,
+        quote: zeroProvider.quote,
+        quoteSignature: zeroProvider.signature,
+      }),
+      "ZeroAddress",
+    );
+    const eoaToken = await makeQuote(p, { podId, token: chain.accounts[7]!.address });
+    await expectChainError(
+      openChannel(p.publisher, {
+        ...base,
+        quote: eoaToken.quote,
+        quoteSignature: eoaToken.signature,
+        approve: false,
+      }),
+      "NotAContract",
+    );
+  });
+
+  it("checks royalty lists", async () => {
+    const r = (bps: number, i = 3) => ({ recipient: chain.accounts[i]!.address, bps, listingId: 0n });
+    await expectChainError(
+      openDefault(p, { royalties: Array.from({ length: 9 }, () => r(1)) }),
+      "TooManyRoyalties",
+    );
+    await expectChainError(openDefault(p, { royalties: [r(6000), r(4001, 4)] }), "RoyaltiesExceedTotal");
+    await expectChainError(openDefault(p, { royalties: [r(0)] }), "ZeroRoyalty");
+    await expectChainError(
+      openDefault(p, { royalties: [{ recipient: ZERO, bps: 1, listingId: 0n }] }),
+      "ZeroAddress",
+    );
+    const { sent } = await openDefault(p, { royalties: [r(6000), r(4000, 4)] });
+    expect(await getRoyalties(p.publisher, sent.channelId)).toEqual([r(6000), r(4000, 4)]);
+  });
+
+  it("never reuses a channel key, so old vouchers cannot be replayed", async () => {
+    const { key, podId } = await openDefault(p, { notice: 0 });
+    const q = await makeQuote(p, { podId });
+    await expectChainError(
+      openChannel(p.publisher, {
+        quote: q.quote,
+        quoteSignature: q.signature,
+        podId,
+        deposit: 1n,
+        noticeSeconds: 60,
+      }),
+      "ChannelExists",
+    );
+    await requestClose(p.publisher, p.providerAddr, podId);
+    await refund(p.publisher, p.providerAddr, podId);
+    expect(await getChannel(p.publisher, key)).toMatchObject({ exists: false, finalized: true });
+    const again = await makeQuote(p, { podId });
+    await expectChainError(
+      openChannel(p.publisher, {
+        quote: again.quote,
+        quoteSignature: again.signature,
+        podId,
+        deposit: 1n,
+        noticeSeconds: 60,
+      }),
+      "ChannelExists",
+    );
+  });
+
+  it("refuses fee-on-transfer tokens and accepts tokens that return nothing", async () => {
+    const wallet = chain.context(0).walletClient!;
+    const fot = await deployContract(
+      chain.publicClient,
+      wallet,
+      feeOnTransferTokenAbi,
+      feeOnTransferTokenBytecode,
+    );
+    const nrt = await deployContract(chain.publicClient, wallet, noReturnTokenAbi, noReturnTokenBytecode);
+    const pub = p.publisher.walletClient!;
+    for (const [t, abi] of [
+      [fot, feeOnTransferTokenAbi],
+      [nrt, noReturnTokenAbi],
+    ] as const) {
+      await chain.publicClient.waitForTransactionReceipt({
+        hash: await pub.writeContract({
+          address: t,
+          abi,
+          functionName: "mint",
+          args: [p.publisherAddr, 10n ** 9n],
+        } as never),
+      });
+    }
+    const e = await expectChainError(openDefault(p, { token: fot, deposit: 1000n }), "UnsupportedToken");
+    expect(String(e.args[0]).toLowerCase()).toBe(fot.toLowerCase());
+    expect(e.args.slice(1)).toEqual([1000n, 990n]);
+    const { key } = await openDefault(p, { token: nrt, deposit: 1000n, rate: 1n, notice: 0 });
+    await increaseTime(chain, 10);
+    await claim(p.provider, p.publisherAddr, key.podId, 5n);
+    await withdraw(p.provider, nrt);
+    await requestClose(p.publisher, p.providerAddr, key.podId);
+    const r = await refund(p.publisher, p.providerAddr, key.podId);
+    // Accrual ran until the close (about 10 s at 1/s): the refund is the deposit minus all that was settled.
+    expect(r.result).toBeLessThanOrEqual(995n);
+    expect(await tokenBalance(chain, nrt, p.publisherAddr)).toBe(10n ** 9n - 1000n + r.result);
+  });
+});
+
+describe("claim", () => {
+  it("caps claims at rate x elapsed and at the deposit, and splits royalties exactly", async () => {
+    const devA = chain.accounts[3]!.address;
+    const devB = chain.accounts[4]!.address;
+    const devABefore = await balanceOf(p.publisher, devA, p.token);
+    const devBBefore = await balanceOf(p.publisher, devB, p.token);
+    const provBefore = await balanceOf(p.publisher, p.providerAddr, p.token);
+    const t0 = (await nowSeconds(chain)) + 10n;
+    await setNextTimestamp(chain, t0);
+    const { key } = await openDefault(p, {
+      deposit: 10_000n,
+      rate: 37n,
+      royalties: [
+        { recipient: devA, bps: 333, listingId: 0n },
+        { recipient: devB, bps: 1250, listingId: 0n },
+      ],
+    });
+    await setNextTimestamp(chain, t0 + 100n);
+    await expectChainError(
+      claim(p.provider, p.publisherAddr, key.podId, 37n * 100n + 1n),
+      "ClaimExceedsAccrued",
+    );
+    await setNextTimestamp(chain, t0 + 101n);
+    await claim(p.provider, p.publisherAddr, key.podId, 3701n);
+    await expectChainError(claim(p.provider, p.publisherAddr, key.podId, 3701n), "NothingToClaim");
+    await increaseTime(chain, 1000);
+    await expectChainError(claim(p.provider, p.publisherAddr, key.podId, 10_001n), "ClaimExceedsDeposit");
+    expect(await claimable(p.publisher, key)).toBe(10_000n - 3701n);
+    await claim(p.provider, p.publisherAddr, key.podId, 10_000n);
+    // Shares are rounded down per claim; the provider gets the remainder.
+    const a = (3701n * 333n) / 10_000n + (6299n * 333n) / 10_000n;
+    const b = (3701n * 1250n) / 10_000n + (6299n * 1250n) / 10_000n;
+    expect((await balanceOf(p.publisher, devA, p.token)) - devABefore).toBe(a);
+    expect((await balanceOf(p.publisher, devB, p.token)) - devBBefore).toBe(b);
+    expect((await balanceOf(p.publisher, p.providerAddr, p.token)) - provBefore).toBe(10_000n - a - b);
+  });
+
+  it("lets nobody but the provider claim", async () => {
+    const { key } = await openDefault(p);
+    await increaseTime(chain, 10);
+    await expectChainError(claim(chain.context(5), p.publisherAddr, key.podId, 1n), "ChannelNotFound");
+    await expectChainError(claim(p.publisher, p.publisherAddr, key.podId, 1n), "ChannelNotFound");
+  });
+
+  it("accepts a publisher voucher beyond the rate, but not one signed by someone else", async () => {
+    const { key } = await openDefault(p, { deposit: 1_000_000n, rate: 1n });
+    const sig = await signVoucherFor(p.publisher, accountOf(chain, 2), key, 500_000n);
+    await claimWithVoucher(p.provider, p.publisherAddr, key.podId, 400_000n, 500_000n, sig);
+    await expectChainError(
+      claimWithVoucher(p.provider, p.publisherAddr, key.podId, 500_001n, 500_000n, sig),
+      "ClaimExceedsAccrued",
+    );
+    const forged = await signVoucherFor(p.publisher, accountOf(chain, 1), key, 900_000n);
+    await expectChainError(
+      claimWithVoucher(p.provider, p.publisherAddr, key.podId, 900_000n, 900_000n, forged),
+      "InvalidVoucherSignature",
+    );
+    const otherPod = await signVoucherFor(
+      p.publisher,
+      accountOf(chain, 2),
+      { ...key, podId: newPod() },
+      900_000n,
+    );
+    await expectChainError(
+      claimWithVoucher(p.provider, p.publisherAddr, key.podId, 900_000n, 900_000n, otherPod),
+      "InvalidVoucherSignature",
+    );
+    const big = await signVoucherFor(p.publisher, accountOf(chain, 2), key, 2_000_000n);
+    await expectChainError(
+      claimWithVoucher(p.provider, p.publisherAddr, key.podId, 1_000_001n, 2_000_000n, big),
+      "ClaimExceedsDeposit",
+    );
+  });
+});
+
+describe("top-up, rate change and close", () => {
+  it("tops up only open channels of the caller", async () => {
+    const { key, sent } = await openDefault(p, { deposit: 100n });
+    const t = await topUp(p.publisher, p.providerAddr, key.podId, 50n);
+    expect(paymentsEvents(p.publisher, t.receipt)[0]?.args).toMatchObject({
+      channelId: sent.channelId,
+      deposit: 150n,
+    });
+    await expectChainError(topUp(chain.context(5), p.providerAddr, key.podId, 1n, false), "ChannelNotFound");
+    await requestClose(p.publisher, p.providerAddr, key.podId);
+    await expectChainError(topUp(p.publisher, p.providerAddr, key.podId, 1n), "ChannelIsClosing");
+    await expectChainError(requestClose(p.publisher, p.providerAddr, key.podId), "ChannelIsClosing");
+  });
+
+  it("changes the rate with a new signed quote and keeps what accrued", async () => {
+    const t0 = (await nowSeconds(chain)) + 5n;
+    await setNextTimestamp(chain, t0);
+    const { key } = await openDefault(p, { deposit: 10n ** 9n, rate: 10n });
+    const q = await makeQuote(p, { podId: key.podId, ratePerSecond: 3n });
+    await setNextTimestamp(chain, t0 + 100n);
+    await changeRate(p.publisher, q.quote, q.signature, key.podId);
+    const ch = await getChannel(p.publisher, key);
+    expect(ch).toMatchObject({ accruedBefore: 1000n, ratePerSecond: 3n, since: t0 + 100n });
+    await setNextTimestamp(chain, t0 + 110n);
+    await claim(p.provider, p.publisherAddr, key.podId, 1030n);
+    const wrongToken = await makeQuote(p, { podId: key.podId, token: chain.contracts.registry });
+    await expectChainError(
+      changeRate(p.publisher, wrongToken.quote, wrongToken.signature, key.podId),
+      "QuoteTokenMismatch",
+    );
+    const forged = await makeQuote(p, { podId: key.podId, ratePerSecond: 1n }, 2);
+    await expectChainError(
+      changeRate(p.publisher, forged.quote, forged.signature, key.podId),
+      "InvalidQuoteSignature",
+    );
+  });
+
+  it("pays the provider up to the close time and refunds exactly the rest", async () => {
+    const t0 = (await nowSeconds(chain)) + 5n;
+    await setNextTimestamp(chain, t0);
+    const { key } = await openDefault(p, { deposit: 100_000n, rate: 10n, notice: 300 });
+    const pubBefore = await tokenBalance(chain, p.token, p.publisherAddr);
+    const provBefore = await balanceOf(p.publisher, p.providerAddr, p.token);
+    await setNextTimestamp(chain, t0 + 50n);
+    await claim(p.provider, p.publisherAddr, key.podId, 400n);
+    await expectChainError(refund(p.publisher, p.providerAddr, key.podId), "NoticeNotOver");
+    await setNextTimestamp(chain, t0 + 100n);
+    await requestClose(p.publisher, p.providerAddr, key.podId);
+    expect((await getChannel(p.publisher, key)).closeAt).toBe(t0 + 400n);
+    await setNextTimestamp(chain, t0 + 399n);
+    const early = await expectChainError(refund(p.publisher, p.providerAddr, key.podId), "NoticeNotOver");
+    expect(early.message).toContain("wait until then");
+    await setNextTimestamp(chain, t0 + 1000n);
+    const r = await refund(p.publisher, p.providerAddr, key.podId);
+    expect(r.result).toBe(100_000n - 4000n);
+    expect((await tokenBalance(chain, p.token, p.publisherAddr)) - pubBefore).toBe(96_000n);
+    expect((await balanceOf(p.publisher, p.providerAddr, p.token)) - provBefore).toBe(4000n);
+    const ev = parseEventLogs({ abi: paymentsAbi, logs: r.receipt.logs }).find(
+      (e) => e.eventName === "ChannelFinalized",
+    );
+    expect(ev?.args).toMatchObject({ claimed: 4000n, refund: 96_000n });
+    await expectChainError(claim(p.provider, p.publisherAddr, key.podId, 4001n), "ChannelNotFound");
+    await expectChainError(refund(p.publisher, p.providerAddr, key.podId), "ChannelNotFound");
+  });
+
+  it("lets the provider stop accrual at once, and only once", async () => {
+    const { key } = await openDefault(p, { deposit: 100_000n, rate: 1n, notice: 10_000 });
+    await providerClose(p.provider, p.publisherAddr, key.podId);
+    await expectChainError(providerClose(p.provider, p.publisherAddr, key.podId), "ChannelAlreadyClosed");
+    await expectChainError(providerClose(chain.context(5), p.publisherAddr, key.podId), "ChannelNotFound");
+    const r = await refund(p.publisher, p.providerAddr, key.podId);
+    expect(r.result).toBeGreaterThan(100_000n - 100n);
+  });
+});
+
+describe("withdraw", () => {
+  it("sends the caller its own balance and nothing to anyone else", async () => {
+    const stranger = chain.context(6);
+    await expectChainError(withdraw(stranger, p.token), "NothingToWithdraw");
+    const { key } = await openDefault(p, { rate: 100n });
+    await increaseTime(chain, 5);
+    await claim(p.provider, p.publisherAddr, key.podId, 300n);
+    const owed = await balanceOf(p.provider, p.providerAddr, p.token);
+    const before = await tokenBalance(chain, p.token, p.providerAddr);
+    const w = await withdraw(p.provider, p.token);
+    expect(w.result).toBe(owed);
+    expect((await tokenBalance(chain, p.token, p.providerAddr)) - before).toBe(owed);
+    expect(await balanceOf(p.provider, p.providerAddr, p.token)).toBe(0n);
+    await expectChainError(withdraw(p.provider, p.token), "NothingToWithdraw");
+  });
+});
+
+describe("errors", () => {
+  it("decodes reverts into ChainError with a code and the contract's arguments", async () => {
+    const err = await expectChainError(claim(p.provider, p.publisherAddr, newPod(), 1n), "ChannelNotFound");
+    expect(err.code).toBe("CHAIN_ChannelNotFound");
+    expect(err.message).toMatch(/check publisher, provider and pod id/);
+    expect(err).toBeInstanceOf(ChainError);
+    const id = channelId({ publisher: p.publisherAddr, provider: p.providerAddr, podId: newPod() });
+    expect(id).toMatch(/^0x[0-9a-f]{64}$/);
+  });
+
+  it("computes channel ids like the contract", async () => {
+    const key = { publisher: p.publisherAddr, provider: p.providerAddr, podId: newPod() };
+    const onChain = await chain.publicClient.readContract({
+      address: chain.contracts.payments,
+      abi: paymentsAbi,
+      functionName: "channelIdOf",
+      args: [key.publisher, key.provider as Address, key.podId],
+    });
+    expect(channelId(key)).toBe(onChain);
+  });
+});
