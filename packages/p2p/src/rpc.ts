@@ -26,8 +26,10 @@ export function protocolId(name: string): string {
 export const DEFAULT_UNARY_TIMEOUT_MS = 30_000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_CONCURRENT_PER_PEER = 8;
-// How long we wait for the peer to close its side after we are done, before resetting the stream.
-const CLOSE_GRACE_MS = 5_000;
+// How long the last frames (at most the write high-water mark plus a yamux window) may take to reach a slow
+// reader, and how long we then wait for the peer to close its side, before resetting the stream.
+const FLUSH_GRACE_MS = 30_000;
+const PEER_CLOSE_GRACE_MS = 5_000;
 
 /** Limits a provider applies to one protocol. */
 export interface ServerLimits {
@@ -218,7 +220,7 @@ async function handleInbound<I extends DescMessage>(
   } catch (error) {
     if (!callerGone.signal.aborted) {
       const failure = serverFailure(error, signal, inbound, peer);
-      const sendTimeout = AbortSignal.timeout(CLOSE_GRACE_MS);
+      const sendTimeout = AbortSignal.timeout(FLUSH_GRACE_MS);
       await writeFrame(stream, errorFrame(failure), sendTimeout).catch(() => {});
     }
   } finally {
@@ -238,8 +240,8 @@ function release(active: Map<string, number>, peerKey: string): void {
 
 /** Closes our side, waits briefly for the caller to close theirs, then resets so nothing lingers. */
 async function finishStream(stream: Stream): Promise<void> {
-  await closeWrite(stream, AbortSignal.timeout(CLOSE_GRACE_MS));
-  if (!(await whenClosed(stream, CLOSE_GRACE_MS))) stream.abort(new Error("peer did not close the stream"));
+  await closeWrite(stream, AbortSignal.timeout(FLUSH_GRACE_MS));
+  if (!(await whenClosed(stream, PEER_CLOSE_GRACE_MS))) stream.abort(new Error("peer did not close the stream"));
 }
 
 async function readRequest<I extends DescMessage>(

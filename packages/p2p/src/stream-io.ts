@@ -99,9 +99,49 @@ export class FrameReader {
   }
 }
 
-/** Sends one frame, waiting for the stream to drain when the muxer's window is full (backpressure). */
+// How much we let queue in a stream's write buffer (beyond what yamux's window lets out) before a writer waits.
+const WRITE_HIGH_WATER_BYTES = 1024 * 1024;
+
+/**
+ * Sends one frame, then waits while the stream's write buffer holds more than WRITE_HIGH_WATER_BYTES, so a
+ * producer runs only as fast as the peer reads (the peer's yamux window releases our buffer).
+ *
+ * Stream.onDrain() cannot be used for this: in @libp2p/utils 7.4 its promise is created once and never reset,
+ * so after the first drain it resolves at once forever and a fast producer queues without bound.
+ */
 export async function writeFrame(stream: Stream, frame: Frame, signal: AbortSignal): Promise<void> {
-  if (!stream.send(encodeFrame(frame))) await stream.onDrain({ signal });
+  stream.send(encodeFrame(frame));
+  while (stream.writeBufferLength > WRITE_HIGH_WATER_BYTES) await nextWriteEvent(stream, signal);
+}
+
+/** Resolves on the stream's next drain or idle event, rejects on close or abort. */
+function nextWriteEvent(stream: Stream, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const cleanup = () => {
+      stream.removeEventListener("drain", onProgress);
+      stream.removeEventListener("idle", onProgress);
+      stream.removeEventListener("close", onClose);
+      signal.removeEventListener("abort", onAbort);
+    };
+    const onProgress = () => {
+      cleanup();
+      resolve();
+    };
+    const onClose = (event: StreamCloseEvent) => {
+      cleanup();
+      reject(event.error ?? new Error("stream closed while writing"));
+    };
+    const onAbort = () => {
+      cleanup();
+      reject(signal.reason);
+    };
+    if (signal.aborted) return reject(signal.reason);
+    if (stream.status !== "open" && stream.status !== "closing") return reject(new Error(`stream ${stream.status}`));
+    stream.addEventListener("drain", onProgress);
+    stream.addEventListener("idle", onProgress);
+    stream.addEventListener("close", onClose);
+    signal.addEventListener("abort", onAbort);
+  });
 }
 
 /** Closes our writable end; aborts the stream if that cannot complete in time. */
