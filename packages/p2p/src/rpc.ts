@@ -241,7 +241,8 @@ function release(active: Map<string, number>, peerKey: string): void {
 /** Closes our side, waits briefly for the caller to close theirs, then resets so nothing lingers. */
 async function finishStream(stream: Stream): Promise<void> {
   await closeWrite(stream, AbortSignal.timeout(FLUSH_GRACE_MS));
-  if (!(await whenClosed(stream, PEER_CLOSE_GRACE_MS))) stream.abort(new Error("peer did not close the stream"));
+  if (!(await whenClosed(stream, PEER_CLOSE_GRACE_MS)))
+    stream.abort(new Error("peer did not close the stream"));
 }
 
 async function readRequest<I extends DescMessage>(

@@ -136,7 +136,8 @@ function nextWriteEvent(stream: Stream, signal: AbortSignal): Promise<void> {
       reject(signal.reason);
     };
     if (signal.aborted) return reject(signal.reason);
-    if (stream.status !== "open" && stream.status !== "closing") return reject(new Error(`stream ${stream.status}`));
+    if (stream.status !== "open" && stream.status !== "closing")
+      return reject(new Error(`stream ${stream.status}`));
     stream.addEventListener("drain", onProgress);
     stream.addEventListener("idle", onProgress);
     stream.addEventListener("close", onClose);

@@ -119,39 +119,42 @@ describe("server streams", () => {
     expect(total).toBe(40 * chunk.byteLength);
   });
 
-  it.each(["tcp", "ws"] as const)("holds the producer back while the reader is slow over %s", async (kind) => {
-    const name = uniqueName("backpressure");
-    const chunk = new Uint8Array(64 * 1024);
-    const total = 2000; // 125 MiB if nothing held the producer back
-    let produced = 0;
-    await registerServerStream(provider, name, StringValueSchema, BytesValueSchema, async function* () {
-      for (; produced < total; produced++) yield { value: chunk };
-    });
-    const caller = await startPublisher([kind]);
-    try {
-      let read = 0;
-      for await (const _ of callServerStream(
-        caller,
-        addressOf(provider, kind),
-        name,
-        StringValueSchema,
-        {},
-        BytesValueSchema,
-      )) {
-        if (++read === 5) {
-          // Give an unthrottled producer ample time to run ahead, then see that it did not.
-          await sleep(500);
-          break;
+  it.each(["tcp", "ws"] as const)(
+    "holds the producer back while the reader is slow over %s",
+    async (kind) => {
+      const name = uniqueName("backpressure");
+      const chunk = new Uint8Array(64 * 1024);
+      const total = 2000; // 125 MiB if nothing held the producer back
+      let produced = 0;
+      await registerServerStream(provider, name, StringValueSchema, BytesValueSchema, async function* () {
+        for (; produced < total; produced++) yield { value: chunk };
+      });
+      const caller = await startPublisher([kind]);
+      try {
+        let read = 0;
+        for await (const _ of callServerStream(
+          caller,
+          addressOf(provider, kind),
+          name,
+          StringValueSchema,
+          {},
+          BytesValueSchema,
+        )) {
+          if (++read === 5) {
+            // Give an unthrottled producer ample time to run ahead, then see that it did not.
+            await sleep(500);
+            break;
+          }
         }
+        // What may be in flight: our write high-water mark (1 MiB), the yamux window (4 MiB), the reader's read
+        // buffer (8 MiB) and TCP/WebSocket buffers, all far below the 125 MiB an unbounded producer would queue.
+        expect(produced).toBeGreaterThan(5);
+        expect(produced).toBeLessThan(400);
+      } finally {
+        await caller.stop();
       }
-      // What may be in flight: our write high-water mark (1 MiB), the yamux window (4 MiB), the reader's read
-      // buffer (8 MiB) and TCP/WebSocket buffers, all far below the 125 MiB an unbounded producer would queue.
-      expect(produced).toBeGreaterThan(5);
-      expect(produced).toBeLessThan(400);
-    } finally {
-      await caller.stop();
-    }
-  });
+    },
+  );
 
   it("sends an error after some messages and the caller sees both", async () => {
     const name = uniqueName("fails-midway");
