@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { chmod, mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
+import { chmod, link, mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from "@libp2p/crypto/keys";
 import type { Ed25519PrivateKey, PeerId } from "@libp2p/interface";
@@ -21,9 +21,14 @@ export function peerIdFromKey(key: Ed25519PrivateKey): PeerId {
 
 /**
  * Writes the key in libp2p's protobuf key encoding to `path` with mode 0600, atomically (temp file + rename),
- * creating the parent directory with mode 0700 if missing.
+ * creating the parent directory with mode 0700 if missing. With `overwrite: false` an existing file is kept
+ * and the call fails with EEXIST (the temp file is hard-linked into place instead of renamed).
  */
-export async function savePeerKey(path: string, key: Ed25519PrivateKey): Promise<void> {
+export async function savePeerKey(
+  path: string,
+  key: Ed25519PrivateKey,
+  options: { overwrite?: boolean } = {},
+): Promise<void> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const temp = join(dir, `.${randomBytes(6).toString("hex")}.key.tmp`);
@@ -37,7 +42,12 @@ export async function savePeerKey(path: string, key: Ed25519PrivateKey): Promise
     }
     // The umask cannot widen 0600, but chmod makes the mode explicit whatever the process umask is.
     await chmod(temp, 0o600);
-    await rename(temp, path);
+    if (options.overwrite ?? true) {
+      await rename(temp, path);
+    } else {
+      await link(temp, path);
+      await rm(temp, { force: true });
+    }
   } catch (error) {
     await rm(temp, { force: true });
     throw error;
@@ -93,6 +103,12 @@ export async function loadOrCreatePeerKey(path: string): Promise<Ed25519PrivateK
     if (!(error instanceof KeyFileError && error.code === "KEY_FILE_MISSING")) throw error;
   }
   const key = await generatePeerKey();
-  await savePeerKey(path, key);
+  try {
+    await savePeerKey(path, key, { overwrite: false });
+  } catch (error) {
+    // Another process created the key between our check and our write: use theirs, never replace it.
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return loadPeerKey(path);
+    throw error;
+  }
   return key;
 }

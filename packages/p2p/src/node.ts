@@ -1,10 +1,10 @@
 import { noise } from "@chainsafe/libp2p-noise";
 import { yamux } from "@chainsafe/libp2p-yamux";
+import { generateKeyPair } from "@libp2p/crypto/keys";
 import type { ConnectionGater, Ed25519PrivateKey, Libp2p } from "@libp2p/interface";
 import { tcp } from "@libp2p/tcp";
 import { webSockets } from "@libp2p/websockets";
 import { createLibp2p } from "libp2p";
-import { generatePeerKey } from "./keys.js";
 
 export type P2PTransport = "tcp" | "ws";
 
@@ -42,7 +42,7 @@ const MAX_READ_BUFFER_BYTES = 2 * MAX_STREAM_WINDOW_BYTES;
  * talks to peers it is told to dial or that dial it. The node is started before it is returned.
  */
 export async function createP2PNode(options: P2PNodeOptions = {}): Promise<P2PNode> {
-  const privateKey = options.privateKey ?? (await generatePeerKey());
+  const privateKey = options.privateKey ?? (await generateKeyPair("Ed25519"));
   const kinds = options.transports ?? ["tcp", "ws"];
   if (kinds.length === 0) throw new Error("at least one transport is required");
   return createLibp2p({

@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { ErrorCode, type SignedRequest, SignedRequestSchema } from "@trustedpods/protocol";
 import {
@@ -104,6 +103,12 @@ export interface SignRequestInput {
   now?: () => number;
 }
 
+// Web Crypto rather than node:crypto, so the web app can sign with this module in the browser.
+function randomNonce(): bigint {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  return new DataView(bytes.buffer).getBigUint64(0);
+}
+
 /** Signs a request body for one provider, pod and operation. */
 export async function signRequest(input: SignRequestInput): Promise<SignedRequest> {
   const ttl = input.ttlSeconds ?? DEFAULT_REQUEST_TTL_SECONDS;
@@ -121,7 +126,7 @@ export async function signRequest(input: SignRequestInput): Promise<SignedReques
     operation: input.operation,
     bodyHash: keccak256(input.body),
     expiry: nowSeconds + BigInt(ttl),
-    nonce: input.nonce ?? randomBytes(8).readBigUInt64BE(),
+    nonce: input.nonce ?? randomNonce(),
   };
   const signature = await input.signer.signTypedData(requestTypedData(fields));
   return create(SignedRequestSchema, {

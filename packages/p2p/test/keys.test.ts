@@ -39,6 +39,14 @@ describe("peer keys", () => {
     expect(peerIdFromKey(loaded).equals(peerIdFromKey(created))).toBe(true);
   });
 
+  it("gives concurrent first starts one identity instead of each writing its own", async () => {
+    const path = join(dir, "peer.key");
+    const keys = await Promise.all(Array.from({ length: 8 }, () => loadOrCreatePeerKey(path)));
+    const ids = new Set(keys.map((k) => peerIdFromKey(k).toString()));
+    expect(ids.size).toBe(1);
+    expect(ids.has(peerIdFromKey(await loadPeerKey(path)).toString())).toBe(true);
+  });
+
   it("leaves no temporary file behind", async () => {
     await loadOrCreatePeerKey(join(dir, "peer.key"));
     const { readdir } = await import("node:fs/promises");
