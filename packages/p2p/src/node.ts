@@ -24,6 +24,11 @@ export interface P2PNodeOptions {
   maxConnections?: number;
   /** How long one dial may take, in ms. */
   dialTimeoutMs?: number;
+  /**
+   * New inbound connections accepted per second from one IP address (libp2p's default is 5); more are reset
+   * during the handshake. Raise it for a provider many publishers reach through one NAT.
+   */
+  inboundConnectionsPerSecondPerHost?: number;
   /** Optional gate, e.g. to refuse peers a provider has banned. */
   connectionGater?: ConnectionGater;
 }
@@ -67,6 +72,9 @@ export async function createP2PNode(options: P2PNodeOptions = {}): Promise<P2PNo
     connectionManager: {
       ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
       ...(options.dialTimeoutMs === undefined ? {} : { dialTimeout: options.dialTimeoutMs }),
+      ...(options.inboundConnectionsPerSecondPerHost === undefined
+        ? {}
+        : { inboundConnectionThreshold: options.inboundConnectionsPerSecondPerHost }),
     },
     ...(options.connectionGater === undefined ? {} : { connectionGater: options.connectionGater }),
   });

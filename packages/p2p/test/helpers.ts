@@ -1,9 +1,15 @@
 import type { Multiaddr } from "@multiformats/multiaddr";
 import { createP2PNode, type P2PNode, type P2PTransport } from "../src/index.js";
 
-/** A provider-like node listening on loopback with random ports, on TCP and WebSockets. */
+/**
+ * A provider-like node listening on loopback with random ports, on TCP and WebSockets. Every test publisher
+ * dials from 127.0.0.1, so libp2p's default of 5 new connections per second per host would refuse some.
+ */
 export async function startProvider(): Promise<P2PNode> {
-  return createP2PNode({ listen: ["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0/ws"] });
+  return createP2PNode({
+    listen: ["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0/ws"],
+    inboundConnectionsPerSecondPerHost: 1000,
+  });
 }
 
 /** A publisher-like node that listens nowhere. */
