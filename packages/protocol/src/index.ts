@@ -7,6 +7,7 @@ export * from "./gen/trustedpods/v1/error_pb.js";
 export * as wire from "./gen/trustedpods/v1/pod_pb.js";
 export * from "./gen/trustedpods/v1/pricing_pb.js";
 export * from "./gen/trustedpods/v1/provider_api_pb.js";
+export * from "./gen/trustedpods/v1/rpc_pb.js";
 export * from "./manifest.js";
 export * from "./pod.js";
 export * from "./pricing.js";
