@@ -2,11 +2,21 @@
 // Tests skip with a visible message where the directory is absent; the data is never copied into the repo.
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { describe, it } from "vitest";
 import { certificatesFromBytes, collateralFromPcs } from "../src/index.js";
 
 export const TESTDATA = resolve(import.meta.dirname, "../../../../shared/testdata/attestation");
 export const HAVE_TESTDATA = existsSync(resolve(TESTDATA, "README.md"));
 if (!HAVE_TESTDATA) console.warn(`SKIP: attestation samples not found at ${TESTDATA}`);
+
+/**
+ * A describe block over the real samples. Without them it is reported as one skipped test and its body never
+ * runs (describe.skipIf would still run the body to collect tests, and the body reads the samples).
+ */
+export function describeWithSamples(name: string, body: () => void): void {
+  if (HAVE_TESTDATA) describe(name, body);
+  else describe(name, () => it.skip(`needs ${TESTDATA}`, () => {}));
+}
 
 export const path = (p: string) => resolve(TESTDATA, p);
 // describe.skipIf still runs the describe body to collect tests, so without the samples these return empty
