@@ -3,7 +3,7 @@
  * `Daemon.start(config)` returns once recovery finished and the node listens; `stop()` undoes it in reverse.
  */
 import { createHash } from "node:crypto";
-import { mkdir } from "node:fs/promises";
+import { mkdir, readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { publicKeyToProtobuf } from "@libp2p/crypto/keys";
@@ -177,6 +177,8 @@ export class Daemon {
       let engine = deps.engine;
       const ownEngine = !engine;
       if (!engine) {
+        if (!config.engine.socket)
+          await reapStalePodmanService(path.join(config.dataDir, "engine", "podman.sock"), log);
         engine = await PodmanEngine.open({
           runDir: path.join(config.dataDir, "engine"),
           owner: config.engine.owner,
@@ -619,6 +621,42 @@ export class Daemon {
 
 function fromWireBytes(b: Uint8Array): wire.Pod {
   return fromBinary(wire.PodSchema, b);
+}
+
+/**
+ * A daemon killed with SIGKILL leaves the `podman system service` it started running on its socket. Before
+ * starting a new one, end that process: found by its exact command line (our own socket path), ended by pid.
+ */
+async function reapStalePodmanService(socketPath: string, log: Logger): Promise<void> {
+  const want = `unix://${socketPath}`;
+  let entries: string[];
+  try {
+    entries = await readdir("/proc");
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    const argv = await readFile(`/proc/${e}/cmdline`, "utf8")
+      .then((t) => t.split("\0"))
+      .catch(() => [] as string[]);
+    if (argv.includes("system") && argv.includes("service") && argv.includes(want)) {
+      log.warn({ pid: Number(e) }, "stopping the podman service a previous daemon run left behind");
+      try {
+        process.kill(Number(e), "SIGTERM");
+      } catch {
+        continue;
+      }
+      for (let i = 0; i < 50; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        try {
+          process.kill(Number(e), 0);
+        } catch {
+          break;
+        }
+      }
+    }
+  }
 }
 
 async function askChainId(rpcUrl: string): Promise<number> {

@@ -196,6 +196,8 @@ afterAll(async () => {
   await pubIpfs?.stop();
   await chain?.stop();
   await rm(tmp, { recursive: true, force: true });
+  // The engine's tmpfs secrets root for this owner (empty by now).
+  await rm(`/dev/shm/tpod-secrets-d${uid}`, { recursive: true, force: true });
 }, 120_000);
 
 describe.skipIf(!haveTools)("provider daemon", () => {
