@@ -68,7 +68,7 @@ describe("provider config", () => {
       'p.yaml:3:1: unknown key "engin" in the config (did you mean "engine"?)',
       'p.yaml:4:19: metrics.listen "0.0.0.0:9464" must be a loopback HOST:PORT (127.0.0.1, localhost or [::1])',
       "p.yaml:5:11: attester must be one of insecure-dev, configfs-tsm",
-      'p.yaml:10:19: pricing: price of cpu must be a whole number of token base units, not "-1"',
+      'p.yaml:10:17: pricing: price of cpu must be a whole number of token base units, not "-1"',
       "p.yaml:11:19: limits.maxPods must be an integer from 1 to 100000",
       'p.yaml:12:20: ipfs.kubo.url "ftp://x" is not an http(s) URL',
     ]);
