@@ -123,7 +123,15 @@ export class BillingLoop {
     // earlier timestamps): a stopped pod must not restart because the clock went back.
     const prev = pod.observed?.time ?? 0n;
     const now = pts.confirmed.time > prev ? pts.confirmed.time : prev;
-    store.updatePod(pod.podKey, { observed: { ...observed, time: now }, lastError: null });
+    // What was claimed is read at the head: the provider's own claims count as soon as they are mined.
+    store.updatePod(pod.podKey, {
+      observed: {
+        ...observed,
+        time: now,
+        claimed: head.claimed > conf.claimed ? head.claimed : conf.claimed,
+      },
+      lastError: null,
+    });
 
     if (!conf.exists) {
       if (conf.finalized) {
@@ -219,17 +227,18 @@ export class BillingLoop {
         await this.removeAndStopAccrual(pod, conf);
         state = "removed";
       }
-    } else if (state === "closed") {
-      if (now >= (pod.removeAt ?? conf.closeAt)) {
-        await this.opts.lifecycle.remove(pod.podKey);
-        store.updatePod(pod.podKey, { state: "removed" });
-        state = "removed";
-        this.opts.logger.info({ pod: pod.podKey }, "billing: closed pod removed");
-      }
     }
 
     // Claims rest on the head: the claim lands at or after its time, and accrual only grows with time.
     await this.claim(pod, head, pts.head.time, state !== "running");
+
+    // A closed pod goes after its last claim (same tick when nothing is retained after the close).
+    if (state === "closed" && conf.closeAt !== 0n && now >= conf.closeAt + config.retainAfterCloseSeconds) {
+      await this.opts.lifecycle.remove(pod.podKey);
+      store.updatePod(pod.podKey, { state: "removed" });
+      state = "removed";
+      this.opts.logger.info({ pod: pod.podKey }, "billing: closed pod removed");
+    }
 
     if (state === "removed") {
       const fresh = await channelAt(chain, key, undefined);
@@ -372,6 +381,9 @@ export class BillingLoop {
         return;
       }
       store.updateClaim(id, "confirmed");
+      const seen = store.getPod(pod.podKey)?.observed;
+      if (seen && seen.claimed < target)
+        store.updatePod(pod.podKey, { observed: { ...seen, claimed: target } });
       metrics?.claims.inc({ result: "confirmed" });
       metrics?.claimedAmount.inc(Number(target - head.claimed));
       logger.info(
