@@ -17,6 +17,12 @@ export interface ChannelTerms {
   closeAt: bigint;
 }
 
+/** The larger of two bigints (Math.max does not take bigints). */
+export function maxBig(a: bigint, b: bigint): bigint {
+  if (a > b) return a;
+  return b;
+}
+
 /** Total accrued at time `t` (seconds), not capped by the deposit: `_accruedAt` in the contract. */
 export function accruedAt(c: ChannelTerms, t: bigint): bigint {
   let end = t;

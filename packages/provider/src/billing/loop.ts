@@ -1,6 +1,6 @@
 import { type ChainContext, ChainError, type ChannelState, paymentsAbi } from "@trustedpods/chain";
 import { TransactionNotFoundError, TransactionReceiptNotFoundError } from "viem";
-import { accruedAt, claimCap, remainingSeconds, runOutTime } from "./accrual.js";
+import { accruedAt, claimCap, maxBig, remainingSeconds, runOutTime } from "./accrual.js";
 import { asChainFailure, type ChainPoint, chainPoints, channelAt } from "./chain-read.js";
 import { ChainUnavailableError } from "./errors.js";
 import type { BillingMetrics } from "./metrics.js";
@@ -122,13 +122,13 @@ export class BillingLoop {
     // Chain time never goes back for our decisions (a node restarted from a state dump can mine blocks with
     // earlier timestamps): a stopped pod must not restart because the clock went back.
     const prev = pod.observed?.time ?? 0n;
-    const now = pts.confirmed.time > prev ? pts.confirmed.time : prev;
+    const now = maxBig(pts.confirmed.time, prev);
     // What was claimed is read at the head: the provider's own claims count as soon as they are mined.
     store.updatePod(pod.podKey, {
       observed: {
         ...observed,
         time: now,
-        claimed: head.claimed > conf.claimed ? head.claimed : conf.claimed,
+        claimed: maxBig(head.claimed, conf.claimed),
       },
       lastError: null,
     });
