@@ -8,6 +8,7 @@ import {
   requestClose,
   startDevChain,
 } from "@trustedpods/chain";
+import { RpcError } from "@trustedpods/p2p";
 import { ChannelRefSchema, ErrorCode } from "@trustedpods/protocol";
 import { createPublicClient, http } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,7 +19,7 @@ import {
   PaymentRequiredError,
   type PodLifecycle,
 } from "../src/index.js";
-import { channelRef, mine, openFor, type Parties, parties, typedPod } from "./billing-helpers.js";
+import { channelRef, mine, openFor, type Parties, parties, pricing, typedPod } from "./billing-helpers.js";
 
 let chain: DevChain;
 let p: Parties;
@@ -35,8 +36,9 @@ const noLifecycle: PodLifecycle = {
   },
 };
 
-function billing(config: Partial<BillingConfig> = {}, ctx = p.provider) {
+function billing(config: Partial<BillingConfig> = {}, ctx = p.provider, withPricing = false) {
   return new Billing({
+    ...(withPricing ? { pricing: pricing(p.token) } : {}),
     db: new DatabaseSync(":memory:"),
     chain: ctx,
     chainId: BigInt(chain.chainId),
@@ -263,5 +265,58 @@ describe("ChannelGate.checkProvision", () => {
       );
     expect(err).toBeInstanceOf(ChainUnavailableError);
     expect((err as ChainUnavailableError).wireCode).toBe(ErrorCode.UNAVAILABLE);
+  });
+
+  it("serves the daemon's seam: the rate comes from the provider's pricing, pods are named by the daemon's id", async () => {
+    const b = billing({}, p.provider, true);
+    const ch = await openFor(p, { notice: 600 });
+    const req = {
+      id: "daemon-pod-1",
+      publisher: p.publisherAddr,
+      podId: ch.podId,
+      pod: ch.pod,
+      channel: channelRef(chain),
+    };
+    await b.gate.checkProvision(req);
+    await b.gate.onProvisioned({ id: "daemon-pod-1" });
+    expect(b.billingStatus("daemon-pod-1").state).toBe("running");
+
+    // The same pod grown to two containers costs more: an update is refused until the rate changes.
+    const bigger = {
+      ...ch.pod,
+      containers: [ch.pod.containers[0]!, { ...ch.pod.containers[0]!, name: "side" }],
+    };
+    const err = await refusal(b.gate.checkUpdate({ ...req, pod: bigger, channel: undefined }));
+    expect(err).toBeInstanceOf(RpcError);
+    expect(err.code).toBe(ErrorCode.PAYMENT_REQUIRED);
+    expect(err.details.field).toBe("ratePerSecond");
+    expect(err.message).toContain("the updated pod costs 718 wei/s, the channel pays 359 wei/s");
+    await b.gate.checkUpdate({ ...req, channel: undefined });
+
+    const wrong = await openFor(p, { rate: 1n, notice: 600 });
+    const refused = await refusal(
+      b.gate.checkProvision({
+        id: "daemon-pod-2",
+        publisher: p.publisherAddr,
+        podId: wrong.podId,
+        pod: wrong.pod,
+        channel: channelRef(chain),
+      }),
+    );
+    expect(refused.field).toBe("ratePerSecond");
+    const noRef = await refusal(
+      b.gate.checkProvision({
+        id: "daemon-pod-3",
+        publisher: p.publisherAddr,
+        podId: ch.podId,
+        pod: ch.pod,
+        channel: undefined,
+      }),
+    );
+    expect(noRef.field).toBe("channel");
+
+    // Deleting before provisioning leaves nothing to bill; deleting a running pod stops billing it.
+    await b.gate.onDeleted("daemon-pod-1");
+    expect(b.billingStatus("daemon-pod-1").state).toBe("deleted");
   });
 });

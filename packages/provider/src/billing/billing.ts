@@ -1,5 +1,6 @@
 import type { DatabaseSync } from "node:sqlite";
 import type { ChainContext } from "@trustedpods/chain";
+import type { Pricing } from "@trustedpods/protocol";
 import type { Registry } from "prom-client";
 import type { Address } from "viem";
 import { ChannelGate } from "./gate.js";
@@ -34,6 +35,8 @@ export interface BillingOptions {
   config?: Partial<BillingConfig>;
   /** The provider's pricing token; channels in another token are refused. */
   token?: Address;
+  /** The provider's pricing: a channel must pay the pod's price under it (unless a request names a rate). */
+  pricing?: Pricing;
   /** The string the daemon names pods by; default the bytes32 pod id in lowercase hex. */
   podKeyOf?: (podId: Hex) => string;
 }
@@ -71,6 +74,7 @@ export class Billing {
       logger,
       onChange: () => this.loop.wake(),
       ...(opts.token ? { token: opts.token } : {}),
+      ...(opts.pricing ? { pricing: opts.pricing } : {}),
       ...(opts.podKeyOf ? { podKeyOf: opts.podKeyOf } : {}),
     });
     this.meter = opts.usage

@@ -1,5 +1,5 @@
 import type { ChainContext } from "@trustedpods/chain";
-import { billedUnits, type Pod } from "@trustedpods/protocol";
+import { billedUnits, type Pod, type Pricing, PricingError, podPrice } from "@trustedpods/protocol";
 import { type Address, getAddress, isAddress } from "viem";
 import { accruedAt } from "./accrual.js";
 import { chainPoints, channelAt, listingPaymentAt } from "./chain-read.js";
@@ -19,6 +19,8 @@ export interface ChannelGateOptions {
   config: BillingConfig;
   /** The provider's pricing token; channels in another token are refused. */
   token?: Address;
+  /** The provider's pricing: the rate a channel must pay is the pod's price under it (unless a request names one). */
+  pricing?: Pricing;
   /** The string the daemon names a pod by (onProvisioned, onDeleted, PodLifecycle); default the bytes32 hex. */
   podKeyOf?: (podId: Hex) => string;
   logger: BillingLogger;
@@ -57,8 +59,71 @@ export class ChannelGate implements PaymentGate {
   }
 
   async checkProvision(req: ProvisionCheck): Promise<void> {
-    const { config } = this.opts;
     const early: ChannelProblem[] = [];
+    if (!req.channel)
+      early.push({
+        field: "channel",
+        message: `the provision request names no payment channel: open one on chain ${this.opts.chainId} (Payments ${this.opts.chain.addresses.payments}) and reference it`,
+      });
+    else {
+      if (req.channel.chainId !== this.opts.chainId)
+        early.push({
+          field: "channel.chainId",
+          message: `wrong chain: the provider takes payment on chain ${this.opts.chainId}, the channel reference names chain ${req.channel.chainId}`,
+        });
+      const payments = this.opts.chain.addresses.payments;
+      if (req.channel.paymentsContract.toLowerCase() !== payments.toLowerCase())
+        early.push({
+          field: "channel.paymentsContract",
+          message: `wrong Payments contract: the provider uses ${payments}, the channel reference names ${req.channel.paymentsContract}`,
+        });
+    }
+    const { problems, ch, confirmed } = await this.checkChannel(req, early);
+    if (problems.length > 0) throw new PaymentRequiredError(problems);
+
+    this.opts.store.putChecked({
+      podKey: this.keyOf(req),
+      podId: req.podId.toLowerCase() as Hex,
+      publisher: getAddress(req.publisher),
+      provider: this.provider,
+      channelId: ch.id,
+      token: ch.token,
+      ratePerSecond: ch.ratePerSecond,
+      reserved: reservedOf(req.pod),
+      observed: { ...ch, block: confirmed.number, time: confirmed.time },
+    });
+  }
+
+  /**
+   * An update must keep paying for what runs: the channel (open, still this provider's) must pay the updated
+   * pod's price. A changed price needs a new quote and the publisher's changeRate first.
+   */
+  async checkUpdate(req: ProvisionCheck): Promise<void> {
+    const { problems } = await this.checkChannel(req, [], true);
+    if (problems.length > 0) throw new PaymentRequiredError(problems);
+    const key = this.keyOf(req);
+    if (this.opts.store.getPod(key)) this.opts.store.updateReserved(key, reservedOf(req.pod));
+  }
+
+  private keyOf(req: ProvisionCheck): string {
+    return req.id ?? this.podKeyOf(req.podId.toLowerCase() as Hex);
+  }
+
+  private expectedRate(req: ProvisionCheck): bigint {
+    if (req.quotedRatePerSecond !== undefined) return req.quotedRatePerSecond;
+    if (!this.opts.pricing)
+      throw new Error("ChannelGate needs the provider's pricing (or a quoted rate per request)");
+    try {
+      return podPrice(req.pod, this.opts.pricing).perSecond;
+    } catch (err) {
+      if (err instanceof PricingError)
+        throw new PaymentRequiredError([{ field: "pod", message: err.message }]);
+      throw err;
+    }
+  }
+
+  private async checkChannel(req: ProvisionCheck, early: ChannelProblem[], update = false) {
+    const { config } = this.opts;
     if (!BYTES32_RE.test(req.podId) || req.podId === ZERO32)
       early.push({
         field: "podId",
@@ -66,20 +131,8 @@ export class ChannelGate implements PaymentGate {
       });
     if (!isAddress(req.publisher, { strict: false }))
       early.push({ field: "publisher", message: `publisher ${req.publisher} is not an address` });
-    if (req.channel.chainId !== this.opts.chainId)
-      early.push({
-        field: "channel.chainId",
-        message: `wrong chain: the provider takes payment on chain ${this.opts.chainId}, the channel reference names chain ${req.channel.chainId}`,
-      });
-    const payments = this.opts.chain.addresses.payments;
-    if (req.channel.paymentsContract.toLowerCase() !== payments.toLowerCase())
-      early.push({
-        field: "channel.paymentsContract",
-        message: `wrong Payments contract: the provider uses ${payments}, the channel reference names ${req.channel.paymentsContract}`,
-      });
-    if (req.quotedRatePerSecond < 0n)
-      early.push({ field: "ratePerSecond", message: "the quoted rate is negative" });
     if (early.length > 0) throw new PaymentRequiredError(early);
+    const expected = this.expectedRate(req);
 
     const publisher = getAddress(req.publisher);
     const podId = req.podId.toLowerCase() as Hex;
@@ -112,28 +165,32 @@ export class ChannelGate implements PaymentGate {
         field: "token",
         message: `wrong token: the provider is paid in ${this.opts.token}, the channel holds ${ch.token}`,
       });
-    if (ch.ratePerSecond !== req.quotedRatePerSecond)
+    if (ch.ratePerSecond !== expected)
       problems.push({
         field: "ratePerSecond",
-        message: `rate mismatch: the provider quoted ${req.quotedRatePerSecond} wei/s for this pod, the channel pays ${ch.ratePerSecond} wei/s: open the channel with the quoted rate`,
+        message: update
+          ? `rate mismatch: the updated pod costs ${expected} wei/s, the channel pays ${ch.ratePerSecond} wei/s: get a new quote and change the channel's rate (changeRate) first`
+          : `rate mismatch: the provider quoted ${expected} wei/s for this pod, the channel pays ${ch.ratePerSecond} wei/s: open the channel with the quoted rate`,
       });
     if (ch.noticeSeconds < config.minNoticeSeconds)
       problems.push({
         field: "noticeSeconds",
         message: `notice too short: the provider needs at least ${config.minNoticeSeconds} s of notice, the channel has ${ch.noticeSeconds} s`,
       });
-    const need = req.quotedRatePerSecond * config.minRunSeconds;
-    const used = accruedAt(ch, confirmed.time);
-    const left = ch.deposit > used ? ch.deposit - used : 0n;
-    if (left < need) {
-      const holds =
-        used === 0n
-          ? `the channel holds ${ch.deposit} wei`
-          : `the channel has ${left} wei left (deposit ${ch.deposit} wei, ${used} wei already accrued)`;
-      problems.push({
-        field: "deposit",
-        message: `deposit too small: the provider wants at least ${config.minRunSeconds} s at ${req.quotedRatePerSecond} wei/s = ${need} wei, ${holds}: top up the channel`,
-      });
+    if (!update) {
+      const need = expected * config.minRunSeconds;
+      const used = accruedAt(ch, confirmed.time);
+      const left = ch.deposit > used ? ch.deposit - used : 0n;
+      if (left < need) {
+        const holds =
+          used === 0n
+            ? `the channel holds ${ch.deposit} wei`
+            : `the channel has ${left} wei left (deposit ${ch.deposit} wei, ${used} wei already accrued)`;
+        problems.push({
+          field: "deposit",
+          message: `deposit too small: the provider wants at least ${config.minRunSeconds} s at ${expected} wei/s = ${need} wei, ${holds}: top up the channel`,
+        });
+      }
     }
     for (const listingId of listingsOf(req.pod)) {
       const lp = await listingPaymentAt(this.opts.chain, ch.id, listingId, this.provider, confirmed.number);
@@ -161,22 +218,11 @@ export class ChannelGate implements PaymentGate {
           message: `this provider (${this.provider}) is not authorized for listing ${listingId}: pick a provider the developer authorized`,
         });
     }
-    if (problems.length > 0) throw new PaymentRequiredError(problems);
-
-    this.opts.store.putChecked({
-      podKey: this.podKeyOf(podId),
-      podId,
-      publisher,
-      provider: this.provider,
-      channelId: ch.id,
-      token: ch.token,
-      ratePerSecond: ch.ratePerSecond,
-      reserved: reservedOf(req.pod),
-      observed: { ...ch, block: confirmed.number, time: confirmed.time },
-    });
+    return { problems, ch, confirmed, expected };
   }
 
-  async onProvisioned(podKey: string): Promise<void> {
+  async onProvisioned(provisioned: string | { id: string }): Promise<void> {
+    const podKey = typeof provisioned === "string" ? provisioned : provisioned.id;
     const { store } = this.opts;
     const pod = store.getPod(podKey);
     if (!pod)

@@ -275,6 +275,15 @@ export class BillingStore {
     });
   }
 
+  /** An update changed what the pod reserves. */
+  updateReserved(podKey: string, reserved: Reserved): void {
+    this.db.prepare("UPDATE billing_pods SET reserved = ?, updated_ms = ? WHERE pod_key = ?").run(
+      JSON.stringify(reserved, (_k, v) => (typeof v === "bigint" ? v.toString() : v)),
+      Date.now(),
+      podKey,
+    );
+  }
+
   getPod(podKey: string): PodRecord | undefined {
     const row = this.db.prepare("SELECT * FROM billing_pods WHERE pod_key = ?").get(podKey) as
       | Row

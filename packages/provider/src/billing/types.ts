@@ -1,33 +1,43 @@
-import type { ChannelRef, Pod } from "@trustedpods/protocol";
+import type { Pod } from "@trustedpods/protocol";
 import type { PodStats } from "../engine/types.js";
 
 export type Hex = `0x${string}`;
 
 /**
- * The seam the daemon calls (the daemon declares the same interface in its billing-seam.ts). Pod keys are the
- * strings the daemon names pods by in onProvisioned/onDeleted and in PodLifecycle; ChannelGate derives them
- * from the bytes32 pod id with its `podKeyOf` option.
+ * The seam the daemon calls (its src/billing-seam.ts declares the same shape). A pod is named by its key: the
+ * daemon's engine pod id (`id`), or, when a caller gives none, ChannelGate's `podKeyOf(podId)`.
  */
 export interface PaymentGate {
   /**
-   * Throws PaymentRequiredError (wire code ERROR_CODE_PAYMENT_REQUIRED) naming the field, or
-   * ChainUnavailableError when the chain cannot be read, BEFORE anything is started.
+   * Throws PaymentRequiredError (an RpcError with ERROR_CODE_PAYMENT_REQUIRED, `details.field` naming the field)
+   * or ChainUnavailableError (ERROR_CODE_UNAVAILABLE) BEFORE anything is started.
    */
   checkProvision(req: ProvisionCheck): Promise<void>;
+  /** Before an update: the new pod must still be what the channel's rate pays for. */
+  checkUpdate?(req: ProvisionCheck): Promise<void>;
   /** The pod runs: start metering and billing. */
-  onProvisioned(podId: string): Promise<void>;
+  onProvisioned(pod: string | { id: string }): Promise<void>;
   /** The publisher deleted the pod. */
-  onDeleted(podId: string): Promise<void>;
+  onDeleted(id: string): Promise<void>;
+}
+
+/** Where the channel lives, as the provision request names it (protocol ChannelRef). */
+export interface ChannelRefLike {
+  chainId: bigint;
+  paymentsContract: string;
 }
 
 export interface ProvisionCheck {
+  /** The daemon's name for the pod (engine pod id); default `podKeyOf(podId)`. */
+  id?: string;
   publisher: Hex;
   /** bytes32 pod id that keys the channel. */
   podId: Hex;
   pod: Pod;
-  /** The rate (token base units per second) the provider quoted for this pod. */
-  quotedRatePerSecond: bigint;
-  channel: ChannelRef;
+  /** The rate the provider quoted; default: the pod's price under the provider's pricing. */
+  quotedRatePerSecond?: bigint;
+  /** Absent on an update (the channel is the one the pod was provisioned with). */
+  channel: ChannelRefLike | undefined;
 }
 
 /** The controls billing needs from the daemon. Every method must be idempotent. */
