@@ -17,7 +17,7 @@ import {
   MIN_NONCE_BYTES,
 } from "@trustedpods/attestation";
 import { configfsTsmAttester } from "@trustedpods/attestation/node";
-import { paymentsDomain, signQuote } from "@trustedpods/chain";
+import { type ChainContext, paymentsDomain, signQuote } from "@trustedpods/chain";
 import { type ContentStore, createIpfsNode, createKuboStore } from "@trustedpods/ipfs";
 import {
   createP2PNode,
@@ -57,11 +57,14 @@ import {
   type Address,
   bytesToHex,
   createPublicClient,
+  createWalletClient,
+  defineChain,
   getAddress,
   type Hex,
   http,
   type LocalAccount,
 } from "viem";
+import { Billing } from "./billing/billing.js";
 import type { AllowAllPaymentGate, PaymentGate } from "./billing-seam.js";
 import type { ProviderConfig } from "./config.js";
 import { PodmanEngine } from "./engine/podman.js";
@@ -77,8 +80,11 @@ import { checkRunnable, enginePodId } from "./provision/translate.js";
 import { type EndpointRecord, type PodPhaseName, SqliteNonceStore, StateDb } from "./state/db.js";
 
 export interface DaemonDeps {
-  /** The payment check; REQUIRED outside tests (the billing module's gate). */
-  gate: PaymentGate | AllowAllPaymentGate;
+  /**
+   * The payment check. Absent: the billing module (channel checks against the Payments contract, claims loop,
+   * metering) is built from the config. AllowAllPaymentGate only in tests.
+   */
+  gate?: PaymentGate | AllowAllPaymentGate;
   routes?: RouteRegistry;
   engine?: Engine;
   fetcher?: ContentFetcher;
@@ -157,6 +163,8 @@ export class Daemon {
     readonly attester: Attester,
     readonly gate: PaymentGate,
     private metricsUrl: string,
+    /** The billing module when the daemon built it (no gate passed in). */
+    readonly billing: Billing | undefined,
   ) {}
 
   static async start(config: ProviderConfig, deps: DaemonDeps): Promise<Daemon> {
@@ -212,11 +220,18 @@ export class Daemon {
 
       const metrics = new Metrics(() => state.podCountsByPhase());
       const routes = deps.routes ?? new NoGateway();
+      let billing: Billing | undefined;
+      let gate: PaymentGate;
+      if (deps.gate) gate = deps.gate;
+      else {
+        billing = createBilling(config, { state, engine, routes, account, chainId, metrics, log });
+        gate = billing.gate;
+      }
       const pods = new PodManager({
         state,
         engine,
         fetcher,
-        gate: deps.gate,
+        gate,
         routes,
         log,
         metrics,
@@ -229,6 +244,11 @@ export class Daemon {
         ...(deps.holdProvisionMs ? { holdProvisionMs: deps.holdProvisionMs } : {}),
       });
       await pods.recover();
+      if (billing) {
+        billing.start();
+        const b = billing;
+        cleanup.push(() => b.stop());
+      }
 
       const node = await createP2PNode({
         privateKey: peerKey,
@@ -258,8 +278,9 @@ export class Daemon {
         ipfs,
         routes,
         attester,
-        deps.gate,
+        gate,
         metricsUrl,
+        billing,
       );
       await daemon.register();
       log.info(
@@ -291,6 +312,7 @@ export class Daemon {
     if (this.stopped) return;
     this.stopped = true;
     for (const u of this.unregister) await u().catch(() => undefined);
+    await this.billing?.stop().catch(() => undefined);
     await Promise.resolve(this.node.stop()).catch(() => undefined);
     await this.metrics.close().catch(() => undefined);
     if (this.ipfs?.stop) await Promise.resolve(this.ipfs.stop()).catch(() => undefined);
@@ -621,6 +643,83 @@ export class Daemon {
 
 function fromWireBytes(b: Uint8Array): wire.Pod {
   return fromBinary(wire.PodSchema, b);
+}
+
+/**
+ * The billing module over the daemon's database, chain account and engine. Its lifecycle calls (stop when funds
+ * run out, start after a top-up, remove after the notice) also keep the daemon's pod records and routes in step.
+ */
+function createBilling(
+  config: ProviderConfig,
+  d: {
+    state: StateDb;
+    engine: Engine;
+    routes: RouteRegistry;
+    account: LocalAccount;
+    chainId: number;
+    metrics: Metrics;
+    log: Logger;
+  },
+): Billing {
+  const chain = defineChain({
+    id: d.chainId,
+    name: `chain-${d.chainId}`,
+    nativeCurrency: { name: "ETH", symbol: "ETH", decimals: 18 },
+    rpcUrls: { default: { http: [config.chain.rpcUrl] } },
+  });
+  const transport = http(config.chain.rpcUrl, { retryCount: 1, timeout: 20_000 });
+  const zero = "0x0000000000000000000000000000000000000000" as const;
+  const ctx: ChainContext = {
+    publicClient: createPublicClient({ chain, transport }) as ChainContext["publicClient"],
+    walletClient: createWalletClient({ chain, transport, account: d.account }),
+    addresses: {
+      payments: config.chain.payments,
+      registry: config.chain.registry ?? zero,
+      marketplace: config.chain.marketplace ?? zero,
+    },
+    confirmations: config.chain.confirmations,
+  };
+  const { state, engine, routes, log } = d;
+  const lifecycle = {
+    async stop(id: string) {
+      routes.removeRoutes(id);
+      await engine.stop(id);
+      if (state.getPod(id)?.phase === "running")
+        state.updatePod(id, { phase: "stopped", message: "stopped by billing" });
+    },
+    async start(id: string) {
+      await engine.start(id);
+      if (state.getPod(id)?.phase === "stopped") state.updatePod(id, { phase: "running", message: "" });
+    },
+    async remove(id: string) {
+      routes.removeRoutes(id);
+      await engine.remove(id, { images: true });
+      const rec = state.getPod(id);
+      if (rec && rec.phase !== "deleted")
+        state.updatePod(id, {
+          phase: "deleted",
+          message: "removed after the channel ended",
+          endpoints: [],
+          images: {},
+        });
+    },
+  };
+  return new Billing({
+    db: state.db,
+    chain: ctx,
+    chainId: BigInt(d.chainId),
+    lifecycle,
+    usage: engine,
+    registry: d.metrics.registry,
+    logger: log.child({ module: "billing" }),
+    config: {
+      confirmations: config.chain.confirmations,
+      minRunSeconds: BigInt(config.billing.minDepositSeconds),
+      minNoticeSeconds: BigInt(config.billing.minNoticeSeconds),
+    },
+    token: getAddress(config.pricing.token),
+    pricing: config.pricing,
+  });
 }
 
 /**
