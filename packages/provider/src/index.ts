@@ -1,2 +1,3 @@
-// The provider daemon's public API. For now: the container engine layer the daemon is built on.
+// The provider daemon's public API: the container engine layer and the HTTP gateway.
 export * from "./engine/index.js";
+export * from "./gateway/index.js";
