@@ -541,6 +541,43 @@ describe.skipIf(!haveTools)("HTTP gateway with real Podman", () => {
       );
     }, 90_000);
 
+    it("waits for the engine to report healthy when the container has a health check", async () => {
+      // The server listens at once but only has its content (and /healthz) a second later: a gateway that
+      // forwarded on the first TCP connect would get 404 for name.txt.
+      const p = pid("health");
+      const script =
+        "rm -f /www/name.txt /www/healthz; httpd -f -p 8080 -h /www & sleep 1; echo ready > /www/name.txt; touch /www/healthz; wait";
+      await apply({
+        podId: p,
+        containers: [
+          {
+            name: "web",
+            image,
+            command: ["sh", "-c", script],
+            ports: [{ containerPort: 8080, protocol: "http" }],
+            resources: res,
+            healthCheck: {
+              probe: { kind: "http", path: "/healthz", port: 8080 },
+              intervalMs: 100,
+              timeoutMs: 1000,
+              retries: 3,
+              startPeriodMs: 10_000,
+            },
+          },
+        ],
+      });
+      await engine.stop(p);
+      const g = await gateway();
+      const host = g.hostnameFor(`health-${uid}`);
+      g.setRoutes(p, [{ hostname: host, container: "web", containerPort: 8080 }], {
+        scaleToZero: { idleMs: 60_000 },
+      });
+      const r = await request(`${g.urlFor(host)}name.txt`);
+      expect(r.status).toBe(200);
+      expect(r.body.toString()).toBe("ready\n");
+      expect((await engine.status(p)).containers[0]!.health).toBe("healthy");
+    });
+
     it("answers 503 with Retry-After when the pod fails to start", async () => {
       const p = pid("crash");
       await apply({

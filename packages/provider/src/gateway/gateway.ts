@@ -438,7 +438,7 @@ class HttpGateway implements Gateway {
     }
     const upstreams = this.upstreamsFrom(pod, status, woke);
     // A scale-to-zero pod may have just been started by us or by the daemon: wait until it listens.
-    if (woke || pod.scaleToZero) await this.waitReady(pod, upstreams, deadline, timeoutMsg);
+    if (woke || pod.scaleToZero) await this.waitReady(pod, upstreams, status, deadline, timeoutMsg);
     if (pod.removed) return;
     pod.upstreams = upstreams;
     pod.state = "awake";
@@ -471,37 +471,39 @@ class HttpGateway implements Gateway {
   private async waitReady(
     pod: PodEntry,
     upstreams: Map<string, Upstream>,
+    status: PodStatus,
     deadline: number,
     timeoutMsg: string,
   ): Promise<void> {
     const pending = new Map(pod.routes.map((r) => [upstreamKey(r), r]));
-    let delay = 5;
-    let nextStatus = Date.now() + 250;
-    let healthOk = new Set<string>();
-    let needsHealth = new Set<string>();
+    const started = Date.now();
+    const health = (s: PodStatus, want: (h: ContainerStatus["health"]) => boolean) =>
+      new Set(s.containers.filter((c) => want(c.health)).map((c) => c.name));
+    let needsHealth = health(status, (h) => h !== "none");
+    let healthy = health(status, (h) => h === "healthy");
+    let nextStatus = started + (needsHealth.size > 0 ? 100 : 500);
     for (;;) {
       if (pod.removed) return;
       for (const [key, route] of pending) {
-        const up = upstreams.get(key)!;
-        const tcpOk = await tcpProbe(up, Math.min(1_000, deadline - Date.now()));
-        if (tcpOk && (!needsHealth.has(route.container) || healthOk.has(route.container)))
-          pending.delete(key);
+        if (needsHealth.has(route.container) && !healthy.has(route.container)) continue;
+        if (await tcpProbe(upstreams.get(key)!, Math.min(1_000, deadline - Date.now()))) pending.delete(key);
       }
       if (pending.size === 0) return;
       if (Date.now() >= deadline) throw new GatewayError("POD_START_TIMEOUT", timeoutMsg);
-      await sleepMs(Math.min(delay, Math.max(0, deadline - Date.now())));
-      delay = Math.min(100, Math.ceil(delay * 1.5));
-      if (Date.now() >= nextStatus || needsHealth.size > 0) {
-        nextStatus = Date.now() + 250;
-        const status = await before(this.engine.status(pod.podId), deadline, timeoutMsg);
-        needsHealth = new Set(status.containers.filter((c) => c.health !== "none").map((c) => c.name));
-        healthOk = new Set(status.containers.filter((c) => c.health === "healthy").map((c) => c.name));
-        for (const [key, route] of pending) {
-          const c = status.containers.find((x) => x.name === route.container);
-          if (!c) throw new GatewayError("POD_START_FAILED", `container ${route.container} disappeared`);
-          if (c.state === "exited" || c.state === "dead") throw this.notRunning(c, true);
-          if (c.ip) upstreams.set(key, { host: c.ip, port: route.containerPort });
-        }
+      // Short steps first: most pods listen within a few hundred ms and every step is added to the cold start.
+      const step = Date.now() - started < 2_000 ? 10 : 50;
+      await sleepMs(Math.min(step, Math.max(0, deadline - Date.now())));
+      if (Date.now() < nextStatus) continue;
+      // The engine's view: health, a container that exited (fail fast), an address that changed.
+      status = await before(this.engine.status(pod.podId), deadline, timeoutMsg);
+      needsHealth = health(status, (h) => h !== "none");
+      healthy = health(status, (h) => h === "healthy");
+      nextStatus = Date.now() + (needsHealth.size > 0 ? 100 : 500);
+      for (const [key, route] of pending) {
+        const c = status.containers.find((x) => x.name === route.container);
+        if (!c) throw new GatewayError("POD_START_FAILED", `container ${route.container} disappeared`);
+        if (c.state === "exited" || c.state === "dead") throw this.notRunning(c, true);
+        if (c.ip) upstreams.set(key, { host: c.ip, port: route.containerPort });
       }
     }
   }
