@@ -14,6 +14,7 @@ import {
   createGateway,
   engineWaker,
   type Gateway,
+  type GatewayRequestEvent,
   localhostLookup,
   PodmanEngine,
   type PodSpec,
@@ -221,6 +222,34 @@ describe.skipIf(!haveTools)("HTTP gateway with real Podman", () => {
     expect(env).not.toContain("forged.example");
     expect(env).not.toContain("HTTP_X_PRIVATE");
     expect(env).not.toContain("c2VjcmV0");
+  });
+
+  it("behind a trusted TLS terminator, appends to X-Forwarded-For and keeps its Proto/Host", async () => {
+    const events: GatewayRequestEvent[] = [];
+    const g = await gateway({
+      trustForwarded: true,
+      publicUrl: "https://{host}/",
+      onRequest: (e) => events.push(e),
+    });
+    const host = g.hostnameFor(`trusted-${uid}`);
+    g.setRoutes(a, [{ hostname: host, container: "web", containerPort: 8080 }], {});
+    expect(g.urlFor(host)).toBe(`https://${host}/`);
+    const r = await request(`http://127.0.0.1:${g.address.port}/cgi-bin/env`, {
+      headers: {
+        host,
+        "x-forwarded-for": "203.0.113.7",
+        "x-forwarded-proto": "https",
+        "x-forwarded-host": host,
+      },
+    });
+    const env = r.body.toString();
+    expect(env).toContain("HTTP_X_FORWARDED_FOR=203.0.113.7, 127.0.0.1\n");
+    expect(env).toContain("HTTP_X_FORWARDED_PROTO=https\n");
+    expect(env).toContain(`HTTP_X_FORWARDED_HOST=${host}\n`);
+    await request(`http://127.0.0.1:${g.address.port}/`, { headers: { host: `nope-${uid}.localhost` } });
+    await waitFor("request events", async () => events.length >= 2);
+    expect(events[0]).toMatchObject({ podId: a, host, method: "GET", status: 200, upgrade: false });
+    expect(events[1]).toMatchObject({ podId: null, status: 404, error: "UNKNOWN_HOST" });
   });
 
   it("proxies a WebSocket both ways (busybox echo server in the pod)", async () => {

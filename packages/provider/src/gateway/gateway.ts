@@ -42,6 +42,12 @@ const RETRYABLE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 /** Connect-phase failures: the address we hold is stale or the container is gone. */
 const CONNECT_ERRORS = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EHOSTDOWN", "ETIMEDOUT"]);
 const NOOP_LOG: GatewayLogger = { info() {}, warn() {} };
+/**
+ * After a failed wake or lookup, further requests get the same answer for this long instead of starting the
+ * pod (or asking the engine) again each: a flood of requests to a crashing pod must not become a flood of
+ * starts. setRoutes() clears it (the daemon changed something).
+ */
+const FAILURE_HOLD_MS = 1_000;
 
 interface Upstream {
   host: string;
@@ -62,6 +68,9 @@ interface PodEntry {
   /** The one wake/resolve or sleep in progress: concurrent requests wait for it instead of starting their own. */
   transition: Promise<void> | null;
   upgraded: Set<Duplex>;
+  /** Last resolve failure and until when it is answered without trying again. */
+  failure: GatewayError | null;
+  failedUntil: number;
   removed: boolean;
   wakes: number;
   sleeps: number;
@@ -259,6 +268,8 @@ class HttpGateway implements Gateway {
         idleTimer: null,
         transition: null,
         upgraded: new Set(),
+        failure: null,
+        failedUntil: 0,
         removed: false,
         wakes: 0,
         sleeps: 0,
@@ -274,6 +285,8 @@ class HttpGateway implements Gateway {
       pod.upstreams.clear();
     }
     pod.scaleToZero = idleMs !== undefined ? { idleMs } : null;
+    pod.failure = null;
+    pod.failedUntil = 0;
     this.clearIdle(pod);
     if (pod.scaleToZero && pod.active === 0) {
       pod.lastActivity = Date.now();
@@ -320,6 +333,7 @@ class HttpGateway implements Gateway {
     return new http.Agent({
       keepAlive: true,
       keepAliveMsecs: 1_000,
+      noDelay: true,
       maxSockets: this.limits.maxSocketsPerPod,
       maxFreeSockets: Math.min(64, this.limits.maxSocketsPerPod),
       scheduling: "lifo",
@@ -409,7 +423,16 @@ class HttpGateway implements Gateway {
       }
       const up = pod.state === "awake" ? pod.upstreams.get(upstreamKey(route)) : undefined;
       if (up) return up;
-      if (!pod.transition) this.runTransition(pod, () => this.resolve(pod));
+      if (pod.failure && Date.now() < pod.failedUntil) throw pod.failure;
+      if (!pod.transition) {
+        this.runTransition(pod, () =>
+          this.resolve(pod).catch((err: unknown) => {
+            pod.failure = toGatewayError(err, "POD_START_FAILED");
+            pod.failedUntil = Date.now() + FAILURE_HOLD_MS;
+            throw pod.failure;
+          }),
+        );
+      }
     }
     throw new GatewayError("POD_NOT_RUNNING", `pod for ${route.hostname} keeps changing state; try again`);
   }
@@ -442,6 +465,7 @@ class HttpGateway implements Gateway {
     if (pod.removed) return;
     pod.upstreams = upstreams;
     pod.state = "awake";
+    pod.failure = null;
     pod.lastActivity = Date.now();
     if (pod.active === 0) this.armIdle(pod);
   }
@@ -560,7 +584,7 @@ class HttpGateway implements Gateway {
       event.error = e.code;
     };
     res.once("close", () => {
-      event.status = res.statusCode;
+      event.status = res.headersSent ? res.statusCode : 0;
       event.durationMs = performance.now() - started;
       this.options.onRequest?.(event);
     });
