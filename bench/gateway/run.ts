@@ -131,7 +131,12 @@ async function main(): Promise<void> {
       await inner.sleep(id);
     },
   };
-  const gw = await createGateway({ engine, waker, listen: { host: "127.0.0.1", port: 0 }, baseDomain: "localhost" });
+  const gw = await createGateway({
+    engine,
+    waker,
+    listen: { host: "127.0.0.1", port: 0 },
+    baseDomain: "localhost",
+  });
   const host = gw.hostnameFor(`bench-${uid}`);
   try {
     const st = await engine.apply(spec);
@@ -176,8 +181,16 @@ async function main(): Promise<void> {
       coldEngine.push(performance.now() - t);
       // Through the gateway: let scale-to-zero stop it, then one request wakes it.
       const before = sleepCalls;
-      gw.setRoutes(podId, [{ hostname: host, container: "web", containerPort: 8080 }], { scaleToZero: { idleMs: 200 } });
-      while (!(sleepCalls > before && gw.podState(podId)?.state === "asleep" && !(await engine.status(podId)).running)) {
+      gw.setRoutes(podId, [{ hostname: host, container: "web", containerPort: 8080 }], {
+        scaleToZero: { idleMs: 200 },
+      });
+      while (
+        !(
+          sleepCalls > before &&
+          gw.podState(podId)?.state === "asleep" &&
+          !(await engine.status(podId)).running
+        )
+      ) {
         await new Promise((r) => setTimeout(r, 50));
       }
       await new Promise((r) => setTimeout(r, 200)); // let the stop call return
