@@ -53,6 +53,7 @@ import {
   UpdateResponseSchema,
   wire,
 } from "@trustedpods/protocol";
+import { Counter } from "prom-client";
 import {
   type Address,
   bytesToHex,
@@ -69,7 +70,9 @@ import type { AllowAllPaymentGate, PaymentGate } from "./billing-seam.js";
 import type { ProviderConfig } from "./config.js";
 import { PodmanEngine } from "./engine/podman.js";
 import type { Engine } from "./engine/types.js";
-import { NoGateway, type RouteRegistry } from "./gateway-seam.js";
+import { createGateway } from "./gateway/gateway.js";
+import type { Gateway } from "./gateway/types.js";
+import type { RouteRegistry } from "./gateway-seam.js";
 import { type ServeContext, serveSignedStream, serveSignedUnary, serveUnary } from "./handlers/serve.js";
 import { type EncryptionKey, loadAccountKey, loadOrCreateEncryptionKey } from "./keys.js";
 import { createLogger, type Logger } from "./log.js";
@@ -219,7 +222,13 @@ export class Daemon {
       }
 
       const metrics = new Metrics(() => state.podCountsByPhase());
-      const routes = deps.routes ?? new NoGateway();
+      let routes: RouteRegistry;
+      if (deps.routes) routes = deps.routes;
+      else {
+        const gw = await startGateway(config, { engine, state, metrics, log });
+        routes = gw;
+        cleanup.push(() => gw.close());
+      }
       let billing: Billing | undefined;
       let gate: PaymentGate;
       if (deps.gate) gate = deps.gate;
@@ -313,6 +322,9 @@ export class Daemon {
     this.stopped = true;
     for (const u of this.unregister) await u().catch(() => undefined);
     await this.billing?.stop().catch(() => undefined);
+    const gw = this.routes as Partial<Gateway>;
+    if (gw !== undefined && typeof gw.close === "function" && "address" in gw)
+      await gw.close().catch(() => undefined);
     await Promise.resolve(this.node.stop()).catch(() => undefined);
     await this.metrics.close().catch(() => undefined);
     if (this.ipfs?.stop) await Promise.resolve(this.ipfs.stop()).catch(() => undefined);
@@ -489,14 +501,28 @@ export class Daemon {
     return rec;
   }
 
+  /**
+   * Requested hostnames must be one label under the gateway's base domain (a pod cannot claim someone else's
+   * domain on this provider) and not used by another pod.
+   */
   private checkHostnames(id: string, pod: ReturnType<typeof decodePod>): void {
     const used = this.state.hostnamesInUse(id);
+    const suffix = `.${this.config.gateway.baseDomain}`;
     for (const c of pod.containers)
-      for (const p of c.ports)
+      for (const p of c.ports) {
+        if (p.hostname && (!p.hostname.endsWith(suffix) || p.hostname.slice(0, -suffix.length).includes(".")))
+          throw new RpcError(
+            ErrorCode.INVALID_ARGUMENT,
+            `hostname ${p.hostname} must be NAME${suffix} on this provider`,
+            {
+              details: { field: "hostname" },
+            },
+          );
         if (p.hostname && used.has(p.hostname))
           throw new RpcError(ErrorCode.ALREADY_EXISTS, `hostname ${p.hostname} is used by another pod`, {
             details: { field: "hostname" },
           });
+      }
   }
 
   private async provision(
@@ -643,6 +669,41 @@ export class Daemon {
 
 function fromWireBytes(b: Uint8Array): wire.Pod {
   return fromBinary(wire.PodSchema, b);
+}
+
+/**
+ * The HTTP gateway on `gateway.listen`. Its waker starts a scaled-to-zero pod only while the daemon's state says
+ * the pod runs, so a pod stopped for non-payment or being deleted is never woken by a request.
+ */
+async function startGateway(
+  config: ProviderConfig,
+  d: { engine: Engine; state: StateDb; metrics: Metrics; log: Logger },
+): Promise<Gateway> {
+  const i = config.gateway.listen.lastIndexOf(":");
+  const host = config.gateway.listen.slice(0, i).replace(/^\[|\]$/g, "");
+  const port = Number(config.gateway.listen.slice(i + 1));
+  const requests = new Counter({
+    name: "tpod_provider_gateway_requests_total",
+    help: "HTTP requests through the gateway, by status class and gateway error",
+    labelNames: ["status", "error"],
+    registers: [d.metrics.registry],
+  });
+  return createGateway({
+    engine: d.engine,
+    waker: {
+      async wake(id) {
+        const phase = d.state.getPod(id)?.phase;
+        if (phase !== "running") throw new Error(`pod ${id} is ${phase ?? "unknown"}: not woken`);
+        await d.engine.start(id);
+      },
+      sleep: (id) => d.engine.stop(id),
+    },
+    listen: { host, port },
+    baseDomain: config.gateway.baseDomain,
+    ...(config.gateway.publicUrl ? { publicUrl: config.gateway.publicUrl } : {}),
+    log: d.log.child({ module: "gateway" }),
+    onRequest: (e) => requests.inc({ status: `${Math.floor(e.status / 100)}xx`, error: e.error ?? "" }),
+  });
 }
 
 /**

@@ -65,6 +65,16 @@ function engineFailure(err: unknown): RpcError {
             : ErrorCode.INTERNAL;
     return new RpcError(code, `engine: ${err.message}`, { details: { reason: err.code.toLowerCase() } });
   }
+  if ((err as Error)?.name === "GatewayError") {
+    const code = (err as { code?: string }).code;
+    return new RpcError(
+      code === "HOST_CONFLICT" ? ErrorCode.ALREADY_EXISTS : ErrorCode.INVALID_ARGUMENT,
+      (err as Error).message,
+      {
+        details: { field: "hostname", reason: String(code).toLowerCase() },
+      },
+    );
+  }
   if ((err as Error)?.name === "AbortError" || (err as Error)?.name === "TimeoutError")
     return new RpcError(ErrorCode.DEADLINE_EXCEEDED, "provisioning took too long or the caller went away");
   return new RpcError(ErrorCode.INTERNAL, "provisioning failed");

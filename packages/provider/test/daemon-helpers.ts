@@ -4,6 +4,7 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
+import http from "node:http";
 import path from "node:path";
 import { promisify } from "node:util";
 import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
@@ -86,7 +87,8 @@ engine:
   publishHostIp: 127.0.0.1
   publicHost: 127.0.0.1
 gateway:
-  baseDomain: pods.test
+  listen: 127.0.0.1:0
+  baseDomain: localhost
 attester: insecure-dev
 ipfs:
   helia:
@@ -190,6 +192,26 @@ export async function waitFor<T>(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** GET through the gateway at 127.0.0.1:PORT with a Host header (fetch cannot set Host). */
+export function gatewayGet(
+  port: number,
+  host: string,
+  path = "/",
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: "127.0.0.1", port, path, headers: { host }, timeout: 30_000 }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => {
+        body += d;
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+  });
 }
 
 export async function httpGet(url: string): Promise<{ status: number; body: string }> {

@@ -351,7 +351,7 @@ describe.skipIf(!haveTools)("provider daemon", () => {
     multiEngineId = daemon.state.listPods().find((x) => x.podId === multiId)!.id;
     const r = routes.routes.get(multiEngineId);
     expect(r?.routes[0]).toMatchObject({ container: "web", containerPort: 8080 });
-    expect(r?.routes[0]?.hostname).toMatch(/\.pods\.test$/);
+    expect(r?.routes[0]?.hostname).toMatch(/\.localhost$/);
     const page = await waitFor("web by name", async () => {
       const out = await execIn(multiEngineId, "ticker", [
         "sh",

@@ -1,5 +1,7 @@
-// The daemon with its real billing module (no gate passed in): a publisher gets a quote over libp2p, opens the
-// payment channel on anvil with it, provisions, and the claims loop claims on chain. Without a channel nothing starts.
+// The daemon as `tpod provider serve` wires it (no gate or routes passed in): the real billing module and the
+// real HTTP gateway. A publisher gets a quote over libp2p, opens the payment channel on anvil with it, provisions;
+// the pod is reached through the gateway by Host, scales to zero when idle and wakes on the next request; the
+// claims loop claims on chain. Without a channel nothing starts.
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -10,10 +12,13 @@ import type { IpfsNode } from "@trustedpods/ipfs";
 import { callUnary, RpcError } from "@trustedpods/p2p";
 import {
   ErrorCode,
+  PodPhase,
   ProvisionRequestSchema,
   ProvisionResponseSchema,
   QuoteRequestSchema,
   QuoteResponseSchema,
+  StatusRequestSchema,
+  StatusResponseSchema,
 } from "@trustedpods/protocol";
 import { bytesToHex, getAddress, type Hex, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
@@ -24,8 +29,8 @@ import type { PodmanEngine } from "../src/engine/podman.js";
 import {
   buildBusyboxLayout,
   container,
+  gatewayGet,
   haveTools,
-  httpGet,
   Publisher,
   type PushedImage,
   pod,
@@ -87,13 +92,18 @@ afterAll(async () => {
   await rm(`/dev/shm/tpod-secrets-b${uid}`, { recursive: true, force: true });
 }, 120_000);
 
-const webPod = () =>
-  pod("paid", [
+const webPod = () => ({
+  ...pod("paid", [
     container("web", image, {
       command: ["sh", "-c", "exec httpd -f -p 8080 -h /www"],
-      ports: [{ containerPort: 8080, protocol: "tcp" }],
+      ports: [
+        { containerPort: 8080, protocol: "http" as const },
+        { containerPort: 9090, protocol: "tcp" as const },
+      ],
     }),
-  ]);
+  ]),
+  replicas: { min: 0, max: 1, idleSeconds: 2n },
+});
 
 function provision(podId: Hex) {
   return alice.call(
@@ -109,7 +119,7 @@ function provision(podId: Hex) {
   );
 }
 
-describe.skipIf(!haveTools)("daemon with billing", () => {
+describe.skipIf(!haveTools)("daemon with billing and gateway", () => {
   it("refuses a pod without a payment channel before starting anything", async () => {
     const podId = randomPodId();
     const err = await provision(podId).catch((e: unknown) => e);
@@ -156,9 +166,55 @@ describe.skipIf(!haveTools)("daemon with billing", () => {
       approve: false,
     });
     const res = await provision(podId);
-    const addr = res.endpoints[0]!.target.value as string;
-    expect(await waitFor("paid pod", async () => (await httpGet(`http://${addr}/`)).body)).toBe("paid\n");
+    const http = res.endpoints.find((e) => e.containerPort === 8080)!;
+    expect(http.target.case).toBe("httpUrl");
+    const url = new URL(http.target.value as string);
+    expect(url.hostname).toMatch(/^web-8080-[0-9a-f]{12}\.localhost$/);
+    const port = Number(url.port);
+    expect(
+      await waitFor("paid pod through the gateway", async () => (await gatewayGet(port, url.host)).body),
+    ).toBe("paid\n");
+    expect(res.endpoints.find((e) => e.containerPort === 9090)?.target.case).toBe("tcpAddress");
     const id = daemon.state.listPods().find((p) => p.podId === podId)!.id;
+    // Idle for 2 s: the gateway stops the pod; status says so; the next request wakes it and waits for it.
+    const engine = daemon.engine as PodmanEngine;
+    await waitFor("scale to zero", async () => !(await engine.status(id)).running, 20_000);
+    const st = await alice.call(
+      "status",
+      StatusRequestSchema,
+      { podId: Buffer.from(podId.slice(2), "hex") },
+      StatusResponseSchema,
+      podId,
+    );
+    expect(st.phase).toBe(PodPhase.SCALED_TO_ZERO);
+    const woken = await gatewayGet(port, url.host);
+    expect([woken.status, woken.body]).toEqual([200, "paid\n"]);
+    expect((await engine.status(id)).running).toBe(true);
+    // A hostname outside the gateway's base domain is refused before anything else.
+    const badId = randomPodId();
+    const bad = await alice
+      .call(
+        "provision",
+        ProvisionRequestSchema,
+        {
+          podId: Buffer.from(badId.slice(2), "hex"),
+          pod: podToWire(
+            pod("x", [
+              container("web", image, {
+                ports: [{ containerPort: 80, protocol: "http", hostname: "bank.example.com" }],
+              }),
+            ]),
+          ),
+        },
+        ProvisionResponseSchema,
+        badId,
+      )
+      .catch((e: unknown) => e);
+    expect(bad).toBeInstanceOf(RpcError);
+    expect([(bad as RpcError).code, (bad as RpcError).details.field]).toEqual([
+      ErrorCode.INVALID_ARGUMENT,
+      "hostname",
+    ]);
     const billing = daemon.billing!;
     expect(billing.billingStatus(id).ratePerSecond).toBe(rate);
     // Time passes on chain; one pass of the claims loop claims what accrued.
