@@ -1,17 +1,21 @@
 // Config validation, key files, SQLite state (journal, nonces, migrations) and log redaction: no containers.
-import { chmod, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
+import { promisify } from "node:util";
 import { ReplayCache, RpcError } from "@trustedpods/p2p";
 import { getAddress } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ConfigError, defaultConfigText, parseConfig } from "../src/config.js";
+import { ConfigError, defaultConfigText, loadConfig, parseConfig } from "../src/config.js";
 import { KeyError, loadAccountKey, loadOrCreateEncryptionKey } from "../src/keys.js";
 import { createLogger } from "../src/log.js";
 import { enginePodId } from "../src/provision/translate.js";
 import { SqliteNonceStore, StateDb } from "../src/state/db.js";
 
+const run = promisify(execFile);
 let tmp: string;
 beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), "tpod-daemon-config-"));
@@ -81,6 +85,35 @@ describe("provider config", () => {
     ]);
     expect(errorsOf("a: [\n")[0]).toMatch(/^p\.yaml:\d+:\d+: /);
     expect(errorsOf("chain: 1\nchain: 2\n")[0]).toMatch(/^p\.yaml:2:1: .*[Uu]nique/);
+  });
+});
+
+const tpod = path.resolve(import.meta.dirname, "../../cli/bin/tpod");
+const cliBuilt = existsSync(path.resolve(import.meta.dirname, "../../cli/dist/main.js"));
+
+describe.skipIf(!cliBuilt)("tpod provider init", () => {
+  it("writes a config that parses and a 0600 account key, and refuses to overwrite", async () => {
+    const dir = path.join(tmp, "init");
+    await mkdir(dir);
+    const { stdout } = await run(
+      tpod,
+      ["provider", "init", "--payments", "0x5FbDB2315678afecb367f032d93F642f64180aa3"],
+      { cwd: dir },
+    );
+    expect(stdout.trim()).toMatch(/^0x[0-9a-fA-F]{40}$/);
+    const c = loadConfig(path.join(dir, "provider.yaml"));
+    expect(c.chain.payments).toBe("0x5FbDB2315678afecb367f032d93F642f64180aa3");
+    expect((await stat(c.chain.accountKeyFile)).mode & 0o777).toBe(0o600);
+    expect((await loadAccountKey(c.chain.accountKeyFile)).address).toBe(stdout.trim());
+    const again = await run(tpod, ["provider", "init"], { cwd: dir }).catch(
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(again).toMatchObject({ code: 1 });
+    const bad = await run(tpod, ["provider", "serve", "--config", path.join(dir, "nope.yaml")], {
+      cwd: dir,
+    }).catch((e: { code: number; stderr: string }) => e);
+    expect(bad).toMatchObject({ code: 1 });
+    expect((bad as { stderr: string }).stderr).toContain("cannot read");
   });
 });
 
