@@ -153,17 +153,20 @@ export class BillingLoop {
     if (pod.state === "running") store.fillReservationStart(pod.podKey, now);
     await this.reconcileClaims(pod, head);
     let state = pod.state;
+    let stoppedAt = pod.stoppedAt;
 
+    // 1. Stop or restart, from the confirmed read.
     if (state === "running") {
       const runOut = runOutTime(conf);
       if (conf.closeAt !== 0n && now >= conf.closeAt) {
         await this.opts.lifecycle.stop(pod.podKey);
+        stoppedAt = conf.closeAt;
         store.transaction(() => {
           store.closeReservation(pod.podKey, conf.closeAt);
           store.resetUsageBaseline(pod.podKey);
           store.updatePod(pod.podKey, {
             state: "closed",
-            stoppedAt: conf.closeAt,
+            stoppedAt,
             removeAt: conf.closeAt + config.retainAfterCloseSeconds,
           });
         });
@@ -174,12 +177,13 @@ export class BillingLoop {
         );
       } else if (runOut !== undefined && now >= runOut) {
         await this.opts.lifecycle.stop(pod.podKey);
+        stoppedAt = runOut;
         store.transaction(() => {
           store.closeReservation(pod.podKey, runOut);
           store.resetUsageBaseline(pod.podKey);
           store.updatePod(pod.podKey, {
             state: "stopped_funds",
-            stoppedAt: runOut,
+            stoppedAt,
             removeAt: runOut + conf.noticeSeconds,
           });
         });
@@ -194,55 +198,56 @@ export class BillingLoop {
         );
       }
     } else if (state === "stopped_funds") {
-      const since = pod.stoppedAt !== null && pod.stoppedAt > now ? pod.stoppedAt : now;
-      if (conf.closeAt === 0n && accruedAt(conf, since) < conf.deposit) {
+      const at = maxBig(stoppedAt ?? now, now);
+      if (conf.closeAt === 0n && accruedAt(conf, at) < conf.deposit) {
         await this.opts.lifecycle.start(pod.podKey);
         store.transaction(() => {
           store.openReservation(pod.podKey, now);
           store.updatePod(pod.podKey, { state: "running", stoppedAt: null, removeAt: null });
         });
         state = "running";
+        stoppedAt = null;
         this.opts.logger.info(
           { pod: pod.podKey, deposit: conf.deposit.toString() },
           "billing: topped up, pod restarted",
         );
-      } else {
-        let removeAt = (pod.stoppedAt ?? now) + conf.noticeSeconds;
-        // A closing channel can no longer be topped up: its close time ends the wait too.
-        if (conf.closeAt !== 0n && conf.closeAt < removeAt) removeAt = conf.closeAt;
-        if (now >= removeAt) {
-          await this.removeAndStopAccrual(pod, conf);
-          state = "removed";
-        }
       }
     } else if (state === "deleted") {
-      let stoppedAt = pod.stoppedAt;
       if (stoppedAt === null) {
         stoppedAt = now;
         store.closeReservation(pod.podKey, now);
         store.updatePod(pod.podKey, { stoppedAt });
       }
       if (config.closeOnDelete && !pod.providerClosed) await this.providerClose(pod, conf, pts.head.time);
-      if (now >= stoppedAt + conf.noticeSeconds) {
-        await this.removeAndStopAccrual(pod, conf);
-        state = "removed";
-      }
     }
 
-    // Claims rest on the head: the claim lands at or after its time, and accrual only grows with time.
+    // 2. Claim, from the head: the claim lands at or after its time, and accrual only grows with time.
     await this.claim(pod, head, pts.head.time, state !== "running");
 
-    // A closed pod goes after its last claim (same tick when nothing is retained after the close).
+    // 3. Remove, after the last claim, only when the confirmed read proves the wait is over.
     if (state === "closed" && conf.closeAt !== 0n && now >= conf.closeAt + config.retainAfterCloseSeconds) {
       await this.opts.lifecycle.remove(pod.podKey);
       store.updatePod(pod.podKey, { state: "removed" });
       state = "removed";
       this.opts.logger.info({ pod: pod.podKey }, "billing: closed pod removed");
+    } else if (state === "stopped_funds" || state === "deleted") {
+      let removeAt = (stoppedAt ?? now) + conf.noticeSeconds;
+      // A closing channel can no longer be topped up: its close time ends the wait too.
+      if (state === "stopped_funds" && conf.closeAt !== 0n && conf.closeAt < removeAt)
+        removeAt = maxBig(conf.closeAt, stoppedAt ?? now);
+      if (now >= removeAt) {
+        await this.removeAndStopAccrual(
+          { ...pod, providerClosed: pod.providerClosed || state === "deleted" },
+          conf,
+        );
+        state = "removed";
+      }
     }
 
     if (state === "removed") {
       const fresh = await channelAt(chain, key, undefined);
-      const closed = fresh.closeAt !== 0n && pts.head.time >= fresh.closeAt;
+      // Once accrual has a stop (closeAt), claimCap at that time is all the channel will ever owe.
+      const closed = fresh.closeAt !== 0n;
       if (!fresh.exists || (closed && fresh.claimed >= claimCap(fresh, fresh.closeAt))) {
         store.updatePod(pod.podKey, { state: "settled", warnings: [] });
         this.opts.logger.info({ pod: pod.podKey, claimed: fresh.claimed.toString() }, "billing: settled");
