@@ -1,3 +1,16 @@
-// The provider daemon's public API: the container engine layer and billing (payment checks, metering, claims).
+// The provider daemon's public API: the daemon, its config, state, seams for billing and the gateway, billing
+// (payment checks, metering, claims) and the engines.
+
 export * from "./billing/index.js";
+export * from "./billing-seam.js";
+export * from "./config.js";
+export * from "./daemon.js";
 export * from "./engine/index.js";
+export * from "./gateway-seam.js";
+export * from "./keys.js";
+export * from "./log.js";
+export * from "./metrics.js";
+export * from "./pods.js";
+export * from "./provision/content.js";
+export * from "./provision/translate.js";
+export * from "./state/db.js";

@@ -6,6 +6,7 @@ import { registerDevnet } from "./devnet.js";
 import { registerDoctor } from "./doctor.js";
 import { registerImage } from "./image.js";
 import { registerManifest } from "./manifest.js";
+import { registerProvider } from "./provider.js";
 
 export interface CommandContext {
   io: Io;
@@ -20,4 +21,5 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
   registerManifest(program, ctx);
   registerImage(program, ctx);
   registerDevnet(program, ctx);
+  registerProvider(program, ctx);
 }

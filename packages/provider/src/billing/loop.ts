@@ -4,7 +4,7 @@ import { accruedAt, claimCap, maxBig, remainingSeconds, runOutTime } from "./acc
 import { asChainFailure, type ChainPoint, chainPoints, channelAt } from "./chain-read.js";
 import { ChainUnavailableError } from "./errors.js";
 import type { BillingMetrics } from "./metrics.js";
-import type { BillingStore, ObservedChannel, PodRecord } from "./store.js";
+import type { BillingPodRecord, BillingStore, ObservedChannel } from "./store.js";
 import type { BillingConfig, BillingLogger, Hex, PodLifecycle } from "./types.js";
 
 export interface BillingLoopOptions {
@@ -113,7 +113,10 @@ export class BillingLoop {
     return { ok: errors.length === 0, chainTime: points.confirmed.time, pods: pods.length, errors };
   }
 
-  private async processPod(pod: PodRecord, pts: { head: ChainPoint; confirmed: ChainPoint }): Promise<void> {
+  private async processPod(
+    pod: BillingPodRecord,
+    pts: { head: ChainPoint; confirmed: ChainPoint },
+  ): Promise<void> {
     const { store, chain, config } = this.opts;
     const key = { publisher: pod.publisher, provider: pod.provider, podId: pod.podId };
     const conf = await channelAt(chain, key, pts.confirmed.number);
@@ -257,7 +260,12 @@ export class BillingLoop {
     this.setWarnings({ ...pod, state }, this.warningsFor(state, conf, now, pod));
   }
 
-  private warningsFor(state: PodRecord["state"], c: ChannelState, now: bigint, pod: PodRecord): string[] {
+  private warningsFor(
+    state: BillingPodRecord["state"],
+    c: ChannelState,
+    now: bigint,
+    pod: BillingPodRecord,
+  ): string[] {
     const w: string[] = [];
     if (state === "running") {
       const left = remainingSeconds(c, now);
@@ -280,7 +288,7 @@ export class BillingLoop {
     return w;
   }
 
-  private setWarnings(pod: PodRecord, warnings: string[]): void {
+  private setWarnings(pod: BillingPodRecord, warnings: string[]): void {
     const before = JSON.stringify(pod.warnings);
     if (before === JSON.stringify(warnings)) return;
     this.opts.store.updatePod(pod.podKey, { warnings });
@@ -288,7 +296,7 @@ export class BillingLoop {
   }
 
   /** Stops the pod if it may still run, ends its reservation, and removes it. */
-  private async endPod(pod: PodRecord, now: bigint, why: string): Promise<void> {
+  private async endPod(pod: BillingPodRecord, now: bigint, why: string): Promise<void> {
     if (pod.state === "running") {
       await this.opts.lifecycle.stop(pod.podKey);
       this.opts.store.closeReservation(pod.podKey, pod.observed?.closeAt || now);
@@ -301,7 +309,7 @@ export class BillingLoop {
    * Removes a pod whose notice period passed, and stops its channel's accrual (providerClose) when still open, so
    * a later top-up of a channel whose pod is gone cannot be claimed and the publisher can refund it.
    */
-  private async removeAndStopAccrual(pod: PodRecord, conf: ChannelState): Promise<void> {
+  private async removeAndStopAccrual(pod: BillingPodRecord, conf: ChannelState): Promise<void> {
     await this.opts.lifecycle.remove(pod.podKey);
     this.opts.store.updatePod(pod.podKey, { state: "removed" });
     this.opts.logger.warn({ pod: pod.podKey }, "billing: notice period passed, pod and volumes removed");
@@ -309,7 +317,7 @@ export class BillingLoop {
   }
 
   private async providerClose(
-    pod: PodRecord,
+    pod: BillingPodRecord,
     conf: ChannelState,
     headTime: bigint | undefined,
   ): Promise<void> {
@@ -331,7 +339,7 @@ export class BillingLoop {
    * Resolves claims left in flight (by a crash, an RPC error or a restart) against the chain. Claims are
    * cumulative, so the chain's `claimed` is the truth: a claim at or below it is done, whoever sent it.
    */
-  private async reconcileClaims(pod: PodRecord, head: ChannelState): Promise<void> {
+  private async reconcileClaims(pod: BillingPodRecord, head: ChannelState): Promise<void> {
     const { store, chain } = this.opts;
     for (const c of store.pendingClaims(pod.podKey)) {
       if (head.claimed >= c.cumulative) {
@@ -363,7 +371,12 @@ export class BillingLoop {
   }
 
   /** Claims up to the contract's cap at `time` when there is enough to claim (or anything, when final). */
-  private async claim(pod: PodRecord, head: ChannelState, time: bigint, final: boolean): Promise<void> {
+  private async claim(
+    pod: BillingPodRecord,
+    head: ChannelState,
+    time: bigint,
+    final: boolean,
+  ): Promise<void> {
     const { store, config, metrics, logger } = this.opts;
     if (!head.exists) return;
     if (store.pendingClaims(pod.podKey).length > 0) return; // one in flight: let it land first
