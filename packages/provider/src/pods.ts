@@ -16,7 +16,7 @@ import type { Logger } from "./log.js";
 import type { Metrics } from "./metrics.js";
 import type { ContentFetcher } from "./provision/content.js";
 import { endpointsOf, planRoutes, routesOf, toPodSpec } from "./provision/translate.js";
-import type { EndpointRecord, PodRecord, StateDb } from "./state/db.js";
+import type { EndpointRecord, StateDb, StoredPod } from "./state/db.js";
 
 export interface PodManagerOptions {
   state: StateDb;
@@ -193,7 +193,7 @@ export class PodManager {
       podId: Hex;
       manifest: Uint8Array;
       pod: Pod;
-      channel: PodRecord["channel"];
+      channel: StoredPod["channel"];
     },
     signal: AbortSignal,
   ): Promise<EndpointRecord[]> {

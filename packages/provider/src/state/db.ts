@@ -23,7 +23,7 @@ export interface EndpointRecord {
   tcpAddress?: string;
 }
 
-export interface PodRecord {
+export interface StoredPod {
   /** Engine pod id, derived from (publisher, pod id). */
   id: string;
   publisher: Address;
@@ -114,7 +114,7 @@ export class StateDb {
 
   // ------------------------------------------------------------------------------------------------ pods
 
-  insertPod(p: Omit<PodRecord, "createdAt" | "updatedAt">): void {
+  insertPod(p: Omit<StoredPod, "createdAt" | "updatedAt">): void {
     const now = Date.now();
     this.db
       .prepare(
@@ -138,12 +138,12 @@ export class StateDb {
       );
   }
 
-  getPod(id: string): PodRecord | undefined {
+  getPod(id: string): StoredPod | undefined {
     const row = this.db.prepare("SELECT * FROM pods WHERE id = ?").get(id) as Row | undefined;
     return row ? podFromRow(row) : undefined;
   }
 
-  listPods(phases?: PodPhaseName[]): PodRecord[] {
+  listPods(phases?: PodPhaseName[]): StoredPod[] {
     const rows = this.db.prepare("SELECT * FROM pods ORDER BY created_at").all() as Row[];
     const pods = rows.map(podFromRow);
     return phases ? pods.filter((p) => phases.includes(p.phase)) : pods;
@@ -158,7 +158,7 @@ export class StateDb {
 
   updatePod(
     id: string,
-    fields: Partial<Pick<PodRecord, "phase" | "message" | "endpoints" | "images" | "manifest">>,
+    fields: Partial<Pick<StoredPod, "phase" | "message" | "endpoints" | "images" | "manifest">>,
   ): void {
     const sets: string[] = [];
     const values: (string | number | Uint8Array)[] = [];
@@ -254,7 +254,7 @@ const CORE_MIGRATIONS = [
    CREATE INDEX nonces_expiry ON nonces (expiry);`,
 ] as const;
 
-function podFromRow(row: Row): PodRecord {
+function podFromRow(row: Row): StoredPod {
   return {
     id: String(row.id),
     publisher: getAddress(String(row.publisher)),
@@ -262,7 +262,7 @@ function podFromRow(row: Row): PodRecord {
     manifest: new Uint8Array(row.manifest as Uint8Array),
     phase: row.phase as PodPhaseName,
     message: String(row.message),
-    channel: row.channel ? (JSON.parse(String(row.channel)) as PodRecord["channel"]) : null,
+    channel: row.channel ? (JSON.parse(String(row.channel)) as StoredPod["channel"]) : null,
     endpoints: JSON.parse(String(row.endpoints)) as EndpointRecord[],
     images: JSON.parse(String(row.images)) as Record<string, string>,
     createdAt: Number(row.created_at),
