@@ -38,6 +38,7 @@ import {
   LogEntrySchema,
   LogStream,
   LogsRequestSchema,
+  type PodBilling,
   PodPhase,
   PricingError,
   ProvisionRequestSchema,
@@ -62,6 +63,9 @@ import {
   http,
   type LocalAccount,
 } from "viem";
+import type { Billing } from "./billing/billing.js";
+import { billingToWire, createDaemonBilling } from "./billing/daemon-wiring.js";
+import type { BillingConfig } from "./billing/types.js";
 import type { AllowAllPaymentGate, PaymentGate } from "./billing-seam.js";
 import type { ProviderConfig } from "./config.js";
 import { PodmanEngine } from "./engine/podman.js";
@@ -77,8 +81,13 @@ import { checkRunnable, enginePodId } from "./provision/translate.js";
 import { type EndpointRecord, type PodPhaseName, SqliteNonceStore, StateDb } from "./state/db.js";
 
 export interface DaemonDeps {
-  /** The payment check; REQUIRED outside tests (the billing module's gate). */
-  gate: PaymentGate | AllowAllPaymentGate;
+  /**
+   * The payment check. Absent (production): the daemon runs the billing module (src/billing): channel checks on
+   * chain, metering, claims, out-of-funds stops. AllowAllPaymentGate or another gate only in tests.
+   */
+  gate?: PaymentGate | AllowAllPaymentGate;
+  /** Test hook: billing loop timing and thresholds (the config file sets the payment terms). */
+  billing?: Partial<BillingConfig>;
   routes?: RouteRegistry;
   engine?: Engine;
   fetcher?: ContentFetcher;
@@ -157,6 +166,8 @@ export class Daemon {
     readonly attester: Attester,
     readonly gate: PaymentGate,
     private metricsUrl: string,
+    /** The billing module when the daemon runs its own (no gate given). */
+    readonly billing: Billing | undefined,
   ) {}
 
   static async start(config: ProviderConfig, deps: DaemonDeps): Promise<Daemon> {
@@ -212,11 +223,31 @@ export class Daemon {
 
       const metrics = new Metrics(() => state.podCountsByPhase());
       const routes = deps.routes ?? new NoGateway();
-      const pods = new PodManager({
+      // Billing (unless a test gate is given) drives pods through the PodManager built just below.
+      let pods: PodManager | undefined;
+      let billing: Billing | undefined;
+      let gate = deps.gate;
+      if (!gate) {
+        const b = await createDaemonBilling({
+          config,
+          chainId,
+          account,
+          db: state.db,
+          engine,
+          registry: metrics.registry,
+          logger: log,
+          pods: () => pods!,
+          ...(deps.billing ? { overrides: deps.billing } : {}),
+        });
+        cleanup.push(() => b.stop());
+        billing = b;
+        gate = b.gate;
+      }
+      pods = new PodManager({
         state,
         engine,
         fetcher,
-        gate: deps.gate,
+        gate,
         routes,
         log,
         metrics,
@@ -229,6 +260,8 @@ export class Daemon {
         ...(deps.holdProvisionMs ? { holdProvisionMs: deps.holdProvisionMs } : {}),
       });
       await pods.recover();
+      // After recovery: the loop acts on the pods as the daemon knows them.
+      billing?.start();
 
       const node = await createP2PNode({
         privateKey: peerKey,
@@ -258,8 +291,9 @@ export class Daemon {
         ipfs,
         routes,
         attester,
-        deps.gate,
+        gate,
         metricsUrl,
+        billing,
       );
       await daemon.register();
       log.info(
@@ -295,6 +329,7 @@ export class Daemon {
     await this.metrics.close().catch(() => undefined);
     if (this.ipfs?.stop) await Promise.resolve(this.ipfs.stop()).catch(() => undefined);
     if (this.ownEngine) await this.engine.close().catch(() => undefined);
+    await this.billing?.stop().catch(() => undefined);
     this.state.close();
     this.log.info("provider daemon stopped");
   }
@@ -582,7 +617,15 @@ export class Daemon {
       containers,
       endpoints: rec.endpoints.map(endpointToWire),
       replicas,
+      billing: this.billingOf(id),
     };
+  }
+
+  /** The pod's billing summary for status (none with a test gate, or before billing knew the pod). */
+  private billingOf(id: string): PodBilling | undefined {
+    const billing = this.billing;
+    if (!billing?.store.getPod(id)) return undefined;
+    return billingToWire(billing.billingStatus(id));
   }
 
   private async *logs(

@@ -70,13 +70,11 @@ export function registerProvider(program: Command, { io }: CommandContext): void
           throw new CliError(`invalid config:\n${err.message}`, ExitCode.failure);
         throw err;
       }
-      if (!opts.insecureAllowAllPayments)
-        throw new CliError(
-          "no payment gate is wired into this build yet (billing module pending): pass --insecure-allow-all-payments on a devnet",
-          ExitCode.failure,
-        );
+      if (opts.insecureAllowAllPayments)
+        io.err("WARNING: --insecure-allow-all-payments: every pod runs without a paid channel");
+      // Without a test gate the daemon runs its billing module: channel checks, metering, claims.
       const daemon = await Daemon.start(config, {
-        gate: new AllowAllPaymentGate(),
+        ...(opts.insecureAllowAllPayments ? { gate: new AllowAllPaymentGate() } : {}),
         ...(process.env.TPOD_PROVIDER_TEST_HOLD_PROVISION_MS
           ? { holdProvisionMs: Number(process.env.TPOD_PROVIDER_TEST_HOLD_PROVISION_MS) }
           : {}),
