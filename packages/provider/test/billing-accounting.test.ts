@@ -12,9 +12,26 @@ import {
   signQuoteFor,
   startDevChain,
 } from "@trustedpods/chain";
+import { parseEventLogs } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { accruedAt, BillingStore, claimableAt, remainingSeconds, runOutTime } from "../src/index.js";
-import { accountOf, chainNow, increaseTime, openFor, type Parties, parties } from "./billing-helpers.js";
+import {
+  accruedAt,
+  Billing,
+  BillingStore,
+  claimableAt,
+  type PodLifecycle,
+  remainingSeconds,
+  runOutTime,
+} from "../src/index.js";
+import {
+  accountOf,
+  chainNow,
+  channelRef,
+  increaseTime,
+  openFor,
+  type Parties,
+  parties,
+} from "./billing-helpers.js";
 
 let chain: DevChain;
 let p: Parties;
@@ -84,6 +101,64 @@ describe("accrual math", () => {
     // Accrual stopped at the close time (or at the deposit, whichever came first).
     expect(accruedAt(closed, closed.closeAt + 10_000n)).toBe(accruedAt(closed, closed.closeAt));
     expect(remainingSeconds(closed, await chainNow(chain))).toBe(0n);
+  });
+});
+
+describe("claims of many channels", () => {
+  it("are sent together and confirmed together: one tick, one block (the contract has no batch claim)", async () => {
+    // Pods that keep running: billing must not touch them.
+    const untouched: PodLifecycle = {
+      stop: async (id) => expect.fail(`stop ${id}`),
+      start: async (id) => expect.fail(`start ${id}`),
+      remove: async (id) => expect.fail(`remove ${id}`),
+    };
+    const billing = new Billing({
+      db: new DatabaseSync(":memory:"),
+      chain: p.provider,
+      chainId: BigInt(chain.chainId),
+      lifecycle: untouched,
+      config: { confirmations: 0, minRunSeconds: 100n, minNoticeSeconds: 0n },
+    });
+    const channels = [];
+    for (let i = 0; i < 3; i++) {
+      const ch = await openFor(p, { notice: 600 });
+      await billing.gate.checkProvision({
+        publisher: p.publisherAddr,
+        podId: ch.podId,
+        pod: ch.pod,
+        quotedRatePerSecond: ch.quotedRate,
+        channel: channelRef(chain),
+      });
+      await billing.gate.onProvisioned(ch.podId.toLowerCase());
+      channels.push(ch);
+    }
+    await increaseTime(chain, 100);
+    const request = (method: string, params: unknown[] = []) =>
+      chain.publicClient.request({ method: method as never, params: params as never });
+    await request("evm_setAutomine", [false]);
+    try {
+      const tick = billing.tick();
+      // All three claims reach the mempool before any is mined.
+      for (let i = 0; i < 200; i++) {
+        const pending = (await request("eth_getBlockByNumber", ["pending", false])) as {
+          transactions: unknown[];
+        };
+        if (pending.transactions.length >= 3) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await request("evm_mine");
+      expect((await tick).ok).toBe(true);
+    } finally {
+      await request("evm_setAutomine", [true]);
+    }
+    const logs = await chain.publicClient.getLogs({ address: chain.contracts.payments, fromBlock: 0n });
+    const claimed = parseEventLogs({ abi: paymentsAbi, logs, eventName: "Claimed" }).filter((e) =>
+      channels.some((c) => c.channelId.toLowerCase() === e.args.channelId.toLowerCase()),
+    );
+    expect(claimed).toHaveLength(3);
+    expect(new Set(claimed.map((e) => e.blockNumber)).size).toBe(1);
+    for (const c of channels)
+      expect(billing.store.claims(c.podId.toLowerCase()).map((x) => x.status)).toEqual(["confirmed"]);
   });
 });
 

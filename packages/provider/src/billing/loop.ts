@@ -43,6 +43,8 @@ export class BillingLoop {
   private running: Promise<TickResult> | undefined;
   private stopped = true;
   private failures = 0;
+  /** Receipts of the claims sent during the current tick. */
+  private inFlight: Promise<string | undefined>[] = [];
 
   constructor(private readonly opts: BillingLoopOptions) {}
 
@@ -100,6 +102,7 @@ export class BillingLoop {
     }
     const pods = store.activePods();
     const errors: string[] = [];
+    this.inFlight = [];
     for (const pod of pods) {
       try {
         await this.processPod(pod, points);
@@ -110,6 +113,8 @@ export class BillingLoop {
         logger.warn({ pod: pod.podKey, err: short(err) }, "billing: pod step failed, retrying next tick");
       }
     }
+    for (const e of await Promise.all(this.inFlight)) if (e) errors.push(e);
+    this.inFlight = [];
     return { ok: errors.length === 0, chainTime: points.confirmed.time, pods: pods.length, errors };
   }
 
@@ -377,42 +382,19 @@ export class BillingLoop {
     time: bigint,
     final: boolean,
   ): Promise<void> {
-    const { store, config, metrics, logger } = this.opts;
+    const { store, config, metrics } = this.opts;
     if (!head.exists) return;
     if (store.pendingClaims(pod.podKey).length > 0) return; // one in flight: let it land first
     const target = claimCap(head, time);
     if (target <= head.claimed) return;
     if (!final && target - head.claimed < config.minClaimAmount) return;
     const id = store.addClaimIntent(pod.podKey, head.id, target);
-    let hash: Hex | undefined;
     try {
-      hash = await this.write("claim", [pod.publisher, pod.podId, target]);
+      const hash = await this.write("claim", [pod.publisher, pod.podId, target]);
       store.updateClaim(id, "sent", { txHash: hash });
-      const receipt = await this.opts.chain.publicClient.waitForTransactionReceipt({
-        hash,
-        timeout: 60_000,
-        pollingInterval: 250,
-      });
-      if (receipt.status !== "success") {
-        store.updateClaim(id, "failed", { error: "reverted" });
-        metrics?.claims.inc({ result: "reverted" });
-        return;
-      }
-      store.updateClaim(id, "confirmed");
-      const seen = store.getPod(pod.podKey)?.observed;
-      if (seen && seen.claimed < target)
-        store.updatePod(pod.podKey, { observed: { ...seen, claimed: target } });
-      metrics?.claims.inc({ result: "confirmed" });
-      metrics?.claimedAmount.inc(Number(target - head.claimed));
-      logger.info(
-        {
-          pod: pod.podKey,
-          cumulative: target.toString(),
-          amount: (target - head.claimed).toString(),
-          tx: hash,
-        },
-        "billing: claimed",
-      );
+      // The contract has no batch claim: instead, every pod's claim is sent first and the tick waits for all
+      // receipts at its end, so one tick costs about one block time, not one per pod.
+      this.inFlight.push(this.confirmClaim(pod, id, hash, target, head.claimed));
     } catch (err) {
       if (err instanceof ChainError) {
         // The contract refused (e.g. someone's claim landed first): nothing was sent; the next tick re-reads.
@@ -423,6 +405,46 @@ export class BillingLoop {
       // Unknown outcome (RPC error): leave the intent; reconcileClaims settles it against the chain.
       metrics?.claims.inc({ result: "unknown" });
       throw asChainFailure(err, "send a claim");
+    }
+  }
+
+  /** Waits for a sent claim's receipt; an error leaves it "sent" for reconcileClaims (returned for the tick). */
+  private async confirmClaim(
+    pod: BillingPodRecord,
+    id: number,
+    hash: Hex,
+    target: bigint,
+    before: bigint,
+  ): Promise<string | undefined> {
+    const { store, metrics, logger } = this.opts;
+    try {
+      const receipt = await this.opts.chain.publicClient.waitForTransactionReceipt({
+        hash,
+        timeout: 60_000,
+        pollingInterval: 250,
+      });
+      if (receipt.status !== "success") {
+        store.updateClaim(id, "failed", { error: "reverted" });
+        metrics?.claims.inc({ result: "reverted" });
+        return `${pod.podKey}: claim ${hash} reverted`;
+      }
+      store.updateClaim(id, "confirmed");
+      const seen = store.getPod(pod.podKey)?.observed;
+      if (seen && seen.claimed < target)
+        store.updatePod(pod.podKey, { observed: { ...seen, claimed: target } });
+      metrics?.claims.inc({ result: "confirmed" });
+      metrics?.claimedAmount.inc(Number(target - before));
+      logger.info(
+        { pod: pod.podKey, cumulative: target.toString(), amount: (target - before).toString(), tx: hash },
+        "billing: claimed",
+      );
+      return undefined;
+    } catch (err) {
+      metrics?.claims.inc({ result: "unknown" });
+      const msg = `${pod.podKey}: ${short(asChainFailure(err, "confirm a claim"))}`;
+      store.updatePod(pod.podKey, { lastError: msg });
+      logger.warn({ pod: pod.podKey, tx: hash }, "billing: claim receipt not seen yet; reconciled next tick");
+      return msg;
     }
   }
 
