@@ -325,11 +325,11 @@ export class Daemon {
     if (this.stopped) return;
     this.stopped = true;
     for (const u of this.unregister) await u().catch(() => undefined);
+    await this.billing?.stop().catch(() => undefined);
     await Promise.resolve(this.node.stop()).catch(() => undefined);
     await this.metrics.close().catch(() => undefined);
     if (this.ipfs?.stop) await Promise.resolve(this.ipfs.stop()).catch(() => undefined);
     if (this.ownEngine) await this.engine.close().catch(() => undefined);
-    await this.billing?.stop().catch(() => undefined);
     this.state.close();
     this.log.info("provider daemon stopped");
   }

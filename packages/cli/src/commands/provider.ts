@@ -71,8 +71,8 @@ export function registerProvider(program: Command, { io }: CommandContext): void
         throw err;
       }
       if (opts.insecureAllowAllPayments)
-        io.err("WARNING: --insecure-allow-all-payments: every pod runs without a paid channel");
-      // Without a test gate the daemon runs its billing module: channel checks, metering, claims.
+        io.err("WARNING: --insecure-allow-all-payments: every pod is accepted without a payment channel");
+      // Without the flag the daemon builds its billing module: channels are checked on chain, usage claimed.
       const daemon = await Daemon.start(config, {
         ...(opts.insecureAllowAllPayments ? { gate: new AllowAllPaymentGate() } : {}),
         ...(process.env.TPOD_PROVIDER_TEST_HOLD_PROVISION_MS
