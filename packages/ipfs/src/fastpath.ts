@@ -1,6 +1,6 @@
 import type { AbortOptions, Libp2p, Stream } from "@libp2p/interface";
 import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
-import { readUnixfsFile } from "./blob.js";
+import { readLocalFile } from "./blob.js";
 import { BlobProtocolError, IpfsTimeoutError } from "./errors.js";
 import type { IpfsNode } from "./node.js";
 
@@ -30,7 +30,7 @@ function encodeFrame(value: unknown): Uint8Array {
   return frame;
 }
 
-type ChunkIterator = AsyncIterator<Uint8Array | { subarray(): Uint8Array }>;
+type ChunkIterator = AsyncIterator<Uint8Array | ({ subarray(): Uint8Array } & Iterable<Uint8Array>)>;
 
 /** Reads one header frame; returns it with any bytes that arrived after it in the same chunk. */
 async function readFrame(it: ChunkIterator): Promise<{ header: unknown; rest: Uint8Array }> {
@@ -99,9 +99,7 @@ export async function registerBlobProtocol(node: IpfsNode): Promise<void> {
           return;
         }
         await sendAll(stream, encodeFrame({ ok: true, size: entry.size }), { signal });
-        const local = (cid: Parameters<typeof node.getBlock>[0], o: AbortOptions) =>
-          collectLocal(node, cid, o);
-        for await (const chunk of readUnixfsFile(local, entry.cid, { signal, offline: true })) {
+        for await (const chunk of readLocalFile((cid) => node.readLocalBlock(cid), entry.cid)) {
           await sendAll(stream, chunk, { signal });
         }
         await stream.close({ signal });
@@ -111,17 +109,6 @@ export async function registerBlobProtocol(node: IpfsNode): Promise<void> {
     },
     { maxInboundStreams: MAX_INBOUND_STREAMS },
   );
-}
-
-/**
- * Reads a block from the local blockstore without verifying it: the receiver verifies the blob digest, and
- * hashing every block here too would halve the sender's throughput.
- */
-async function collectLocal(node: IpfsNode, cid: Parameters<IpfsNode["getBlock"]>[0], o: AbortOptions) {
-  const parts: Uint8Array[] = [];
-  for await (const chunk of node.helia.blockstore.get(cid, { signal: o.signal, offline: true }))
-    parts.push(chunk);
-  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
 export interface FetchFromPeerOptions extends AbortOptions {
@@ -184,7 +171,9 @@ export async function* fetchBlobFromPeer(
         const { value, done } = await it.next();
         if (done) break;
         kick();
-        yield value instanceof Uint8Array ? value : value.subarray();
+        if (value instanceof Uint8Array) yield value;
+        // A Uint8ArrayList holds several received frames: hand them on one by one rather than copying.
+        else yield* value as Iterable<Uint8Array>;
       }
     } finally {
       signal.removeEventListener("abort", onAbort);

@@ -1,9 +1,15 @@
 import * as dagCbor from "@ipld/dag-cbor";
 import type { AbortOptions } from "@libp2p/interface";
-import { type Descriptor, type ImageSink, type ImageSource, withLayoutWriter } from "@trustedpods/oci";
+import {
+  type Descriptor,
+  type ImageSink,
+  type ImageSource,
+  DigestMismatchError as OciDigestMismatchError,
+  withLayoutWriter,
+} from "@trustedpods/oci";
 import { CID } from "multiformats/cid";
 import { sha256 } from "multiformats/hashes/sha2";
-import { type BlobProgress, importBlob, readUnixfsFile, verifyBlobStream } from "./blob.js";
+import { type BlobProgress, importBlob, readUnixfsFile, rechunk, verifyBlobStream } from "./blob.js";
 import { BlobDigestMismatchError, InvalidRootError, IpfsTimeoutError, SizeLimitError } from "./errors.js";
 import { fetchBlobFromPeer } from "./fastpath.js";
 import type { IpfsNode } from "./node.js";
@@ -209,6 +215,11 @@ export interface PullOptions extends FetchRootOptions {
   idleTimeoutMs?: number;
   /** Blobs fetched at once (default 4). */
   concurrency?: number;
+  /**
+   * The sink verifies every blob's sha256 itself (the OCI layout writer does): skip our own hash pass and
+   * translate the sink's digest errors into BlobDigestMismatchError. Sizes are always enforced here.
+   */
+  sinkVerifies?: boolean;
   /** Name written as the image's org.opencontainers.image.ref.name in the sink. */
   refName?: string;
   onProgress?: (p: BlobProgress) => void;
@@ -260,6 +271,13 @@ async function fetchBlob(
   signal: AbortSignal,
 ): Promise<void> {
   if (await sink.hasBlob(blob.digest)) return;
+  const hash = !opts.sinkVerifies;
+  const write = (data: AsyncIterable<Uint8Array>) =>
+    sink.writeBlob(desc, data).catch((err: unknown) => {
+      throw err instanceof OciDigestMismatchError
+        ? new BlobDigestMismatchError(err.expected, err.actual)
+        : err;
+    });
   const desc: Descriptor = { mediaType: blob.mediaType, digest: blob.digest, size: blob.size };
   const progress = (via: BlobProgress["via"]) => (done: number) =>
     opts.onProgress?.({ digest: blob.digest, bytesDone: done, bytesTotal: blob.size, via });
@@ -270,7 +288,7 @@ async function fetchBlob(
           signal,
           idleTimeoutMs: opts.idleTimeoutMs,
         });
-        await sink.writeBlob(desc, verifyBlobStream(bytes, blob, progress("peer")));
+        await write(rechunk(verifyBlobStream(bytes, blob, progress("peer"), { hash })));
         return;
       } catch (err) {
         if (isFatal(err, signal)) throw err;
@@ -280,7 +298,7 @@ async function fetchBlob(
   }
   const getBlock = (c: CID, o: AbortOptions) => store.getBlock(c, { signal: o.signal ?? signal });
   const bytes = readUnixfsFile(getBlock, blob.cid, { signal });
-  await sink.writeBlob(desc, verifyBlobStream(bytes, blob, progress("ipfs")));
+  await write(verifyBlobStream(bytes, blob, progress("ipfs"), { hash }));
 }
 
 async function runLimited<T>(
@@ -331,5 +349,5 @@ export async function pullImageToLayout(
   dir: string,
   opts: PullOptions = {},
 ): Promise<ImageRoot> {
-  return withLayoutWriter(dir, (writer) => pullImage(store, cid, writer, opts));
+  return withLayoutWriter(dir, (writer) => pullImage(store, cid, writer, { sinkVerifies: true, ...opts }));
 }
