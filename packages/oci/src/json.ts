@@ -36,12 +36,15 @@ export function parseDescriptor(v: unknown, what: string): Descriptor {
   if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) {
     throw new InvalidImageError(`${what}: bad size`);
   }
-  const desc: Descriptor = { mediaType, digest, size };
+  // Keep the original field order and any fields newer specs add (e.g. "data"), so re-serializing a
+  // manifest we only pass through (decryption, re-keying) reproduces its bytes and digest.
+  const desc = { ...v, mediaType, digest, size } as Descriptor;
   const annotations = stringMap(v.annotations, what);
   if (annotations) desc.annotations = annotations;
-  if (isRecord(v.platform)) desc.platform = v.platform as unknown as Descriptor["platform"];
-  if (Array.isArray(v.urls)) desc.urls = v.urls.filter((u): u is string => typeof u === "string");
-  if (typeof v.artifactType === "string") desc.artifactType = v.artifactType;
+  if (v.platform !== undefined && !isRecord(v.platform)) throw new InvalidImageError(`${what}: bad platform`);
+  if (v.urls !== undefined && !(Array.isArray(v.urls) && v.urls.every((u) => typeof u === "string"))) {
+    throw new InvalidImageError(`${what}: bad urls`);
+  }
   return desc;
 }
 
