@@ -1,6 +1,7 @@
 import * as dagCbor from "@ipld/dag-cbor";
 import type { AbortOptions } from "@libp2p/interface";
 import {
+  BlobNotFoundError,
   type Descriptor,
   type ImageSink,
   type ImageSource,
@@ -350,4 +351,78 @@ export async function pullImageToLayout(
   opts: PullOptions = {},
 ): Promise<ImageRoot> {
   return withLayoutWriter(dir, (writer) => pullImage(store, cid, writer, { sinkVerifies: true, ...opts }));
+}
+
+/** An image on IPFS seen as an OCI ImageSource (for inspect, or for copying into any ImageSink). */
+export interface IpfsImageSource extends ImageSource {
+  readonly cid: CID;
+  readonly image: ImageRoot;
+}
+
+/**
+ * Fetches the root object named by `cid` and returns an ImageSource whose blobs stream from the publisher
+ * peers (fast path) or bitswap/Kubo, each verified against its declared size and sha256 digest.
+ * `timeoutMs` bounds fetching the root; blob reads are bounded by `idleTimeoutMs` and `signal`.
+ */
+export async function openIpfsImage(
+  store: ContentStore,
+  cid: CID | string,
+  opts: Omit<PullOptions, "sinkVerifies" | "refName" | "concurrency"> = {},
+): Promise<IpfsImageSource> {
+  const rootCid = typeof cid === "string" ? parseCid(cid) : cid;
+  const limits = { ...DEFAULT_PULL_LIMITS, ...opts.limits };
+  const node = store.kind === "helia" ? (store as IpfsNode) : undefined;
+  const peers = opts.peers ?? [];
+  const image = await withTimeout(`fetching image root ${rootCid}`, opts, async (signal) => {
+    if (node) await Promise.allSettled(peers.map((p) => node.dial(p, { signal })));
+    return fetchRoot(store, rootCid, limits, signal);
+  });
+  const byDigest = new Map(image.blobs.map((b) => [b.digest, b]));
+  const signal = opts.signal ?? new AbortController().signal;
+  return {
+    cid: rootCid,
+    image,
+    root: image.root,
+    async listBlobs() {
+      return image.blobs.map((b) => ({ mediaType: b.mediaType, digest: b.digest, size: b.size }));
+    },
+    openBlob(digest) {
+      const blob = byDigest.get(digest);
+      if (!blob) throw new BlobNotFoundError(digest);
+      return openVerifiedBlob(store, node, blob, peers, opts, signal);
+    },
+  };
+}
+
+async function* openVerifiedBlob(
+  store: ContentStore,
+  node: IpfsNode | undefined,
+  blob: ImageBlobEntry,
+  peers: string[],
+  opts: PullOptions,
+  signal: AbortSignal,
+): AsyncGenerator<Uint8Array> {
+  const progress = (via: BlobProgress["via"]) => (done: number) =>
+    opts.onProgress?.({ digest: blob.digest, bytesDone: done, bytesTotal: blob.size, via });
+  if (node && (opts.fastPath ?? true)) {
+    for (const peer of peers) {
+      let started = false;
+      try {
+        const bytes = fetchBlobFromPeer(node.libp2p, peer, blob.digest, {
+          signal,
+          idleTimeoutMs: opts.idleTimeoutMs,
+        });
+        for await (const chunk of rechunk(verifyBlobStream(bytes, blob, progress("peer")))) {
+          started = true;
+          yield chunk;
+        }
+        return;
+      } catch (err) {
+        // Once bytes went to the consumer we cannot restart the stream under it.
+        if (started || isFatal(err, signal)) throw err;
+      }
+    }
+  }
+  const getBlock = (c: CID, o: AbortOptions) => store.getBlock(c, { signal: o.signal ?? signal });
+  yield* verifyBlobStream(readUnixfsFile(getBlock, blob.cid, { signal }), blob, progress("ipfs"));
 }

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as dagCbor from "@ipld/dag-cbor";
-import { openOciLayout } from "@trustedpods/oci";
+import { copyImage, openOciLayout, withLayoutWriter } from "@trustedpods/oci";
 import { CID } from "multiformats/cid";
 import { sha256 } from "multiformats/hashes/sha2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,6 +15,7 @@ import {
   type IpfsNode,
   IpfsTimeoutError,
   inspectImage,
+  openIpfsImage,
   pullImageToLayout,
   pushImage,
   SizeLimitError,
@@ -113,6 +114,15 @@ describe("pull", () => {
     });
     expect(await layoutBlobs(dst)).toEqual(await layoutBlobs(srcDir));
     expect([...vias]).toEqual(["ipfs"]);
+  });
+
+  it("serves as an OCI ImageSource: copyImage from IPFS into a layout", async () => {
+    const source = await openIpfsImage(b, rootCid.toString(), { peers: a.multiaddrs(), timeoutMs: 20_000 });
+    expect(source.root).toEqual(image.root);
+    expect(await source.listBlobs()).toHaveLength(4);
+    const dst = join(tmp.dir, "copied");
+    await withLayoutWriter(dst, (w) => copyImage(source, w));
+    expect(await layoutBlobs(dst)).toEqual(await layoutBlobs(srcDir));
   });
 
   it("rejects a blob whose bytes do not match the digest the root declares, leaving nothing", async () => {
