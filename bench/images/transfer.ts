@@ -1,7 +1,7 @@
 // Image transfer benchmark: a publisher node (child process) and a provider node (this process) on loopback.
 // Compares, in the same run, a plain TCP copy of the layer into a file (the floor), our pull over the direct
 // /trusted-pods/blob/1.0.0 stream, and a pull through stock Helia bitswap. Run after `npm run build`:
-//   node bench/images/transfer.ts [--mib 256] [--runs 3] [--no-bitswap]
+//   node bench/images/transfer.ts [--mib 256] [--runs 3] [--no-bitswap] [--dir /dev/shm]
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
@@ -118,7 +118,9 @@ interface Sample {
 
 async function main(): Promise<void> {
   if (args[0] === "publisher") return publisher(args[1]!);
-  const dir = await mkdtemp(join(tmpdir(), "tpod-bench-transfer-"));
+  const dirArg = args.indexOf("--dir");
+  const base = dirArg >= 0 ? args[dirArg + 1]! : tmpdir();
+  const dir = await mkdtemp(join(base, "tpod-bench-transfer-"));
   const child = spawn(
     process.execPath,
     [...process.execArgv, process.argv[1]!, "publisher", join(dir, "pub"), ...args],
@@ -163,7 +165,7 @@ async function main(): Promise<void> {
       if (!args.includes("--no-bitswap"))
         results.bitswap!.push(await measure(() => pull(dir, info, false, run)));
     }
-    const base = mib / median(results.tcp!.map((x) => x.seconds));
+    const floor = mib / median(results.tcp!.map((x) => x.seconds));
     const rows = [
       ["plain TCP copy into a file (floor)", results.tcp!],
       ["pull, direct blob stream (fast path)", results.fast!],
@@ -179,7 +181,7 @@ async function main(): Promise<void> {
       const perGiB = (v: number) => ((v * 1024) / mib).toFixed(2);
       const cpu = `${perGiB(median(xs.map((x) => x.recvCpu)))}/${perGiB(median(xs.map((x) => x.sendCpu)))}`;
       console.log(
-        `${name.padEnd(38)} ${rate.toFixed(0).padStart(5)} MiB/s  ratio ${(rate / base).toFixed(2)}  cpu ${cpu}  (runs: ${all})`,
+        `${name.padEnd(38)} ${rate.toFixed(0).padStart(5)} MiB/s  ratio ${(rate / floor).toFixed(2)}  cpu ${cpu}  (runs: ${all})`,
       );
     }
     console.log(

@@ -88,8 +88,14 @@ export async function pushImage(
   for (const desc of descs) {
     if (!DIGEST_RE.test(desc.digest))
       throw new InvalidRootError(`only sha256 blobs can be pushed: ${desc.digest}`);
-    const data = verifyBlobStream(source.openBlob(desc.digest), desc, (done) =>
-      opts.onProgress?.({ digest: desc.digest, bytesDone: done, bytesTotal: desc.size, via: "ipfs" }),
+    // Sizes are enforced here; the digest is not hashed a second time: an ImageSource's openBlob verifies it
+    // (and a puller re-verifies every byte anyway).
+    const data = verifyBlobStream(
+      source.openBlob(desc.digest),
+      desc,
+      (done) =>
+        opts.onProgress?.({ digest: desc.digest, bytesDone: done, bytesTotal: desc.size, via: "ipfs" }),
+      { hash: false },
     );
     const { cid } = await importBlob(store, data, opts);
     await store.recordBlob?.(desc.digest, cid, desc.size);

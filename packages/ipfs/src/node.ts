@@ -8,7 +8,6 @@ import { identify } from "@libp2p/identify";
 import type { AbortOptions, Libp2p } from "@libp2p/interface";
 import { noise } from "@libp2p/noise";
 import { tcp } from "@libp2p/tcp";
-import { tls } from "@libp2p/tls";
 import { yamux } from "@libp2p/yamux";
 import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
 import { FsBlockstore } from "blockstore-fs";
@@ -110,9 +109,9 @@ export async function createIpfsNode(opts: IpfsNodeOptions): Promise<IpfsNode> {
     withLibp2pLight(createHeliaLight({ blockstore, datastore, codecs: [dagCbor] }), {
       addresses: { listen: listen.map((a) => a.toString()) },
       transports: [tcp()],
-      // TLS 1.3 first: Node's TLS encrypts in native code, which measured about twice noise's throughput on
-      // loopback (bench/images). Noise stays as the fallback every libp2p implementation speaks.
-      connectionEncrypters: [tls(), noise()],
+      // Noise only. TLS 1.3 (@libp2p/tls) measured about half noise's receiver CPU here, but two of seven
+      // 256 MiB fast-path pulls over it stalled mid-stream for good (bench/README.md): not worth the risk.
+      connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       // identify tells bitswap which connected peers speak it; nothing else is enabled on purpose.
       services: { identify: identify() },
