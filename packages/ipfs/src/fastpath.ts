@@ -65,46 +65,43 @@ async function sendAll(stream: Stream, data: Uint8Array, opts: AbortOptions): Pr
   if (!stream.send(data)) await stream.onDrain(opts);
 }
 
+/** A requester must send its request this fast, and keep reading: a stalled reader is cut off, not waited on. */
+const REQUEST_TIMEOUT_MS = 10_000;
+const DRAIN_TIMEOUT_MS = 30_000;
+
 /** Serves blobs this node has published (recorded with `recordBlob`) from its local blockstore only. */
 export async function registerBlobProtocol(node: IpfsNode): Promise<void> {
   await node.libp2p.handle(
     BLOB_PROTOCOL,
     async (stream) => {
-      const signal = AbortSignal.timeout(60 * 60_000);
+      const send = (data: Uint8Array) =>
+        sendAll(stream, data, { signal: AbortSignal.timeout(DRAIN_TIMEOUT_MS) });
+      const refuse = async (code: string, message: string) => {
+        await send(encodeFrame({ ok: false, code, message }));
+        await stream.close({ signal: AbortSignal.timeout(DRAIN_TIMEOUT_MS) });
+      };
+      const requestTimer = setTimeout(
+        () => stream.abort(new IpfsTimeoutError("blob request", REQUEST_TIMEOUT_MS)),
+        REQUEST_TIMEOUT_MS,
+      );
       try {
         const it = stream[Symbol.asyncIterator]() as ChunkIterator;
         const { header } = await readFrame(it);
+        clearTimeout(requestTimer);
         const digest = (header as { digest?: unknown } | null)?.digest;
         if (typeof digest !== "string" || !DIGEST_RE.test(digest)) {
-          await sendAll(
-            stream,
-            encodeFrame({ ok: false, code: "BAD_REQUEST", message: "digest missing or invalid" }),
-            {
-              signal,
-            },
-          );
-          await stream.close();
-          return;
+          return await refuse("BAD_REQUEST", "digest missing or invalid");
         }
         const entry = await node.lookupBlob(digest);
-        if (!entry) {
-          await sendAll(
-            stream,
-            encodeFrame({ ok: false, code: "NOT_FOUND", message: `${digest} not published here` }),
-            {
-              signal,
-            },
-          );
-          await stream.close();
-          return;
-        }
-        await sendAll(stream, encodeFrame({ ok: true, size: entry.size }), { signal });
-        for await (const chunk of readLocalFile((cid) => node.readLocalBlock(cid), entry.cid)) {
-          await sendAll(stream, chunk, { signal });
-        }
-        await stream.close({ signal });
+        if (!entry) return await refuse("NOT_FOUND", `${digest} not published here`);
+        await send(encodeFrame({ ok: true, size: entry.size }));
+        for await (const chunk of readLocalFile((cid) => node.readLocalBlock(cid), entry.cid))
+          await send(chunk);
+        await stream.close({ signal: AbortSignal.timeout(DRAIN_TIMEOUT_MS) });
       } catch (err) {
         stream.abort(err instanceof Error ? err : new Error(String(err)));
+      } finally {
+        clearTimeout(requestTimer);
       }
     },
     { maxInboundStreams: MAX_INBOUND_STREAMS },

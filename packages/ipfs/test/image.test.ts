@@ -9,7 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   BlobDigestMismatchError,
   type BlobProgress,
+  BlobProtocolError,
   DAG_CBOR_CODEC,
+  fetchBlobFromPeer,
   type ImageRoot,
   InvalidRootError,
   type IpfsNode,
@@ -123,6 +125,19 @@ describe("pull", () => {
     const dst = join(tmp.dir, "copied");
     await withLayoutWriter(dst, (w) => copyImage(source, w));
     expect(await layoutBlobs(dst)).toEqual(await layoutBlobs(srcDir));
+  });
+
+  it("the blob protocol refuses unknown and malformed digests with typed errors", async () => {
+    const drain = async (digest: string) => {
+      for await (const _ of fetchBlobFromPeer(b.libp2p, a.multiaddrs()[0]!, digest)) {
+        // nothing expected
+      }
+    };
+    const notFound = await drain(`sha256:${"00".repeat(32)}`).catch((e: unknown) => e);
+    expect(notFound).toBeInstanceOf(BlobProtocolError);
+    expect((notFound as BlobProtocolError).remoteCode).toBe("NOT_FOUND");
+    const bad = await drain("sha256:../../etc/passwd").catch((e: unknown) => e);
+    expect((bad as BlobProtocolError).remoteCode).toBe("BAD_REQUEST");
   });
 
   it("rejects a blob whose bytes do not match the digest the root declares, leaving nothing", async () => {
