@@ -97,15 +97,16 @@ export async function pushImage(
         opts.onProgress?.({ digest: desc.digest, bytesDone: done, bytesTotal: desc.size, via: "ipfs" }),
       { hash: false },
     );
-    const { cid } = await importBlob(store, data, opts);
+    // Only the signal goes down: Helia would feed its own progress events to our onProgress.
+    const { cid } = await importBlob(store, data, { signal: opts.signal });
     await store.recordBlob?.(desc.digest, cid, desc.size);
     blobs.push({ digest: desc.digest, size: desc.size, mediaType: desc.mediaType, cid });
   }
   const root: ImageRoot = { type: IMAGE_ROOT_TYPE, root: cleanDescriptor(source.root), blobs };
   const bytes = dagCbor.encode(root);
   const cid = CID.createV1(DAG_CBOR_CODEC, await sha256.digest(bytes));
-  await store.putBlock(cid, bytes, opts);
-  if (opts.pin ?? true) await store.pin(cid, opts);
+  await store.putBlock(cid, bytes, { signal: opts.signal });
+  if (opts.pin ?? true) await store.pin(cid, { signal: opts.signal });
   return { cid, root };
 }
 

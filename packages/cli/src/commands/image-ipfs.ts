@@ -155,10 +155,11 @@ export async function withIpfsImage<T>(
   });
 }
 
-function progressPrinter(io: Io, opts: IpfsCliOpts) {
+function progressPrinter(io: Io, opts: IpfsCliOpts, verb: "stored" | "fetched") {
   return (p: BlobProgress) => {
     if (opts.quiet || p.bytesDone !== p.bytesTotal) return;
-    io.err(`${p.digest} ${formatBytes(p.bytesTotal)} ${p.via === "peer" ? "from peer" : "via ipfs"}`);
+    const via = verb === "stored" ? "" : p.via === "peer" ? " from peer" : " via ipfs";
+    io.err(`${verb} ${p.digest} ${formatBytes(p.bytesTotal)}${via}`);
   };
 }
 
@@ -190,7 +191,7 @@ function registerPush(image: Command, { io }: CommandContext): void {
       const source = await openOciLayout(src, opts.ref !== undefined ? { ref: opts.ref } : {});
       const { cid, root } = await pushImage(store, source, {
         pin: opts.pin,
-        onProgress: progressPrinter(io, opts),
+        onProgress: progressPrinter(io, opts, "stored"),
       });
       const addrs = node?.multiaddrs() ?? [];
       if (opts.json) {
@@ -237,7 +238,7 @@ function registerPull(image: Command, { io }: CommandContext): void {
         peers: opts.peer ?? [],
         fastPath: opts.fastPath,
         timeoutMs,
-        onProgress: progressPrinter(io, opts),
+        onProgress: progressPrinter(io, opts, "fetched"),
       };
       return podmanName !== undefined
         ? pullImageToPodman(store, cid, podmanName, pullOpts)
