@@ -34,6 +34,7 @@ let image: ImageRoot;
 // Layers: one above the 1 MiB chunk size (a multi-block UnixFS DAG) and one small single raw block.
 const bigLayer = randomBytes(3 * 1024 * 1024 + 12345);
 const smallLayer = randomBytes(70_000);
+const pushEvents: BlobProgress[] = [];
 
 beforeAll(async () => {
   tmp = await tempDir();
@@ -41,7 +42,7 @@ beforeAll(async () => {
   b = await startNode(tmp.dir, "b");
   srcDir = join(tmp.dir, "src");
   await makeLayout(srcDir, [bigLayer, smallLayer]);
-  const pushed = await pushImage(a, await openOciLayout(srcDir));
+  const pushed = await pushImage(a, await openOciLayout(srcDir), { onProgress: (p) => pushEvents.push(p) });
   rootCid = pushed.cid;
   image = pushed.root;
 });
@@ -70,6 +71,9 @@ describe("push", () => {
     const small = image.blobs.find((x) => x.size === smallLayer.byteLength)!;
     expect(small.cid.code).toBe(0x55); // one raw block
     expect(await a.lookupBlob(big.digest)).toEqual({ cid: big.cid, size: big.size });
+    // Progress: only our events, each naming a blob, ending at its full size.
+    expect(pushEvents.every((e) => /^sha256:[a-f0-9]{64}$/.test(e.digest))).toBe(true);
+    expect(pushEvents.filter((e) => e.digest === big.digest).at(-1)?.bytesDone).toBe(big.size);
   });
 
   it("inspect on another node fetches and validates the root", async () => {
