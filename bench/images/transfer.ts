@@ -1,7 +1,7 @@
 // Image transfer benchmark: a publisher node (child process) and a provider node (this process) on loopback.
 // Compares, in the same run, a plain TCP copy of the layer into a file (the floor), our pull over the direct
 // /trusted-pods/blob/1.0.0 stream, and a pull through stock Helia bitswap. Run after `npm run build`:
-//   node bench/images/transfer.ts [--mib 256] [--runs 3] [--no-bitswap] [--dir /dev/shm]
+//   node bench/images/transfer.ts [--mib 256] [--runs 3] [--no-bitswap] [--dir /dev/shm] [--verbose]
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
@@ -97,7 +97,20 @@ async function pull(dir: string, info: PublisherInfo, fastPath: boolean, run: nu
   try {
     const dst = join(dir, `pulled-${fastPath ? "fast" : "bitswap"}-${run}`);
     const t0 = performance.now();
-    await pullImageToLayout(node, info.cid, dst, { peers: info.addrs, fastPath, timeoutMs: 120_000 });
+    let last = 0;
+    await pullImageToLayout(node, info.cid, dst, {
+      peers: info.addrs,
+      fastPath,
+      timeoutMs: 120_000,
+      // --verbose: progress every 32 MiB on stderr, to see where a slow or stuck transfer is.
+      onProgress: (p) => {
+        if (!args.includes("--verbose") || p.bytesDone - last < 32 * MiB) return;
+        last = p.bytesDone;
+        console.error(
+          `${new Date().toISOString()} ${fastPath ? "fast" : "bitswap"} ${p.via} ${p.bytesDone >> 20} MiB`,
+        );
+      },
+    });
     const seconds = (performance.now() - t0) / 1000;
     await rm(dst, { recursive: true, force: true });
     return seconds;
