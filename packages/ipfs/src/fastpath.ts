@@ -1,6 +1,6 @@
 import type { AbortOptions, Libp2p, Stream } from "@libp2p/interface";
 import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
-import { readUnixfsFile } from "./blob.js";
+import { readLocalFile } from "./blob.js";
 import { BlobProtocolError, IpfsTimeoutError } from "./errors.js";
 import type { IpfsNode } from "./node.js";
 
@@ -30,7 +30,7 @@ function encodeFrame(value: unknown): Uint8Array {
   return frame;
 }
 
-type ChunkIterator = AsyncIterator<Uint8Array | { subarray(): Uint8Array }>;
+type ChunkIterator = AsyncIterator<Uint8Array | ({ subarray(): Uint8Array } & Iterable<Uint8Array>)>;
 
 /** Reads one header frame; returns it with any bytes that arrived after it in the same chunk. */
 async function readFrame(it: ChunkIterator): Promise<{ header: unknown; rest: Uint8Array }> {
@@ -65,63 +65,47 @@ async function sendAll(stream: Stream, data: Uint8Array, opts: AbortOptions): Pr
   if (!stream.send(data)) await stream.onDrain(opts);
 }
 
+/** A requester must send its request this fast, and keep reading: a stalled reader is cut off, not waited on. */
+const REQUEST_TIMEOUT_MS = 10_000;
+const DRAIN_TIMEOUT_MS = 30_000;
+
 /** Serves blobs this node has published (recorded with `recordBlob`) from its local blockstore only. */
 export async function registerBlobProtocol(node: IpfsNode): Promise<void> {
   await node.libp2p.handle(
     BLOB_PROTOCOL,
     async (stream) => {
-      const signal = AbortSignal.timeout(60 * 60_000);
+      const send = (data: Uint8Array) =>
+        sendAll(stream, data, { signal: AbortSignal.timeout(DRAIN_TIMEOUT_MS) });
+      const refuse = async (code: string, message: string) => {
+        await send(encodeFrame({ ok: false, code, message }));
+        await stream.close({ signal: AbortSignal.timeout(DRAIN_TIMEOUT_MS) });
+      };
+      const requestTimer = setTimeout(
+        () => stream.abort(new IpfsTimeoutError("blob request", REQUEST_TIMEOUT_MS)),
+        REQUEST_TIMEOUT_MS,
+      );
       try {
         const it = stream[Symbol.asyncIterator]() as ChunkIterator;
         const { header } = await readFrame(it);
+        clearTimeout(requestTimer);
         const digest = (header as { digest?: unknown } | null)?.digest;
         if (typeof digest !== "string" || !DIGEST_RE.test(digest)) {
-          await sendAll(
-            stream,
-            encodeFrame({ ok: false, code: "BAD_REQUEST", message: "digest missing or invalid" }),
-            {
-              signal,
-            },
-          );
-          await stream.close();
-          return;
+          return await refuse("BAD_REQUEST", "digest missing or invalid");
         }
         const entry = await node.lookupBlob(digest);
-        if (!entry) {
-          await sendAll(
-            stream,
-            encodeFrame({ ok: false, code: "NOT_FOUND", message: `${digest} not published here` }),
-            {
-              signal,
-            },
-          );
-          await stream.close();
-          return;
-        }
-        await sendAll(stream, encodeFrame({ ok: true, size: entry.size }), { signal });
-        const local = (cid: Parameters<typeof node.getBlock>[0], o: AbortOptions) =>
-          collectLocal(node, cid, o);
-        for await (const chunk of readUnixfsFile(local, entry.cid, { signal, offline: true })) {
-          await sendAll(stream, chunk, { signal });
-        }
-        await stream.close({ signal });
+        if (!entry) return await refuse("NOT_FOUND", `${digest} not published here`);
+        await send(encodeFrame({ ok: true, size: entry.size }));
+        for await (const chunk of readLocalFile((cid) => node.readLocalBlock(cid), entry.cid))
+          await send(chunk);
+        await stream.close({ signal: AbortSignal.timeout(DRAIN_TIMEOUT_MS) });
       } catch (err) {
         stream.abort(err instanceof Error ? err : new Error(String(err)));
+      } finally {
+        clearTimeout(requestTimer);
       }
     },
     { maxInboundStreams: MAX_INBOUND_STREAMS },
   );
-}
-
-/**
- * Reads a block from the local blockstore without verifying it: the receiver verifies the blob digest, and
- * hashing every block here too would halve the sender's throughput.
- */
-async function collectLocal(node: IpfsNode, cid: Parameters<IpfsNode["getBlock"]>[0], o: AbortOptions) {
-  const parts: Uint8Array[] = [];
-  for await (const chunk of node.helia.blockstore.get(cid, { signal: o.signal, offline: true }))
-    parts.push(chunk);
-  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
 export interface FetchFromPeerOptions extends AbortOptions {
@@ -184,7 +168,9 @@ export async function* fetchBlobFromPeer(
         const { value, done } = await it.next();
         if (done) break;
         kick();
-        yield value instanceof Uint8Array ? value : value.subarray();
+        if (value instanceof Uint8Array) yield value;
+        // A Uint8ArrayList holds several received frames: hand them on one by one rather than copying.
+        else yield* value as Iterable<Uint8Array>;
       }
     } finally {
       signal.removeEventListener("abort", onAbort);

@@ -1,9 +1,16 @@
 import * as dagCbor from "@ipld/dag-cbor";
 import type { AbortOptions } from "@libp2p/interface";
-import { type Descriptor, type ImageSink, type ImageSource, withLayoutWriter } from "@trustedpods/oci";
+import {
+  BlobNotFoundError,
+  type Descriptor,
+  type ImageSink,
+  type ImageSource,
+  DigestMismatchError as OciDigestMismatchError,
+  withLayoutWriter,
+} from "@trustedpods/oci";
 import { CID } from "multiformats/cid";
 import { sha256 } from "multiformats/hashes/sha2";
-import { type BlobProgress, importBlob, readUnixfsFile, verifyBlobStream } from "./blob.js";
+import { type BlobProgress, importBlob, readUnixfsFile, rechunk, verifyBlobStream } from "./blob.js";
 import { BlobDigestMismatchError, InvalidRootError, IpfsTimeoutError, SizeLimitError } from "./errors.js";
 import { fetchBlobFromPeer } from "./fastpath.js";
 import type { IpfsNode } from "./node.js";
@@ -81,18 +88,25 @@ export async function pushImage(
   for (const desc of descs) {
     if (!DIGEST_RE.test(desc.digest))
       throw new InvalidRootError(`only sha256 blobs can be pushed: ${desc.digest}`);
-    const data = verifyBlobStream(source.openBlob(desc.digest), desc, (done) =>
-      opts.onProgress?.({ digest: desc.digest, bytesDone: done, bytesTotal: desc.size, via: "ipfs" }),
+    // Sizes are enforced here; the digest is not hashed a second time: an ImageSource's openBlob verifies it
+    // (and a puller re-verifies every byte anyway).
+    const data = verifyBlobStream(
+      source.openBlob(desc.digest),
+      desc,
+      (done) =>
+        opts.onProgress?.({ digest: desc.digest, bytesDone: done, bytesTotal: desc.size, via: "ipfs" }),
+      { hash: false },
     );
-    const { cid } = await importBlob(store, data, opts);
+    // Only the signal goes down: Helia would feed its own progress events to our onProgress.
+    const { cid } = await importBlob(store, data, { signal: opts.signal });
     await store.recordBlob?.(desc.digest, cid, desc.size);
     blobs.push({ digest: desc.digest, size: desc.size, mediaType: desc.mediaType, cid });
   }
   const root: ImageRoot = { type: IMAGE_ROOT_TYPE, root: cleanDescriptor(source.root), blobs };
   const bytes = dagCbor.encode(root);
   const cid = CID.createV1(DAG_CBOR_CODEC, await sha256.digest(bytes));
-  await store.putBlock(cid, bytes, opts);
-  if (opts.pin ?? true) await store.pin(cid, opts);
+  await store.putBlock(cid, bytes, { signal: opts.signal });
+  if (opts.pin ?? true) await store.pin(cid, { signal: opts.signal });
   return { cid, root };
 }
 
@@ -209,6 +223,11 @@ export interface PullOptions extends FetchRootOptions {
   idleTimeoutMs?: number;
   /** Blobs fetched at once (default 4). */
   concurrency?: number;
+  /**
+   * The sink verifies every blob's sha256 itself (the OCI layout writer does): skip our own hash pass and
+   * translate the sink's digest errors into BlobDigestMismatchError. Sizes are always enforced here.
+   */
+  sinkVerifies?: boolean;
   /** Name written as the image's org.opencontainers.image.ref.name in the sink. */
   refName?: string;
   onProgress?: (p: BlobProgress) => void;
@@ -260,6 +279,13 @@ async function fetchBlob(
   signal: AbortSignal,
 ): Promise<void> {
   if (await sink.hasBlob(blob.digest)) return;
+  const hash = !opts.sinkVerifies;
+  const write = (data: AsyncIterable<Uint8Array>) =>
+    sink.writeBlob(desc, data).catch((err: unknown) => {
+      throw err instanceof OciDigestMismatchError
+        ? new BlobDigestMismatchError(err.expected, err.actual)
+        : err;
+    });
   const desc: Descriptor = { mediaType: blob.mediaType, digest: blob.digest, size: blob.size };
   const progress = (via: BlobProgress["via"]) => (done: number) =>
     opts.onProgress?.({ digest: blob.digest, bytesDone: done, bytesTotal: blob.size, via });
@@ -270,7 +296,7 @@ async function fetchBlob(
           signal,
           idleTimeoutMs: opts.idleTimeoutMs,
         });
-        await sink.writeBlob(desc, verifyBlobStream(bytes, blob, progress("peer")));
+        await write(rechunk(verifyBlobStream(bytes, blob, progress("peer"), { hash })));
         return;
       } catch (err) {
         if (isFatal(err, signal)) throw err;
@@ -280,7 +306,7 @@ async function fetchBlob(
   }
   const getBlock = (c: CID, o: AbortOptions) => store.getBlock(c, { signal: o.signal ?? signal });
   const bytes = readUnixfsFile(getBlock, blob.cid, { signal });
-  await sink.writeBlob(desc, verifyBlobStream(bytes, blob, progress("ipfs")));
+  await write(verifyBlobStream(bytes, blob, progress("ipfs"), { hash }));
 }
 
 async function runLimited<T>(
@@ -331,5 +357,79 @@ export async function pullImageToLayout(
   dir: string,
   opts: PullOptions = {},
 ): Promise<ImageRoot> {
-  return withLayoutWriter(dir, (writer) => pullImage(store, cid, writer, opts));
+  return withLayoutWriter(dir, (writer) => pullImage(store, cid, writer, { sinkVerifies: true, ...opts }));
+}
+
+/** An image on IPFS seen as an OCI ImageSource (for inspect, or for copying into any ImageSink). */
+export interface IpfsImageSource extends ImageSource {
+  readonly cid: CID;
+  readonly image: ImageRoot;
+}
+
+/**
+ * Fetches the root object named by `cid` and returns an ImageSource whose blobs stream from the publisher
+ * peers (fast path) or bitswap/Kubo, each verified against its declared size and sha256 digest.
+ * `timeoutMs` bounds fetching the root; blob reads are bounded by `idleTimeoutMs` and `signal`.
+ */
+export async function openIpfsImage(
+  store: ContentStore,
+  cid: CID | string,
+  opts: Omit<PullOptions, "sinkVerifies" | "refName" | "concurrency"> = {},
+): Promise<IpfsImageSource> {
+  const rootCid = typeof cid === "string" ? parseCid(cid) : cid;
+  const limits = { ...DEFAULT_PULL_LIMITS, ...opts.limits };
+  const node = store.kind === "helia" ? (store as IpfsNode) : undefined;
+  const peers = opts.peers ?? [];
+  const image = await withTimeout(`fetching image root ${rootCid}`, opts, async (signal) => {
+    if (node) await Promise.allSettled(peers.map((p) => node.dial(p, { signal })));
+    return fetchRoot(store, rootCid, limits, signal);
+  });
+  const byDigest = new Map(image.blobs.map((b) => [b.digest, b]));
+  const signal = opts.signal ?? new AbortController().signal;
+  return {
+    cid: rootCid,
+    image,
+    root: image.root,
+    async listBlobs() {
+      return image.blobs.map((b) => ({ mediaType: b.mediaType, digest: b.digest, size: b.size }));
+    },
+    openBlob(digest) {
+      const blob = byDigest.get(digest);
+      if (!blob) throw new BlobNotFoundError(digest);
+      return openVerifiedBlob(store, node, blob, peers, opts, signal);
+    },
+  };
+}
+
+async function* openVerifiedBlob(
+  store: ContentStore,
+  node: IpfsNode | undefined,
+  blob: ImageBlobEntry,
+  peers: string[],
+  opts: PullOptions,
+  signal: AbortSignal,
+): AsyncGenerator<Uint8Array> {
+  const progress = (via: BlobProgress["via"]) => (done: number) =>
+    opts.onProgress?.({ digest: blob.digest, bytesDone: done, bytesTotal: blob.size, via });
+  if (node && (opts.fastPath ?? true)) {
+    for (const peer of peers) {
+      let started = false;
+      try {
+        const bytes = fetchBlobFromPeer(node.libp2p, peer, blob.digest, {
+          signal,
+          idleTimeoutMs: opts.idleTimeoutMs,
+        });
+        for await (const chunk of rechunk(verifyBlobStream(bytes, blob, progress("peer")))) {
+          started = true;
+          yield chunk;
+        }
+        return;
+      } catch (err) {
+        // Once bytes went to the consumer we cannot restart the stream under it.
+        if (started || isFatal(err, signal)) throw err;
+      }
+    }
+  }
+  const getBlock = (c: CID, o: AbortOptions) => store.getBlock(c, { signal: o.signal ?? signal });
+  yield* verifyBlobStream(readUnixfsFile(getBlock, blob.cid, { signal }), blob, progress("ipfs"));
 }

@@ -26,8 +26,8 @@ export async function putSecret(
     throw new SizeLimitError(`secret is ${ciphertext.byteLength} bytes, over the ${max} byte limit`, max);
   }
   const cid = await rawCid(ciphertext);
-  await store.putBlock(cid, ciphertext, opts);
-  if (opts.pin ?? true) await store.pin(cid, opts);
+  await store.putBlock(cid, ciphertext, { signal: opts.signal });
+  if (opts.pin ?? true) await store.pin(cid, { signal: opts.signal });
   return cid;
 }
 

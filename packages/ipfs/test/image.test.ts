@@ -2,19 +2,22 @@ import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as dagCbor from "@ipld/dag-cbor";
-import { openOciLayout } from "@trustedpods/oci";
+import { copyImage, openOciLayout, withLayoutWriter } from "@trustedpods/oci";
 import { CID } from "multiformats/cid";
 import { sha256 } from "multiformats/hashes/sha2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   BlobDigestMismatchError,
   type BlobProgress,
+  BlobProtocolError,
   DAG_CBOR_CODEC,
+  fetchBlobFromPeer,
   type ImageRoot,
   InvalidRootError,
   type IpfsNode,
   IpfsTimeoutError,
   inspectImage,
+  openIpfsImage,
   pullImageToLayout,
   pushImage,
   SizeLimitError,
@@ -31,6 +34,7 @@ let image: ImageRoot;
 // Layers: one above the 1 MiB chunk size (a multi-block UnixFS DAG) and one small single raw block.
 const bigLayer = randomBytes(3 * 1024 * 1024 + 12345);
 const smallLayer = randomBytes(70_000);
+const pushEvents: BlobProgress[] = [];
 
 beforeAll(async () => {
   tmp = await tempDir();
@@ -38,7 +42,7 @@ beforeAll(async () => {
   b = await startNode(tmp.dir, "b");
   srcDir = join(tmp.dir, "src");
   await makeLayout(srcDir, [bigLayer, smallLayer]);
-  const pushed = await pushImage(a, await openOciLayout(srcDir));
+  const pushed = await pushImage(a, await openOciLayout(srcDir), { onProgress: (p) => pushEvents.push(p) });
   rootCid = pushed.cid;
   image = pushed.root;
 });
@@ -67,6 +71,9 @@ describe("push", () => {
     const small = image.blobs.find((x) => x.size === smallLayer.byteLength)!;
     expect(small.cid.code).toBe(0x55); // one raw block
     expect(await a.lookupBlob(big.digest)).toEqual({ cid: big.cid, size: big.size });
+    // Progress: only our events, each naming a blob, ending at its full size.
+    expect(pushEvents.every((e) => /^sha256:[a-f0-9]{64}$/.test(e.digest))).toBe(true);
+    expect(pushEvents.filter((e) => e.digest === big.digest).at(-1)?.bytesDone).toBe(big.size);
   });
 
   it("inspect on another node fetches and validates the root", async () => {
@@ -113,6 +120,28 @@ describe("pull", () => {
     });
     expect(await layoutBlobs(dst)).toEqual(await layoutBlobs(srcDir));
     expect([...vias]).toEqual(["ipfs"]);
+  });
+
+  it("serves as an OCI ImageSource: copyImage from IPFS into a layout", async () => {
+    const source = await openIpfsImage(b, rootCid.toString(), { peers: a.multiaddrs(), timeoutMs: 20_000 });
+    expect(source.root).toEqual(image.root);
+    expect(await source.listBlobs()).toHaveLength(4);
+    const dst = join(tmp.dir, "copied");
+    await withLayoutWriter(dst, (w) => copyImage(source, w));
+    expect(await layoutBlobs(dst)).toEqual(await layoutBlobs(srcDir));
+  });
+
+  it("the blob protocol refuses unknown and malformed digests with typed errors", async () => {
+    const drain = async (digest: string) => {
+      for await (const _ of fetchBlobFromPeer(b.libp2p, a.multiaddrs()[0]!, digest)) {
+        // nothing expected
+      }
+    };
+    const notFound = await drain(`sha256:${"00".repeat(32)}`).catch((e: unknown) => e);
+    expect(notFound).toBeInstanceOf(BlobProtocolError);
+    expect((notFound as BlobProtocolError).remoteCode).toBe("NOT_FOUND");
+    const bad = await drain("sha256:../../etc/passwd").catch((e: unknown) => e);
+    expect((bad as BlobProtocolError).remoteCode).toBe("BAD_REQUEST");
   });
 
   it("rejects a blob whose bytes do not match the digest the root declares, leaving nothing", async () => {

@@ -19,6 +19,13 @@ import {
 import type { Command } from "commander";
 import { CliError, ExitCode } from "../errors.js";
 import { type Io, printJson } from "../output.js";
+import {
+  addIpfsOptions,
+  type IpfsCliOpts,
+  isCidTarget,
+  registerImageIpfs,
+  withIpfsImage,
+} from "./image-ipfs.js";
 import type { CommandContext } from "./index.js";
 
 // `tpod image ...`: one sub-command per function below, registered by registerImage at the end.
@@ -169,17 +176,31 @@ export async function openInspectTarget(target: string, opts: { ref?: string }):
 }
 
 function registerInspect(image: Command, { io }: CommandContext): void {
-  image
-    .command("inspect")
-    .description("show an image's manifests, layers, sizes, encryption and recipient counts")
-    .argument("<target>", "OCI image layout directory, or oci-archive / docker-archive file")
-    .option("--ref <name>", "image to use when the layout holds several")
-    .option("--json", "print the description as JSON")
-    .action(async (target: string, opts: CommonOpts) => {
-      const info = await runOp(async () => inspectImage(await openInspectTarget(target, opts)));
-      if (opts.json) printJson(io, info);
-      else printInspect(io, info);
-    });
+  addIpfsOptions(
+    image
+      .command("inspect")
+      .description("show an image's manifests, layers, sizes, encryption and recipient counts")
+      .argument("<target>", "OCI image layout directory, oci-archive / docker-archive file, or IPFS root CID")
+      .option("--ref <name>", "image to use when the layout holds several")
+      .option("--timeout <seconds>", "for a CID: give up after this long (default 60)")
+      .option("--json", "print the description as JSON"),
+  ).action(async (target: string, opts: CommonOpts & IpfsCliOpts) => {
+    // --- IPFS (packages/ipfs): a root CID that names no local path is fetched through IPFS. ---
+    if (await isCidTarget(target)) {
+      await withIpfsImage(target, opts, async (source) => {
+        const info = await runOp(() => inspectImage(source));
+        if (opts.json) printJson(io, { cid: source.cid.toString(), ...info });
+        else {
+          io.out(`cid        ${source.cid}`);
+          printInspect(io, info);
+        }
+      });
+      return;
+    }
+    const info = await runOp(async () => inspectImage(await openInspectTarget(target, opts)));
+    if (opts.json) printJson(io, info);
+    else printInspect(io, info);
+  });
 }
 
 export function printInspect(io: Io, info: ImageInfo): void {
@@ -215,9 +236,13 @@ export function formatSize(bytes: number): string {
 
 /** Registers `tpod image` and its sub-commands. */
 export function registerImage(program: Command, ctx: CommandContext): void {
-  const image = program.command("image").description("OCI images: encrypt, decrypt, recipients, inspect");
+  const image = program
+    .command("image")
+    .description("OCI images: encrypt, decrypt, recipients, inspect, push and pull (IPFS)");
   registerEncrypt(image, ctx);
   registerDecrypt(image, ctx);
   registerRecipients(image, ctx);
   registerInspect(image, ctx);
+  // push and pull (IPFS) live in image-ipfs.ts.
+  registerImageIpfs(image, ctx);
 }

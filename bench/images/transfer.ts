@@ -1,0 +1,212 @@
+// Image transfer benchmark: a publisher node (child process) and a provider node (this process) on loopback.
+// Compares, in the same run, a plain TCP copy of the layer into a file (the floor), our pull over the direct
+// /trusted-pods/blob/1.0.0 stream, and a pull through stock Helia bitswap. Run after `npm run build`:
+//   node bench/images/transfer.ts [--mib 256] [--runs 3] [--no-bitswap] [--dir /dev/shm] [--verbose]
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdtemp, open, rm, stat } from "node:fs/promises";
+import { connect, createServer } from "node:net";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { pipeline } from "node:stream/promises";
+import { createIpfsNode, pullImageToLayout, pushImage } from "@trustedpods/ipfs";
+import { createOciLayoutWriter, MediaType, openOciLayout } from "@trustedpods/oci";
+
+const MiB = 1024 * 1024;
+const args = process.argv.slice(2);
+const flag = (name: string, def: number) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : def;
+};
+const SIZE = flag("--mib", 256) * MiB;
+const RUNS = flag("--runs", 3);
+
+interface PublisherInfo {
+  cid: string;
+  addrs: string[];
+  tcpPort: number;
+  layerPath: string;
+  pushSeconds: number;
+}
+
+/** Child: builds a SIZE-byte single-layer image, pushes it to its own node, serves it and a plain TCP copy. */
+async function publisher(dir: string): Promise<void> {
+  const layerPath = join(dir, "layer.bin");
+  const fh = await open(layerPath, "w");
+  for (let done = 0; done < SIZE; done += 4 * MiB)
+    await fh.write(randomBytes(Math.min(4 * MiB, SIZE - done)));
+  await fh.close();
+  const layout = join(dir, "layout");
+  const w = await createOciLayoutWriter(layout);
+  const layer = await w.addBlob(createReadStream(layerPath, { highWaterMark: MiB }), MediaType.layerTar);
+  const config = await w.putBytes(
+    MediaType.imageConfig,
+    new TextEncoder().encode('{"architecture":"amd64","os":"linux"}'),
+  );
+  const manifest = await w.putBytes(
+    MediaType.imageManifest,
+    new TextEncoder().encode(
+      JSON.stringify({ schemaVersion: 2, mediaType: MediaType.imageManifest, config, layers: [layer] }),
+    ),
+  );
+  await w.finish(manifest, "latest");
+  const node = await createIpfsNode({ dataDir: join(dir, "node") });
+  const t0 = performance.now();
+  const { cid } = await pushImage(node, await openOciLayout(layout));
+  const pushSeconds = (performance.now() - t0) / 1000;
+  const server = createServer((sock) => {
+    createReadStream(layerPath, { highWaterMark: MiB }).pipe(sock);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const tcpPort = (server.address() as { port: number }).port;
+  const info: PublisherInfo = {
+    cid: cid.toString(),
+    addrs: node.multiaddrs(),
+    tcpPort,
+    layerPath,
+    pushSeconds,
+  };
+  process.stdout.write(`${JSON.stringify(info)}\n`);
+  // Answer "cpu" lines with this process's CPU time; serve until the parent closes our stdin.
+  const lines = createInterface({ input: process.stdin });
+  lines.on("line", () => {
+    const c = process.cpuUsage();
+    process.stdout.write(`${JSON.stringify({ cpu: (c.user + c.system) / 1e6 })}\n`);
+  });
+  await new Promise((r) => lines.once("close", r));
+  server.close();
+  await node.stop();
+}
+
+async function tcpCopy(port: number, file: string): Promise<number> {
+  const t0 = performance.now();
+  const sock = connect(port, "127.0.0.1");
+  await pipeline(sock, createWriteStream(file));
+  const seconds = (performance.now() - t0) / 1000;
+  if ((await stat(file)).size !== SIZE) throw new Error("tcp copy is short");
+  await rm(file);
+  return seconds;
+}
+
+async function pull(dir: string, info: PublisherInfo, fastPath: boolean, run: number): Promise<number> {
+  const node = await createIpfsNode({
+    dataDir: join(dir, `provider-${fastPath ? "fast" : "bitswap"}-${run}`),
+  });
+  try {
+    const dst = join(dir, `pulled-${fastPath ? "fast" : "bitswap"}-${run}`);
+    const t0 = performance.now();
+    let last = 0;
+    await pullImageToLayout(node, info.cid, dst, {
+      peers: info.addrs,
+      fastPath,
+      timeoutMs: 120_000,
+      // --verbose: progress every 32 MiB on stderr, to see where a slow or stuck transfer is.
+      onProgress: (p) => {
+        if (!args.includes("--verbose") || p.bytesDone - last < 32 * MiB) return;
+        last = p.bytesDone;
+        console.error(
+          `${new Date().toISOString()} ${fastPath ? "fast" : "bitswap"} ${p.via} ${p.bytesDone >> 20} MiB`,
+        );
+      },
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    await rm(dst, { recursive: true, force: true });
+    return seconds;
+  } finally {
+    await node.stop();
+    await rm(join(dir, `provider-${fastPath ? "fast" : "bitswap"}-${run}`), { recursive: true, force: true });
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+interface Sample {
+  seconds: number;
+  /** CPU seconds used by the receiving (provider) and sending (publisher) processes. */
+  recvCpu: number;
+  sendCpu: number;
+}
+
+async function main(): Promise<void> {
+  if (args[0] === "publisher") return publisher(args[1]!);
+  const dirArg = args.indexOf("--dir");
+  const base = dirArg >= 0 ? args[dirArg + 1]! : tmpdir();
+  const dir = await mkdtemp(join(base, "tpod-bench-transfer-"));
+  const child = spawn(
+    process.execPath,
+    [...process.execArgv, process.argv[1]!, "publisher", join(dir, "pub"), ...args],
+    {
+      stdio: ["pipe", "pipe", "inherit"],
+    },
+  );
+  try {
+    await import("node:fs/promises").then((fs) => fs.mkdir(join(dir, "pub")));
+    const line = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: child.stdout! }).once("line", resolve);
+      child.once("exit", (code) => reject(new Error(`publisher exited with ${code}`)));
+    });
+    const info = JSON.parse(line) as PublisherInfo;
+    const replies = createInterface({ input: child.stdout! });
+    const publisherCpu = () =>
+      new Promise<number>((resolve) => {
+        replies.once("line", (l) => resolve((JSON.parse(l) as { cpu: number }).cpu));
+        child.stdin!.write("cpu\n");
+      });
+    const measure = async (fn: () => Promise<number>): Promise<Sample> => {
+      const send0 = await publisherCpu();
+      const recv0 = process.cpuUsage();
+      const seconds = await fn();
+      const r = process.cpuUsage(recv0);
+      return { seconds, recvCpu: (r.user + r.system) / 1e6, sendCpu: (await publisherCpu()) - send0 };
+    };
+    const mib = SIZE / MiB;
+    console.log(
+      `load average at the start: ${loadavg()
+        .map((x) => x.toFixed(1))
+        .join(" ")} on ${cpus().length} cores`,
+    );
+    console.log(
+      `image: one ${mib} MiB layer; push (import into the publisher's blockstore): ${(mib / info.pushSeconds).toFixed(0)} MiB/s`,
+    );
+    const results: Record<string, Sample[]> = { tcp: [], fast: [], bitswap: [] };
+    // Interleaved rounds, so a burst of load on the machine hits every method alike.
+    for (let run = 0; run < RUNS; run++) {
+      results.tcp!.push(await measure(() => tcpCopy(info.tcpPort, join(dir, `tcp-${run}.bin`))));
+      results.fast!.push(await measure(() => pull(dir, info, true, run)));
+      if (!args.includes("--no-bitswap"))
+        results.bitswap!.push(await measure(() => pull(dir, info, false, run)));
+    }
+    const floor = mib / median(results.tcp!.map((x) => x.seconds));
+    const rows = [
+      ["plain TCP copy into a file (floor)", results.tcp!],
+      ["pull, direct blob stream (fast path)", results.fast!],
+      ["pull, stock Helia bitswap", results.bitswap!],
+    ] as const;
+    console.log(
+      `${RUNS} rounds, median; ratio = throughput / plain TCP copy; CPU s per GiB moved (receiver/sender)`,
+    );
+    for (const [name, xs] of rows) {
+      if (xs.length === 0) continue;
+      const rate = mib / median(xs.map((x) => x.seconds));
+      const all = xs.map((x) => (mib / x.seconds).toFixed(0)).join(", ");
+      const perGiB = (v: number) => ((v * 1024) / mib).toFixed(2);
+      const cpu = `${perGiB(median(xs.map((x) => x.recvCpu)))}/${perGiB(median(xs.map((x) => x.sendCpu)))}`;
+      console.log(
+        `${name.padEnd(38)} ${rate.toFixed(0).padStart(5)} MiB/s  ratio ${(rate / floor).toFixed(2)}  cpu ${cpu}  (runs: ${all})`,
+      );
+    }
+    console.log(
+      `load average at the end: ${loadavg()
+        .map((x) => x.toFixed(1))
+        .join(" ")} on ${cpus().length} cores`,
+    );
+  } finally {
+    child.stdin!.end();
+    await new Promise((r) => child.once("exit", r));
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
