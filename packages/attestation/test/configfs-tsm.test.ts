@@ -1,16 +1,16 @@
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, expect, it } from "vitest";
 import { computeReportData, newNonce, toHex, verifyEvidence } from "../src/index.js";
 import { configfsTsmAttester, GenerationRaceError } from "../src/node/index.js";
 import { FakeConfigfsTsm, snpCertTable } from "./fake-configfs-tsm.js";
-import { bytes, certs, HAVE_TESTDATA, SNP_SAMPLES } from "./samples.js";
+import { bytes, certs, describeWithSamples, SNP_SAMPLES } from "./samples.js";
 
 const base = mkdtempSync(join(tmpdir(), "tpod-fake-tsm-"));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
-describe.skipIf(!HAVE_TESTDATA)("configfs-tsm attester against a fake kernel serving real reports", () => {
+describeWithSamples("configfs-tsm attester against a fake kernel serving real reports", () => {
   const sample = SNP_SAMPLES[1]!;
   const [vcek, ask, ark] = certs(...sample.certs);
   const keys = {

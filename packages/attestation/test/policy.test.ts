@@ -21,7 +21,7 @@ import {
   verifySnp,
 } from "../src/index.js";
 import { AttestResponseSchema, create, EvidenceSchema } from "./proto.js";
-import { bytes, certs, HAVE_TESTDATA, INTEL_SAMPLES, SNP_SAMPLES, text } from "./samples.js";
+import { bytes, certs, describeWithSamples, INTEL_SAMPLES, SNP_SAMPLES, text } from "./samples.js";
 
 function policyError(f: () => void): AttestationError {
   try {
@@ -148,7 +148,7 @@ describe("policy parsing", () => {
   });
 });
 
-describe.skipIf(!HAVE_TESTDATA)("policy on real evidence", () => {
+describeWithSamples("policy on real evidence", () => {
   let snp: VerifiedEvidence;
   let snpDebug: VerifiedEvidence;
   let tdx: VerifiedEvidence;

@@ -12,7 +12,7 @@ import {
   verifySnp,
 } from "../src/index.js";
 import { makeFakeChain } from "./fake-ca.js";
-import { bytes, certs, flip, HAVE_TESTDATA, SNP_SAMPLES } from "./samples.js";
+import { bytes, certs, describeWithSamples, flip, SNP_SAMPLES } from "./samples.js";
 
 async function rejection(p: Promise<unknown>): Promise<AttestationError> {
   try {
@@ -24,7 +24,7 @@ async function rejection(p: Promise<unknown>): Promise<AttestationError> {
   throw new Error("evidence was accepted but should have been rejected");
 }
 
-describe.skipIf(!HAVE_TESTDATA)("SEV-SNP verification of real reports", () => {
+describeWithSamples("SEV-SNP verification of real reports", () => {
   for (const s of SNP_SAMPLES) {
     describe(s.name, () => {
       const report = bytes(s.report);
