@@ -273,6 +273,7 @@ async function main(): Promise<void> {
     await engine.close();
     await run("podman", ["rmi", "-f", image]).catch(() => {});
     await rm(tmp, { recursive: true, force: true });
+    await rm(`/dev/shm/tpod-gwbench-${uid}`, { recursive: true, force: true });
   }
 }
 

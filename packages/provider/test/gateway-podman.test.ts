@@ -147,6 +147,7 @@ describe.skipIf(!haveTools)("HTTP gateway with real Podman", () => {
     }
     await run("podman", ["rmi", "-f", image]).catch(() => {});
     if (tmp) await rm(tmp, { recursive: true, force: true });
+    await rm(`/dev/shm/tpod-gwtest-${uid}`, { recursive: true, force: true });
   }, 120_000);
 
   it("routes by Host header to two different pods", async () => {
