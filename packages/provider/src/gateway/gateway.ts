@@ -447,9 +447,11 @@ class HttpGateway implements Gateway {
     const t0 = Date.now();
     const deadline = t0 + this.limits.wakeTimeoutMs;
     const timeoutMsg = `the pod did not become ready within ${Math.round(this.limits.wakeTimeoutMs / 1000)} s`;
-    let status = await before(this.engine.status(pod.podId), deadline, timeoutMsg);
+    // A pod we stopped ourselves (and whose stop succeeded) is known to be stopped: skip one status lookup.
+    const knownAsleep = pod.state === "asleep" && pod.scaleToZero !== null;
+    let status = knownAsleep ? null : await before(this.engine.status(pod.podId), deadline, timeoutMsg);
     let woke = false;
-    if (!status.running) {
+    if (!status?.running) {
       if (!pod.scaleToZero) {
         throw new GatewayError("POD_NOT_RUNNING", "the pod is not running");
       }
@@ -466,6 +468,7 @@ class HttpGateway implements Gateway {
       woke = true;
       status = await before(this.engine.status(pod.podId), deadline, timeoutMsg);
     }
+    if (!status) throw new GatewayError("POD_NOT_RUNNING", "the pod is not running");
     const startedMs = Date.now() - t0;
     const upstreams = this.upstreamsFrom(pod, status, woke);
     // A scale-to-zero pod may have just been started by us or by the daemon: wait until it listens.
