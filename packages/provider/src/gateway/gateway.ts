@@ -67,6 +67,7 @@ interface PodEntry {
   idleTimer: NodeJS.Timeout | null;
   /** The one wake/resolve or sleep in progress: concurrent requests wait for it instead of starting their own. */
   transition: Promise<void> | null;
+  changing: GatewayPodState["changing"];
   upgraded: Set<Duplex>;
   /** Last resolve failure and until when it is answered without trying again. */
   failure: GatewayError | null;
@@ -267,6 +268,7 @@ class HttpGateway implements Gateway {
         lastActivity: Date.now(),
         idleTimer: null,
         transition: null,
+        changing: null,
         upgraded: new Set(),
         failure: null,
         failedUntil: 0,
@@ -314,6 +316,7 @@ class HttpGateway implements Gateway {
     return {
       state: p.state,
       active: p.active,
+      changing: p.changing,
       scaleToZero: p.scaleToZero ? { ...p.scaleToZero } : null,
       lastActivity: p.lastActivity,
       wakes: p.wakes,
@@ -394,7 +397,7 @@ class HttpGateway implements Gateway {
     pod.agent.destroy();
     pod.agent = this.newAgent();
     this.log.info({ podId: pod.podId, idleMs: pod.scaleToZero.idleMs }, "gateway: scaling pod to zero");
-    this.runTransition(pod, async () => {
+    this.runTransition(pod, "sleep", async () => {
       try {
         await this.waker.sleep(pod.podId);
       } catch (err) {
@@ -404,9 +407,12 @@ class HttpGateway implements Gateway {
     });
   }
 
-  private runTransition(pod: PodEntry, op: () => Promise<void>): Promise<void> {
+  private runTransition(pod: PodEntry, kind: "sleep" | "wake", op: () => Promise<void>): Promise<void> {
+    pod.changing = kind;
     const p = op().finally(() => {
-      if (pod.transition === p) pod.transition = null;
+      if (pod.transition !== p) return;
+      pod.transition = null;
+      pod.changing = null;
     });
     // Waiters get the rejection; nobody waiting must not make it an unhandled one.
     p.catch(() => {});
@@ -418,14 +424,14 @@ class HttpGateway implements Gateway {
   private async upstreamFor(pod: PodEntry, route: HttpRoute): Promise<Upstream> {
     for (let attempt = 0; attempt < 4; attempt++) {
       if (pod.transition) await pod.transition;
-      if (pod.removed || this.closed) {
+      if (this.closed) throw new GatewayError("GATEWAY_CLOSING", "the gateway is shutting down");
+      if (pod.removed)
         throw new GatewayError("UNKNOWN_HOST", `no pod is served at ${route.hostname} any more`);
-      }
       const up = pod.state === "awake" ? pod.upstreams.get(upstreamKey(route)) : undefined;
       if (up) return up;
       if (pod.failure && Date.now() < pod.failedUntil) throw pod.failure;
       if (!pod.transition) {
-        this.runTransition(pod, () =>
+        this.runTransition(pod, "wake", () =>
           this.resolve(pod).catch((err: unknown) => {
             pod.failure = toGatewayError(err, "POD_START_FAILED");
             pod.failedUntil = Date.now() + FAILURE_HOLD_MS;
@@ -438,11 +444,14 @@ class HttpGateway implements Gateway {
   }
 
   private async resolve(pod: PodEntry): Promise<void> {
-    const deadline = Date.now() + this.limits.wakeTimeoutMs;
+    const t0 = Date.now();
+    const deadline = t0 + this.limits.wakeTimeoutMs;
     const timeoutMsg = `the pod did not become ready within ${Math.round(this.limits.wakeTimeoutMs / 1000)} s`;
-    let status = await before(this.engine.status(pod.podId), deadline, timeoutMsg);
+    // A pod we stopped ourselves (and whose stop succeeded) is known to be stopped: skip one status lookup.
+    const knownAsleep = pod.state === "asleep" && pod.scaleToZero !== null;
+    let status = knownAsleep ? null : await before(this.engine.status(pod.podId), deadline, timeoutMsg);
     let woke = false;
-    if (!status.running) {
+    if (!status?.running) {
       if (!pod.scaleToZero) {
         throw new GatewayError("POD_NOT_RUNNING", "the pod is not running");
       }
@@ -459,9 +468,14 @@ class HttpGateway implements Gateway {
       woke = true;
       status = await before(this.engine.status(pod.podId), deadline, timeoutMsg);
     }
+    if (!status) throw new GatewayError("POD_NOT_RUNNING", "the pod is not running");
+    const startedMs = Date.now() - t0;
     const upstreams = this.upstreamsFrom(pod, status, woke);
     // A scale-to-zero pod may have just been started by us or by the daemon: wait until it listens.
     if (woke || pod.scaleToZero) await this.waitReady(pod, upstreams, status, deadline, timeoutMsg);
+    if (woke) {
+      this.log.info({ podId: pod.podId, startMs: startedMs, readyMs: Date.now() - t0 }, "gateway: pod awake");
+    }
     if (pod.removed) return;
     pod.upstreams = upstreams;
     pod.state = "awake";

@@ -115,6 +115,8 @@ export interface GatewayPodState {
   state: "unknown" | "awake" | "asleep";
   /** Requests in flight plus open upgraded connections. */
   active: number;
+  /** A stop or a wake/lookup in progress (requests wait for it). */
+  changing: "sleep" | "wake" | null;
   scaleToZero: { idleMs: number } | null;
   lastActivity: number;
   wakes: number;
