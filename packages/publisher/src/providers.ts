@@ -104,8 +104,11 @@ export async function getOffer(ctx: ChainContext, provider: Address): Promise<Pr
 }
 
 export interface PriceOptions {
-  /** Upper bound on the pod's price per hour, in the token's base units (providers above it do not fit). */
-  maxPerHour?: bigint;
+  /**
+   * Upper bound on the pod's price per hour in token base units (providers above it do not fit); a function
+   * gives one bound per token (e.g. "0.5 tokens" in each token's own decimals).
+   */
+  maxPerHour?: bigint | ((token: Address) => bigint);
 }
 
 /**
@@ -126,7 +129,9 @@ export function priceOffers(
       if (err instanceof PricingError) return { ...offer, fits: false, reason: err.message };
       throw err;
     }
-    if (options.maxPerHour !== undefined && price.perSecond * SECONDS_PER_HOUR > options.maxPerHour) {
+    const max =
+      typeof options.maxPerHour === "function" ? options.maxPerHour(offer.pricing.token) : options.maxPerHour;
+    if (max !== undefined && price.perSecond * SECONDS_PER_HOUR > max) {
       return { ...offer, price, fits: false, reason: "above the maximum price" };
     }
     return { ...offer, price, fits: true };

@@ -1,10 +1,10 @@
 // The keystore directory `$TPOD_HOME/keys`: one Web3 Secret Storage v3 file per key, named by address, mode 0600
 // in a 0700 directory, written atomically and never overwritten.
 import { scrypt } from "node:crypto";
-import { readdir } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { type Address, getAddress, isAddress } from "viem";
-import { generatePrivateKey } from "viem/accounts";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { PublisherError } from "../errors.js";
 import {
   type DecryptedKey,
@@ -147,9 +147,12 @@ export class KeyStore {
   ): Promise<KeyEntry> {
     if (options.label !== undefined && (options.label.length > MAX_LABEL || /[\p{Cc}]/u.test(options.label)))
       throw new PublisherError("KEYSTORE_MALFORMED", `a label is at most ${MAX_LABEL} printable characters`);
-    const ks = await encryptKeystore(privateKey, passphrase, { ...NODE_KDF, ...options });
-    const address = keystoreAddress(ks)!;
+    const address = privateKeyToAccount(privateKey).address;
     const file = this.fileFor(address);
+    // Fail fast before the (slow) KDF; the exclusive link below still settles a race.
+    if (await stat(file).catch(() => undefined))
+      throw new PublisherError("KEY_EXISTS", `the keystore already holds ${address} (${file})`);
+    const ks = await encryptKeystore(privateKey, passphrase, { ...NODE_KDF, ...options });
     await ensurePrivateDir(this.dir);
     try {
       await writeFileAtomic(file, `${JSON.stringify(ks, null, 2)}\n`, { mode: 0o600, exclusive: true });
