@@ -35,9 +35,9 @@ async function p256Spki(): Promise<Uint8Array> {
 }
 
 export async function startTestProvider(mode: TestProviderMode = "honest"): Promise<TestProvider> {
+  // TCP for Node publishers, WebSockets for the browser test.
   const node = await createP2PNode({
-    listen: ["/ip4/127.0.0.1/tcp/0"],
-    transports: ["tcp"],
+    listen: ["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0/ws"],
     inboundConnectionsPerSecondPerHost: 1000,
   });
   const ownKey = publicKeyToProtobuf(node.peerId.publicKey!);
