@@ -169,6 +169,49 @@ describe("tpod verify", () => {
     expect(dead.code).toBe(1);
     expect(JSON.parse(dead.out)).toMatchObject({ accepted: false, code: "PROVIDER_UNREACHABLE" });
     expect((await tpod(["verify", "provider-one"])).code).toBe(2);
+    expect((await tpod(["verify", "/not/a/multiaddr"])).code).toBe(2);
     expect((await tpod(["verify", chain.accounts[1]!.address, "--timeout", "-1"])).code).toBe(2);
+  });
+});
+
+describe("tpod network", () => {
+  it("show: the devnet, found without flags, and where each part came from", async () => {
+    const r = await tpod(["network", "show", "--json"]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({
+      name: "devnet",
+      isDevnet: true,
+      rpcUrl: chain.rpcUrl,
+      chainId: chain.chainId,
+      sources: { rpcUrl: expect.stringMatching(/^devnet /), contracts: expect.stringMatching(/^devnet /) },
+    });
+  });
+
+  it("add saves a named network that --network then selects", async () => {
+    const add = await tpod(["network", "add", "local", "--rpc", chain.rpcUrl, "--contracts", contractsFile]);
+    expect(add.code).toBe(0);
+    expect(add.out).toMatch(/saved network local to .*networks\/local\.json/);
+    const show = await tpod(["network", "show", "--network", "local", "--json"]);
+    expect(JSON.parse(show.out)).toMatchObject({ name: "local", isDevnet: false, rpcUrl: chain.rpcUrl });
+    const listed = await tpod(["providers", "--network", "local", "--json"]);
+    expect(JSON.parse(listed.out).providers).toHaveLength(2);
+    expect(
+      (await tpod(["network", "add", "bad/name", "--rpc", chain.rpcUrl, "--contracts", contractsFile])).code,
+    ).toBe(1);
+    expect(
+      (
+        await tpod([
+          "network",
+          "add",
+          "x",
+          "--rpc",
+          chain.rpcUrl,
+          "--contracts",
+          contractsFile,
+          "--chain-id",
+          "-3",
+        ])
+      ).code,
+    ).toBe(2);
   });
 });

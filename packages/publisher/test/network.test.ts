@@ -115,6 +115,17 @@ describe("network resolution", () => {
       isDevnet: false,
     });
     expect(named.policyFile).toBe(join(h, "networks", "prod-policy.yaml"));
+    // The network file's policy applies unless --policy names another.
+    writeFileSync(join(h, "networks", "prod-policy.yaml"), "tee: [snp]\nallowDebug: false\n");
+    const fromFile = await loadPolicyFor(named);
+    expect(fromFile.policy).toEqual({ tee: ["snp"], allowDebug: false });
+    expect(fromFile.source).toMatch(/network prod policy/);
+    const override = join(h, "override.yaml");
+    writeFileSync(override, "allowInsecureDev: true\n");
+    expect(await loadPolicyFor(named, override)).toEqual({
+      policy: { allowInsecureDev: true },
+      source: `--policy ${override}`,
+    });
 
     // --contracts beats the named network's contracts; TPOD_CONTRACTS beats the devnet's.
     const mixed = await resolveNetwork({ home: h, network: "prod", contracts: flat, env: {} });

@@ -86,6 +86,8 @@ export function registerKeys(program: Command, { io }: CommandContext): void {
         const e = isKeystore
           ? await store().importKeystore(text, pass.passphrase, label)
           : await store().importPrivateKey(text, pass.passphrase, label);
+        if (!isKeystore)
+          io.err(`note: ${file} still holds the key unencrypted; delete it once you no longer need it`);
         if (opts.json) printJson(io, { address: e.address, label: e.label ?? null, file: e.file });
         else {
           io.out(e.address);

@@ -1,3 +1,4 @@
+import { multiaddr } from "@multiformats/multiaddr";
 import { createP2PNode } from "@trustedpods/p2p";
 import {
   connectNetwork,
@@ -64,6 +65,13 @@ export function registerVerify(program: Command, { io, setExitCode }: CommandCon
         `PROVIDER must be a provider address (0x and 40 hex digits) or a multiaddr, got "${target}"`,
         ExitCode.usage,
       );
+    if (!isAddress) {
+      try {
+        multiaddr(target);
+      } catch {
+        throw new CliError(`"${target}" is not a valid multiaddr`, ExitCode.usage);
+      }
+    }
     const network = isAddress ? await networkFromFlags(opts) : await optionalNetwork(opts);
     let policy: Awaited<ReturnType<typeof loadPolicyFor>>;
     try {
