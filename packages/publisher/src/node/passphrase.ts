@@ -96,9 +96,10 @@ export function promptHidden(
         else if (ch >= " ") buf.push(ch);
       }
     };
-    output.write(prompt);
+    // Raw mode (no echo) before the prompt shows, so nothing typed right after it is echoed.
     input.setRawMode(true);
-    input.resume();
     input.on("data", onData);
+    input.resume();
+    output.write(prompt);
   });
 }
