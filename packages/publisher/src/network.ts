@@ -116,16 +116,18 @@ function address(v: unknown, field: string, bad: Bad): Address {
   return getAddress(v as string);
 }
 
-function rpcUrl(v: unknown, field: string, bad: Bad): string {
-  if (typeof v !== "string" || v.length > MAX_URL_CHARS) bad("must be an http(s) or ws(s) URL", field);
-  let url: URL;
+/** True for an http(s) URL of bounded length: the JSON-RPC transport tpod speaks. */
+export function isHttpUrl(v: unknown): v is string {
+  if (typeof v !== "string" || v.length > MAX_URL_CHARS) return false;
   try {
-    url = new URL(v as string);
+    return ["http:", "https:"].includes(new URL(v).protocol);
   } catch {
-    return bad("must be an http(s) or ws(s) URL", field);
+    return false;
   }
-  if (!["http:", "https:", "ws:", "wss:"].includes(url.protocol))
-    bad("must be an http(s) or ws(s) URL", field);
+}
+
+function rpcUrl(v: unknown, field: string, bad: Bad): string {
+  if (!isHttpUrl(v)) bad("must be an http(s) URL", field);
   return v as string;
 }
 

@@ -204,7 +204,12 @@ describe("network resolution", () => {
     );
     const dev = await failure(resolveNetwork({ home: h, env: {} }));
     expect(dev.message).toMatch(/contracts\.registry must be an address/);
-    await expect(resolveNetwork({ home: h, rpc: "not a url", env: {} })).rejects.toThrow(/not a URL/);
+    await expect(resolveNetwork({ home: h, rpc: "not a url", env: {} })).rejects.toThrow(
+      /not an http\(s\) URL/,
+    );
+    await expect(resolveNetwork({ home: h, rpc: "ws://127.0.0.1:8545", env: {} })).rejects.toThrow(
+      /http\(s\)/,
+    );
   });
 });
 

@@ -10,6 +10,7 @@ import { loadPolicy } from "@trustedpods/attestation/node";
 import { PublisherError } from "../errors.js";
 import {
   type DevnetState,
+  isHttpUrl,
   type NetworkContracts,
   type NetworkFile,
   parseContractsFile,
@@ -120,11 +121,8 @@ async function level(
     if (c.rpcUrl) out.rpcUrl = { value: c.rpcUrl, source, ...(c.chainId ? { chainId: c.chainId } : {}) };
   }
   if (rpc.value) {
-    try {
-      new URL(rpc.value);
-    } catch {
-      throw new PublisherError("NETWORK_MALFORMED", `${rpc.label} "${rpc.value}" is not a URL`);
-    }
+    if (!isHttpUrl(rpc.value))
+      throw new PublisherError("NETWORK_MALFORMED", `${rpc.label} "${rpc.value}" is not an http(s) URL`);
     out.rpcUrl = { value: rpc.value, source: rpc.label };
   }
   return out;
