@@ -184,7 +184,10 @@ describe("tpod network", () => {
       rpcUrl: chain.rpcUrl,
       chainId: chain.chainId,
       sources: { rpcUrl: expect.stringMatching(/^devnet /), contracts: expect.stringMatching(/^devnet /) },
+      key: { address: chain.accounts[0]!.address, source: "devnet publisher key (a public test key)" },
     });
+    const text = await tpod(["network", "show"]);
+    expect(text.out).toMatch(/^key\s+0x\w{40}\s+\(from devnet publisher key/m);
   });
 
   it("add saves a named network that --network then selects", async () => {
@@ -192,7 +195,12 @@ describe("tpod network", () => {
     expect(add.code).toBe(0);
     expect(add.out).toMatch(/saved network local to .*networks\/local\.json/);
     const show = await tpod(["network", "show", "--network", "local", "--json"]);
-    expect(JSON.parse(show.out)).toMatchObject({ name: "local", isDevnet: false, rpcUrl: chain.rpcUrl });
+    expect(JSON.parse(show.out)).toMatchObject({
+      name: "local",
+      isDevnet: false,
+      rpcUrl: chain.rpcUrl,
+      key: { address: null, problem: expect.stringMatching(/^no key: pass --key/) },
+    });
     const listed = await tpod(["providers", "--network", "local", "--json"]);
     expect(JSON.parse(listed.out).providers).toHaveLength(2);
     expect(

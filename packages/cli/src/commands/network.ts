@@ -1,6 +1,15 @@
 import { resolve } from "node:path";
 import { PublisherError, type ResolvedNetwork } from "@trustedpods/publisher";
-import { readNetworkFile, resolveNetwork, tpodHome, writeNetworkFile } from "@trustedpods/publisher/node";
+import {
+  type KeyRef,
+  type ResolvedAccount,
+  readNetworkFile,
+  resolveKeyRef,
+  resolveNetwork,
+  tpodHome,
+  unlockKey,
+  writeNetworkFile,
+} from "@trustedpods/publisher/node";
 import type { Command } from "commander";
 import { CliError, ExitCode } from "../errors.js";
 import { printJson } from "../output.js";
@@ -19,6 +28,54 @@ export function addNetworkOptions(cmd: Command): Command {
     .option("--rpc <url>", "chain RPC URL (default: TPOD_RPC_URL, the network file, or the running devnet)")
     .option("--contracts <file>", "JSON file with the contract addresses (default: TPOD_CONTRACTS, ...)")
     .option("--network <name>", "use $TPOD_HOME/networks/NAME.json (default: TPOD_NETWORK)");
+}
+
+/** The flags every command that signs takes. */
+export interface KeyFlags {
+  key?: string;
+  passwordFile?: string;
+}
+
+/** Adds --key and --password-file to a command (see docs/cli.md, "Keys"). */
+export function addKeyOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      "--key <address|file>",
+      "signing key: a keystore address or a key file (default: TPOD_KEY, the devnet's)",
+    )
+    .option(
+      "--password-file <file>",
+      "file whose first line is the keystore passphrase (default: TPOD_PASSWORD, or asked)",
+    );
+}
+
+/** Which key a command would use, without unlocking it. */
+export async function keyRefFromFlags(
+  network: ResolvedNetwork | undefined,
+  flags: KeyFlags,
+): Promise<KeyRef> {
+  try {
+    return await resolveKeyRef(network, flags.key === undefined ? {} : { key: flags.key });
+  } catch (err) {
+    throw cliError(err);
+  }
+}
+
+/** The unlocked account for a command that signs (asks for the passphrase where the key is encrypted). */
+export async function accountFromFlags(
+  network: ResolvedNetwork | undefined,
+  flags: KeyFlags,
+): Promise<ResolvedAccount> {
+  const ref = await keyRefFromFlags(network, flags);
+  try {
+    return await unlockKey(
+      ref,
+      network,
+      flags.passwordFile === undefined ? {} : { passwordFile: flags.passwordFile },
+    );
+  } catch (err) {
+    throw cliError(err);
+  }
 }
 
 /** Turns the SDK's typed errors into the CLI's: the message alone, exit 1. Anything else passes through. */
@@ -59,17 +116,26 @@ export function registerNetwork(program: Command, { io }: CommandContext): void 
   addNetworkOptions(
     network
       .command("show")
-      .description("show the network the other commands would use, and where each part comes from")
+      .description("show the network and key the other commands would use, and where each comes from")
+      .option("--key <address|file>", "as for commands that sign")
       .option("--json", "print as JSON"),
-  ).action(async (opts: NetworkFlags & { json?: boolean }) => {
+  ).action(async (opts: NetworkFlags & KeyFlags & { json?: boolean }) => {
     const n = await networkFromFlags(opts);
-    if (opts.json) return printJson(io, networkSummary(n));
+    // The key is informative here: a network without one is still a network.
+    const key = await keyRefFromFlags(n, opts).then(
+      (ref) => ({ address: "address" in ref ? (ref.address ?? null) : null, source: ref.source }),
+      (err: Error) => ({ address: null, source: null, problem: err.message }),
+    );
+    if (opts.json) return printJson(io, { ...networkSummary(n), key });
     io.out(`network   ${n.name}${n.isDevnet ? " (local devnet: insecure-dev providers are accepted)" : ""}`);
     io.out(`rpc       ${n.rpcUrl}  (from ${n.sources.rpcUrl})`);
     if (n.chainId !== undefined) io.out(`chain id  ${n.chainId}`);
     io.out(`contracts (from ${n.sources.contracts})`);
     for (const [k, v] of Object.entries(n.contracts)) io.out(`  ${k.padEnd(12)}${v}`);
     if (n.policyFile) io.out(`policy    ${n.policyFile}`);
+    io.out(
+      `key       ${"problem" in key ? `none (${key.problem})` : `${key.address ?? "?"}  (from ${key.source})`}`,
+    );
   });
   network
     .command("add")
