@@ -40,7 +40,7 @@ export type NewKeyOptions = Pick<EncryptOptions, "scryptN" | "scryptR" | "scrypt
 const MAX_LABEL = 128;
 
 /**
- * node:crypto's scrypt (native, several times faster than pure JS; same results). OpenSSL refuses N >= 2^(16 r)
+ * node:crypto's scrypt (native, faster than pure JS; same results). OpenSSL refuses N >= 2^(16 r)
  * (the spec's own test vector has r = 1, N = 2^18): those go to the pure-JS implementation, checked up front
  * because a refused call leaves an OpenSSL error queued that later crashes an unrelated WebCrypto job.
  */
