@@ -1,2 +1,20 @@
-// The provider daemon's public API. For now: the container engine layer the daemon is built on.
+// The provider daemon's public API: the daemon, its config, state, seams for billing and the gateway, and the engines.
+
+export * from "./billing/index.js";
+// billing/ declares the same PaymentGate shape as the daemon's seam; the root exports the seam's.
+export type { PaymentGate } from "./billing-seam.js";
+export * from "./billing-seam.js";
+export * from "./config.js";
+export * from "./daemon.js";
 export * from "./engine/index.js";
+export * from "./gateway/index.js";
+// gateway/ declares the same RouteRegistry as the daemon's seam; the root exports the seam's.
+export type { RouteRegistry } from "./gateway-seam.js";
+export * from "./gateway-seam.js";
+export * from "./keys.js";
+export * from "./log.js";
+export * from "./metrics.js";
+export * from "./pods.js";
+export * from "./provision/content.js";
+export * from "./provision/translate.js";
+export * from "./state/db.js";

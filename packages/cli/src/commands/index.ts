@@ -8,6 +8,7 @@ import { registerImage } from "./image.js";
 import { registerKeys } from "./keys.js";
 import { registerManifest } from "./manifest.js";
 import { registerNetwork } from "./network.js";
+import { registerProvider } from "./provider.js";
 import { registerProviders } from "./providers.js";
 import { registerVerify } from "./verify.js";
 
@@ -28,4 +29,5 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
   registerNetwork(program, ctx);
   registerProviders(program, ctx);
   registerVerify(program, ctx);
+  registerProvider(program, ctx);
 }

@@ -1,0 +1,186 @@
+import { chmod, mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { BitswapOptions } from "@helia/bitswap";
+import { withBitswap } from "@helia/bitswap";
+import { type HeliaWithLibp2p, withLibp2pLight } from "@helia/libp2p";
+import * as dagCbor from "@ipld/dag-cbor";
+import { identify } from "@libp2p/identify";
+import type { AbortOptions, Libp2p } from "@libp2p/interface";
+import { noise } from "@libp2p/noise";
+import { tcp } from "@libp2p/tcp";
+import { yamux } from "@libp2p/yamux";
+import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
+import { FsBlockstore } from "blockstore-fs";
+import { FsDatastore } from "datastore-fs";
+import { createHeliaLight } from "helia";
+import { Key } from "interface-datastore";
+import type { CID } from "multiformats/cid";
+import { ConfigError } from "./errors.js";
+import { registerBlobProtocol } from "./fastpath.js";
+import {
+  type ContentStore,
+  collectBounded,
+  type GetBlockOptions,
+  MAX_BLOCK_SIZE,
+  parseCid,
+  verifyBlock,
+} from "./store.js";
+
+export const DEFAULT_LISTEN = ["/ip4/127.0.0.1/tcp/0"];
+
+export interface IpfsNodeOptions {
+  /** Holds `blocks/` (blockstore-fs) and `datastore/` (datastore-fs: peer key, pins, published-blob index). */
+  dataDir: string;
+  /** Listen multiaddrs; default one random loopback TCP port. */
+  listen?: string[];
+  /**
+   * "devnet" (default): every listen and peer address must be loopback. "private": any address, still no
+   * discovery of any kind. Neither mode has public bootstrap, mDNS, DHT, delegated routing, UPnP or HTTP gateways:
+   * peers are only those passed in `peers` or dialled explicitly.
+   */
+  network?: "devnet" | "private";
+  /** Multiaddrs (with /p2p/PEER_ID) dialled at start. */
+  peers?: string[];
+  /** Serve published blobs over /trusted-pods/blob/1.0.0 (default true). */
+  serveBlobs?: boolean;
+  bitswap?: BitswapOptions;
+}
+
+/** An embedded Helia node: the ContentStore over its blockstore plus the libp2p handle for the fast path. */
+export interface IpfsNode extends ContentStore {
+  readonly kind: "helia";
+  readonly helia: HeliaWithLibp2p<Record<string, unknown>>;
+  readonly libp2p: Libp2p;
+  readonly peerId: string;
+  /** Listen addresses with /p2p/PEER_ID, for other nodes to dial. */
+  multiaddrs(): string[];
+  dial(addr: string, opts?: AbortOptions): Promise<void>;
+  /** Records that the blob named by `digest` is the UnixFS file `cid`, so peers may ask for it by digest. */
+  recordBlob(digest: string, cid: CID, size: number): Promise<void>;
+  lookupBlob(digest: string): Promise<{ cid: CID; size: number } | undefined>;
+  stop(): Promise<void>;
+}
+
+export function isLoopback(addr: Multiaddr): boolean {
+  const first = addr.getComponents()[0];
+  if (!first) return false;
+  if (first.name === "ip4") return first.value?.startsWith("127.") ?? false;
+  if (first.name === "ip6") return first.value === "::1";
+  return false;
+}
+
+function parseAddrs(addrs: string[], network: "devnet" | "private", what: string): Multiaddr[] {
+  return addrs.map((text) => {
+    let addr: Multiaddr;
+    try {
+      addr = multiaddr(text);
+    } catch (err) {
+      throw new ConfigError(`${what} ${JSON.stringify(text)} is not a multiaddr: ${(err as Error).message}`);
+    }
+    if (network === "devnet" && !isLoopback(addr)) {
+      throw new ConfigError(`${what} ${text} is not a loopback address (devnet mode is loopback only)`);
+    }
+    return addr;
+  });
+}
+
+const blobKey = (digest: string) => new Key(`/trusted-pods/blobs/${digest.replace(":", "/")}`);
+
+/** Creates and starts an embedded Helia node configured explicitly (no defaults that reach outside). */
+export async function createIpfsNode(opts: IpfsNodeOptions): Promise<IpfsNode> {
+  const network = opts.network ?? "devnet";
+  const listen = parseAddrs(opts.listen ?? DEFAULT_LISTEN, network, "listen address");
+  const peers = parseAddrs(opts.peers ?? [], network, "peer address");
+  await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
+  // The datastore holds the node's private key: keep the whole repo private to its owner.
+  await chmod(opts.dataDir, 0o700);
+  const blockstore = new FsBlockstore(join(opts.dataDir, "blocks"));
+  const datastore = new FsDatastore(join(opts.dataDir, "datastore"));
+  await blockstore.open();
+  await datastore.open();
+
+  const helia = withBitswap(
+    withLibp2pLight(createHeliaLight({ blockstore, datastore, codecs: [dagCbor] }), {
+      addresses: { listen: listen.map((a) => a.toString()) },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      // identify tells bitswap which connected peers speak it; nothing else is enabled on purpose.
+      services: { identify: identify() },
+    }),
+    opts.bitswap,
+  );
+  await helia.start();
+  const libp2p = helia.libp2p as unknown as Libp2p;
+
+  const node: IpfsNode = {
+    kind: "helia",
+    helia: helia as unknown as HeliaWithLibp2p<Record<string, unknown>>,
+    libp2p,
+    peerId: libp2p.peerId.toString(),
+    multiaddrs: () => libp2p.getMultiaddrs().map((a) => a.toString()),
+    async dial(addr, o) {
+      const [ma] = parseAddrs([addr], network, "peer address");
+      await libp2p.dial(ma!, o);
+    },
+    async putBlock(cid, bytes, o) {
+      await helia.blockstore.put(cid, bytes, o);
+    },
+    async getBlock(cid: CID, o: GetBlockOptions = {}) {
+      const max = o.maxSize ?? MAX_BLOCK_SIZE;
+      const bytes = await collectBounded(
+        helia.blockstore.get(cid, { signal: o.signal }),
+        max,
+        `block ${cid}`,
+      );
+      await verifyBlock(cid, bytes, max);
+      return bytes;
+    },
+    async hasBlock(cid, o) {
+      return helia.blockstore.has(cid, o);
+    },
+    async pin(cid, o) {
+      if (await helia.pins.isPinned(cid, o)) return;
+      for await (const _ of helia.pins.add(cid, { signal: o?.signal })) {
+        // pins.add walks the whole DAG; draining it is what pins every block.
+      }
+    },
+    async unpin(cid, o) {
+      if (!(await helia.pins.isPinned(cid, o))) return;
+      for await (const _ of helia.pins.rm(cid, o)) {
+        // drain
+      }
+    },
+    async isPinned(cid, o) {
+      return helia.pins.isPinned(cid, o);
+    },
+    async recordBlob(digest, cid, size) {
+      await datastore.put(
+        blobKey(digest),
+        new TextEncoder().encode(JSON.stringify({ cid: cid.toString(), size })),
+      );
+    },
+    async lookupBlob(digest) {
+      const key = blobKey(digest);
+      if (!(await datastore.has(key))) return undefined;
+      const value = JSON.parse(new TextDecoder().decode(await datastore.get(key))) as {
+        cid: string;
+        size: number;
+      };
+      return { cid: parseCid(value.cid), size: value.size };
+    },
+    async stop() {
+      await helia.stop();
+      await blockstore.close();
+      await datastore.close();
+    },
+  };
+  try {
+    if (opts.serveBlobs ?? true) await registerBlobProtocol(node);
+    for (const peer of peers) await libp2p.dial(peer);
+  } catch (err) {
+    await node.stop().catch(() => {});
+    throw err;
+  }
+  return node;
+}

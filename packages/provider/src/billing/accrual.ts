@@ -1,0 +1,74 @@
+/**
+ * The Payments contract's money math, reproduced exactly (contracts/Payments.sol `_accruedAt`, `claimable`,
+ * `_claim`) so the billing loop never asks for more than the contract allows and can predict when a deposit runs
+ * out without a round trip.
+ */
+
+/** The channel fields the math needs (a subset of @trustedpods/chain's ChannelState). */
+export interface ChannelTerms {
+  deposit: bigint;
+  claimed: bigint;
+  ratePerSecond: bigint;
+  /** Accrual anchor: the opening time, or the time of the last rate change. */
+  since: bigint;
+  /** What accrued before the last rate change (0n when the rate never changed). */
+  accruedBefore: bigint;
+  /** 0n while open; accrual stops here. */
+  closeAt: bigint;
+}
+
+/** The larger of two bigints (Math.max does not take bigints). */
+export function maxBig(a: bigint, b: bigint): bigint {
+  if (a > b) return a;
+  return b;
+}
+
+/** Total accrued at time `t` (seconds), not capped by the deposit: `_accruedAt` in the contract. */
+export function accruedAt(c: ChannelTerms, t: bigint): bigint {
+  let end = t;
+  if (c.closeAt !== 0n && end > c.closeAt) end = c.closeAt;
+  let total = end > c.since ? c.ratePerSecond * (end - c.since) : 0n;
+  total += c.accruedBefore;
+  return total;
+}
+
+/** The highest cumulative amount `claim()` accepts at time `t`: min(deposit, accrued). */
+export function claimCap(c: ChannelTerms, t: bigint): bigint {
+  const a = accruedAt(c, t);
+  // bigints: Math.min does not apply.
+  if (a < c.deposit) return a;
+  return c.deposit;
+}
+
+/** What a claim at `t` would add: the cap minus what was claimed (0n when nothing). */
+export function claimableAt(c: ChannelTerms, t: bigint): bigint {
+  const cap = claimCap(c, t);
+  return cap > c.claimed ? cap - c.claimed : 0n;
+}
+
+/**
+ * The first second at which the accrued amount reaches the deposit, or undefined when it never does (zero rate,
+ * or accrual stops at the close time first).
+ */
+export function runOutTime(c: ChannelTerms): bigint | undefined {
+  if (c.accruedBefore >= c.deposit) return c.since;
+  if (c.ratePerSecond === 0n) return undefined;
+  const left = c.deposit - c.accruedBefore;
+  const t = c.since + (left + c.ratePerSecond - 1n) / c.ratePerSecond;
+  if (c.closeAt !== 0n && t > c.closeAt) return undefined;
+  return t;
+}
+
+/**
+ * Whole seconds of service the deposit still pays for at `t` (what is left over the rate, rounded down), also
+ * bounded by the close time when the channel is closing. 0n once it ran out or closed.
+ */
+export function remainingSeconds(c: ChannelTerms, t: bigint): bigint {
+  const a = accruedAt(c, t);
+  let left = a >= c.deposit ? 0n : c.ratePerSecond === 0n ? 2n ** 63n : (c.deposit - a) / c.ratePerSecond;
+  if (c.closeAt !== 0n) {
+    const toClose = c.closeAt > t ? c.closeAt - t : 0n;
+    if (toClose < left) left = toClose;
+  }
+  return left;
+}

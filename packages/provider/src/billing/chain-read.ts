@@ -1,0 +1,134 @@
+import {
+  type ChainContext,
+  ChainError,
+  type ChannelKey,
+  type ChannelState,
+  channelId,
+  explainError,
+  marketplaceAbi,
+  paymentsAbi,
+} from "@trustedpods/chain";
+import type { Abi, Address } from "viem";
+import { ChainUnavailableError } from "./errors.js";
+import type { Hex } from "./types.js";
+
+/** A block the provider decides on: its number and its timestamp (chain time, seconds). */
+export interface ChainPoint {
+  number: bigint;
+  time: bigint;
+}
+
+/** Contract reverts stay ChainError; everything else (RPC down, timeouts, bad JSON) becomes ChainUnavailableError. */
+export function asChainFailure(err: unknown, what: string): Error {
+  const e = explainError(err);
+  if (e instanceof ChainError || e instanceof ChainUnavailableError) return e;
+  const msg = e instanceof Error ? (e.message.split("\n")[0] ?? e.message) : String(e);
+  return new ChainUnavailableError(`cannot ${what}: ${msg}`, { cause: err });
+}
+
+async function readAt<T>(
+  ctx: ChainContext,
+  call: { address: Address; abi: Abi; functionName: string; args: readonly unknown[] },
+  blockNumber: bigint | undefined,
+  what: string,
+): Promise<T> {
+  try {
+    return (await ctx.publicClient.readContract({
+      ...call,
+      ...(blockNumber !== undefined ? { blockNumber } : {}),
+    } as never)) as T;
+  } catch (err) {
+    throw asChainFailure(err, what);
+  }
+}
+
+/** The latest block and the block `confirmations` below it (what the provider decides on). */
+export async function chainPoints(
+  ctx: ChainContext,
+  confirmations: number,
+): Promise<{ head: ChainPoint; confirmed: ChainPoint }> {
+  try {
+    const head = await ctx.publicClient.getBlock({ blockTag: "latest" });
+    const headPoint = { number: head.number, time: head.timestamp };
+    if (confirmations <= 0) return { head: headPoint, confirmed: headPoint };
+    const n = head.number > BigInt(confirmations) ? head.number - BigInt(confirmations) : 0n;
+    const b = await ctx.publicClient.getBlock({ blockNumber: n });
+    return { head: headPoint, confirmed: { number: b.number, time: b.timestamp } };
+  } catch (err) {
+    throw asChainFailure(err, "read the chain head");
+  }
+}
+
+/** getChannel at a given block (undefined = latest). */
+export async function channelAt(
+  ctx: ChainContext,
+  key: ChannelKey,
+  blockNumber: bigint | undefined,
+): Promise<ChannelState> {
+  const v = await readAt<Omit<ChannelState, "id">>(
+    ctx,
+    {
+      address: ctx.addresses.payments,
+      abi: paymentsAbi,
+      functionName: "getChannel",
+      args: [key.publisher, key.provider, key.podId],
+    },
+    blockNumber,
+    "read the payment channel",
+  );
+  return { id: channelId(key), ...v };
+}
+
+export interface ListingPayment {
+  pays: boolean;
+  recipient: Address;
+  bps: number;
+  developer: Address;
+  royaltyBps: number;
+  active: boolean;
+  authorized: boolean;
+}
+
+/** What a channel pays for one listing and the listing's current state, at a given block. */
+export async function listingPaymentAt(
+  ctx: ChainContext,
+  id: Hex,
+  listingId: bigint,
+  provider: Address,
+  blockNumber: bigint | undefined,
+): Promise<ListingPayment> {
+  const [[pays, recipient, bps], [developer, royaltyBps, , , active, authorized]] = await Promise.all([
+    readAt<readonly [boolean, Address, number]>(
+      ctx,
+      {
+        address: ctx.addresses.payments,
+        abi: paymentsAbi,
+        functionName: "paysListing",
+        args: [id, listingId],
+      },
+      blockNumber,
+      `read the channel's royalty for listing ${listingId}`,
+    ),
+    // terms() answers for unknown listings too (zero developer) instead of reverting like getListing().
+    readAt<readonly [Address, number, Address, bigint, boolean, boolean]>(
+      ctx,
+      {
+        address: ctx.addresses.marketplace,
+        abi: marketplaceAbi,
+        functionName: "terms",
+        args: [listingId, provider],
+      },
+      blockNumber,
+      `read the terms of listing ${listingId}`,
+    ),
+  ]);
+  return {
+    pays,
+    recipient,
+    bps,
+    developer,
+    royaltyBps,
+    active,
+    authorized,
+  };
+}

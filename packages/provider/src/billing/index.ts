@@ -1,0 +1,25 @@
+export {
+  accruedAt,
+  type ChannelTerms,
+  claimableAt,
+  claimCap,
+  remainingSeconds,
+  runOutTime,
+} from "./accrual.js";
+export { Billing, type BillingOptions } from "./billing.js";
+export { asChainFailure, type ChainPoint, chainPoints, channelAt, listingPaymentAt } from "./chain-read.js";
+export {
+  ChainUnavailableError,
+  type ChannelProblem,
+  PaymentRequiredError,
+  UnknownPodError,
+} from "./errors.js";
+export { ChannelGate, type ChannelGateOptions, listingsOf, reservedOf } from "./gate.js";
+export { EngineLifecycle } from "./lifecycle.js";
+export { BillingLoop, type BillingLoopOptions, type TickResult } from "./loop.js";
+export { UsageMeter } from "./meter.js";
+export { BillingMetrics } from "./metrics.js";
+export { type QuoteParams, quotePod, type SignedQuote } from "./quote.js";
+export { type BillingStatus, billingStatus, reservedSeconds } from "./status.js";
+export * from "./store.js";
+export * from "./types.js";

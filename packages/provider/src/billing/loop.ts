@@ -1,0 +1,445 @@
+import { type ChainContext, ChainError, type ChannelState, paymentsAbi } from "@trustedpods/chain";
+import { TransactionNotFoundError, TransactionReceiptNotFoundError } from "viem";
+import { accruedAt, claimCap, maxBig, remainingSeconds, runOutTime } from "./accrual.js";
+import { asChainFailure, type ChainPoint, chainPoints, channelAt } from "./chain-read.js";
+import { ChainUnavailableError } from "./errors.js";
+import type { BillingMetrics } from "./metrics.js";
+import type { BillingStore, ObservedChannel, PodRecord } from "./store.js";
+import type { BillingConfig, BillingLogger, Hex, PodLifecycle } from "./types.js";
+
+export interface BillingLoopOptions {
+  store: BillingStore;
+  /** The provider's context (claims are sent from its wallet). */
+  chain: ChainContext;
+  lifecycle: PodLifecycle;
+  config: BillingConfig;
+  logger: BillingLogger;
+  metrics?: BillingMetrics;
+}
+
+export interface TickResult {
+  ok: boolean;
+  /** Chain time (seconds) of the confirmed block the tick decided on. */
+  chainTime?: bigint;
+  pods: number;
+  errors: string[];
+}
+
+const MAX_ERROR_CHARS = 500;
+const short = (err: unknown) => {
+  const m = err instanceof Error ? err.message : String(err);
+  return m.length > MAX_ERROR_CHARS ? `${m.slice(0, MAX_ERROR_CHARS)}...` : m;
+};
+
+/**
+ * The billing loop. Every tick reads the chain head, then per pod: the channel at the confirmed block (what
+ * lifecycle decisions rest on) and at the head (what claims rest on). It claims what accrued (computed exactly as
+ * the contract does, never above its cap), stops a pod when its deposit runs out or its channel closes, restarts
+ * it after a top-up, and removes it only when a successful chain read proves the notice period is over. An RPC
+ * error changes nothing: the tick is retried with backoff.
+ */
+export class BillingLoop {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<TickResult> | undefined;
+  private stopped = true;
+  private failures = 0;
+
+  constructor(private readonly opts: BillingLoopOptions) {}
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running?.catch(() => {});
+  }
+
+  /** Runs a tick soon (after a provision or delete). */
+  wake(): void {
+    if (!this.stopped) this.schedule(0);
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.tick().then((r) => {
+        this.failures = r.ok ? 0 : this.failures + 1;
+        const { claimIntervalMs, maxBackoffMs } = this.opts.config;
+        // Backoff while the chain is unreachable: 1 s, 2 s, 4 s ... capped; never faster than the interval.
+        const delay = r.ok
+          ? claimIntervalMs
+          : Math.min(maxBackoffMs, Math.max(1000, 2 ** this.failures * 500));
+        this.schedule(delay);
+      });
+    }, ms);
+    this.timer.unref?.();
+  }
+
+  /** One pass over every active pod. Concurrent calls share the pass in progress. */
+  tick(): Promise<TickResult> {
+    if (!this.running) this.running = this.doTick().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async doTick(): Promise<TickResult> {
+    const { store, chain, config, logger, metrics } = this.opts;
+    let points: { head: ChainPoint; confirmed: ChainPoint };
+    try {
+      points = await chainPoints(chain, config.confirmations);
+    } catch (err) {
+      metrics?.rpcErrors.inc();
+      logger.warn({ err: short(err) }, "billing: chain unreachable, nothing changes until it answers");
+      return { ok: false, pods: 0, errors: [short(err)] };
+    }
+    const pods = store.activePods();
+    const errors: string[] = [];
+    for (const pod of pods) {
+      try {
+        await this.processPod(pod, points);
+      } catch (err) {
+        if (err instanceof ChainUnavailableError) metrics?.rpcErrors.inc();
+        errors.push(`${pod.podKey}: ${short(err)}`);
+        store.updatePod(pod.podKey, { lastError: short(err) });
+        logger.warn({ pod: pod.podKey, err: short(err) }, "billing: pod step failed, retrying next tick");
+      }
+    }
+    return { ok: errors.length === 0, chainTime: points.confirmed.time, pods: pods.length, errors };
+  }
+
+  private async processPod(pod: PodRecord, pts: { head: ChainPoint; confirmed: ChainPoint }): Promise<void> {
+    const { store, chain, config } = this.opts;
+    const key = { publisher: pod.publisher, provider: pod.provider, podId: pod.podId };
+    const conf = await channelAt(chain, key, pts.confirmed.number);
+    const head = config.confirmations > 0 ? await channelAt(chain, key, pts.head.number) : conf;
+    const observed: ObservedChannel = { ...conf, block: pts.confirmed.number, time: pts.confirmed.time };
+    // Chain time never goes back for our decisions (a node restarted from a state dump can mine blocks with
+    // earlier timestamps): a stopped pod must not restart because the clock went back.
+    const prev = pod.observed?.time ?? 0n;
+    const now = maxBig(pts.confirmed.time, prev);
+    // What was claimed is read at the head: the provider's own claims count as soon as they are mined.
+    store.updatePod(pod.podKey, {
+      observed: {
+        ...observed,
+        time: now,
+        claimed: maxBig(head.claimed, conf.claimed),
+      },
+      lastError: null,
+    });
+
+    if (!conf.exists) {
+      if (conf.finalized) {
+        // Positive evidence: the publisher settled the channel (refund after the close time); the contract paid
+        // the provider what accrued up to then. Nothing more to bill.
+        await this.endPod(pod, now, "the channel was settled on chain");
+        store.updatePod(pod.podKey, { state: "settled", warnings: [] });
+        this.opts.logger.info({ pod: pod.podKey }, "billing: channel settled, pod removed");
+        return;
+      }
+      // A channel that vanished without being settled is not evidence of anything (wrong RPC, chain reset):
+      // keep everything and say so.
+      this.setWarnings(pod, [
+        `the chain shows no channel for this pod at block ${pts.confirmed.number}: nothing is stopped or removed until it does`,
+      ]);
+      return;
+    }
+
+    if (pod.state === "running") store.fillReservationStart(pod.podKey, now);
+    await this.reconcileClaims(pod, head);
+    let state = pod.state;
+
+    if (state === "running") {
+      const runOut = runOutTime(conf);
+      if (conf.closeAt !== 0n && now >= conf.closeAt) {
+        await this.opts.lifecycle.stop(pod.podKey);
+        store.transaction(() => {
+          store.closeReservation(pod.podKey, conf.closeAt);
+          store.resetUsageBaseline(pod.podKey);
+          store.updatePod(pod.podKey, {
+            state: "closed",
+            stoppedAt: conf.closeAt,
+            removeAt: conf.closeAt + config.retainAfterCloseSeconds,
+          });
+        });
+        state = "closed";
+        this.opts.logger.info(
+          { pod: pod.podKey, closeAt: conf.closeAt.toString() },
+          "billing: channel closed, pod stopped",
+        );
+      } else if (runOut !== undefined && now >= runOut) {
+        await this.opts.lifecycle.stop(pod.podKey);
+        store.transaction(() => {
+          store.closeReservation(pod.podKey, runOut);
+          store.resetUsageBaseline(pod.podKey);
+          store.updatePod(pod.podKey, {
+            state: "stopped_funds",
+            stoppedAt: runOut,
+            removeAt: runOut + conf.noticeSeconds,
+          });
+        });
+        state = "stopped_funds";
+        this.opts.logger.warn(
+          {
+            pod: pod.podKey,
+            ranOutAt: runOut.toString(),
+            removeAt: (runOut + conf.noticeSeconds).toString(),
+          },
+          "billing: deposit ran out, pod stopped (volumes kept until the notice period passes without a top-up)",
+        );
+      }
+    } else if (state === "stopped_funds") {
+      const since = pod.stoppedAt !== null && pod.stoppedAt > now ? pod.stoppedAt : now;
+      if (conf.closeAt === 0n && accruedAt(conf, since) < conf.deposit) {
+        await this.opts.lifecycle.start(pod.podKey);
+        store.transaction(() => {
+          store.openReservation(pod.podKey, now);
+          store.updatePod(pod.podKey, { state: "running", stoppedAt: null, removeAt: null });
+        });
+        state = "running";
+        this.opts.logger.info(
+          { pod: pod.podKey, deposit: conf.deposit.toString() },
+          "billing: topped up, pod restarted",
+        );
+      } else {
+        let removeAt = (pod.stoppedAt ?? now) + conf.noticeSeconds;
+        // A closing channel can no longer be topped up: its close time ends the wait too.
+        if (conf.closeAt !== 0n && conf.closeAt < removeAt) removeAt = conf.closeAt;
+        if (now >= removeAt) {
+          await this.removeAndStopAccrual(pod, conf);
+          state = "removed";
+        }
+      }
+    } else if (state === "deleted") {
+      let stoppedAt = pod.stoppedAt;
+      if (stoppedAt === null) {
+        stoppedAt = now;
+        store.closeReservation(pod.podKey, now);
+        store.updatePod(pod.podKey, { stoppedAt });
+      }
+      if (config.closeOnDelete && !pod.providerClosed) await this.providerClose(pod, conf, pts.head.time);
+      if (now >= stoppedAt + conf.noticeSeconds) {
+        await this.removeAndStopAccrual(pod, conf);
+        state = "removed";
+      }
+    }
+
+    // Claims rest on the head: the claim lands at or after its time, and accrual only grows with time.
+    await this.claim(pod, head, pts.head.time, state !== "running");
+
+    // A closed pod goes after its last claim (same tick when nothing is retained after the close).
+    if (state === "closed" && conf.closeAt !== 0n && now >= conf.closeAt + config.retainAfterCloseSeconds) {
+      await this.opts.lifecycle.remove(pod.podKey);
+      store.updatePod(pod.podKey, { state: "removed" });
+      state = "removed";
+      this.opts.logger.info({ pod: pod.podKey }, "billing: closed pod removed");
+    }
+
+    if (state === "removed") {
+      const fresh = await channelAt(chain, key, undefined);
+      const closed = fresh.closeAt !== 0n && pts.head.time >= fresh.closeAt;
+      if (!fresh.exists || (closed && fresh.claimed >= claimCap(fresh, fresh.closeAt))) {
+        store.updatePod(pod.podKey, { state: "settled", warnings: [] });
+        this.opts.logger.info({ pod: pod.podKey, claimed: fresh.claimed.toString() }, "billing: settled");
+        return;
+      }
+    }
+    this.setWarnings({ ...pod, state }, this.warningsFor(state, conf, now, pod));
+  }
+
+  private warningsFor(state: PodRecord["state"], c: ChannelState, now: bigint, pod: PodRecord): string[] {
+    const w: string[] = [];
+    if (state === "running") {
+      const left = remainingSeconds(c, now);
+      if (c.closeAt !== 0n)
+        w.push(`the channel closes at ${c.closeAt} (in ${c.closeAt - now} s): the pod stops then`);
+      else if (left < this.opts.config.warnSeconds)
+        w.push(
+          `low funds: the deposit pays for ${left} more seconds (until chain time ${now + left}); top up the channel to keep the pod running`,
+        );
+    } else if (state === "stopped_funds") {
+      const removeAt = (pod.stoppedAt ?? now) + c.noticeSeconds;
+      w.push(
+        `stopped: the deposit ran out at ${pod.stoppedAt}; top up before chain time ${removeAt} or the pod and its volumes are deleted`,
+      );
+    } else if (state === "deleted") {
+      w.push(`deleted: volumes are kept until chain time ${(pod.stoppedAt ?? now) + c.noticeSeconds}`);
+    } else if (state === "closed") {
+      w.push(`stopped: the channel closed at ${c.closeAt}`);
+    }
+    return w;
+  }
+
+  private setWarnings(pod: PodRecord, warnings: string[]): void {
+    const before = JSON.stringify(pod.warnings);
+    if (before === JSON.stringify(warnings)) return;
+    this.opts.store.updatePod(pod.podKey, { warnings });
+    for (const w of warnings) if (!pod.warnings.includes(w)) this.opts.logger.warn({ pod: pod.podKey }, w);
+  }
+
+  /** Stops the pod if it may still run, ends its reservation, and removes it. */
+  private async endPod(pod: PodRecord, now: bigint, why: string): Promise<void> {
+    if (pod.state === "running") {
+      await this.opts.lifecycle.stop(pod.podKey);
+      this.opts.store.closeReservation(pod.podKey, pod.observed?.closeAt || now);
+    }
+    if (pod.state !== "removed") await this.opts.lifecycle.remove(pod.podKey);
+    this.opts.logger.info({ pod: pod.podKey }, `billing: pod removed: ${why}`);
+  }
+
+  /**
+   * Removes a pod whose notice period passed, and stops its channel's accrual (providerClose) when still open, so
+   * a later top-up of a channel whose pod is gone cannot be claimed and the publisher can refund it.
+   */
+  private async removeAndStopAccrual(pod: PodRecord, conf: ChannelState): Promise<void> {
+    await this.opts.lifecycle.remove(pod.podKey);
+    this.opts.store.updatePod(pod.podKey, { state: "removed" });
+    this.opts.logger.warn({ pod: pod.podKey }, "billing: notice period passed, pod and volumes removed");
+    if (!pod.providerClosed && conf.closeAt === 0n) await this.providerClose(pod, conf, undefined);
+  }
+
+  private async providerClose(
+    pod: PodRecord,
+    conf: ChannelState,
+    headTime: bigint | undefined,
+  ): Promise<void> {
+    if (conf.closeAt !== 0n && headTime !== undefined && conf.closeAt <= headTime) {
+      this.opts.store.updatePod(pod.podKey, { providerClosed: true });
+      return;
+    }
+    try {
+      await this.send("providerClose", [pod.publisher, pod.podId]);
+    } catch (err) {
+      // Already closed (a race with the publisher's requestClose): nothing left to do.
+      if (!(err instanceof ChainError && err.errorName === "ChannelAlreadyClosed")) throw err;
+    }
+    this.opts.store.updatePod(pod.podKey, { providerClosed: true });
+    this.opts.logger.info({ pod: pod.podKey }, "billing: accrual stopped on chain (providerClose)");
+  }
+
+  /**
+   * Resolves claims left in flight (by a crash, an RPC error or a restart) against the chain. Claims are
+   * cumulative, so the chain's `claimed` is the truth: a claim at or below it is done, whoever sent it.
+   */
+  private async reconcileClaims(pod: PodRecord, head: ChannelState): Promise<void> {
+    const { store, chain } = this.opts;
+    for (const c of store.pendingClaims(pod.podKey)) {
+      if (head.claimed >= c.cumulative) {
+        store.updateClaim(c.id, "confirmed");
+        continue;
+      }
+      if (!c.txHash) {
+        // Never sent, or sent without us learning the hash: a new claim supersedes it safely (cumulative).
+        store.updateClaim(c.id, "dropped", { error: "not on chain" });
+        continue;
+      }
+      try {
+        const r = await chain.publicClient.getTransactionReceipt({ hash: c.txHash });
+        store.updateClaim(c.id, r.status === "success" ? "confirmed" : "failed", {
+          ...(r.status === "success" ? {} : { error: "reverted" }),
+        });
+      } catch (err) {
+        if (!(err instanceof TransactionReceiptNotFoundError))
+          throw asChainFailure(err, "read a claim receipt");
+        try {
+          await chain.publicClient.getTransaction({ hash: c.txHash });
+          // Still pending: wait for it rather than racing it.
+        } catch (e) {
+          if (!(e instanceof TransactionNotFoundError)) throw asChainFailure(e, "read a claim transaction");
+          store.updateClaim(c.id, "dropped", { error: "transaction vanished (node restarted or reorg)" });
+        }
+      }
+    }
+  }
+
+  /** Claims up to the contract's cap at `time` when there is enough to claim (or anything, when final). */
+  private async claim(pod: PodRecord, head: ChannelState, time: bigint, final: boolean): Promise<void> {
+    const { store, config, metrics, logger } = this.opts;
+    if (!head.exists) return;
+    if (store.pendingClaims(pod.podKey).length > 0) return; // one in flight: let it land first
+    const target = claimCap(head, time);
+    if (target <= head.claimed) return;
+    if (!final && target - head.claimed < config.minClaimAmount) return;
+    const id = store.addClaimIntent(pod.podKey, head.id, target);
+    let hash: Hex | undefined;
+    try {
+      hash = await this.write("claim", [pod.publisher, pod.podId, target]);
+      store.updateClaim(id, "sent", { txHash: hash });
+      const receipt = await this.opts.chain.publicClient.waitForTransactionReceipt({
+        hash,
+        timeout: 60_000,
+        pollingInterval: 250,
+      });
+      if (receipt.status !== "success") {
+        store.updateClaim(id, "failed", { error: "reverted" });
+        metrics?.claims.inc({ result: "reverted" });
+        return;
+      }
+      store.updateClaim(id, "confirmed");
+      const seen = store.getPod(pod.podKey)?.observed;
+      if (seen && seen.claimed < target)
+        store.updatePod(pod.podKey, { observed: { ...seen, claimed: target } });
+      metrics?.claims.inc({ result: "confirmed" });
+      metrics?.claimedAmount.inc(Number(target - head.claimed));
+      logger.info(
+        {
+          pod: pod.podKey,
+          cumulative: target.toString(),
+          amount: (target - head.claimed).toString(),
+          tx: hash,
+        },
+        "billing: claimed",
+      );
+    } catch (err) {
+      if (err instanceof ChainError) {
+        // The contract refused (e.g. someone's claim landed first): nothing was sent; the next tick re-reads.
+        store.updateClaim(id, "failed", { error: err.message });
+        metrics?.claims.inc({ result: "refused" });
+        return;
+      }
+      // Unknown outcome (RPC error): leave the intent; reconcileClaims settles it against the chain.
+      metrics?.claims.inc({ result: "unknown" });
+      throw asChainFailure(err, "send a claim");
+    }
+  }
+
+  /** Simulates against the pending block (a revert becomes a ChainError before signing) and sends. */
+  private async write(functionName: "claim" | "providerClose", args: readonly unknown[]): Promise<Hex> {
+    const { chain } = this.opts;
+    const wallet = chain.walletClient;
+    if (!wallet) throw new Error("the billing loop needs the provider's wallet client");
+    try {
+      const sim = await chain.publicClient.simulateContract({
+        address: chain.addresses.payments,
+        abi: paymentsAbi,
+        functionName,
+        args,
+        account: wallet.account,
+        chain: wallet.chain,
+        blockTag: "pending",
+      } as never);
+      return await wallet.writeContract((sim as { request: unknown }).request as never);
+    } catch (err) {
+      throw asChainFailure(err, `send ${functionName}`);
+    }
+  }
+
+  private async send(functionName: "providerClose", args: readonly unknown[]): Promise<void> {
+    const hash = await this.write(functionName, args);
+    try {
+      const r = await this.opts.chain.publicClient.waitForTransactionReceipt({
+        hash,
+        timeout: 60_000,
+        pollingInterval: 250,
+      });
+      if (r.status !== "success") throw new Error(`${functionName} transaction ${hash} reverted`);
+    } catch (err) {
+      throw asChainFailure(err, `confirm ${functionName}`);
+    }
+  }
+}

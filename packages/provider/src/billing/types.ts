@@ -1,0 +1,104 @@
+import type { Pod } from "@trustedpods/protocol";
+import type { PodStats } from "../engine/types.js";
+
+export type Hex = `0x${string}`;
+
+/**
+ * The seam the daemon calls (its src/billing-seam.ts declares the same shape). A pod is named by its key: the
+ * daemon's engine pod id (`id`), or, when a caller gives none, ChannelGate's `podKeyOf(podId)`.
+ */
+export interface PaymentGate {
+  /**
+   * Throws PaymentRequiredError (an RpcError with ERROR_CODE_PAYMENT_REQUIRED, `details.field` naming the field)
+   * or ChainUnavailableError (ERROR_CODE_UNAVAILABLE) BEFORE anything is started.
+   */
+  checkProvision(req: ProvisionCheck): Promise<void>;
+  /** Before an update: the new pod must still be what the channel's rate pays for. */
+  checkUpdate?(req: ProvisionCheck): Promise<void>;
+  /** The pod runs: start metering and billing. */
+  onProvisioned(pod: string | { id: string }): Promise<void>;
+  /** The publisher deleted the pod. */
+  onDeleted(id: string): Promise<void>;
+}
+
+/** Where the channel lives, as the provision request names it (protocol ChannelRef). */
+export interface ChannelRefLike {
+  chainId: bigint;
+  paymentsContract: string;
+}
+
+export interface ProvisionCheck {
+  /** The daemon's name for the pod (engine pod id); default `podKeyOf(podId)`. */
+  id?: string;
+  publisher: Hex;
+  /** bytes32 pod id that keys the channel. */
+  podId: Hex;
+  pod: Pod;
+  /** The rate the provider quoted; default: the pod's price under the provider's pricing. */
+  quotedRatePerSecond?: bigint;
+  /** Absent on an update (the channel is the one the pod was provisioned with). */
+  channel: ChannelRefLike | undefined;
+}
+
+/** The controls billing needs from the daemon. Every method must be idempotent. */
+export interface PodLifecycle {
+  /** Stop every container; keep volumes, images and the pod's definition. */
+  stop(podId: string): Promise<void>;
+  start(podId: string): Promise<void>;
+  /** Delete everything of the pod. */
+  remove(podId: string): Promise<void>;
+}
+
+/** Where usage samples come from: the engine (Engine satisfies this). */
+export interface UsageSource {
+  stats(podId: string): Promise<PodStats>;
+}
+
+/** pino-compatible subset; the default logs nothing. */
+export interface BillingLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export const silentLogger: BillingLogger = { info() {}, warn() {}, error() {} };
+
+/** The provider's payment terms and the loop's timing. */
+export interface BillingConfig {
+  /** Blocks on top of the block the provider reads channels at (0 = latest). */
+  confirmations: number;
+  /** A new channel's free deposit must pay at least this many seconds at its rate. */
+  minRunSeconds: bigint;
+  /** Shortest notice period accepted. */
+  minNoticeSeconds: bigint;
+  /** Warn when the deposit covers less than this many seconds. */
+  warnSeconds: bigint;
+  /** How often the billing loop runs (ms of wall time; what it bills is measured in chain time). */
+  claimIntervalMs: number;
+  /** Do not claim less than this (token base units), except the final claim of a stopped or closed pod. */
+  minClaimAmount: bigint;
+  /** How often usage is sampled from the engine (ms). */
+  meterIntervalMs: number;
+  /** Keep a closed pod's volumes this long after the close time before removing it (chain seconds). */
+  retainAfterCloseSeconds: bigint;
+  /** Give up the rest of the notice (providerClose) when the publisher deletes the pod, so billing stops then. */
+  closeOnDelete: boolean;
+  /** Longest wait between attempts while the chain is unreachable (ms). */
+  maxBackoffMs: number;
+  /** Usage samples kept per pod (older ones are pruned; the totals keep everything). */
+  samplesPerPod: number;
+}
+
+export const DEFAULT_BILLING_CONFIG: BillingConfig = {
+  confirmations: 2,
+  minRunSeconds: 3600n,
+  minNoticeSeconds: 3600n,
+  warnSeconds: 3600n,
+  claimIntervalMs: 60_000,
+  minClaimAmount: 0n,
+  meterIntervalMs: 15_000,
+  retainAfterCloseSeconds: 0n,
+  closeOnDelete: true,
+  maxBackoffMs: 300_000,
+  samplesPerPod: 1000,
+};

@@ -1,0 +1,581 @@
+/**
+ * The provider daemon's configuration file (YAML). Every value is checked, unknown keys are errors, and every
+ * error is reported at once as `FILE:LINE:COL: message`, so an operator fixes the file in one pass.
+ */
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { didYouMean, ManifestError, type PricingFile, parsePricing } from "@trustedpods/protocol";
+import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLMap } from "yaml";
+
+export type AttesterKind = "insecure-dev" | "configfs-tsm";
+
+export interface ProviderConfig {
+  /** Absolute path of the file the config was read from (relative paths in it are resolved against its dir). */
+  file: string;
+  /** State, keys, IPFS blocks and staging live here (created 0700). */
+  dataDir: string;
+  p2p: {
+    listen: string[];
+    announce: string[];
+    peerKeyFile: string;
+    /** New inbound connections per second per IP (libp2p default 5). */
+    inboundConnectionsPerSecondPerHost?: number;
+  };
+  chain: {
+    rpcUrl: string;
+    /** When absent the daemon asks the RPC at start. */
+    chainId?: number;
+    payments: `0x${string}`;
+    registry?: `0x${string}`;
+    marketplace?: `0x${string}`;
+    accountKeyFile: string;
+    confirmations: number;
+  };
+  pricing: PricingFile;
+  billing: {
+    minNoticeSeconds: number;
+    /** A channel's deposit must pay at least this long at the quoted rate (the billing module checks it). */
+    minDepositSeconds: number;
+    quoteTtlSeconds: number;
+  };
+  engine: {
+    kind: "podman";
+    /** Docker-compatible API socket; absent: the daemon starts `podman system service` itself. */
+    socket?: string;
+    /** Separates several daemons (or tests) on one Podman. */
+    owner: string;
+    /** Host address tcp ports are published on ("" = all addresses). */
+    publishHostIp: string;
+    /** Host name or address reported in tcp endpoints. */
+    publicHost: string;
+    /** tmpfs directory for secret volumes (engine default when absent). */
+    secretsDir?: string;
+  };
+  gateway: { listen: string; baseDomain: string; publicUrl?: string };
+  attester: AttesterKind;
+  ipfs:
+    | { kind: "helia"; dataDir: string; listen: string[]; peers: string[]; network: "devnet" | "private" }
+    | { kind: "kubo"; url: string };
+  metrics: { listen: string };
+  limits: {
+    maxPods: number;
+    maxRequestBytes: number;
+    provisionTimeoutSeconds: number;
+    maxConcurrentProvisions: number;
+  };
+  log: { level: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent" };
+}
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  readonly code = "INVALID_CONFIG";
+  constructor(readonly issues: string[]) {
+    super(issues.join("\n"));
+  }
+}
+
+const ADDRESS_RE = /^0x[0-9a-fA-F]{40}$/;
+const HOSTPORT_RE = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+const DOMAIN_RE =
+  /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+const OWNER_RE = /^[a-z0-9][a-z0-9-]{0,30}$/;
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+/** Walks the YAML tree collecting located errors; getters return undefined after reporting. */
+class Reader {
+  readonly issues: string[] = [];
+  constructor(
+    readonly file: string,
+    private readonly lines: LineCounter,
+  ) {}
+
+  report(node: Node | null | undefined, message: string): void {
+    const offset = node?.range?.[0] ?? 0;
+    const { line, col } = this.lines.linePos(offset);
+    this.issues.push(`${this.file}:${line}:${col}: ${message}`);
+  }
+
+  map(
+    node: Node | null | undefined,
+    what: string,
+    keys: readonly string[],
+  ): Map<string, Node | null> | undefined {
+    if (!isMap(node)) {
+      this.report(node, `${what} must be a mapping`);
+      return undefined;
+    }
+    const out = new Map<string, Node | null>();
+    for (const pair of (node as YAMLMap<Node, Node | null>).items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : "";
+      if (!keys.includes(key)) {
+        const near = didYouMean(key, keys);
+        this.report(pair.key, `unknown key "${key}" in ${what}${near ? ` (did you mean "${near}"?)` : ""}`);
+        continue;
+      }
+      out.set(key, pair.value ?? null);
+    }
+    return out;
+  }
+
+  string(node: Node | null | undefined, what: string): string | undefined {
+    if (!isScalar(node) || typeof node.value !== "string" || node.value === "") {
+      this.report(node, `${what} must be a non-empty string`);
+      return undefined;
+    }
+    return node.value;
+  }
+
+  int(node: Node | null | undefined, what: string, min: number, max: number): number | undefined {
+    const v = isScalar(node) ? node.value : undefined;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+      this.report(node, `${what} must be an integer from ${min} to ${max}`);
+      return undefined;
+    }
+    return v;
+  }
+
+  strings(node: Node | null | undefined, what: string): string[] | undefined {
+    if (!isSeq(node)) {
+      this.report(node, `${what} must be a list of strings`);
+      return undefined;
+    }
+    const out: string[] = [];
+    for (const item of node.items as Node[]) {
+      const s = this.string(item, `each entry of ${what}`);
+      if (s !== undefined) out.push(s);
+    }
+    return out;
+  }
+
+  oneOf<T extends string>(node: Node | null | undefined, what: string, values: readonly T[]): T | undefined {
+    const v = isScalar(node) ? node.value : undefined;
+    if (typeof v !== "string" || !values.includes(v as T)) {
+      this.report(node, `${what} must be one of ${values.join(", ")}`);
+      return undefined;
+    }
+    return v as T;
+  }
+}
+
+function sortIssues(issues: string[]): string[] {
+  const pos = (s: string) => {
+    const m = /:(\d+):(\d+): /.exec(s);
+    return m ? Number(m[1]) * 100_000 + Number(m[2]) : 0;
+  };
+  return [...issues].sort((a, b) => pos(a) - pos(b));
+}
+
+function resolveIn(base: string, p: string): string {
+  return path.isAbsolute(p) ? p : path.resolve(base, p);
+}
+
+/**
+ * Parses and validates a provider config. Relative paths resolve against the config file's directory
+ * (dataDir) or against dataDir (key files, IPFS repo).
+ */
+export function parseConfig(text: string, file: string): ProviderConfig {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  const r = new Reader(file, lines);
+  for (const e of doc.errors) {
+    const { line, col } = lines.linePos(e.pos[0]);
+    r.issues.push(`${file}:${line}:${col}: ${e.message.split("\n")[0]}`);
+  }
+  if (r.issues.length) throw new ConfigError(r.issues);
+  const root = doc.contents as Node | null;
+  const top = r.map(root, "the config", [
+    "dataDir",
+    "p2p",
+    "chain",
+    "pricing",
+    "pricingFile",
+    "billing",
+    "engine",
+    "gateway",
+    "attester",
+    "ipfs",
+    "metrics",
+    "limits",
+    "log",
+  ]);
+  if (!top) throw new ConfigError(r.issues);
+  const configDir = path.dirname(path.resolve(file));
+  const need = (m: Map<string, Node | null>, key: string, where: string, at: Node | null | undefined) => {
+    if (!m.has(key)) r.report(at, `${where} needs "${key}"`);
+    return m.get(key);
+  };
+
+  const dataDirText = top.has("dataDir") ? r.string(top.get("dataDir"), "dataDir") : "data";
+  const dataDir = resolveIn(configDir, dataDirText ?? "data");
+
+  // p2p
+  const p2pNode = top.get("p2p");
+  const p2p: ProviderConfig["p2p"] = {
+    listen: ["/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/tcp/4002/ws"],
+    announce: [],
+    peerKeyFile: path.join(dataDir, "peer.key"),
+  };
+  if (p2pNode !== undefined) {
+    const m = r.map(p2pNode, "p2p", [
+      "listen",
+      "announce",
+      "peerKeyFile",
+      "inboundConnectionsPerSecondPerHost",
+    ]);
+    if (m?.has("listen")) p2p.listen = r.strings(m.get("listen"), "p2p.listen") ?? [];
+    if (m?.has("announce")) p2p.announce = r.strings(m.get("announce"), "p2p.announce") ?? [];
+    if (m?.has("peerKeyFile"))
+      p2p.peerKeyFile = resolveIn(dataDir, r.string(m.get("peerKeyFile"), "p2p.peerKeyFile") ?? "");
+    if (m?.has("inboundConnectionsPerSecondPerHost"))
+      p2p.inboundConnectionsPerSecondPerHost = r.int(
+        m.get("inboundConnectionsPerSecondPerHost"),
+        "p2p.inboundConnectionsPerSecondPerHost",
+        1,
+        100_000,
+      );
+    for (const a of p2p.listen)
+      if (!a.startsWith("/ip4/") && !a.startsWith("/ip6/") && !a.startsWith("/dns"))
+        r.report(m?.get("listen"), `p2p.listen entry "${a}" is not a multiaddr`);
+  }
+
+  // chain
+  const chainNode = need(top, "chain", "the config", root);
+  const chain = {
+    rpcUrl: "",
+    payments: "0x" as `0x${string}`,
+    accountKeyFile: path.join(dataDir, "account.key"),
+    confirmations: 1,
+  } as ProviderConfig["chain"];
+  if (chainNode !== undefined) {
+    const m = r.map(chainNode, "chain", [
+      "rpcUrl",
+      "chainId",
+      "payments",
+      "registry",
+      "marketplace",
+      "accountKeyFile",
+      "confirmations",
+    ]);
+    if (m) {
+      const url = r.string(need(m, "rpcUrl", "chain", chainNode), "chain.rpcUrl");
+      if (url !== undefined) {
+        if (!/^(https?|wss?):\/\/[^\s]+$/.test(url))
+          r.report(m.get("rpcUrl"), `chain.rpcUrl "${url}" is not an http(s) or ws(s) URL`);
+        chain.rpcUrl = url;
+      }
+      if (m.has("chainId"))
+        chain.chainId = r.int(m.get("chainId"), "chain.chainId", 1, Number.MAX_SAFE_INTEGER);
+      for (const key of ["payments", "registry", "marketplace"] as const) {
+        if (key !== "payments" && !m.has(key)) continue;
+        const node = key === "payments" ? need(m, key, "chain", chainNode) : m.get(key);
+        const v = r.string(node, `chain.${key}`);
+        if (v === undefined) continue;
+        if (!ADDRESS_RE.test(v))
+          r.report(node, `chain.${key} "${v}" is not an address (0x and 40 hex digits; quote it)`);
+        else chain[key] = v as `0x${string}`;
+      }
+      if (m.has("accountKeyFile"))
+        chain.accountKeyFile = resolveIn(
+          dataDir,
+          r.string(m.get("accountKeyFile"), "chain.accountKeyFile") ?? "",
+        );
+      if (m.has("confirmations"))
+        chain.confirmations = r.int(m.get("confirmations"), "chain.confirmations", 0, 1000) ?? 1;
+    }
+  }
+
+  // pricing: inline (same format as a pricing file) or a separate file
+  let pricing: PricingFile | undefined;
+  if (top.has("pricing") && top.has("pricingFile"))
+    r.report(top.get("pricingFile"), `give "pricing" or "pricingFile", not both`);
+  if (top.has("pricing")) {
+    const node = top.get("pricing");
+    // Blank everything outside the pricing block so parsePricing's positions are those of this file.
+    const [start, , end] = node?.range ?? [0, 0, 0];
+    const blanked = text.slice(0, start).replace(/[^\n]/g, " ") + text.slice(start, end);
+    try {
+      pricing = parsePricing(blanked, file);
+    } catch (err) {
+      if (err instanceof ManifestError)
+        for (const d of err.diagnostics) r.issues.push(`${d.file}:${d.line}:${d.col}: pricing: ${d.message}`);
+      else throw err;
+    }
+  } else if (top.has("pricingFile")) {
+    const p = r.string(top.get("pricingFile"), "pricingFile");
+    if (p !== undefined) {
+      const full = resolveIn(configDir, p);
+      try {
+        pricing = parsePricing(readFileSync(full, "utf8"), full);
+      } catch (err) {
+        if (err instanceof ManifestError)
+          for (const d of err.diagnostics) r.issues.push(`${d.file}:${d.line}:${d.col}: ${d.message}`);
+        else r.report(top.get("pricingFile"), `cannot read pricing file ${full}: ${(err as Error).message}`);
+      }
+    }
+  } else {
+    r.report(root, `the config needs "pricing" (or "pricingFile")`);
+  }
+
+  // billing
+  const billing = { minNoticeSeconds: 3600, minDepositSeconds: 3600, quoteTtlSeconds: 300 };
+  if (top.has("billing")) {
+    const m = r.map(top.get("billing"), "billing", [
+      "minNoticeSeconds",
+      "minDepositSeconds",
+      "quoteTtlSeconds",
+    ]);
+    if (m?.has("minNoticeSeconds"))
+      billing.minNoticeSeconds =
+        r.int(m.get("minNoticeSeconds"), "billing.minNoticeSeconds", 0, 0xffffffff) ?? 0;
+    if (m?.has("minDepositSeconds"))
+      billing.minDepositSeconds =
+        r.int(m.get("minDepositSeconds"), "billing.minDepositSeconds", 0, 10 * 365 * 86400) ?? 0;
+    if (m?.has("quoteTtlSeconds"))
+      billing.quoteTtlSeconds = r.int(m.get("quoteTtlSeconds"), "billing.quoteTtlSeconds", 10, 86400) ?? 300;
+  }
+
+  // engine
+  const engine: ProviderConfig["engine"] = {
+    kind: "podman",
+    owner: "default",
+    publishHostIp: "",
+    publicHost: "127.0.0.1",
+  };
+  if (top.has("engine")) {
+    const m = r.map(top.get("engine"), "engine", [
+      "kind",
+      "socket",
+      "owner",
+      "publishHostIp",
+      "publicHost",
+      "secretsDir",
+    ]);
+    if (m?.has("kind")) r.oneOf(m.get("kind"), "engine.kind", ["podman"] as const);
+    if (m?.has("socket")) engine.socket = r.string(m.get("socket"), "engine.socket");
+    if (m?.has("owner")) {
+      const o = r.string(m.get("owner"), "engine.owner");
+      if (o !== undefined && !OWNER_RE.test(o))
+        r.report(
+          m.get("owner"),
+          `engine.owner "${o}" must be lowercase letters, digits and '-' (at most 31)`,
+        );
+      else if (o !== undefined) engine.owner = o;
+    }
+    if (m?.has("publishHostIp")) {
+      const v = m.get("publishHostIp");
+      engine.publishHostIp = isScalar(v) && v.value === "" ? "" : (r.string(v, "engine.publishHostIp") ?? "");
+    }
+    if (m?.has("publicHost"))
+      engine.publicHost = r.string(m.get("publicHost"), "engine.publicHost") ?? "127.0.0.1";
+    if (m?.has("secretsDir")) engine.secretsDir = r.string(m.get("secretsDir"), "engine.secretsDir");
+  }
+
+  // gateway
+  const gateway: ProviderConfig["gateway"] = { listen: "0.0.0.0:8080", baseDomain: "pods.localhost" };
+  if (top.has("gateway")) {
+    const m = r.map(top.get("gateway"), "gateway", ["listen", "baseDomain", "publicUrl"]);
+    if (m?.has("listen")) {
+      const v = r.string(m.get("listen"), "gateway.listen");
+      if (v !== undefined && !HOSTPORT_RE.test(v))
+        r.report(m.get("listen"), `gateway.listen "${v}" must be HOST:PORT`);
+      else if (v !== undefined) gateway.listen = v;
+    }
+    if (m?.has("baseDomain")) {
+      const v = r.string(m.get("baseDomain"), "gateway.baseDomain");
+      if (v !== undefined && !DOMAIN_RE.test(v))
+        r.report(m.get("baseDomain"), `gateway.baseDomain "${v}" is not a lowercase DNS name`);
+      else if (v !== undefined) gateway.baseDomain = v;
+    }
+    if (m?.has("publicUrl")) gateway.publicUrl = r.string(m.get("publicUrl"), "gateway.publicUrl");
+  }
+
+  const attester = top.has("attester")
+    ? (r.oneOf(top.get("attester"), "attester", ["insecure-dev", "configfs-tsm"] as const) ?? "insecure-dev")
+    : "configfs-tsm";
+
+  // ipfs
+  let ipfs: ProviderConfig["ipfs"] = {
+    kind: "helia",
+    dataDir: path.join(dataDir, "ipfs"),
+    listen: ["/ip4/127.0.0.1/tcp/0"],
+    peers: [],
+    network: "devnet",
+  };
+  if (top.has("ipfs")) {
+    const m = r.map(top.get("ipfs"), "ipfs", ["helia", "kubo"]);
+    if (m?.has("helia") && m.has("kubo")) r.report(top.get("ipfs"), `ipfs: give "helia" or "kubo", not both`);
+    if (m?.has("kubo")) {
+      const k = r.map(m.get("kubo"), "ipfs.kubo", ["url"]);
+      const url = k && r.string(need(k, "url", "ipfs.kubo", m.get("kubo")), "ipfs.kubo.url");
+      if (url !== undefined && url !== null && !/^https?:\/\/\S+$/.test(url))
+        r.report(k?.get("url"), `ipfs.kubo.url "${url}" is not an http(s) URL`);
+      ipfs = { kind: "kubo", url: url ?? "" };
+    } else if (m?.has("helia")) {
+      const h = r.map(m.get("helia"), "ipfs.helia", ["dataDir", "listen", "peers", "network"]);
+      if (h?.has("dataDir") && ipfs.kind === "helia")
+        ipfs.dataDir = resolveIn(dataDir, r.string(h.get("dataDir"), "ipfs.helia.dataDir") ?? "ipfs");
+      if (h?.has("listen") && ipfs.kind === "helia")
+        ipfs.listen = r.strings(h.get("listen"), "ipfs.helia.listen") ?? [];
+      if (h?.has("peers") && ipfs.kind === "helia")
+        ipfs.peers = r.strings(h.get("peers"), "ipfs.helia.peers") ?? [];
+      if (h?.has("network") && ipfs.kind === "helia")
+        ipfs.network =
+          r.oneOf(h.get("network"), "ipfs.helia.network", ["devnet", "private"] as const) ?? "devnet";
+    }
+  }
+
+  // metrics: loopback only, it is not meant for the outside
+  const metrics = { listen: "127.0.0.1:9464" };
+  if (top.has("metrics")) {
+    const m = r.map(top.get("metrics"), "metrics", ["listen"]);
+    if (m?.has("listen")) {
+      const v = r.string(m.get("listen"), "metrics.listen");
+      const hp = v === undefined ? null : HOSTPORT_RE.exec(v);
+      if (v !== undefined && (!hp || !["127.0.0.1", "localhost", "[::1]"].includes(hp[1]!)))
+        r.report(
+          m.get("listen"),
+          `metrics.listen "${v}" must be a loopback HOST:PORT (127.0.0.1, localhost or [::1])`,
+        );
+      else if (v !== undefined) metrics.listen = v;
+    }
+  }
+
+  const limits = {
+    maxPods: 100,
+    maxRequestBytes: 1 << 20,
+    provisionTimeoutSeconds: 600,
+    maxConcurrentProvisions: 2,
+  };
+  if (top.has("limits")) {
+    const m = r.map(top.get("limits"), "limits", [
+      "maxPods",
+      "maxRequestBytes",
+      "provisionTimeoutSeconds",
+      "maxConcurrentProvisions",
+    ]);
+    if (m?.has("maxPods")) limits.maxPods = r.int(m.get("maxPods"), "limits.maxPods", 1, 100_000) ?? 100;
+    if (m?.has("maxRequestBytes"))
+      limits.maxRequestBytes =
+        r.int(m.get("maxRequestBytes"), "limits.maxRequestBytes", 1024, 4 << 20) ?? 1 << 20;
+    if (m?.has("provisionTimeoutSeconds"))
+      limits.provisionTimeoutSeconds =
+        r.int(m.get("provisionTimeoutSeconds"), "limits.provisionTimeoutSeconds", 10, 86_400) ?? 600;
+    if (m?.has("maxConcurrentProvisions"))
+      limits.maxConcurrentProvisions =
+        r.int(m.get("maxConcurrentProvisions"), "limits.maxConcurrentProvisions", 1, 64) ?? 2;
+  }
+
+  const log: ProviderConfig["log"] = { level: "info" };
+  if (top.has("log")) {
+    const m = r.map(top.get("log"), "log", ["level"]);
+    if (m?.has("level")) log.level = r.oneOf(m.get("level"), "log.level", LOG_LEVELS) ?? "info";
+  }
+
+  if (r.issues.length || !pricing) throw new ConfigError(sortIssues(r.issues));
+  return {
+    file: path.resolve(file),
+    dataDir,
+    p2p,
+    chain,
+    pricing,
+    billing,
+    engine,
+    gateway,
+    attester,
+    ipfs,
+    metrics,
+    limits,
+    log,
+  };
+}
+
+export function loadConfig(file: string): ProviderConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError([`${file}: cannot read: ${(err as Error).message}`]);
+  }
+  if (text.length > 1 << 20) throw new ConfigError([`${file}: larger than 1 MiB`]);
+  return parseConfig(text, file);
+}
+
+/** The commented default `tpod provider init` writes. */
+export function defaultConfigText(opts: { payments?: string; rpcUrl?: string; token?: string } = {}): string {
+  return `# Trusted Pods provider daemon configuration (tpod provider serve --config THIS_FILE).
+# Relative paths: dataDir is relative to this file; key files and the IPFS repo are relative to dataDir.
+
+# State (SQLite), keys and staging. Inside a TEE put it on the sealed/encrypted disk.
+dataDir: data
+
+p2p:
+  # Where publishers reach the daemon: TCP and WebSockets (browsers dial /ws; put TLS in front for wss).
+  listen: ["/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/tcp/4002/ws"]
+  # Addresses to announce instead (e.g. a public DNS name): [] announces the listen addresses.
+  announce: []
+  # The libp2p identity (Ed25519), created 0600 at first start; attestation binds its public key.
+  peerKeyFile: peer.key
+
+chain:
+  rpcUrl: ${JSON.stringify(opts.rpcUrl ?? "http://127.0.0.1:8545")}
+  # chainId: 31337         # optional; asked from the RPC when absent
+  # Contract addresses (quote them: YAML reads 0x... as a number).
+  payments: ${JSON.stringify(opts.payments ?? "0x0000000000000000000000000000000000000000")}
+  # registry: "0x..."
+  # marketplace: "0x..."
+  # The provider's Ethereum account: a file holding one 0x-prefixed private key, mode 0600.
+  accountKeyFile: account.key
+  # Blocks to wait before trusting a transaction.
+  confirmations: 1
+
+# Prices in one ERC-20 token, per unit per second (same format as a pricing file, docs/manifest.md).
+# Or: pricingFile: pricing.yaml
+pricing:
+  token: ${JSON.stringify(opts.token ?? "0x0000000000000000000000000000000000000000")}
+  symbol: TPOD
+  decimals: 18
+  prices:
+    cpu: 10000000000        # per millicore-second
+    memory: 1400000000      # per MiB-second
+    storage: 28000000000    # per GiB-second
+
+billing:
+  minNoticeSeconds: 3600    # shortest close notice accepted (quotes carry it)
+  minDepositSeconds: 3600   # a channel's deposit must pay at least this long at the quoted rate
+  quoteTtlSeconds: 300      # quotes expire after this
+
+engine:
+  kind: podman
+  # socket: /run/podman/podman.sock   # absent: the daemon starts "podman system service" itself
+  owner: default             # separates several daemons sharing one Podman
+  publishHostIp: ""          # host address tcp ports are published on ("" = all)
+  publicHost: 127.0.0.1      # host name reported in tcp endpoints
+
+gateway:
+  listen: 0.0.0.0:8080       # the HTTP entry point (routes by Host header)
+  baseDomain: pods.localhost # pods without a hostname get NAME.<baseDomain>
+
+# insecure-dev on machines without a TEE (refused by verifiers unless their policy allows it),
+# configfs-tsm inside SEV-SNP or TDX guests.
+attester: insecure-dev
+
+ipfs:
+  helia:                     # embedded node; or kubo: {url: http://127.0.0.1:5001}
+    dataDir: ipfs
+    listen: ["/ip4/127.0.0.1/tcp/0"]
+    peers: []                # multiaddrs with /p2p/ID dialled at start
+    network: devnet          # devnet = loopback only; private = any address, no discovery
+
+metrics:
+  listen: 127.0.0.1:9464     # Prometheus /metrics, loopback only
+
+limits:
+  maxPods: 100
+  maxRequestBytes: 1048576   # largest request message (1 MiB)
+  provisionTimeoutSeconds: 600
+  maxConcurrentProvisions: 2
+
+log:
+  level: info
+`;
+}

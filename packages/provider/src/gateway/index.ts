@@ -1,0 +1,6 @@
+export { errorBody, GatewayError } from "./errors.js";
+export { createGateway, DEFAULT_GATEWAY_LIMITS } from "./gateway.js";
+export { endToEnd, hostOf } from "./headers.js";
+export { isLocalhostName, localhostLookup } from "./lookup.js";
+export * from "./types.js";
+export { engineWaker } from "./waker.js";

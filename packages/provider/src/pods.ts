@@ -1,0 +1,456 @@
+/**
+ * The pod lifecycle: provision, update, delete and crash recovery, journaled in SQLite so a daemon killed at
+ * any point can finish or roll back on its next start. One operation per pod at a time.
+ */
+import { mkdir, rm } from "node:fs/promises";
+import path from "node:path";
+import { fromBinary } from "@bufbuild/protobuf";
+import { RpcError } from "@trustedpods/p2p";
+import { ErrorCode, type Pod, podFromWire, WireError, wire } from "@trustedpods/protocol";
+import type { Address, Hex } from "viem";
+import type { PaymentGate } from "./billing-seam.js";
+import { EngineError } from "./engine/errors.js";
+import type { Engine } from "./engine/types.js";
+import type { RouteRegistry } from "./gateway-seam.js";
+import type { Logger } from "./log.js";
+import type { Metrics } from "./metrics.js";
+import type { ContentFetcher } from "./provision/content.js";
+import { endpointsOf, planRoutes, routesOf, toPodSpec } from "./provision/translate.js";
+import type { EndpointRecord, StateDb, StoredPod } from "./state/db.js";
+
+export interface PodManagerOptions {
+  state: StateDb;
+  engine: Engine;
+  fetcher: ContentFetcher;
+  gate: PaymentGate;
+  routes: RouteRegistry;
+  log: Logger;
+  metrics: Metrics;
+  stagingDir: string;
+  baseDomain: string;
+  publishHostIp: string;
+  publicHost: string;
+  provisionTimeoutMs: number;
+  maxConcurrentProvisions: number;
+  /** Test hook: hold a provision this long after its containers started, before recording it done. */
+  holdProvisionMs?: number;
+}
+
+/** A pod as the wire sent it, decoded and validated; WireError becomes INVALID_ARGUMENT naming the field. */
+export function decodePod(msg: wire.Pod | undefined): Pod {
+  if (!msg) throw new RpcError(ErrorCode.INVALID_ARGUMENT, "pod is missing", { details: { field: "pod" } });
+  try {
+    return podFromWire(msg);
+  } catch (err) {
+    if (err instanceof WireError) {
+      const first = err.issues[0];
+      throw new RpcError(ErrorCode.INVALID_ARGUMENT, `invalid pod: ${err.message}`, {
+        details: { field: first ? first.path.join(".") : "pod", reason: "invalid-pod" },
+      });
+    }
+    throw err;
+  }
+}
+
+function engineFailure(err: unknown): RpcError {
+  if (err instanceof RpcError) return err;
+  if (err instanceof EngineError) {
+    const code =
+      err.code === "INVALID_SPEC"
+        ? ErrorCode.INVALID_ARGUMENT
+        : err.code === "ENGINE_UNAVAILABLE"
+          ? ErrorCode.UNAVAILABLE
+          : err.code === "NOT_FOUND"
+            ? ErrorCode.NOT_FOUND
+            : ErrorCode.INTERNAL;
+    return new RpcError(code, `engine: ${err.message}`, { details: { reason: err.code.toLowerCase() } });
+  }
+  if ((err as Error)?.name === "GatewayError") {
+    const code = (err as { code?: string }).code;
+    return new RpcError(
+      code === "HOST_CONFLICT" ? ErrorCode.ALREADY_EXISTS : ErrorCode.INVALID_ARGUMENT,
+      (err as Error).message,
+      {
+        details: { field: "hostname", reason: String(code).toLowerCase() },
+      },
+    );
+  }
+  if ((err as Error)?.name === "AbortError" || (err as Error)?.name === "TimeoutError")
+    return new RpcError(ErrorCode.DEADLINE_EXCEEDED, "provisioning took too long or the caller went away");
+  return new RpcError(ErrorCode.INTERNAL, "provisioning failed");
+}
+
+/** A tiny semaphore so large pulls cannot all run at once. */
+class Semaphore {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly max: number) {}
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.max) await new Promise<void>((r) => this.waiting.push(r));
+    this.active++;
+    try {
+      return await fn();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+export class PodManager {
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly provisions: Semaphore;
+
+  constructor(private readonly o: PodManagerOptions) {
+    this.provisions = new Semaphore(o.maxConcurrentProvisions);
+  }
+
+  /** Runs `fn` after every earlier operation on the same pod finished. */
+  private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.locks.set(id, tail);
+    try {
+      return await next;
+    } finally {
+      if (this.locks.get(id) === tail) this.locks.delete(id);
+    }
+  }
+
+  /**
+   * Pulls and loads images, fetches and decrypts secrets, applies the engine spec and sets the gateway routes.
+   * Returns the endpoints and the image refs. Reuses already loaded images of unchanged containers.
+   */
+  private async realize(
+    id: string,
+    pod: Pod,
+    loaded: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<{ endpoints: EndpointRecord[]; images: Record<string, string> }> {
+    const { engine, fetcher } = this.o;
+    const images: Record<string, string> = {};
+    const staging = path.join(this.o.stagingDir, id);
+    await rm(staging, { recursive: true, force: true });
+    await mkdir(staging, { recursive: true, mode: 0o700 });
+    try {
+      for (const c of pod.containers) {
+        if (c.image.kind !== "ipfs")
+          throw new RpcError(ErrorCode.INVALID_ARGUMENT, "only ipfs images can run");
+        const key = `${c.image.cid}@${c.image.digest}`;
+        const previous = loaded[`${c.name}#src`];
+        if (previous === key && loaded[c.name]) {
+          images[c.name] = loaded[c.name]!;
+          images[`${c.name}#src`] = key;
+          continue;
+        }
+        const dir = path.join(staging, c.name);
+        await fetcher.fetchImage(c.image.cid, c.image.digest, dir, signal);
+        signal.throwIfAborted();
+        const img = await engine.loadImage(id, c.name, { kind: "oci-layout", dir });
+        await rm(dir, { recursive: true, force: true });
+        images[c.name] = img.ref;
+        images[`${c.name}#src`] = key;
+      }
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
+    const secrets = new Map<string, Uint8Array>();
+    for (const v of pod.volumes)
+      if (v.kind === "secret" && v.source.kind === "ipfs")
+        secrets.set(v.name, await this.o.fetcher.fetchSecret(v.source.cid, v.source.keyRef, signal));
+    signal.throwIfAborted();
+    const plan = planRoutes(pod, id, this.o.baseDomain);
+    const spec = toPodSpec(pod, {
+      id,
+      secrets,
+      images,
+      publishHostIp: this.o.publishHostIp,
+      hosts: plan.map((r) => r.hostname),
+    });
+    const status = await engine.apply(spec);
+    // The decrypted secrets now live only in the engine's tmpfs; drop our copies.
+    for (const b of secrets.values()) b.fill(0);
+    const published = status.containers.flatMap((c) =>
+      c.ports.map((p) => ({ container: c.name, containerPort: p.containerPort, hostPort: p.hostPort })),
+    );
+    this.o.routes.setRoutes(
+      id,
+      routesOf(plan),
+      pod.replicas.min === 0 ? { scaleToZero: { idleMs: Number(pod.replicas.idleSeconds) * 1000 } } : {},
+    );
+    const endpoints = endpointsOf(pod, plan, published, this.o.publicHost, (h) => this.o.routes.urlFor(h));
+    return { endpoints, images };
+  }
+
+  private async removeUnusedImages(
+    before: Record<string, string>,
+    after: Record<string, string>,
+  ): Promise<void> {
+    const keep = new Set(Object.values(after));
+    for (const [k, ref] of Object.entries(before))
+      if (!k.includes("#") && !keep.has(ref)) await this.o.engine.removeImage(ref).catch(() => undefined);
+  }
+
+  private deadline(signal: AbortSignal): AbortSignal {
+    return AbortSignal.any([signal, AbortSignal.timeout(this.o.provisionTimeoutMs)]);
+  }
+
+  async provision(
+    rec: {
+      id: string;
+      publisher: Address;
+      podId: Hex;
+      manifest: Uint8Array;
+      pod: Pod;
+      channel: StoredPod["channel"];
+    },
+    signal: AbortSignal,
+  ): Promise<EndpointRecord[]> {
+    const { state, log, metrics } = this.o;
+    const started = performance.now();
+    return this.locked(rec.id, () =>
+      this.provisions.run(async () => {
+        const existing = state.getPod(rec.id);
+        if (existing && existing.phase !== "deleted" && existing.phase !== "failed")
+          throw new RpcError(ErrorCode.ALREADY_EXISTS, "this pod id is already provisioned; use update", {
+            details: { field: "pod_id" },
+          });
+        const opId = state.transaction(() => {
+          state.insertPod({
+            id: rec.id,
+            publisher: rec.publisher,
+            podId: rec.podId,
+            manifest: rec.manifest,
+            phase: "pending",
+            message: "provisioning",
+            channel: rec.channel,
+            endpoints: [],
+            images: {},
+          });
+          return state.beginOperation(rec.id, "provision");
+        });
+        log.info({ pod: rec.id, publisher: rec.publisher, op: opId }, "provisioning");
+        try {
+          const { endpoints, images } = await this.realize(rec.id, rec.pod, {}, this.deadline(signal));
+          state.updatePod(rec.id, { images, endpoints });
+          if (this.o.holdProvisionMs) await new Promise((r) => setTimeout(r, this.o.holdProvisionMs));
+          state.transaction(() => {
+            state.updatePod(rec.id, { phase: "running", message: "" });
+            state.finishOperation(opId, "done");
+          });
+          await this.o.gate.onProvisioned({
+            id: rec.id,
+            publisher: rec.publisher,
+            podId: rec.podId,
+            pod: rec.pod,
+          });
+          metrics.provisionDuration.observe({ result: "ok" }, (performance.now() - started) / 1000);
+          log.info({ pod: rec.id }, "provisioned");
+          return endpoints;
+        } catch (err) {
+          const e = engineFailure(err);
+          log.warn({ pod: rec.id, code: e.codeName, error: e.message }, "provision failed; rolling back");
+          await this.rollback(rec.id);
+          state.transaction(() => {
+            state.updatePod(rec.id, { phase: "failed", message: e.message });
+            state.finishOperation(opId, "failed", e.message);
+          });
+          metrics.provisionDuration.observe({ result: "failed" }, (performance.now() - started) / 1000);
+          throw e;
+        }
+      }),
+    );
+  }
+
+  private async rollback(id: string): Promise<void> {
+    this.o.routes.removeRoutes(id);
+    await this.o.engine.remove(id, { images: true }).catch((err) => {
+      this.o.log.error({ pod: id, err }, "rollback could not remove the pod");
+    });
+  }
+
+  async update(id: string, manifest: Uint8Array, pod: Pod, signal: AbortSignal): Promise<EndpointRecord[]> {
+    const { state, log } = this.o;
+    return this.locked(id, async () => {
+      const rec = state.getPod(id);
+      if (!rec || rec.phase === "deleted")
+        throw new RpcError(ErrorCode.NOT_FOUND, "no such pod", { details: { field: "pod_id" } });
+      if (rec.phase !== "running" && rec.phase !== "stopped")
+        throw new RpcError(ErrorCode.FAILED_PRECONDITION, `the pod is ${rec.phase}; it cannot be updated`, {
+          details: { field: "pod_id", phase: rec.phase },
+        });
+      const opId = state.beginOperation(id, "update", manifest);
+      log.info({ pod: id, op: opId }, "updating");
+      try {
+        const out = await this.realize(id, pod, rec.images, this.deadline(signal));
+        state.transaction(() => {
+          state.updatePod(id, {
+            manifest,
+            images: out.images,
+            endpoints: out.endpoints,
+            phase: "running",
+            message: "",
+          });
+          state.finishOperation(opId, "done");
+        });
+        await this.removeUnusedImages(rec.images, out.images);
+        return out.endpoints;
+      } catch (err) {
+        const e = engineFailure(err);
+        log.warn(
+          { pod: id, code: e.codeName, error: e.message },
+          "update failed; restoring the previous spec",
+        );
+        try {
+          const old = podFromWire(fromBinary(wire.PodSchema, rec.manifest));
+          await this.realize(id, old, rec.images, AbortSignal.timeout(this.o.provisionTimeoutMs));
+          state.finishOperation(opId, "failed", e.message);
+        } catch {
+          state.transaction(() => {
+            state.updatePod(id, { phase: "failed", message: `update failed: ${e.message}` });
+            state.finishOperation(opId, "failed", e.message);
+          });
+        }
+        throw e;
+      }
+    });
+  }
+
+  async delete(id: string): Promise<void> {
+    const { state, log } = this.o;
+    return this.locked(id, async () => {
+      const rec = state.getPod(id);
+      if (!rec || rec.phase === "deleted")
+        throw new RpcError(ErrorCode.NOT_FOUND, "no such pod", { details: { field: "pod_id" } });
+      const opId = state.beginOperation(id, "delete");
+      await this.finishDelete(id, opId);
+      log.info({ pod: id }, "deleted");
+    });
+  }
+
+  private async finishDelete(id: string, opId: number): Promise<void> {
+    this.o.routes.removeRoutes(id);
+    await this.o.engine.remove(id, { images: true });
+    this.o.state.transaction(() => {
+      this.o.state.updatePod(id, {
+        phase: "deleted",
+        message: "deleted by the publisher",
+        endpoints: [],
+        images: {},
+      });
+      this.o.state.finishOperation(opId, "done");
+    });
+    await this.o.gate.onDeleted(id);
+  }
+
+  /**
+   * Startup reconciliation, before the daemon accepts requests: half-done operations are rolled back
+   * (provision: the caller got no answer, nothing was billed) or finished (update, delete: the publisher signed
+   * them and every input is in the journal); pods the state says run are running again; engine pods the state
+   * does not know (or knows as deleted/failed) are removed; leftover staging is deleted.
+   */
+  async recover(): Promise<{
+    rolledBack: string[];
+    finished: string[];
+    restarted: string[];
+    orphans: string[];
+  }> {
+    const { state, engine, log } = this.o;
+    const report = {
+      rolledBack: [] as string[],
+      finished: [] as string[],
+      restarted: [] as string[],
+      orphans: [] as string[],
+    };
+    await rm(this.o.stagingDir, { recursive: true, force: true });
+    await mkdir(this.o.stagingDir, { recursive: true, mode: 0o700 });
+    for (const op of state.pendingOperations()) {
+      const rec = state.getPod(op.podKey);
+      try {
+        if (op.kind === "provision" || !rec) {
+          await this.rollback(op.podKey);
+          state.transaction(() => {
+            if (rec)
+              state.updatePod(op.podKey, {
+                phase: "failed",
+                message: "provision interrupted by a daemon restart; provision again",
+              });
+            state.finishOperation(op.id, "failed", "interrupted by a restart; rolled back");
+          });
+          report.rolledBack.push(op.podKey);
+        } else if (op.kind === "delete") {
+          await this.finishDelete(op.podKey, op.id);
+          report.finished.push(op.podKey);
+        } else {
+          const pod = podFromWire(fromBinary(wire.PodSchema, op.manifest!));
+          const out = await this.realize(
+            op.podKey,
+            pod,
+            rec.images,
+            AbortSignal.timeout(this.o.provisionTimeoutMs),
+          );
+          state.transaction(() => {
+            state.updatePod(op.podKey, {
+              manifest: op.manifest!,
+              images: out.images,
+              endpoints: out.endpoints,
+              phase: "running",
+              message: "",
+            });
+            state.finishOperation(op.id, "done");
+          });
+          report.finished.push(op.podKey);
+        }
+      } catch (err) {
+        log.error(
+          { pod: op.podKey, op: op.id, err: (err as Error).message },
+          "recovery of an operation failed",
+        );
+        state.transaction(() => {
+          state.updatePod(op.podKey, { phase: "failed", message: "recovery failed" });
+          state.finishOperation(op.id, "failed", "recovery failed");
+        });
+      }
+    }
+    const known = new Map(state.listPods(["running", "stopped", "pending"]).map((p) => [p.id, p]));
+    for (const m of await engine.listPods()) {
+      if (known.has(m.podId)) continue;
+      await engine.remove(m.podId, { images: true });
+      report.orphans.push(m.podId);
+    }
+    for (const rec of known.values()) {
+      if (rec.phase !== "running") continue;
+      const pod = podFromWire(fromBinary(wire.PodSchema, rec.manifest));
+      const status = await engine.status(rec.id).catch(() => undefined);
+      if (status?.running) {
+        const plan = planRoutes(pod, rec.id, this.o.baseDomain);
+        this.o.routes.setRoutes(
+          rec.id,
+          routesOf(plan),
+          pod.replicas.min === 0 ? { scaleToZero: { idleMs: Number(pod.replicas.idleSeconds) * 1000 } } : {},
+        );
+        continue;
+      }
+      try {
+        // Secrets are gone after a reboot (tmpfs) and images may be: realize() redoes what is missing.
+        const out = await this.realize(
+          rec.id,
+          pod,
+          rec.images,
+          AbortSignal.timeout(this.o.provisionTimeoutMs),
+        );
+        state.updatePod(rec.id, { images: out.images, endpoints: out.endpoints });
+        report.restarted.push(rec.id);
+      } catch (err) {
+        log.error({ pod: rec.id, err: (err as Error).message }, "cannot restart pod");
+        state.updatePod(rec.id, {
+          phase: "failed",
+          message: "could not be restarted after a daemon restart",
+        });
+      }
+    }
+    log.info(report, "recovered");
+    return report;
+  }
+}

@@ -1,0 +1,310 @@
+/**
+ * The daemon's state in SQLite (node:sqlite, WAL) in the data dir: pods, an operations journal for crash
+ * recovery, the replay cache's nonces, and schema migrations. Other modules (billing) add their own tables
+ * through `migrate(module, steps)` on the same database.
+ */
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import type { NonceRecord, NonceStore } from "@trustedpods/p2p";
+import { type Address, getAddress, type Hex } from "viem";
+
+export type PodPhaseName = "pending" | "running" | "stopped" | "failed" | "deleted";
+export type OperationKind = "provision" | "update" | "delete";
+export type OperationStatus = "pending" | "done" | "failed";
+
+export interface EndpointRecord {
+  container: string;
+  containerPort: number;
+  protocol: "http" | "tcp";
+  /** http: the hostname routed by the gateway, tcp: "host:port". */
+  hostname?: string;
+  url?: string;
+  tcpAddress?: string;
+}
+
+export interface StoredPod {
+  /** Engine pod id, derived from (publisher, pod id). */
+  id: string;
+  publisher: Address;
+  podId: Hex;
+  /** The Pod message's protobuf bytes as the publisher sent them. */
+  manifest: Uint8Array;
+  phase: PodPhaseName;
+  message: string;
+  /** Channel reference (JSON of ChannelRef: chainId, paymentsContract). */
+  channel: { chainId: string; paymentsContract: string } | null;
+  endpoints: EndpointRecord[];
+  /** Engine image refs per container, for recovery and cleanup. */
+  images: Record<string, string>;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface OperationRecord {
+  id: number;
+  podKey: string;
+  kind: OperationKind;
+  status: OperationStatus;
+  /** For update: the Pod bytes being applied. */
+  manifest: Uint8Array | null;
+  error: string | null;
+  startedAt: number;
+  updatedAt: number;
+}
+
+type Row = Record<string, unknown>;
+
+export class StateDb {
+  readonly db: DatabaseSync;
+
+  private constructor(db: DatabaseSync) {
+    this.db = db;
+  }
+
+  static open(dataDir: string): StateDb {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const db = new DatabaseSync(path.join(dataDir, "state.sqlite"));
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA synchronous = FULL");
+    db.exec("PRAGMA foreign_keys = ON");
+    db.exec("PRAGMA busy_timeout = 5000");
+    const s = new StateDb(db);
+    s.migrate("core", CORE_MIGRATIONS);
+    return s;
+  }
+
+  /**
+   * Applies the not-yet-applied steps of `module`'s migrations in order, each in a transaction. Steps are
+   * append-only: never edit a released step, add a new one.
+   */
+  migrate(module: string, steps: readonly string[]): void {
+    this.db.exec(
+      "CREATE TABLE IF NOT EXISTS schema_migrations (module TEXT NOT NULL, version INTEGER NOT NULL, applied_at INTEGER NOT NULL, PRIMARY KEY (module, version))",
+    );
+    const row = this.db
+      .prepare("SELECT MAX(version) AS v FROM schema_migrations WHERE module = ?")
+      .get(module) as Row | undefined;
+    const current = Number(row?.v ?? 0);
+    for (let v = current + 1; v <= steps.length; v++) {
+      this.transaction(() => {
+        this.db.exec(steps[v - 1]!);
+        this.db
+          .prepare("INSERT INTO schema_migrations (module, version, applied_at) VALUES (?, ?, ?)")
+          .run(module, v, Date.now());
+      });
+    }
+  }
+
+  transaction<T>(fn: () => T): T {
+    this.db.exec("BEGIN IMMEDIATE");
+    try {
+      const out = fn();
+      this.db.exec("COMMIT");
+      return out;
+    } catch (err) {
+      this.db.exec("ROLLBACK");
+      throw err;
+    }
+  }
+
+  close(): void {
+    if (this.db.isOpen) this.db.close();
+  }
+
+  // ------------------------------------------------------------------------------------------------ pods
+
+  insertPod(p: Omit<StoredPod, "createdAt" | "updatedAt">): void {
+    const now = Date.now();
+    this.db
+      .prepare(
+        `INSERT INTO pods (id, publisher, pod_id, manifest, phase, message, channel, endpoints, images, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(id) DO UPDATE SET manifest = excluded.manifest, phase = excluded.phase, message = excluded.message,
+           channel = excluded.channel, endpoints = excluded.endpoints, images = excluded.images, updated_at = excluded.updated_at`,
+      )
+      .run(
+        p.id,
+        p.publisher,
+        p.podId,
+        p.manifest,
+        p.phase,
+        p.message,
+        p.channel ? JSON.stringify(p.channel) : null,
+        JSON.stringify(p.endpoints),
+        JSON.stringify(p.images),
+        now,
+        now,
+      );
+  }
+
+  getPod(id: string): StoredPod | undefined {
+    const row = this.db.prepare("SELECT * FROM pods WHERE id = ?").get(id) as Row | undefined;
+    return row ? podFromRow(row) : undefined;
+  }
+
+  listPods(phases?: PodPhaseName[]): StoredPod[] {
+    const rows = this.db.prepare("SELECT * FROM pods ORDER BY created_at").all() as Row[];
+    const pods = rows.map(podFromRow);
+    return phases ? pods.filter((p) => phases.includes(p.phase)) : pods;
+  }
+
+  countActivePods(): number {
+    const row = this.db
+      .prepare("SELECT COUNT(*) AS n FROM pods WHERE phase IN ('pending', 'running', 'stopped')")
+      .get() as Row;
+    return Number(row.n);
+  }
+
+  updatePod(
+    id: string,
+    fields: Partial<Pick<StoredPod, "phase" | "message" | "endpoints" | "images" | "manifest">>,
+  ): void {
+    const sets: string[] = [];
+    const values: (string | number | Uint8Array)[] = [];
+    if (fields.phase !== undefined) sets.push("phase = ?") && values.push(fields.phase);
+    if (fields.message !== undefined) sets.push("message = ?") && values.push(fields.message);
+    if (fields.endpoints !== undefined)
+      sets.push("endpoints = ?") && values.push(JSON.stringify(fields.endpoints));
+    if (fields.images !== undefined) sets.push("images = ?") && values.push(JSON.stringify(fields.images));
+    if (fields.manifest !== undefined) sets.push("manifest = ?") && values.push(fields.manifest);
+    sets.push("updated_at = ?");
+    values.push(Date.now());
+    this.db.prepare(`UPDATE pods SET ${sets.join(", ")} WHERE id = ?`).run(...values, id);
+  }
+
+  podCountsByPhase(): Record<PodPhaseName, number> {
+    const out: Record<PodPhaseName, number> = { pending: 0, running: 0, stopped: 0, failed: 0, deleted: 0 };
+    for (const row of this.db.prepare("SELECT phase, COUNT(*) AS n FROM pods GROUP BY phase").all() as Row[])
+      out[row.phase as PodPhaseName] = Number(row.n);
+    return out;
+  }
+
+  /** Hostnames routed to pods other than `exceptId` that are not deleted or failed. */
+  hostnamesInUse(exceptId: string): Set<string> {
+    const out = new Set<string>();
+    for (const p of this.listPods(["pending", "running", "stopped"]))
+      if (p.id !== exceptId) for (const e of p.endpoints) if (e.hostname) out.add(e.hostname);
+    return out;
+  }
+
+  // ------------------------------------------------------------------------------------------------ journal
+
+  beginOperation(podKey: string, kind: OperationKind, manifest: Uint8Array | null = null): number {
+    const now = Date.now();
+    const r = this.db
+      .prepare(
+        "INSERT INTO operations (pod_key, kind, status, manifest, started_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?)",
+      )
+      .run(podKey, kind, manifest, now, now);
+    return Number(r.lastInsertRowid);
+  }
+
+  finishOperation(id: number, status: "done" | "failed", error: string | null = null): void {
+    this.db
+      .prepare("UPDATE operations SET status = ?, error = ?, updated_at = ? WHERE id = ?")
+      .run(status, error, Date.now(), id);
+  }
+
+  pendingOperations(): OperationRecord[] {
+    return (
+      this.db.prepare("SELECT * FROM operations WHERE status = 'pending' ORDER BY id").all() as Row[]
+    ).map(opFromRow);
+  }
+
+  operations(podKey: string): OperationRecord[] {
+    return (
+      this.db.prepare("SELECT * FROM operations WHERE pod_key = ? ORDER BY id").all(podKey) as Row[]
+    ).map(opFromRow);
+  }
+}
+
+const CORE_MIGRATIONS = [
+  `CREATE TABLE pods (
+     id TEXT PRIMARY KEY,
+     publisher TEXT NOT NULL,
+     pod_id TEXT NOT NULL,
+     manifest BLOB NOT NULL,
+     phase TEXT NOT NULL CHECK (phase IN ('pending', 'running', 'stopped', 'failed', 'deleted')),
+     message TEXT NOT NULL DEFAULT '',
+     channel TEXT,
+     endpoints TEXT NOT NULL DEFAULT '[]',
+     images TEXT NOT NULL DEFAULT '{}',
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     UNIQUE (publisher, pod_id)
+   );
+   CREATE TABLE operations (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     pod_key TEXT NOT NULL,
+     kind TEXT NOT NULL CHECK (kind IN ('provision', 'update', 'delete')),
+     status TEXT NOT NULL CHECK (status IN ('pending', 'done', 'failed')),
+     manifest BLOB,
+     error TEXT,
+     started_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL
+   );
+   CREATE INDEX operations_pending ON operations (status) WHERE status = 'pending';
+   CREATE TABLE nonces (
+     publisher TEXT NOT NULL,
+     nonce TEXT NOT NULL,
+     expiry INTEGER NOT NULL,
+     PRIMARY KEY (publisher, nonce)
+   );
+   CREATE INDEX nonces_expiry ON nonces (expiry);`,
+] as const;
+
+function podFromRow(row: Row): StoredPod {
+  return {
+    id: String(row.id),
+    publisher: getAddress(String(row.publisher)),
+    podId: String(row.pod_id) as Hex,
+    manifest: new Uint8Array(row.manifest as Uint8Array),
+    phase: row.phase as PodPhaseName,
+    message: String(row.message),
+    channel: row.channel ? (JSON.parse(String(row.channel)) as StoredPod["channel"]) : null,
+    endpoints: JSON.parse(String(row.endpoints)) as EndpointRecord[],
+    images: JSON.parse(String(row.images)) as Record<string, string>,
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+function opFromRow(row: Row): OperationRecord {
+  return {
+    id: Number(row.id),
+    podKey: String(row.pod_key),
+    kind: row.kind as OperationKind,
+    status: row.status as OperationStatus,
+    manifest: row.manifest ? new Uint8Array(row.manifest as Uint8Array) : null,
+    error: row.error === null ? null : String(row.error),
+    startedAt: Number(row.started_at),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+/** p2p's NonceStore over the nonces table: a restart keeps refusing replays of still-valid requests. */
+export class SqliteNonceStore implements NonceStore {
+  constructor(private readonly state: StateDb) {}
+
+  async load(nowSeconds: bigint): Promise<NonceRecord[]> {
+    const rows = this.state.db
+      .prepare("SELECT publisher, nonce, expiry FROM nonces WHERE expiry > ?")
+      .all(Number(nowSeconds)) as Row[];
+    return rows.map((r) => ({
+      publisher: getAddress(String(r.publisher)),
+      nonce: BigInt(String(r.nonce)),
+      expiry: BigInt(Number(r.expiry)),
+    }));
+  }
+
+  async add(record: NonceRecord): Promise<void> {
+    this.state.db
+      .prepare("INSERT OR REPLACE INTO nonces (publisher, nonce, expiry) VALUES (?, ?, ?)")
+      .run(record.publisher, record.nonce.toString(), Number(record.expiry));
+  }
+
+  async prune(nowSeconds: bigint): Promise<void> {
+    this.state.db.prepare("DELETE FROM nonces WHERE expiry <= ?").run(Number(nowSeconds));
+  }
+}

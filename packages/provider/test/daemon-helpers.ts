@@ -1,0 +1,220 @@
+// Shared setup for the daemon tests: a busybox image built with buildah and pushed to a publisher-side Helia
+// node, a provider config pointing at real anvil, and a publisher libp2p client that signs requests.
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import http from "node:http";
+import path from "node:path";
+import { promisify } from "node:util";
+import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
+import type { Multiaddr } from "@multiformats/multiaddr";
+import type { DevChain } from "@trustedpods/chain";
+import { createIpfsNode, type IpfsNode, pushImage } from "@trustedpods/ipfs";
+import { openOciLayout } from "@trustedpods/oci";
+import { callSignedServerStream, callSignedUnary, createP2PNode, type P2PNode } from "@trustedpods/p2p";
+import { type Container, DEFAULTS, type Pod, podToWire } from "@trustedpods/protocol";
+import type { Hex, LocalAccount } from "viem";
+
+const run = promisify(execFile);
+
+export const haveTools = ["/usr/bin/podman", "/usr/bin/buildah", "/bin/busybox"].every((p) => existsSync(p));
+
+/** Builds busybox (with its applet links and /www/index.html) from scratch and writes it as an OCI layout. */
+export async function buildBusyboxLayout(tmp: string, tag: string, index: string): Promise<string> {
+  const { stdout } = await run("buildah", ["from", "scratch"]);
+  const ctr = stdout.trim();
+  const layout = path.join(tmp, `layout-${randomBytes(3).toString("hex")}`);
+  try {
+    await run("buildah", ["copy", ctr, "/bin/busybox", "/bin/busybox"]);
+    await run("buildah", ["run", ctr, "--", "/bin/busybox", "--install", "-s", "/bin"]);
+    const www = path.join(tmp, "www");
+    await mkdir(www, { recursive: true });
+    await writeFile(path.join(www, "index.html"), index);
+    await run("buildah", ["copy", ctr, www, "/www"]);
+    await run("buildah", ["config", "--entrypoint", "[]", "--cmd", '["/bin/sh"]', ctr]);
+    await run("buildah", ["commit", "-q", ctr, tag]);
+    await run("buildah", ["push", "-q", tag, `oci:${layout}:latest`]);
+  } finally {
+    await run("buildah", ["rm", ctr]).catch(() => {});
+    await run("buildah", ["rmi", "-f", tag]).catch(() => {});
+  }
+  return layout;
+}
+
+export interface PushedImage {
+  cid: string;
+  digest: string;
+}
+
+export async function pushLayout(node: IpfsNode, layout: string): Promise<PushedImage> {
+  const { cid, root } = await pushImage(node, await openOciLayout(layout));
+  return { cid: cid.toString(), digest: root.root.digest };
+}
+
+export async function startPublisherIpfs(dir: string): Promise<IpfsNode> {
+  return createIpfsNode({ dataDir: dir, listen: ["/ip4/127.0.0.1/tcp/0"] });
+}
+
+export function providerConfigYaml(o: {
+  dataDir: string;
+  chain: DevChain;
+  accountKeyFile: string;
+  owner: string;
+  ipfsPeers: string[];
+  maxRequestBytes?: number;
+}): string {
+  return `dataDir: ${JSON.stringify(o.dataDir)}
+p2p:
+  listen: ["/ip4/127.0.0.1/tcp/0"]
+  inboundConnectionsPerSecondPerHost: 1000
+chain:
+  rpcUrl: ${JSON.stringify(o.chain.rpcUrl)}
+  payments: ${JSON.stringify(o.chain.contracts.payments)}
+  accountKeyFile: ${JSON.stringify(o.accountKeyFile)}
+pricing:
+  token: ${JSON.stringify(o.chain.contracts.token)}
+  symbol: TPOD
+  decimals: 18
+  prices:
+    cpu: 1000
+    memory: 200
+    storage: 3000
+billing:
+  minNoticeSeconds: 600
+engine:
+  owner: ${o.owner}
+  publishHostIp: 127.0.0.1
+  publicHost: 127.0.0.1
+gateway:
+  listen: 127.0.0.1:0
+  baseDomain: localhost
+attester: insecure-dev
+ipfs:
+  helia:
+    listen: ["/ip4/127.0.0.1/tcp/0"]
+    peers: ${JSON.stringify(o.ipfsPeers)}
+metrics:
+  listen: 127.0.0.1:0
+limits:
+  maxRequestBytes: ${o.maxRequestBytes ?? 65536}
+  provisionTimeoutSeconds: 120
+log:
+  level: ${process.env.TPOD_TEST_LOG ?? "silent"}
+`;
+}
+
+export function container(name: string, img: PushedImage, extra: Partial<Container> = {}): Container {
+  return {
+    name,
+    image: { kind: "ipfs", cid: img.cid, digest: img.digest },
+    command: [],
+    args: [],
+    env: [],
+    ports: [],
+    volumeMounts: [],
+    resources: { cpuMillis: 200n, memoryBytes: 32n << 20n, storageBytes: 0n, gpu: 0n },
+    ...extra,
+  };
+}
+
+export function pod(name: string, containers: Container[], volumes: Pod["volumes"] = []): Pod {
+  return { name, containers, volumes, replicas: { min: 1, max: 1, idleSeconds: 0n } };
+}
+
+export { DEFAULTS, podToWire };
+
+export const randomPodId = (): Hex => `0x${randomBytes(32).toString("hex")}`;
+
+/** A publisher: a dial-only libp2p node and an Ethereum key that signs its requests. */
+export class Publisher {
+  private constructor(
+    readonly node: P2PNode,
+    readonly account: LocalAccount,
+    readonly target: Multiaddr[],
+    readonly provider: `0x${string}`,
+    readonly chainId: number,
+  ) {}
+
+  static async create(account: LocalAccount, target: Multiaddr[], provider: `0x${string}`, chainId: number) {
+    return new Publisher(await createP2PNode({ transports: ["tcp"] }), account, target, provider, chainId);
+  }
+
+  call<I extends DescMessage, O extends DescMessage>(
+    name: string,
+    req: I,
+    body: MessageInitShape<I>,
+    res: O,
+    podId: Hex,
+    timeoutMs = 120_000,
+  ): Promise<MessageShape<O>> {
+    return callSignedUnary(
+      this.node,
+      this.target,
+      name,
+      req,
+      body,
+      res,
+      { signer: this.account, chainId: this.chainId, provider: this.provider, podId },
+      { timeoutMs },
+    );
+  }
+
+  stream<I extends DescMessage, O extends DescMessage>(
+    name: string,
+    req: I,
+    body: MessageInitShape<I>,
+    res: O,
+    podId: Hex,
+  ): AsyncGenerator<MessageShape<O>> {
+    return callSignedServerStream(this.node, this.target, name, req, body, res, {
+      signer: this.account,
+      chainId: this.chainId,
+      provider: this.provider,
+      podId,
+    });
+  }
+
+  stop() {
+    return this.node.stop();
+  }
+}
+
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** GET through the gateway at 127.0.0.1:PORT with a Host header (fetch cannot set Host). */
+export function gatewayGet(
+  port: number,
+  host: string,
+  path = "/",
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: "127.0.0.1", port, path, headers: { host }, timeout: 30_000 }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => {
+        body += d;
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+  });
+}
+
+export async function httpGet(url: string): Promise<{ status: number; body: string }> {
+  const r = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  return { status: r.status, body: await r.text() };
+}

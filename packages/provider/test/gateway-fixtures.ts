@@ -1,0 +1,153 @@
+// Shared by the gateway tests and the gateway benchmark's style: a busybox image built locally with buildah
+// (scratch + /bin/busybox), carrying CGI scripts for the proxy tests and a WebSocket echo server in ash.
+import { execFile } from "node:child_process";
+import { chmod, mkdir, writeFile } from "node:fs/promises";
+import http from "node:http";
+import path from "node:path";
+import { promisify } from "node:util";
+import { localhostLookup } from "../src/index.js";
+
+export const run = promisify(execFile);
+
+const CGI = {
+  // Request environment as the container saw it (headers become HTTP_* variables).
+  env: `#!/bin/sh
+printf 'Content-Type: text/plain\\r\\n\\r\\n'
+env
+`,
+  // Hash of the request body.
+  sha: `#!/bin/sh
+printf 'Content-Type: text/plain\\r\\n\\r\\n'
+sha256sum | cut -d' ' -f1
+`,
+  // Sends "first", then waits for /cgi-bin/release before "second": only a streaming proxy delivers "first".
+  hold: `#!/bin/sh
+printf 'Content-Type: text/plain\\r\\n\\r\\n'
+echo first
+head -n1 /tmp/go >/dev/null
+echo second
+`,
+  release: `#!/bin/sh
+echo go > /tmp/go
+printf 'Content-Type: text/plain\\r\\n\\r\\n'
+echo released
+`,
+  // Answers each body line as it arrives: only a proxy streaming the upload delivers the first answer early.
+  lines: `#!/bin/sh
+printf 'Content-Type: text/plain\\r\\n\\r\\n'
+while read -r l; do echo "got $l"; [ "$l" = end ] && break; done
+`,
+};
+
+// RFC 6455 echo server for one connection on stdin/stdout, run by `nc -ll -p PORT -e /ws.sh`.
+// Frames up to 65535 bytes; ping answered with pong; close answered with close (same status code).
+const WS_ECHO = `#!/bin/sh
+key=""
+while IFS= read -r line; do
+  line=$(printf '%s' "$line" | tr -d '\\r')
+  [ -z "$line" ] && break
+  case "$line" in
+    [Ss][Ee][Cc]-[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt]-[Kk][Ee][Yy]:*) key=$(printf '%s' "\${line#*:}" | tr -d ' ') ;;
+  esac
+done
+[ -n "$key" ] || { printf 'HTTP/1.1 400 Bad Request\\r\\nContent-Length: 0\\r\\nConnection: close\\r\\n\\r\\n'; exit 0; }
+accept=$(printf '%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11' "$key" | sha1sum | cut -d' ' -f1 | xxd -r -p | base64)
+printf 'HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\nSec-WebSocket-Accept: %s\\r\\n\\r\\n' "$accept"
+bytes() { dd bs=1 count="$1" 2>/dev/null | od -An -tu1 -v; }
+oct() { printf '\\\\%03o' "$1"; }
+while :; do
+  set -- $(bytes 2)
+  [ $# -eq 2 ] || exit 0
+  op=$(($1 & 15)); len=$(($2 & 127))
+  if [ $len -eq 126 ]; then set -- $(bytes 2); len=$((($1 << 8) | $2)); elif [ $len -eq 127 ]; then exit 0; fi
+  set -- $(bytes 4); m0=$1; m1=$2; m2=$3; m3=$4
+  fmt=""; i=0
+  for b in $(bytes "$len"); do
+    case $((i % 4)) in 0) k=$m0 ;; 1) k=$m1 ;; 2) k=$m2 ;; *) k=$m3 ;; esac
+    fmt="$fmt$(oct $((b ^ k)))"; i=$((i + 1))
+  done
+  case $op in 8) printf "\\210$(oct $len)$fmt"; exit 0 ;; 9) op=10 ;; 10) continue ;; esac
+  if [ $len -lt 126 ]; then h="$(oct $((128 | op)))$(oct $len)"; else h="$(oct $((128 | op)))\\\\176$(oct $((len >> 8)))$(oct $((len & 255)))"; fi
+  printf "$h$fmt"
+done
+`;
+
+/** Builds the test image: busybox, /www with CGI scripts, /ws.sh. */
+export async function buildGatewayImage(tag: string, workDir: string): Promise<void> {
+  const ctx = path.join(workDir, "image");
+  await mkdir(path.join(ctx, "www", "cgi-bin"), { recursive: true });
+  for (const [name, body] of Object.entries(CGI)) {
+    const f = path.join(ctx, "www", "cgi-bin", name);
+    await writeFile(f, body);
+    await chmod(f, 0o755);
+  }
+  await writeFile(path.join(ctx, "www", "index.html"), "index\n");
+  await writeFile(path.join(ctx, "ws.sh"), WS_ECHO);
+  await chmod(path.join(ctx, "ws.sh"), 0o755);
+  const { stdout } = await run("buildah", ["from", "scratch"]);
+  const ctr = stdout.trim();
+  try {
+    await run("buildah", ["copy", ctr, "/bin/busybox", "/bin/busybox"]);
+    await run("buildah", ["run", ctr, "--", "/bin/busybox", "--install", "-s", "/bin"]);
+    await run("buildah", ["copy", ctr, path.join(ctx, "www"), "/www"]);
+    await run("buildah", ["copy", ctr, path.join(ctx, "ws.sh"), "/ws.sh"]);
+    await run("buildah", ["config", "--entrypoint", "[]", "--cmd", '["/bin/sh"]', ctr]);
+    await run("buildah", ["commit", "-q", ctr, tag]);
+  } finally {
+    await run("buildah", ["rm", ctr]).catch(() => {});
+  }
+}
+
+/** Shell command for the web container: its name in /www/name.txt, a FIFO for /cgi-bin/hold, httpd in front. */
+export function webCommand(name: string, extra = ""): string[] {
+  return [
+    "sh",
+    "-c",
+    `echo ${name} > /www/name.txt && mkdir -p /tmp && { [ -p /tmp/go ] || mkfifo /tmp/go; } && ${extra} exec httpd -f -p 8080 -h /www`,
+  ];
+}
+
+export interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** HTTP request that resolves *.localhost itself (Node's resolver does not). */
+export function request(
+  url: string,
+  options: { method?: string; headers?: http.OutgoingHttpHeaders; body?: Buffer | string } = {},
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, {
+      method: options.method ?? "GET",
+      headers: options.headers,
+      lookup: localhostLookup as never,
+      agent: false,
+    });
+    req.on("response", (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+      );
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(options.body);
+  });
+}
+
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
