@@ -17,7 +17,7 @@ import {
   MIN_NONCE_BYTES,
 } from "@trustedpods/attestation";
 import { configfsTsmAttester } from "@trustedpods/attestation/node";
-import { type ChainContext, paymentsDomain, signQuote } from "@trustedpods/chain";
+import { paymentsDomain, signQuote } from "@trustedpods/chain";
 import { type ContentStore, createIpfsNode, createKuboStore } from "@trustedpods/ipfs";
 import {
   createP2PNode,
@@ -38,6 +38,7 @@ import {
   LogEntrySchema,
   LogStream,
   LogsRequestSchema,
+  type PodBilling,
   PodPhase,
   PricingError,
   ProvisionRequestSchema,
@@ -58,14 +59,14 @@ import {
   type Address,
   bytesToHex,
   createPublicClient,
-  createWalletClient,
-  defineChain,
   getAddress,
   type Hex,
   http,
   type LocalAccount,
 } from "viem";
-import { Billing } from "./billing/billing.js";
+import type { Billing } from "./billing/billing.js";
+import { billingToWire, createDaemonBilling } from "./billing/daemon-wiring.js";
+import type { BillingConfig } from "./billing/types.js";
 import type { AllowAllPaymentGate, PaymentGate } from "./billing-seam.js";
 import type { ProviderConfig } from "./config.js";
 import { PodmanEngine } from "./engine/podman.js";
@@ -88,6 +89,8 @@ export interface DaemonDeps {
    * metering) is built from the config. AllowAllPaymentGate only in tests.
    */
   gate?: PaymentGate | AllowAllPaymentGate;
+  /** Test hook: billing loop timing and thresholds (the config file sets the payment terms). */
+  billing?: Partial<BillingConfig>;
   routes?: RouteRegistry;
   engine?: Engine;
   fetcher?: ContentFetcher;
@@ -229,14 +232,27 @@ export class Daemon {
         routes = gw;
         cleanup.push(() => gw.close());
       }
+      // Billing (unless a test gate is given) drives pods through the PodManager built just below.
+      let pods: PodManager | undefined;
       let billing: Billing | undefined;
-      let gate: PaymentGate;
-      if (deps.gate) gate = deps.gate;
-      else {
-        billing = createBilling(config, { state, engine, routes, account, chainId, metrics, log });
-        gate = billing.gate;
+      let gate = deps.gate;
+      if (!gate) {
+        const b = await createDaemonBilling({
+          config,
+          chainId,
+          account,
+          db: state.db,
+          engine,
+          registry: metrics.registry,
+          logger: log,
+          pods: () => pods!,
+          ...(deps.billing ? { overrides: deps.billing } : {}),
+        });
+        cleanup.push(() => b.stop());
+        billing = b;
+        gate = b.gate;
       }
-      const pods = new PodManager({
+      pods = new PodManager({
         state,
         engine,
         fetcher,
@@ -253,11 +269,8 @@ export class Daemon {
         ...(deps.holdProvisionMs ? { holdProvisionMs: deps.holdProvisionMs } : {}),
       });
       await pods.recover();
-      if (billing) {
-        billing.start();
-        const b = billing;
-        cleanup.push(() => b.stop());
-      }
+      // After recovery: the loop acts on the pods as the daemon knows them.
+      billing?.start();
 
       const node = await createP2PNode({
         privateKey: peerKey,
@@ -630,7 +643,15 @@ export class Daemon {
       containers,
       endpoints: rec.endpoints.map(endpointToWire),
       replicas,
+      billing: this.billingOf(id),
     };
+  }
+
+  /** The pod's billing summary for status (none with a test gate, or before billing knew the pod). */
+  private billingOf(id: string): PodBilling | undefined {
+    const billing = this.billing;
+    if (!billing?.store.getPod(id)) return undefined;
+    return billingToWire(billing.billingStatus(id));
   }
 
   private async *logs(
@@ -703,83 +724,6 @@ async function startGateway(
     ...(config.gateway.publicUrl ? { publicUrl: config.gateway.publicUrl } : {}),
     log: d.log.child({ module: "gateway" }),
     onRequest: (e) => requests.inc({ status: `${Math.floor(e.status / 100)}xx`, error: e.error ?? "" }),
-  });
-}
-
-/**
- * The billing module over the daemon's database, chain account and engine. Its lifecycle calls (stop when funds
- * run out, start after a top-up, remove after the notice) also keep the daemon's pod records and routes in step.
- */
-function createBilling(
-  config: ProviderConfig,
-  d: {
-    state: StateDb;
-    engine: Engine;
-    routes: RouteRegistry;
-    account: LocalAccount;
-    chainId: number;
-    metrics: Metrics;
-    log: Logger;
-  },
-): Billing {
-  const chain = defineChain({
-    id: d.chainId,
-    name: `chain-${d.chainId}`,
-    nativeCurrency: { name: "ETH", symbol: "ETH", decimals: 18 },
-    rpcUrls: { default: { http: [config.chain.rpcUrl] } },
-  });
-  const transport = http(config.chain.rpcUrl, { retryCount: 1, timeout: 20_000 });
-  const zero = "0x0000000000000000000000000000000000000000" as const;
-  const ctx: ChainContext = {
-    publicClient: createPublicClient({ chain, transport }) as ChainContext["publicClient"],
-    walletClient: createWalletClient({ chain, transport, account: d.account }),
-    addresses: {
-      payments: config.chain.payments,
-      registry: config.chain.registry ?? zero,
-      marketplace: config.chain.marketplace ?? zero,
-    },
-    confirmations: config.chain.confirmations,
-  };
-  const { state, engine, routes, log } = d;
-  const lifecycle = {
-    async stop(id: string) {
-      routes.removeRoutes(id);
-      await engine.stop(id);
-      if (state.getPod(id)?.phase === "running")
-        state.updatePod(id, { phase: "stopped", message: "stopped by billing" });
-    },
-    async start(id: string) {
-      await engine.start(id);
-      if (state.getPod(id)?.phase === "stopped") state.updatePod(id, { phase: "running", message: "" });
-    },
-    async remove(id: string) {
-      routes.removeRoutes(id);
-      await engine.remove(id, { images: true });
-      const rec = state.getPod(id);
-      if (rec && rec.phase !== "deleted")
-        state.updatePod(id, {
-          phase: "deleted",
-          message: "removed after the channel ended",
-          endpoints: [],
-          images: {},
-        });
-    },
-  };
-  return new Billing({
-    db: state.db,
-    chain: ctx,
-    chainId: BigInt(d.chainId),
-    lifecycle,
-    usage: engine,
-    registry: d.metrics.registry,
-    logger: log.child({ module: "billing" }),
-    config: {
-      confirmations: config.chain.confirmations,
-      minRunSeconds: BigInt(config.billing.minDepositSeconds),
-      minNoticeSeconds: BigInt(config.billing.minNoticeSeconds),
-    },
-    token: getAddress(config.pricing.token),
-    pricing: config.pricing,
   });
 }
 

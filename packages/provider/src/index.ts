@@ -1,8 +1,7 @@
-// The provider daemon's public API: the daemon, its config, state, seams for billing and the gateway, and the engines.
+// The provider daemon's public API: the daemon, its config, state, seams for billing and the gateway, billing
+// (payment checks, metering, claims) and the engines.
 
 export * from "./billing/index.js";
-// billing/ declares the same PaymentGate shape as the daemon's seam; the root exports the seam's.
-export type { PaymentGate } from "./billing-seam.js";
 export * from "./billing-seam.js";
 export * from "./config.js";
 export * from "./daemon.js";

@@ -329,6 +329,51 @@ export class PodManager {
     });
   }
 
+  /**
+   * Billing: the channel stopped paying (deposit ran out, channel closed). The containers stop, volumes and
+   * images stay, the gateway stops routing, and the phase becomes "stopped" so crash recovery leaves it stopped.
+   */
+  async suspend(id: string, message: string): Promise<void> {
+    return this.locked(id, async () => {
+      const rec = this.o.state.getPod(id);
+      if (!rec || rec.phase === "deleted" || rec.phase === "failed") return;
+      this.o.routes.removeRoutes(id);
+      await this.o.engine.stop(id);
+      this.o.state.updatePod(id, { phase: "stopped", message });
+      this.o.log.warn({ pod: id }, message);
+    });
+  }
+
+  /** Billing: a stopped pod is paid for again (top-up). Starts it and routes it again. */
+  async resume(id: string): Promise<void> {
+    return this.locked(id, async () => {
+      const rec = this.o.state.getPod(id);
+      if (rec?.phase !== "stopped") return;
+      await this.o.engine.start(id);
+      const pod = podFromWire(fromBinary(wire.PodSchema, rec.manifest));
+      const plan = planRoutes(pod, id, this.o.baseDomain);
+      this.o.routes.setRoutes(
+        id,
+        routesOf(plan),
+        pod.replicas.min === 0 ? { scaleToZero: { idleMs: Number(pod.replicas.idleSeconds) * 1000 } } : {},
+      );
+      this.o.state.updatePod(id, { phase: "running", message: "" });
+      this.o.log.info({ pod: id }, "paid again: restarted");
+    });
+  }
+
+  /** Billing: the notice period passed unpaid (or the channel was settled). Everything of the pod goes. */
+  async evict(id: string, message: string): Promise<void> {
+    return this.locked(id, async () => {
+      const rec = this.o.state.getPod(id);
+      this.o.routes.removeRoutes(id);
+      await this.o.engine.remove(id, { images: true });
+      if (rec && rec.phase !== "deleted")
+        this.o.state.updatePod(id, { phase: "deleted", message, endpoints: [], images: {} });
+      this.o.log.warn({ pod: id }, message);
+    });
+  }
+
   private async finishDelete(id: string, opId: number): Promise<void> {
     this.o.routes.removeRoutes(id);
     await this.o.engine.remove(id, { images: true });

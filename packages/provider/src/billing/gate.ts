@@ -1,11 +1,12 @@
 import type { ChainContext } from "@trustedpods/chain";
 import { billedUnits, type Pod, type Pricing, PricingError, podPrice } from "@trustedpods/protocol";
 import { type Address, getAddress, isAddress } from "viem";
+import type { PaymentGate } from "../billing-seam.js";
 import { accruedAt } from "./accrual.js";
 import { chainPoints, channelAt, listingPaymentAt } from "./chain-read.js";
 import { type ChannelProblem, PaymentRequiredError, UnknownPodError } from "./errors.js";
 import type { BillingStore, Reserved } from "./store.js";
-import type { BillingConfig, BillingLogger, Hex, PaymentGate, ProvisionCheck } from "./types.js";
+import type { BillingConfig, BillingGate, BillingLogger, Hex, ProvisionCheck } from "./types.js";
 
 const BYTES32_RE = /^0x[0-9a-fA-F]{64}$/;
 const ZERO32 = `0x${"00".repeat(32)}`;
@@ -46,7 +47,7 @@ export function listingsOf(pod: Pod): bigint[] {
  * field at fault) unless it pays this provider for this pod at the quoted rate, with enough deposit and notice and
  * every listing's royalty. A passing check is recorded; onProvisioned then starts billing.
  */
-export class ChannelGate implements PaymentGate {
+export class ChannelGate implements PaymentGate, BillingGate {
   readonly provider: Address;
   private readonly podKeyOf: (podId: Hex) => string;
 

@@ -9,6 +9,13 @@ export {
 export { Billing, type BillingOptions } from "./billing.js";
 export { asChainFailure, type ChainPoint, chainPoints, channelAt, listingPaymentAt } from "./chain-read.js";
 export {
+  billingToWire,
+  createDaemonBilling,
+  type DaemonBillingOptions,
+  DaemonPodLifecycle,
+  providerChainContext,
+} from "./daemon-wiring.js";
+export {
   ChainUnavailableError,
   type ChannelProblem,
   PaymentRequiredError,

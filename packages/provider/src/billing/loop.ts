@@ -4,7 +4,7 @@ import { accruedAt, claimCap, maxBig, remainingSeconds, runOutTime } from "./acc
 import { asChainFailure, type ChainPoint, chainPoints, channelAt } from "./chain-read.js";
 import { ChainUnavailableError } from "./errors.js";
 import type { BillingMetrics } from "./metrics.js";
-import type { BillingStore, ObservedChannel, PodRecord } from "./store.js";
+import type { BillingPodRecord, BillingStore, ObservedChannel } from "./store.js";
 import type { BillingConfig, BillingLogger, Hex, PodLifecycle } from "./types.js";
 
 export interface BillingLoopOptions {
@@ -43,6 +43,8 @@ export class BillingLoop {
   private running: Promise<TickResult> | undefined;
   private stopped = true;
   private failures = 0;
+  /** Receipts of the claims sent during the current tick. */
+  private inFlight: Promise<string | undefined>[] = [];
 
   constructor(private readonly opts: BillingLoopOptions) {}
 
@@ -100,6 +102,7 @@ export class BillingLoop {
     }
     const pods = store.activePods();
     const errors: string[] = [];
+    this.inFlight = [];
     for (const pod of pods) {
       try {
         await this.processPod(pod, points);
@@ -110,10 +113,15 @@ export class BillingLoop {
         logger.warn({ pod: pod.podKey, err: short(err) }, "billing: pod step failed, retrying next tick");
       }
     }
+    for (const e of await Promise.all(this.inFlight)) if (e) errors.push(e);
+    this.inFlight = [];
     return { ok: errors.length === 0, chainTime: points.confirmed.time, pods: pods.length, errors };
   }
 
-  private async processPod(pod: PodRecord, pts: { head: ChainPoint; confirmed: ChainPoint }): Promise<void> {
+  private async processPod(
+    pod: BillingPodRecord,
+    pts: { head: ChainPoint; confirmed: ChainPoint },
+  ): Promise<void> {
     const { store, chain, config } = this.opts;
     const key = { publisher: pod.publisher, provider: pod.provider, podId: pod.podId };
     const conf = await channelAt(chain, key, pts.confirmed.number);
@@ -153,17 +161,21 @@ export class BillingLoop {
     if (pod.state === "running") store.fillReservationStart(pod.podKey, now);
     await this.reconcileClaims(pod, head);
     let state = pod.state;
+    let stoppedAt = pod.stoppedAt;
+    let claimBasis = { channel: head, time: pts.head.time };
 
+    // 1. Stop or restart, from the confirmed read.
     if (state === "running") {
       const runOut = runOutTime(conf);
       if (conf.closeAt !== 0n && now >= conf.closeAt) {
         await this.opts.lifecycle.stop(pod.podKey);
+        stoppedAt = conf.closeAt;
         store.transaction(() => {
           store.closeReservation(pod.podKey, conf.closeAt);
           store.resetUsageBaseline(pod.podKey);
           store.updatePod(pod.podKey, {
             state: "closed",
-            stoppedAt: conf.closeAt,
+            stoppedAt,
             removeAt: conf.closeAt + config.retainAfterCloseSeconds,
           });
         });
@@ -174,12 +186,13 @@ export class BillingLoop {
         );
       } else if (runOut !== undefined && now >= runOut) {
         await this.opts.lifecycle.stop(pod.podKey);
+        stoppedAt = runOut;
         store.transaction(() => {
           store.closeReservation(pod.podKey, runOut);
           store.resetUsageBaseline(pod.podKey);
           store.updatePod(pod.podKey, {
             state: "stopped_funds",
-            stoppedAt: runOut,
+            stoppedAt,
             removeAt: runOut + conf.noticeSeconds,
           });
         });
@@ -194,55 +207,64 @@ export class BillingLoop {
         );
       }
     } else if (state === "stopped_funds") {
-      const since = pod.stoppedAt !== null && pod.stoppedAt > now ? pod.stoppedAt : now;
-      if (conf.closeAt === 0n && accruedAt(conf, since) < conf.deposit) {
+      const at = maxBig(stoppedAt ?? now, now);
+      if (conf.closeAt === 0n && accruedAt(conf, at) < conf.deposit) {
         await this.opts.lifecycle.start(pod.podKey);
         store.transaction(() => {
           store.openReservation(pod.podKey, now);
           store.updatePod(pod.podKey, { state: "running", stoppedAt: null, removeAt: null });
         });
         state = "running";
+        stoppedAt = null;
         this.opts.logger.info(
           { pod: pod.podKey, deposit: conf.deposit.toString() },
           "billing: topped up, pod restarted",
         );
-      } else {
-        let removeAt = (pod.stoppedAt ?? now) + conf.noticeSeconds;
-        // A closing channel can no longer be topped up: its close time ends the wait too.
-        if (conf.closeAt !== 0n && conf.closeAt < removeAt) removeAt = conf.closeAt;
-        if (now >= removeAt) {
-          await this.removeAndStopAccrual(pod, conf);
-          state = "removed";
-        }
       }
     } else if (state === "deleted") {
-      let stoppedAt = pod.stoppedAt;
       if (stoppedAt === null) {
         stoppedAt = now;
         store.closeReservation(pod.podKey, now);
         store.updatePod(pod.podKey, { stoppedAt });
       }
-      if (config.closeOnDelete && !pod.providerClosed) await this.providerClose(pod, conf, pts.head.time);
-      if (now >= stoppedAt + conf.noticeSeconds) {
-        await this.removeAndStopAccrual(pod, conf);
-        state = "removed";
+      if (
+        config.closeOnDelete &&
+        !pod.providerClosed &&
+        (await this.providerClose(pod, conf, pts.head.time))
+      ) {
+        // The close was mined after the head was read: claim up to its close time now, not one block short.
+        const closed = await channelAt(chain, key, undefined);
+        claimBasis = { channel: closed, time: closed.closeAt };
       }
     }
 
-    // Claims rest on the head: the claim lands at or after its time, and accrual only grows with time.
-    await this.claim(pod, head, pts.head.time, state !== "running");
+    // 2. Claim, from the head: the claim lands at or after its time, and accrual only grows with time.
+    await this.claim(pod, claimBasis.channel, claimBasis.time, state !== "running");
 
-    // A closed pod goes after its last claim (same tick when nothing is retained after the close).
+    // 3. Remove, after the last claim, only when the confirmed read proves the wait is over.
     if (state === "closed" && conf.closeAt !== 0n && now >= conf.closeAt + config.retainAfterCloseSeconds) {
       await this.opts.lifecycle.remove(pod.podKey);
       store.updatePod(pod.podKey, { state: "removed" });
       state = "removed";
       this.opts.logger.info({ pod: pod.podKey }, "billing: closed pod removed");
+    } else if (state === "stopped_funds" || state === "deleted") {
+      let removeAt = (stoppedAt ?? now) + conf.noticeSeconds;
+      // A closing channel can no longer be topped up: its close time ends the wait too.
+      if (state === "stopped_funds" && conf.closeAt !== 0n && conf.closeAt < removeAt)
+        removeAt = maxBig(conf.closeAt, stoppedAt ?? now);
+      if (now >= removeAt) {
+        await this.removeAndStopAccrual(
+          { ...pod, providerClosed: pod.providerClosed || state === "deleted" },
+          conf,
+        );
+        state = "removed";
+      }
     }
 
     if (state === "removed") {
       const fresh = await channelAt(chain, key, undefined);
-      const closed = fresh.closeAt !== 0n && pts.head.time >= fresh.closeAt;
+      // Once accrual has a stop (closeAt), claimCap at that time is all the channel will ever owe.
+      const closed = fresh.closeAt !== 0n;
       if (!fresh.exists || (closed && fresh.claimed >= claimCap(fresh, fresh.closeAt))) {
         store.updatePod(pod.podKey, { state: "settled", warnings: [] });
         this.opts.logger.info({ pod: pod.podKey, claimed: fresh.claimed.toString() }, "billing: settled");
@@ -252,7 +274,12 @@ export class BillingLoop {
     this.setWarnings({ ...pod, state }, this.warningsFor(state, conf, now, pod));
   }
 
-  private warningsFor(state: PodRecord["state"], c: ChannelState, now: bigint, pod: PodRecord): string[] {
+  private warningsFor(
+    state: BillingPodRecord["state"],
+    c: ChannelState,
+    now: bigint,
+    pod: BillingPodRecord,
+  ): string[] {
     const w: string[] = [];
     if (state === "running") {
       const left = remainingSeconds(c, now);
@@ -275,7 +302,7 @@ export class BillingLoop {
     return w;
   }
 
-  private setWarnings(pod: PodRecord, warnings: string[]): void {
+  private setWarnings(pod: BillingPodRecord, warnings: string[]): void {
     const before = JSON.stringify(pod.warnings);
     if (before === JSON.stringify(warnings)) return;
     this.opts.store.updatePod(pod.podKey, { warnings });
@@ -283,7 +310,7 @@ export class BillingLoop {
   }
 
   /** Stops the pod if it may still run, ends its reservation, and removes it. */
-  private async endPod(pod: PodRecord, now: bigint, why: string): Promise<void> {
+  private async endPod(pod: BillingPodRecord, now: bigint, why: string): Promise<void> {
     if (pod.state === "running") {
       await this.opts.lifecycle.stop(pod.podKey);
       this.opts.store.closeReservation(pod.podKey, pod.observed?.closeAt || now);
@@ -296,7 +323,7 @@ export class BillingLoop {
    * Removes a pod whose notice period passed, and stops its channel's accrual (providerClose) when still open, so
    * a later top-up of a channel whose pod is gone cannot be claimed and the publisher can refund it.
    */
-  private async removeAndStopAccrual(pod: PodRecord, conf: ChannelState): Promise<void> {
+  private async removeAndStopAccrual(pod: BillingPodRecord, conf: ChannelState): Promise<void> {
     await this.opts.lifecycle.remove(pod.podKey);
     this.opts.store.updatePod(pod.podKey, { state: "removed" });
     this.opts.logger.warn({ pod: pod.podKey }, "billing: notice period passed, pod and volumes removed");
@@ -304,29 +331,32 @@ export class BillingLoop {
   }
 
   private async providerClose(
-    pod: PodRecord,
+    pod: BillingPodRecord,
     conf: ChannelState,
     headTime: bigint | undefined,
-  ): Promise<void> {
+  ): Promise<boolean> {
     if (conf.closeAt !== 0n && headTime !== undefined && conf.closeAt <= headTime) {
       this.opts.store.updatePod(pod.podKey, { providerClosed: true });
-      return;
+      return false;
     }
     try {
       await this.send("providerClose", [pod.publisher, pod.podId]);
     } catch (err) {
       // Already closed (a race with the publisher's requestClose): nothing left to do.
       if (!(err instanceof ChainError && err.errorName === "ChannelAlreadyClosed")) throw err;
+      this.opts.store.updatePod(pod.podKey, { providerClosed: true });
+      return false;
     }
     this.opts.store.updatePod(pod.podKey, { providerClosed: true });
     this.opts.logger.info({ pod: pod.podKey }, "billing: accrual stopped on chain (providerClose)");
+    return true;
   }
 
   /**
    * Resolves claims left in flight (by a crash, an RPC error or a restart) against the chain. Claims are
    * cumulative, so the chain's `claimed` is the truth: a claim at or below it is done, whoever sent it.
    */
-  private async reconcileClaims(pod: PodRecord, head: ChannelState): Promise<void> {
+  private async reconcileClaims(pod: BillingPodRecord, head: ChannelState): Promise<void> {
     const { store, chain } = this.opts;
     for (const c of store.pendingClaims(pod.podKey)) {
       if (head.claimed >= c.cumulative) {
@@ -358,43 +388,25 @@ export class BillingLoop {
   }
 
   /** Claims up to the contract's cap at `time` when there is enough to claim (or anything, when final). */
-  private async claim(pod: PodRecord, head: ChannelState, time: bigint, final: boolean): Promise<void> {
-    const { store, config, metrics, logger } = this.opts;
+  private async claim(
+    pod: BillingPodRecord,
+    head: ChannelState,
+    time: bigint,
+    final: boolean,
+  ): Promise<void> {
+    const { store, config, metrics } = this.opts;
     if (!head.exists) return;
     if (store.pendingClaims(pod.podKey).length > 0) return; // one in flight: let it land first
     const target = claimCap(head, time);
     if (target <= head.claimed) return;
     if (!final && target - head.claimed < config.minClaimAmount) return;
     const id = store.addClaimIntent(pod.podKey, head.id, target);
-    let hash: Hex | undefined;
     try {
-      hash = await this.write("claim", [pod.publisher, pod.podId, target]);
+      const hash = await this.write("claim", [pod.publisher, pod.podId, target]);
       store.updateClaim(id, "sent", { txHash: hash });
-      const receipt = await this.opts.chain.publicClient.waitForTransactionReceipt({
-        hash,
-        timeout: 60_000,
-        pollingInterval: 250,
-      });
-      if (receipt.status !== "success") {
-        store.updateClaim(id, "failed", { error: "reverted" });
-        metrics?.claims.inc({ result: "reverted" });
-        return;
-      }
-      store.updateClaim(id, "confirmed");
-      const seen = store.getPod(pod.podKey)?.observed;
-      if (seen && seen.claimed < target)
-        store.updatePod(pod.podKey, { observed: { ...seen, claimed: target } });
-      metrics?.claims.inc({ result: "confirmed" });
-      metrics?.claimedAmount.inc(Number(target - head.claimed));
-      logger.info(
-        {
-          pod: pod.podKey,
-          cumulative: target.toString(),
-          amount: (target - head.claimed).toString(),
-          tx: hash,
-        },
-        "billing: claimed",
-      );
+      // The contract has no batch claim: instead, every pod's claim is sent first and the tick waits for all
+      // receipts at its end, so one tick costs about one block time, not one per pod.
+      this.inFlight.push(this.confirmClaim(pod, id, hash, target, head.claimed));
     } catch (err) {
       if (err instanceof ChainError) {
         // The contract refused (e.g. someone's claim landed first): nothing was sent; the next tick re-reads.
@@ -405,6 +417,46 @@ export class BillingLoop {
       // Unknown outcome (RPC error): leave the intent; reconcileClaims settles it against the chain.
       metrics?.claims.inc({ result: "unknown" });
       throw asChainFailure(err, "send a claim");
+    }
+  }
+
+  /** Waits for a sent claim's receipt; an error leaves it "sent" for reconcileClaims (returned for the tick). */
+  private async confirmClaim(
+    pod: BillingPodRecord,
+    id: number,
+    hash: Hex,
+    target: bigint,
+    before: bigint,
+  ): Promise<string | undefined> {
+    const { store, metrics, logger } = this.opts;
+    try {
+      const receipt = await this.opts.chain.publicClient.waitForTransactionReceipt({
+        hash,
+        timeout: 60_000,
+        pollingInterval: 250,
+      });
+      if (receipt.status !== "success") {
+        store.updateClaim(id, "failed", { error: "reverted" });
+        metrics?.claims.inc({ result: "reverted" });
+        return `${pod.podKey}: claim ${hash} reverted`;
+      }
+      store.updateClaim(id, "confirmed");
+      const seen = store.getPod(pod.podKey)?.observed;
+      if (seen && seen.claimed < target)
+        store.updatePod(pod.podKey, { observed: { ...seen, claimed: target } });
+      metrics?.claims.inc({ result: "confirmed" });
+      metrics?.claimedAmount.inc(Number(target - before));
+      logger.info(
+        { pod: pod.podKey, cumulative: target.toString(), amount: (target - before).toString(), tx: hash },
+        "billing: claimed",
+      );
+      return undefined;
+    } catch (err) {
+      metrics?.claims.inc({ result: "unknown" });
+      const msg = `${pod.podKey}: ${short(asChainFailure(err, "confirm a claim"))}`;
+      store.updatePod(pod.podKey, { lastError: msg });
+      logger.warn({ pod: pod.podKey, tx: hash }, "billing: claim receipt not seen yet; reconciled next tick");
+      return msg;
     }
   }
 

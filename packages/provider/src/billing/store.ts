@@ -45,7 +45,7 @@ export interface ObservedChannel {
   finalized: boolean;
 }
 
-export interface PodRecord {
+export interface BillingPodRecord {
   podKey: string;
   podId: Hex;
   publisher: Hex;
@@ -246,7 +246,7 @@ export class BillingStore {
   /** Records a checked channel for a pod key, replacing an earlier check that never ran. */
   putChecked(
     p: Omit<
-      PodRecord,
+      BillingPodRecord,
       "state" | "stoppedAt" | "removeAt" | "providerClosed" | "warnings" | "lastError" | "updatedMs"
     >,
   ): void {
@@ -284,7 +284,7 @@ export class BillingStore {
     );
   }
 
-  getPod(podKey: string): PodRecord | undefined {
+  getPod(podKey: string): BillingPodRecord | undefined {
     const row = this.db.prepare("SELECT * FROM billing_pods WHERE pod_key = ?").get(podKey) as
       | Row
       | undefined;
@@ -292,7 +292,7 @@ export class BillingStore {
   }
 
   /** Pods the loop still has work for. */
-  activePods(): PodRecord[] {
+  activePods(): BillingPodRecord[] {
     const marks = ACTIVE_STATES.map(() => "?").join(",");
     const rows = this.db
       .prepare(`SELECT * FROM billing_pods WHERE state IN (${marks}) ORDER BY pod_key`)
@@ -300,7 +300,7 @@ export class BillingStore {
     return rows.map((r) => this.toPod(r));
   }
 
-  allPods(): PodRecord[] {
+  allPods(): BillingPodRecord[] {
     return (this.db.prepare("SELECT * FROM billing_pods ORDER BY pod_key").all() as Row[]).map((r) =>
       this.toPod(r),
     );
@@ -310,7 +310,7 @@ export class BillingStore {
     podKey: string,
     patch: Partial<
       Pick<
-        PodRecord,
+        BillingPodRecord,
         | "state"
         | "stoppedAt"
         | "removeAt"
@@ -340,7 +340,7 @@ export class BillingStore {
     this.db.prepare(`UPDATE billing_pods SET ${sets.join(", ")} WHERE pod_key = ?`).run(...args, podKey);
   }
 
-  private toPod(r: Row): PodRecord {
+  private toPod(r: Row): BillingPodRecord {
     const reserved = JSON.parse(r.reserved as string) as Record<string, string>;
     return {
       podKey: r.pod_key as string,

@@ -4,20 +4,13 @@ import type { PodStats } from "../engine/types.js";
 export type Hex = `0x${string}`;
 
 /**
- * The seam the daemon calls (its src/billing-seam.ts declares the same shape). A pod is named by its key: the
- * daemon's engine pod id (`id`), or, when a caller gives none, ChannelGate's `podKeyOf(podId)`.
+ * The daemon's seam (src/billing-seam.ts) is what ChannelGate implements; this is the same shape with the
+ * request widened for callers without a daemon id or with an explicit quoted rate.
  */
-export interface PaymentGate {
-  /**
-   * Throws PaymentRequiredError (an RpcError with ERROR_CODE_PAYMENT_REQUIRED, `details.field` naming the field)
-   * or ChainUnavailableError (ERROR_CODE_UNAVAILABLE) BEFORE anything is started.
-   */
+export interface BillingGate {
   checkProvision(req: ProvisionCheck): Promise<void>;
-  /** Before an update: the new pod must still be what the channel's rate pays for. */
-  checkUpdate?(req: ProvisionCheck): Promise<void>;
-  /** The pod runs: start metering and billing. */
+  checkUpdate(req: ProvisionCheck): Promise<void>;
   onProvisioned(pod: string | { id: string }): Promise<void>;
-  /** The publisher deleted the pod. */
   onDeleted(id: string): Promise<void>;
 }
 

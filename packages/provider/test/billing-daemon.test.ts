@@ -1,0 +1,256 @@
+// Billing wired into the real provider daemon (no test gate): a publisher quotes, opens a channel on anvil and
+// provisions over libp2p; the daemon refuses an underfunded channel with PAYMENT_REQUIRED naming the field,
+// runs a paid pod, reports billing in status, stops it when the deposit runs out, restarts it after a top-up,
+// and stops billing (providerClose) when the publisher deletes it. Real Podman, Helia, anvil.
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { multiaddr } from "@multiformats/multiaddr";
+import {
+  type DevChain,
+  ensureAllowance,
+  getChannel,
+  openChannel,
+  startDevChain,
+  topUp,
+} from "@trustedpods/chain";
+import type { IpfsNode } from "@trustedpods/ipfs";
+import { callUnary, RpcError } from "@trustedpods/p2p";
+import {
+  DeleteRequestSchema,
+  DeleteResponseSchema,
+  ErrorCode,
+  PodPhase,
+  ProvisionRequestSchema,
+  ProvisionResponseSchema,
+  QuoteRequestSchema,
+  QuoteResponseSchema,
+  StatusRequestSchema,
+  StatusResponseSchema,
+} from "@trustedpods/protocol";
+import { bytesToHex, getAddress, type Hex, toHex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../src/config.js";
+import { Daemon } from "../src/daemon.js";
+import {
+  buildBusyboxLayout,
+  container,
+  haveTools,
+  Publisher,
+  type PushedImage,
+  pod,
+  podToWire,
+  providerConfigYaml,
+  pushLayout,
+  randomPodId,
+  startPublisherIpfs,
+  waitFor,
+} from "./daemon-helpers.js";
+
+const uid = randomBytes(4).toString("hex");
+if (!haveTools) console.warn("SKIP billing-daemon.test.ts: podman, buildah or busybox-static missing");
+
+let tmp: string;
+let chain: DevChain;
+let pubIpfs: IpfsNode;
+let daemon: Daemon;
+let alice: Publisher;
+let image: PushedImage;
+
+const webPod = () =>
+  pod("web", [
+    container("web", image, {
+      command: ["sh", "-c", "exec httpd -f -p 8080 -h /www"],
+      ports: [{ containerPort: 8080, protocol: "tcp" }],
+    }),
+  ]);
+
+async function mine(blocks = 1) {
+  for (let i = 0; i < blocks; i++)
+    await chain.publicClient.request({ method: "evm_mine" as never, params: [] as never });
+}
+
+async function increaseTime(seconds: bigint) {
+  await chain.publicClient.request({
+    method: "evm_increaseTime" as never,
+    params: [toHex(seconds)] as never,
+  });
+  // Two blocks: the daemon reads at latest - 1 confirmation.
+  await mine(2);
+}
+
+async function status(podId: Hex) {
+  return alice.call(
+    "status",
+    StatusRequestSchema,
+    { podId: Buffer.from(podId.slice(2), "hex") },
+    StatusResponseSchema,
+    podId,
+  );
+}
+
+beforeAll(async () => {
+  if (!haveTools) return;
+  tmp = await mkdtemp(path.join(os.tmpdir(), "tpod-billing-daemon-"));
+  chain = await startDevChain();
+  pubIpfs = await startPublisherIpfs(path.join(tmp, "pub-ipfs"));
+  const keyFile = path.join(tmp, "account.key");
+  await writeFile(keyFile, `${chain.accounts[1]!.privateKey}\n`, { mode: 0o600 });
+  const cfgFile = path.join(tmp, "provider.yaml");
+  await writeFile(
+    cfgFile,
+    providerConfigYaml({
+      dataDir: path.join(tmp, "data"),
+      chain,
+      accountKeyFile: keyFile,
+      owner: `bd${uid}`,
+      ipfsPeers: pubIpfs.multiaddrs(),
+    }),
+  );
+  const layoutP = buildBusyboxLayout(tmp, `localhost/tpod-billingdaemon-${uid}:latest`, "paid\n");
+  // No gate: the daemon runs its billing module. Short loop intervals so the test does not wait.
+  daemon = await Daemon.start(loadConfig(cfgFile), {
+    billing: { claimIntervalMs: 200, meterIntervalMs: 300, maxBackoffMs: 1000 },
+  });
+  image = await pushLayout(pubIpfs, await layoutP);
+  alice = await Publisher.create(
+    privateKeyToAccount(chain.accounts[2]!.privateKey),
+    daemon.info().multiaddrs.map((a) => multiaddr(a)),
+    daemon.info().provider,
+    chain.chainId,
+  );
+  await ensureAllowance(chain.context(2), chain.contracts.token, 2n ** 200n);
+}, 180_000);
+
+afterAll(async () => {
+  if (!haveTools) return;
+  await alice?.stop();
+  if (daemon) {
+    for (const m of await daemon.engine.listPods()) await daemon.engine.remove(m.podId, { images: true });
+    await daemon.stop();
+  }
+  await pubIpfs?.stop();
+  await chain?.stop();
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+  await rm(`/dev/shm/tpod-secrets-bd${uid}`, { recursive: true, force: true });
+}, 120_000);
+
+describe.skipIf(!haveTools)("billing in the provider daemon", () => {
+  it("refuses an underfunded channel, bills a paid pod, stops it at run-out, restarts it on top-up, and stops billing on delete", async () => {
+    expect(daemon.billing).toBeDefined();
+    const podId = randomPodId();
+    const p = webPod();
+    const publisher = chain.context(2);
+
+    // The provider's quote, bound to this publisher and pod id, opens the channel as it is.
+    const { quote } = await callUnary(
+      alice.node,
+      alice.target,
+      "quote",
+      QuoteRequestSchema,
+      {
+        pod: podToWire(p),
+        nonce: randomBytes(16),
+        publisher: Buffer.from(alice.account.address.slice(2), "hex"),
+        podId: Buffer.from(podId.slice(2), "hex"),
+      },
+      QuoteResponseSchema,
+    );
+    if (!quote) throw new Error("no quote");
+    const rate = BigInt(quote.pricePerSecond);
+    expect(rate).toBe(200n * 1000n + 32n * 200n);
+    const opened = await openChannel(publisher, {
+      quote: {
+        provider: getAddress(quote.provider),
+        publisher: alice.account.address,
+        podId,
+        token: getAddress(quote.pricing!.token),
+        ratePerSecond: rate,
+        minNoticeSeconds: Number(quote.minNoticeSeconds),
+        expiry: quote.expiresAt,
+      },
+      quoteSignature: bytesToHex(quote.signature),
+      podId,
+      deposit: rate * 100n,
+      noticeSeconds: 600,
+      approve: false,
+    });
+    const openedAt = (await chain.publicClient.getBlock({ blockNumber: opened.receipt.blockNumber }))
+      .timestamp;
+    await mine();
+
+    const provision = () =>
+      alice.call(
+        "provision",
+        ProvisionRequestSchema,
+        {
+          podId: Buffer.from(podId.slice(2), "hex"),
+          pod: podToWire(p),
+          channel: { chainId: BigInt(chain.chainId), paymentsContract: chain.contracts.payments },
+        },
+        ProvisionResponseSchema,
+        podId,
+      );
+    const refused = await provision().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(refused).toBeInstanceOf(RpcError);
+    expect((refused as RpcError).code).toBe(ErrorCode.PAYMENT_REQUIRED);
+    expect((refused as RpcError).details.field).toBe("deposit");
+    expect((refused as RpcError).message).toContain(
+      `deposit too small: the provider wants at least 3600 s at ${rate} wei/s = ${rate * 3600n} wei`,
+    );
+    expect(await daemon.engine.listPods()).toEqual([]);
+
+    // Funded: the pod runs and status carries its billing.
+    await topUp(publisher, daemon.info().provider, podId, rate * 3600n, false);
+    await mine();
+    await provision();
+    const running = await status(podId);
+    expect(running.phase).toBe(PodPhase.RUNNING);
+    expect(running.billing?.state).toBe("running");
+    expect(running.billing?.ratePerSecond).toBe(rate.toString());
+    expect(running.billing?.deposit).toBe((rate * 3700n).toString());
+    expect(running.billing?.reserved?.cpuMillis).toBe(200n);
+
+    // The deposit runs out: the daemon's loop stops the pod (phase STOPPED) and claims all of it.
+    await increaseTime(3800n);
+    const stopped = await waitFor("the pod stopped for funds", async () => {
+      const s = await status(podId);
+      return s.phase === PodPhase.STOPPED && s.billing?.state === "stopped_funds" && s;
+    });
+    expect(stopped.billing?.warnings.join()).toContain("the deposit ran out");
+    const key = { publisher: alice.account.address, provider: daemon.info().provider, podId };
+    await waitFor("the full claim", async () => (await getChannel(publisher, key)).claimed === rate * 3700n);
+    const id = daemon.state.listPods().find((x) => x.podId === podId)!.id;
+    expect((await daemon.engine.status(id)).running).toBe(false);
+
+    // A top-up restarts it.
+    await topUp(publisher, daemon.info().provider, podId, rate * 10_000n, false);
+    await mine(2);
+    await waitFor("the pod running again", async () => {
+      const s = await status(podId);
+      return s.phase === PodPhase.RUNNING && s.billing?.state === "running";
+    });
+    expect((await daemon.engine.status(id)).running).toBe(true);
+    const metrics = await (await fetch(daemon.info().metricsUrl)).text();
+    expect(metrics).toContain(`tpod_billing_rate_per_second{pod="${id}"} ${rate}`);
+
+    // The publisher deletes it: billing stops on chain at once and the last accrual is claimed.
+    await alice.call(
+      "delete",
+      DeleteRequestSchema,
+      { podId: Buffer.from(podId.slice(2), "hex") },
+      DeleteResponseSchema,
+      podId,
+    );
+    const closed = await waitFor("providerClose and the final claim", async () => {
+      const c = await getChannel(publisher, key);
+      return c.closeAt !== 0n && c.claimed === rate * (c.closeAt - openedAt) && c;
+    });
+    expect(closed.claimed).toBeLessThanOrEqual(closed.deposit);
+  }, 180_000);
+});
