@@ -4,7 +4,6 @@ import {
   type ChainContext,
   claim,
   claimWithVoucher,
-  type DevChain,
   openChannel,
   type Quote,
   Resource,
@@ -14,10 +13,10 @@ import {
   requestClose,
   signQuoteFor,
   signVoucherFor,
-  startDevChain,
   topUp,
   withdraw,
 } from "@trustedpods/chain";
+import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import { type Hex, keccak256, toHex } from "viem";
 
 const REFERENCE = {

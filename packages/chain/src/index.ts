@@ -1,7 +1,5 @@
-export * from "./anvil.js";
 export * from "./client.js";
 export * from "./deploy.js";
-export * from "./devnet.js";
 export * from "./eip712.js";
 export * from "./errors.js";
 export * from "./events.js";

@@ -2,7 +2,6 @@ import { createWalletClient, custom, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
 import {
-  devAccounts,
   paymentsDomain,
   type Quote,
   recoverQuoteSigner,
@@ -11,6 +10,7 @@ import {
   signQuote,
   signVoucher,
 } from "../src/index.js";
+import { devAccounts } from "../src/node.js";
 
 const key = devAccounts(1)[0]!.privateKey;
 const local = privateKeyToAccount(key);

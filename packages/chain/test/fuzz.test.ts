@@ -18,9 +18,7 @@ import { privateKeyToAccount } from "viem/accounts";
 import { foundry } from "viem/chains";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  type Anvil,
   deployContract,
-  devAccounts,
   feeOnTransferTokenAbi,
   feeOnTransferTokenBytecode,
   marketplaceAbi,
@@ -33,11 +31,11 @@ import {
   paymentsFuzzHarnessBytecode,
   reentrantTokenAbi,
   reentrantTokenBytecode,
-  startAnvil,
   testTokenAbi,
   testTokenBytecode,
   waitForTransaction,
 } from "../src/index.js";
+import { type Anvil, devAccounts, startAnvil } from "../src/node.js";
 
 const LONG = process.env.TPOD_LONG_TESTS === "1";
 const BATCH = 100;

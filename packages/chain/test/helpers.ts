@@ -14,12 +14,12 @@ import { expect } from "vitest";
 import {
   type ChainContext,
   ChainError,
-  type DevChain,
   openChannel,
   type Quote,
   type Royalty,
   signQuoteFor,
 } from "../src/index.js";
+import type { DevChain } from "../src/node.js";
 
 export const ZERO = "0x0000000000000000000000000000000000000000" as Address;
 let podSeq = 0;

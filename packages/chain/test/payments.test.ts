@@ -8,7 +8,6 @@ import {
   claim,
   claimable,
   claimWithVoucher,
-  type DevChain,
   deployContract,
   ensureAllowance,
   feeOnTransferTokenAbi,
@@ -24,10 +23,10 @@ import {
   refund,
   requestClose,
   signVoucherFor,
-  startDevChain,
   topUp,
   withdraw,
 } from "../src/index.js";
+import { type DevChain, startDevChain } from "../src/node.js";
 import {
   accountOf,
   expectChainError,

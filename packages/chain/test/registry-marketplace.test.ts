@@ -4,7 +4,6 @@ import {
   balanceOf,
   checkChannelListings,
   createListing,
-  type DevChain,
   deregisterProvider,
   ensureAllowance,
   findProviders,
@@ -19,12 +18,12 @@ import {
   registerProvider,
   revokeProvider,
   setListingActive,
-  startDevChain,
   updateListingMetadata,
   updateProvider,
   updateTerms,
   wrappedKeyCid,
 } from "../src/index.js";
+import { type DevChain, startDevChain } from "../src/node.js";
 import { expectChainError, openDefault, type Parties, parties, ZERO } from "./helpers.js";
 
 let chain: DevChain;

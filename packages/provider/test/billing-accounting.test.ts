@@ -3,15 +3,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import {
-  changeRate,
-  type DevChain,
-  getChannel,
-  paymentsAbi,
-  requestClose,
-  signQuoteFor,
-  startDevChain,
-} from "@trustedpods/chain";
+import { changeRate, getChannel, paymentsAbi, requestClose, signQuoteFor } from "@trustedpods/chain";
+import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import { parseEventLogs } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {

@@ -1,13 +1,8 @@
 // The provision check on the real dev chain (anvil): every refusal names its field, nothing is recorded on failure.
 import { DatabaseSync } from "node:sqlite";
 import { create } from "@bufbuild/protobuf";
-import {
-  authorizeProvider,
-  createListing,
-  type DevChain,
-  requestClose,
-  startDevChain,
-} from "@trustedpods/chain";
+import { authorizeProvider, createListing, requestClose } from "@trustedpods/chain";
+import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import { RpcError } from "@trustedpods/p2p";
 import { ChannelRefSchema, ErrorCode } from "@trustedpods/protocol";
 import { createPublicClient, http } from "viem";

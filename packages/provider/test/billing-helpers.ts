@@ -2,12 +2,12 @@
 import { create } from "@bufbuild/protobuf";
 import {
   type ChainContext,
-  type DevChain,
   ensureAllowance,
   openChannel,
   type Royalty,
   signQuoteFor,
 } from "@trustedpods/chain";
+import type { DevChain } from "@trustedpods/chain/node";
 import { type ChannelRef, ChannelRefSchema, type Pod, type Pricing } from "@trustedpods/protocol";
 import { type Address, erc20Abi, type Hex, keccak256, type LocalAccount, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";

@@ -10,15 +10,13 @@ import { DatabaseSync } from "node:sqlite";
 import { promisify } from "node:util";
 import {
   type ChainContext,
-  type DevChain,
   getChannel,
   paymentsAbi,
   requestClose,
-  startAnvil,
-  startDevChain,
   topUp,
   withdraw,
 } from "@trustedpods/chain";
+import { type DevChain, startAnvil, startDevChain } from "@trustedpods/chain/node";
 import { Registry } from "prom-client";
 import { type Hex, parseEventLogs } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -9,7 +9,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type { Multiaddr } from "@multiformats/multiaddr";
-import type { DevChain } from "@trustedpods/chain";
+import type { DevChain } from "@trustedpods/chain/node";
 import { createIpfsNode, type IpfsNode, pushImage } from "@trustedpods/ipfs";
 import { openOciLayout } from "@trustedpods/oci";
 import { callSignedServerStream, callSignedUnary, createP2PNode, type P2PNode } from "@trustedpods/p2p";

@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { multiaddr } from "@multiformats/multiaddr";
-import { type DevChain, startDevChain } from "@trustedpods/chain";
+import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import type { IpfsNode } from "@trustedpods/ipfs";
 import { RpcError } from "@trustedpods/p2p";
 import {

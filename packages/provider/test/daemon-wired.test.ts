@@ -7,7 +7,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { multiaddr } from "@multiformats/multiaddr";
-import { type DevChain, ensureAllowance, getChannel, openChannel, startDevChain } from "@trustedpods/chain";
+import { ensureAllowance, getChannel, openChannel } from "@trustedpods/chain";
+import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import type { IpfsNode } from "@trustedpods/ipfs";
 import { callUnary, RpcError } from "@trustedpods/p2p";
 import {

@@ -1,4 +1,4 @@
-import { type DevChain, startDevChain } from "@trustedpods/chain";
+import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import type { Command } from "commander";
 import { CliError, ExitCode } from "../errors.js";
 import type { CommandContext } from "./index.js";

@@ -5,8 +5,12 @@ import { registerAttest } from "./attest.js";
 import { registerDevnet } from "./devnet.js";
 import { registerDoctor } from "./doctor.js";
 import { registerImage } from "./image.js";
+import { registerKeys } from "./keys.js";
 import { registerManifest } from "./manifest.js";
+import { registerNetwork } from "./network.js";
 import { registerProvider } from "./provider.js";
+import { registerProviders } from "./providers.js";
+import { registerVerify } from "./verify.js";
 
 export interface CommandContext {
   io: Io;
@@ -21,5 +25,9 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
   registerManifest(program, ctx);
   registerImage(program, ctx);
   registerDevnet(program, ctx);
+  registerKeys(program, ctx);
+  registerNetwork(program, ctx);
+  registerProviders(program, ctx);
+  registerVerify(program, ctx);
   registerProvider(program, ctx);
 }

@@ -1,0 +1,55 @@
+/**
+ * Every failure the SDK raises on purpose. Codes are stable (the CLI and the web app branch on them); messages
+ * say what to do about it.
+ */
+export type PublisherErrorCode =
+  /** A keystore file is not a Web3 Secret Storage v3 document we can read, or its parameters are out of bounds. */
+  | "KEYSTORE_MALFORMED"
+  /** The passphrase does not open the keystore (MAC mismatch). */
+  | "WRONG_PASSPHRASE"
+  /** No key with that address (or file) exists. */
+  | "KEY_NOT_FOUND"
+  /** A key with that address is already in the keystore. */
+  | "KEY_EXISTS"
+  /** A raw private key is not 32 bytes of hex, or not a valid secp256k1 scalar. */
+  | "INVALID_PRIVATE_KEY"
+  /** No passphrase source: no --password-file, no TPOD_PASSWORD and no terminal to ask on. */
+  | "NO_PASSPHRASE"
+  /** A key, keystore or state file is readable by group or others. */
+  | "FILE_PERMISSIONS"
+  /** No chain could be found: no flags, no environment, no network file, no running devnet. */
+  | "NO_NETWORK"
+  /** A network file, contracts file or devnet state file is malformed. */
+  | "NETWORK_MALFORMED"
+  /** The RPC endpoint or the contracts it should hold do not answer as expected. */
+  | "NETWORK_UNREACHABLE"
+  /** The network resolved, but which key signs is unknown. */
+  | "NO_KEY"
+  /** A provider address is not registered. */
+  | "PROVIDER_NOT_FOUND"
+  /** No registered provider fits the pod and the filters. */
+  | "NO_PROVIDER_FITS"
+  /** Several tokens among the candidates: prices cannot be compared without choosing one. */
+  | "AMBIGUOUS_TOKEN"
+  /** The provider cannot be reached over libp2p, or the attest call failed. */
+  | "PROVIDER_UNREACHABLE"
+  /** The peer we reached is not the one the Registry or the multiaddr names. */
+  | "PEER_MISMATCH"
+  /** The provider's evidence was rejected (see `cause`, an AttestationError, and `field`). */
+  | "ATTESTATION_REFUSED"
+  /** The local pod record file is malformed, or a pod is missing or duplicated. */
+  | "POD_RECORD";
+
+export class PublisherError extends Error {
+  override readonly name = "PublisherError";
+  /** The rule, file or flag the error is about, when there is one. */
+  readonly field?: string;
+  constructor(
+    readonly code: PublisherErrorCode,
+    message: string,
+    options: { cause?: unknown; field?: string } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    if (options.field !== undefined) this.field = options.field;
+  }
+}
