@@ -177,6 +177,12 @@ describe.skipIf(!built || !HAVE_TOOLS)("tpod devnet up", () => {
     expect(v.out).toContain(info.provider.peerId);
   });
 
+  it("tpod devnet status reads the running devnet", async () => {
+    const r = await tpod(["devnet", "status", "--json"]);
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out).pid).toBe(child.pid);
+  });
+
   it("the gateway answers an unknown host with a 404 JSON error", async () => {
     const r = await get(info.gateway.port, `nothing-${uid}.localhost`);
     expect(r.status).toBe(404);
@@ -240,5 +246,8 @@ describe.skipIf(!built || !HAVE_TOOLS)("tpod devnet up", () => {
     expect(await podmanLines(["ps", "-a", "-q", "--filter", filter])).toEqual([]);
     expect(await podmanLines(["network", "ls", "-q", "--filter", filter])).toEqual([]);
     for (const p of ports) expect(await connects(p), `port ${p} after stop`).toBe(false);
+    const down = await tpod(["devnet", "down"]);
+    expect(down.code).toBe(1);
+    expect(down.err).toMatch(/no devnet is running/);
   });
 });

@@ -139,6 +139,51 @@ export function registerDevnet(program: Command, { io }: CommandContext): void {
       },
     );
   devnet
+    .command("status")
+    .description("show the running devnet from $TPOD_HOME/devnet.json (exit 1 when none runs)")
+    .option("--json", "print the state file's contents as JSON")
+    .action(async (opts: { json?: boolean }) => {
+      const { readDevnetState, tpodHome } = await import("@trustedpods/publisher/node");
+      const found = await readDevnetState(tpodHome());
+      if (!found.state) throw new CliError(`no devnet is running: ${found.why}`);
+      const s = found.state;
+      if (opts.json) return io.out(JSON.stringify(s));
+      io.out(
+        `devnet pid ${s.pid ?? "?"} since ${s.startedAt ?? "?"}: chain ${s.rpcUrl} (chain id ${s.chainId})`,
+      );
+      for (const p of s.providers ?? []) io.out(`  provider ${p.address} gateway ${p.gateway?.url ?? "-"}`);
+      if (s.publisher) io.out(`  publisher ${s.publisher} (public test key)`);
+    });
+  devnet
+    .command("down")
+    .description("stop the devnet `tpod devnet up` runs (SIGTERM to its process; waits until it has stopped)")
+    .option("--timeout <seconds>", "how long to wait", "60")
+    .action(async (opts: { timeout: string }) => {
+      const timeoutS = Number(opts.timeout);
+      if (!Number.isFinite(timeoutS) || timeoutS <= 0)
+        throw new CliError("--timeout must be a positive number of seconds", ExitCode.usage);
+      const { readDevnetState, tpodHome } = await import("@trustedpods/publisher/node");
+      const found = await readDevnetState(tpodHome());
+      if (!found.state?.pid)
+        throw new CliError(`no devnet is running: ${found.state ? "its state file has no pid" : found.why}`);
+      const pid = found.state.pid;
+      process.kill(pid, "SIGTERM");
+      io.err(`sent SIGTERM to devnet process ${pid}; waiting for it to stop...`);
+      const deadline = Date.now() + timeoutS * 1000;
+      while (Date.now() < deadline) {
+        try {
+          process.kill(pid, 0);
+        } catch {
+          io.out(`devnet ${pid} stopped`);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new CliError(
+        `devnet process ${pid} is still running after ${timeoutS} s (kill -9 ${pid} ends it at once)`,
+      );
+    });
+  devnet
     .command("chain")
     .description(
       "start a local chain (anvil) with Registry, Payments, Marketplace and a test token deployed and funded test accounts; runs in the foreground until Ctrl-C",
