@@ -1,10 +1,10 @@
 // `tpod devnet up` as a child process (the built CLI): ready line, state file, a working chain with the provider
 // registered at the printed prices, verify/providers finding it without flags, the gateway, a second devnet
-// refused, and a clean SIGTERM (state file gone, pods removed, ports closed).
+// refused, examples/hello deployed and answering, and a clean SIGTERM (state file gone, pods removed, ports closed).
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -19,6 +19,7 @@ import { run } from "../src/main.js";
 
 const execFileP = promisify(execFile);
 const bin = path.resolve(import.meta.dirname, "../bin/tpod");
+const repo = path.resolve(import.meta.dirname, "../../..");
 const built = existsSync(path.resolve(import.meta.dirname, "../dist/main.js"));
 const HAVE_TOOLS = ["/usr/bin/podman", "/usr/bin/buildah", "/bin/busybox"].every((p) => existsSync(p));
 if (!built) console.warn("SKIP: tpod devnet up tests need the built CLI (npm run build)");
@@ -198,35 +199,32 @@ describe.skipIf(!built || !HAVE_TOOLS)("tpod devnet up", () => {
     expect((await readDevnetState(home)).state?.pid).toBe(child.pid);
   });
 
-  it("stops on SIGTERM: state file removed, its pods removed, ports closed", async () => {
-    // A pod of the devnet provider's engine owner, as a provision would leave it running.
-    const { stdout } = await execFileP("buildah", ["from", "scratch"]);
-    const ctr = stdout.trim();
-    try {
-      await execFileP("buildah", ["copy", ctr, "/bin/busybox", "/bin/busybox"]);
-      await execFileP("buildah", ["commit", "-q", ctr, image]);
-    } finally {
-      await execFileP("buildah", ["rm", ctr]).catch(() => {});
+  it("tpod deploy runs examples/hello on it without flags and the pod answers at its URL", async () => {
+    // The example manifest with this test's own image tag (examples/hello/build.sh builds it, as start.sh does).
+    const manifest = path.join(home, "hello.yaml");
+    const text = await readFile(path.join(repo, "examples/hello/pod.yaml"), "utf8");
+    await writeFile(manifest, text.replace(/image: .*/, `image: ${image}`));
+    await execFileP(path.join(repo, "examples/hello/build.sh"), [image]);
+    const r = await tpod(["deploy", manifest, "--json"]);
+    expect(r.code, r.err).toBe(0);
+    const deployed = JSON.parse(r.out);
+    const url = new URL(deployed.endpoints.http[0]);
+    expect(url.hostname.endsWith(".localhost")).toBe(true);
+    expect(Number(url.port)).toBe(info.gateway.port);
+    let answer = { status: 0, type: "", body: "" };
+    for (let i = 0; i < 50 && answer.status !== 200; i++) {
+      answer = await get(info.gateway.port, url.hostname);
+      if (answer.status !== 200) await new Promise((res) => setTimeout(res, 200));
     }
-    await execFileP("podman", [
-      "run",
-      "-d",
-      "--init",
-      "--label",
-      "io.trustedpods.managed=true",
-      "--label",
-      `io.trustedpods.owner=${owner}`,
-      "--label",
-      `io.trustedpods.pod=p${uid}`,
-      "--label",
-      "io.trustedpods.container=main",
-      image,
-      "/bin/busybox",
-      "sleep",
-      "600",
-    ]);
+    expect(answer.body).toContain("Hello from Trusted Pods");
+    const pods = await tpod(["provider", "pods", "--config", info.provider.config, "--json"]);
+    expect(pods.code, pods.err).toBe(0);
+    expect(JSON.parse(pods.out).map((p: { phase: string }) => p.phase)).toEqual(["running"]);
+  }, 120_000);
+
+  it("stops on SIGTERM: state file removed, its pods removed, ports closed", async () => {
     const filter = `label=io.trustedpods.owner=${owner}`;
-    expect(await podmanLines(["ps", "-a", "-q", "--filter", filter])).toHaveLength(1);
+    expect((await podmanLines(["ps", "-a", "-q", "--filter", filter])).length).toBeGreaterThan(0);
 
     const ports = [
       portOf(info.rpcUrl),

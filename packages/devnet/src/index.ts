@@ -206,6 +206,8 @@ chain:
   registry: ${JSON.stringify(o.chain.contracts.registry)}
   marketplace: ${JSON.stringify(o.chain.contracts.marketplace)}
   accountKeyFile: account.key
+  # anvil mines each transaction at once and never reorganizes: decide on the latest block.
+  confirmations: 0
 pricing:
   token: ${JSON.stringify(p.token)}
   symbol: ${p.symbol}
@@ -233,6 +235,8 @@ ipfs:
     network: devnet
 metrics:
   listen: 127.0.0.1:0
+limits:
+  provisionTimeoutSeconds: 120
 log:
   level: ${o.logLevel}
 `;
@@ -366,6 +370,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
     await timed(timings, "register", () => registerProvider(chain.context(PROVIDER_ACCOUNT), entry));
 
     const stateFile = tpodPaths(home).devnet;
+    const uploadPeers = [...d.ipfs, ...ipfs.multiaddrs()];
     const state: DevnetState = {
       version: 1,
       rpcUrl: chain.rpcUrl,
@@ -382,7 +387,9 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
           gateway: { url: gatewayUrl, baseDomain: DEVNET_BASE_DOMAIN },
         },
       ],
-      ipfs: { multiaddrs: ipfs.multiaddrs() },
+      // Publishers connect their upload node to these: the provider's own node first (its bitswap asks the peers
+      // connected to it, so it finds the blocks on the upload node), then the devnet's node.
+      ipfs: { multiaddrs: uploadPeers },
       gateway: { url: gatewayUrl, baseDomain: DEVNET_BASE_DOMAIN },
       pid: process.pid,
       startedAt: new Date().toISOString(),
@@ -413,7 +420,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
         metricsUrl: d.metricsUrl,
       },
       gateway: { url: gatewayUrl, baseDomain: DEVNET_BASE_DOMAIN, port: gw.address.port },
-      ipfs: { multiaddrs: ipfs.multiaddrs() },
+      ipfs: { multiaddrs: uploadPeers },
       publisher: { address: publisher.address, privateKey: publisher.privateKey, label: publisher.label },
       stateFile,
       pid: process.pid,

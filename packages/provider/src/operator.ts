@@ -177,7 +177,8 @@ export async function operatorChain(config: ProviderConfig): Promise<OperatorCha
       payments: config.chain.payments,
       marketplace: config.chain.marketplace ?? "0x0000000000000000000000000000000000000000",
     },
-    confirmations: config.chain.confirmations,
+    // Billing reads `confirmations` blocks below the head; a write here only needs to be mined.
+    confirmations: Math.max(1, config.chain.confirmations),
   };
   return { account, ctx, publicClient };
 }
