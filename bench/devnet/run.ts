@@ -30,7 +30,10 @@ for (let i = 0; i < rounds; i++) {
     logLevel: "silent",
   });
   ready.push(performance.now() - t);
-  for (const [k, v] of Object.entries(net.info.timings)) (steps[k] ??= []).push(v);
+  for (const [k, v] of Object.entries(net.info.timings)) {
+    steps[k] ??= [];
+    steps[k].push(v);
+  }
   t = performance.now();
   await net.stop();
   stopMs.push(performance.now() - t);
