@@ -10,9 +10,10 @@ import type { Libp2p } from "@libp2p/interface";
 import { type ChainContext, ensureAllowance, getChannel, openChannel } from "@trustedpods/chain";
 import { type ContentStore, encryptSecret, pushImage, putSecret } from "@trustedpods/ipfs";
 import { type ImageSource, openPodmanImage } from "@trustedpods/oci";
-import { callSignedUnary } from "@trustedpods/p2p";
+import { callSignedUnary, RpcError } from "@trustedpods/p2p";
 import {
   type Container,
+  ErrorCode,
   type Pod,
   ProvisionRequestSchema,
   ProvisionResponseSchema,
@@ -101,6 +102,8 @@ export interface DeployOptions extends UploadOptions {
   podId?: Hex;
   store?: PodRecorder;
   onProgress?: (e: DeployProgress) => void;
+  /** How long to keep asking while the provider waits for the channel's confirmations; default 60 s. */
+  confirmationTimeoutMs?: number;
   /** Deadline for the provision call (pulls included); default 10 minutes. */
   provisionTimeoutMs?: number;
 }
@@ -384,27 +387,40 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
     "provision",
     "provisioning",
     async () => {
-      try {
-        return await callSignedUnary(
-          o.node,
-          conn.target,
-          "provision",
-          ProvisionRequestSchema,
-          {
-            podId: Buffer.from(podId.slice(2), "hex"),
-            pod: podToWire(pod),
-            channel: { chainId: BigInt(o.clients.chainId), paymentsContract: ctx.addresses.payments },
-          },
-          ProvisionResponseSchema,
-          { signer: o.account, chainId: o.clients.chainId, provider: offer.address, podId },
-          { timeoutMs: o.provisionTimeoutMs ?? 600_000 },
-        );
-      } catch (err) {
-        throw provisionError(err, channel.channelId);
+      // The provider only sees the channel after its confirmations: until then it refuses with
+      // PAYMENT_REQUIRED on field "channel" before doing anything, so asking again is safe.
+      const deadline = Date.now() + (o.confirmationTimeoutMs ?? 60_000);
+      for (;;) {
+        try {
+          return await provisionOnce();
+        } catch (err) {
+          const waiting =
+            err instanceof RpcError &&
+            err.code === ErrorCode.PAYMENT_REQUIRED &&
+            err.details.field === "channel";
+          if (!waiting || Date.now() > deadline) throw provisionError(err, channel.channelId);
+          await new Promise((r) => setTimeout(r, 500));
+        }
       }
     },
     () => "pod running",
   );
+  async function provisionOnce() {
+    return await callSignedUnary(
+      o.node,
+      conn.target,
+      "provision",
+      ProvisionRequestSchema,
+      {
+        podId: Buffer.from(podId.slice(2), "hex"),
+        pod: podToWire(pod),
+        channel: { chainId: BigInt(o.clients.chainId), paymentsContract: ctx.addresses.payments },
+      },
+      ProvisionResponseSchema,
+      { signer: o.account, chainId: o.clients.chainId, provider: offer.address, podId },
+      { timeoutMs: o.provisionTimeoutMs ?? 600_000 },
+    );
+  }
   const endpoints = endpointsFromWire(res.endpoints);
   const now = new Date().toISOString();
   const record: PodRecord = {
@@ -471,6 +487,8 @@ export interface UpdateOptions extends UploadOptions {
   policy: SelectedPolicy;
   node: Libp2p;
   onProgress?: (e: DeployProgress) => void;
+  /** How long to keep asking while the provider waits for the new rate's confirmations; default 60 s. */
+  confirmationTimeoutMs?: number;
 }
 
 export interface UpdateResult {
@@ -537,19 +555,29 @@ export async function updatePod(o: UpdateOptions): Promise<UpdateResult> {
     "provision",
     "updating the pod",
     async () => {
-      try {
-        return await callSignedUnary(
-          o.node,
-          conn.target,
-          "update",
-          UpdateRequestSchema,
-          { podId: Buffer.from(o.record.podId.slice(2), "hex"), pod: podToWire(pod) },
-          UpdateResponseSchema,
-          { signer: o.account, chainId: conn.chainId, provider: conn.provider, podId: o.record.podId },
-          { timeoutMs: 600_000 },
-        );
-      } catch (err) {
-        throw providerError("update", err);
+      // After changeRate the provider sees the new rate only once it has its confirmations: ask again until then.
+      const deadline = Date.now() + (o.confirmationTimeoutMs ?? 60_000);
+      for (;;) {
+        try {
+          return await callSignedUnary(
+            o.node,
+            conn.target,
+            "update",
+            UpdateRequestSchema,
+            { podId: Buffer.from(o.record.podId.slice(2), "hex"), pod: podToWire(pod) },
+            UpdateResponseSchema,
+            { signer: o.account, chainId: conn.chainId, provider: conn.provider, podId: o.record.podId },
+            { timeoutMs: 600_000 },
+          );
+        } catch (err) {
+          const waiting =
+            rateChanged &&
+            err instanceof RpcError &&
+            err.code === ErrorCode.PAYMENT_REQUIRED &&
+            err.details.field === "ratePerSecond";
+          if (!waiting || Date.now() > deadline) throw providerError("update", err);
+          await new Promise((r) => setTimeout(r, 500));
+        }
       }
     },
     () => "pod updated",
