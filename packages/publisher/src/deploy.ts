@@ -251,6 +251,11 @@ async function pickProvider(o: DeployOptions): Promise<PricedOffer> {
   return cheapestOffer(priceOffers(await listOffers(ctx, {}), o.pod));
 }
 
+/** 100 ms, 200 ms, 400 ms, then every second: a new block usually shows up fast on a devnet. */
+function backoff(attempt: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 1000)));
+}
+
 function randomPodId(): Hex {
   return `0x${randomBytes(32).toString("hex")}`;
 }
@@ -390,6 +395,7 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
       // The provider only sees the channel after its confirmations: until then it refuses with
       // PAYMENT_REQUIRED on field "channel" before doing anything, so asking again is safe.
       const deadline = Date.now() + (o.confirmationTimeoutMs ?? 60_000);
+      let attempt = 0;
       for (;;) {
         try {
           return await provisionOnce();
@@ -399,7 +405,7 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
             err.code === ErrorCode.PAYMENT_REQUIRED &&
             err.details.field === "channel";
           if (!waiting || Date.now() > deadline) throw provisionError(err, channel.channelId);
-          await new Promise((r) => setTimeout(r, 500));
+          await backoff(attempt++);
         }
       }
     },
@@ -557,6 +563,7 @@ export async function updatePod(o: UpdateOptions): Promise<UpdateResult> {
     async () => {
       // After changeRate the provider sees the new rate only once it has its confirmations: ask again until then.
       const deadline = Date.now() + (o.confirmationTimeoutMs ?? 60_000);
+      let attempt = 0;
       for (;;) {
         try {
           return await callSignedUnary(
@@ -576,7 +583,7 @@ export async function updatePod(o: UpdateOptions): Promise<UpdateResult> {
             err.code === ErrorCode.PAYMENT_REQUIRED &&
             err.details.field === "ratePerSecond";
           if (!waiting || Date.now() > deadline) throw providerError("update", err);
-          await new Promise((r) => setTimeout(r, 500));
+          await backoff(attempt++);
         }
       }
     },
