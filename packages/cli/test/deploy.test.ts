@@ -21,6 +21,8 @@ import {
   type DeployProgress,
   depositFor,
   PublisherError,
+  podConnection,
+  podLogs,
   type ResolvedNetwork,
 } from "@trustedpods/publisher";
 import { deploy, PodStore } from "@trustedpods/publisher/node";
@@ -265,6 +267,19 @@ describe.skipIf(!haveTools)("deploy", () => {
     });
     expect([ch.exists, ch.ratePerSecond, ch.deposit]).toEqual([true, r.ratePerSecond, r.deposit]);
     expect((await store.get(r.podId)).channel).toBe(r.channel);
+    // Logs with --follow: the lines so far arrive, the stream stays open, and aborting ends it cleanly.
+    const ac = new AbortController();
+    const lines: string[] = [];
+    for await (const l of podLogs(podConnection(node, r.record, account), r.podId, {
+      follow: true,
+      container: "web",
+      signal: ac.signal,
+    })) {
+      lines.push(l.line);
+      expect([l.container, l.stream]).toEqual(["web", "stdout"]);
+      if (l.line.includes("started hello")) ac.abort();
+    }
+    expect(lines).toContain("started hello");
   }, 120_000);
 
   it("refuses a deposit below the provider's minimum before uploading anything, with the amount that works", async () => {
