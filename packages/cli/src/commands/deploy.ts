@@ -172,6 +172,18 @@ export function failJson(io: Io, json: boolean | undefined, err: unknown): unkno
   return cliError(err);
 }
 
+/**
+ * On the devnet the provider counts one confirmation while anvil mines only on transactions: mine one empty block
+ * after the channel transaction so the provider sees it at once (harmless on a dev chain; never done elsewhere).
+ */
+export function devnetMiner(s: Session, next: (e: DeployProgress) => void): (e: DeployProgress) => void {
+  return (e) => {
+    next(e);
+    if (s.network.isDevnet && e.step === "channel" && e.phase === "done")
+      s.clients.publicClient.request({ method: "evm_mine" as never, params: [] as never }).catch(() => {});
+  };
+}
+
 interface DeployOpts extends SessionFlags {
   provider?: string;
   funds?: string;
@@ -226,7 +238,7 @@ export function registerDeploy(program: Command, { io }: CommandContext): void {
         // Quotes do not carry the provider's minimum paid time; the devnet's is known, elsewhere the daemon default.
         ...(s.network.isDevnet ? { minDepositSeconds: DEVNET_BILLING.minDepositSeconds } : {}),
         store: s.store,
-        onProgress: progressPrinter(io),
+        onProgress: devnetMiner(s, progressPrinter(io)),
       });
       if (opts.json)
         printJson(io, { podId: r.podId, provider: r.provider, channel: r.channel, endpoints: r.endpoints });
