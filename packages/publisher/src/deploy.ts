@@ -7,7 +7,13 @@ import { createHash, createPublicKey, randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Libp2p } from "@libp2p/interface";
-import { type ChainContext, ensureAllowance, getChannel, openChannel } from "@trustedpods/chain";
+import {
+  type ChainContext,
+  ensureAllowance,
+  getChannel,
+  openChannel,
+  type Royalty,
+} from "@trustedpods/chain";
 import { type ContentStore, encryptSecret, pushImage, putSecret } from "@trustedpods/ipfs";
 import { type ImageSource, openPodmanImage } from "@trustedpods/oci";
 import { callSignedUnary, RpcError } from "@trustedpods/p2p";
@@ -98,6 +104,12 @@ export interface DeployOptions extends UploadOptions {
   noticeSeconds?: number;
   /** The provider's minimum paid run time (its billing.minDepositSeconds; default 3600). */
   minDepositSeconds?: number;
+  /**
+   * Royalty shares the channel pays (marketplace listings) and extra approval for listing fixed fees, passed to
+   * `openChannel` as they are.
+   */
+  royalties?: Royalty[];
+  fees?: bigint;
   /** Pod id (bytes32); default: random. */
   podId?: Hex;
   store?: PodRecorder;
@@ -364,9 +376,9 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
     "channel",
     `opening the payment channel with ${formatAmount(deposit, token)}`,
     async () => {
-      await checkBalance(ctx, token, publisher, deposit);
+      await checkBalance(ctx, token, publisher, deposit + (o.fees ?? 0n));
       try {
-        await ensureAllowance(ctx, token.address, deposit);
+        await ensureAllowance(ctx, token.address, deposit + (o.fees ?? 0n));
         return await openChannel(ctx, {
           quote: quote.quote,
           quoteSignature: quote.signature,
@@ -374,6 +386,8 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
           deposit,
           noticeSeconds,
           approve: false,
+          ...(o.royalties ? { royalties: o.royalties } : {}),
+          ...(o.fees === undefined ? {} : { fees: o.fees }),
         });
       } catch (err) {
         throw new PublisherError(
