@@ -18,14 +18,13 @@ import type { Daemon } from "@trustedpods/provider";
 import {
   connectNetwork,
   DEVNET_POLICY,
-  type DeployProgress,
   depositFor,
   PublisherError,
   podConnection,
   podLogs,
   type ResolvedNetwork,
 } from "@trustedpods/publisher";
-import { deploy, PodStore } from "@trustedpods/publisher/node";
+import { type DeployProgress, deploy, PodStore } from "@trustedpods/publisher/node";
 import { type Address, erc20Abi, type Hex, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
