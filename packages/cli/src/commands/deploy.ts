@@ -1,8 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { DEVNET_BILLING } from "@trustedpods/devnet";
-import { createIpfsNode, type IpfsNode } from "@trustedpods/ipfs";
+import type { IpfsNode } from "@trustedpods/ipfs";
 import { createP2PNode, type P2PNode } from "@trustedpods/p2p";
 import { formatDiagnostic, ManifestError, type Pod } from "@trustedpods/protocol";
 import { loadManifest } from "@trustedpods/protocol/node";
@@ -137,6 +136,8 @@ export async function openUploadNode(
       ];
   const loopback = list.every((a) => /^\/(ip4\/127\.|ip6\/::1\/|dns4?\/localhost\/)/.test(a));
   try {
+    // Loaded on use: Helia and libp2p are not needed by the other commands.
+    const { createIpfsNode } = await import("@trustedpods/ipfs");
     const node = await createIpfsNode({
       dataDir: dir,
       listen: loopback ? ["/ip4/127.0.0.1/tcp/0"] : ["/ip4/0.0.0.0/tcp/0"],
@@ -182,6 +183,12 @@ export function devnetMiner(s: Session, next: (e: DeployProgress) => void): (e: 
     if (s.network.isDevnet && e.step === "channel" && e.phase === "done")
       s.clients.publicClient.request({ method: "evm_mine" as never, params: [] as never }).catch(() => {});
   };
+}
+
+/** Loaded on use: the devnet package pulls in the provider daemon (node:sqlite, which warns at load). */
+async function devnetMinDepositSeconds(): Promise<number> {
+  const { DEVNET_BILLING } = await import("@trustedpods/devnet");
+  return DEVNET_BILLING.minDepositSeconds;
 }
 
 interface DeployOpts extends SessionFlags {
@@ -236,7 +243,7 @@ export function registerDeploy(program: Command, { io }: CommandContext): void {
         ...(opts.funds === undefined ? {} : { funds: opts.funds }),
         ...(opts.notice ? { noticeSeconds: Number(opts.notice) } : {}),
         // Quotes do not carry the provider's minimum paid time; the devnet's is known, elsewhere the daemon default.
-        ...(s.network.isDevnet ? { minDepositSeconds: DEVNET_BILLING.minDepositSeconds } : {}),
+        ...(s.network.isDevnet ? { minDepositSeconds: await devnetMinDepositSeconds() } : {}),
         store: s.store,
         onProgress: devnetMiner(s, progressPrinter(io)),
       });
