@@ -14,8 +14,8 @@ import {
   openChannel,
   type Royalty,
 } from "@trustedpods/chain";
-import { type ContentStore, encryptSecret, pushImage, putSecret } from "@trustedpods/ipfs";
-import { type ImageSource, openPodmanImage } from "@trustedpods/oci";
+import type { ContentStore } from "@trustedpods/ipfs";
+import type { ImageSource } from "@trustedpods/oci";
 import { callSignedUnary, RpcError } from "@trustedpods/p2p";
 import {
   type Container,
@@ -177,7 +177,9 @@ export async function pushLocalImages(
   pod: Pod,
   o: UploadOptions,
 ): Promise<{ pod: Pod; images: Record<string, string> }> {
-  const open = o.openLocalImage ?? openPodmanImage;
+  // Loaded on use: Helia and the OCI code are heavy, and every tpod command imports this entry.
+  const { pushImage } = await import("@trustedpods/ipfs");
+  const open = o.openLocalImage ?? (await import("@trustedpods/oci")).openPodmanImage;
   const pushed = new Map<string, Promise<{ cid: string; digest: string }>>();
   const pushOne = async (name: string) => {
     let src: Awaited<ReturnType<typeof open>>;
@@ -224,6 +226,7 @@ export async function uploadSecrets(
     type: "spki",
   });
   const keyRef = encryptionKeyId(attestation.encryptionPublicKey);
+  const { encryptSecret, putSecret } = await import("@trustedpods/ipfs");
   const volumes: Volume[] = [];
   for (const v of pod.volumes) {
     if (v.kind !== "secret" || v.source.kind !== "file") {
