@@ -2,10 +2,12 @@ import type { Command } from "commander";
 import type { ExitCode } from "../errors.js";
 import type { Io } from "../output.js";
 import { registerAttest } from "./attest.js";
+import { registerDev } from "./dev.js";
 import { registerDevnet } from "./devnet.js";
 import { registerDoctor } from "./doctor.js";
 import { registerImage } from "./image.js";
 import { registerKeys } from "./keys.js";
+import { registerListings } from "./listings.js";
 import { registerManifest } from "./manifest.js";
 import { registerNetwork } from "./network.js";
 import { registerProvider } from "./provider.js";
@@ -30,4 +32,6 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
   registerProviders(program, ctx);
   registerVerify(program, ctx);
   registerProvider(program, ctx);
+  registerDev(program, ctx);
+  registerListings(program, ctx);
 }
