@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import type { ExitCode } from "../errors.js";
 import type { Io } from "../output.js";
 import { registerAttest } from "./attest.js";
+import { registerDeploy } from "./deploy.js";
 import { registerDev } from "./dev.js";
 import { registerDevnet } from "./devnet.js";
 import { registerDoctor } from "./doctor.js";
@@ -10,6 +11,7 @@ import { registerKeys } from "./keys.js";
 import { registerListings } from "./listings.js";
 import { registerManifest } from "./manifest.js";
 import { registerNetwork } from "./network.js";
+import { registerPods } from "./pods.js";
 import { registerProvider } from "./provider.js";
 import { registerProviders } from "./providers.js";
 import { registerVerify } from "./verify.js";
@@ -34,4 +36,6 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
   registerProvider(program, ctx);
   registerDev(program, ctx);
   registerListings(program, ctx);
+  registerDeploy(program, ctx);
+  registerPods(program, ctx);
 }
