@@ -358,3 +358,51 @@ export async function developerEarnings(
     balance: balance as bigint,
   };
 }
+
+/** What the deploy flow needs for a pod that uses listings: requirements plus the warning to show. */
+export interface MarketplacePlan extends ListingRequirements {
+  warning: string;
+}
+
+/**
+ * The deploy flow's hook: undefined for a pod without listings; otherwise the listings' requirements (checked
+ * against `provider` when one is chosen) after refusing entrypoint overrides the listings forbid.
+ */
+export async function marketplacePlan(
+  ctx: ChainContext,
+  pod: Pod,
+  provider?: Address,
+): Promise<MarketplacePlan | undefined> {
+  const ids = listingsOfPod(pod);
+  if (ids.length === 0) return undefined;
+  const req = await listingRequirements(ctx, ids, provider);
+  checkPodAgainstListings(pod, req);
+  if (req.providers.length === 0)
+    throw new MarketError(
+      "PROVIDER_NOT_AUTHORIZED",
+      `no provider is authorized for every listing this pod uses (${ids.join(", ")})`,
+    );
+  return { ...req, warning: MARKETPLACE_WARNING };
+}
+
+/** The fixed fees the channel pulls at opening, all in the channel's token (the contract refuses others). */
+export function listingFeesIn(plan: ListingRequirements | undefined, token: Address): bigint {
+  let total = 0n;
+  for (const f of plan?.fees ?? []) {
+    if (f.token.toLowerCase() !== token.toLowerCase())
+      throw new MarketError(
+        "INVALID_LISTING",
+        `listing ${f.listingId} charges its fixed fee in token ${f.token}, but the provider's channel token is ${token}: pick a provider pricing in ${f.token}`,
+      );
+    total += f.amount;
+  }
+  return total;
+}
+
+/** Human lines for a price breakdown; `fmt` formats a token amount. */
+export function breakdownLines(lines: PriceLine[], fmt: (amount: bigint) => string): string[] {
+  return lines.map(
+    (l) =>
+      `${fmt(l.perSecond * 3600n)}/hour${l.once > 0n ? ` + ${fmt(l.once)} once` : ""} to ${l.payee}: ${l.what}`,
+  );
+}
