@@ -76,18 +76,37 @@ function addImageKey(cmd: Command): Command {
   );
 }
 
-async function withStore<T>(flags: DevFlags, fn: (store: ContentStore) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` with the developer's IPFS store. With `serve`, the embedded node then stays up (connected to the
+ * --peer nodes, default the devnet's IPFS node) until SIGINT/SIGTERM, so providers can fetch the listing's image,
+ * metadata and envelopes: the blocks are pinned in --ipfs-repo, but only a running node serves them.
+ */
+async function withStore<T>(
+  flags: DevFlags,
+  fn: (store: ContentStore) => Promise<T>,
+  serve?: { io: CommandContext["io"]; peers: string[] },
+): Promise<T> {
   const kubo = flags.kuboApi ?? process.env.TPOD_KUBO_API;
+  if (serve && kubo) throw new CliError("--serve needs the embedded node, not --kubo-api", ExitCode.usage);
   let node: IpfsNode | undefined;
   try {
+    const peers = flags.peer ?? serve?.peers ?? [];
     if (!kubo)
       node = await createIpfsNode({
         dataDir: flags.ipfsRepo ?? process.env.TPOD_IPFS_REPO ?? join(homedir(), ".tpod", "ipfs"),
         network: "devnet",
-        ...(flags.peer ? { peers: flags.peer } : {}),
+        ...(peers.length ? { peers } : {}),
       });
     const store: ContentStore = node ?? createKuboStore({ url: kubo ?? "" });
-    return await fn(store);
+    const result = await fn(store);
+    if (serve && node) {
+      serve.io.err(`serving on ${node.multiaddrs().join(" ")} (Ctrl-C to stop)`);
+      await new Promise<void>((resolve) => {
+        process.once("SIGINT", () => resolve());
+        process.once("SIGTERM", () => resolve());
+      });
+    }
+    return result;
   } catch (err) {
     throw devError(err);
   } finally {
@@ -165,6 +184,10 @@ export function registerDev(program: Command, { io }: CommandContext): void {
             .option("--manifest <file>", "a sample manifest stored with the listing metadata")
             .option("--name <name>", "listing name (default: the image argument)")
             .option("--description <text>", "listing description")
+            .option(
+              "--serve",
+              "keep the IPFS node serving the listing until Ctrl-C (default peers: the devnet's)",
+            )
             .option("--json", "print the result as JSON"),
         ),
       ),
@@ -180,6 +203,7 @@ export function registerDev(program: Command, { io }: CommandContext): void {
         manifest?: string;
         name?: string;
         description?: string;
+        serve?: boolean;
       },
     ) => {
       const royaltyBps = Number(opts.royalty);
@@ -210,30 +234,36 @@ export function registerDev(program: Command, { io }: CommandContext): void {
         io.err(
           "warning: --allow-entrypoint-override: publishers can run any program inside your decrypted image",
         );
-      const published = await withStore(opts, (store) =>
-        publishListing({
-          chain: clients.context,
-          store,
-          image,
-          key,
-          name: opts.name ?? image,
-          ...(opts.description ? { description: opts.description } : {}),
-          ...(sampleManifest !== undefined ? { sampleManifest } : {}),
-          royaltyBps,
-          ...(feeToken ? { feeToken } : {}),
-          ...(fixedFee !== undefined ? { fixedFee } : {}),
-          allowEntrypointOverride: opts.allowEntrypointOverride ?? false,
-          onProgress: (line) => io.err(line),
-        }),
+      const report = (published: Awaited<ReturnType<typeof publishListing>>) => {
+        if (opts.json) printJson(io, published);
+        else {
+          io.out(`listing ${published.listingId}`);
+          io.err(
+            `image ${published.imageCid} (manifest ${published.manifestDigest}), metadata ${published.metadataCid}`,
+          );
+          io.err(`next: tpod dev authorize ${published.listingId} PROVIDER`);
+        }
+        return published;
+      };
+      await withStore(
+        opts,
+        (store) =>
+          publishListing({
+            chain: clients.context,
+            store,
+            image,
+            key,
+            name: opts.name ?? image,
+            ...(opts.description ? { description: opts.description } : {}),
+            ...(sampleManifest !== undefined ? { sampleManifest } : {}),
+            royaltyBps,
+            ...(feeToken ? { feeToken } : {}),
+            ...(fixedFee !== undefined ? { fixedFee } : {}),
+            allowEntrypointOverride: opts.allowEntrypointOverride ?? false,
+            onProgress: (line) => io.err(line),
+          }).then(report),
+        opts.serve ? { io, peers: network.devnet?.ipfs?.multiaddrs ?? [] } : undefined,
       );
-      if (opts.json) printJson(io, published);
-      else {
-        io.out(`listing ${published.listingId}`);
-        io.err(
-          `image ${published.imageCid} (manifest ${published.manifestDigest}), metadata ${published.metadataCid}`,
-        );
-        io.err(`next: tpod dev authorize ${published.listingId} PROVIDER`);
-      }
     },
   );
 
@@ -252,55 +282,70 @@ export function registerDev(program: Command, { io }: CommandContext): void {
               "--policy <file>",
               "attestation policy (default: the network's; devnet allows insecure-dev)",
             )
+            .option(
+              "--serve",
+              "keep the IPFS node serving the envelope until Ctrl-C (default peers: the devnet's)",
+            )
             .option("--json", "print the result as JSON"),
         ),
       ),
     ),
-  ).action(async (listingText: string, providerText: string, opts: DevFlags & { policy?: string }) => {
-    const listingId = parseListingId(listingText);
-    const provider = parseProvider(providerText);
-    const { network, clients } = await developerContext(opts);
-    let policy: Awaited<ReturnType<typeof loadPolicyFor>>;
-    try {
-      policy = await loadPolicyFor(network, opts.policy);
-    } catch (err) {
-      throw new CliError(`cannot load the policy: ${(err as Error).message}`);
-    }
-    const offer = await getOffer(clients.context, provider).catch((err) => {
-      throw cliError(err);
-    });
-    io.err(`attesting ${provider} (policy: ${policy.source})...`);
-    const node = await createP2PNode();
-    let encryptionKey: Uint8Array;
-    try {
-      const att = await verifyProvider({
-        node,
-        multiaddrs: offer.multiaddrs,
-        policy: policy.policy,
-        policySource: policy.source,
+  ).action(
+    async (
+      listingText: string,
+      providerText: string,
+      opts: DevFlags & { policy?: string; serve?: boolean },
+    ) => {
+      const listingId = parseListingId(listingText);
+      const provider = parseProvider(providerText);
+      const { network, clients } = await developerContext(opts);
+      let policy: Awaited<ReturnType<typeof loadPolicyFor>>;
+      try {
+        policy = await loadPolicyFor(network, opts.policy);
+      } catch (err) {
+        throw new CliError(`cannot load the policy: ${(err as Error).message}`);
+      }
+      const offer = await getOffer(clients.context, provider).catch((err) => {
+        throw cliError(err);
       });
-      encryptionKey = att.encryptionPublicKey;
-    } catch (err) {
-      if (err instanceof PublisherError) throw new CliError(`refused: ${err.message}`);
-      throw err;
-    } finally {
-      await node.stop();
-    }
-    const key = await loadOrCreateDeveloperKey(opts.imageKey ?? defaultDeveloperKeyFile(tpodHome()));
-    const out = await withStore(opts, (store) =>
-      authorizeListingProvider({
-        chain: clients.context,
-        store,
-        listingId,
-        provider,
-        providerEncryptionKey: encryptionKey,
-        key: key.privateKey,
-        ...(opts.peer ? { peers: opts.peer } : {}),
-      }),
-    );
-    if (opts.json) printJson(io, { listingId, provider, ...out });
-    else io.out(`authorized ${provider} for listing ${listingId} (key envelope ${out.envelopeCid})`);
-  });
+      io.err(`attesting ${provider} (policy: ${policy.source})...`);
+      const node = await createP2PNode();
+      let encryptionKey: Uint8Array;
+      try {
+        const att = await verifyProvider({
+          node,
+          multiaddrs: offer.multiaddrs,
+          policy: policy.policy,
+          policySource: policy.source,
+        });
+        encryptionKey = att.encryptionPublicKey;
+      } catch (err) {
+        if (err instanceof PublisherError) throw new CliError(`refused: ${err.message}`);
+        throw err;
+      } finally {
+        await node.stop();
+      }
+      const key = await loadOrCreateDeveloperKey(opts.imageKey ?? defaultDeveloperKeyFile(tpodHome()));
+      await withStore(
+        opts,
+        async (store) => {
+          const out = await authorizeListingProvider({
+            chain: clients.context,
+            store,
+            listingId,
+            provider,
+            providerEncryptionKey: encryptionKey,
+            key: key.privateKey,
+            ...(opts.peer ? { peers: opts.peer } : {}),
+          });
+          if (opts.json) printJson(io, { listingId, provider, ...out });
+          else io.out(`authorized ${provider} for listing ${listingId} (key envelope ${out.envelopeCid})`);
+          return out;
+        },
+        opts.serve ? { io, peers: network.devnet?.ipfs?.multiaddrs ?? [] } : undefined,
+      );
+    },
+  );
 
   addKeyOptions(
     addNetworkOptions(
