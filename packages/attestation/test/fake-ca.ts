@@ -10,7 +10,7 @@ export interface FakeChain {
   /** DER: leaf, intermediate, root. */
   certs: Uint8Array[];
   /** PKCS#8 DER of the leaf key. */
-  leafKey: Uint8Array;
+  leafKey: Uint8Array<ArrayBuffer>;
   pem: string;
 }
 

@@ -247,7 +247,7 @@ describeWithSamples("TDX and SGX verification of real quotes", () => {
       ["sign"],
     );
     const qeSig = new Uint8Array(
-      await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, key, q.qeReport.raw),
+      await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, key, Uint8Array.from(q.qeReport.raw)),
     );
     const forged = withPckChain(raw, fake.pem, qeSig);
     const err = await rejection(verifyIntelQuote(forged, undefined, { now: new Date() }));

@@ -20,7 +20,7 @@ import {
   verifyIntelQuote,
   verifySnp,
 } from "../src/index.js";
-import { AttestResponseSchema, create, EvidenceSchema } from "./proto.js";
+import { AttestResponseSchema, create, EvidenceSchema, type TeeType } from "./proto.js";
 import { bytes, certs, describeWithSamples, INTEL_SAMPLES, SNP_SAMPLES, text } from "./samples.js";
 
 function policyError(f: () => void): AttestationError {
@@ -125,9 +125,9 @@ describe("insecure-dev evidence", () => {
     expect(() => envelopeFromProto(create(EvidenceSchema, { tee: 1, raw: new Uint8Array(0) }))).toThrow(
       /0 bytes/,
     );
-    expect(() => envelopeFromProto(create(EvidenceSchema, { tee: 99, raw: new Uint8Array(1) }))).toThrow(
-      /unknown/,
-    );
+    expect(() =>
+      envelopeFromProto(create(EvidenceSchema, { tee: 99 as TeeType, raw: new Uint8Array(1) })),
+    ).toThrow(/unknown/);
   });
 });
 

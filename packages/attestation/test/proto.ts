@@ -1,3 +1,3 @@
 // Wire types for tests, from the generated protocol package.
 export { create } from "@bufbuild/protobuf";
-export { AttestResponseSchema, EvidenceSchema } from "@trustedpods/protocol";
+export { AttestResponseSchema, EvidenceSchema, TeeType } from "@trustedpods/protocol";

@@ -9,38 +9,26 @@ import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import {
-  balanceOf,
-  channelHistory,
-  getChannel,
-  Resource,
-  registerProvider,
-  withdraw,
-} from "@trustedpods/chain";
-import { type DevChain, startDevChain } from "@trustedpods/chain/node";
-import type { IpfsNode } from "@trustedpods/ipfs";
+import { balanceOf, channelHistory, getChannel, withdraw } from "@trustedpods/chain";
+import type { DevChain } from "@trustedpods/chain/node";
+import { DEVNET_BILLING, type Devnet, startDevnet } from "@trustedpods/devnet";
 import { createP2PNode, type P2PNode } from "@trustedpods/p2p";
 import { parseManifest } from "@trustedpods/protocol";
-import { Daemon, loadConfig } from "@trustedpods/provider";
+import type { Daemon } from "@trustedpods/provider";
 import {
   connectNetwork,
   DEVNET_POLICY,
-  type DeployProgress,
   depositFor,
   PublisherError,
+  podConnection,
+  podLogs,
   type ResolvedNetwork,
 } from "@trustedpods/publisher";
-import { deploy, PodStore, writeDevnetState } from "@trustedpods/publisher/node";
+import { type DeployProgress, deploy, PodStore } from "@trustedpods/publisher/node";
 import { type Address, erc20Abi, type Hex, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { PodmanEngine } from "../../provider/src/engine/podman.js";
-import {
-  haveTools,
-  providerConfigYaml,
-  startPublisherIpfs,
-  waitFor,
-} from "../../provider/test/daemon-helpers.js";
+import { haveTools, waitFor } from "../../provider/test/daemon-helpers.js";
 import { run } from "../src/main.js";
 
 const exec = promisify(execFile);
@@ -52,7 +40,8 @@ const savedHome = process.env.TPOD_HOME;
 let tmp: string;
 let chain: DevChain;
 let daemon: Daemon;
-let pubIpfs: IpfsNode;
+let devnet: Devnet;
+let miner: NodeJS.Timeout;
 let node: P2PNode;
 let network: ResolvedNetwork;
 
@@ -96,6 +85,12 @@ function get(url: string): Promise<{ status: number; body: string }> {
     req.on("timeout", () => req.destroy(new Error("timeout")));
     req.on("error", reject);
   });
+}
+
+/** The body once the URL answers 200 (the gateway answers 502 until the pod listens). */
+async function ok(url: string): Promise<string | false> {
+  const r = await get(url);
+  return r.status === 200 && r.body;
 }
 
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -178,54 +173,20 @@ beforeAll(async () => {
   if (!haveTools) return;
   tmp = await mkdtemp(join(tmpdir(), "tpod-deploy-test-"));
   process.env.TPOD_HOME = join(tmp, "home");
-  [chain, pubIpfs] = await Promise.all([
-    startDevChain(),
-    startPublisherIpfs(join(tmp, "pub-ipfs")),
+  // The devnet as `tpod devnet up` composes it (chain, IPFS node, provider daemon with billing and gateway),
+  // in process; it writes $TPOD_HOME/devnet.json, which the CLI commands below find.
+  [devnet] = await Promise.all([
+    startDevnet({
+      home: process.env.TPOD_HOME,
+      gatewayPort: 0,
+      chainPort: 0,
+      engineOwner: `dp${uid}`,
+      logLevel: "silent",
+    }),
     buildImage(),
   ]);
-  const keyFile = join(tmp, "account.key");
-  await writeFile(keyFile, `${chain.accounts[1]!.privateKey}\n`, { mode: 0o600 });
-  const cfgFile = join(tmp, "provider.yaml");
-  await writeFile(
-    cfgFile,
-    providerConfigYaml({
-      dataDir: join(tmp, "data"),
-      chain,
-      accountKeyFile: keyFile,
-      owner: `d${uid}`,
-      ipfsPeers: pubIpfs.multiaddrs(),
-    }).replace("chain:\n", "chain:\n  confirmations: 0\n"),
-  );
-  daemon = await Daemon.start(loadConfig(cfgFile), {});
-  // The same prices as the daemon's config, so the Registry price and the quote agree.
-  await registerProvider(chain.context(1), {
-    name: "local",
-    regions: ["local"],
-    multiaddrs: daemon.info().multiaddrs,
-    metadataCid: "",
-    teeTypes: ["insecure-dev"],
-    token: chain.contracts.token,
-    minNoticeSeconds: 600,
-    prices: [
-      { resource: Resource.cpu, pricePerUnitSecond: 1000n },
-      { resource: Resource.memory, pricePerUnitSecond: 200n },
-      { resource: Resource.storage, pricePerUnitSecond: 3000n },
-    ],
-  });
-  // What `tpod devnet up` writes; its IPFS addresses are the provider's own node, so the CLI's upload node,
-  // connected to it, serves the blocks the provider asks for.
-  await writeDevnetState(process.env.TPOD_HOME, {
-    version: 1,
-    rpcUrl: chain.rpcUrl,
-    chainId: chain.chainId,
-    contracts: chain.contracts,
-    publisherKey: chain.accounts[2]!.privateKey,
-    providers: [
-      { address: daemon.info().provider, peerId: daemon.info().peerId, multiaddrs: daemon.info().multiaddrs },
-    ],
-    ipfs: { multiaddrs: daemon.info().ipfs },
-    pid: process.pid,
-  });
+  chain = devnet.chain;
+  daemon = devnet.daemon;
   network = {
     name: "devnet",
     rpcUrl: chain.rpcUrl,
@@ -235,21 +196,20 @@ beforeAll(async () => {
     sources: { rpcUrl: "test", contracts: "test" },
   };
   node = await createP2PNode();
+  // The devnet's provider counts 1 confirmation and anvil mines only on transactions: produce a block every
+  // second, as a real chain does, so a new channel becomes visible to the provider (deploy keeps asking).
+  miner = setInterval(() => {
+    chain.publicClient.request({ method: "evm_mine" as never, params: [] as never }).catch(() => {});
+  }, 1000);
 }, 240_000);
 
 afterAll(async () => {
   if (!haveTools) return;
+  clearInterval(miner);
   await node?.stop();
-  if (daemon) {
-    const engine = daemon.engine as PodmanEngine;
-    for (const m of await engine.listPods()) await engine.remove(m.podId, { images: true });
-    await daemon.stop();
-  }
-  await pubIpfs?.stop();
-  await chain?.stop();
+  await devnet?.stop();
   await exec("buildah", ["rmi", "-f", IMAGE]).catch(() => {});
   await rm(tmp, { recursive: true, force: true });
-  await rm(`/dev/shm/tpod-secrets-d${uid}`, { recursive: true, force: true });
   if (savedHome === undefined) delete process.env.TPOD_HOME;
   else process.env.TPOD_HOME = savedHome;
 }, 120_000);
@@ -285,14 +245,14 @@ describe.skipIf(!haveTools)("deploy", () => {
       account,
       policy: { policy: DEVNET_POLICY, source: "devnet default" },
       node,
-      ipfs: pubIpfs,
+      ipfs: devnet.ipfs,
       store,
       onProgress: (e) => events.push(e),
     });
     expect(r.provider).toBe(daemon.info().provider);
     expect(r.endpoints.http).toHaveLength(1);
     expect(r.endpoints.http[0]).toMatch(/^http:\/\/web-8080-[0-9a-f]{12}\.localhost:\d+\/$/);
-    expect((await waitFor("the pod's URL", async () => (await get(r.endpoints.http[0]!)).body)).trim()).toBe(
+    expect((await waitFor("the pod's URL", () => ok(r.endpoints.http[0]!))).trim()).toBe(
       "hello from the sdk",
     );
     const done = events.filter((e) => e.phase === "done").map((e) => e.step);
@@ -306,6 +266,19 @@ describe.skipIf(!haveTools)("deploy", () => {
     });
     expect([ch.exists, ch.ratePerSecond, ch.deposit]).toEqual([true, r.ratePerSecond, r.deposit]);
     expect((await store.get(r.podId)).channel).toBe(r.channel);
+    // Logs with --follow: the lines so far arrive, the stream stays open, and aborting ends it cleanly.
+    const ac = new AbortController();
+    const lines: string[] = [];
+    for await (const l of podLogs(podConnection(node, r.record, account), r.podId, {
+      follow: true,
+      container: "web",
+      signal: ac.signal,
+    })) {
+      lines.push(l.line);
+      expect([l.container, l.stream]).toEqual(["web", "stdout"]);
+      if (l.line.includes("started hello")) ac.abort();
+    }
+    expect(lines).toContain("started hello");
   }, 120_000);
 
   it("refuses a deposit below the provider's minimum before uploading anything, with the amount that works", async () => {
@@ -319,8 +292,9 @@ describe.skipIf(!haveTools)("deploy", () => {
       account,
       policy: { policy: DEVNET_POLICY, source: "devnet default" },
       node,
-      ipfs: pubIpfs,
+      ipfs: devnet.ipfs,
       funds: "0.0000000001",
+      minDepositSeconds: DEVNET_BILLING.minDepositSeconds,
       openLocalImage: () => {
         throw new Error("must not upload");
       },
@@ -332,18 +306,23 @@ describe.skipIf(!haveTools)("deploy", () => {
     const rate = BigInt(e.details!.ratePerSecond!);
     const offered = 100_000_000n / rate;
     expect(e.message).toBe(
-      `deposit too small: the provider wants at least 3600 s, you offered ${offered} s; use --funds ${e.details!.suggestedFormatted}`,
+      `deposit too small: the provider wants at least 600 s, you offered ${offered} s; use --funds ${e.details!.suggestedFormatted}`,
     );
     // The suggestion is enough.
-    expect(depositFor({ ratePerSecond: rate, funds: BigInt(e.details!.suggested!), decimals: 18 })).toBe(
-      BigInt(e.details!.suggested!),
-    );
+    expect(
+      depositFor({
+        ratePerSecond: rate,
+        funds: BigInt(e.details!.suggested!),
+        decimals: 18,
+        minDepositSeconds: 600,
+      }),
+    ).toBe(BigInt(e.details!.suggested!));
     // The CLI says the same and exits 1.
     const manifest = join(tmp, "small.yaml");
     await writeFile(manifest, httpManifest("small", "x"));
     const c = await cli(["deploy", manifest, "--funds", "0.0000000001"]);
     expect(c.code).toBe(1);
-    expect(c.err).toContain("deposit too small: the provider wants at least 3600 s, you offered");
+    expect(c.err).toContain("deposit too small: the provider wants at least 600 s, you offered");
     expect(c.err).toContain("use --funds 0.");
     expect((await cli(["deploy", manifest, "--funds", "1e5"])).code).toBe(2);
   }, 60_000);
@@ -361,7 +340,7 @@ describe.skipIf(!haveTools)("deploy", () => {
     expect(out.endpoints.tcp).toHaveLength(1);
     expect(out.endpoints.tcp[0]).toMatchObject({ container: "kv", port: 7000 });
     const base = `http://${out.endpoints.tcp[0]!.address}`;
-    expect((await waitFor("kv", async () => (await get(`${base}/pass`)).body)).trim()).toBe("s3cret-pass");
+    expect((await waitFor("kv", () => ok(`${base}/pass`))).trim()).toBe("s3cret-pass");
     expect((await get(`${base}/v1`)).body.trim()).toBe("v1");
     const v2 = join(tmp, "kv2.yaml");
     await writeFile(v2, kvManifest("v2"));
@@ -370,7 +349,7 @@ describe.skipIf(!haveTools)("deploy", () => {
     const upd = JSON.parse(u.out);
     expect(upd.rateChanged).toBe(true);
     const base2 = `http://${upd.endpoints.tcp[0].address}`;
-    expect((await waitFor("kv v2", async () => (await get(`${base2}/v2`)).body)).trim()).toBe("v2");
+    expect((await waitFor("kv v2", () => ok(`${base2}/v2`))).trim()).toBe("v2");
     // v1's file survived the update: the persistent volume was kept.
     expect((await get(`${base2}/v1`)).body.trim()).toBe("v1");
     const publisher = privateKeyToAccount(chain.accounts[2]!.privateKey).address;
@@ -412,9 +391,7 @@ describe.skipIf(!haveTools)("deploy", () => {
     };
     expect(Object.keys(out)).toEqual(["podId", "provider", "channel", "endpoints"]);
     expect(Object.keys(out.endpoints)).toEqual(["http", "tcp"]);
-    expect((await waitFor("the URL", async () => (await get(out.endpoints.http[0]!)).body)).trim()).toBe(
-      "hello from the cli",
-    );
+    expect((await waitFor("the URL", () => ok(out.endpoints.http[0]!))).trim()).toBe("hello from the cli");
     const pods = JSON.parse((await cli(["pods", "--json"])).out) as { podId: string; phase: string }[];
     expect(pods.find((p) => p.podId === out.podId)?.phase).toBe("running");
     const st = JSON.parse((await cli(["status", out.podId.slice(0, 10), "--json"])).out);

@@ -112,7 +112,7 @@ describe("claims of many channels", () => {
       lifecycle: untouched,
       config: { confirmations: 0, minRunSeconds: 100n, minNoticeSeconds: 0n },
     });
-    const channels = [];
+    const channels: Awaited<ReturnType<typeof openFor>>[] = [];
     for (let i = 0; i < 3; i++) {
       const ch = await openFor(p, { notice: 600 });
       await billing.gate.checkProvision({

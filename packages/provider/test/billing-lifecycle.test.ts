@@ -370,8 +370,14 @@ describe.skipIf(!haveTools)("billing with the real dev chain and real Podman", (
     expect(events.reduce((sum, e) => sum + e.args.amount, 0n)).toBe(claimed);
     for (let i = 1; i < events.length; i++)
       expect(events[i]!.args.cumulative > events[i - 1]!.args.cumulative).toBe(true);
-    expect(second.billing.store.claims(key).every((c) => c.status === "confirmed")).toBe(true);
-    expect(events.length).toBe(second.billing.store.claims(key).length);
+    // Nothing is left in flight, and every confirmed claim is exactly one Claimed event. (Under a slow RPC a claim
+    // can time out before it is sent: it is then recorded as dropped and superseded, moving no money.)
+    const final = second.billing.store.claims(key).map((c) => `${c.status}${c.error ? `: ${c.error}` : ""}`);
+    expect(
+      final.filter((c) => !c.startsWith("confirmed") && !c.startsWith("dropped")),
+      final.join("; "),
+    ).toEqual([]);
+    expect(final.filter((c) => c.startsWith("confirmed")).length, final.join("; ")).toBe(events.length);
     expect(second.billing.billingStatus(key).state).toBe("running");
     await second.billing.stop();
     db2.close();

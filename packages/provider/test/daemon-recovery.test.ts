@@ -146,7 +146,7 @@ async function servicesOnOurSocket(): Promise<number[]> {
     if (!/^\d+$/.test(e)) continue;
     const argv = await readFile(`/proc/${e}/cmdline`, "utf8").then(
       (t) => t.split("\0"),
-      () => [],
+      (): string[] => [],
     );
     if (argv.includes(sock)) pids.push(Number(e));
   }

@@ -281,7 +281,14 @@ describe.skipIf(!haveTools)("PodmanEngine with real Podman", () => {
       expect(fromHost).toBe("host-secret\n"); // the host itself reaches it: the server works
       const fromPod = await exec(a, "client", ["sh", "-c", `nc -w 2 ${gw} ${hostPort} </dev/null`]);
       expect(fromPod.out).not.toContain("host-secret");
-      expect(await engine.firewall!.rulesFor(a)).toHaveLength(7);
+      const rules = await engine.firewall!.rulesFor(a);
+      expect(rules).toHaveLength(7);
+      // A stop and start (a scale-to-zero wake) keeps exactly the same rules, and pod a stays cut off.
+      await engine.stop(a);
+      await engine.start(a);
+      expect(await engine.firewall!.rulesFor(a)).toEqual(rules);
+      const afterWake = await exec(a, "client", ["sh", "-c", `nc -w 2 ${gw} ${hostPort} </dev/null`]);
+      expect(afterWake.out).not.toContain("host-secret");
 
       // Pod b's port published on every host address: the host reaches it, pod a does not (DNAT, then dropped).
       const bPort = sb.containers.find((c) => c.name === "web")!.ports[0]!.hostPort;

@@ -16,9 +16,10 @@ import {
 } from "@trustedpods/chain";
 import { type ContentStore, encryptSecret, pushImage, putSecret } from "@trustedpods/ipfs";
 import { type ImageSource, openPodmanImage } from "@trustedpods/oci";
-import { callSignedUnary } from "@trustedpods/p2p";
+import { callSignedUnary, RpcError } from "@trustedpods/p2p";
 import {
   type Container,
+  ErrorCode,
   type Pod,
   ProvisionRequestSchema,
   ProvisionResponseSchema,
@@ -104,10 +105,18 @@ export interface DeployOptions extends UploadOptions {
   noticeSeconds?: number;
   /** The provider's minimum paid run time (its billing.minDepositSeconds; default 3600). */
   minDepositSeconds?: number;
+  /**
+   * Royalty shares the channel pays (marketplace listings) and extra approval for listing fixed fees, passed to
+   * `openChannel` as they are.
+   */
+  royalties?: Royalty[];
+  fees?: bigint;
   /** Pod id (bytes32); default: random. */
   podId?: Hex;
   store?: PodRecorder;
   onProgress?: (e: DeployProgress) => void;
+  /** How long to keep asking while the provider waits for the channel's confirmations; default 60 s. */
+  confirmationTimeoutMs?: number;
   /** Deadline for the provision call (pulls included); default 10 minutes. */
   provisionTimeoutMs?: number;
 }
@@ -260,6 +269,11 @@ async function pickProvider(o: DeployOptions, authorized?: readonly Address[]): 
   return cheapestOffer(priceOffers(offers, o.pod));
 }
 
+/** 100 ms, 200 ms, 400 ms, then every second: a new block usually shows up fast on a devnet. */
+function backoff(attempt: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 1000)));
+}
+
 function randomPodId(): Hex {
   return `0x${randomBytes(32).toString("hex")}`;
 }
@@ -367,7 +381,8 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
     );
   const deposit = depositFor({ ...depositArgs(o, token), ratePerSecond: quote.quote.ratePerSecond });
   const noticeSeconds = Math.max(o.noticeSeconds ?? 0, quote.quote.minNoticeSeconds);
-  const fees = listingFeesIn(market, token.address);
+  // Listing terms come from the chain; explicit royalties/fees (DeployOptions) apply to pods without listings.
+  const fees = market ? listingFeesIn(market, token.address) : (o.fees ?? 0n);
   const breakdown = market
     ? breakdownLines(priceBreakdown(offer.address, quote.quote.ratePerSecond, market), (a) =>
         formatAmount(a, token),
@@ -388,7 +403,7 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
           podId,
           deposit,
           noticeSeconds,
-          royalties: market?.royalties ?? [],
+          royalties: market?.royalties ?? o.royalties ?? [],
           fees,
           approve: false,
         });
@@ -409,27 +424,41 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
     "provision",
     "provisioning",
     async () => {
-      try {
-        return await callSignedUnary(
-          o.node,
-          conn.target,
-          "provision",
-          ProvisionRequestSchema,
-          {
-            podId: Buffer.from(podId.slice(2), "hex"),
-            pod: podToWire(pod),
-            channel: { chainId: BigInt(o.clients.chainId), paymentsContract: ctx.addresses.payments },
-          },
-          ProvisionResponseSchema,
-          { signer: o.account, chainId: o.clients.chainId, provider: offer.address, podId },
-          { timeoutMs: o.provisionTimeoutMs ?? 600_000 },
-        );
-      } catch (err) {
-        throw provisionError(err, channel.channelId);
+      // The provider only sees the channel after its confirmations: until then it refuses with
+      // PAYMENT_REQUIRED on field "channel" before doing anything, so asking again is safe.
+      const deadline = Date.now() + (o.confirmationTimeoutMs ?? 60_000);
+      let attempt = 0;
+      for (;;) {
+        try {
+          return await provisionOnce();
+        } catch (err) {
+          const waiting =
+            err instanceof RpcError &&
+            err.code === ErrorCode.PAYMENT_REQUIRED &&
+            err.details.field === "channel";
+          if (!waiting || Date.now() > deadline) throw provisionError(err, channel.channelId);
+          await backoff(attempt++);
+        }
       }
     },
     () => "pod running",
   );
+  async function provisionOnce() {
+    return await callSignedUnary(
+      o.node,
+      conn.target,
+      "provision",
+      ProvisionRequestSchema,
+      {
+        podId: Buffer.from(podId.slice(2), "hex"),
+        pod: podToWire(pod),
+        channel: { chainId: BigInt(o.clients.chainId), paymentsContract: ctx.addresses.payments },
+      },
+      ProvisionResponseSchema,
+      { signer: o.account, chainId: o.clients.chainId, provider: offer.address, podId },
+      { timeoutMs: o.provisionTimeoutMs ?? 600_000 },
+    );
+  }
   const endpoints = endpointsFromWire(res.endpoints);
   const now = new Date().toISOString();
   const record: PodRecord = {
@@ -499,6 +528,8 @@ export interface UpdateOptions extends UploadOptions {
   policy: SelectedPolicy;
   node: Libp2p;
   onProgress?: (e: DeployProgress) => void;
+  /** How long to keep asking while the provider waits for the new rate's confirmations; default 60 s. */
+  confirmationTimeoutMs?: number;
 }
 
 export interface UpdateResult {
@@ -565,19 +596,30 @@ export async function updatePod(o: UpdateOptions): Promise<UpdateResult> {
     "provision",
     "updating the pod",
     async () => {
-      try {
-        return await callSignedUnary(
-          o.node,
-          conn.target,
-          "update",
-          UpdateRequestSchema,
-          { podId: Buffer.from(o.record.podId.slice(2), "hex"), pod: podToWire(pod) },
-          UpdateResponseSchema,
-          { signer: o.account, chainId: conn.chainId, provider: conn.provider, podId: o.record.podId },
-          { timeoutMs: 600_000 },
-        );
-      } catch (err) {
-        throw providerError("update", err);
+      // After changeRate the provider sees the new rate only once it has its confirmations: ask again until then.
+      const deadline = Date.now() + (o.confirmationTimeoutMs ?? 60_000);
+      let attempt = 0;
+      for (;;) {
+        try {
+          return await callSignedUnary(
+            o.node,
+            conn.target,
+            "update",
+            UpdateRequestSchema,
+            { podId: Buffer.from(o.record.podId.slice(2), "hex"), pod: podToWire(pod) },
+            UpdateResponseSchema,
+            { signer: o.account, chainId: conn.chainId, provider: conn.provider, podId: o.record.podId },
+            { timeoutMs: 600_000 },
+          );
+        } catch (err) {
+          const waiting =
+            rateChanged &&
+            err instanceof RpcError &&
+            err.code === ErrorCode.PAYMENT_REQUIRED &&
+            err.details.field === "ratePerSecond";
+          if (!waiting || Date.now() > deadline) throw providerError("update", err);
+          await backoff(attempt++);
+        }
       }
     },
     () => "pod updated",

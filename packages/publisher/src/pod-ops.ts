@@ -415,13 +415,18 @@ export async function changePodRate(ctx: ChainContext, q: CheckedQuote, podId: H
 
 export type CloseResult =
   /** requestClose was sent now: accrual stops at closeAt; the refund is possible from then on. */
-  | { state: "closing"; closeAt: bigint; refundable: bigint; channel: ChannelState }
-  /** Already closing and the notice has not passed yet. */
-  | { state: "waiting"; closeAt: bigint; secondsLeft: bigint; channel: ChannelState }
-  /** The notice passed: the provider was settled and the rest returned to the publisher. */
-  | { state: "refunded"; refunded: bigint; channel: ChannelState }
-  /** Nothing left to do. */
-  | { state: "settled"; channel: ChannelState };
+  (
+    | { state: "closing"; closeAt: bigint; refundable: bigint; channel: ChannelState }
+    /** Already closing and the notice has not passed yet. */
+    | { state: "waiting"; closeAt: bigint; secondsLeft: bigint; channel: ChannelState }
+    /** The notice passed: the provider was settled and the rest returned to the publisher. */
+    | { state: "refunded"; refunded: bigint; channel: ChannelState }
+    /** Nothing left to do. */
+    | { state: "settled"; channel: ChannelState }
+  ) & {
+    /** The channel's token (a settled channel's own state no longer names it). */
+    token: Address;
+  };
 
 /**
  * Closing is two steps on chain: `requestClose` starts the notice period (the provider may still claim what
@@ -435,19 +440,40 @@ export async function closePod(
 ): Promise<CloseResult> {
   const key = { publisher, provider: record.provider, podId: record.podId };
   const ch = await onChain("read the channel", () => getChannel(ctx, key));
-  if (ch.finalized) return { state: "settled", channel: ch };
+  if (ch.finalized) return { state: "settled", channel: ch, token: ch.token };
   if (!ch.exists) throw new PublisherError("CHANNEL_CLOSED", `pod ${record.podId} has no channel on chain`);
   if (ch.closeAt === 0n) {
-    await onChain("request close", () => requestClose(ctx, record.provider, record.podId));
+    try {
+      await requestClose(ctx, record.provider, record.podId);
+    } catch (err) {
+      // The provider may close the channel itself at the same moment (its final claim after a delete): then
+      // our request reverts and the channel is closing anyway.
+      const now = await getChannel(ctx, key).catch(() => ch);
+      if (now.closeAt === 0n && !now.finalized)
+        throw new PublisherError("CHAIN_FAILED", `request close: ${shortMessage(err)}`, { cause: err });
+      return closePod(ctx, record, publisher);
+    }
     const after = await getChannel(ctx, key);
     const accruedAtClose = after.accruedBefore + after.ratePerSecond * (after.closeAt - after.since);
     let owed = accruedAtClose;
     if (owed > after.deposit) owed = after.deposit;
-    return { state: "closing", closeAt: after.closeAt, refundable: after.deposit - owed, channel: after };
+    return {
+      state: "closing",
+      closeAt: after.closeAt,
+      refundable: after.deposit - owed,
+      channel: after,
+      token: ch.token,
+    };
   }
   const block = await ctx.publicClient.getBlock();
   if (block.timestamp < ch.closeAt)
-    return { state: "waiting", closeAt: ch.closeAt, secondsLeft: ch.closeAt - block.timestamp, channel: ch };
+    return {
+      state: "waiting",
+      closeAt: ch.closeAt,
+      secondsLeft: ch.closeAt - block.timestamp,
+      channel: ch,
+      token: ch.token,
+    };
   const sent = await onChain("refund", () => refund(ctx, record.provider, record.podId));
-  return { state: "refunded", refunded: sent.result, channel: await getChannel(ctx, key) };
+  return { state: "refunded", refunded: sent.result, channel: await getChannel(ctx, key), token: ch.token };
 }

@@ -51,7 +51,9 @@ export async function startTestProvider(mode: TestProviderMode = "honest"): Prom
     multiaddrs: node.getMultiaddrs().map(String),
     encryptionPublicKey,
     mode,
-    stop: () => node.stop(),
+    stop: async () => {
+      await node.stop();
+    },
   };
   await registerUnary(node, "attest", AttestRequestSchema, AttestResponseSchema, async (req) => {
     const m = provider.mode;

@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { DEVNET_BILLING } from "@trustedpods/devnet";
 import { createIpfsNode, type IpfsNode } from "@trustedpods/ipfs";
 import { createP2PNode, type P2PNode } from "@trustedpods/p2p";
 import { formatDiagnostic, ManifestError, type Pod } from "@trustedpods/protocol";
@@ -127,7 +128,13 @@ export async function openUploadNode(
   peers: string[] | undefined,
 ): Promise<{ node: IpfsNode; close(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), "tpod-deploy-ipfs-"));
-  const list = peers?.length ? peers : (network.devnet?.ipfs?.multiaddrs ?? []);
+  // The devnet provider pulls through its own IPFS node: connected to it, our node answers its bitswap wants.
+  const list = peers?.length
+    ? peers
+    : [
+        ...(network.devnet?.providers ?? []).flatMap((p) => p.ipfs ?? []),
+        ...(network.devnet?.ipfs?.multiaddrs ?? []),
+      ];
   const loopback = list.every((a) => /^\/(ip4\/127\.|ip6\/::1\/|dns4?\/localhost\/)/.test(a));
   try {
     const node = await createIpfsNode({
@@ -163,6 +170,18 @@ export function failJson(io: Io, json: boolean | undefined, err: unknown): unkno
       error: { code: err.code, message: err.message, field: err.field ?? null, details: err.details ?? {} },
     });
   return cliError(err);
+}
+
+/**
+ * On the devnet the provider counts one confirmation while anvil mines only on transactions: mine one empty block
+ * after the channel transaction so the provider sees it at once (harmless on a dev chain; never done elsewhere).
+ */
+export function devnetMiner(s: Session, next: (e: DeployProgress) => void): (e: DeployProgress) => void {
+  return (e) => {
+    next(e);
+    if (s.network.isDevnet && e.step === "channel" && e.phase === "done")
+      s.clients.publicClient.request({ method: "evm_mine" as never, params: [] as never }).catch(() => {});
+  };
 }
 
 interface DeployOpts extends SessionFlags {
@@ -216,8 +235,10 @@ export function registerDeploy(program: Command, { io }: CommandContext): void {
         ...(opts.provider ? { provider: getAddress(opts.provider) as Address } : {}),
         ...(opts.funds === undefined ? {} : { funds: opts.funds }),
         ...(opts.notice ? { noticeSeconds: Number(opts.notice) } : {}),
+        // Quotes do not carry the provider's minimum paid time; the devnet's is known, elsewhere the daemon default.
+        ...(s.network.isDevnet ? { minDepositSeconds: DEVNET_BILLING.minDepositSeconds } : {}),
         store: s.store,
-        onProgress: progressPrinter(io),
+        onProgress: devnetMiner(s, progressPrinter(io)),
       });
       if (opts.json)
         printJson(io, { podId: r.podId, provider: r.provider, channel: r.channel, endpoints: r.endpoints });

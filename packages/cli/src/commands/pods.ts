@@ -4,6 +4,7 @@ import {
   type CloseResult,
   closePod,
   deletePodOnProvider,
+  findPod,
   formatAmount,
   fundPod,
   type PodConnection,
@@ -21,6 +22,7 @@ import { printJson } from "../output.js";
 import {
   addSessionOptions,
   checkAmountSyntax,
+  devnetMiner,
   failJson,
   loadPod,
   openSession,
@@ -32,11 +34,20 @@ import {
 } from "./deploy.js";
 import type { CommandContext } from "./index.js";
 
+/** A pod of the local record on this chain; a name or prefix means the open pod first, then a closed one. */
 async function findRecord(s: Session, ref: string): Promise<PodRecord> {
+  const pods = await s.store.list({ chainId: s.clients.chainId });
   try {
-    return await s.store.get(ref, { chainId: s.clients.chainId });
-  } catch (err) {
-    throw new CliError((err as Error).message);
+    return findPod(
+      pods.filter((p) => !p.closedAt),
+      ref,
+    );
+  } catch {
+    try {
+      return findPod(pods, ref);
+    } catch (err) {
+      throw new CliError((err as Error).message);
+    }
   }
 }
 
@@ -198,7 +209,7 @@ export function registerPods(program: Command, { io }: CommandContext): void {
           node: s.node,
           ipfs: upload.node,
           baseDir: dirname(resolve(manifest)),
-          onProgress: progressPrinter(io),
+          onProgress: devnetMiner(s, progressPrinter(io)),
         });
         await s.store.update(r.podId, r.chainId, { manifest: resolve(manifest) });
         if (opts.json) printJson(io, { podId: r.podId, ...res, timings: undefined });
@@ -256,7 +267,7 @@ export function registerPods(program: Command, { io }: CommandContext): void {
       async (s) => {
         const r = await findRecord(s, ref);
         const res = await closePod(s.clients.context, r, s.account.address);
-        const token = await tokenInfo(s.clients.publicClient, res.channel.token);
+        const token = await tokenInfo(s.clients.publicClient, res.token);
         if (res.state === "refunded" || res.state === "settled")
           await s.store.update(r.podId, r.chainId, { closedAt: new Date().toISOString() });
         if (opts.json) printJson(io, { podId: r.podId, ...closeJson(res) });
@@ -270,7 +281,7 @@ export function registerPods(program: Command, { io }: CommandContext): void {
           );
         else if (res.state === "refunded")
           io.out(`channel settled: ${formatAmount(res.refunded, token)} returned to you`);
-        else io.out("channel already settled");
+        else io.out("channel already settled: nothing left to refund");
       },
       { p2p: false },
     ),
@@ -288,11 +299,15 @@ export function registerPods(program: Command, { io }: CommandContext): void {
       const r = await findRecord(s, ref);
       await deletePodOnProvider(connect(s, r), r.podId);
       const res = await closePod(s.clients.context, r, s.account.address);
+      if (res.state === "refunded" || res.state === "settled")
+        await s.store.update(r.podId, r.chainId, { closedAt: new Date().toISOString() });
       if (opts.json) printJson(io, { podId: r.podId, deleted: true, ...closeJson(res) });
       else {
         io.out(`pod ${r.podId} deleted on ${r.provider}`);
-        if (res.state === "closing")
+        if (res.state === "closing" || res.state === "waiting")
           io.out(`channel closing: run \`tpod close ${ref}\` after chain time ${res.closeAt} for the refund`);
+        else if (res.state === "refunded")
+          io.out(`the provider closed the channel at its final claim: ${res.refunded} base units refunded`);
       }
     }),
   );

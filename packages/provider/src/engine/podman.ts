@@ -86,6 +86,8 @@ async function ignore404<T>(p: Promise<T>): Promise<T | undefined> {
     return await p;
   } catch (err) {
     if (statusCode(err) === 404) return undefined;
+    // Podman 4.3 answers 500 "image not known" instead of 404 when an image vanished under a concurrent removal.
+    if (statusCode(err) === 500 && /image not known/.test(String(err))) return undefined;
     throw err;
   }
 }
@@ -797,10 +799,26 @@ export class PodmanEngine implements Engine {
     await ignore404(this.docker.getImage(ref).remove({ noprune: false }));
   }
 
-  private async podImages(podId: string): Promise<string[]> {
+  private async podImages(podId: string, tags?: string[]): Promise<string[]> {
     const prefix = `localhost/tpod-${podId}/`;
-    const images = await this.docker.listImages({ all: false });
-    return images.flatMap((i) => (i.RepoTags ?? []).filter((t) => t.startsWith(prefix)));
+    return (tags ?? (await this.imageTags())).filter((t) => t.startsWith(prefix));
+  }
+
+  /**
+   * Every image tag in the store. Podman 4.3 answers a listing with a 500 "image not known" when another client
+   * removes an image while it lists (seen here when pods are deleted concurrently): list again, a few times.
+   */
+  private async imageTags(): Promise<string[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const images = await this.docker.listImages({ all: false });
+        return images.flatMap((i) => i.RepoTags ?? []);
+      } catch (err) {
+        const vanished = statusCode(err) === 500 && /image not known/.test(String(err));
+        if (!vanished || attempt >= 5) throw err;
+        await new Promise((r) => setTimeout(r, 50 * attempt));
+      }
+    }
   }
 
   // ---------------------------------------------------------------- reconciliation
@@ -829,7 +847,8 @@ export class PodmanEngine implements Engine {
       if (id && this.isOurs(v.Labels)) get(id).volumes.push(v.Name);
     }
     // Images carry no labels of ours (they come from the tenant): only pods known by other objects are listed.
-    for (const p of pods.values()) p.images = await this.podImages(p.podId);
+    const tags = pods.size > 0 ? await this.imageTags() : [];
+    for (const p of pods.values()) p.images = await this.podImages(p.podId, tags);
     return [...pods.values()].sort((a, b) => a.podId.localeCompare(b.podId));
   }
 
