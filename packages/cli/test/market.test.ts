@@ -228,7 +228,7 @@ spec:
     // The developer's node serves the listing's blocks while publishers deploy (connected to the devnet's).
     const devNode: IpfsNode = await createIpfsNode({ dataDir: devRepo, peers: daemon.info().ipfs });
     try {
-      const dep = await cli(["deploy", manifest, "--json"]);
+      const dep = await cli(["deploy", manifest, "--json", "--funds", "0.001"]);
       expect(dep.code, dep.err).toBe(0);
       expect(dep.err).toContain("This pod uses the Marketplace");
       expect(dep.err).toMatch(/price: .*\/hour to 0x[0-9a-fA-F]{40}: provider: runs the pod/);
