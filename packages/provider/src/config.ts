@@ -30,6 +30,8 @@ export interface ProviderConfig {
     marketplace?: `0x${string}`;
     accountKeyFile: string;
     confirmations: number;
+    /** Marketplace listing images are refused while the chain head is older than this (0: no bound). */
+    maxHeadAgeSeconds: number;
   };
   pricing: PricingFile;
   billing: {
@@ -245,6 +247,7 @@ export function parseConfig(text: string, file: string): ProviderConfig {
     payments: "0x" as `0x${string}`,
     accountKeyFile: path.join(dataDir, "account.key"),
     confirmations: 1,
+    maxHeadAgeSeconds: 900,
   } as ProviderConfig["chain"];
   if (chainNode !== undefined) {
     const m = r.map(chainNode, "chain", [
@@ -255,6 +258,7 @@ export function parseConfig(text: string, file: string): ProviderConfig {
       "marketplace",
       "accountKeyFile",
       "confirmations",
+      "maxHeadAgeSeconds",
     ]);
     if (m) {
       const url = r.string(need(m, "rpcUrl", "chain", chainNode), "chain.rpcUrl");
@@ -281,6 +285,9 @@ export function parseConfig(text: string, file: string): ProviderConfig {
         );
       if (m.has("confirmations"))
         chain.confirmations = r.int(m.get("confirmations"), "chain.confirmations", 0, 1000) ?? 1;
+      if (m.has("maxHeadAgeSeconds"))
+        chain.maxHeadAgeSeconds =
+          r.int(m.get("maxHeadAgeSeconds"), "chain.maxHeadAgeSeconds", 0, 30 * 86400) ?? 900;
     }
   }
 
@@ -527,6 +534,9 @@ chain:
   accountKeyFile: account.key
   # Blocks to wait before trusting a transaction.
   confirmations: 1
+  # Marketplace listing images are refused while the chain head is older than this many seconds (a stale
+  # view must not let a developer's software run unpaid); 0 turns the bound off (an idle automine devnet).
+  maxHeadAgeSeconds: 900
 
 # Prices in one ERC-20 token, per unit per second (same format as a pricing file, docs/manifest.md).
 # Or: pricingFile: pricing.yaml

@@ -65,7 +65,7 @@ import {
   type LocalAccount,
 } from "viem";
 import type { Billing } from "./billing/billing.js";
-import { billingToWire, createDaemonBilling } from "./billing/daemon-wiring.js";
+import { billingToWire, createDaemonBilling, providerChainContext } from "./billing/daemon-wiring.js";
 import type { BillingConfig } from "./billing/types.js";
 import type { AllowAllPaymentGate, PaymentGate } from "./billing-seam.js";
 import type { ProviderConfig } from "./config.js";
@@ -80,6 +80,7 @@ import { createLogger, type Logger } from "./log.js";
 import { Metrics } from "./metrics.js";
 import { decodePod, PodManager } from "./pods.js";
 import { type ContentFetcher, IpfsContentFetcher } from "./provision/content.js";
+import { ListingImages } from "./provision/listing.js";
 import { checkRunnable, enginePodId } from "./provision/translate.js";
 import { type EndpointRecord, type PodPhaseName, SqliteNonceStore, StateDb } from "./state/db.js";
 
@@ -98,6 +99,8 @@ export interface DaemonDeps {
   logger?: Logger;
   /** Test hook, see PodManagerOptions.holdProvisionMs. */
   holdProvisionMs?: number;
+  /** Marketplace listing images; absent: built from the config when the daemon runs its own IPFS store. */
+  listings?: ListingImages;
 }
 
 export interface DaemonInfo {
@@ -223,6 +226,21 @@ export class Daemon {
         const peers = config.ipfs.kind === "helia" ? config.ipfs.peers : [];
         fetcher = new IpfsContentFetcher(store, encryptionKey, () => peers);
       }
+      let listings = deps.listings;
+      if (!listings && ipfs) {
+        const store = ipfs;
+        const peers = config.ipfs.kind === "helia" ? config.ipfs.peers : [];
+        listings = new ListingImages({
+          // Lazy: a daemon that never sees a listing image never needs the Marketplace address.
+          chain: () => providerChainContext(config, chainId, account),
+          provider: account.address,
+          store,
+          key: encryptionKey,
+          confirmations: config.chain.confirmations,
+          maxHeadAgeSeconds: config.chain.maxHeadAgeSeconds,
+          peers: () => peers,
+        });
+      }
 
       const metrics = new Metrics(() => state.podCountsByPhase());
       let routes: RouteRegistry;
@@ -267,6 +285,7 @@ export class Daemon {
         provisionTimeoutMs: config.limits.provisionTimeoutSeconds * 1000,
         maxConcurrentProvisions: config.limits.maxConcurrentProvisions,
         ...(deps.holdProvisionMs ? { holdProvisionMs: deps.holdProvisionMs } : {}),
+        ...(listings ? { listings } : {}),
       });
       await pods.recover();
       // After recovery: the loop acts on the pods as the daemon knows them.

@@ -15,6 +15,7 @@ import type { RouteRegistry } from "./gateway-seam.js";
 import type { Logger } from "./log.js";
 import type { Metrics } from "./metrics.js";
 import type { ContentFetcher } from "./provision/content.js";
+import { checkListingContainer, type ListingImages } from "./provision/listing.js";
 import { endpointsOf, planRoutes, routesOf, toPodSpec } from "./provision/translate.js";
 import type { EndpointRecord, StateDb, StoredPod } from "./state/db.js";
 
@@ -34,6 +35,8 @@ export interface PodManagerOptions {
   maxConcurrentProvisions: number;
   /** Test hook: hold a provision this long after its containers started, before recording it done. */
   holdProvisionMs?: number;
+  /** Marketplace listing images (provision/listing.ts); absent: listing images are refused as UNIMPLEMENTED. */
+  listings?: ListingImages;
 }
 
 /** A pod as the wire sent it, decoded and validated; WireError becomes INVALID_ARGUMENT naming the field. */
@@ -134,7 +137,12 @@ export class PodManager {
     await rm(staging, { recursive: true, force: true });
     await mkdir(staging, { recursive: true, mode: 0o700 });
     try {
-      for (const c of pod.containers) {
+      for (const [ci, c] of pod.containers.entries()) {
+        if (c.image.kind === "listing") {
+          images[c.name] = await this.realizeListing(id, c, ci, c.image.listingId, staging, signal);
+          images[`${c.name}#src`] = `listing:${c.image.listingId}`;
+          continue;
+        }
         if (c.image.kind !== "ipfs")
           throw new RpcError(ErrorCode.INVALID_ARGUMENT, "only ipfs images can run");
         const key = `${c.image.cid}@${c.image.digest}`;
@@ -181,6 +189,36 @@ export class PodManager {
     );
     const endpoints = endpointsOf(pod, plan, published, this.o.publicHost, (h) => this.o.routes.urlFor(h));
     return { endpoints, images };
+  }
+
+  /**
+   * A listing container: every check runs again on each provision and update (authorization can be revoked,
+   * and the chain view must be fresh), and the decrypted image is loaded under this pod's engine name only.
+   */
+  private async realizeListing(
+    id: string,
+    c: Pod["containers"][number],
+    index: number,
+    listingId: bigint,
+    staging: string,
+    signal: AbortSignal,
+  ): Promise<string> {
+    const listings = this.o.listings;
+    if (!listings)
+      throw new RpcError(ErrorCode.UNIMPLEMENTED, "this provider does not run marketplace listing images", {
+        details: { field: `spec.containers[${index}].image` },
+      });
+    const view = await listings.resolve(listingId);
+    checkListingContainer(c, index, view);
+    const dir = path.join(staging, c.name);
+    await listings.fetchImage(view, dir, signal);
+    signal.throwIfAborted();
+    try {
+      const img = await this.o.engine.loadImage(id, c.name, { kind: "oci-layout", dir });
+      return img.ref;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }
 
   private async removeUnusedImages(

@@ -30,6 +30,7 @@ import {
 } from "@trustedpods/protocol";
 import { type Address, erc20Abi, type Hex, type LocalAccount } from "viem";
 import { PublisherError } from "./errors.js";
+import { breakdownLines, listingFeesIn, marketplacePlan, priceBreakdown } from "./listings.js";
 import type { NetworkClients, ResolvedNetwork, SelectedPolicy } from "./network.js";
 import {
   type CheckedQuote,
@@ -131,6 +132,8 @@ export interface DeployResult {
   /** Milliseconds per step. */
   timings: Partial<Record<DeployStep, number>>;
   record: PodRecord;
+  /** When the pod uses Marketplace listings: the warning, the price breakdown and what the channel pays. */
+  marketplace?: { warning: string; breakdown: string[]; royalties: Royalty[]; fees: bigint };
 }
 
 type Step = <T>(step: DeployStep, start: string, fn: () => Promise<T>, done: (r: T) => string) => Promise<T>;
@@ -252,7 +255,7 @@ export async function uploadSecrets(
   return { ...pod, volumes };
 }
 
-async function pickProvider(o: DeployOptions): Promise<PricedOffer> {
+async function pickProvider(o: DeployOptions, authorized?: readonly Address[]): Promise<PricedOffer> {
   const ctx = o.clients.context;
   if (o.provider) {
     const [offer] = priceOffers([await getOffer(ctx, o.provider)], o.pod);
@@ -263,7 +266,10 @@ async function pickProvider(o: DeployOptions): Promise<PricedOffer> {
       );
     return offer!;
   }
-  return cheapestOffer(priceOffers(await listOffers(ctx, {}), o.pod));
+  // A pod using listings runs only on providers every listing's developer authorized (docs/marketplace.md).
+  const allowed = authorized && new Set(authorized.map((a) => a.toLowerCase()));
+  const offers = (await listOffers(ctx, {})).filter((x) => !allowed || allowed.has(x.address.toLowerCase()));
+  return cheapestOffer(priceOffers(offers, o.pod));
 }
 
 /** 100 ms, 200 ms, 400 ms, then every second: a new block usually shows up fast on a devnet. */
@@ -306,12 +312,16 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
   const publisher = o.account.address;
   const podId = (o.podId ?? randomPodId()).toLowerCase() as Hex;
 
+  const market = await marketplacePlan(ctx, o.pod, o.provider);
+  if (market) o.onProgress?.({ step: "provider", phase: "start", message: `warning: ${market.warning}` });
   const offer = await step(
     "provider",
     o.provider
       ? `reading provider ${o.provider} from the Registry`
-      : "choosing the cheapest provider that fits",
-    () => pickProvider(o),
+      : market
+        ? "choosing the cheapest provider that fits, among those authorized for every listing"
+        : "choosing the cheapest provider that fits",
+    () => pickProvider(o, market?.providers),
     (r) => `provider ${r.name || r.address} (${r.address})`,
   );
   const token = await tokenInfo(o.clients.publicClient, offer.pricing.token);
@@ -374,23 +384,31 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
     );
   const deposit = depositFor({ ...depositArgs(o, token), ratePerSecond: quote.quote.ratePerSecond });
   const noticeSeconds = Math.max(o.noticeSeconds ?? 0, quote.quote.minNoticeSeconds);
+  // Listing terms come from the chain; explicit royalties/fees (DeployOptions) apply to pods without listings.
+  const fees = market ? listingFeesIn(market, token.address) : (o.fees ?? 0n);
+  const breakdown = market
+    ? breakdownLines(priceBreakdown(offer.address, quote.quote.ratePerSecond, market), (a) =>
+        formatAmount(a, token),
+      )
+    : [];
+  for (const line of breakdown) o.onProgress?.({ step: "quote", phase: "start", message: `price: ${line}` });
 
   const channel = await step(
     "channel",
     `opening the payment channel with ${formatAmount(deposit, token)}`,
     async () => {
-      await checkBalance(ctx, token, publisher, deposit + (o.fees ?? 0n));
+      await checkBalance(ctx, token, publisher, deposit + fees);
       try {
-        await ensureAllowance(ctx, token.address, deposit + (o.fees ?? 0n));
+        await ensureAllowance(ctx, token.address, deposit + fees);
         return await openChannel(ctx, {
           quote: quote.quote,
           quoteSignature: quote.signature,
           podId,
           deposit,
           noticeSeconds,
+          royalties: market?.royalties ?? o.royalties ?? [],
+          fees,
           approve: false,
-          ...(o.royalties ? { royalties: o.royalties } : {}),
-          ...(o.fees === undefined ? {} : { fees: o.fees }),
         });
       } catch (err) {
         throw new PublisherError(
@@ -470,6 +488,9 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
     token,
     timings,
     record,
+    ...(market
+      ? { marketplace: { warning: market.warning, breakdown, royalties: market.royalties, fees } }
+      : {}),
   };
 }
 

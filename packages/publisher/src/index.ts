@@ -2,6 +2,7 @@
 // browsers); files, the on-disk keystore, passphrase prompts and $TPOD_HOME are in "@trustedpods/publisher/node".
 export * from "./errors.js";
 export * from "./keystore.js";
+export * from "./listings.js";
 export * from "./network.js";
 export * from "./pod-ops.js";
 export * from "./pods.js";

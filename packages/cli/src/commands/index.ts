@@ -3,10 +3,12 @@ import type { ExitCode } from "../errors.js";
 import type { Io } from "../output.js";
 import { registerAttest } from "./attest.js";
 import { registerDeploy } from "./deploy.js";
+import { registerDev } from "./dev.js";
 import { registerDevnet } from "./devnet.js";
 import { registerDoctor } from "./doctor.js";
 import { registerImage } from "./image.js";
 import { registerKeys } from "./keys.js";
+import { registerListings } from "./listings.js";
 import { registerManifest } from "./manifest.js";
 import { registerNetwork } from "./network.js";
 import { registerPods } from "./pods.js";
@@ -32,6 +34,8 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
   registerProviders(program, ctx);
   registerVerify(program, ctx);
   registerProvider(program, ctx);
+  registerDev(program, ctx);
+  registerListings(program, ctx);
   registerDeploy(program, ctx);
   registerPods(program, ctx);
 }

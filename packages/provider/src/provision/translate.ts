@@ -48,10 +48,6 @@ export function checkRunnable(pod: Pod): void {
         `spec.containers[${i}].image`,
         `image "${c.image.name}" is a local name: upload it to IPFS before provisioning`,
       );
-    if (c.image.kind === "listing")
-      throw new RpcError(ErrorCode.UNIMPLEMENTED, "marketplace listing images are not supported yet", {
-        details: { field: `spec.containers[${i}].image` },
-      });
     c.volumeMounts.forEach((m, j) => {
       const v = pod.volumes.find((x) => x.name === m.name);
       if (v?.kind === "secret" && path.posix.dirname(m.mountPath) === "/")
