@@ -6,3 +6,5 @@ export * from "./network.js";
 export * from "./pods.js";
 export * from "./providers.js";
 export * from "./verify.js";
+export * from "./web-app.js";
+export * from "./web-pods.js";

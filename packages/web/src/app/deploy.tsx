@@ -1,0 +1,168 @@
+// Deploy: edit or upload a manifest (or start from a listing), check it, and see its price on every provider,
+// split into the provider's and the developers' parts, with the marketplace warning.
+import { type ManifestQuote, quoteManifest } from "@trustedpods/publisher";
+import { useState } from "preact/hooks";
+import type { PageProps } from "./app.js";
+import { DRAFT_KEY } from "./market.js";
+import { ActionButton, short } from "./ui.js";
+
+const MAX_UPLOAD = 1024 * 1024;
+
+export const EXAMPLE = `apiVersion: trustedpods/v1
+kind: Pod
+metadata:
+  name: hello
+spec:
+  containers:
+    - name: web
+      image:
+        ipfs: bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi
+      command: [/bin/busybox, httpd, -f, -p, "8080", -h, /www]
+      ports:
+        - name: web
+          containerPort: 8080
+          http: {}
+      resources:
+        cpu: 100m
+        memory: 32Mi
+`;
+
+export function DeployPage({ conn }: PageProps) {
+  const [text, setText] = useState(() => sessionStorage.getItem(DRAFT_KEY) ?? EXAMPLE);
+  const [quote, setQuote] = useState<ManifestQuote>();
+  const [uploadError, setUploadError] = useState<string>();
+  const edit = (t: string) => {
+    setText(t);
+    setQuote(undefined);
+    sessionStorage.setItem(DRAFT_KEY, t);
+  };
+  const upload = async (file: File | undefined) => {
+    setUploadError(undefined);
+    if (!file) return;
+    if (file.size > MAX_UPLOAD) {
+      setUploadError(`${file.name} is ${file.size} bytes; a manifest may be at most 1 MiB.`);
+      return;
+    }
+    edit(await file.text());
+  };
+  return (
+    <section>
+      <p class="lead">
+        Write or upload a pod manifest (see docs/manifest.md), then check it and compare prices. Prices come
+        from the Registry and are computed here with the same math providers bill with.
+      </p>
+      <label class="field">
+        <span>Manifest (YAML)</span>
+        <textarea
+          data-testid="manifest"
+          rows={14}
+          spellcheck={false}
+          value={text}
+          onInput={(e) => edit((e.target as HTMLTextAreaElement).value)}
+        />
+      </label>
+      <label class="field">
+        <span>or upload a file</span>
+        <input
+          type="file"
+          accept=".yaml,.yml,.json"
+          onChange={(e) => upload((e.target as HTMLInputElement).files?.[0])}
+        />
+      </label>
+      {uploadError ? (
+        <p class="error" role="alert">
+          {uploadError}
+        </p>
+      ) : null}
+      <ActionButton
+        label="Check and price"
+        busyLabel="Checking the manifest and reading provider prices…"
+        testid="price"
+        run={async () => {
+          const q = await quoteManifest(conn.context, text);
+          setQuote(q);
+          return undefined;
+        }}
+      />
+      {quote ? <QuoteView quote={quote} /> : null}
+      <div class="notice" data-testid="deploy-pending">
+        <h2>Fund and deploy</h2>
+        <p>
+          Deploying from the browser (upload, attest, open the payment channel, provision, with progress) uses
+          the SDK's deploy flow, which is not in this build yet. Meanwhile deploy with{" "}
+          <code>tpod deploy pod.yaml</code>; the pod then shows under <a href="#/pods">My pods</a>, where you
+          can top it up and close it.
+        </p>
+        <button type="button" disabled>
+          Fund and deploy
+        </button>
+      </div>
+    </section>
+  );
+}
+
+function QuoteView({ quote }: { quote: ManifestQuote }) {
+  const errors = quote.check.diagnostics.filter((d) => d.severity === "error");
+  const warnings = quote.check.diagnostics.filter((d) => d.severity !== "error");
+  return (
+    <div class="quote" data-testid="quote">
+      {errors.length ? (
+        <div class="error" role="alert">
+          <p>The manifest has {errors.length} problem(s); fix them and check again:</p>
+          <ul>
+            {errors.map((d) => (
+              <li key={`${d.line}:${d.col}:${d.message}`}>
+                line {d.line}, column {d.col}: {d.message}
+              </li>
+            ))}
+          </ul>
+        </div>
+      ) : null}
+      {warnings.length ? (
+        <ul class="warnings">
+          {warnings.map((d) => (
+            <li key={`${d.line}:${d.col}:${d.message}`}>
+              line {d.line}: {d.message}
+            </li>
+          ))}
+        </ul>
+      ) : null}
+      {quote.marketplaceWarning ? (
+        <p class="warn-box" role="note" data-testid="market-warning">
+          {quote.marketplaceWarning}
+        </p>
+      ) : null}
+      {quote.pod ? (
+        quote.rows.length === 0 ? (
+          <p class="empty">No provider is registered on this chain.</p>
+        ) : (
+          <div class="table-wrap">
+            <table>
+              <thead>
+                <tr>
+                  <th>Provider</th>
+                  <th>Per hour</th>
+                  <th>Provider gets</th>
+                  <th>Developer gets</th>
+                </tr>
+              </thead>
+              <tbody>
+                {quote.rows.map((r) => (
+                  <tr key={r.offer.address} data-testid="quote-row">
+                    <td>
+                      {r.offer.name || short(r.offer.address)}
+                      {r.offer.fits ? null : <div class="muted">cannot take this pod: {r.offer.reason}</div>}
+                    </td>
+                    <td>{r.perHour ?? "—"}</td>
+                    <td>{r.providerPerHour ?? "—"}</td>
+                    <td>{r.developerPerHour ?? "—"}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )
+      ) : null}
+    </div>
+  );
+}
