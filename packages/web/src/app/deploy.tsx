@@ -17,6 +17,7 @@ spec:
     - name: web
       image:
         ipfs: bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi
+        digest: sha256:0000000000000000000000000000000000000000000000000000000000000000
       command: [/bin/busybox, httpd, -f, -p, "8080", -h, /www]
       ports:
         - name: web

@@ -12,8 +12,10 @@ async function start(root: HTMLElement): Promise<void> {
         `config.json answered HTTP ${res.status}: serve the app with serveWebApp or tpod devnet up`,
       );
     const config = parseWebAppConfig(await res.text());
+    root.textContent = ""; // Preact keeps unknown children: drop the loading text
     render(<App config={config} />, root);
   } catch (err) {
+    root.textContent = "";
     render(
       <main class="page">
         <h1>Trusted Pods</h1>

@@ -1,0 +1,301 @@
+// The web app, built with Vite and served by serveWebApp, driven in headless Chromium against a real devnet:
+// anvil with the contracts, the REAL provider daemon (Podman engine, insecure-dev attester) listening on
+// WebSockets, a marketplace listing, and a payment channel the publisher opened. Screenshots of every page, wide
+// and 375 px narrow, go to packages/web/test-results/ for review.
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import {
+  createListing,
+  getChannel,
+  openChannel,
+  Resource,
+  registerProvider,
+  signQuoteFor,
+} from "@trustedpods/chain";
+import { type DevChain, startDevChain } from "@trustedpods/chain/node";
+import { Daemon, loadConfig } from "@trustedpods/provider";
+import type { WebAppConfig } from "@trustedpods/publisher";
+import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { privateKeyToAccount } from "viem/accounts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { providerConfigYaml } from "../../provider/test/daemon-helpers.js";
+import { buildWebApp, serveWebApp, type WebAppServer } from "../src/node/index.js";
+
+const CHROMIUM = "/usr/bin/chromium";
+const HAVE = existsSync(CHROMIUM) && existsSync("/usr/bin/podman");
+if (!HAVE) console.warn(`SKIP: the web app test needs ${CHROMIUM} and Podman`);
+
+const SHOTS = resolve(import.meta.dirname, "../test-results");
+const uid = randomBytes(4).toString("hex");
+const TOKEN = 10n ** 18n;
+
+let tmp: string;
+let chain: DevChain;
+let daemon: Daemon;
+let server: WebAppServer;
+let deadServer: WebAppServer;
+let context: BrowserContext;
+let podId: `0x${string}`;
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+/** True when nothing is wider than the viewport (no sideways scrolling on a phone). */
+async function fitsWidth(page: Page): Promise<boolean> {
+  return page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+}
+
+describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () => {
+  beforeAll(async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    tmp = await mkdtemp(join(tmpdir(), "tpod-web-"));
+    const [www] = await Promise.all([
+      buildWebApp({ outDir: join(tmp, "www") }),
+      (async () => {
+        chain = await startDevChain({ accounts: 3 });
+      })(),
+    ]);
+    const keyFile = join(tmp, "provider.key");
+    await writeFile(keyFile, `${chain.accounts[1]!.privateKey}\n`, { mode: 0o600 });
+    const yaml = providerConfigYaml({
+      dataDir: join(tmp, "data"),
+      chain,
+      accountKeyFile: keyFile,
+      owner: `w${uid}`,
+      ipfsPeers: [],
+    }).replace(
+      // Browsers reach providers over WebSockets: listen on ws too.
+      'listen: ["/ip4/127.0.0.1/tcp/0"]\n  inbound',
+      'listen: ["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0/ws"]\n  inbound',
+    );
+    const cfgFile = join(tmp, "provider.yaml");
+    await writeFile(cfgFile, yaml);
+    daemon = await Daemon.start(loadConfig(cfgFile), {});
+    expect(daemon.info().multiaddrs.some((a) => a.includes("/ws/"))).toBe(true);
+    const provider = chain.context(1);
+    await registerProvider(provider, {
+      name: "devnet-provider",
+      regions: ["local"],
+      multiaddrs: daemon.info().multiaddrs,
+      metadataCid: "",
+      teeTypes: ["insecure-dev"],
+      token: chain.contracts.token,
+      minNoticeSeconds: 600,
+      prices: [
+        { resource: Resource.cpu, pricePerUnitSecond: 1000n },
+        { resource: Resource.memory, pricePerUnitSecond: 200n },
+        { resource: Resource.storage, pricePerUnitSecond: 3000n },
+      ],
+    });
+    // A developer's listing (royalty 10 %), for the marketplace page and the deploy warning.
+    await createListing(chain.context(2), {
+      manifestDigest: `0x${"ab".repeat(32)}`,
+      metadataCid: "bafkreiexamplelisting",
+      royaltyBps: 1000,
+    });
+    // A pod channel the publisher opened (as `tpod deploy` does), for "my pods".
+    podId = `0x${randomBytes(32).toString("hex")}`;
+    const publisher = chain.accounts[0]!.address;
+    const quote = {
+      provider: chain.accounts[1]!.address,
+      publisher,
+      podId,
+      token: chain.contracts.token,
+      ratePerSecond: 10n ** 12n,
+      minNoticeSeconds: 600,
+      expiry: BigInt(Math.floor(Date.now() / 1000) + 3600),
+    };
+    const sig = await signQuoteFor(provider, privateKeyToAccount(chain.accounts[1]!.privateKey), quote);
+    await openChannel(chain.context(0), {
+      quote,
+      quoteSignature: sig,
+      podId,
+      deposit: 5n * TOKEN,
+      noticeSeconds: 600,
+    });
+    const config: WebAppConfig = {
+      version: 1,
+      name: "devnet",
+      rpcUrl: chain.rpcUrl,
+      chainId: chain.chainId,
+      contracts: chain.contracts,
+      devnet: true,
+      devKey: chain.accounts[0]!.privateKey,
+    };
+    server = await serveWebApp({ config, root: www });
+    // The same app pointed at a chain that is not there: the user must read what to do.
+    deadServer = await serveWebApp({ config: { ...config, rpcUrl: "http://127.0.0.1:9/" }, root: www });
+    context = await chromium.launchPersistentContext(join(tmp, "profile"), {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+      ],
+      viewport: { width: 1280, height: 900 },
+    });
+  }, 240_000);
+
+  afterAll(async () => {
+    await context?.close();
+    await server?.close();
+    await deadServer?.close();
+    await daemon?.stop();
+    await chain?.stop();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+    await rm(`/dev/shm/tpod-secrets-w${uid}`, { recursive: true, force: true });
+  }, 120_000);
+
+  it("providers page: the registered provider, its prices and an in-browser verified insecure-dev badge", async () => {
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(`${server.url}#/providers`);
+    const card = page.locator('[data-testid="provider"]');
+    await card.first().waitFor({ timeout: 30_000 });
+    expect(await card.count()).toBe(1);
+    expect(await card.getAttribute("data-address")).toBe(chain.accounts[1]!.address);
+    await expect.poll(() => card.textContent(), { timeout: 5000 }).toContain("devnet-provider");
+    // 1000 per millicore-second = 3.6 TPT... per core-hour: 1000 × 1000 × 3600 = 3.6e9 base units.
+    const prices = await card.locator('[data-testid="prices"]').textContent();
+    expect(prices).toContain("per CPU core-hour");
+    expect(prices).toContain("TPT");
+    const badge = card.locator('[data-testid="attestation"]');
+    await page.waitForSelector('[data-testid="attestation"]:not([data-state="checking"])', {
+      timeout: 30_000,
+    });
+    expect(await badge.getAttribute("data-state")).toBe("verified");
+    expect(await badge.textContent()).toContain("insecure-dev");
+    expect(await page.locator('[data-testid="account"]').textContent()).toContain("dev key");
+    await shot(page, "providers-wide");
+    await page.setViewportSize({ width: 375, height: 800 });
+    expect(await fitsWidth(page)).toBe(true);
+    await shot(page, "providers-375");
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it("marketplace page lists the listing with its terms; deploy shows the developer's share and the warning", async () => {
+    const page = await context.newPage();
+    await page.setViewportSize({ width: 375, height: 800 });
+    await page.goto(`${server.url}#/market`);
+    const listing = page.locator('[data-testid="listing"]');
+    await listing.first().waitFor({ timeout: 30_000 });
+    const text = await listing.textContent();
+    expect(text).toContain("Listing #1");
+    expect(text).toContain("10.00% of every payment");
+    expect(text).toContain("fixed (cannot be overridden)");
+    expect(await fitsWidth(page)).toBe(true);
+    await shot(page, "market-375");
+    await listing.getByRole("button", { name: "Deploy this" }).click();
+    await page.waitForURL(/#\/deploy$/);
+    expect(await page.locator('[data-testid="manifest"]').inputValue()).toContain('listing: "1"');
+    await page.locator('[data-testid="price"]').click();
+    const warning = page.locator('[data-testid="market-warning"]');
+    await warning.waitFor({ timeout: 30_000 });
+    expect(await warning.textContent()).toContain("10.00% of every payment goes to the developer");
+    const row = page.locator('[data-testid="quote-row"]');
+    expect(await row.count()).toBe(1);
+    const cells = await row.locator("td").allTextContents();
+    // 250 m CPU and 128 MiB: (250 × 1000 + 128 × 200) × 3600 = 992,160,000 per hour; the developer takes 10 %.
+    expect(cells[1]).toContain("TPT");
+    expect(cells[3]).not.toBe("—");
+    expect(await fitsWidth(page)).toBe(true);
+    await shot(page, "deploy-listing-375");
+    await page.close();
+  });
+
+  it("deploy page: a manifest with a mistake is explained by line; the example is priced per provider", async () => {
+    const page = await context.newPage();
+    await page.goto(`${server.url}#/deploy`);
+    const editor = page.locator('[data-testid="manifest"]');
+    await editor.waitFor();
+    await editor.fill(
+      "apiVersion: trustedpods/v1\nkind: Pod\nmetadata:\n  name: x\nspec:\n  containers: 3\n",
+    );
+    await page.locator('[data-testid="price"]').click();
+    const alert = page.locator('[data-testid="quote"] .error');
+    await alert.waitFor({ timeout: 10_000 });
+    expect(await alert.textContent()).toMatch(/line 6/);
+    await shot(page, "deploy-error-wide");
+    await page.evaluate(() => sessionStorage.clear());
+    await page.reload();
+    await page.locator('[data-testid="price"]').click();
+    const row = page.locator('[data-testid="quote-row"]');
+    await row.first().waitFor({ timeout: 30_000 });
+    expect(await row.locator("td").nth(1).textContent()).toContain("TPT");
+    expect(await page.locator('[data-testid="market-warning"]').count()).toBe(0);
+    await shot(page, "deploy-wide");
+    await page.close();
+  });
+
+  it("my pods: shows the pod's channel, tops it up from the browser and closes it", async () => {
+    const page = await context.newPage();
+    await page.setViewportSize({ width: 375, height: 800 });
+    await page.goto(`${server.url}#/pods`);
+    const pod = page.locator(`[data-testid="pod"][data-pod="${podId}"]`);
+    await pod.waitFor({ timeout: 30_000 });
+    expect(await pod.locator('[data-testid="deposit"]').textContent()).toBe("5 TPT");
+    expect(await pod.locator('[data-testid="pod-state"]').textContent()).toBe("open");
+    expect(await pod.locator('[data-testid="remaining"]').textContent()).toMatch(/about/);
+    expect(await fitsWidth(page)).toBe(true);
+    await shot(page, "pods-375");
+    await pod.locator('[data-testid="topup-amount"]').fill("2.5");
+    await pod.locator('[data-testid="topup"]').click();
+    await expect
+      .poll(() => pod.locator('[data-testid="deposit"]').textContent(), { timeout: 30_000 })
+      .toBe("7.5 TPT");
+    const key = { publisher: chain.accounts[0]!.address, provider: chain.accounts[1]!.address, podId };
+    expect((await getChannel(chain.context(0), key)).deposit).toBe(7n * TOKEN + TOKEN / 2n);
+    // A bad amount is refused before anything is sent, in words.
+    await pod.locator('[data-testid="topup-amount"]').fill("abc");
+    await pod.locator('[data-testid="topup"]').click();
+    await expect
+      .poll(() => pod.locator(".error").textContent(), { timeout: 10_000 })
+      .toContain("not a decimal amount");
+    await pod.locator('[data-testid="close"]').click();
+    await expect
+      .poll(() => pod.locator('[data-testid="pod-state"]').textContent(), { timeout: 30_000 })
+      .toBe("closing");
+    expect((await getChannel(chain.context(0), key)).closeAt).toBeGreaterThan(0n);
+    await shot(page, "pods-closing-375");
+    await page.close();
+  });
+
+  it("earnings page shows the publisher's Payments balance per token and its roles", async () => {
+    const page = await context.newPage();
+    await page.goto(`${server.url}#/earnings`);
+    const row = page.locator('[data-testid="earning"]');
+    await row.first().waitFor({ timeout: 30_000 });
+    expect(await row.first().textContent()).toContain("TPT");
+    expect(await page.locator('[data-testid="provider-earnings"]').textContent()).toContain(
+      "not a registered provider",
+    );
+    expect(await page.locator('[data-testid="developer-earnings"]').textContent()).toContain(
+      "no marketplace listing",
+    );
+    await shot(page, "earnings-wide");
+    await page.close();
+  });
+
+  it("a chain that does not answer is reported with what to do", async () => {
+    const page = await context.newPage();
+    await page.goto(`${deadServer.url}#/providers`);
+    const alert = page.getByRole("alert");
+    await alert.first().waitFor({ timeout: 30_000 });
+    const text = await alert.first().textContent();
+    expect(text).toContain("cannot reach the chain at http://127.0.0.1:9/");
+    expect(text).toContain("tpod devnet up");
+    await shot(page, "unreachable-wide");
+    await page.close();
+  });
+});
