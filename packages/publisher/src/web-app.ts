@@ -395,11 +395,12 @@ export async function withdrawEarnings(ctx: ChainContext, token: Address): Promi
  */
 export function explainError(err: unknown): string {
   if (err instanceof PublisherError) {
+    const said = err.message.replace(/\.+$/, "");
     switch (err.code) {
       case "PROVIDER_UNREACHABLE":
-        return `${err.message}. The provider may be offline, or its address may not accept browser (WebSocket) connections.`;
+        return `${said}. The provider may be offline, or its address may not accept browser (WebSocket) connections.`;
       case "NETWORK_UNREACHABLE":
-        return `${err.message}. Check that the chain is running (on the devnet: \`tpod devnet up\`) and reload.`;
+        return `${said}. Check that the chain is running (on the devnet: \`tpod devnet up\`) and reload.`;
       default:
         return err.message;
     }

@@ -8,6 +8,9 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import {
+  accrued,
+  balanceOf,
+  claim,
   createListing,
   getChannel,
   openChannel,
@@ -287,6 +290,41 @@ describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () =
     await page.close();
   });
 
+  it("provider earnings through a browser wallet (EIP-1193): balance after a claim, withdrawn from the browser", async () => {
+    const key = { publisher: chain.accounts[0]!.address, provider: chain.accounts[1]!.address, podId };
+    const earned = await accrued(chain.context(1), key);
+    expect(earned).toBeGreaterThan(0n);
+    await claim(chain.context(1), key.publisher, podId, earned);
+    const provider = chain.accounts[1]!.address;
+    expect(await balanceOf(chain.context(1), provider, chain.contracts.token)).toBe(earned);
+    const page = await context.newPage();
+    // Stands in for MetaMask: a minimal EIP-1193 provider that forwards to anvil, whose dev accounts are
+    // unlocked, and shares the provider's account. The app uses it through viem's custom() transport.
+    await page.addInitScript(walletShim(chain.rpcUrl, provider));
+    await page.goto(`${server.url}#/earnings`);
+    await page.getByRole("button", { name: "Connect wallet" }).click();
+    await expect
+      .poll(() => page.locator('[data-testid="account"]').textContent(), { timeout: 30_000 })
+      .toContain(`wallet ${provider.slice(0, 6)}`);
+    const row = page.locator('[data-testid="earning"]');
+    await row.first().waitFor({ timeout: 30_000 });
+    expect(await page.locator('[data-testid="provider-earnings"]').textContent()).toContain(
+      "devnet-provider",
+    );
+    expect(await row.first().locator('[data-testid="balance"]').textContent()).not.toBe("0 TPT");
+    await page.setViewportSize({ width: 375, height: 800 });
+    expect(await fitsWidth(page)).toBe(true);
+    await shot(page, "earnings-provider-375");
+    await row.first().getByRole("button", { name: "Withdraw" }).click();
+    await expect
+      .poll(() => balanceOf(chain.context(1), provider, chain.contracts.token), { timeout: 30_000 })
+      .toBe(0n);
+    await expect
+      .poll(() => row.first().locator('[data-testid="balance"]').textContent(), { timeout: 30_000 })
+      .toBe("0 TPT");
+    await page.close();
+  });
+
   it("a chain that does not answer is reported with what to do", async () => {
     const page = await context.newPage();
     await page.goto(`${deadServer.url}#/providers`);
@@ -295,7 +333,27 @@ describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () =
     const text = await alert.first().textContent();
     expect(text).toContain("cannot reach the chain at http://127.0.0.1:9/");
     expect(text).toContain("tpod devnet up");
+    expect(text).not.toContain("..");
     await shot(page, "unreachable-wide");
     await page.close();
   });
 });
+
+/** Page script: window.ethereum answering with one account and forwarding everything else to the RPC URL. */
+function walletShim(rpcUrl: string, account: string): string {
+  return `window.ethereum = {
+  async request({ method, params }) {
+    if (method === "eth_requestAccounts" || method === "eth_accounts") return [${JSON.stringify(account)}];
+    const res = await fetch(${JSON.stringify(rpcUrl)}, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params: params ?? [] }),
+    });
+    const body = await res.json();
+    if (body.error) throw Object.assign(new Error(body.error.message), { code: body.error.code, data: body.error.data });
+    return body.result;
+  },
+  on() {},
+  removeListener() {},
+};`;
+}

@@ -138,7 +138,7 @@ function QuoteView({ quote }: { quote: ManifestQuote }) {
           <p class="empty">No provider is registered on this chain.</p>
         ) : (
           <div class="table-wrap">
-            <table>
+            <table class="stack">
               <thead>
                 <tr>
                   <th>Provider</th>
@@ -150,13 +150,13 @@ function QuoteView({ quote }: { quote: ManifestQuote }) {
               <tbody>
                 {quote.rows.map((r) => (
                   <tr key={r.offer.address} data-testid="quote-row">
-                    <td>
+                    <td data-label="Provider">
                       {r.offer.name || short(r.offer.address)}
                       {r.offer.fits ? null : <div class="muted">cannot take this pod: {r.offer.reason}</div>}
                     </td>
-                    <td>{r.perHour ?? "—"}</td>
-                    <td>{r.providerPerHour ?? "—"}</td>
-                    <td>{r.developerPerHour ?? "—"}</td>
+                    <td data-label="Per hour">{r.perHour ?? "—"}</td>
+                    <td data-label="Provider gets">{r.providerPerHour ?? "—"}</td>
+                    <td data-label="Developer gets">{r.developerPerHour ?? "—"}</td>
                   </tr>
                 ))}
               </tbody>

@@ -55,7 +55,7 @@ export function EarningsPage({ config, conn }: PageProps) {
                 </div>
               </div>
               <div class="table-wrap">
-                <table>
+                <table class="stack">
                   <thead>
                     <tr>
                       <th>Token</th>
@@ -66,8 +66,10 @@ export function EarningsPage({ config, conn }: PageProps) {
                   <tbody>
                     {d.earnings.map((e) => (
                       <tr key={e.token.address} data-testid="earning">
-                        <td>{e.token.symbol}</td>
-                        <td>{e.formatted}</td>
+                        <td data-label="Token">{e.token.symbol}</td>
+                        <td data-label="Balance" data-testid="balance">
+                          {e.formatted}
+                        </td>
                         <td>
                           <ActionButton
                             label="Withdraw"

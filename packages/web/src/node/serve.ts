@@ -67,7 +67,13 @@ export async function serveWebApp(options: ServeWebAppOptions): Promise<WebAppSe
       res.writeHead(405, headers).end();
       return;
     }
-    const path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
+    let path: string;
+    try {
+      path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
+    } catch {
+      res.writeHead(400, headers).end();
+      return;
+    }
     if (path === "/config.json") {
       res.writeHead(200, { ...headers, "content-type": "application/json" }).end(configJson);
       return;
@@ -88,7 +94,13 @@ export async function serveWebApp(options: ServeWebAppOptions): Promise<WebAppSe
         else createReadStream(target).pipe(res);
       },
       () => {
-        res.writeHead(404, { ...headers, "content-type": "text/plain" }).end("not found");
+        // A missing asset is a 404; any other path is a route of the app (a reload of a deep link).
+        if (extname(file)) res.writeHead(404, { ...headers, "content-type": "text/plain" }).end("not found");
+        else {
+          res.writeHead(200, { ...headers, "content-type": TYPES[".html"] });
+          if (req.method === "HEAD") res.end();
+          else createReadStream(join(root, "index.html")).pipe(res);
+        }
       },
     );
   });
