@@ -13,6 +13,7 @@ export * from "./gateway-seam.js";
 export * from "./keys.js";
 export * from "./log.js";
 export * from "./metrics.js";
+export * from "./operator.js";
 export * from "./pods.js";
 export * from "./provision/content.js";
 export * from "./provision/translate.js";

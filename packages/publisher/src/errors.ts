@@ -38,18 +38,37 @@ export type PublisherErrorCode =
   /** The provider's evidence was rejected (see `cause`, an AttestationError, and `field`). */
   | "ATTESTATION_REFUSED"
   /** The local pod record file is malformed, or a pod is missing or duplicated. */
-  | "POD_RECORD";
+  | "POD_RECORD"
+  /** The offered funds do not pay for the provider's minimum run time (details: the suggested amount). */
+  | "DEPOSIT_TOO_SMALL"
+  /** The publisher's token balance is below the deposit. */
+  | "INSUFFICIENT_FUNDS"
+  /** The provider's quote is malformed, expired, for another pod, publisher or contract, or not signed by it. */
+  | "QUOTE_INVALID"
+  /** A local image could not be read from Podman or pushed to IPFS, or a secret file could not be read. */
+  | "UPLOAD_FAILED"
+  /** The provider refused or failed a request (provision, update, status, logs, delete): see `providerCode`. */
+  | "PROVIDER_REFUSED"
+  /** A chain transaction (approve, open, topUp, changeRate, requestClose, refund) failed. */
+  | "CHAIN_FAILED"
+  /** The pod's channel is closing or closed: the operation needs an open channel. */
+  | "CHANNEL_CLOSED"
+  /** A token amount is malformed or has more decimals than the token. */
+  | "INVALID_AMOUNT";
 
 export class PublisherError extends Error {
   override readonly name = "PublisherError";
   /** The rule, file or flag the error is about, when there is one. */
   readonly field?: string;
+  /** Machine-readable facts for callers that build their own message (e.g. the suggested deposit). */
+  readonly details?: Record<string, string>;
   constructor(
     readonly code: PublisherErrorCode,
     message: string,
-    options: { cause?: unknown; field?: string } = {},
+    options: { cause?: unknown; field?: string; details?: Record<string, string> } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     if (options.field !== undefined) this.field = options.field;
+    if (options.details !== undefined) this.details = options.details;
   }
 }

@@ -3,6 +3,7 @@
 export * from "./errors.js";
 export * from "./keystore.js";
 export * from "./network.js";
+export * from "./pod-ops.js";
 export * from "./pods.js";
 export * from "./providers.js";
 export * from "./verify.js";

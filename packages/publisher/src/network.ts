@@ -38,6 +38,18 @@ export interface DevnetProvider {
   /** libp2p peer id. */
   peerId: string;
   multiaddrs: string[];
+  /** The provider's own IPFS node (where it pulls images from; a publisher may dial it to serve blobs fast). */
+  ipfs?: string[];
+  /** The provider's HTTP gateway. */
+  gateway?: DevnetGateway;
+}
+
+/** An HTTP gateway: pods' http endpoints are `http://NAME.<baseDomain>:<port>/` under `url`'s port. */
+export interface DevnetGateway {
+  /** e.g. `http://localhost:8080/`. */
+  url: string;
+  /** e.g. `localhost`: pod hostnames are one label under it. */
+  baseDomain: string;
 }
 
 /**
@@ -57,8 +69,13 @@ export interface DevnetState {
   /** The publisher account's address (derived from publisherKey when absent). */
   publisher?: Address;
   providers?: DevnetProvider[];
-  /** The IPFS node's addresses and HTTP gateway. */
+  /**
+   * The devnet's IPFS node: `multiaddrs` (with /p2p/ID) are where publishers push images and secrets (the
+   * provider dials it at start); `gatewayUrl` an IPFS HTTP gateway where one runs (the devnet has none).
+   */
   ipfs?: { multiaddrs?: string[]; gatewayUrl?: string };
+  /** The devnet provider's HTTP gateway (the same as providers[0].gateway). */
+  gateway?: DevnetGateway;
   /** Process id of the devnet; a file whose process is gone is stale. */
   pid?: number;
   /** ISO 8601 time the devnet became ready. */
@@ -154,6 +171,13 @@ export function parseContracts(v: unknown, field: string, bad: Bad, requireToken
   return out;
 }
 
+function gateway(v: unknown, field: string, bad: Bad): DevnetGateway {
+  const g = obj(v, field, bad);
+  if (typeof g.baseDomain !== "string" || !/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/.test(g.baseDomain))
+    bad("must be a lowercase DNS name", `${field}.baseDomain`);
+  return { url: rpcUrl(g.url, `${field}.url`, bad), baseDomain: g.baseDomain as string };
+}
+
 /** Validates a devnet state document (unknown keys are ignored so an older reader keeps working). */
 export function parseDevnetState(doc: unknown, file = "devnet.json"): DevnetState {
   const bad = badIn(file);
@@ -183,6 +207,8 @@ export function parseDevnetState(doc: unknown, file = "devnet.json"): DevnetStat
         address: address(o.address, `${f}.address`, bad),
         peerId: o.peerId as string,
         multiaddrs: stringList(o.multiaddrs, `${f}.multiaddrs`, bad),
+        ...(o.ipfs === undefined ? {} : { ipfs: stringList(o.ipfs, `${f}.ipfs`, bad) }),
+        ...(o.gateway === undefined ? {} : { gateway: gateway(o.gateway, `${f}.gateway`, bad) }),
       };
     });
   }
@@ -193,6 +219,7 @@ export function parseDevnetState(doc: unknown, file = "devnet.json"): DevnetStat
       ...(i.gatewayUrl === undefined ? {} : { gatewayUrl: rpcUrl(i.gatewayUrl, "ipfs.gatewayUrl", bad) }),
     };
   }
+  if (d.gateway !== undefined) out.gateway = gateway(d.gateway, "gateway", bad);
   if (d.pid !== undefined) {
     if (typeof d.pid !== "number" || !Number.isSafeInteger(d.pid) || d.pid <= 0)
       bad("must be a process id", "pid");

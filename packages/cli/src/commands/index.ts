@@ -2,12 +2,14 @@ import type { Command } from "commander";
 import type { ExitCode } from "../errors.js";
 import type { Io } from "../output.js";
 import { registerAttest } from "./attest.js";
+import { registerDeploy } from "./deploy.js";
 import { registerDevnet } from "./devnet.js";
 import { registerDoctor } from "./doctor.js";
 import { registerImage } from "./image.js";
 import { registerKeys } from "./keys.js";
 import { registerManifest } from "./manifest.js";
 import { registerNetwork } from "./network.js";
+import { registerPods } from "./pods.js";
 import { registerProvider } from "./provider.js";
 import { registerProviders } from "./providers.js";
 import { registerVerify } from "./verify.js";
@@ -30,4 +32,6 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
   registerProviders(program, ctx);
   registerVerify(program, ctx);
   registerProvider(program, ctx);
+  registerDeploy(program, ctx);
+  registerPods(program, ctx);
 }

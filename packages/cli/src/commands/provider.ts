@@ -4,10 +4,183 @@ import path from "node:path";
 import type { Command } from "commander";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { CliError, ExitCode } from "../errors.js";
+import { printJson } from "../output.js";
 import type { CommandContext } from "./index.js";
 
+type ProviderModule = typeof import("@trustedpods/provider");
+
+/** Loads the provider module and a config, turning config problems into messages a user can act on. */
+async function loadProviderConfig(file: string): Promise<{
+  m: ProviderModule;
+  config: ReturnType<ProviderModule["loadConfig"]>;
+}> {
+  const m = await import("@trustedpods/provider");
+  try {
+    return { m, config: m.loadConfig(file) };
+  } catch (err) {
+    if (err instanceof m.ConfigError) throw new CliError(`invalid config:\n${err.message}`, ExitCode.failure);
+    throw err;
+  }
+}
+
+/** Operator and key errors carry their own advice; anything else is a plain failure. */
+function operatorFailure(m: ProviderModule, err: unknown): never {
+  if (err instanceof CliError) throw err;
+  if (err instanceof m.OperatorError || err instanceof m.KeyError)
+    throw new CliError(err.message, ExitCode.failure);
+  throw err;
+}
+
+function formatUnits(v: bigint, decimals: number): string {
+  const neg = v < 0n;
+  const a = neg ? -v : v;
+  const base = 10n ** BigInt(decimals);
+  const frac = (a % base).toString().padStart(decimals, "0").replace(/0+$/, "");
+  return `${neg ? "-" : ""}${a / base}${frac ? `.${frac}` : ""}`;
+}
+
+interface RegistryOpts {
+  config: string;
+  json?: boolean;
+  name?: string;
+  region?: string[];
+  teeType?: string[];
+  multiaddr?: string[];
+  metadataCid?: string;
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
 export function registerProvider(program: Command, { io }: CommandContext): void {
-  const provider = program.command("provider").description("run a provider daemon");
+  const provider = program
+    .command("provider")
+    .description("run a provider daemon and manage its Registry entry, pods and earnings");
+
+  const registryAction = (action: "register" | "update" | "deregister") => async (opts: RegistryOpts) => {
+    const { m, config } = await loadProviderConfig(opts.config);
+    try {
+      const chain = await m.operatorChain(config);
+      const entry =
+        action === "deregister"
+          ? undefined
+          : await m.registrationFromConfig(config, {
+              ...(opts.name ? { name: opts.name } : {}),
+              ...(opts.region ? { regions: opts.region } : {}),
+              ...(opts.teeType ? { teeTypes: opts.teeType } : {}),
+              ...(opts.multiaddr ? { multiaddrs: opts.multiaddr } : {}),
+              ...(opts.metadataCid ? { metadataCid: opts.metadataCid } : {}),
+            });
+      io.err(`${action}: provider ${chain.account.address} on ${config.chain.rpcUrl}...`);
+      const r = await m.applyRegistration(chain, action, entry);
+      if (opts.json) printJson(io, r);
+      else {
+        io.out(`${action} done: ${r.provider} (tx ${r.txHash})`);
+        if (r.entry) {
+          io.out(
+            `  name ${r.entry.name}; tee ${r.entry.teeTypes.join(",")}; notice ${r.entry.minNoticeSeconds} s`,
+          );
+          io.out(`  multiaddrs ${r.entry.multiaddrs.join(" ")}`);
+          for (const p of r.entry.prices)
+            io.out(
+              `  resource ${["cpu", "memory", "storage", "gpu"][p.resource]}: ${p.pricePerUnitSecond} per unit-second`,
+            );
+        }
+      }
+    } catch (err) {
+      operatorFailure(m, err);
+    }
+  };
+
+  for (const action of ["register", "update"] as const) {
+    provider
+      .command(action)
+      .description(
+        action === "register"
+          ? "register this provider in the Registry with the pricing, token and notice period from its config"
+          : "replace this provider's Registry entry with the config's current pricing and the given details",
+      )
+      .requiredOption("--config <file>", "provider config (chain.registry must be set)")
+      .option("--name <name>", "display name", "provider")
+      .option("--region <region>", "region label (repeatable)", collect)
+      .option(
+        "--tee-type <type>",
+        "TEE type to advertise (repeatable; default insecure-dev for that attester)",
+        collect,
+      )
+      .option(
+        "--multiaddr <addr>",
+        "dialable libp2p address (repeatable; default the config's p2p.announce)",
+        collect,
+      )
+      .option("--metadata-cid <cid>", "IPFS CID of a metadata document")
+      .option("--json", "print the result as JSON")
+      .action(registryAction(action));
+  }
+  provider
+    .command("deregister")
+    .description("remove this provider from the Registry (running pods and channels are not touched)")
+    .requiredOption("--config <file>", "provider config (chain.registry must be set)")
+    .option("--json", "print the result as JSON")
+    .action(registryAction("deregister"));
+
+  provider
+    .command("pods")
+    .description("list the daemon's pods from its state database (read-only; works while the daemon runs)")
+    .requiredOption("--config <file>", "provider config")
+    .option("--all", "include deleted pods")
+    .option("--json", "print the pods as JSON")
+    .action(async (opts: { config: string; all?: boolean; json?: boolean }) => {
+      const { m, config } = await loadProviderConfig(opts.config);
+      let pods: ReturnType<ProviderModule["listOperatorPods"]>;
+      try {
+        pods = m.listOperatorPods(config, { all: opts.all ?? false });
+      } catch (err) {
+        operatorFailure(m, err);
+      }
+      if (opts.json) return printJson(io, pods);
+      if (pods.length === 0) return io.out("no pods");
+      for (const p of pods) {
+        const eps = p.endpoints.map((e) => e.url ?? e.tcpAddress ?? `${e.container}:${e.containerPort}`);
+        io.out(`${p.podId}  ${p.phase.padEnd(8)}  publisher ${p.publisher}  since ${p.createdAt}`);
+        if (eps.length) io.out(`    ${eps.join("  ")}`);
+        if (p.message) io.out(`    ${p.message}`);
+      }
+    });
+
+  provider
+    .command("earnings")
+    .description(
+      "show the balance withdrawable from Payments and what each known channel paid; --withdraw moves the balance to the provider's wallet",
+    )
+    .requiredOption("--config <file>", "provider config")
+    .option("--withdraw", "withdraw the whole balance of the pricing token")
+    .option("--json", "print as JSON (amounts in base units, as decimal strings)")
+    .action(async (opts: { config: string; withdraw?: boolean; json?: boolean }) => {
+      const { m, config } = await loadProviderConfig(opts.config);
+      try {
+        const chain = await m.operatorChain(config);
+        const e = await m.providerEarnings(config, chain);
+        const withdrawn = opts.withdraw ? await m.withdrawEarnings(config, chain) : undefined;
+        if (opts.json) return printJson(io, { ...e, ...(withdrawn ? { withdrawn } : {}) });
+        const u = (v: bigint) => `${formatUnits(v, config.pricing.decimals)} ${config.pricing.symbol}`;
+        io.out(`provider ${e.provider}`);
+        io.out(
+          `withdrawable ${u(e.withdrawable)}; claimed in total ${u(e.claimedTotal)} over ${e.channels.length} channel(s)`,
+        );
+        for (const c of e.channels)
+          io.out(
+            `  pod ${c.podId}  claimed ${u(c.claimed)} of ${u(c.deposit)}; claimable now ${u(c.claimable)}${c.closed ? " (closing/closed)" : ""}`,
+          );
+        if (withdrawn)
+          io.out(
+            withdrawn.amount === 0n
+              ? "nothing to withdraw"
+              : `withdrew ${u(withdrawn.amount)} (tx ${withdrawn.txHash})`,
+          );
+      } catch (err) {
+        operatorFailure(m, err);
+      }
+    });
 
   provider
     .command("init")

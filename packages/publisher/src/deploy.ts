@@ -1,0 +1,563 @@
+/**
+ * `deploy`: the whole publisher side of DESIGN.md's deploy flow, and `updatePod`, which reuses its upload
+ * step. Node only (local images come from the Podman store, secret files from disk); exported from
+ * "@trustedpods/publisher/node".
+ */
+import { createHash, createPublicKey, randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
+import type { Libp2p } from "@libp2p/interface";
+import { type ChainContext, ensureAllowance, getChannel, openChannel } from "@trustedpods/chain";
+import { type ContentStore, encryptSecret, pushImage, putSecret } from "@trustedpods/ipfs";
+import { type ImageSource, openPodmanImage } from "@trustedpods/oci";
+import { callSignedUnary } from "@trustedpods/p2p";
+import {
+  type Container,
+  type Pod,
+  ProvisionRequestSchema,
+  ProvisionResponseSchema,
+  podToWire,
+  UpdateRequestSchema,
+  UpdateResponseSchema,
+  type Volume,
+} from "@trustedpods/protocol";
+import { type Address, erc20Abi, type Hex, type LocalAccount } from "viem";
+import { PublisherError } from "./errors.js";
+import type { NetworkClients, ResolvedNetwork, SelectedPolicy } from "./network.js";
+import {
+  type CheckedQuote,
+  changePodRate,
+  depositFor,
+  endpointsFromWire,
+  type PodConnection,
+  type PodEndpoints,
+  podConnection,
+  providerError,
+  requestQuote,
+} from "./pod-ops.js";
+import type { PodRecord } from "./pods.js";
+import {
+  cheapestOffer,
+  formatAmount,
+  getOffer,
+  listOffers,
+  type PricedOffer,
+  parseTokenAmount,
+  priceOffers,
+  type TokenInfo,
+  tokenInfo,
+} from "./providers.js";
+import { type ProviderAttestation, verifyProvider } from "./verify.js";
+
+export type DeployStep = "provider" | "attest" | "upload" | "quote" | "channel" | "provision";
+
+/** One progress event: a step started, or finished after `ms` milliseconds, with a human line. */
+export interface DeployProgress {
+  step: DeployStep;
+  phase: "start" | "done";
+  ms?: number;
+  message: string;
+  /** Step-specific values (price, CIDs, transaction hash). */
+  data?: Record<string, string>;
+}
+
+/** Saves deployed pods (PodStore from "/node" satisfies it). */
+export interface PodRecorder {
+  add(record: PodRecord): Promise<unknown>;
+}
+
+export interface UploadOptions {
+  /** Where images and secrets go: a node the provider can fetch from (see docs/deploy.md). */
+  ipfs: ContentStore;
+  /** Directory secret file paths are relative to (the manifest's). */
+  baseDir?: string;
+  /** Opens a local image by name (default: the Podman store, `podman save`). */
+  openLocalImage?: (name: string) => Promise<ImageSource & { close?: () => Promise<void> }>;
+}
+
+export interface DeployOptions extends UploadOptions {
+  pod: Pod;
+  /** The manifest file, remembered in the pod record (absolute or relative to the working directory). */
+  manifestPath?: string;
+  network: ResolvedNetwork;
+  /** Connected clients; must carry a wallet for `account`. */
+  clients: NetworkClients;
+  account: LocalAccount;
+  policy: SelectedPolicy;
+  /** The publisher's libp2p node (no listen addresses needed). */
+  node: Libp2p;
+  /** A registered provider to use instead of the cheapest that fits. */
+  provider?: Address;
+  /**
+   * Deposit: token base units, or a decimal amount of tokens ("0.36", parsed exactly in the provider's token
+   * decimals); default: the minimum run time plus a margin.
+   */
+  funds?: bigint | string;
+  /** Close notice for the channel; default: the provider's minimum. */
+  noticeSeconds?: number;
+  /** The provider's minimum paid run time (its billing.minDepositSeconds; default 3600). */
+  minDepositSeconds?: number;
+  /** Pod id (bytes32); default: random. */
+  podId?: Hex;
+  store?: PodRecorder;
+  onProgress?: (e: DeployProgress) => void;
+  /** Deadline for the provision call (pulls included); default 10 minutes. */
+  provisionTimeoutMs?: number;
+}
+
+export interface DeployResult {
+  podId: Hex;
+  provider: Address;
+  channel: Hex;
+  endpoints: PodEndpoints;
+  ratePerSecond: bigint;
+  deposit: bigint;
+  token: TokenInfo;
+  /** Milliseconds per step. */
+  timings: Partial<Record<DeployStep, number>>;
+  record: PodRecord;
+}
+
+type Step = <T>(step: DeployStep, start: string, fn: () => Promise<T>, done: (r: T) => string) => Promise<T>;
+
+function stepper(
+  onProgress: ((e: DeployProgress) => void) | undefined,
+  timings: Partial<Record<DeployStep, number>>,
+): Step {
+  return async (step, start, fn, done) => {
+    onProgress?.({ step, phase: "start", message: start });
+    const t0 = performance.now();
+    const r = await fn();
+    const ms = Math.round(performance.now() - t0);
+    timings[step] = (timings[step] ?? 0) + ms;
+    onProgress?.({ step, phase: "done", ms, message: done(r) });
+    return r;
+  };
+}
+
+/** RFC 7638 thumbprint of a P-256 SPKI key: the provider's `encryptionKeyId`, a secret's `keyRef`. */
+export function encryptionKeyId(spki: Uint8Array): string {
+  const jwk = createPublicKey({ key: Buffer.from(spki), format: "der", type: "spki" }).export({
+    format: "jwk",
+  });
+  if (jwk.kty !== "EC" || !jwk.crv || !jwk.x || !jwk.y)
+    throw new PublisherError("ATTESTATION_REFUSED", "the provider's encryption key is not an EC key", {
+      field: "encryptionPublicKey",
+    });
+  const canonical = JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y });
+  return createHash("sha256").update(canonical).digest("base64url");
+}
+
+function uploadError(what: string, err: unknown): PublisherError {
+  return new PublisherError("UPLOAD_FAILED", `${what}: ${err instanceof Error ? err.message : String(err)}`, {
+    cause: err,
+  });
+}
+
+/**
+ * Uploads every local image to IPFS (once per name) and rewrites the containers to the pushed root CID and
+ * manifest digest. Images already on IPFS are kept.
+ */
+export async function pushLocalImages(
+  pod: Pod,
+  o: UploadOptions,
+): Promise<{ pod: Pod; images: Record<string, string> }> {
+  const open = o.openLocalImage ?? openPodmanImage;
+  const pushed = new Map<string, Promise<{ cid: string; digest: string }>>();
+  const pushOne = async (name: string) => {
+    let src: Awaited<ReturnType<typeof open>>;
+    try {
+      src = await open(name);
+    } catch (err) {
+      throw uploadError(`cannot read local image ${name} (build it first, e.g. with buildah)`, err);
+    }
+    try {
+      const { cid, root } = await pushImage(o.ipfs, src);
+      return { cid: cid.toString(), digest: root.root.digest };
+    } catch (err) {
+      throw uploadError(`cannot push image ${name} to IPFS`, err);
+    } finally {
+      await src.close?.();
+    }
+  };
+  const containers: Container[] = [];
+  for (const c of pod.containers) {
+    if (c.image.kind !== "local") {
+      containers.push(c);
+      continue;
+    }
+    const name = c.image.name;
+    if (!pushed.has(name)) pushed.set(name, pushOne(name));
+    containers.push({ ...c, image: { kind: "ipfs", ...(await pushed.get(name)!) } });
+  }
+  const images: Record<string, string> = {};
+  for (const [name, p] of pushed) images[name] = (await p).cid;
+  return { pod: { ...pod, containers }, images };
+}
+
+/** Encrypts every secret file to the provider's attested key and stores it on IPFS. */
+export async function uploadSecrets(
+  pod: Pod,
+  attestation: Pick<ProviderAttestation, "encryptionPublicKey">,
+  o: UploadOptions,
+): Promise<Pod> {
+  const files = pod.volumes.filter((v) => v.kind === "secret" && v.source.kind === "file");
+  if (files.length === 0) return pod;
+  const key = createPublicKey({
+    key: Buffer.from(attestation.encryptionPublicKey),
+    format: "der",
+    type: "spki",
+  });
+  const keyRef = encryptionKeyId(attestation.encryptionPublicKey);
+  const volumes: Volume[] = [];
+  for (const v of pod.volumes) {
+    if (v.kind !== "secret" || v.source.kind !== "file") {
+      volumes.push(v);
+      continue;
+    }
+    const file = resolve(o.baseDir ?? ".", v.source.path);
+    let plain: Buffer;
+    try {
+      plain = await readFile(file);
+    } catch (err) {
+      throw uploadError(`cannot read secret file ${file}`, err);
+    }
+    try {
+      const cid = await putSecret(o.ipfs, await encryptSecret(plain, key));
+      volumes.push({ name: v.name, kind: "secret", source: { kind: "ipfs", cid: cid.toString(), keyRef } });
+    } catch (err) {
+      throw uploadError(`cannot store secret ${v.name}`, err);
+    } finally {
+      plain.fill(0);
+    }
+  }
+  return { ...pod, volumes };
+}
+
+async function pickProvider(o: DeployOptions): Promise<PricedOffer> {
+  const ctx = o.clients.context;
+  if (o.provider) {
+    const [offer] = priceOffers([await getOffer(ctx, o.provider)], o.pod);
+    if (!offer!.fits)
+      throw new PublisherError(
+        "NO_PROVIDER_FITS",
+        `provider ${o.provider} cannot take the pod: ${offer!.reason}`,
+      );
+    return offer!;
+  }
+  return cheapestOffer(priceOffers(await listOffers(ctx, {}), o.pod));
+}
+
+function randomPodId(): Hex {
+  return `0x${randomBytes(32).toString("hex")}`;
+}
+
+async function checkBalance(
+  ctx: ChainContext,
+  token: TokenInfo,
+  owner: Address,
+  deposit: bigint,
+): Promise<void> {
+  const balance = await ctx.publicClient.readContract({
+    address: token.address,
+    abi: erc20Abi,
+    functionName: "balanceOf",
+    args: [owner],
+  });
+  if (balance < deposit)
+    throw new PublisherError(
+      "INSUFFICIENT_FUNDS",
+      `not enough ${token.symbol}: the deposit is ${formatAmount(deposit, token)}, ${owner} holds ${formatAmount(balance, token)}`,
+      { field: "funds" },
+    );
+}
+
+/**
+ * Deploys a pod: picks a provider, attests it, uploads images and secrets, gets a signed quote, opens the
+ * payment channel, provisions, and records the pod. Every step reports its duration through `onProgress`.
+ */
+export async function deploy(o: DeployOptions): Promise<DeployResult> {
+  const timings: DeployResult["timings"] = {};
+  const step = stepper(o.onProgress, timings);
+  const ctx = o.clients.context;
+  const publisher = o.account.address;
+  const podId = (o.podId ?? randomPodId()).toLowerCase() as Hex;
+
+  const offer = await step(
+    "provider",
+    o.provider
+      ? `reading provider ${o.provider} from the Registry`
+      : "choosing the cheapest provider that fits",
+    () => pickProvider(o),
+    (r) => `provider ${r.name || r.address} (${r.address})`,
+  );
+  const token = await tokenInfo(o.clients.publicClient, offer.pricing.token);
+  // Fail before uploading anything when the funds cannot pay for the minimum at the Registry price; the quoted
+  // rate is checked again below.
+  if (offer.price) depositFor({ ...depositArgs(o, token), ratePerSecond: offer.price.perSecond });
+
+  // Attestation and the image upload are independent: run them together. Secrets wait for the attested key.
+  const attesting = step(
+    "attest",
+    `attesting ${offer.address} (policy: ${o.policy.source})`,
+    () =>
+      verifyProvider({
+        node: o.node,
+        multiaddrs: offer.multiaddrs,
+        policy: o.policy.policy,
+        policySource: o.policy.source,
+      }),
+    (r) =>
+      `attested: ${r.evidence.tee} evidence${r.insecure ? " (insecure-dev: no TEE, allowed by the policy)" : ""}`,
+  );
+  const uploading = step(
+    "upload",
+    "pushing local images to IPFS",
+    () => pushLocalImages(o.pod, o),
+    (r) =>
+      Object.keys(r.images).length
+        ? `pushed ${Object.entries(r.images)
+            .map(([n, c]) => `${n} → ${c}`)
+            .join(", ")}`
+        : "no local images",
+  );
+  const [attestation, pushed] = await Promise.all([attesting, uploading.catch((e: unknown) => e)]);
+  if (pushed instanceof Error) throw pushed;
+  const { pod: withImages } = pushed as Awaited<typeof uploading>;
+  const pod = await step(
+    "upload",
+    "encrypting secrets to the provider's attested key",
+    () => uploadSecrets(withImages, attestation, o),
+    () => "secrets uploaded",
+  );
+
+  const conn = podConnection(
+    o.node,
+    { ...offer, provider: offer.address, chainId: o.clients.chainId },
+    o.account,
+    [...offer.multiaddrs],
+  );
+  const quote = await step(
+    "quote",
+    "asking for a signed quote",
+    () => requestQuote(conn, { pod, podId, publisher, payments: ctx.addresses.payments }),
+    (q) =>
+      `price ${formatAmount(q.quote.ratePerSecond * 3600n, token)}/hour (${q.quote.ratePerSecond} base units/s), notice ≥ ${q.quote.minNoticeSeconds} s`,
+  );
+  if (quote.quote.token !== offer.pricing.token)
+    throw new PublisherError(
+      "QUOTE_INVALID",
+      `the quote is in token ${quote.quote.token}, the Registry says ${offer.pricing.token}`,
+    );
+  const deposit = depositFor({ ...depositArgs(o, token), ratePerSecond: quote.quote.ratePerSecond });
+  const noticeSeconds = Math.max(o.noticeSeconds ?? 0, quote.quote.minNoticeSeconds);
+
+  const channel = await step(
+    "channel",
+    `opening the payment channel with ${formatAmount(deposit, token)}`,
+    async () => {
+      await checkBalance(ctx, token, publisher, deposit);
+      try {
+        await ensureAllowance(ctx, token.address, deposit);
+        return await openChannel(ctx, {
+          quote: quote.quote,
+          quoteSignature: quote.signature,
+          podId,
+          deposit,
+          noticeSeconds,
+          approve: false,
+        });
+      } catch (err) {
+        throw new PublisherError(
+          "CHAIN_FAILED",
+          `cannot open the payment channel: ${(err as Error).message}`,
+          {
+            cause: err,
+          },
+        );
+      }
+    },
+    (r) => `channel ${r.channelId} (tx ${r.hash})`,
+  );
+
+  const res = await step(
+    "provision",
+    "provisioning",
+    async () => {
+      try {
+        return await callSignedUnary(
+          o.node,
+          conn.target,
+          "provision",
+          ProvisionRequestSchema,
+          {
+            podId: Buffer.from(podId.slice(2), "hex"),
+            pod: podToWire(pod),
+            channel: { chainId: BigInt(o.clients.chainId), paymentsContract: ctx.addresses.payments },
+          },
+          ProvisionResponseSchema,
+          { signer: o.account, chainId: o.clients.chainId, provider: offer.address, podId },
+          { timeoutMs: o.provisionTimeoutMs ?? 600_000 },
+        );
+      } catch (err) {
+        throw provisionError(err, channel.channelId);
+      }
+    },
+    () => "pod running",
+  );
+  const endpoints = endpointsFromWire(res.endpoints);
+  const now = new Date().toISOString();
+  const record: PodRecord = {
+    podId,
+    ...(o.pod.name ? { name: o.pod.name } : {}),
+    provider: offer.address,
+    peerId: attestation.peerId,
+    multiaddrs: [...offer.multiaddrs],
+    chainId: o.clients.chainId,
+    network: o.network.name,
+    channel: channel.channelId,
+    publisher,
+    manifest: resolve(o.manifestPath ?? `${o.pod.name}.yaml`),
+    createdAt: now,
+  };
+  await o.store?.add(record);
+  return {
+    podId,
+    provider: offer.address,
+    channel: channel.channelId,
+    endpoints,
+    ratePerSecond: quote.quote.ratePerSecond,
+    deposit,
+    token,
+    timings,
+    record,
+  };
+}
+
+function parseFunds(funds: bigint | string, token: TokenInfo): bigint {
+  if (typeof funds === "bigint") return funds;
+  try {
+    return parseTokenAmount(funds, token.decimals);
+  } catch (err) {
+    throw new PublisherError("INVALID_AMOUNT", `funds: ${(err as Error).message}`, { field: "funds" });
+  }
+}
+
+function depositArgs(o: DeployOptions, token: TokenInfo) {
+  return {
+    ...(o.funds === undefined ? {} : { funds: parseFunds(o.funds, token) }),
+    ...(o.minDepositSeconds === undefined ? {} : { minDepositSeconds: o.minDepositSeconds }),
+    decimals: token.decimals,
+    symbol: token.symbol,
+  };
+}
+
+function provisionError(err: unknown, channel: Hex): unknown {
+  const e = providerError("provision", err);
+  if (e instanceof PublisherError)
+    return new PublisherError(
+      e.code,
+      `${e.message} (the payment channel ${channel} is open: \`tpod fund\` adds to it, \`tpod close\` returns the deposit after the notice)`,
+      { cause: err, ...(e.field ? { field: e.field } : {}), ...(e.details ? { details: e.details } : {}) },
+    );
+  return e;
+}
+
+export interface UpdateOptions extends UploadOptions {
+  record: PodRecord;
+  pod: Pod;
+  clients: NetworkClients;
+  account: LocalAccount;
+  policy: SelectedPolicy;
+  node: Libp2p;
+  onProgress?: (e: DeployProgress) => void;
+}
+
+export interface UpdateResult {
+  endpoints: PodEndpoints;
+  /** The channel's rate after the update. */
+  ratePerSecond: bigint;
+  rateChanged: boolean;
+  timings: Partial<Record<DeployStep, number>>;
+}
+
+/**
+ * Replaces a running pod's manifest: attests the provider again (secrets are encrypted to its current key),
+ * uploads changed images and secrets, asks for a new quote, changes the channel's rate when the price changed,
+ * and sends the signed `update` (persistent volumes are kept).
+ */
+export async function updatePod(o: UpdateOptions): Promise<UpdateResult> {
+  const timings: UpdateResult["timings"] = {};
+  const step = stepper(o.onProgress, timings);
+  const ctx = o.clients.context;
+  const conn: PodConnection = podConnection(o.node, o.record, o.account);
+  const attestation = await step(
+    "attest",
+    `attesting ${o.record.provider} (policy: ${o.policy.source})`,
+    () =>
+      verifyProvider({
+        node: o.node,
+        multiaddrs: o.record.multiaddrs ?? [],
+        policy: o.policy.policy,
+        policySource: o.policy.source,
+      }),
+    (r) => `attested: ${r.evidence.tee} evidence`,
+  );
+  const pod = await step(
+    "upload",
+    "pushing local images and secrets",
+    async () => uploadSecrets((await pushLocalImages(o.pod, o)).pod, attestation, o),
+    () => "uploaded",
+  );
+  const key = { publisher: o.account.address, provider: o.record.provider, podId: o.record.podId };
+  const ch = await getChannel(ctx, key);
+  if (!ch.exists || ch.finalized || ch.closeAt !== 0n)
+    throw new PublisherError("CHANNEL_CLOSED", `the channel of pod ${o.record.podId} is closing or closed`);
+  const quote: CheckedQuote = await step(
+    "quote",
+    "asking for a signed quote",
+    () =>
+      requestQuote(conn, {
+        pod,
+        podId: o.record.podId,
+        publisher: o.account.address,
+        payments: ctx.addresses.payments,
+      }),
+    (q) => `${q.quote.ratePerSecond} base units/s`,
+  );
+  const rateChanged = quote.quote.ratePerSecond !== ch.ratePerSecond;
+  if (rateChanged)
+    await step(
+      "channel",
+      `changing the channel's rate from ${ch.ratePerSecond} to ${quote.quote.ratePerSecond} base units/s`,
+      () => changePodRate(ctx, quote, o.record.podId),
+      () => "rate changed",
+    );
+  const res = await step(
+    "provision",
+    "updating the pod",
+    async () => {
+      try {
+        return await callSignedUnary(
+          o.node,
+          conn.target,
+          "update",
+          UpdateRequestSchema,
+          { podId: Buffer.from(o.record.podId.slice(2), "hex"), pod: podToWire(pod) },
+          UpdateResponseSchema,
+          { signer: o.account, chainId: conn.chainId, provider: conn.provider, podId: o.record.podId },
+          { timeoutMs: 600_000 },
+        );
+      } catch (err) {
+        throw providerError("update", err);
+      }
+    },
+    () => "pod updated",
+  );
+  return {
+    endpoints: endpointsFromWire(res.endpoints),
+    ratePerSecond: quote.quote.ratePerSecond,
+    rateChanged,
+    timings,
+  };
+}

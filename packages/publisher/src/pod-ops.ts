@@ -1,0 +1,453 @@
+/**
+ * What a publisher does with a running pod, shared by the CLI and the web app (no Node built-ins here): the
+ * deposit arithmetic and its actionable errors, checking a provider's signed quote, the signed `status`,
+ * `logs` and `delete` calls, and the channel operations (top up, close and refund) on chain.
+ */
+import type { Libp2p } from "@libp2p/interface";
+import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
+import {
+  type ChainContext,
+  type ChannelState,
+  changeRate,
+  getChannel,
+  paymentsDomain,
+  type Quote,
+  recoverQuoteSigner,
+  refund,
+  requestClose,
+  topUp,
+} from "@trustedpods/chain";
+import {
+  type CallOptions,
+  callSignedServerStream,
+  callSignedUnary,
+  callUnary,
+  errorCodeName,
+  RpcError,
+} from "@trustedpods/p2p/browser";
+import {
+  ContainerState,
+  DeleteRequestSchema,
+  DeleteResponseSchema,
+  type Endpoint,
+  formatTokenAmount,
+  type LogEntry,
+  LogEntrySchema,
+  LogStream,
+  LogsRequestSchema,
+  type Pod,
+  PodPhase,
+  podToWire,
+  QuoteRequestSchema,
+  QuoteResponseSchema,
+  StatusRequestSchema,
+  StatusResponseSchema,
+  type Quote as WireQuote,
+} from "@trustedpods/protocol";
+import { type Account, type Address, bytesToHex, getAddress, type Hex, hexToBytes, isAddress } from "viem";
+import { PublisherError } from "./errors.js";
+import { shortMessage } from "./network.js";
+import type { PodRecord } from "./pods.js";
+
+/** The provider daemon's default `billing.minDepositSeconds`: a deposit must pay at least this long. */
+export const DEFAULT_MIN_DEPOSIT_SECONDS = 3600;
+/**
+ * Extra seconds a default or suggested deposit adds to the minimum: accrual starts when the channel opens, and
+ * the provider checks what is left a few blocks later, so an exact minimum would be refused.
+ */
+export const DEPOSIT_MARGIN_SECONDS = 60;
+
+/** Endpoints in the shape `tpod deploy --json` prints. */
+export interface PodEndpoints {
+  http: string[];
+  tcp: { container: string; port: number; address: string }[];
+}
+
+export function endpointsFromWire(list: readonly Endpoint[]): PodEndpoints {
+  const out: PodEndpoints = { http: [], tcp: [] };
+  for (const e of list) {
+    if (e.target.case === "httpUrl" && e.target.value) out.http.push(e.target.value);
+    else if (e.target.case === "tcpAddress")
+      out.tcp.push({ container: e.container, port: e.containerPort, address: e.target.value });
+  }
+  return out;
+}
+
+/**
+ * Rounds an amount up to `digits` significant decimal digits of the token, so a suggested deposit reads like
+ * "0.37" rather than "0.366000000000000001".
+ */
+export function roundUpAmount(amount: bigint, digits = 2): bigint {
+  if (amount <= 0n) return 0n;
+  const len = amount.toString().length;
+  if (len <= digits) return amount;
+  const unit = 10n ** BigInt(len - digits);
+  return ((amount + unit - 1n) / unit) * unit;
+}
+
+export interface DepositCheck {
+  ratePerSecond: bigint;
+  /** The funds offered, in token base units; undefined: use the default (the minimum plus a margin). */
+  funds?: bigint;
+  minDepositSeconds?: number;
+  decimals: number;
+  symbol?: string;
+}
+
+/**
+ * The deposit to open the channel with: the funds given, or the minimum run time plus a margin. Funds that do
+ * not pay for the minimum fail with DEPOSIT_TOO_SMALL naming the amount that would (rounded up).
+ */
+export function depositFor(c: DepositCheck): bigint {
+  const min = BigInt(c.minDepositSeconds ?? DEFAULT_MIN_DEPOSIT_SECONDS);
+  const need = c.ratePerSecond * (min + BigInt(DEPOSIT_MARGIN_SECONDS));
+  if (c.funds === undefined) return need;
+  if (c.funds < need) {
+    const offered = c.ratePerSecond === 0n ? 0n : c.funds / c.ratePerSecond;
+    const suggested = roundUpAmount(need);
+    const text = formatTokenAmount(suggested, c.decimals);
+    throw new PublisherError(
+      "DEPOSIT_TOO_SMALL",
+      `deposit too small: the provider wants at least ${min} s, you offered ${offered} s; use --funds ${text}`,
+      {
+        field: "funds",
+        details: {
+          minSeconds: min.toString(),
+          offeredSeconds: offered.toString(),
+          suggested: suggested.toString(),
+          suggestedFormatted: text,
+          ratePerSecond: c.ratePerSecond.toString(),
+        },
+      },
+    );
+  }
+  return c.funds;
+}
+
+/** Where and as whom a publisher talks to one provider about one pod. */
+export interface PodConnection {
+  node: Libp2p;
+  /** The provider's multiaddrs (each ending in /p2p/PEER). */
+  target: Multiaddr[];
+  provider: Address;
+  chainId: number;
+  signer: Account & { signTypedData: NonNullable<Account["signTypedData"]> };
+}
+
+export function podConnection(
+  node: Libp2p,
+  record: Pick<PodRecord, "provider" | "multiaddrs" | "chainId">,
+  signer: PodConnection["signer"],
+  multiaddrs?: string[],
+): PodConnection {
+  const addrs = multiaddrs ?? record.multiaddrs ?? [];
+  if (addrs.length === 0)
+    throw new PublisherError("PROVIDER_UNREACHABLE", `no address known for provider ${record.provider}`);
+  return {
+    node,
+    target: addrs.map((a) => multiaddr(a)),
+    provider: record.provider,
+    chainId: record.chainId,
+    signer,
+  };
+}
+
+/** A provider refusal as the SDK's error, keeping the wire code and field. */
+export function providerError(op: string, err: unknown): unknown {
+  if (err instanceof PublisherError) return err;
+  if (err instanceof RpcError) {
+    const code = errorCodeName(err.code);
+    return new PublisherError("PROVIDER_REFUSED", `${op}: the provider refused (${code}): ${err.message}`, {
+      cause: err,
+      ...(err.details.field ? { field: err.details.field } : {}),
+      details: { providerCode: code, ...err.details },
+    });
+  }
+  return new PublisherError("PROVIDER_UNREACHABLE", `${op}: ${shortMessage(err)}`, { cause: err });
+}
+
+async function signed<T>(op: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw providerError(op, err);
+  }
+}
+
+const idBytes = (podId: Hex) => hexToBytes(podId);
+
+/** A provider's quote in the contract's shape, with what it was bound to. */
+export interface CheckedQuote {
+  quote: Quote;
+  signature: Hex;
+  wire: WireQuote;
+}
+
+/**
+ * Asks the provider for a signed quote bound to this publisher and pod, and checks it: signed by the provider
+ * in our Payments contract's domain, for our chain, publisher and pod id, echoing our nonce, not expired.
+ */
+export async function requestQuote(
+  conn: PodConnection,
+  o: { pod: Pod; podId: Hex; publisher: Address; payments: Address; options?: CallOptions },
+): Promise<CheckedQuote> {
+  const nonce = crypto.getRandomValues(new Uint8Array(16));
+  const res = await signed("quote", () =>
+    callUnary(
+      conn.node,
+      conn.target,
+      "quote",
+      QuoteRequestSchema,
+      { pod: podToWire(o.pod), nonce, publisher: hexToBytes(o.publisher), podId: idBytes(o.podId) },
+      QuoteResponseSchema,
+      o.options ?? {},
+    ),
+  );
+  const w = res.quote;
+  const bad = (m: string): never => {
+    throw new PublisherError("QUOTE_INVALID", `the provider's quote ${m}`);
+  };
+  if (!w) return bad("is missing");
+  if (!isAddress(w.provider) || getAddress(w.provider) !== getAddress(conn.provider))
+    bad(`names provider ${w.provider}, not ${conn.provider}`);
+  if (Number(w.chainId) !== conn.chainId) bad(`is for chain ${w.chainId}, not ${conn.chainId}`);
+  if (!isAddress(w.paymentsContract) || getAddress(w.paymentsContract) !== getAddress(o.payments))
+    bad(`is for Payments contract ${w.paymentsContract}, not ${o.payments}`);
+  if (bytesToHex(w.publisher).toLowerCase() !== o.publisher.toLowerCase())
+    bad("is bound to another publisher");
+  if (bytesToHex(w.podId) !== o.podId.toLowerCase()) bad("is bound to another pod id");
+  if (bytesToHex(w.nonce) !== bytesToHex(nonce)) bad("does not echo our nonce (a replayed quote)");
+  if (!/^\d{1,78}$/.test(w.pricePerSecond)) bad(`has a malformed price "${w.pricePerSecond}"`);
+  if (!w.pricing || !isAddress(w.pricing.token)) bad("has no pricing token");
+  if (w.expiresAt <= BigInt(Math.floor(Date.now() / 1000))) bad("has already expired");
+  if (w.signature.length !== 65) bad("signature is not 65 bytes");
+  const quote: Quote = {
+    provider: getAddress(w.provider),
+    publisher: getAddress(o.publisher),
+    podId: o.podId.toLowerCase() as Hex,
+    token: getAddress(w.pricing!.token),
+    ratePerSecond: BigInt(w.pricePerSecond),
+    minNoticeSeconds: Number(w.minNoticeSeconds),
+    expiry: w.expiresAt,
+  };
+  const signature = bytesToHex(w.signature);
+  const signer = await recoverQuoteSigner(paymentsDomain(conn.chainId, o.payments), quote, signature).catch(
+    () => bad("signature does not recover"),
+  );
+  if (getAddress(signer) !== quote.provider) bad(`is signed by ${signer}, not by the provider`);
+  return { quote, signature, wire: w };
+}
+
+/** A pod's state as the provider reports it, in plain JSON-friendly values. */
+export interface PodStatus {
+  podId: Hex;
+  phase: string;
+  message: string;
+  replicas: number;
+  containers: {
+    name: string;
+    replica: number;
+    state: string;
+    healthy: boolean;
+    restarts: number;
+    exitCode: number;
+    startedAt: string | null;
+    message: string;
+  }[];
+  endpoints: PodEndpoints;
+  billing: Record<string, unknown> | null;
+}
+
+const phaseName = (p: PodPhase) => (PodPhase[p] ?? "UNSPECIFIED").toLowerCase().replace(/_/g, "-");
+
+export async function podStatus(
+  conn: PodConnection,
+  podId: Hex,
+  options: CallOptions = {},
+): Promise<PodStatus> {
+  const r = await signed("status", () =>
+    callSignedUnary(
+      conn.node,
+      conn.target,
+      "status",
+      StatusRequestSchema,
+      { podId: idBytes(podId) },
+      StatusResponseSchema,
+      { signer: conn.signer, chainId: conn.chainId, provider: conn.provider, podId },
+      { timeoutMs: 15_000, ...options },
+    ),
+  );
+  const b = r.billing;
+  return {
+    podId,
+    phase: phaseName(r.phase),
+    message: r.message,
+    replicas: r.replicas,
+    containers: r.containers.map((c) => ({
+      name: c.name,
+      replica: c.replica,
+      state: (ContainerState[c.state] ?? "UNSPECIFIED").toLowerCase(),
+      healthy: c.healthy,
+      restarts: c.restartCount,
+      exitCode: c.exitCode,
+      startedAt: c.startedAtMs ? new Date(Number(c.startedAtMs)).toISOString() : null,
+      message: c.message,
+    })),
+    endpoints: endpointsFromWire(r.endpoints),
+    billing: b
+      ? {
+          state: b.state,
+          token: b.token,
+          ratePerSecond: b.ratePerSecond,
+          deposit: b.deposit,
+          claimed: b.claimed,
+          accrued: b.accrued,
+          remainingSeconds: Number(b.remainingSeconds),
+          runsOutAt: Number(b.runsOutAt),
+          closeAt: Number(b.closeAt),
+          noticeSeconds: Number(b.noticeSeconds),
+          removeAt: Number(b.removeAt),
+          warnings: [...b.warnings],
+          cpuSeconds: b.cpuSeconds,
+          memoryBytes: Number(b.memoryBytes),
+        }
+      : null,
+  };
+}
+
+export interface LogLine {
+  container: string;
+  replica: number;
+  time: string;
+  stream: "stdout" | "stderr";
+  line: string;
+}
+
+function logLine(e: LogEntry): LogLine {
+  return {
+    container: e.container,
+    replica: e.replica,
+    time: new Date(Number(e.timestampMs)).toISOString(),
+    stream: e.stream === LogStream.STDERR ? "stderr" : "stdout",
+    line: e.line,
+  };
+}
+
+/** The pod's logs (a signed server stream); with `follow` it runs until `signal` aborts. */
+export async function* podLogs(
+  conn: PodConnection,
+  podId: Hex,
+  o: { follow?: boolean; container?: string; tail?: number; sinceMs?: number; signal?: AbortSignal } = {},
+): AsyncGenerator<LogLine> {
+  try {
+    for await (const e of callSignedServerStream(
+      conn.node,
+      conn.target,
+      "logs",
+      LogsRequestSchema,
+      {
+        podId: idBytes(podId),
+        container: o.container ?? "",
+        follow: o.follow ?? false,
+        tail: o.tail ?? 0,
+        sinceMs: BigInt(o.sinceMs ?? 0),
+      },
+      LogEntrySchema,
+      { signer: conn.signer, chainId: conn.chainId, provider: conn.provider, podId },
+      o.signal ? { signal: o.signal } : {},
+    ))
+      yield logLine(e);
+  } catch (err) {
+    if (o.signal?.aborted) return;
+    throw providerError("logs", err);
+  }
+}
+
+/** Asks the provider to remove the pod (containers, volumes, secrets, images, routes). */
+export async function deletePodOnProvider(conn: PodConnection, podId: Hex): Promise<void> {
+  await signed("delete", () =>
+    callSignedUnary(
+      conn.node,
+      conn.target,
+      "delete",
+      DeleteRequestSchema,
+      { podId: idBytes(podId) },
+      DeleteResponseSchema,
+      { signer: conn.signer, chainId: conn.chainId, provider: conn.provider, podId },
+      { timeoutMs: 120_000 },
+    ),
+  );
+}
+
+async function onChain<T>(op: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof PublisherError) throw err;
+    throw new PublisherError("CHAIN_FAILED", `${op}: ${shortMessage(err)}`, { cause: err });
+  }
+}
+
+/** Adds `amount` (token base units) to the pod's channel deposit, approving the token first when needed. */
+export async function fundPod(
+  ctx: ChainContext,
+  record: Pick<PodRecord, "provider" | "podId">,
+  publisher: Address,
+  amount: bigint,
+): Promise<ChannelState> {
+  if (amount <= 0n)
+    throw new PublisherError("CHAIN_FAILED", "the amount must be above zero", { field: "amount" });
+  const key = { publisher, provider: record.provider, podId: record.podId };
+  const ch = await onChain("read the channel", () => getChannel(ctx, key));
+  if (!ch.exists || ch.finalized || ch.closeAt !== 0n)
+    throw new PublisherError(
+      "CHANNEL_CLOSED",
+      `the channel of pod ${record.podId} is ${ch.finalized ? "settled" : ch.exists ? "closing" : "not open"}: a top-up cannot keep it running`,
+    );
+  await onChain("top up", () => topUp(ctx, record.provider, record.podId, amount));
+  return getChannel(ctx, key);
+}
+
+/** Switches the pod's channel to the rate of a new quote (after an update that changes the price). */
+export async function changePodRate(ctx: ChainContext, q: CheckedQuote, podId: Hex): Promise<void> {
+  await onChain("change the rate", () => changeRate(ctx, q.quote, q.signature, podId));
+}
+
+export type CloseResult =
+  /** requestClose was sent now: accrual stops at closeAt; the refund is possible from then on. */
+  | { state: "closing"; closeAt: bigint; refundable: bigint; channel: ChannelState }
+  /** Already closing and the notice has not passed yet. */
+  | { state: "waiting"; closeAt: bigint; secondsLeft: bigint; channel: ChannelState }
+  /** The notice passed: the provider was settled and the rest returned to the publisher. */
+  | { state: "refunded"; refunded: bigint; channel: ChannelState }
+  /** Nothing left to do. */
+  | { state: "settled"; channel: ChannelState };
+
+/**
+ * Closing is two steps on chain: `requestClose` starts the notice period (the provider may still claim what
+ * accrues until `closeAt`), and after it `refund` settles the provider and returns the rest. Each call does the
+ * next step that is possible now.
+ */
+export async function closePod(
+  ctx: ChainContext,
+  record: Pick<PodRecord, "provider" | "podId">,
+  publisher: Address,
+): Promise<CloseResult> {
+  const key = { publisher, provider: record.provider, podId: record.podId };
+  const ch = await onChain("read the channel", () => getChannel(ctx, key));
+  if (ch.finalized) return { state: "settled", channel: ch };
+  if (!ch.exists) throw new PublisherError("CHANNEL_CLOSED", `pod ${record.podId} has no channel on chain`);
+  if (ch.closeAt === 0n) {
+    await onChain("request close", () => requestClose(ctx, record.provider, record.podId));
+    const after = await getChannel(ctx, key);
+    const accruedAtClose = after.accruedBefore + after.ratePerSecond * (after.closeAt - after.since);
+    let owed = accruedAtClose;
+    if (owed > after.deposit) owed = after.deposit;
+    return { state: "closing", closeAt: after.closeAt, refundable: after.deposit - owed, channel: after };
+  }
+  const block = await ctx.publicClient.getBlock();
+  if (block.timestamp < ch.closeAt)
+    return { state: "waiting", closeAt: ch.closeAt, secondsLeft: ch.closeAt - block.timestamp, channel: ch };
+  const sent = await onChain("refund", () => refund(ctx, record.provider, record.podId));
+  return { state: "refunded", refunded: sent.result, channel: await getChannel(ctx, key) };
+}
