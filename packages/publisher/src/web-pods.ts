@@ -1,6 +1,8 @@
 // The web app's "my pods" from the chain: a browser has no pods.json, so a publisher's pods are found through the
 // ChannelOpened events that name it, and each channel's money (deposit, accrued, remaining, time left) is read
 // from the Payments contract. Top up and close are the channel operations any wallet can sign. Browser-safe.
+
+import type { Libp2p } from "@libp2p/interface";
 import {
   accrued,
   type ChainContext,
@@ -11,9 +13,18 @@ import {
   requestClose,
   topUp,
 } from "@trustedpods/chain";
-import { type Address, getAbiItem, type Hex } from "viem";
+import {
+  type Account,
+  type Address,
+  type Chain,
+  getAbiItem,
+  type Hex,
+  type Transport,
+  type WalletClient,
+} from "viem";
 import { PublisherError } from "./errors.js";
-import { formatAmount, parseTokenAmount, type TokenInfo, tokenInfo } from "./providers.js";
+import { type PodConnection, podConnection } from "./pod-ops.js";
+import { formatAmount, getOffer, parseTokenAmount, type TokenInfo, tokenInfo } from "./providers.js";
 
 export interface PodChannel {
   podId: Hex;
@@ -121,4 +132,39 @@ export async function closePodChannel(ctx: ChainContext, pod: PodChannel): Promi
   if (pod.state !== "open")
     throw new PublisherError("POD_RECORD", `pod ${pod.podId.slice(0, 10)}… is already ${pod.state}`);
   return (await requestClose(ctx, pod.provider, pod.podId)).hash;
+}
+
+/**
+ * The account that signs provider requests (status, logs, delete) for this connection: the dev key's local
+ * account, or a browser wallet's account whose typed-data signatures go through the wallet (eth_signTypedData_v4).
+ */
+export function webPodSigner(
+  wallet: WalletClient<Transport, Chain | undefined, Account> | undefined,
+): PodSigner {
+  if (!wallet)
+    throw new PublisherError(
+      "NO_KEY",
+      "connect a wallet (or use the dev key on the devnet) to talk to your pods",
+    );
+  const account = wallet.account;
+  if (account.signTypedData) return account as PodSigner;
+  return {
+    ...account,
+    signTypedData: (td: Parameters<NonNullable<Account["signTypedData"]>>[0]) =>
+      wallet.signTypedData({ ...(td as object), account } as never),
+  } as unknown as PodSigner;
+}
+
+type PodSigner = PodConnection["signer"];
+
+/** A connection to the pod's provider, at the addresses the Registry lists for it now. */
+export async function podConnectionFor(
+  ctx: ChainContext,
+  node: Libp2p,
+  pod: PodChannel,
+  chainId: number,
+  signer: PodSigner,
+): Promise<PodConnection> {
+  const offer = await getOffer(ctx, pod.provider);
+  return podConnection(node, { provider: pod.provider, chainId }, signer, offer.multiaddrs);
 }
