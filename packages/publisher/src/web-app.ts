@@ -399,6 +399,10 @@ export function explainError(err: unknown): string {
     switch (err.code) {
       case "PROVIDER_UNREACHABLE":
         return `${said}. The provider may be offline, or its address may not accept browser (WebSocket) connections.`;
+      case "PROVIDER_REFUSED":
+        if (/\(NOT_FOUND\)/.test(said))
+          return "The provider does not run this pod (it was never provisioned there, or it was deleted). Its channel can still be closed to get the rest of the deposit back.";
+        return `${said}.`;
       case "NETWORK_UNREACHABLE":
         return `${said}. Check that the chain is running (on the devnet: \`tpod devnet up\`) and reload.`;
       default:

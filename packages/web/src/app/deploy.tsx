@@ -89,10 +89,9 @@ export function DeployPage({ conn }: PageProps) {
       <div class="notice" data-testid="deploy-pending">
         <h2>Fund and deploy</h2>
         <p>
-          Deploying from the browser (upload, attest, open the payment channel, provision, with progress) uses
-          the SDK's deploy flow, which is not in this build yet. Meanwhile deploy with{" "}
-          <code>tpod deploy pod.yaml</code>; the pod then shows under <a href="#/pods">My pods</a>, where you
-          can top it up and close it.
+          The SDK's deploy flow runs in Node for now: it pushes images from your local Podman store to IPFS,
+          which a browser cannot reach. Deploy with <code>tpod deploy pod.yaml</code>; the pod then shows
+          under <a href="#/pods">My pods</a>, with its status, URL, logs, top up, close and delete.
         </p>
         <button type="button" disabled>
           Fund and deploy

@@ -29,9 +29,8 @@ export function PodsPage({ conn, getNode }: PageProps) {
   return (
     <section>
       <p class="lead">
-        Pods paid from {short(account)}. Money and time come from the payment channel on chain. Status,
-        endpoints and logs come from the provider over libp2p with the SDK's deploy flow (not in this build
-        yet: use <code>tpod status</code> and <code>tpod logs</code>).
+        Pods paid from {short(account)}. Money and time come from the payment channel on chain; status,
+        endpoints and logs come straight from the provider over libp2p, in requests signed by your key.
       </p>
       <button type="button" onClick={reload}>
         Refresh
