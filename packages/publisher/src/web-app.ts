@@ -3,6 +3,7 @@
 // attestation, marketplace listings, a manifest's price breakdown per provider and developer, earnings, and
 // error messages a user can act on. Browser-safe: no Node built-ins.
 
+import type { Libp2p } from "@libp2p/interface";
 import type { Policy } from "@trustedpods/attestation";
 import {
   balanceOf,
@@ -13,7 +14,6 @@ import {
   read,
   withdraw,
 } from "@trustedpods/chain";
-import type { P2PNode } from "@trustedpods/p2p";
 import { checkManifest, type ManifestCheck, type Pod } from "@trustedpods/protocol";
 import {
   type Account,
@@ -238,7 +238,7 @@ export type AttestationStatus =
 
 /** Attests one provider from this browser (fresh nonce, binding checked) and says the outcome in words. */
 export async function attestOffer(
-  node: P2PNode,
+  node: Libp2p,
   offer: ProviderOffer,
   policy: Policy,
 ): Promise<AttestationStatus> {
