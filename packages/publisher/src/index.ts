@@ -8,4 +8,5 @@ export * from "./pods.js";
 export * from "./providers.js";
 export * from "./verify.js";
 export * from "./web-app.js";
+export * from "./web-deploy.js";
 export * from "./web-pods.js";

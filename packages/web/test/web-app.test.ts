@@ -30,7 +30,13 @@ import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run as tpod } from "../../cli/src/main.js";
 import type { PodmanEngine } from "../../provider/src/engine/podman.js";
-import { providerConfigYaml, startPublisherIpfs } from "../../provider/test/daemon-helpers.js";
+import {
+  buildBusyboxLayout,
+  type PushedImage,
+  providerConfigYaml,
+  pushLayout,
+  startPublisherIpfs,
+} from "../../provider/test/daemon-helpers.js";
 import { buildWebApp, serveWebApp, type WebAppServer } from "../src/node/index.js";
 
 const exec = promisify(execFile);
@@ -52,6 +58,8 @@ let deadServer: WebAppServer;
 let context: BrowserContext;
 let podId: `0x${string}`;
 let pubIpfs: IpfsNode;
+/** busybox with /www/index.html, pushed to the publisher's IPFS node: what a browser can deploy by CID. */
+let ipfsImage: PushedImage;
 /** The pod `tpod deploy` started (the browser cannot deploy yet: the SDK's deploy() is Node-only). */
 let deployed: { podId: `0x${string}`; endpoints: { http: string[] } };
 
@@ -185,6 +193,15 @@ describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () =
       ipfs: { multiaddrs: daemon.info().ipfs },
       pid: process.pid,
     });
+    ipfsImage = await pushLayout(
+      pubIpfs,
+      await buildBusyboxLayout(
+        // Its own directory: the helper writes www/index.html under it, and tmp/www holds the built app.
+        mkdirSync(join(tmp, "image"), { recursive: true }) ?? join(tmp, "image"),
+        `localhost/tpod-web-ipfs-${uid}:latest`,
+        "deployed from the browser\n",
+      ),
+    );
     const manifestFile = join(tmp, "web.yaml");
     await writeFile(manifestFile, webManifest);
     let out = "";
@@ -327,6 +344,67 @@ describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () =
     await shot(page, "deploy-wide");
     await page.close();
   });
+
+  it("deploy page: funds and deploys an IPFS-image pod from the browser with progress; its URL answers", async () => {
+    const page = await context.newPage();
+    await page.goto(`${server.url}#/deploy`);
+    const editor = page.locator('[data-testid="manifest"]');
+    await editor.waitFor();
+    await editor.fill(`apiVersion: trustedpods/v1
+kind: Pod
+metadata:
+  name: from-browser
+spec:
+  containers:
+    - name: site
+      image:
+        ipfs: ${ipfsImage.cid}
+        digest: ${ipfsImage.digest}
+      command: [/bin/busybox, httpd, -f, -p, "8080", -h, /www]
+      ports:
+        - containerPort: 8080
+          http: {}
+      resources: {cpu: 100m, memory: 32Mi}
+`);
+    await page.locator('[data-testid="funds"]').fill("0.001");
+    await page.locator('[data-testid="deploy"]').click();
+    const done = page.locator('[data-testid="deploy-done"]');
+    await Promise.race([
+      done.waitFor({ timeout: 150_000 }),
+      page
+        .locator('[data-testid="deploy-error"]')
+        .waitFor({ timeout: 150_000 })
+        .then(async () => {
+          throw new Error(
+            `deploy failed: ${await page.locator('[data-testid="deploy-error"]').textContent()}`,
+          );
+        }),
+    ]);
+    const steps = await page.locator('[data-testid="deploy-steps"] li').allTextContents();
+    expect(steps.map((t) => t.slice(0, 1))).toEqual(["✓", "✓", "✓", "✓", "✓"]);
+    expect(steps.join("\n")).toContain("attested: insecure-dev");
+    const podIdDeployed = (await done.getAttribute("data-pod")) as `0x${string}`;
+    const key = {
+      publisher: chain.accounts[0]!.address,
+      provider: chain.accounts[1]!.address,
+      podId: podIdDeployed,
+    };
+    expect((await getChannel(chain.context(0), key)).deposit).toBe(10n ** 15n);
+    await shot(page, "deploy-done-wide");
+    const url = await done.locator("a[target=_blank]").first().getAttribute("href");
+    const site = await context.newPage();
+    await expect
+      .poll(
+        async () => {
+          const r = await site.goto(url!).catch(() => null);
+          return r?.ok() ? (await site.textContent("body"))?.trim() : undefined;
+        },
+        { timeout: 30_000 },
+      )
+      .toBe("deployed from the browser");
+    await site.close();
+    await page.close();
+  }, 200_000);
 
   it("my pods: shows the pod's channel, tops it up from the browser and closes it", async () => {
     const page = await context.newPage();

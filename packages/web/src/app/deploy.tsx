@@ -1,6 +1,16 @@
 // Deploy: edit or upload a manifest (or start from a listing), check it, and see its price on every provider,
 // split into the provider's and the developers' parts, with the marketplace warning.
-import { type ManifestQuote, quoteManifest } from "@trustedpods/publisher";
+import {
+  deployFromBrowser,
+  explainError,
+  type ManifestQuote,
+  podForBrowserDeploy,
+  quoteManifest,
+  type WebDeployProgress,
+  type WebDeployResult,
+  webPodSigner,
+  webPolicy,
+} from "@trustedpods/publisher";
 import { useState } from "preact/hooks";
 import type { PageProps } from "./app.js";
 import { DRAFT_KEY } from "./market.js";
@@ -28,7 +38,7 @@ spec:
         memory: 32Mi
 `;
 
-export function DeployPage({ conn }: PageProps) {
+export function DeployPage({ config, conn, getNode }: PageProps) {
   const [text, setText] = useState(() => sessionStorage.getItem(DRAFT_KEY) ?? EXAMPLE);
   const [quote, setQuote] = useState<ManifestQuote>();
   const [uploadError, setUploadError] = useState<string>();
@@ -86,17 +96,7 @@ export function DeployPage({ conn }: PageProps) {
         }}
       />
       {quote ? <QuoteView quote={quote} /> : null}
-      <div class="notice" data-testid="deploy-pending">
-        <h2>Fund and deploy</h2>
-        <p>
-          The SDK's deploy flow runs in Node for now: it pushes images from your local Podman store to IPFS,
-          which a browser cannot reach. Deploy with <code>tpod deploy pod.yaml</code>; the pod then shows
-          under <a href="#/pods">My pods</a>, with its status, URL, logs, top up, close and delete.
-        </p>
-        <button type="button" disabled>
-          Fund and deploy
-        </button>
-      </div>
+      <DeployBox text={text} config={config} conn={conn} getNode={getNode} />
     </section>
   );
 }
@@ -162,6 +162,92 @@ function QuoteView({ quote }: { quote: ManifestQuote }) {
             </table>
           </div>
         )
+      ) : null}
+    </div>
+  );
+}
+
+/** Fund and deploy with a progress list; the result links the pod's endpoints and My pods. */
+function DeployBox({ text, config, conn, getNode }: PageProps & { text: string }) {
+  const [funds, setFunds] = useState("");
+  const [steps, setSteps] = useState<WebDeployProgress[]>([]);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string>();
+  const [done, setDone] = useState<WebDeployResult>();
+  const run = async () => {
+    setBusy(true);
+    setSteps([]);
+    setError(undefined);
+    setDone(undefined);
+    try {
+      const result = await deployFromBrowser({
+        pod: podForBrowserDeploy(text),
+        clients: conn,
+        signer: webPodSigner(conn.walletClient),
+        node: await getNode(),
+        policy: webPolicy(config),
+        ...(funds.trim() ? { funds } : {}),
+        onProgress: (p) =>
+          setSteps((prev) => [...prev.filter((x) => !(x.step === p.step && p.state === "done")), p]),
+      });
+      setDone(result);
+    } catch (err) {
+      setError(explainError(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <div class="notice" data-testid="deploy-box">
+      <h2>Fund and deploy</h2>
+      <p class="muted">
+        From the browser: images must already be on IPFS (ipfs: CID with its digest) or be marketplace
+        listings, and secrets must not come from files. For local images use <code>tpod deploy pod.yaml</code>
+        .
+      </p>
+      <label class="inline">
+        Funds{" "}
+        <input
+          data-testid="funds"
+          inputMode="decimal"
+          size={10}
+          placeholder="1 h minimum"
+          value={funds}
+          onInput={(e) => setFunds((e.target as HTMLInputElement).value)}
+        />
+      </label>{" "}
+      <button type="button" data-testid="deploy" disabled={busy || !conn.walletClient} onClick={run}>
+        {busy ? "Deploying…" : "Fund and deploy"}
+      </button>
+      {steps.length ? (
+        <ol class="steps" data-testid="deploy-steps">
+          {steps.map((p) => (
+            <li key={p.step} class={p.state}>
+              {p.state === "done" ? "✓ " : "… "}
+              {p.message}
+            </li>
+          ))}
+        </ol>
+      ) : null}
+      {error ? (
+        <p class="error" role="alert" data-testid="deploy-error">
+          {error}
+        </p>
+      ) : null}
+      {done ? (
+        <div class="ok" role="status" data-testid="deploy-done" data-pod={done.podId}>
+          <p>
+            Deployed <span class="mono">{short(done.podId, 8)}</span>. See it under{" "}
+            <a href="#/pods">My pods</a>.
+          </p>
+          {done.endpoints.http.map((u) => (
+            <div key={u}>
+              <a href={u} target="_blank" rel="noreferrer">
+                {u}
+              </a>
+            </div>
+          ))}
+        </div>
       ) : null}
     </div>
   );
