@@ -121,7 +121,7 @@ export async function deployFromBrowser(o: WebDeployOptions): Promise<WebDeployR
   say(
     "attest",
     "done",
-    `attested: ${att.evidence.tee}${att.insecure ? " (insecure-dev: no TEE, devnet only)" : ""}`,
+    `attested: ${att.evidence.tee}${att.insecure ? " (no TEE: accepted on the devnet only)" : ""}`,
   );
 
   const conn = podConnection(o.node, { provider: offer.address, chainId: o.clients.chainId }, o.signer, [
