@@ -8,3 +8,6 @@ export * from "./pod-ops.js";
 export * from "./pods.js";
 export * from "./providers.js";
 export * from "./verify.js";
+export * from "./web-app.js";
+export * from "./web-deploy.js";
+export * from "./web-pods.js";

@@ -1,0 +1,199 @@
+// Deploy from a browser: the same steps as the Node deploy() (provider, attestation, signed quote, deposit,
+// channel, signed provision) for pods whose images are already on IPFS (by CID and digest) or marketplace
+// listings. A browser has no Podman store to push from and no files to read: local images and file secrets are
+// refused up front with what to do. Browser-safe.
+import type { Libp2p } from "@libp2p/interface";
+import type { Policy } from "@trustedpods/attestation";
+import { ensureAllowance, openChannel } from "@trustedpods/chain";
+import { callSignedUnary } from "@trustedpods/p2p/browser";
+import {
+  checkManifest,
+  type Pod,
+  ProvisionRequestSchema,
+  ProvisionResponseSchema,
+  podToWire,
+} from "@trustedpods/protocol";
+import { type Address, bytesToHex, type Hex, hexToBytes } from "viem";
+import { PublisherError } from "./errors.js";
+import type { NetworkClients } from "./network.js";
+import {
+  DEFAULT_MIN_DEPOSIT_SECONDS,
+  depositFor,
+  endpointsFromWire,
+  type PodConnection,
+  type PodEndpoints,
+  podConnection,
+  providerError,
+  requestQuote,
+} from "./pod-ops.js";
+import {
+  cheapestOffer,
+  formatAmount,
+  getOffer,
+  listOffers,
+  parseTokenAmount,
+  priceOffers,
+  tokenInfo,
+} from "./providers.js";
+import { verifyProvider } from "./verify.js";
+
+export type WebDeployStep = "check" | "provider" | "attest" | "quote" | "channel" | "provision";
+
+export interface WebDeployProgress {
+  step: WebDeployStep;
+  state: "start" | "done";
+  message: string;
+}
+
+export interface WebDeployOptions {
+  pod: Pod;
+  clients: NetworkClients;
+  signer: PodConnection["signer"];
+  node: Libp2p;
+  policy: Policy;
+  /** A registered provider instead of the cheapest that fits. */
+  provider?: Address;
+  /** Decimal amount in the provider's token; default: the minimum run time (1 h) plus a margin. */
+  funds?: string;
+  onProgress?: (p: WebDeployProgress) => void;
+}
+
+export interface WebDeployResult {
+  podId: Hex;
+  provider: Address;
+  channel: Hex;
+  endpoints: PodEndpoints;
+}
+
+/** Why a pod cannot be deployed from a browser, or undefined when it can. */
+export function browserDeployBlocker(pod: Pod): string | undefined {
+  for (const c of pod.containers) {
+    if (c.env.some((e) => e.kind === "secret"))
+      return `container "${c.name}" takes a secret in its environment: the browser deploy does not upload secrets yet. Use \`tpod deploy\`.`;
+    if (c.image.kind === "local")
+      return `container "${c.name}" uses a local image: a browser cannot push it. Push it with \`tpod deploy\` (or reference it as ipfs: CID with its digest).`;
+  }
+  for (const v of pod.volumes) {
+    if (v.kind === "secret" && v.source.kind === "file")
+      return `volume "${v.name}" reads a secret from a file: a browser cannot. Use \`tpod deploy\` for this pod.`;
+  }
+  return undefined;
+}
+
+/** The manifest as a pod the browser can deploy, or a PublisherError saying what to fix (line by line). */
+export function podForBrowserDeploy(text: string, file = "pod.yaml"): Pod {
+  const check = checkManifest(text, file);
+  if (!check.pod) {
+    const first = check.diagnostics
+      .filter((d) => d.severity === "error")
+      .slice(0, 3)
+      .map((d) => `line ${d.line}: ${d.message}`)
+      .join("; ");
+    throw new PublisherError("POD_RECORD", `the manifest has problems (${first}): fix them and retry`);
+  }
+  const blocker = browserDeployBlocker(check.pod);
+  if (blocker) throw new PublisherError("NO_PROVIDER_FITS", blocker);
+  return check.pod;
+}
+
+export async function deployFromBrowser(o: WebDeployOptions): Promise<WebDeployResult> {
+  const say = (step: WebDeployStep, state: "start" | "done", message: string) =>
+    o.onProgress?.({ step, state, message });
+  const blocker = browserDeployBlocker(o.pod);
+  if (blocker) throw new PublisherError("NO_PROVIDER_FITS", blocker);
+  const ctx = o.clients.context;
+  const publisher = o.signer.address;
+  const podId = bytesToHex(crypto.getRandomValues(new Uint8Array(32)));
+
+  say(
+    "provider",
+    "start",
+    o.provider ? `reading provider ${o.provider}` : "choosing the cheapest provider that fits",
+  );
+  const offer = o.provider
+    ? await getOffer(ctx, o.provider)
+    : cheapestOffer(priceOffers(await listOffers(ctx), o.pod));
+  const token = await tokenInfo(o.clients.publicClient, offer.pricing.token);
+  say("provider", "done", `provider ${offer.name || offer.address}`);
+
+  say("attest", "start", `verifying ${offer.name || offer.address}'s attestation in this browser`);
+  const att = await verifyProvider({ node: o.node, multiaddrs: offer.multiaddrs, policy: o.policy });
+  say(
+    "attest",
+    "done",
+    `attested: ${att.evidence.tee}${att.insecure ? " (no TEE: accepted on the devnet only)" : ""}`,
+  );
+
+  const conn = podConnection(o.node, { provider: offer.address, chainId: o.clients.chainId }, o.signer, [
+    ...offer.multiaddrs,
+  ]);
+  say("quote", "start", "asking the provider for a signed quote");
+  const quote = await requestQuote(conn, { pod: o.pod, podId, publisher, payments: ctx.addresses.payments });
+  say("quote", "done", `price ${formatAmount(quote.quote.ratePerSecond * 3600n, token)} per hour`);
+
+  let funds: bigint | undefined;
+  if (o.funds !== undefined && o.funds.trim() !== "") {
+    try {
+      funds = parseTokenAmount(o.funds, token.decimals);
+    } catch (err) {
+      throw new PublisherError("INVALID_AMOUNT", `funds: ${(err as Error).message}`, { field: "funds" });
+    }
+  }
+  const deposit = depositFor({
+    ratePerSecond: quote.quote.ratePerSecond,
+    ...(funds !== undefined ? { funds } : {}),
+    minDepositSeconds: DEFAULT_MIN_DEPOSIT_SECONDS,
+    decimals: token.decimals,
+    symbol: token.symbol,
+  });
+  say("channel", "start", `approving and opening the payment channel with ${formatAmount(deposit, token)}`);
+  await ensureAllowance(ctx, token.address, deposit);
+  const channel = await openChannel(ctx, {
+    quote: quote.quote,
+    quoteSignature: quote.signature,
+    podId,
+    deposit,
+    noticeSeconds: quote.quote.minNoticeSeconds,
+    approve: false,
+  });
+  say("channel", "done", `channel open (${formatAmount(deposit, token)})`);
+
+  say("provision", "start", "provider pulling images and starting the pod");
+  let res: Awaited<ReturnType<typeof provision>>;
+  try {
+    res = await provision(o, conn, podId);
+  } catch (err) {
+    const e = providerError("provision", err);
+    throw e instanceof PublisherError
+      ? new PublisherError(
+          e.code,
+          `${e.message} (the payment channel is open: close it under My pods to get the deposit back)`,
+          { cause: err },
+        )
+      : e;
+  }
+  say("provision", "done", "pod running");
+  return {
+    podId,
+    provider: offer.address,
+    channel: channel.channelId,
+    endpoints: endpointsFromWire(res.endpoints),
+  };
+}
+
+function provision(o: WebDeployOptions, conn: PodConnection, podId: Hex) {
+  return callSignedUnary(
+    o.node,
+    conn.target,
+    "provision",
+    ProvisionRequestSchema,
+    {
+      podId: hexToBytes(podId),
+      pod: podToWire(o.pod),
+      channel: { chainId: BigInt(o.clients.chainId), paymentsContract: o.clients.context.addresses.payments },
+    },
+    ProvisionResponseSchema,
+    { signer: o.signer, chainId: o.clients.chainId, provider: conn.provider, podId },
+    { timeoutMs: 600_000 },
+  );
+}

@@ -1,0 +1,600 @@
+// The web app, built with Vite and served by serveWebApp, driven in headless Chromium against a real devnet:
+// anvil with the contracts, the REAL provider daemon (Podman engine, insecure-dev attester) listening on
+// WebSockets, a marketplace listing, and a payment channel the publisher opened. Screenshots of every page, wide
+// and 375 px narrow, go to packages/web/test-results/ for review.
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import {
+  accrued,
+  balanceOf,
+  claim,
+  createListing,
+  getChannel,
+  openChannel,
+  Resource,
+  registerProvider,
+  signQuoteFor,
+} from "@trustedpods/chain";
+import { type DevChain, startDevChain } from "@trustedpods/chain/node";
+import type { IpfsNode } from "@trustedpods/ipfs";
+import { Daemon, loadConfig } from "@trustedpods/provider";
+import type { WebAppConfig } from "@trustedpods/publisher";
+import { writeDevnetState } from "@trustedpods/publisher/node";
+import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { privateKeyToAccount } from "viem/accounts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { run as tpod } from "../../cli/src/main.js";
+import type { PodmanEngine } from "../../provider/src/engine/podman.js";
+import {
+  buildBusyboxLayout,
+  type PushedImage,
+  providerConfigYaml,
+  pushLayout,
+  startPublisherIpfs,
+} from "../../provider/test/daemon-helpers.js";
+import { buildWebApp, serveWebApp, type WebAppServer } from "../src/node/index.js";
+
+const exec = promisify(execFile);
+const CHROMIUM = "/usr/bin/chromium";
+const HAVE = [CHROMIUM, "/usr/bin/podman", "/usr/bin/buildah", "/bin/busybox"].every((p) => existsSync(p));
+if (!HAVE) console.warn(`SKIP: the web app test needs ${CHROMIUM}, Podman, buildah and busybox-static`);
+
+const SHOTS = resolve(import.meta.dirname, "../test-results");
+const uid = randomBytes(4).toString("hex");
+const TOKEN = 10n ** 18n;
+const IMAGE = `localhost/tpod-web-${uid}:latest`;
+const savedHome = process.env.TPOD_HOME;
+
+let tmp: string;
+let chain: DevChain;
+let daemon: Daemon;
+let server: WebAppServer;
+let deadServer: WebAppServer;
+let context: BrowserContext;
+let podId: `0x${string}`;
+let pubIpfs: IpfsNode;
+/** busybox with /www/index.html, pushed to the publisher's IPFS node: what a browser can deploy by CID. */
+let ipfsImage: PushedImage;
+/** The pod `tpod deploy` started (the browser cannot deploy yet: the SDK's deploy() is Node-only). */
+let deployed: { podId: `0x${string}`; endpoints: { http: string[] } };
+
+/** busybox (with applet links) from scratch, committed into the local Podman store under IMAGE. */
+async function buildImage(): Promise<void> {
+  const ctr = (await exec("buildah", ["from", "scratch"])).stdout.trim();
+  try {
+    await exec("buildah", ["copy", ctr, "/bin/busybox", "/bin/busybox"]);
+    await exec("buildah", ["run", ctr, "--", "/bin/busybox", "--install", "-s", "/bin"]);
+    await exec("buildah", ["config", "--entrypoint", "[]", "--cmd", '["/bin/sh"]', ctr]);
+    await exec("buildah", ["commit", "-q", ctr, IMAGE]);
+  } finally {
+    await exec("buildah", ["rm", ctr]).catch(() => {});
+  }
+}
+
+const webManifest = `apiVersion: trustedpods/v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  containers:
+    - name: web
+      image: ${IMAGE}
+      command: [sh, -c]
+      args: ["mkdir -p /www && echo 'hello from the browser test' > /www/index.html && echo started-web-${uid} && exec httpd -f -p 8080 -h /www"]
+      ports:
+        - containerPort: 8080
+          http: {}
+      resources: {cpu: 100m, memory: 32Mi}
+`;
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+/** True when nothing is wider than the viewport (no sideways scrolling on a phone). */
+async function fitsWidth(page: Page): Promise<boolean> {
+  return page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+}
+
+describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () => {
+  beforeAll(async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    tmp = await mkdtemp(join(tmpdir(), "tpod-web-"));
+    process.env.TPOD_HOME = join(tmp, "home");
+    const [www] = await Promise.all([
+      buildWebApp({ outDir: join(tmp, "www") }),
+      (async () => {
+        chain = await startDevChain({ accounts: 3 });
+      })(),
+      (async () => {
+        pubIpfs = await startPublisherIpfs(join(tmp, "pub-ipfs"));
+      })(),
+      buildImage(),
+    ]);
+    const keyFile = join(tmp, "provider.key");
+    await writeFile(keyFile, `${chain.accounts[1]!.privateKey}\n`, { mode: 0o600 });
+    const yaml = providerConfigYaml({
+      dataDir: join(tmp, "data"),
+      chain,
+      accountKeyFile: keyFile,
+      owner: `w${uid}`,
+      ipfsPeers: pubIpfs.multiaddrs(),
+    })
+      .replace("chain:\n", "chain:\n  confirmations: 0\n")
+      .replace(
+        // Browsers reach providers over WebSockets: listen on ws too.
+        'listen: ["/ip4/127.0.0.1/tcp/0"]\n  inbound',
+        'listen: ["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0/ws"]\n  inbound',
+      );
+    const cfgFile = join(tmp, "provider.yaml");
+    await writeFile(cfgFile, yaml);
+    daemon = await Daemon.start(loadConfig(cfgFile), {});
+    expect(daemon.info().multiaddrs.some((a) => a.includes("/ws/"))).toBe(true);
+    const provider = chain.context(1);
+    await registerProvider(provider, {
+      name: "devnet-provider",
+      regions: ["local"],
+      multiaddrs: daemon.info().multiaddrs,
+      metadataCid: "",
+      teeTypes: ["insecure-dev"],
+      token: chain.contracts.token,
+      minNoticeSeconds: 600,
+      prices: [
+        { resource: Resource.cpu, pricePerUnitSecond: 1000n },
+        { resource: Resource.memory, pricePerUnitSecond: 200n },
+        { resource: Resource.storage, pricePerUnitSecond: 3000n },
+      ],
+    });
+    // A developer's listing (royalty 10 %), for the marketplace page and the deploy warning.
+    await createListing(chain.context(2), {
+      manifestDigest: `0x${"ab".repeat(32)}`,
+      metadataCid: "bafkreiexamplelisting",
+      royaltyBps: 1000,
+    });
+    // A pod channel the publisher opened (as `tpod deploy` does), for "my pods".
+    podId = `0x${randomBytes(32).toString("hex")}`;
+    const publisher = chain.accounts[0]!.address;
+    const quote = {
+      provider: chain.accounts[1]!.address,
+      publisher,
+      podId,
+      token: chain.contracts.token,
+      ratePerSecond: 10n ** 12n,
+      minNoticeSeconds: 600,
+      expiry: BigInt(Math.floor(Date.now() / 1000) + 3600),
+    };
+    const sig = await signQuoteFor(provider, privateKeyToAccount(chain.accounts[1]!.privateKey), quote);
+    await openChannel(chain.context(0), {
+      quote,
+      quoteSignature: sig,
+      podId,
+      deposit: 5n * TOKEN,
+      noticeSeconds: 600,
+    });
+    // A real pod, deployed as `tpod deploy` does on the devnet (publisher = dev account 0, the app's dev key).
+    await writeDevnetState(process.env.TPOD_HOME!, {
+      version: 1,
+      rpcUrl: chain.rpcUrl,
+      chainId: chain.chainId,
+      contracts: chain.contracts,
+      publisherKey: chain.accounts[0]!.privateKey,
+      providers: [
+        {
+          address: daemon.info().provider,
+          peerId: daemon.info().peerId,
+          multiaddrs: daemon.info().multiaddrs,
+        },
+      ],
+      ipfs: { multiaddrs: daemon.info().ipfs },
+      pid: process.pid,
+    });
+    ipfsImage = await pushLayout(
+      pubIpfs,
+      await buildBusyboxLayout(
+        // Its own directory: the helper writes www/index.html under it, and tmp/www holds the built app.
+        mkdirSync(join(tmp, "image"), { recursive: true }) ?? join(tmp, "image"),
+        `localhost/tpod-web-ipfs-${uid}:latest`,
+        "deployed from the browser\n",
+      ),
+    );
+    const manifestFile = join(tmp, "web.yaml");
+    await writeFile(manifestFile, webManifest);
+    let out = "";
+    let err = "";
+    const code = await tpod(["deploy", manifestFile, "--json", "--funds", "0.001"], {
+      out: (t) => {
+        out += t;
+      },
+      err: (t) => {
+        err += t;
+      },
+    });
+    if (code !== 0) throw new Error(`tpod deploy failed (${code}): ${err}`);
+    deployed = JSON.parse(out);
+    const config: WebAppConfig = {
+      version: 1,
+      name: "devnet",
+      rpcUrl: chain.rpcUrl,
+      chainId: chain.chainId,
+      contracts: chain.contracts,
+      devnet: true,
+      devKey: chain.accounts[0]!.privateKey,
+    };
+    server = await serveWebApp({ config, root: www });
+    // The same app pointed at a chain that is not there: the user must read what to do.
+    deadServer = await serveWebApp({ config: { ...config, rpcUrl: "http://127.0.0.1:9/" }, root: www });
+    context = await chromium.launchPersistentContext(join(tmp, "profile"), {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+      ],
+      viewport: { width: 1280, height: 900 },
+    });
+  }, 240_000);
+
+  afterAll(async () => {
+    await context?.close();
+    await server?.close();
+    await deadServer?.close();
+    if (daemon) {
+      const engine = daemon.engine as PodmanEngine;
+      for (const m of await engine.listPods()) await engine.remove(m.podId, { images: true });
+      await daemon.stop();
+    }
+    await pubIpfs?.stop();
+    await chain?.stop();
+    await exec("buildah", ["rmi", "-f", IMAGE]).catch(() => {});
+    if (savedHome === undefined) delete process.env.TPOD_HOME;
+    else process.env.TPOD_HOME = savedHome;
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+    await rm(`/dev/shm/tpod-secrets-w${uid}`, { recursive: true, force: true });
+  }, 120_000);
+
+  it("providers page: the registered provider, its prices and an in-browser verified insecure-dev badge", async () => {
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(`${server.url}#/providers`);
+    const card = page.locator('[data-testid="provider"]');
+    await card.first().waitFor({ timeout: 30_000 });
+    expect(await card.count()).toBe(1);
+    expect(await card.getAttribute("data-address")).toBe(chain.accounts[1]!.address);
+    await expect.poll(() => card.textContent(), { timeout: 5000 }).toContain("devnet-provider");
+    // 1000 per millicore-second = 3.6 TPT... per core-hour: 1000 × 1000 × 3600 = 3.6e9 base units.
+    const prices = await card.locator('[data-testid="prices"]').textContent();
+    expect(prices).toContain("per CPU core-hour");
+    expect(prices).toContain("TPT");
+    const badge = card.locator('[data-testid="attestation"]');
+    await page.waitForSelector('[data-testid="attestation"]:not([data-state="checking"])', {
+      timeout: 30_000,
+    });
+    expect(await badge.getAttribute("data-state")).toBe("verified");
+    expect(await badge.textContent()).toContain("insecure-dev");
+    expect(await page.locator('[data-testid="account"]').textContent()).toContain("dev key");
+    await shot(page, "providers-wide");
+    await page.setViewportSize({ width: 375, height: 800 });
+    expect(await fitsWidth(page)).toBe(true);
+    await shot(page, "providers-375");
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it("marketplace page lists the listing with its terms; deploy shows the developer's share and the warning", async () => {
+    const page = await context.newPage();
+    await page.setViewportSize({ width: 375, height: 800 });
+    await page.goto(`${server.url}#/market`);
+    const listing = page.locator('[data-testid="listing"]');
+    await listing.first().waitFor({ timeout: 30_000 });
+    const text = await listing.textContent();
+    expect(text).toContain("Listing #1");
+    expect(text).toContain("10.00% of every payment");
+    expect(text).toContain("fixed (cannot be overridden)");
+    expect(await fitsWidth(page)).toBe(true);
+    await shot(page, "market-375");
+    await listing.getByRole("button", { name: "Deploy this" }).click();
+    await page.waitForURL(/#\/deploy$/);
+    expect(await page.locator('[data-testid="manifest"]').inputValue()).toContain('listing: "1"');
+    await page.locator('[data-testid="price"]').click();
+    const warning = page.locator('[data-testid="market-warning"]');
+    await warning.waitFor({ timeout: 30_000 });
+    expect(await warning.textContent()).toContain("10.00% of every payment goes to the developer");
+    const row = page.locator('[data-testid="quote-row"]');
+    expect(await row.count()).toBe(1);
+    const cells = await row.locator("td").allTextContents();
+    // 250 m CPU and 128 MiB: (250 × 1000 + 128 × 200) × 3600 = 992,160,000 per hour; the developer takes 10 %.
+    expect(cells[1]).toContain("TPT");
+    expect(cells[3]).not.toBe("—");
+    expect(await fitsWidth(page)).toBe(true);
+    await shot(page, "deploy-listing-375");
+    await page.close();
+  });
+
+  it("deploy page: a manifest with a mistake is explained by line; the example is priced per provider", async () => {
+    const page = await context.newPage();
+    await page.goto(`${server.url}#/deploy`);
+    const editor = page.locator('[data-testid="manifest"]');
+    await editor.waitFor();
+    await editor.fill(
+      "apiVersion: trustedpods/v1\nkind: Pod\nmetadata:\n  name: x\nspec:\n  containers: 3\n",
+    );
+    await page.locator('[data-testid="price"]').click();
+    const alert = page.locator('[data-testid="quote"] .error');
+    await alert.waitFor({ timeout: 10_000 });
+    expect(await alert.textContent()).toMatch(/line 6/);
+    await shot(page, "deploy-error-wide");
+    await page.evaluate(() => sessionStorage.clear());
+    await page.reload();
+    await page.locator('[data-testid="price"]').click();
+    const row = page.locator('[data-testid="quote-row"]');
+    await row.first().waitFor({ timeout: 30_000 });
+    expect(await row.locator("td").nth(1).textContent()).toContain("TPT");
+    expect(await page.locator('[data-testid="market-warning"]').count()).toBe(0);
+    await shot(page, "deploy-wide");
+    await page.close();
+  });
+
+  it("deploy page: funds and deploys an IPFS-image pod from the browser with progress; its URL answers", async () => {
+    const page = await context.newPage();
+    await page.goto(`${server.url}#/deploy`);
+    const editor = page.locator('[data-testid="manifest"]');
+    await editor.waitFor();
+    await editor.fill(`apiVersion: trustedpods/v1
+kind: Pod
+metadata:
+  name: from-browser
+spec:
+  containers:
+    - name: site
+      image:
+        ipfs: ${ipfsImage.cid}
+        digest: ${ipfsImage.digest}
+      command: [/bin/busybox, httpd, -f, -p, "8080", -h, /www]
+      ports:
+        - containerPort: 8080
+          http: {}
+      resources: {cpu: 100m, memory: 32Mi}
+`);
+    await page.locator('[data-testid="funds"]').fill("0.001");
+    await page.locator('[data-testid="deploy"]').click();
+    const done = page.locator('[data-testid="deploy-done"]');
+    await Promise.race([
+      done.waitFor({ timeout: 150_000 }),
+      page
+        .locator('[data-testid="deploy-error"]')
+        .waitFor({ timeout: 150_000 })
+        .then(async () => {
+          throw new Error(
+            `deploy failed: ${await page.locator('[data-testid="deploy-error"]').textContent()}`,
+          );
+        }),
+    ]);
+    const steps = await page.locator('[data-testid="deploy-steps"] li').allTextContents();
+    expect(steps.map((t) => t.slice(0, 1))).toEqual(["✓", "✓", "✓", "✓", "✓"]);
+    expect(steps.join("\n")).toContain("attested: insecure-dev");
+    const podIdDeployed = (await done.getAttribute("data-pod")) as `0x${string}`;
+    const key = {
+      publisher: chain.accounts[0]!.address,
+      provider: chain.accounts[1]!.address,
+      podId: podIdDeployed,
+    };
+    expect((await getChannel(chain.context(0), key)).deposit).toBe(10n ** 15n);
+    await shot(page, "deploy-done-wide");
+    const url = await done.locator("a[target=_blank]").first().getAttribute("href");
+    const site = await context.newPage();
+    await expect
+      .poll(
+        async () => {
+          const r = await site.goto(url!).catch(() => null);
+          return r?.ok() ? (await site.textContent("body"))?.trim() : undefined;
+        },
+        { timeout: 30_000 },
+      )
+      .toBe("deployed from the browser");
+    await site.close();
+    await page.close();
+  }, 200_000);
+
+  it("my pods: shows the pod's channel, tops it up from the browser and closes it", async () => {
+    const page = await context.newPage();
+    await page.setViewportSize({ width: 375, height: 800 });
+    await page.goto(`${server.url}#/pods`);
+    const pod = page.locator(`[data-testid="pod"][data-pod="${podId}"]`);
+    await pod.waitFor({ timeout: 30_000 });
+    expect(await pod.locator('[data-testid="deposit"]').textContent()).toBe("5 TPT");
+    expect(await pod.locator('[data-testid="pod-state"]').textContent()).toBe("open");
+    expect(await pod.locator('[data-testid="remaining"]').textContent()).toMatch(/about/);
+    expect(await fitsWidth(page)).toBe(true);
+    await shot(page, "pods-375");
+    await pod.locator('[data-testid="topup-amount"]').fill("2.5");
+    await pod.locator('[data-testid="topup"]').click();
+    await expect
+      .poll(() => pod.locator('[data-testid="deposit"]').textContent(), { timeout: 30_000 })
+      .toBe("7.5 TPT");
+    const key = { publisher: chain.accounts[0]!.address, provider: chain.accounts[1]!.address, podId };
+    expect((await getChannel(chain.context(0), key)).deposit).toBe(7n * TOKEN + TOKEN / 2n);
+    // A bad amount is refused before anything is sent, in words.
+    await pod.locator('[data-testid="topup-amount"]').fill("abc");
+    await pod.locator('[data-testid="topup"]').click();
+    await expect
+      .poll(() => pod.locator("span.error").textContent(), { timeout: 10_000 })
+      .toContain("not a decimal amount");
+    await pod.locator('[data-testid="close"]').click();
+    await expect
+      .poll(() => pod.locator('[data-testid="pod-state"]').textContent(), { timeout: 30_000 })
+      .toBe("closing");
+    expect((await getChannel(chain.context(0), key)).closeAt).toBeGreaterThan(0n);
+    await shot(page, "pods-closing-375");
+    await page.close();
+  });
+
+  it("my pods: a deployed pod's status, endpoint (opened), streamed logs, top up, delete (channel closing)", async () => {
+    const page = await context.newPage();
+    await page.goto(`${server.url}#/pods`);
+    const pod = page.locator(`[data-testid="pod"][data-pod="${deployed.podId}"]`);
+    await pod.waitFor({ timeout: 30_000 });
+    await expect
+      .poll(() => pod.locator('[data-testid="phase"]').textContent(), { timeout: 30_000 })
+      .toMatch(/^running/);
+    const url = deployed.endpoints.http[0]!;
+    expect(await pod.locator('[data-testid="endpoints"] a').first().getAttribute("href")).toBe(url);
+    // Chromium resolves NAME.localhost to loopback: open the pod's URL through the provider's gateway.
+    const site = await context.newPage();
+    await expect
+      .poll(
+        async () => {
+          const r = await site.goto(url).catch(() => null);
+          return r?.ok() ? (await site.textContent("body"))?.trim() : undefined;
+        },
+        { timeout: 30_000 },
+      )
+      .toBe("hello from the browser test");
+    await shot(site, "pod-site-wide");
+    await site.close();
+    await pod.locator('[data-testid="logs-toggle"]').click();
+    await expect
+      .poll(() => pod.locator('[data-testid="logs"]').textContent(), { timeout: 30_000 })
+      .toContain(`started-web-${uid}`);
+    await shot(page, "pods-deployed-wide");
+    await page.setViewportSize({ width: 375, height: 800 });
+    expect(await fitsWidth(page)).toBe(true);
+    await shot(page, "pods-deployed-375");
+    const before = await pod.locator('[data-testid="deposit"]').textContent();
+    await pod.locator('[data-testid="topup-amount"]').fill("0.002");
+    await pod.locator('[data-testid="topup"]').click();
+    await expect
+      .poll(() => pod.locator('[data-testid="deposit"]').textContent(), { timeout: 30_000 })
+      .not.toBe(before);
+    await pod.locator('[data-testid="delete"]').click();
+    await expect
+      .poll(() => pod.locator('[data-testid="phase"]').textContent(), { timeout: 60_000 })
+      .toMatch(/^deleted/);
+    const engine = daemon.engine as PodmanEngine;
+    await expect
+      .poll(async () => (await engine.listPods()).some((m) => m.podId === deployed.podId), {
+        timeout: 30_000,
+      })
+      .toBe(false);
+    await shot(page, "pods-deleted-375");
+    // Deleting makes the provider start the channel's close on chain (its final claim reaches the close time):
+    // after a refresh the card says "closing" and offers no close or top-up.
+    const key = {
+      publisher: chain.accounts[0]!.address,
+      provider: chain.accounts[1]!.address,
+      podId: deployed.podId,
+    };
+    await expect
+      .poll(async () => (await getChannel(chain.context(0), key)).closeAt, { timeout: 30_000 })
+      .not.toBe(0n);
+    await page.getByRole("button", { name: "Refresh" }).click();
+    await expect
+      .poll(
+        () =>
+          page
+            .locator(`[data-testid="pod"][data-pod="${deployed.podId}"] [data-testid="pod-state"]`)
+            .textContent(),
+        {
+          timeout: 30_000,
+        },
+      )
+      .toBe("closing");
+    expect(await pod.locator('[data-testid="close"]').count()).toBe(0);
+    await shot(page, "pods-deleted-375");
+    await page.close();
+  }, 180_000);
+
+  it("earnings page shows the publisher's Payments balance per token and its roles", async () => {
+    const page = await context.newPage();
+    await page.goto(`${server.url}#/earnings`);
+    const row = page.locator('[data-testid="earning"]');
+    await row.first().waitFor({ timeout: 30_000 });
+    expect(await row.first().textContent()).toContain("TPT");
+    expect(await page.locator('[data-testid="provider-earnings"]').textContent()).toContain(
+      "not a registered provider",
+    );
+    expect(await page.locator('[data-testid="developer-earnings"]').textContent()).toContain(
+      "no marketplace listing",
+    );
+    await shot(page, "earnings-wide");
+    await page.close();
+  });
+
+  it("provider earnings through a browser wallet (EIP-1193): balance after a claim, withdrawn from the browser", async () => {
+    const key = { publisher: chain.accounts[0]!.address, provider: chain.accounts[1]!.address, podId };
+    const earned = await accrued(chain.context(1), key);
+    expect(earned).toBeGreaterThan(0n);
+    await claim(chain.context(1), key.publisher, podId, earned);
+    const provider = chain.accounts[1]!.address;
+    // The daemon's billing also claims for the deployed pod: at least our claim is there.
+    expect(await balanceOf(chain.context(1), provider, chain.contracts.token)).toBeGreaterThanOrEqual(earned);
+    const page = await context.newPage();
+    // Stands in for MetaMask: a minimal EIP-1193 provider that forwards to anvil, whose dev accounts are
+    // unlocked, and shares the provider's account. The app uses it through viem's custom() transport.
+    await page.addInitScript(walletShim(chain.rpcUrl, provider));
+    await page.goto(`${server.url}#/earnings`);
+    await page.getByRole("button", { name: "Connect wallet" }).click();
+    await expect
+      .poll(() => page.locator('[data-testid="account"]').textContent(), { timeout: 30_000 })
+      .toContain(`wallet ${provider.slice(0, 6)}`);
+    const row = page.locator('[data-testid="earning"]');
+    await row.first().waitFor({ timeout: 30_000 });
+    expect(await page.locator('[data-testid="provider-earnings"]').textContent()).toContain(
+      "devnet-provider",
+    );
+    expect(await row.first().locator('[data-testid="balance"]').textContent()).not.toBe("0 TPT");
+    await page.setViewportSize({ width: 375, height: 800 });
+    expect(await fitsWidth(page)).toBe(true);
+    await shot(page, "earnings-provider-375");
+    await row.first().getByRole("button", { name: "Withdraw" }).click();
+    await expect
+      .poll(() => balanceOf(chain.context(1), provider, chain.contracts.token), { timeout: 30_000 })
+      .toBe(0n);
+    await expect
+      .poll(() => row.first().locator('[data-testid="balance"]').textContent(), { timeout: 30_000 })
+      .toBe("0 TPT");
+    await page.close();
+  });
+
+  it("a chain that does not answer is reported with what to do", async () => {
+    const page = await context.newPage();
+    await page.goto(`${deadServer.url}#/providers`);
+    const alert = page.getByRole("alert");
+    await alert.first().waitFor({ timeout: 30_000 });
+    const text = await alert.first().textContent();
+    expect(text).toContain("cannot reach the chain at http://127.0.0.1:9/");
+    expect(text).toContain("tpod devnet up");
+    expect(text).not.toContain("..");
+    await shot(page, "unreachable-wide");
+    await page.close();
+  });
+});
+
+/** Page script: window.ethereum answering with one account and forwarding everything else to the RPC URL. */
+function walletShim(rpcUrl: string, account: string): string {
+  return `window.ethereum = {
+  async request({ method, params }) {
+    if (method === "eth_requestAccounts" || method === "eth_accounts") return [${JSON.stringify(account)}];
+    const res = await fetch(${JSON.stringify(rpcUrl)}, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params: params ?? [] }),
+    });
+    const body = await res.json();
+    if (body.error) throw Object.assign(new Error(body.error.message), { code: body.error.code, data: body.error.data });
+    return body.result;
+  },
+  on() {},
+  removeListener() {},
+};`;
+}
