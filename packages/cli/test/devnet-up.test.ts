@@ -84,7 +84,19 @@ describe.skipIf(!built || !HAVE_TOOLS)("tpod devnet up", () => {
     process.env.TPOD_HOME = home;
     child = spawn(
       bin,
-      ["devnet", "up", "--json", "--gateway-port", "0", "--chain-port", "0", "--engine-owner", owner],
+      [
+        "devnet",
+        "up",
+        "--json",
+        "--gateway-port",
+        "0",
+        "--chain-port",
+        "0",
+        "--web-port",
+        "0",
+        "--engine-owner",
+        owner,
+      ],
       { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, TPOD_HOME: home } },
     );
     child.stderr!.on("data", (c) => {
@@ -191,8 +203,24 @@ describe.skipIf(!built || !HAVE_TOOLS)("tpod devnet up", () => {
     expect(JSON.parse(r.body).error.code).toBe("UNKNOWN_HOST");
   });
 
+  it("serves the web app, configured for this devnet", async () => {
+    const web = (info as unknown as { web: { url: string } }).web;
+    expect(web.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const page = await fetch(web.url);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toMatch(/<script[^>]+type="module"/);
+    const config = (await (await fetch(new URL("config.json", web.url))).json()) as {
+      rpcUrl: string;
+      chainId: number;
+      devnet: boolean;
+      contracts: { registry: string };
+    };
+    expect(config).toMatchObject({ rpcUrl: info.rpcUrl, chainId: info.chainId, devnet: true });
+    expect(config.contracts.registry.toLowerCase()).toBe(info.contracts.registry.toLowerCase());
+  });
+
   it("refuses a second devnet in the same TPOD_HOME, naming the running one", async () => {
-    const r = await tpod(["devnet", "up", "--gateway-port", "0", "--chain-port", "0"]);
+    const r = await tpod(["devnet", "up", "--gateway-port", "0", "--chain-port", "0", "--web-port", "0"]);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(new RegExp(`a devnet is already running \\(pid ${child.pid}`));
     // The refused start left the running devnet's state file alone.

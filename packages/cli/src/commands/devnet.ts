@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import type { Command } from "commander";
 import { CliError, ExitCode } from "../errors.js";
@@ -72,6 +73,7 @@ export function registerDevnet(program: Command, { io }: CommandContext): void {
     .option("--json", "print only the JSON ready line on stdout (default: the line plus a summary on stderr)")
     .option("--gateway-port <port>", "HTTP gateway port on 127.0.0.1 (0 = any free port)", "8080")
     .option("--chain-port <port>", "chain RPC port on 127.0.0.1 (0 = any free port)", "8545")
+    .option("--web-port <port>", "web app port on 127.0.0.1 (0 = any free port)", "8090")
     .option(
       "--dir <dir>",
       "working directory for the provider and IPFS data (default $TPOD_HOME/devnet; emptied at start)",
@@ -87,12 +89,14 @@ export function registerDevnet(program: Command, { io }: CommandContext): void {
         json?: boolean;
         gatewayPort: string;
         chainPort: string;
+        webPort: string;
         dir?: string;
         engineOwner: string;
         logLevel: string;
       }) => {
         const gatewayPort = parsePort(opts.gatewayPort, "--gateway-port");
         const chainPort = parsePort(opts.chainPort, "--chain-port");
+        const webPort = parsePort(opts.webPort, "--web-port");
         if (!(LOG_LEVELS as readonly string[]).includes(opts.logLevel))
           throw new CliError(`--log-level must be one of ${LOG_LEVELS.join(", ")}`, ExitCode.usage);
         if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(opts.engineOwner))
@@ -118,7 +122,8 @@ export function registerDevnet(program: Command, { io }: CommandContext): void {
           if (err instanceof DevnetError) throw new CliError(`cannot start the devnet: ${err.message}`);
           throw new CliError(`cannot start the devnet: ${(err as Error).message}`);
         }
-        const info = net.info;
+        const web = await serveWebAppFor(net.info.stateFile, webPort, io);
+        const info = { ...net.info, ...(web ? { web: { url: web.url } } : {}) };
         io.out(JSON.stringify(info));
         if (!opts.json) {
           io.err(`devnet ready in ${(info.startupMs / 1000).toFixed(1)} s`);
@@ -129,10 +134,12 @@ export function registerDevnet(program: Command, { io }: CommandContext): void {
           );
           io.err(`  publisher  ${info.publisher.address}  (PUBLIC TEST KEY: never use it on a real chain)`);
           io.err(`  state file ${info.stateFile}: tpod commands use this devnet without flags`);
+          if (web) io.err(`  web app    ${web.url}`);
           io.err("press Ctrl-C to stop (removes the devnet's pods and its state file)");
         }
         const problem = await untilSignal(net.failed);
         io.err("stopping the devnet...");
+        await web?.close();
         await net.stop();
         if (problem) throw new CliError(problem);
         io.err("devnet stopped");
@@ -218,4 +225,27 @@ export function registerDevnet(program: Command, { io }: CommandContext): void {
       if (problem) throw new CliError(problem);
       io.err("dev chain stopped");
     });
+}
+
+/**
+ * Serves the web app against this devnet (the app reads the chain and talks to the provider over libp2p
+ * WebSockets from the browser). A missing app build is not fatal for the devnet: it says how to build it.
+ */
+async function serveWebAppFor(
+  stateFile: string,
+  port: number,
+  io: CommandContext["io"],
+): Promise<{ url: string; close(): Promise<void> } | undefined> {
+  const { parseDevnetState, webAppConfigFromDevnet } = await import("@trustedpods/publisher");
+  const { serveWebApp, WebAppError } = await import("@trustedpods/web/node");
+  const state = parseDevnetState(JSON.parse(await readFile(stateFile, "utf8")), stateFile);
+  try {
+    return await serveWebApp({ port, config: webAppConfigFromDevnet(state) });
+  } catch (err) {
+    if (err instanceof WebAppError && err.code === "NOT_BUILT") {
+      io.err(`web app not served: ${err.message}`);
+      return undefined;
+    }
+    throw err;
+  }
 }
