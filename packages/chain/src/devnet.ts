@@ -90,7 +90,7 @@ export async function startDevChain(opts: DevChainOptions = {}): Promise<DevChai
     }
     for (const h of hashes) await waitForTransaction(publicClient, h);
     const contracts = { ...addresses, token };
-    return {
+    const devChain: DevChain = {
       rpcUrl: anvil.rpcUrl,
       chainId: anvil.chainId,
       contracts,
@@ -103,8 +103,10 @@ export async function startDevChain(opts: DevChainOptions = {}): Promise<DevChai
         addresses,
         confirmations,
       }),
-      stop: () => anvil.stop(),
+      // The anvil the chain holds when stopped: a caller may restart it (e.g. from a state dump) and swap it in.
+      stop: () => devChain.anvil.stop(),
     };
+    return devChain;
   } catch (err) {
     await anvil.stop();
     throw err;
