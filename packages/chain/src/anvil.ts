@@ -3,6 +3,17 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 
+const SETPRIV = "/usr/bin/setpriv";
+
+/**
+ * Wraps a command so the kernel sends it SIGTERM when this process dies, even by SIGKILL: a killed devnet or test
+ * must not leave an anvil holding its port. setpriv (util-linux) sets PR_SET_PDEATHSIG and then execs the command,
+ * so the child's pid is anvil's own. Without setpriv the command runs unwrapped.
+ */
+function diesWithParent(command: string, args: string[]): [string, string[]] {
+  return existsSync(SETPRIV) ? [SETPRIV, ["--pdeathsig", "TERM", "--", command, ...args]] : [command, args];
+}
+
 /** Raised when the local anvil node cannot be found or does not come up. */
 export class AnvilError extends Error {
   override readonly name = "AnvilError";
@@ -67,7 +78,8 @@ export function startAnvil(opts: AnvilOptions = {}): Promise<Anvil> {
     String(opts.accounts ?? 10),
     ...(opts.args ?? []),
   ];
-  const child = spawn(anvilBinary(), args, { stdio: ["ignore", "pipe", "pipe"] });
+  const [command, argv] = diesWithParent(anvilBinary(), args);
+  const child = spawn(command, argv, { stdio: ["ignore", "pipe", "pipe"] });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const stop = async (): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return;

@@ -1,8 +1,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
 import { EngineError } from "./errors.js";
+
+const SETPRIV = "/usr/bin/setpriv";
 
 /** True when a Docker/libpod API answers /_ping on the socket. */
 export function pingSocket(socketPath: string, timeoutMs = 1000): Promise<boolean> {
@@ -29,7 +32,11 @@ export interface PodmanService {
 export async function startPodmanService(runDir: string, timeoutMs = 20_000): Promise<PodmanService> {
   await mkdir(runDir, { recursive: true, mode: 0o700 });
   const socketPath = path.join(runDir, "podman.sock");
-  const child: ChildProcess = spawn("podman", ["system", "service", "--time=0", `unix://${socketPath}`], {
+  const service = ["podman", "system", "service", "--time=0", `unix://${socketPath}`];
+  // setpriv (util-linux) makes the kernel SIGTERM the service when the daemon dies, even by SIGKILL, so a crashed
+  // daemon leaves no service behind on its socket; it execs podman, so the child's pid stays podman's own.
+  const argv = existsSync(SETPRIV) ? [SETPRIV, "--pdeathsig", "TERM", "--", ...service] : service;
+  const child: ChildProcess = spawn(argv[0] as string, argv.slice(1), {
     stdio: ["ignore", "ignore", "pipe"],
   });
   let stderr = "";
