@@ -14,13 +14,7 @@ import {
   parseDocument,
   type Scalar,
 } from "yaml";
-import {
-  type Diagnostic,
-  type DiagnosticCode,
-  didYouMean,
-  ManifestError,
-  type Severity,
-} from "./diagnostics.js";
+import { type Diagnostic, type DiagnosticCode, didYouMean, type Severity } from "./diagnostics.js";
 import { formatPath, type PathSegment } from "./pod.js";
 
 /** Largest YAML text any reader accepts. */
