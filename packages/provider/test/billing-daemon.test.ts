@@ -222,8 +222,11 @@ describe.skipIf(!haveTools)("billing in the provider daemon", () => {
     const id = daemon.state.listPods().find((x) => x.podId === podId)!.id;
     expect((await daemon.engine.status(id)).running).toBe(false);
 
-    // A top-up restarts it.
-    await topUp(publisher, daemon.info().provider, podId, rate * 10_000n, false);
+    // A top-up restarts it; the contract restarts accrual at the top-up, so the stopped time is not billed.
+    const restart = await topUp(publisher, daemon.info().provider, podId, rate * 10_000n, false);
+    const restartedAt = (await chain.publicClient.getBlock({ blockNumber: restart.receipt.blockNumber }))
+      .timestamp;
+    expect(await getChannel(publisher, key)).toMatchObject({ since: restartedAt, accruedBefore: rate * 3700n });
     await mine(2);
     await waitFor("the pod running again", async () => {
       const s = await status(podId);
@@ -243,8 +246,11 @@ describe.skipIf(!haveTools)("billing in the provider daemon", () => {
     );
     const closed = await waitFor("providerClose and the final claim", async () => {
       const c = await getChannel(publisher, key);
-      return c.closeAt !== 0n && c.claimed === rate * (c.closeAt - openedAt) && c;
+      return c.closeAt !== 0n && c.claimed === rate * (3700n + c.closeAt - restartedAt) && c;
     });
     expect(closed.claimed).toBeLessThanOrEqual(closed.deposit);
+    // Nothing for the seconds between the run-out (openedAt + 3700) and the top-up.
+    expect(restartedAt).toBeGreaterThan(openedAt + 3700n);
+    expect(closed.claimed).toBeLessThan(rate * (closed.closeAt - openedAt));
   }, 180_000);
 });
