@@ -10,7 +10,7 @@ import { multiaddr } from "@multiformats/multiaddr";
 import { ensureAllowance, getChannel, openChannel, topUp } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import type { IpfsNode } from "@trustedpods/ipfs";
-import { callUnary, RpcError } from "@trustedpods/p2p";
+import { RpcError } from "@trustedpods/p2p";
 import {
   DeleteRequestSchema,
   DeleteResponseSchema,
@@ -18,8 +18,6 @@ import {
   PodPhase,
   ProvisionRequestSchema,
   ProvisionResponseSchema,
-  QuoteRequestSchema,
-  QuoteResponseSchema,
   StatusRequestSchema,
   StatusResponseSchema,
 } from "@trustedpods/protocol";
@@ -139,20 +137,7 @@ describe.skipIf(!haveTools)("billing in the provider daemon", () => {
     const publisher = chain.context(2);
 
     // The provider's quote, bound to this publisher and pod id, opens the channel as it is.
-    const { quote } = await callUnary(
-      alice.node,
-      alice.target,
-      "quote",
-      QuoteRequestSchema,
-      {
-        pod: podToWire(p),
-        nonce: randomBytes(16),
-        publisher: Buffer.from(alice.account.address.slice(2), "hex"),
-        podId: Buffer.from(podId.slice(2), "hex"),
-      },
-      QuoteResponseSchema,
-    );
-    if (!quote) throw new Error("no quote");
+    const quote = await alice.quote(p, podId);
     const rate = BigInt(quote.pricePerSecond);
     expect(rate).toBe(200n * 1000n + 32n * 200n);
     const opened = await openChannel(publisher, {
@@ -226,7 +211,10 @@ describe.skipIf(!haveTools)("billing in the provider daemon", () => {
     const restart = await topUp(publisher, daemon.info().provider, podId, rate * 10_000n, false);
     const restartedAt = (await chain.publicClient.getBlock({ blockNumber: restart.receipt.blockNumber }))
       .timestamp;
-    expect(await getChannel(publisher, key)).toMatchObject({ since: restartedAt, accruedBefore: rate * 3700n });
+    expect(await getChannel(publisher, key)).toMatchObject({
+      since: restartedAt,
+      accruedBefore: rate * 3700n,
+    });
     await mine(2);
     await waitFor("the pod running again", async () => {
       const s = await status(podId);
