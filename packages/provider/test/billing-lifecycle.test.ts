@@ -40,6 +40,7 @@ import {
   parties,
   setNextTimestamp,
   tokenBalance,
+  until,
 } from "./billing-helpers.js";
 
 const run = promisify(execFile);
@@ -387,6 +388,32 @@ describe.skipIf(!haveTools)("billing with the real dev chain and real Podman", (
     const provBefore = await tokenBalance(chain, p.token, p.providerAddr);
     await withdraw(p.provider, p.token);
     expect((await tokenBalance(chain, p.token, p.providerAddr)) - provBefore).toBe(rate * funded);
+  }, 120_000);
+
+  it("a running loop restarts a pod soon after its top-up, not a whole claim interval later", async () => {
+    const keys = new Map<string, string>();
+    // A claim interval far longer than the test: only the top-up watch can restart the pod in time.
+    const { billing, lifecycle } = makeBilling(keys, {
+      config: { claimIntervalMs: 600_000, restartPollMs: 100 },
+    });
+    const rate = 359n;
+    const ch = await openFor(p, { deposit: rate * 200n, notice: 600 });
+    const key = await provision(billing, keys, ch);
+    billing.start();
+    try {
+      await billing.tick();
+      await increaseTime(chain, 250);
+      await billing.tick();
+      expect(billing.billingStatus(key).state).toBe("stopped_funds");
+      // Nothing to do while nobody tops up: the watch reads, and wakes nothing.
+      expect(await billing.loop.checkTopUps()).toBe(false);
+      await topUp(p.publisher, p.providerAddr, ch.podId, rate * 1000n, false);
+      await until("the pod restarted by the top-up watch", async () => (await engine.status(key)).running);
+      expect(billing.billingStatus(key).state).toBe("running");
+      expect(lifecycle.calls).toEqual([`stop ${key}`, `start ${key}`]);
+    } finally {
+      await billing.stop();
+    }
   }, 120_000);
 
   it("a provider restart over the same SQLite file never double claims, even with a claim left in flight", async () => {
