@@ -190,12 +190,8 @@ contract PaymentsFuzzHarness {
         for (uint256 k = 0; k < seq.ops.length; ++k) {
             c.step = k;
             Op calldata op = seq.ops[k];
-            if (op.dt != 0) {
-                uint256 t0 = payments.fakeNow();
-                _serve(m[0], t0, t0 + op.dt);
-                _serve(m[1], t0, t0 + op.dt);
-                payments.setNow(t0 + op.dt);
-            }
+            if (op.dt != 0) _advance(m, payments.fakeNow() + op.dt);
+            if (op.kind == TOPUP) _alignToRunOut(m[op.ch % 2], m, op.y % 4);
             bool ok = _apply(seq, c, m, op);
             stats.ops++;
             if (ok) stats.succeeded++;
@@ -203,6 +199,24 @@ contract PaymentsFuzzHarness {
             _checkInvariants(c, m);
         }
         stats.restarts += m[0].restarts + m[1].restarts;
+    }
+
+    function _advance(Model[2] memory m, uint256 t1) private {
+        uint256 t0 = payments.fakeNow();
+        _serve(m[0], t0, t1);
+        _serve(m[1], t0, t1);
+        payments.setNow(t1);
+    }
+
+    /// @dev Half the top-ups land on the run-out boundary: mode 0 at exactly the first second the accrual reaches
+    ///      the deposit, mode 1 one second before it (rounding with rates that do not divide the deposit).
+    function _alignToRunOut(Model memory ch, Model[2] memory m, uint256 mode) private {
+        if (mode > 1 || !ch.exists || ch.closeAt != 0 || ch.rate == 0 || ch.accruedBefore >= ch.deposit) return;
+        uint256 t = ch.since + (ch.deposit - ch.accruedBefore + ch.rate - 1) / ch.rate;
+        if (mode == 1) t -= 1;
+        // No longer than the largest time jump a sequence takes anyway (the contract keeps times in uint40).
+        uint256 nowT = payments.fakeNow();
+        if (t > nowT && t - nowT <= type(uint32).max) _advance(m, t);
     }
 
     /// @dev The publisher gets service while its deposit lasts: `rate` per second from `t0` to `t1` (not past the
