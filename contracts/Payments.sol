@@ -10,7 +10,8 @@ import {IListingTerms} from "./IListingTerms.sol";
 
 /// @title Payments: one contract, many payment channels, any plain ERC-20.
 /// @notice A channel is keyed by (publisher, provider, podId). The provider claims a cumulative amount, never more
-///         than the deposit and never more than `rate x seconds` (plus what a publisher-signed voucher allows).
+///         than the deposit and never more than `rate x` the seconds the channel was funded (plus what a
+///         publisher-signed voucher allows): a top-up after a run-out restarts accrual, so stopped time is free.
 ///         Claims credit internal balances (provider and royalty recipients) that each owner withdraws alone.
 /// @dev Storage is packed into two slots per channel so a steady claim touches two channel slots and one balance.
 contract Payments is EIP712, ReentrancyGuardTransient {
