@@ -348,6 +348,7 @@ describe.skipIf(!haveTools)("billing with the real dev chain and real Podman", (
     await billing.tick();
     expect((await engine.status(key)).running).toBe(false);
     expect(billing.billingStatus(key).claimable).toBe(0n);
+    expect(billing.billingStatus(key).warnings.join()).toContain("the stopped time is not charged");
 
     // The top-up: the contract freezes what is owed at the old deposit and restarts accrual at this block.
     const up = await topUp(p.publisher, p.providerAddr, ch.podId, rate * 5000n, false);

@@ -332,7 +332,7 @@ export class BillingLoop {
     } else if (state === "stopped_funds") {
       const removeAt = (pod.stoppedAt ?? now) + c.noticeSeconds;
       w.push(
-        `stopped: the deposit ran out at ${pod.stoppedAt}; top up before chain time ${removeAt} or the pod and its volumes are deleted`,
+        `stopped: the deposit ran out at ${pod.stoppedAt}; top up before chain time ${removeAt} or the pod and its volumes are deleted (billing restarts at the top-up: the stopped time is not charged)`,
       );
     } else if (state === "deleted") {
       w.push(`deleted: volumes are kept until chain time ${(pod.stoppedAt ?? now) + c.noticeSeconds}`);
