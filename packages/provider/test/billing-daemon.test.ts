@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { multiaddr } from "@multiformats/multiaddr";
-import { ensureAllowance, getChannel, openChannel, topUp } from "@trustedpods/chain";
+import { ensureAllowance, getChannel, openChannel, refund, topUp } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import type { IpfsNode } from "@trustedpods/ipfs";
 import { RpcError } from "@trustedpods/p2p";
@@ -206,6 +206,15 @@ describe.skipIf(!haveTools)("billing in the provider daemon", () => {
     await waitFor("the full claim", async () => (await getChannel(publisher, key)).claimed === rate * 3700n);
     const id = daemon.state.listPods().find((x) => x.podId === podId)!.id;
     expect((await daemon.engine.status(id)).running).toBe(false);
+    // It stands stopped another 5 minutes of chain time (within the 600 s notice, so its volumes stay): still
+    // stopped, and nothing more is owed for it.
+    await increaseTime(300n);
+    await waitFor("a tick after the wait", async () => {
+      const s = await status(podId);
+      return BigInt(s.billing?.chainTime ?? 0) >= openedAt + 4100n && s;
+    });
+    expect((await daemon.engine.status(id)).running).toBe(false);
+    expect((await getChannel(publisher, key)).claimed).toBe(rate * 3700n);
 
     // A top-up restarts it; the contract restarts accrual at the top-up, so the stopped time is not billed.
     const restart = await topUp(publisher, daemon.info().provider, podId, rate * 10_000n, false);
@@ -240,5 +249,9 @@ describe.skipIf(!haveTools)("billing in the provider daemon", () => {
     // Nothing for the seconds between the run-out (openedAt + 3700) and the top-up.
     expect(restartedAt).toBeGreaterThan(openedAt + 3700n);
     expect(closed.claimed).toBeLessThan(rate * (closed.closeAt - openedAt));
+    // The close time has passed (providerClose closes now): the publisher takes back exactly deposits - claimed.
+    const deposits = rate * (100n + 3600n + 10_000n);
+    const refunded = await refund(publisher, daemon.info().provider, podId);
+    expect(refunded.result).toBe(deposits - closed.claimed);
   }, 180_000);
 });
