@@ -10,7 +10,8 @@ import {IListingTerms} from "./IListingTerms.sol";
 
 /// @title Payments: one contract, many payment channels, any plain ERC-20.
 /// @notice A channel is keyed by (publisher, provider, podId). The provider claims a cumulative amount, never more
-///         than the deposit and never more than `rate x seconds` (plus what a publisher-signed voucher allows).
+///         than the deposit and never more than `rate x` the seconds the channel was funded (plus what a
+///         publisher-signed voucher allows): a top-up after a run-out restarts accrual, so stopped time is free.
 ///         Claims credit internal balances (provider and royalty recipients) that each owner withdraws alone.
 /// @dev Storage is packed into two slots per channel so a steady claim touches two channel slots and one balance.
 contract Payments is EIP712, ReentrancyGuardTransient {
@@ -25,7 +26,9 @@ contract Payments is EIP712, ReentrancyGuardTransient {
     bytes32 public constant VOUCHER_TYPEHASH =
         keccak256("Voucher(address publisher,address provider,bytes32 podId,uint256 cumulativeAmount)");
 
-    uint8 private constant FLAG_RATE_CHANGED = 1;
+    /// @dev `_accruedBefore[channelId]` holds what is owed from before `since` (a rate change or an accrual
+    ///      restart); without the flag that slot is never read (cheaper steady claims).
+    uint8 private constant FLAG_ACCRUED_BEFORE = 1;
     uint8 private constant FLAG_FINALIZED = 2;
 
     /// @notice A provider's signed offer. Zero `publisher` or `podId` means "any".
@@ -52,7 +55,7 @@ contract Payments is EIP712, ReentrancyGuardTransient {
         uint128 claimed;
         // slot 1: the terms
         uint96 rate;
-        uint40 since; // accrual anchor: the opening time, or the time of the last rate change
+        uint40 since; // accrual anchor: the opening time, the last rate change, or the last restart by a top-up
         uint40 closeAt; // 0 while open; accrual stops here
         uint32 notice;
         uint32 tokenId;
@@ -97,6 +100,9 @@ contract Payments is EIP712, ReentrancyGuardTransient {
     event RoyaltyAdded(bytes32 indexed channelId, address indexed recipient, uint16 bps, uint64 listingId);
     event FixedFeePaid(bytes32 indexed channelId, address indexed recipient, uint64 listingId, uint256 amount);
     event ToppedUp(bytes32 indexed channelId, uint256 amount, uint256 deposit);
+    /// @notice A top-up found the deposit used up: what is owed is frozen at the old deposit (`accruedBefore`) and
+    ///         accrual starts again at `since`, so the time the pod stood stopped for funds is never billed.
+    event AccrualRestarted(bytes32 indexed channelId, uint256 accruedBefore, uint256 since);
     event RateChanged(bytes32 indexed channelId, uint256 ratePerSecond, uint256 accruedBefore);
     event Claimed(bytes32 indexed channelId, uint256 cumulative, uint256 amount, uint256 providerAmount);
     event RoyaltyPaid(bytes32 indexed channelId, address indexed recipient, uint256 amount);
@@ -180,13 +186,27 @@ contract Payments is EIP712, ReentrancyGuardTransient {
         );
     }
 
-    /// @notice Adds to the deposit of an open channel.
+    /// @notice Adds to the deposit of an open channel. If the deposit had already run out (what accrued reached it),
+    ///         the provider has stopped the pod for funds: what is owed is frozen at the old deposit and accrual
+    ///         restarts now, so the publisher never pays for the time the pod was stopped. A top-up before the
+    ///         run-out (or of zero) leaves accrual as it is.
     function topUp(address provider, bytes32 podId, uint256 amount) external nonReentrant {
         bytes32 channelId = channelIdOf(msg.sender, provider, podId);
         Channel storage c = _channels[channelId];
         _requireOpen(channelId, c);
-        uint256 deposit = uint256(c.deposit) + amount;
+        uint256 oldDeposit = c.deposit;
+        uint256 deposit = oldDeposit + amount;
         if (deposit > type(uint128).max) revert AmountTooLarge(deposit, type(uint128).max);
+        if (amount != 0) {
+            uint256 nowSeconds = _now();
+            // At exactly the run-out second accrued == deposit: restarting then changes no number, so `>=` is safe.
+            if (_accruedAt(channelId, c, nowSeconds) >= oldDeposit) {
+                _accruedBefore[channelId] = oldDeposit;
+                c.flags |= FLAG_ACCRUED_BEFORE;
+                c.since = uint40(nowSeconds);
+                emit AccrualRestarted(channelId, oldDeposit, nowSeconds);
+            }
+        }
         c.deposit = uint128(deposit);
         emit ToppedUp(channelId, amount, deposit);
         _pull(_tokens[c.tokenId - 1], amount);
@@ -204,7 +224,7 @@ contract Payments is EIP712, ReentrancyGuardTransient {
         uint256 nowSeconds = _now();
         uint256 accruedSoFar = _accruedAt(channelId, c, nowSeconds);
         _accruedBefore[channelId] = accruedSoFar;
-        c.flags |= FLAG_RATE_CHANGED;
+        c.flags |= FLAG_ACCRUED_BEFORE;
         c.since = uint40(nowSeconds);
         c.rate = uint96(quote.ratePerSecond);
         emit RateChanged(channelId, quote.ratePerSecond, accruedSoFar);
@@ -319,7 +339,7 @@ contract Payments is EIP712, ReentrancyGuardTransient {
         v.claimed = c.claimed;
         v.ratePerSecond = c.rate;
         v.since = c.since;
-        v.accruedBefore = c.flags & FLAG_RATE_CHANGED != 0 ? _accruedBefore[channelId] : 0;
+        v.accruedBefore = c.flags & FLAG_ACCRUED_BEFORE != 0 ? _accruedBefore[channelId] : 0;
         v.closeAt = c.closeAt;
         v.noticeSeconds = c.notice;
         v.royaltyCount = c.royaltyCount;
@@ -436,7 +456,7 @@ contract Payments is EIP712, ReentrancyGuardTransient {
         if (closeAt != 0 && t > closeAt) t = closeAt;
         uint256 since = c.since;
         if (t > since) total = uint256(c.rate) * (t - since);
-        if (c.flags & FLAG_RATE_CHANGED != 0) total += _accruedBefore[channelId];
+        if (c.flags & FLAG_ACCRUED_BEFORE != 0) total += _accruedBefore[channelId];
     }
 
     function _claim(bytes32 channelId, Channel storage c, uint256 cumulative, uint256 voucherAmount) private {
@@ -519,7 +539,7 @@ contract Payments is EIP712, ReentrancyGuardTransient {
     }
 
     function _retire(bytes32 channelId, uint256 royaltyCount, uint8 flags) private {
-        if (flags & FLAG_RATE_CHANGED != 0) delete _accruedBefore[channelId];
+        if (flags & FLAG_ACCRUED_BEFORE != 0) delete _accruedBefore[channelId];
         for (uint256 i = 0; i < royaltyCount; ++i) {
             delete _royalties[channelId][i];
         }

@@ -146,6 +146,19 @@ async function main(): Promise<void> {
 
     const t = await topUp(publisher, providerAddr, r0.podId, 10n ** 18n);
     record("top-up", t.receipt.gasUsed);
+    // A deposit that ran out: the top-up freezes what is owed and restarts accrual (one more storage slot).
+    const dry = newPod();
+    const dryQuote = await quoteFor(dry);
+    await openChannel(publisher, {
+      quote: dryQuote.quote,
+      quoteSignature: dryQuote.sig,
+      podId: dry,
+      deposit: rate * 10n,
+      noticeSeconds: 3600,
+    });
+    await increaseTime(chain, 60);
+    const tr = await topUp(publisher, providerAddr, dry, 10n ** 18n);
+    record("top-up after run-out (accrual restarts)", tr.receipt.gasUsed);
     const rc = await requestClose(publisher, providerAddr, r1.podId);
     record("request close", rc.receipt.gasUsed, REFERENCE.unlock);
     await increaseTime(chain, 3600);

@@ -69,6 +69,13 @@ contract PaymentsFuzzHarness {
         uint256 closeAt;
         uint256 notice;
         bytes32 podId;
+        // Independent of the accrual formula: the value of the service the publisher got. It grows at the rate
+        // while the channel is funded (the pod runs) and stops at the deposit (run-out) or at the close time;
+        // the last, partial second counts pro rata. Claims without a voucher must never exceed it.
+        uint256 served;
+        // The largest voucher a successful claim presented: what the publisher signed for beyond the rate.
+        uint256 voucherMax;
+        uint256 restarts;
     }
 
     struct Ctx {
@@ -86,6 +93,7 @@ contract PaymentsFuzzHarness {
         uint256 succeeded;
         uint256 refused;
         uint256 reentryAttempts;
+        uint256 restarts;
     }
 
     error Violation(uint256 seq, uint256 step, string what, uint256 expected, uint256 actual);
@@ -182,13 +190,44 @@ contract PaymentsFuzzHarness {
         for (uint256 k = 0; k < seq.ops.length; ++k) {
             c.step = k;
             Op calldata op = seq.ops[k];
-            if (op.dt != 0) payments.setNow(payments.fakeNow() + op.dt);
+            if (op.dt != 0) _advance(m, payments.fakeNow() + op.dt);
+            if (op.kind == TOPUP) _alignToRunOut(m[op.ch % 2], m, op.y % 4);
             bool ok = _apply(seq, c, m, op);
             stats.ops++;
             if (ok) stats.succeeded++;
             else stats.refused++;
             _checkInvariants(c, m);
         }
+        stats.restarts += m[0].restarts + m[1].restarts;
+    }
+
+    function _advance(Model[2] memory m, uint256 t1) private {
+        uint256 t0 = payments.fakeNow();
+        _serve(m[0], t0, t1);
+        _serve(m[1], t0, t1);
+        payments.setNow(t1);
+    }
+
+    /// @dev Half the top-ups land on the run-out boundary: mode 0 at exactly the first second the accrual reaches
+    ///      the deposit, mode 1 one second before it (rounding with rates that do not divide the deposit).
+    function _alignToRunOut(Model memory ch, Model[2] memory m, uint256 mode) private {
+        if (mode > 1 || !ch.exists || ch.closeAt != 0 || ch.rate == 0 || ch.accruedBefore >= ch.deposit) return;
+        uint256 t = ch.since + (ch.deposit - ch.accruedBefore + ch.rate - 1) / ch.rate;
+        if (mode == 1) t -= 1;
+        // No longer than the largest time jump a sequence takes anyway (the contract keeps times in uint40).
+        uint256 nowT = payments.fakeNow();
+        if (t > nowT && t - nowT <= type(uint32).max) _advance(m, t);
+    }
+
+    /// @dev The publisher gets service while its deposit lasts: `rate` per second from `t0` to `t1` (not past the
+    ///      close time), never past the deposit.
+    function _serve(Model memory ch, uint256 t0, uint256 t1) private pure {
+        if (!ch.exists) return;
+        if (ch.closeAt != 0 && t1 > ch.closeAt) t1 = ch.closeAt;
+        if (t1 <= t0 || ch.served >= ch.deposit) return;
+        uint256 more = ch.rate * (t1 - t0);
+        uint256 left = ch.deposit - ch.served;
+        ch.served += more < left ? more : left;
     }
 
     // ------------------------------------------------------------------ operations
@@ -293,6 +332,7 @@ contract PaymentsFuzzHarness {
         }
         _settle(c, ch, cumulative - ch.claimed);
         ch.claimed = cumulative;
+        if (withVoucher && voucher > ch.voucherMax) ch.voucherMax = voucher;
         return true;
     }
 
@@ -345,6 +385,14 @@ contract PaymentsFuzzHarness {
         );
         _expect(c, "topUp", ch.exists && ch.closeAt == 0 && (c.token != tokens[FEE_ON_TRANSFER] || amount < 100), ok, ret);
         if (!ok) return false;
+        uint256 nowT = payments.fakeNow();
+        // The restart rule: a top-up of a used-up deposit freezes what is owed at the old deposit and restarts
+        // accrual now; the stopped time in between is never billed.
+        if (amount != 0 && _accruedAt(ch, nowT) >= ch.deposit) {
+            ch.accruedBefore = ch.deposit;
+            ch.since = nowT;
+            ch.restarts++;
+        }
         ch.deposit += amount;
         _wallet[c.token][address(c.publisher)] -= amount;
         _held[c.token] += amount;
@@ -405,6 +453,7 @@ contract PaymentsFuzzHarness {
         _eq(c, "refund paid to publisher", refunded, IERC20(c.token).balanceOf(address(c.publisher)) - walletBefore);
         _wallet[c.token][address(c.publisher)] += refunded;
         _held[c.token] -= refunded;
+        _paidForService(c, ch, ch.claimed);
         ch.exists = false;
         ch.finalized = true;
         return true;
@@ -499,8 +548,19 @@ contract PaymentsFuzzHarness {
             _eq(c, "deposit", ch.deposit, v.deposit);
             _eq(c, "claimed", ch.claimed, v.claimed);
             _eq(c, "closeAt", ch.closeAt, v.closeAt);
-            // The provider side never got more than the deposit.
+            _eq(c, "since", ch.since, v.since);
+            _eq(c, "accruedBefore", ch.accruedBefore, v.accruedBefore);
+            // The provider side never got more than the deposit...
             if (v.claimed > v.deposit) revert Violation(c.seq, c.step, "claimed above deposit", v.deposit, v.claimed);
+            // ...nor more than the service the publisher got (or signed a voucher for).
+            _paidForService(c, ch, v.claimed);
         }
+    }
+
+    /// @dev "The publisher never pays for more than it got": what went to the provider and the royalties is at
+    ///      most rate x the seconds the channel was funded, unless the publisher signed a voucher for more.
+    function _paidForService(Ctx memory c, Model memory ch, uint256 paid) private pure {
+        uint256 bound = ch.served > ch.voucherMax ? ch.served : ch.voucherMax;
+        if (paid > bound) revert Violation(c.seq, c.step, "paid for more than the service", bound, paid);
     }
 }

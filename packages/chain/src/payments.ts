@@ -32,7 +32,12 @@ export interface ChannelState {
   deposit: bigint;
   claimed: bigint;
   ratePerSecond: bigint;
+  /** Accrual anchor: the opening, the last rate change, or the last top-up that found the deposit used up. */
   since: bigint;
+  /**
+   * Owed from before `since`: what accrued at the old rate, or the old deposit frozen by a top-up after a run-out
+   * (event AccrualRestarted). accrued = accruedBefore + rate × (min(now, closeAt) − since).
+   */
   accruedBefore: bigint;
   /** 0n while open; accrual stops here. */
   closeAt: bigint;

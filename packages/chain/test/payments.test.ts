@@ -382,6 +382,142 @@ describe("top-up, rate change and close", () => {
   });
 });
 
+describe("top-up after a run-out (accrual restart)", () => {
+  const keyOf = (podId: `0x${string}`) => ({ publisher: p.publisherAddr, provider: p.providerAddr, podId });
+  const restartOf = (receipt: Parameters<typeof paymentsEvents>[1]) =>
+    paymentsEvents(p.publisher, receipt).find((e) => e.eventName === "AccrualRestarted");
+
+  it("bills nothing for the stopped time: owed freezes at the old deposit and accrual restarts at the top-up", async () => {
+    const t0 = (await nowSeconds(chain)) + 5n;
+    await setNextTimestamp(chain, t0);
+    const { key, sent } = await openDefault(p, { deposit: 1000n, rate: 10n });
+    // Runs out at t0 + 100; the pod stands stopped until the top-up at t0 + 700.
+    await setNextTimestamp(chain, t0 + 700n);
+    const t = await topUp(p.publisher, p.providerAddr, key.podId, 1000n);
+    expect(restartOf(t.receipt)?.args).toEqual({
+      channelId: sent.channelId,
+      accruedBefore: 1000n,
+      since: t0 + 700n,
+    });
+    expect(await getChannel(p.publisher, key)).toMatchObject({
+      deposit: 2000n,
+      accruedBefore: 1000n,
+      since: t0 + 700n,
+    });
+    await setNextTimestamp(chain, t0 + 750n);
+    // 1000 for the 100 funded seconds before the run-out + 10 x 50 since the top-up; the 600 stopped seconds: 0.
+    await expectChainError(claim(p.provider, p.publisherAddr, key.podId, 1501n), "ClaimExceedsAccrued");
+    await setNextTimestamp(chain, t0 + 751n);
+    await claim(p.provider, p.publisherAddr, key.podId, 1510n);
+    // The new deposit runs out 100 s after the top-up (t0 + 800); from then on the deposit is the cap.
+    await setNextTimestamp(chain, t0 + 799n);
+    await expectChainError(claim(p.provider, p.publisherAddr, key.podId, 2000n), "ClaimExceedsAccrued");
+    // (a refused call mines nothing, so the pinned timestamp is still pending: pin a later one and mine it)
+    await setNextTimestamp(chain, t0 + 2000n);
+    await increaseTime(chain, 0);
+    expect((await getChannel(p.publisher, key)).claimed).toBe(1510n);
+    expect(await claimable(p.publisher, key)).toBe(2000n - 1510n);
+    await expectChainError(claim(p.provider, p.publisherAddr, key.podId, 2001n), "ClaimExceedsDeposit");
+  });
+
+  it("changes nothing for a top-up before the run-out, or a top-up of zero", async () => {
+    const t0 = (await nowSeconds(chain)) + 5n;
+    await setNextTimestamp(chain, t0);
+    const { key } = await openDefault(p, { deposit: 1000n, rate: 10n });
+    await setNextTimestamp(chain, t0 + 99n);
+    const early = await topUp(p.publisher, p.providerAddr, key.podId, 500n);
+    expect(restartOf(early.receipt)).toBeUndefined();
+    expect(await getChannel(p.publisher, key)).toMatchObject({
+      since: t0,
+      accruedBefore: 0n,
+      deposit: 1500n,
+    });
+    await setNextTimestamp(chain, t0 + 400n);
+    const zero = await topUp(p.publisher, p.providerAddr, key.podId, 0n);
+    expect(restartOf(zero.receipt)).toBeUndefined();
+    expect(await getChannel(p.publisher, key)).toMatchObject({ since: t0, accruedBefore: 0n });
+    await setNextTimestamp(chain, t0 + 401n);
+    await claim(p.provider, p.publisherAddr, key.podId, 1500n);
+  });
+
+  it("restarts at exactly the run-out second without changing any number, and rounds like the claim cap", async () => {
+    const t0 = (await nowSeconds(chain)) + 5n;
+    await setNextTimestamp(chain, t0);
+    const exact = await openDefault(p, { deposit: 1000n, rate: 10n });
+    await setNextTimestamp(chain, t0 + 100n);
+    const t = await topUp(p.publisher, p.providerAddr, exact.key.podId, 100n);
+    expect(restartOf(t.receipt)?.args).toMatchObject({ accruedBefore: 1000n, since: t0 + 100n });
+    await setNextTimestamp(chain, t0 + 105n);
+    await claim(p.provider, p.publisherAddr, exact.key.podId, 1050n);
+
+    // 7/s does not divide 1000: the deposit runs out during second 143 (accrued 1001 > 1000). The partial second
+    // is paid with what was left (1000 in all); the restart owes exactly the old deposit, never 1001.
+    const t1 = (await nowSeconds(chain)) + 5n;
+    await setNextTimestamp(chain, t1);
+    const odd = await openDefault(p, { deposit: 1000n, rate: 7n });
+    await setNextTimestamp(chain, t1 + 200n);
+    await topUp(p.publisher, p.providerAddr, odd.key.podId, 700n);
+    expect(await getChannel(p.publisher, odd.key)).toMatchObject({ accruedBefore: 1000n, since: t1 + 200n });
+    await setNextTimestamp(chain, t1 + 250n);
+    await expectChainError(claim(p.provider, p.publisherAddr, odd.key.podId, 1351n), "ClaimExceedsAccrued");
+    await setNextTimestamp(chain, t1 + 251n);
+    await claim(p.provider, p.publisherAddr, odd.key.podId, 1357n);
+  });
+
+  it("keeps the restart through a rate change, a voucher, a close and the refund: refund = deposits - claimed", async () => {
+    const t0 = (await nowSeconds(chain)) + 5n;
+    await setNextTimestamp(chain, t0);
+    const { key } = await openDefault(p, { deposit: 1000n, rate: 10n, notice: 100 });
+    const pubBefore = await tokenBalance(chain, p.token, p.publisherAddr);
+    const provBefore = await balanceOf(p.publisher, p.providerAddr, p.token);
+    await setNextTimestamp(chain, t0 + 300n);
+    await topUp(p.publisher, p.providerAddr, key.podId, 5000n);
+    // A new rate 50 s after the restart: 1000 + 10 x 50 stays owed.
+    const q = await makeQuote(p, { podId: key.podId, ratePerSecond: 4n });
+    await setNextTimestamp(chain, t0 + 350n);
+    await changeRate(p.publisher, q.quote, q.signature, key.podId);
+    expect(await getChannel(p.publisher, key)).toMatchObject({ accruedBefore: 1500n, since: t0 + 350n });
+    // A voucher still lets the provider past the accrual, never past the deposit.
+    const sig = await signVoucherFor(p.publisher, accountOf(chain, 2), key, 2000n);
+    await setNextTimestamp(chain, t0 + 360n);
+    await claimWithVoucher(p.provider, p.publisherAddr, key.podId, 2000n, 2000n, sig);
+    await setNextTimestamp(chain, t0 + 400n);
+    await requestClose(p.publisher, p.providerAddr, key.podId);
+    await expectChainError(topUp(p.publisher, p.providerAddr, key.podId, 1n), "ChannelIsClosing");
+    await setNextTimestamp(chain, t0 + 600n);
+    const r = await refund(p.publisher, p.providerAddr, key.podId);
+    // Accrued at the close (t0 + 500): 1500 + 4 x 150 = 2100; the voucher claim of 2000 counts toward it.
+    expect(r.result).toBe(6000n - 2100n);
+    expect((await tokenBalance(chain, p.token, p.publisherAddr)) - pubBefore).toBe(6000n - 2100n - 5000n);
+    expect((await balanceOf(p.publisher, p.providerAddr, p.token)) - provBefore).toBe(2100n);
+  });
+
+  it("stops the restarted accrual at a provider close, and restarts a channel opened empty at its first top-up", async () => {
+    const t0 = (await nowSeconds(chain)) + 5n;
+    await setNextTimestamp(chain, t0);
+    const { key } = await openDefault(p, { deposit: 100n, rate: 1n, notice: 1000 });
+    await setNextTimestamp(chain, t0 + 500n);
+    await topUp(p.publisher, p.providerAddr, key.podId, 1000n);
+    await setNextTimestamp(chain, t0 + 520n);
+    await providerClose(p.provider, p.publisherAddr, key.podId);
+    const r = await refund(p.publisher, p.providerAddr, key.podId);
+    expect(r.result).toBe(1100n - 120n);
+
+    const t1 = (await nowSeconds(chain)) + 5n;
+    await setNextTimestamp(chain, t1);
+    const empty = await openDefault(p, { deposit: 0n, rate: 3n });
+    await setNextTimestamp(chain, t1 + 1000n);
+    const t = await topUp(p.publisher, p.providerAddr, empty.key.podId, 300n);
+    expect(restartOf(t.receipt)?.args).toMatchObject({ accruedBefore: 0n, since: t1 + 1000n });
+    await setNextTimestamp(chain, t1 + 1010n);
+    await expectChainError(claim(p.provider, p.publisherAddr, empty.key.podId, 31n), "ClaimExceedsAccrued");
+    expect(await getChannel(p.publisher, keyOf(empty.key.podId))).toMatchObject({
+      claimed: 0n,
+      deposit: 300n,
+    });
+  });
+});
+
 describe("withdraw", () => {
   it("sends the caller its own balance and nothing to anyone else", async () => {
     const stranger = chain.context(6);

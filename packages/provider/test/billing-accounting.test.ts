@@ -3,17 +3,27 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { changeRate, getChannel, paymentsAbi, requestClose, signQuoteFor } from "@trustedpods/chain";
+import {
+  changeRate,
+  getChannel,
+  paymentsAbi,
+  paymentsEvents,
+  requestClose,
+  signQuoteFor,
+  topUp,
+} from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import { parseEventLogs } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   accruedAt,
+  afterTopUp,
   Billing,
   BillingStore,
   claimableAt,
   type PodLifecycle,
   remainingSeconds,
+  restartsOnTopUp,
   runOutTime,
 } from "../src/index.js";
 import {
@@ -24,6 +34,7 @@ import {
   openFor,
   type Parties,
   parties,
+  setNextTimestamp,
 } from "./billing-helpers.js";
 
 let chain: DevChain;
@@ -94,6 +105,57 @@ describe("accrual math", () => {
     // Accrual stopped at the close time (or at the deposit, whichever came first).
     expect(accruedAt(closed, closed.closeAt + 10_000n)).toBe(accruedAt(closed, closed.closeAt));
     expect(remainingSeconds(closed, await chainNow(chain))).toBe(0n);
+  });
+});
+
+describe("accrual restart on a top-up after a run-out", () => {
+  it("predicts the contract's channel after each top-up, and the claim cap second by second after it", async () => {
+    const rate = 359n;
+    const ch = await openFor(p, { deposit: rate * 100n + 200n, notice: 900 });
+    const key = { publisher: p.publisherAddr, provider: p.providerAddr, podId: ch.podId };
+    const claimableOnChain = (blockNumber: bigint) =>
+      chain.publicClient.readContract({
+        address: chain.contracts.payments,
+        abi: paymentsAbi,
+        functionName: "claimable",
+        args: [key.publisher, key.provider, key.podId],
+        blockNumber,
+      });
+    const topUpAt = async (t: bigint, amount: bigint) => {
+      const before = await getChannel(p.provider, key);
+      const predicted = afterTopUp(before, t, amount);
+      await setNextTimestamp(chain, t);
+      const sent = await topUp(p.publisher, p.providerAddr, ch.podId, amount, false);
+      const after = await getChannel(p.provider, key);
+      expect(after).toEqual(predicted);
+      const restarted = paymentsEvents(p.publisher, sent.receipt).some(
+        (e) => e.eventName === "AccrualRestarted",
+      );
+      expect(restarted).toBe(amount !== 0n && restartsOnTopUp(before, t));
+      return { after, restarted };
+    };
+    // Before the run-out (rate x 100 + 200 lasts into the 101st second): nothing changes but the deposit.
+    const early = await topUpAt(ch.openedAt + 50n, 0n);
+    expect(early.restarted).toBe(false);
+    const first = await topUpAt(ch.openedAt + 60n, 1n);
+    expect(first.after.since).toBe(ch.openedAt);
+    // The deposit (rate x 100 + 201) runs out during second 101, partly paid; the pod stands stopped till 700.
+    expect(runOutTime(first.after)).toBe(ch.openedAt + 101n);
+    const restart = await topUpAt(ch.openedAt + 700n, rate * 50n);
+    expect(restart.restarted).toBe(true);
+    expect(restart.after).toMatchObject({ accruedBefore: rate * 100n + 201n, since: ch.openedAt + 700n });
+    expect(runOutTime(restart.after)).toBe(ch.openedAt + 750n);
+    // Second by second after the restart, the mirror's claim cap equals the contract's claimable().
+    for (const dt of [0n, 1n, 25n, 49n, 50n, 51n, 400n]) {
+      await setNextTimestamp(chain, ch.openedAt + 700n + dt + 1n);
+      await chain.publicClient.request({ method: "evm_mine" as never, params: [] as never });
+      const block = await chain.publicClient.getBlock();
+      expect(claimableAt(restart.after, block.timestamp)).toBe(await claimableOnChain(block.number));
+    }
+    // A zero top-up after the second run-out changes nothing; a real one restarts again.
+    await topUpAt(ch.openedAt + 2000n, 0n);
+    const again = await topUpAt(ch.openedAt + 2100n, rate);
+    expect(again.after).toMatchObject({ accruedBefore: rate * 150n + 201n, since: ch.openedAt + 2100n });
   });
 });
 

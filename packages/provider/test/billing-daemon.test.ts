@@ -7,10 +7,10 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { multiaddr } from "@multiformats/multiaddr";
-import { ensureAllowance, getChannel, openChannel, topUp } from "@trustedpods/chain";
+import { ensureAllowance, getChannel, openChannel, refund, topUp } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import type { IpfsNode } from "@trustedpods/ipfs";
-import { callUnary, RpcError } from "@trustedpods/p2p";
+import { RpcError } from "@trustedpods/p2p";
 import {
   DeleteRequestSchema,
   DeleteResponseSchema,
@@ -18,8 +18,6 @@ import {
   PodPhase,
   ProvisionRequestSchema,
   ProvisionResponseSchema,
-  QuoteRequestSchema,
-  QuoteResponseSchema,
   StatusRequestSchema,
   StatusResponseSchema,
 } from "@trustedpods/protocol";
@@ -139,20 +137,7 @@ describe.skipIf(!haveTools)("billing in the provider daemon", () => {
     const publisher = chain.context(2);
 
     // The provider's quote, bound to this publisher and pod id, opens the channel as it is.
-    const { quote } = await callUnary(
-      alice.node,
-      alice.target,
-      "quote",
-      QuoteRequestSchema,
-      {
-        pod: podToWire(p),
-        nonce: randomBytes(16),
-        publisher: Buffer.from(alice.account.address.slice(2), "hex"),
-        podId: Buffer.from(podId.slice(2), "hex"),
-      },
-      QuoteResponseSchema,
-    );
-    if (!quote) throw new Error("no quote");
+    const quote = await alice.quote(p, podId);
     const rate = BigInt(quote.pricePerSecond);
     expect(rate).toBe(200n * 1000n + 32n * 200n);
     const opened = await openChannel(publisher, {
@@ -221,9 +206,24 @@ describe.skipIf(!haveTools)("billing in the provider daemon", () => {
     await waitFor("the full claim", async () => (await getChannel(publisher, key)).claimed === rate * 3700n);
     const id = daemon.state.listPods().find((x) => x.podId === podId)!.id;
     expect((await daemon.engine.status(id)).running).toBe(false);
+    // It stands stopped another 5 minutes of chain time (within the 600 s notice, so its volumes stay): still
+    // stopped, and nothing more is owed for it.
+    await increaseTime(300n);
+    await waitFor("a tick after the wait", async () => {
+      const s = await status(podId);
+      return BigInt(s.billing?.chainTime ?? 0) >= openedAt + 4100n && s;
+    });
+    expect((await daemon.engine.status(id)).running).toBe(false);
+    expect((await getChannel(publisher, key)).claimed).toBe(rate * 3700n);
 
-    // A top-up restarts it.
-    await topUp(publisher, daemon.info().provider, podId, rate * 10_000n, false);
+    // A top-up restarts it; the contract restarts accrual at the top-up, so the stopped time is not billed.
+    const restart = await topUp(publisher, daemon.info().provider, podId, rate * 10_000n, false);
+    const restartedAt = (await chain.publicClient.getBlock({ blockNumber: restart.receipt.blockNumber }))
+      .timestamp;
+    expect(await getChannel(publisher, key)).toMatchObject({
+      since: restartedAt,
+      accruedBefore: rate * 3700n,
+    });
     await mine(2);
     await waitFor("the pod running again", async () => {
       const s = await status(podId);
@@ -243,8 +243,15 @@ describe.skipIf(!haveTools)("billing in the provider daemon", () => {
     );
     const closed = await waitFor("providerClose and the final claim", async () => {
       const c = await getChannel(publisher, key);
-      return c.closeAt !== 0n && c.claimed === rate * (c.closeAt - openedAt) && c;
+      return c.closeAt !== 0n && c.claimed === rate * (3700n + c.closeAt - restartedAt) && c;
     });
     expect(closed.claimed).toBeLessThanOrEqual(closed.deposit);
+    // Nothing for the seconds between the run-out (openedAt + 3700) and the top-up.
+    expect(restartedAt).toBeGreaterThan(openedAt + 3700n);
+    expect(closed.claimed).toBeLessThan(rate * (closed.closeAt - openedAt));
+    // The close time has passed (providerClose closes now): the publisher takes back exactly deposits - claimed.
+    const deposits = rate * (100n + 3600n + 10_000n);
+    const refunded = await refund(publisher, daemon.info().provider, podId);
+    expect(refunded.result).toBe(deposits - closed.claimed);
   }, 180_000);
 });

@@ -159,6 +159,17 @@ export async function tokenBalance(chain: DevChain, token: Address, who: Address
   });
 }
 
+/** Polls `fn` until it returns something truthy; throws naming `what` after `timeoutMs`. */
+export async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** Logs are collected so tests can assert on warnings. */
 export function memoryLogger() {
   const lines: { level: string; msg: string; obj: object }[] = [];

@@ -12,6 +12,8 @@ import {
   type ChainContext,
   getChannel,
   paymentsAbi,
+  paymentsEvents,
+  refund,
   requestClose,
   topUp,
   withdraw,
@@ -38,6 +40,7 @@ import {
   parties,
   setNextTimestamp,
   tokenBalance,
+  until,
 } from "./billing-helpers.js";
 
 const run = promisify(execFile);
@@ -321,6 +324,97 @@ describe.skipIf(!haveTools)("billing with the real dev chain and real Podman", (
     const before = await tokenBalance(chain, p.token, p.providerAddr);
     await withdraw(p.provider, p.token);
     expect((await tokenBalance(chain, p.token, p.providerAddr)) - before).toBe(rate * 1200n);
+  }, 120_000);
+
+  it("a top-up after a run-out bills nothing for the stopped time: claimed = rate x funded seconds, refund = deposits - claimed", async () => {
+    await drainProvider();
+    const keys = new Map<string, string>();
+    const { billing, lifecycle } = makeBilling(keys);
+    const rate = 359n;
+    const ch = await openFor(p, { deposit: rate * 200n, notice: 600 });
+    const key = await provision(billing, keys, ch);
+    const chKey = { publisher: p.publisherAddr, provider: p.providerAddr, podId: ch.podId };
+    await billing.tick();
+
+    // Runs out at openedAt + 200: stopped, volumes kept, the whole deposit claimed.
+    await increaseTime(chain, 250);
+    await billing.tick();
+    expect(billing.billingStatus(key).state).toBe("stopped_funds");
+    expect((await engine.status(key)).running).toBe(false);
+    expect((await getChannel(p.provider, chKey)).claimed).toBe(rate * 200n);
+
+    // It stands stopped a while: nothing more is claimable, whatever the clock says.
+    await increaseTime(chain, 300);
+    await billing.tick();
+    expect((await engine.status(key)).running).toBe(false);
+    expect(billing.billingStatus(key).claimable).toBe(0n);
+    expect(billing.billingStatus(key).warnings.join()).toContain("the stopped time is not charged");
+
+    // The top-up: the contract freezes what is owed at the old deposit and restarts accrual at this block.
+    const up = await topUp(p.publisher, p.providerAddr, ch.podId, rate * 5000n, false);
+    const toppedUpAt = (await chain.publicClient.getBlock({ blockNumber: up.receipt.blockNumber })).timestamp;
+    const restarted = paymentsEvents(p.publisher, up.receipt).find((e) => e.eventName === "AccrualRestarted");
+    expect(restarted?.args).toMatchObject({ accruedBefore: rate * 200n, since: toppedUpAt });
+    expect(toppedUpAt - ch.openedAt).toBeGreaterThanOrEqual(550n);
+    await billing.tick();
+    expect(billing.billingStatus(key).state).toBe("running");
+    expect((await engine.status(key)).running).toBe(true);
+
+    // Running again: billed from the top-up on, to the second the contract saw.
+    await increaseTime(chain, 400);
+    const t1 = await chainNow(chain);
+    await billing.tick();
+    expect((await getChannel(p.provider, chKey)).claimed).toBe(rate * (200n + (t1 - toppedUpAt)));
+    expect(billing.billingStatus(key).runsOutAt).toBe(toppedUpAt + 5000n);
+
+    // The publisher closes; at the close time the pod stops, the last accrual is claimed and the pod removed.
+    const close = await requestClose(p.publisher, p.providerAddr, ch.podId);
+    const closeAt =
+      (await chain.publicClient.getBlock({ blockNumber: close.receipt.blockNumber })).timestamp + 600n;
+    await increaseTime(chain, 700);
+    await billing.tick();
+    expect(lifecycle.calls).toEqual([`stop ${key}`, `start ${key}`, `stop ${key}`, `remove ${key}`]);
+    expect(billing.billingStatus(key).state).toBe("settled");
+    const funded = 200n + (closeAt - toppedUpAt);
+    const claimed = (await getChannel(p.provider, chKey)).claimed;
+    expect(claimed).toBe(rate * funded);
+    // The stopped seconds (run-out at +200 to the top-up) were not paid.
+    expect(claimed).toBeLessThan(rate * (closeAt - ch.openedAt));
+
+    // The publisher's refund is exactly the deposits minus what was claimed; the provider got the rest.
+    const pubBefore = await tokenBalance(chain, p.token, p.publisherAddr);
+    const r = await refund(p.publisher, p.providerAddr, ch.podId);
+    expect(r.result).toBe(rate * 5200n - claimed);
+    expect((await tokenBalance(chain, p.token, p.publisherAddr)) - pubBefore).toBe(rate * 5200n - claimed);
+    const provBefore = await tokenBalance(chain, p.token, p.providerAddr);
+    await withdraw(p.provider, p.token);
+    expect((await tokenBalance(chain, p.token, p.providerAddr)) - provBefore).toBe(rate * funded);
+  }, 120_000);
+
+  it("a running loop restarts a pod soon after its top-up, not a whole claim interval later", async () => {
+    const keys = new Map<string, string>();
+    // A claim interval far longer than the test: only the top-up watch can restart the pod in time.
+    const { billing, lifecycle } = makeBilling(keys, {
+      config: { claimIntervalMs: 600_000, restartPollMs: 100 },
+    });
+    const rate = 359n;
+    const ch = await openFor(p, { deposit: rate * 200n, notice: 600 });
+    const key = await provision(billing, keys, ch);
+    billing.start();
+    try {
+      await billing.tick();
+      await increaseTime(chain, 250);
+      await billing.tick();
+      expect(billing.billingStatus(key).state).toBe("stopped_funds");
+      // Nothing to do while nobody tops up: the watch reads, and wakes nothing.
+      expect(await billing.loop.checkTopUps()).toBe(false);
+      await topUp(p.publisher, p.providerAddr, ch.podId, rate * 1000n, false);
+      await until("the pod restarted by the top-up watch", async () => (await engine.status(key)).running);
+      expect(billing.billingStatus(key).state).toBe("running");
+      expect(lifecycle.calls).toEqual([`stop ${key}`, `start ${key}`]);
+    } finally {
+      await billing.stop();
+    }
   }, 120_000);
 
   it("a provider restart over the same SQLite file never double claims, even with a claim left in flight", async () => {

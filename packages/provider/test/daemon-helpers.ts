@@ -12,8 +12,21 @@ import type { Multiaddr } from "@multiformats/multiaddr";
 import type { DevChain } from "@trustedpods/chain/node";
 import { createIpfsNode, type IpfsNode, pushImage } from "@trustedpods/ipfs";
 import { openOciLayout } from "@trustedpods/oci";
-import { callSignedServerStream, callSignedUnary, createP2PNode, type P2PNode } from "@trustedpods/p2p";
-import { type Container, DEFAULTS, type Pod, podToWire } from "@trustedpods/protocol";
+import {
+  callSignedServerStream,
+  callSignedUnary,
+  callUnary,
+  createP2PNode,
+  type P2PNode,
+} from "@trustedpods/p2p";
+import {
+  type Container,
+  DEFAULTS,
+  type Pod,
+  podToWire,
+  QuoteRequestSchema,
+  QuoteResponseSchema,
+} from "@trustedpods/protocol";
 import type { Hex, LocalAccount } from "viem";
 
 const run = promisify(execFile);
@@ -173,6 +186,28 @@ export class Publisher {
       provider: this.provider,
       podId,
     });
+  }
+
+  /**
+   * The provider's signed quote for `pod`, bound to this publisher and `podId` (quotes are unsigned requests:
+   * anyone may ask for a price). Throws when the answer carries no quote.
+   */
+  async quote(pod: Pod, podId: Hex, nonce: Uint8Array = randomBytes(16)) {
+    const { quote } = await callUnary(
+      this.node,
+      this.target,
+      "quote",
+      QuoteRequestSchema,
+      {
+        pod: podToWire(pod),
+        nonce,
+        publisher: Buffer.from(this.account.address.slice(2), "hex"),
+        podId: Buffer.from(podId.slice(2), "hex"),
+      },
+      QuoteResponseSchema,
+    );
+    if (!quote) throw new Error("the provider answered without a quote");
+    return quote;
   }
 
   stop() {

@@ -10,14 +10,12 @@ import { multiaddr } from "@multiformats/multiaddr";
 import { ensureAllowance, getChannel, openChannel } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import type { IpfsNode } from "@trustedpods/ipfs";
-import { callUnary, RpcError } from "@trustedpods/p2p";
+import { RpcError } from "@trustedpods/p2p";
 import {
   ErrorCode,
   PodPhase,
   ProvisionRequestSchema,
   ProvisionResponseSchema,
-  QuoteRequestSchema,
-  QuoteResponseSchema,
   StatusRequestSchema,
   StatusResponseSchema,
 } from "@trustedpods/protocol";
@@ -133,20 +131,7 @@ describe.skipIf(!haveTools)("daemon with billing and gateway", () => {
 
   it("quote → channel on chain → provision → claims", async () => {
     const podId = randomPodId();
-    const { quote } = await callUnary(
-      alice.node,
-      alice.target,
-      "quote",
-      QuoteRequestSchema,
-      {
-        pod: podToWire(webPod()),
-        nonce: randomBytes(16),
-        publisher: Buffer.from(alice.account.address.slice(2), "hex"),
-        podId: Buffer.from(podId.slice(2), "hex"),
-      },
-      QuoteResponseSchema,
-    );
-    if (!quote) throw new Error("no quote");
+    const quote = await alice.quote(webPod(), podId);
     const rate = BigInt(quote.pricePerSecond);
     const publisherCtx = chain.context(2, 0);
     await ensureAllowance(publisherCtx, chain.contracts.token, 2n ** 200n);

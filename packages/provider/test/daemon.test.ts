@@ -30,8 +30,6 @@ import {
   ProvisionRequestSchema,
   ProvisionResponseSchema,
   podPrice,
-  QuoteRequestSchema,
-  QuoteResponseSchema,
   SignedRequestSchema,
   StatusRequestSchema,
   StatusResponseSchema,
@@ -250,20 +248,7 @@ describe.skipIf(!haveTools)("provider daemon", () => {
     );
     const podId = randomPodId();
     const nonce = randomBytes(16);
-    const { quote } = await callUnary(
-      alice.node,
-      alice.target,
-      "quote",
-      QuoteRequestSchema,
-      {
-        pod: podToWire(p),
-        nonce,
-        publisher: Buffer.from(alice.account.address.slice(2), "hex"),
-        podId: Buffer.from(podId.slice(2), "hex"),
-      },
-      QuoteResponseSchema,
-    );
-    if (!quote) throw new Error("no quote");
+    const quote = await alice.quote(p, podId, nonce);
     const expected = podPrice(p, daemon.config.pricing).perSecond;
     expect(BigInt(quote.pricePerSecond)).toBe(expected);
     expect(expected).toBe(500n * 1000n + 64n * 200n + 3n * 3000n);

@@ -25,7 +25,7 @@ import {
 } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import type { IpfsNode } from "@trustedpods/ipfs";
-import { callUnary, createP2PNode, RpcError } from "@trustedpods/p2p";
+import { createP2PNode, RpcError } from "@trustedpods/p2p";
 import {
   type Container,
   DeleteRequestSchema,
@@ -35,8 +35,6 @@ import {
   PodPhase,
   ProvisionRequestSchema,
   ProvisionResponseSchema,
-  QuoteRequestSchema,
-  QuoteResponseSchema,
   StatusRequestSchema,
   StatusResponseSchema,
 } from "@trustedpods/protocol";
@@ -125,20 +123,7 @@ const podOf = (name: string, containers: Container[]): Pod => ({
 /** Quote from the daemon, then open the channel with `royalties` (and the listings' fees). */
 async function openFor(p: Pod, royalties: Royalty[], fees = 0n) {
   const podId = randomPodId();
-  const { quote } = await callUnary(
-    alice.node,
-    alice.target,
-    "quote",
-    QuoteRequestSchema,
-    {
-      pod: podToWire(p),
-      nonce: randomBytes(16),
-      publisher: Buffer.from(alice.account.address.slice(2), "hex"),
-      podId: Buffer.from(podId.slice(2), "hex"),
-    },
-    QuoteResponseSchema,
-  );
-  if (!quote) throw new Error("no quote");
+  const quote = await alice.quote(p, podId);
   const rate = BigInt(quote.pricePerSecond);
   const opened = await openChannel(chain.context(2), {
     quote: {

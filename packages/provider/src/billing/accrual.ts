@@ -1,7 +1,10 @@
 /**
  * The Payments contract's money math, reproduced exactly (contracts/Payments.sol `_accruedAt`, `claimable`,
- * `_claim`) so the billing loop never asks for more than the contract allows and can predict when a deposit runs
- * out without a round trip.
+ * `_claim`, the restart rule of `topUp`) so the billing loop never asks for more than the contract allows and can
+ * predict when a deposit runs out without a round trip.
+ *
+ * Everything here starts from the channel as `getChannel` returns it: `since` and `accruedBefore` are the anchor
+ * the contract keeps (opening, last rate change, or last top-up after a run-out), never the opening time assumed.
  */
 
 /** The channel fields the math needs (a subset of @trustedpods/chain's ChannelState). */
@@ -9,9 +12,12 @@ export interface ChannelTerms {
   deposit: bigint;
   claimed: bigint;
   ratePerSecond: bigint;
-  /** Accrual anchor: the opening time, or the time of the last rate change. */
+  /** Accrual anchor: the opening time, the last rate change, or the last top-up that restarted accrual. */
   since: bigint;
-  /** What accrued before the last rate change (0n when the rate never changed). */
+  /**
+   * Owed from before `since`: what accrued before a rate change, or the old deposit when a top-up found it used
+   * up (0n when neither happened).
+   */
   accruedBefore: bigint;
   /** 0n while open; accrual stops here. */
   closeAt: bigint;
@@ -71,4 +77,20 @@ export function remainingSeconds(c: ChannelTerms, t: bigint): bigint {
     if (toClose < left) left = toClose;
   }
   return left;
+}
+
+/**
+ * The channel after `topUp(amount)` mined at `t`, as the contract computes it: when the deposit had run out
+ * (accrued ≥ deposit) and the amount is not zero, what is owed freezes at the old deposit and accrual restarts at
+ * `t`, so the time the pod stood stopped for funds is never billed. Otherwise only the deposit grows.
+ */
+export function afterTopUp<T extends ChannelTerms>(c: T, t: bigint, amount: bigint): T {
+  const deposit = c.deposit + amount;
+  if (amount === 0n || !restartsOnTopUp(c, t)) return { ...c, deposit };
+  return { ...c, deposit, accruedBefore: c.deposit, since: t };
+}
+
+/** Whether a top-up mined at `t` restarts accrual (the deposit had run out by then and the channel is open). */
+export function restartsOnTopUp(c: ChannelTerms, t: bigint): boolean {
+  return c.closeAt === 0n && accruedAt(c, t) >= c.deposit;
 }

@@ -1,9 +1,11 @@
 export {
   accruedAt,
+  afterTopUp,
   type ChannelTerms,
   claimableAt,
   claimCap,
   remainingSeconds,
+  restartsOnTopUp,
   runOutTime,
 } from "./accrual.js";
 export { Billing, type BillingOptions } from "./billing.js";

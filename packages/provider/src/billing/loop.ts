@@ -40,6 +40,7 @@ const short = (err: unknown) => {
  */
 export class BillingLoop {
   private timer: NodeJS.Timeout | undefined;
+  private restartTimer: NodeJS.Timeout | undefined;
   private running: Promise<TickResult> | undefined;
   private stopped = true;
   private failures = 0;
@@ -52,12 +53,15 @@ export class BillingLoop {
     if (!this.stopped) return;
     this.stopped = false;
     this.schedule(0);
+    this.scheduleTopUpWatch();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
     await this.running?.catch(() => {});
   }
 
@@ -82,6 +86,43 @@ export class BillingLoop {
       });
     }, ms);
     this.timer.unref?.();
+  }
+
+  private scheduleTopUpWatch(): void {
+    const ms = this.opts.config.restartPollMs;
+    if (this.stopped || ms <= 0) return;
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      void this.checkTopUps().finally(() => this.scheduleTopUpWatch());
+    }, ms);
+    this.restartTimer.unref?.();
+  }
+
+  /**
+   * Reads only the channels of pods stopped for funds (no transaction) and runs a tick at once when one was
+   * topped up. The contract restarts accrual at the top-up, so every second until the next regular tick would be
+   * paid for a pod that is not running yet. Resolves true when it woke the loop; chain errors are left to the tick.
+   */
+  async checkTopUps(): Promise<boolean> {
+    const { store, chain, config } = this.opts;
+    if (this.running) return false;
+    const stopped = store.activePods().filter((p) => p.state === "stopped_funds");
+    if (stopped.length === 0) return false;
+    try {
+      const pts = await chainPoints(chain, config.confirmations);
+      for (const pod of stopped) {
+        const key = { publisher: pod.publisher, provider: pod.provider, podId: pod.podId };
+        const conf = await channelAt(chain, key, pts.confirmed.number);
+        const now = maxBig(pts.confirmed.time, pod.observed?.time ?? 0n);
+        if (conf.exists && toppedUp(conf, maxBig(pod.stoppedAt ?? now, now))) {
+          this.wake();
+          return true;
+        }
+      }
+    } catch {
+      // An unreachable chain is the tick's to report and back off from.
+    }
+    return false;
   }
 
   /** One pass over every active pod. Concurrent calls share the pass in progress. */
@@ -207,8 +248,7 @@ export class BillingLoop {
         );
       }
     } else if (state === "stopped_funds") {
-      const at = maxBig(stoppedAt ?? now, now);
-      if (conf.closeAt === 0n && accruedAt(conf, at) < conf.deposit) {
+      if (toppedUp(conf, maxBig(stoppedAt ?? now, now))) {
         await this.opts.lifecycle.start(pod.podKey);
         store.transaction(() => {
           store.openReservation(pod.podKey, now);
@@ -292,7 +332,7 @@ export class BillingLoop {
     } else if (state === "stopped_funds") {
       const removeAt = (pod.stoppedAt ?? now) + c.noticeSeconds;
       w.push(
-        `stopped: the deposit ran out at ${pod.stoppedAt}; top up before chain time ${removeAt} or the pod and its volumes are deleted`,
+        `stopped: the deposit ran out at ${pod.stoppedAt}; top up before chain time ${removeAt} or the pod and its volumes are deleted (billing restarts at the top-up: the stopped time is not charged)`,
       );
     } else if (state === "deleted") {
       w.push(`deleted: volumes are kept until chain time ${(pod.stoppedAt ?? now) + c.noticeSeconds}`);
@@ -494,4 +534,12 @@ export class BillingLoop {
       throw asChainFailure(err, `confirm ${functionName}`);
     }
   }
+}
+
+/**
+ * Whether a pod stopped for funds may run again at `t`: its open channel holds more than has accrued (after a
+ * top-up, which restarted accrual at its block when the deposit had run out).
+ */
+function toppedUp(conf: ChannelState, t: bigint): boolean {
+  return conf.closeAt === 0n && accruedAt(conf, t) < conf.deposit;
 }

@@ -68,6 +68,12 @@ export interface BillingConfig {
   warnSeconds: bigint;
   /** How often the billing loop runs (ms of wall time; what it bills is measured in chain time). */
   claimIntervalMs: number;
+  /**
+   * While a pod is stopped for funds, how often its channel is read (no transaction) for a top-up, which then runs
+   * a tick at once. Accrual restarts at the top-up, so this bounds what a publisher pays before its pod runs
+   * again. 0 = only at the claim interval.
+   */
+  restartPollMs: number;
   /** Do not claim less than this (token base units), except the final claim of a stopped or closed pod. */
   minClaimAmount: bigint;
   /** How often usage is sampled from the engine (ms). */
@@ -88,6 +94,7 @@ export const DEFAULT_BILLING_CONFIG: BillingConfig = {
   minNoticeSeconds: 3600n,
   warnSeconds: 3600n,
   claimIntervalMs: 60_000,
+  restartPollMs: 5_000,
   minClaimAmount: 0n,
   meterIntervalMs: 15_000,
   retainAfterCloseSeconds: 0n,
