@@ -82,6 +82,8 @@ export interface BlobProgress {
   bytesTotal: number;
   /** "peer" for the direct stream, "ipfs" for bitswap or Kubo. */
   via: "peer" | "ipfs";
+  /** For "peer": the bulk channel ("tls" or "plain") or the libp2p stream itself. */
+  transport?: "tls" | "plain" | "libp2p";
 }
 
 /**

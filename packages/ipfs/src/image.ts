@@ -11,8 +11,9 @@ import {
 import { CID } from "multiformats/cid";
 import { sha256 } from "multiformats/hashes/sha2";
 import { type BlobProgress, importBlob, readUnixfsFile, rechunk, verifyBlobStream } from "./blob.js";
+import type { BulkMode } from "./bulk.js";
 import { BlobDigestMismatchError, InvalidRootError, IpfsTimeoutError, SizeLimitError } from "./errors.js";
-import { fetchBlobFromPeer } from "./fastpath.js";
+import { fetchBlobFromPeer, type PeerTransport } from "./fastpath.js";
 import type { IpfsNode } from "./node.js";
 import {
   assertSupportedCid,
@@ -219,6 +220,11 @@ export interface PullOptions extends FetchRootOptions {
   peers?: string[];
   /** Use the direct blob stream when peers are known (default true). */
   fastPath?: boolean;
+  /**
+   * Bulk channel modes accepted from a peer (default ["tls", "plain"]; `[]`: bytes only inside libp2p). The
+   * publisher chooses among them; the digest check is the same on every path (docs/ipfs.md).
+   */
+  bulk?: BulkMode[];
   /** Abort a blob when no byte arrives for this long (default 30 s). */
   idleTimeoutMs?: number;
   /** Blobs fetched at once (default 4). */
@@ -287,15 +293,27 @@ async function fetchBlob(
         : err;
     });
   const desc: Descriptor = { mediaType: blob.mediaType, digest: blob.digest, size: blob.size };
+  let transport: PeerTransport | undefined;
   const progress = (via: BlobProgress["via"]) => (done: number) =>
-    opts.onProgress?.({ digest: blob.digest, bytesDone: done, bytesTotal: blob.size, via });
+    opts.onProgress?.({
+      digest: blob.digest,
+      bytesDone: done,
+      bytesTotal: blob.size,
+      via,
+      ...(via === "peer" && transport ? { transport } : {}),
+    });
+  const peerOpts = {
+    signal,
+    idleTimeoutMs: opts.idleTimeoutMs,
+    ...(opts.bulk ? { bulk: opts.bulk } : {}),
+    onTransport: (t: PeerTransport) => {
+      transport = t;
+    },
+  };
   if (node && (opts.fastPath ?? true)) {
     for (const peer of peers) {
       try {
-        const bytes = fetchBlobFromPeer(node.libp2p, peer, blob.digest, {
-          signal,
-          idleTimeoutMs: opts.idleTimeoutMs,
-        });
+        const bytes = fetchBlobFromPeer(node.libp2p, peer, blob.digest, peerOpts);
         await write(rechunk(verifyBlobStream(bytes, blob, progress("peer"), { hash })));
         return;
       } catch (err) {
@@ -409,8 +427,15 @@ async function* openVerifiedBlob(
   opts: PullOptions,
   signal: AbortSignal,
 ): AsyncGenerator<Uint8Array> {
+  let transport: PeerTransport | undefined;
   const progress = (via: BlobProgress["via"]) => (done: number) =>
-    opts.onProgress?.({ digest: blob.digest, bytesDone: done, bytesTotal: blob.size, via });
+    opts.onProgress?.({
+      digest: blob.digest,
+      bytesDone: done,
+      bytesTotal: blob.size,
+      via,
+      ...(via === "peer" && transport ? { transport } : {}),
+    });
   if (node && (opts.fastPath ?? true)) {
     for (const peer of peers) {
       let started = false;
@@ -418,6 +443,10 @@ async function* openVerifiedBlob(
         const bytes = fetchBlobFromPeer(node.libp2p, peer, blob.digest, {
           signal,
           idleTimeoutMs: opts.idleTimeoutMs,
+          ...(opts.bulk ? { bulk: opts.bulk } : {}),
+          onTransport: (t) => {
+            transport = t;
+          },
         });
         for await (const chunk of rechunk(verifyBlobStream(bytes, blob, progress("peer")))) {
           started = true;

@@ -16,8 +16,10 @@ import { FsDatastore } from "datastore-fs";
 import { createHeliaLight } from "helia";
 import { Key } from "interface-datastore";
 import type { CID } from "multiformats/cid";
+import { readLocalFile } from "./blob.js";
+import { type BulkMode, BulkServer } from "./bulk.js";
 import { ConfigError } from "./errors.js";
-import { registerBlobProtocol } from "./fastpath.js";
+import { DEFAULT_BULK_MODES, ipOf, registerBlobProtocol } from "./fastpath.js";
 import {
   type ContentStore,
   collectBounded,
@@ -44,6 +46,13 @@ export interface IpfsNodeOptions {
   peers?: string[];
   /** Serve published blobs over /trusted-pods/blob/1.0.0 (default true). */
   serveBlobs?: boolean;
+  /**
+   * Bulk channel modes served beside libp2p for published blobs (bulk.ts, docs/ipfs.md): "tls" (TLS 1.2 PSK,
+   * confidential) and/or "plain" (unencrypted; integrity from the digest only). Default ["tls", "plain"]: the
+   * requester picks by its own preference; `[]` keeps every byte in libp2p. One random port per mode on the
+   * host of the first TCP listen address.
+   */
+  bulk?: BulkMode[];
   bitswap?: BitswapOptions;
 }
 
@@ -121,6 +130,7 @@ export async function createIpfsNode(opts: IpfsNodeOptions): Promise<IpfsNode> {
   await helia.start();
   const libp2p = helia.libp2p as unknown as Libp2p;
 
+  let bulk: BulkServer | undefined;
   const node: IpfsNode = {
     kind: "helia",
     helia: helia as unknown as HeliaWithLibp2p<Record<string, unknown>>,
@@ -182,13 +192,21 @@ export async function createIpfsNode(opts: IpfsNodeOptions): Promise<IpfsNode> {
       return readFile(join(blocksDir, dir, file));
     },
     async stop() {
+      await bulk?.close();
       await helia.stop();
       await blockstore.close();
       await datastore.close();
     },
   };
   try {
-    if (opts.serveBlobs ?? true) await registerBlobProtocol(node);
+    const bulkModes = opts.bulk ?? DEFAULT_BULK_MODES;
+    if ((opts.serveBlobs ?? true) && bulkModes.length > 0) {
+      const host = listen.map(ipOf).find((h) => h !== undefined) ?? "127.0.0.1";
+      bulk = await BulkServer.start({ modes: bulkModes, host }, (blob) =>
+        readLocalFile((cid) => node.readLocalBlock(cid), blob.cid),
+      );
+    }
+    if (opts.serveBlobs ?? true) await registerBlobProtocol(node, bulk);
     for (const peer of peers) await libp2p.dial(peer);
   } catch (err) {
     await node.stop().catch(() => {});
