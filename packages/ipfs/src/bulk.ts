@@ -55,14 +55,64 @@ export interface BulkBlob {
   size: number;
 }
 
-/** Reads a served blob's bytes (the node's local blockstore). */
-export type BulkRead = (blob: BulkBlob) => AsyncIterable<Uint8Array>;
+/**
+ * Reads a served blob's bytes (the node's local blockstore). `release`, when given, is called with each chunk
+ * once the socket is done with it, so the reader can reuse its buffers (see BufferPool).
+ */
+export type BulkRead = (blob: BulkBlob) => {
+  chunks: AsyncIterable<Uint8Array>;
+  release?: (chunk: Uint8Array) => void;
+};
+
+/**
+ * A fixed set of equal buffers handed out and given back. Every fresh MiB-sized Buffer counts against V8's
+ * external-memory limit, and passing it (about every 64 MiB) costs a full garbage collection of the node's
+ * heap: a transfer that reuses a few buffers allocates nothing per MiB.
+ */
+export class BufferPool {
+  readonly #free: Buffer[] = [];
+  readonly #out = new Set<ArrayBufferLike>();
+  readonly #all = new Map<ArrayBufferLike, Buffer>();
+  readonly #waiting: ((buf: Buffer) => void)[] = [];
+
+  constructor(
+    readonly size: number,
+    count: number,
+  ) {
+    for (let i = 0; i < count; i++) {
+      const buf = Buffer.allocUnsafeSlow(size);
+      this.#all.set(buf.buffer, buf);
+      this.#free.push(buf);
+    }
+  }
+
+  async acquire(): Promise<Buffer> {
+    const buf = this.#free.pop() ?? (await new Promise<Buffer>((r) => this.#waiting.push(r)));
+    this.#out.add(buf.buffer);
+    return buf;
+  }
+
+  /** Gives back the pool buffer under `chunk` (or a view of it); chunks the pool does not own are ignored. */
+  release(chunk: Uint8Array): void {
+    const buf = this.#all.get(chunk.buffer);
+    if (!buf || !this.#out.delete(chunk.buffer)) return;
+    const next = this.#waiting.shift();
+    if (next) {
+      this.#out.add(buf.buffer);
+      next(buf);
+    } else this.#free.push(buf);
+  }
+}
 
 /** Writes with backpressure; fails (never hangs) when the socket closes while waiting to drain. */
-async function writeBlob(socket: Socket, data: AsyncIterable<Uint8Array>): Promise<void> {
+async function writeBlob(
+  socket: Socket,
+  data: AsyncIterable<Uint8Array>,
+  release?: (chunk: Uint8Array) => void,
+): Promise<void> {
   for await (const chunk of data) {
     if (socket.destroyed) throw new Error("bulk connection closed");
-    if (socket.write(chunk)) continue;
+    if (socket.write(chunk, release && (() => release(chunk)))) continue;
     await new Promise<void>((resolve, reject) => {
       const done = (err?: Error) => {
         socket.off("drain", done);
@@ -126,7 +176,8 @@ export class BulkServer {
       socket.on("error", () => {}); // a reader that goes away ends its own transfer, nothing more
       socket.setTimeout(BULK_IDLE_TIMEOUT_MS, () => socket.destroy(new Error("bulk reader idle")));
       socket.write(ACK);
-      writeBlob(socket, read(blob)).then(
+      const { chunks, release } = read(blob);
+      writeBlob(socket, chunks, release).then(
         () => socket.end(),
         (err: unknown) => socket.destroy(err instanceof Error ? err : new Error(String(err))),
       );
@@ -247,6 +298,11 @@ export interface OpenBulkOptions {
   idleTimeoutMs?: number;
   /** Local address to connect from (tests use it to play another host on loopback). */
   localAddress?: string;
+  /**
+   * The consumer is done with each chunk when it asks for the next (true of the OCI layout writer): receive
+   * buffers are then reused. Never set it for a consumer that keeps chunks.
+   */
+  reuseBuffers?: boolean;
 }
 
 function decodeTicket(ticket: BulkTicket): { id: Buffer; key: Buffer } {
@@ -278,6 +334,7 @@ export async function openBulkStream(
   opts: OpenBulkOptions = {},
 ): Promise<AsyncGenerator<Uint8Array>> {
   const { id, key } = decodeTicket(ticket);
+  const reader = new BatchedReader(opts.reuseBuffers ?? false);
   const idleMs = opts.idleTimeoutMs ?? BULK_IDLE_TIMEOUT_MS;
   const socket: Socket =
     ticket.mode === "tls"
@@ -296,14 +353,18 @@ export async function openBulkStream(
           host,
           port: ticket.port,
           ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+          onread: {
+            buffer: Buffer.allocUnsafeSlow(256 * 1024),
+            callback: (n: number, buf: Uint8Array) => reader.push(buf.subarray(0, n)),
+          },
         });
+  reader.attach(socket, ticket.mode === "tls");
   const onAbort = () =>
     socket.destroy(opts.signal?.reason instanceof Error ? opts.signal.reason : new Error("aborted"));
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   socket.setTimeout(idleMs, () =>
     socket.destroy(new IpfsTimeoutError(`bulk blob from ${host}:${ticket.port} (no data)`, idleMs)),
   );
-  const reader = new BatchedReader(socket);
   try {
     await new Promise<void>((resolve, reject) => {
       const fail = (err?: Error) => {
@@ -355,22 +416,32 @@ export async function openBulkStream(
 
 /**
  * Reads a bulk socket in `target`-byte buffers: TLS delivers 16 KiB records and TCP 64 KiB reads, and every
- * chunk otherwise pays its way through several async generators, a hash update and a file write. The socket
- * pauses while `maxReady` buffers wait, so memory stays bounded (about (maxReady + 1) × target). Checks the
- * server's one-byte ticket acknowledgement first (`acked`).
+ * chunk otherwise pays its way through several async generators, a hash update and a file write. Bytes are
+ * copied into fresh `target`-byte buffers (the consumer owns what it gets); the socket pauses while `maxReady`
+ * of them wait, so memory stays bounded (about (maxReady + 1) × target). Checks the server's one-byte ticket
+ * acknowledgement first (`acked`). Fed by `push`: from "data" events, or from a plain socket's `onread`
+ * callback, which reads into one reused buffer instead of allocating 64 KiB per read.
  */
 class BatchedReader {
   readonly acked: Promise<void>;
-  #parts: Buffer[] = [];
-  #size = 0;
+  #cur: Buffer | undefined;
+  #fill = 0;
   readonly #ready: Buffer[] = [];
   #ended = false;
   #error: Error | undefined;
   #wake: (() => void) | undefined;
   #ack: { resolve: () => void; reject: (err: Error) => void } | undefined;
+  #socket: Socket | undefined;
+  /** With `reuse`: the buffer last handed out, and buffers free for the next batches. */
+  #lent: Buffer | undefined;
+  readonly #spare: Buffer[] = [];
 
+  /**
+   * `reuse`: the consumer is done with a buffer when it asks for the next one (the OCI layout writer is), so
+   * full buffers are recycled instead of allocating a fresh MiB for every MiB received.
+   */
   constructor(
-    private readonly socket: Socket,
+    private readonly reuse = false,
     private readonly target = 1024 * 1024,
     private readonly maxReady = 4,
   ) {
@@ -378,34 +449,48 @@ class BatchedReader {
       this.#ack = { resolve, reject };
     });
     this.acked.catch(() => {}); // observed by the caller; never an unhandled rejection
-    socket.on("data", (chunk: Buffer) => this.#onData(chunk));
+  }
+
+  /** Follows `socket`; with `dataEvents` false the caller feeds `push` itself (onread). */
+  attach(socket: Socket, dataEvents: boolean): void {
+    this.#socket = socket;
+    if (dataEvents) socket.on("data", (chunk: Buffer) => this.push(chunk));
     socket.on("end", () => this.#finish());
     socket.on("close", () => this.#finish());
     socket.on("error", (err: Error) => this.#finish(err));
   }
 
-  #onData(chunk: Buffer): void {
+  /** Copies `chunk` in (it may be reused once this returns); false when the reader wants the socket paused. */
+  push(chunk: Uint8Array): boolean {
+    if (this.#ended) return false;
     if (this.#ack) {
       if (chunk[0] !== ACK[0]) {
         this.#finish(new Error("no ticket acknowledgement"));
-        return;
+        return false;
       }
       this.#ack.resolve();
       this.#ack = undefined;
       chunk = chunk.subarray(1);
     }
-    this.#parts.push(chunk);
-    this.#size += chunk.byteLength;
-    if (this.#size < this.target) return;
-    this.#flush();
-    if (this.#ready.length >= this.maxReady) this.socket.pause();
+    let off = 0;
+    while (off < chunk.byteLength) {
+      this.#cur ??= this.#spare.pop() ?? Buffer.allocUnsafeSlow(this.target);
+      const n = Math.min(chunk.byteLength - off, this.target - this.#fill);
+      this.#cur.set(chunk.subarray(off, off + n), this.#fill);
+      this.#fill += n;
+      off += n;
+      if (this.#fill === this.target) this.#flush();
+    }
+    if (this.#ready.length < this.maxReady) return true;
+    this.#socket?.pause();
+    return false;
   }
 
   #flush(): void {
-    if (this.#size > 0) {
-      this.#ready.push(this.#parts.length === 1 ? this.#parts[0]! : Buffer.concat(this.#parts, this.#size));
-      this.#parts = [];
-      this.#size = 0;
+    if (this.#cur && this.#fill > 0) {
+      this.#ready.push(this.#fill === this.target ? this.#cur : this.#cur.subarray(0, this.#fill));
+      this.#cur = undefined;
+      this.#fill = 0;
     }
     this.#wake?.();
   }
@@ -421,10 +506,15 @@ class BatchedReader {
 
   /** The next buffer, or undefined at the end; throws the socket's error (after the bytes before it). */
   async next(): Promise<Buffer | undefined> {
+    if (this.#lent) this.#spare.push(this.#lent);
+    this.#lent = undefined;
     for (;;) {
       const buf = this.#ready.shift();
       if (buf) {
-        if (this.socket.isPaused() && this.#ready.length < this.maxReady) this.socket.resume();
+        // Only whole buffers go round; the last, shorter one may outlive the stream in the consumer.
+        if (this.reuse && buf.byteLength === this.target) this.#lent = buf;
+        const socket = this.#socket;
+        if (socket?.isPaused() && this.#ready.length < this.maxReady) socket.resume();
         return buf;
       }
       if (this.#error) throw this.#error;

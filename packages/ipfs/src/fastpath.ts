@@ -146,6 +146,8 @@ export interface FetchFromPeerOptions extends AbortOptions {
   onTransport?: (t: PeerTransport) => void;
   /** Local address for the bulk connection (tests play another host on loopback with it). */
   bulkLocalAddress?: string;
+  /** The consumer is done with each chunk when it asks for the next: see OpenBulkOptions.reuseBuffers. */
+  reuseBuffers?: boolean;
 }
 
 export const DEFAULT_BULK_MODES: BulkMode[] = ["tls", "plain"];
@@ -218,6 +220,7 @@ export async function* fetchBlobFromPeer(
           signal,
           idleTimeoutMs: idleMs,
           ...(opts.bulkLocalAddress ? { localAddress: opts.bulkLocalAddress } : {}),
+          reuseBuffers: opts.reuseBuffers ?? false,
         }).catch((err: unknown) => {
           if (signal.aborted || !(err instanceof BlobProtocolError)) throw err;
           return undefined; // refused: ask again for the bytes inline

@@ -234,6 +234,12 @@ export interface PullOptions extends FetchRootOptions {
    * translate the sink's digest errors into BlobDigestMismatchError. Sizes are always enforced here.
    */
   sinkVerifies?: boolean;
+  /**
+   * The sink is done with each chunk when it asks for the next one (the OCI layout writer is: it hashes and
+   * writes a chunk, then reads on). The bulk channel then reuses its receive buffers: a fresh MiB per MiB
+   * costs a full garbage collection every ~64 MiB. Never set it for a sink that keeps chunks.
+   */
+  sinkReleasesChunks?: boolean;
   /** Name written as the image's org.opencontainers.image.ref.name in the sink. */
   refName?: string;
   onProgress?: (p: BlobProgress) => void;
@@ -305,6 +311,7 @@ async function fetchBlob(
   const peerOpts = {
     signal,
     idleTimeoutMs: opts.idleTimeoutMs,
+    reuseBuffers: opts.sinkReleasesChunks ?? false,
     ...(opts.bulk ? { bulk: opts.bulk } : {}),
     onTransport: (t: PeerTransport) => {
       transport = t;
@@ -375,7 +382,9 @@ export async function pullImageToLayout(
   dir: string,
   opts: PullOptions = {},
 ): Promise<ImageRoot> {
-  return withLayoutWriter(dir, (writer) => pullImage(store, cid, writer, { sinkVerifies: true, ...opts }));
+  return withLayoutWriter(dir, (writer) =>
+    pullImage(store, cid, writer, { sinkVerifies: true, sinkReleasesChunks: true, ...opts }),
+  );
 }
 
 /** An image on IPFS seen as an OCI ImageSource (for inspect, or for copying into any ImageSink). */

@@ -1,4 +1,4 @@
-import { chmod, mkdir, readFile } from "node:fs/promises";
+import { chmod, mkdir, open, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { BitswapOptions } from "@helia/bitswap";
 import { withBitswap } from "@helia/bitswap";
@@ -17,7 +17,7 @@ import { createHeliaLight } from "helia";
 import { Key } from "interface-datastore";
 import type { CID } from "multiformats/cid";
 import { readLocalFile } from "./blob.js";
-import { type BulkMode, BulkServer } from "./bulk.js";
+import { BufferPool, type BulkMode, BulkServer } from "./bulk.js";
 import { ConfigError } from "./errors.js";
 import { DEFAULT_BULK_MODES, ipOf, registerBlobProtocol } from "./fastpath.js";
 import {
@@ -30,6 +30,8 @@ import {
 } from "./store.js";
 
 export const DEFAULT_LISTEN = ["/ip4/127.0.0.1/tcp/0"];
+/** Leaf reads in flight per bulk transfer. */
+const BULK_READ_AHEAD = 4;
 
 export interface IpfsNodeOptions {
   /** Holds `blocks/` (blockstore-fs) and `datastore/` (datastore-fs: peer key, pins, published-blob index). */
@@ -202,9 +204,34 @@ export async function createIpfsNode(opts: IpfsNodeOptions): Promise<IpfsNode> {
     const bulkModes = opts.bulk ?? DEFAULT_BULK_MODES;
     if ((opts.serveBlobs ?? true) && bulkModes.length > 0) {
       const host = listen.map(ipOf).find((h) => h !== undefined) ?? "127.0.0.1";
-      bulk = await BulkServer.start({ modes: bulkModes, host }, (blob) =>
-        readLocalFile((cid) => node.readLocalBlock(cid), blob.cid),
-      );
+      bulk = await BulkServer.start({ modes: bulkModes, host }, (blob) => {
+        // Leaves are at most 1 MiB: one spare byte tells a leaf from a bigger block (read whole instead).
+        const pool = new BufferPool(1024 * 1024 + 1, BULK_READ_AHEAD + 2);
+        const read = async (cid: CID) => {
+          const buf = await pool.acquire();
+          try {
+            const { dir, file } = sharding.encode(cid);
+            const fh = await open(join(blocksDir, dir, file));
+            let bytesRead: number;
+            try {
+              // A regular file reads short only at its end.
+              ({ bytesRead } = await fh.read(buf, 0, buf.byteLength, 0));
+            } finally {
+              await fh.close();
+            }
+            if (bytesRead < buf.byteLength) return buf.subarray(0, bytesRead);
+            pool.release(buf);
+            return await node.readLocalBlock(cid);
+          } catch (err) {
+            pool.release(buf);
+            throw err;
+          }
+        };
+        return {
+          chunks: readLocalFile(read, blob.cid, BULK_READ_AHEAD),
+          release: (chunk) => pool.release(chunk),
+        };
+      });
     }
     if (opts.serveBlobs ?? true) await registerBlobProtocol(node, bulk);
     for (const peer of peers) await libp2p.dial(peer);

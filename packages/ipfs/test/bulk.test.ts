@@ -36,12 +36,11 @@ async function drain(bytes: AsyncIterable<Uint8Array>): Promise<Buffer> {
 
 beforeAll(async () => {
   tmp = await tempDir("tpod-bulk-");
-  server = await BulkServer.start(
-    { modes: ["tls", "plain"], host: "127.0.0.1", ticketTtlMs: 2000 },
-    async function* () {
+  server = await BulkServer.start({ modes: ["tls", "plain"], host: "127.0.0.1", ticketTtlMs: 2000 }, () => ({
+    chunks: (async function* () {
       for (let off = 0; off < payload.byteLength; off += 65_536) yield payload.subarray(off, off + 65_536);
-    },
-  );
+    })(),
+  }));
 });
 
 afterAll(async () => {
@@ -83,6 +82,29 @@ describe("bulk channel tickets", () => {
     });
   }
 
+  it("a slow reader pauses the channel (bounded memory) and still gets every byte, in both modes", async () => {
+    const big = randomBytes(12 * 1024 * 1024 + 3);
+    const slow = await BulkServer.start({ modes: ["tls", "plain"], host: "127.0.0.1" }, () => ({
+      chunks: (async function* () {
+        for (let off = 0; off < big.byteLength; off += 1024 * 1024)
+          yield big.subarray(off, off + 1024 * 1024);
+      })(),
+    }));
+    try {
+      for (const mode of ["tls", "plain"] as const) {
+        const ticket = slow.issue({ ...blob, size: big.byteLength }, "127.0.0.1", [mode])!;
+        const parts: Uint8Array[] = [];
+        for await (const chunk of await openBulkStream("127.0.0.1", ticket)) {
+          parts.push(chunk);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        expect(Buffer.concat(parts).equals(big)).toBe(true);
+      }
+    } finally {
+      await slow.close();
+    }
+  });
+
   it("a ticket for one mode is refused on the other mode's port, and expires", async () => {
     const ticket = server.issue(blob, "127.0.0.1", ["plain"])!;
     const onTls: BulkTicket = { ...ticket, mode: "tls", port: server.port("tls")! };
@@ -95,7 +117,7 @@ describe("bulk channel tickets", () => {
   });
 
   it("issues nothing for a mode it does not serve, and malformed tickets fail before connecting", async () => {
-    const only = await BulkServer.start({ modes: ["tls"], host: "127.0.0.1" }, async function* () {});
+    const only = await BulkServer.start({ modes: ["tls"], host: "127.0.0.1" }, () => ({ chunks: [] }));
     try {
       expect(only.issue(blob, "127.0.0.1", ["plain"])).toBeUndefined();
       expect(only.issue(blob, "127.0.0.1", ["plain", "tls"])?.mode).toBe("tls");
