@@ -142,6 +142,8 @@ const ACK = Buffer.from([1]);
 const KEY_BYTES = 32;
 /** A client must present its ticket (plain) or finish the handshake (tls) this fast. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** The client's bound on opening the channel before it falls back to the libp2p stream. */
+export const BULK_OPEN_TIMEOUT_MS = 5_000;
 /** A connection that moves no byte for this long is cut: a stalled reader is not waited on. */
 export const BULK_IDLE_TIMEOUT_MS = 30_000;
 
@@ -296,6 +298,8 @@ export interface OpenBulkOptions {
   signal?: AbortSignal;
   /** Abort when no byte arrives for this long (default 30 s). */
   idleTimeoutMs?: number;
+  /** Connect, handshake and ticket acknowledgement must take at most this long (default 5 s). */
+  openTimeoutMs?: number;
   /** Local address to connect from (tests use it to play another host on loopback). */
   localAddress?: string;
   /**
@@ -365,6 +369,10 @@ export async function openBulkStream(
   socket.setTimeout(idleMs, () =>
     socket.destroy(new IpfsTimeoutError(`bulk blob from ${host}:${ticket.port} (no data)`, idleMs)),
   );
+  // A port the network does not let through (a firewall that only forwards libp2p's) must not hold the blob
+  // up for the kernel's connect timeout: give up soon and let the caller fall back to the libp2p stream.
+  const openMs = opts.openTimeoutMs ?? BULK_OPEN_TIMEOUT_MS;
+  const opening = setTimeout(() => socket.destroy(new Error(`not open within ${openMs} ms`)), openMs);
   try {
     await new Promise<void>((resolve, reject) => {
       const fail = (err?: Error) => {
@@ -387,11 +395,12 @@ export async function openBulkStream(
     });
     if (ticket.mode === "plain") socket.write(Buffer.concat([id, key]));
     await reader.acked;
+    clearTimeout(opening);
   } catch (err) {
+    clearTimeout(opening);
     opts.signal?.removeEventListener("abort", onAbort);
     socket.destroy();
     if (opts.signal?.aborted) throw opts.signal.reason;
-    if (err instanceof IpfsTimeoutError) throw err;
     throw new BlobProtocolError(
       "BULK_REFUSED",
       `bulk channel ${host}:${ticket.port} refused the ticket: ${(err as Error).message}`,

@@ -13,7 +13,7 @@ import { sha256 } from "multiformats/hashes/sha2";
 import { type BlobProgress, importBlob, readUnixfsFile, rechunk, verifyBlobStream } from "./blob.js";
 import type { BulkMode } from "./bulk.js";
 import { BlobDigestMismatchError, InvalidRootError, IpfsTimeoutError, SizeLimitError } from "./errors.js";
-import { fetchBlobFromPeer, type PeerTransport } from "./fastpath.js";
+import { DEFAULT_BULK_MODES, fetchBlobFromPeer, type PeerTransport } from "./fastpath.js";
 import type { IpfsNode } from "./node.js";
 import {
   assertSupportedCid,
@@ -221,8 +221,9 @@ export interface PullOptions extends FetchRootOptions {
   /** Use the direct blob stream when peers are known (default true). */
   fastPath?: boolean;
   /**
-   * Bulk channel modes accepted from a peer (default ["tls", "plain"]; `[]`: bytes only inside libp2p). The
-   * publisher chooses among them; the digest check is the same on every path (docs/ipfs.md).
+   * Bulk channel modes accepted from a peer, in order of preference (default ["plain", "tls"]; `[]`: bytes
+   * only inside libp2p). The peer serves the first one it offers; the digest check is the same on every path
+   * (docs/ipfs.md).
    */
   bulk?: BulkMode[];
   /** Abort a blob when no byte arrives for this long (default 30 s). */
@@ -268,7 +269,10 @@ export async function pullImage(
     const image = await fetchRoot(store, rootCid, limits, signal);
     const others = image.blobs.filter((b) => b.digest !== image.root.digest);
     const rootBlob = image.blobs.find((b) => b.digest === image.root.digest)!;
-    const fetchOne = (b: ImageBlobEntry) => fetchBlob(store, node, b, sink, peers, opts, signal);
+    // A peer whose bulk channel could not be opened once (a firewall passing only libp2p's port) is not asked
+    // for it again during this pull: each attempt would wait out the open timeout first.
+    const noBulk = new Set<string>();
+    const fetchOne = (b: ImageBlobEntry) => fetchBlob(store, node, b, sink, peers, opts, signal, noBulk);
     await runLimited(others, opts.concurrency ?? 4, fetchOne, signal);
     await fetchOne(rootBlob);
     await sink.finish(image.root, opts.refName);
@@ -289,6 +293,7 @@ async function fetchBlob(
   peers: string[],
   opts: PullOptions,
   signal: AbortSignal,
+  noBulk: Set<string>,
 ): Promise<void> {
   if (await sink.hasBlob(blob.digest)) return;
   const hash = !opts.sinkVerifies;
@@ -308,19 +313,20 @@ async function fetchBlob(
       via,
       ...(via === "peer" && transport ? { transport } : {}),
     });
-  const peerOpts = {
+  const peerOpts = (peer: string) => ({
     signal,
     idleTimeoutMs: opts.idleTimeoutMs,
     reuseBuffers: opts.sinkReleasesChunks ?? false,
-    ...(opts.bulk ? { bulk: opts.bulk } : {}),
+    bulk: noBulk.has(peer) ? [] : (opts.bulk ?? DEFAULT_BULK_MODES),
     onTransport: (t: PeerTransport) => {
       transport = t;
     },
-  };
+    onBulkRefused: () => noBulk.add(peer),
+  });
   if (node && (opts.fastPath ?? true)) {
     for (const peer of peers) {
       try {
-        const bytes = fetchBlobFromPeer(node.libp2p, peer, blob.digest, peerOpts);
+        const bytes = fetchBlobFromPeer(node.libp2p, peer, blob.digest, peerOpts(peer));
         await write(rechunk(verifyBlobStream(bytes, blob, progress("peer"), { hash })));
         return;
       } catch (err) {

@@ -50,9 +50,9 @@ export interface IpfsNodeOptions {
   serveBlobs?: boolean;
   /**
    * Bulk channel modes served beside libp2p for published blobs (bulk.ts, docs/ipfs.md): "tls" (TLS 1.2 PSK,
-   * confidential) and/or "plain" (unencrypted; integrity from the digest only). Default ["tls", "plain"]: the
-   * requester picks by its own preference; `[]` keeps every byte in libp2p. One random port per mode on the
-   * host of the first TCP listen address.
+   * confidential) and/or "plain" (unencrypted; integrity from the digest only). Default both: the requester
+   * picks by its own preference (plain first by default); ["tls"] keeps the bytes confidential; `[]` keeps
+   * every byte in libp2p. One random port per mode on the host of the first TCP listen address.
    */
   bulk?: BulkMode[];
   bitswap?: BitswapOptions;

@@ -105,6 +105,23 @@ describe("bulk channel tickets", () => {
     }
   });
 
+  it("a channel that never answers is given up within the open timeout, with a typed error", async () => {
+    const { createServer } = await import("node:net");
+    const mute = createServer(() => {}); // accepts, then never acknowledges anything
+    await new Promise<void>((r) => mute.listen(0, "127.0.0.1", r));
+    try {
+      const ticket = server.issue(blob, "127.0.0.1", ["plain"])!;
+      const port = (mute.address() as { port: number }).port;
+      const err = await openBulkStream("127.0.0.1", { ...ticket, port }, { openTimeoutMs: 300 }).catch(
+        (e: unknown) => e,
+      );
+      expect((err as BlobProtocolError).remoteCode).toBe("BULK_REFUSED");
+      expect((err as Error).message).toMatch(/not open within 300 ms/);
+    } finally {
+      mute.close();
+    }
+  });
+
   it("a ticket for one mode is refused on the other mode's port, and expires", async () => {
     const ticket = server.issue(blob, "127.0.0.1", ["plain"])!;
     const onTls: BulkTicket = { ...ticket, mode: "tls", port: server.port("tls")! };
@@ -163,19 +180,37 @@ describe("pull over the bulk channel", () => {
     return { dst, transports };
   };
 
-  it("by default the bytes come over TLS-PSK and every blob verifies", async () => {
+  it("by default the bytes come over the plain channel and every blob verifies", async () => {
     const { dst, transports } = await pullVia("pulled-default");
-    expect([...transports]).toEqual(["tls"]);
+    expect([...transports]).toEqual(["plain"]);
     expect(await layoutBlobs(dst)).toEqual(await layoutBlobs(srcDir));
   });
 
-  it("a provider that prefers plain gets plain; one that refuses both gets the libp2p stream", async () => {
-    const plain = await pullVia("pulled-plain", ["plain", "tls"]);
-    expect([...plain.transports]).toEqual(["plain"]);
-    expect(await layoutBlobs(plain.dst)).toEqual(await layoutBlobs(srcDir));
+  it("a provider that asks for TLS gets TLS; one that refuses both gets the libp2p stream", async () => {
+    const tls = await pullVia("pulled-tls", ["tls"]);
+    expect([...tls.transports]).toEqual(["tls"]);
+    expect(await layoutBlobs(tls.dst)).toEqual(await layoutBlobs(srcDir));
     const inline = await pullVia("pulled-inline", []);
     expect([...inline.transports]).toEqual(["libp2p"]);
     expect(await layoutBlobs(inline.dst)).toEqual(await layoutBlobs(srcDir));
+  });
+
+  it("a publisher that serves TLS only never sends its bytes in clear, whatever the provider prefers", async () => {
+    const d = await createIpfsNode({ dataDir: join(tmp.dir, "d"), bulk: ["tls"] });
+    try {
+      const { cid } = await pushImage(d, await openOciLayout(srcDir));
+      const transports = new Set<string>();
+      const dst = join(tmp.dir, "pulled-from-tls-only");
+      await pullImageToLayout(b, cid, dst, {
+        peers: d.multiaddrs(),
+        timeoutMs: 60_000,
+        onProgress: (p) => transports.add(p.via === "peer" ? (p.transport ?? "?") : "ipfs"),
+      });
+      expect([...transports]).toEqual(["tls"]);
+      expect(await layoutBlobs(dst)).toEqual(await layoutBlobs(srcDir));
+    } finally {
+      await d.stop();
+    }
   });
 
   it("a refused ticket (wrong source address) falls back to the libp2p stream", async () => {
@@ -240,7 +275,7 @@ describe("pull over the bulk channel", () => {
             seen.push(p.via === "peer" ? (p.transport ?? "?") : "ipfs");
         },
       });
-      expect(seen[0]).toBe("tls");
+      expect(seen[0]).toBe("plain");
       expect(seen.at(-1)).toBe("ipfs");
       expect(await layoutBlobs(dst)).toEqual(await layoutBlobs(srcDir));
       const files = await readdir(join(dst, "blobs"), { recursive: true });
