@@ -155,6 +155,8 @@ export function normalizeIp(ip: string | undefined): string {
 
 export class BulkServer {
   readonly #tickets = new Map<string, PendingTicket>();
+  /** Open connections (TCP level, before and after the ticket check), cut on close(). */
+  readonly #live = new Set<Socket>();
   readonly #servers = new Map<BulkMode, { server: Server; port: number }>();
   readonly #opts: Required<BulkServerOptions>;
 
@@ -175,6 +177,8 @@ export class BulkServer {
   static async start(opts: BulkServerOptions, read: BulkRead): Promise<BulkServer> {
     const self = new BulkServer({ ticketTtlMs: 10_000, maxTickets: 64, maxConnections: 32, ...opts });
     const handle = (socket: Socket, blob: BulkBlob) => {
+      self.#live.add(socket);
+      socket.once("close", () => self.#live.delete(socket));
       socket.on("error", () => {}); // a reader that goes away ends its own transfer, nothing more
       socket.setTimeout(BULK_IDLE_TIMEOUT_MS, () => socket.destroy(new Error("bulk reader idle")));
       socket.write(ACK);
@@ -188,6 +192,11 @@ export class BulkServer {
       for (const mode of new Set(opts.modes)) {
         const server = mode === "tls" ? self.#tlsServer(handle) : self.#plainServer(handle);
         server.maxConnections = self.#opts.maxConnections;
+        // "connection" is the TCP connection for both servers (a TLS server emits it before the handshake).
+        server.on("connection", (socket: Socket) => {
+          self.#live.add(socket);
+          socket.once("close", () => self.#live.delete(socket));
+        });
         self.#servers.set(mode, { server, port: 0 });
         await new Promise<void>((resolve, reject) => {
           server.once("error", reject);
@@ -284,8 +293,10 @@ export class BulkServer {
     return t;
   }
 
+  /** Stops listening and cuts every open connection (a transfer in flight fails over on the reader's side). */
   async close(): Promise<void> {
     this.#tickets.clear();
+    for (const socket of this.#live) socket.destroy();
     await Promise.all(
       [...this.#servers.values()].map(
         ({ server }) => new Promise<void>((resolve) => server.close(() => resolve())),

@@ -105,6 +105,32 @@ describe("bulk channel tickets", () => {
     }
   });
 
+  it("closing the server cuts a transfer in flight: close does not wait, the reader fails", async () => {
+    const size = 64 * 1024 * 1024;
+    const mib = randomBytes(1024 * 1024);
+    for (const mode of ["plain", "tls"] as const) {
+      const s2 = await BulkServer.start({ modes: [mode], host: "127.0.0.1" }, () => ({
+        chunks: (async function* () {
+          for (let off = 0; off < size; off += mib.byteLength) yield mib;
+        })(),
+      }));
+      const ticket = s2.issue({ ...blob, size }, "127.0.0.1", [mode])!;
+      const it = (await openBulkStream("127.0.0.1", ticket))[Symbol.asyncIterator]();
+      let received = (await it.next()).value?.byteLength ?? 0;
+      await s2.close(); // would hang here if close waited for the (stalled) reader
+      const err = await (async () => {
+        for (;;) {
+          const r = await it.next();
+          if (r.done) return undefined;
+          received += r.value.byteLength;
+        }
+      })().catch((e: unknown) => e);
+      // Either the socket errors or it ends early (the size check then fails the blob): never all the bytes.
+      expect(err !== undefined || received < size).toBe(true);
+      expect(received).toBeLessThan(size);
+    }
+  });
+
   it("a channel that never answers is given up within the open timeout, with a typed error", async () => {
     const { createServer } = await import("node:net");
     const mute = createServer(() => {}); // accepts, then never acknowledges anything
