@@ -350,30 +350,35 @@ export async function openBulkStream(
 ): Promise<AsyncGenerator<Uint8Array>> {
   const { id, key } = decodeTicket(ticket);
   const reader = new BatchedReader(opts.reuseBuffers ?? false);
+  // Reads land in one reused buffer (TLS: one 16 KiB record per call) instead of a fresh Buffer per read.
+  const onread = {
+    buffer: Buffer.allocUnsafeSlow(256 * 1024),
+    callback: (n: number, buf: Uint8Array) => reader.push(buf.subarray(0, n)),
+  };
+  // tls.connect takes onread since Node 15.1 (nodejs/node#35753); @types/node does not list it.
+  const tlsOptions: tls.ConnectionOptions & { onread: typeof onread } = {
+    host,
+    port: ticket.port,
+    ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+    ciphers: TLS_CIPHERS,
+    minVersion: "TLSv1.2",
+    maxVersion: "TLSv1.2",
+    // The PSK authenticates the server: no certificate is involved.
+    checkServerIdentity: () => undefined,
+    pskCallback: () => ({ psk: key, identity: ticket.id }),
+    onread,
+  };
   const idleMs = opts.idleTimeoutMs ?? BULK_IDLE_TIMEOUT_MS;
   const socket: Socket =
     ticket.mode === "tls"
-      ? tls.connect({
-          host,
-          port: ticket.port,
-          ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
-          ciphers: TLS_CIPHERS,
-          minVersion: "TLSv1.2",
-          maxVersion: "TLSv1.2",
-          // The PSK authenticates the server: no certificate is involved.
-          checkServerIdentity: () => undefined,
-          pskCallback: () => ({ psk: key, identity: ticket.id }),
-        })
+      ? tls.connect(tlsOptions)
       : netConnect({
           host,
           port: ticket.port,
           ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
-          onread: {
-            buffer: Buffer.allocUnsafeSlow(256 * 1024),
-            callback: (n: number, buf: Uint8Array) => reader.push(buf.subarray(0, n)),
-          },
+          onread,
         });
-  reader.attach(socket, ticket.mode === "tls");
+  reader.attach(socket);
   const onAbort = () =>
     socket.destroy(opts.signal?.reason instanceof Error ? opts.signal.reason : new Error("aborted"));
   opts.signal?.addEventListener("abort", onAbort, { once: true });
@@ -435,12 +440,12 @@ export async function openBulkStream(
 }
 
 /**
- * Reads a bulk socket in `target`-byte buffers: TLS delivers 16 KiB records and TCP 64 KiB reads, and every
+ * Reads a bulk socket in `target`-byte buffers: TLS delivers 16 KiB records and TCP up to 256 KiB reads, and every
  * chunk otherwise pays its way through several async generators, a hash update and a file write. Bytes are
  * copied into fresh `target`-byte buffers (the consumer owns what it gets); the socket pauses while `maxReady`
  * of them wait, so memory stays bounded (about (maxReady + 1) × target). Checks the server's one-byte ticket
- * acknowledgement first (`acked`). Fed by `push`: from "data" events, or from a plain socket's `onread`
- * callback, which reads into one reused buffer instead of allocating 64 KiB per read.
+ * acknowledgement first (`acked`). Fed by `push` from the socket's `onread` callback, which reads into one
+ * reused buffer instead of allocating a Buffer per read (64 KiB for TCP, 16 KiB per TLS record).
  */
 class BatchedReader {
   readonly acked: Promise<void>;
@@ -471,10 +476,9 @@ class BatchedReader {
     this.acked.catch(() => {}); // observed by the caller; never an unhandled rejection
   }
 
-  /** Follows `socket`; with `dataEvents` false the caller feeds `push` itself (onread). */
-  attach(socket: Socket, dataEvents: boolean): void {
+  /** Follows `socket`, whose `onread` callback feeds `push`. */
+  attach(socket: Socket): void {
     this.#socket = socket;
-    if (dataEvents) socket.on("data", (chunk: Buffer) => this.push(chunk));
     socket.on("end", () => this.#finish());
     socket.on("close", () => this.#finish());
     socket.on("error", (err: Error) => this.#finish(err));
