@@ -239,30 +239,40 @@ async function main(): Promise<void> {
       `image: one ${mib} MiB layer; push (import into the publisher's blockstore): ${(mib / info.pushSeconds).toFixed(0)} MiB/s`,
     );
     const results: Record<Method, Sample[]> = { tcp: [], tls: [], plain: [], libp2p: [], bitswap: [] };
+    const failures: Record<Method, number> = { tcp: 0, tls: 0, plain: 0, libp2p: 0, bitswap: 0 };
     // Interleaved rounds, so a burst of load on the machine hits every method alike.
     for (let run = 0; run < RUNS; run++) {
       for (const m of METHODS) {
-        results[m].push(
-          await measure(`${m}-${run}`, (window) =>
-            m === "tcp"
-              ? tcpCopy(info.tcpPort, join(dir, `tcp-${run}.bin`), window)
-              : pull(dir, info, m, run, window),
-          ),
-        );
+        try {
+          results[m].push(
+            await measure(`${m}-${run}`, (window) =>
+              m === "tcp"
+                ? tcpCopy(info.tcpPort, join(dir, `tcp-${run}.bin`), window)
+                : pull(dir, info, m, run, window),
+            ),
+          );
+        } catch (err) {
+          // A failed or timed-out transfer is reported with its path, not allowed to hide the other numbers.
+          failures[m]++;
+          console.error(`${m} round ${run} failed: ${(err as Error).message}`);
+        }
       }
     }
     const floor = results.tcp.length > 0 ? mib / median(results.tcp.map((x) => x.seconds)) : Number.NaN;
-    const rows = [
-      ["plain TCP copy into a file (floor)", results.tcp],
-      ["pull, fast path, bulk TLS-PSK", results.tls],
-      ["pull, fast path, bulk plain TCP", results.plain],
-      ["pull, fast path, inside libp2p stream", results.libp2p],
-      ["pull, stock Helia bitswap", results.bitswap],
-    ] as const;
+    const rows: [Method, string][] = [
+      ["tcp", "plain TCP copy into a file (floor)"],
+      ["tls", "pull, fast path, bulk TLS-PSK"],
+      ["plain", "pull, fast path, bulk plain TCP"],
+      ["libp2p", "pull, fast path, inside libp2p stream"],
+      ["bitswap", "pull, stock Helia bitswap"],
+    ];
     console.log(
       `${RUNS} rounds, median; ratio = throughput / plain TCP copy; CPU s per GiB moved (receiver/sender)`,
     );
-    for (const [name, xs] of rows) {
+    for (const [method, name] of rows) {
+      const xs = results[method];
+      if (failures[method] > 0)
+        console.log(`${name.padEnd(40)} ${failures[method]} of ${RUNS} rounds failed (see stderr)`);
       if (xs.length === 0) continue;
       const rate = mib / median(xs.map((x) => x.seconds));
       const all = xs.map((x) => (mib / x.seconds).toFixed(0)).join(", ");
