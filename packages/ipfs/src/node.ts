@@ -207,7 +207,7 @@ export async function createIpfsNode(opts: IpfsNodeOptions): Promise<IpfsNode> {
       bulk = await BulkServer.start({ modes: bulkModes, host }, (blob) => {
         // Leaves are at most 1 MiB: one spare byte tells a leaf from a bigger block (read whole instead).
         const pool = new BufferPool(1024 * 1024 + 1, BULK_READ_AHEAD + 2);
-        const read = async (cid: CID) => {
+        const readLeaf = async (cid: CID) => {
           const buf = await pool.acquire();
           try {
             const { dir, file } = sharding.encode(cid);
@@ -228,7 +228,7 @@ export async function createIpfsNode(opts: IpfsNodeOptions): Promise<IpfsNode> {
           }
         };
         return {
-          chunks: readLocalFile(read, blob.cid, BULK_READ_AHEAD),
+          chunks: readLocalFile((cid) => node.readLocalBlock(cid), blob.cid, BULK_READ_AHEAD, readLeaf),
           release: (chunk) => pool.release(chunk),
         };
       });

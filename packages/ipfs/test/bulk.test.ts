@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { openOciLayout } from "@trustedpods/oci";
 import { CID } from "multiformats/cid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BufferPool } from "../src/bulk.js";
 import {
   BlobDigestMismatchError,
   type BlobProgress,
@@ -19,6 +20,7 @@ import {
   type PeerTransport,
   pullImageToLayout,
   pushImage,
+  readLocalFile,
 } from "../src/index.js";
 import { exists, findBlockFile, layoutBlobs, makeLayout, tempDir } from "./helpers.js";
 
@@ -219,6 +221,24 @@ describe("pull over the bulk channel", () => {
     const inline = await pullVia("pulled-inline", []);
     expect([...inline.transports]).toEqual(["libp2p"]);
     expect(await layoutBlobs(inline.dst)).toEqual(await layoutBlobs(srcDir));
+  });
+
+  it("the sender reads leaves into a bounded pool; inner DAG nodes never take a pool buffer", async () => {
+    const big = image.blobs.find((x) => x.size === bigLayer.byteLength)!;
+    // One buffer: if the DAG root's read took it (it is never yielded, so never given back), this would hang.
+    const pool = new BufferPool(1024 * 1024 + 1, 1);
+    const readLeaf = async (cid: CID) => {
+      const buf = await pool.acquire();
+      const bytes = await a.readLocalBlock(cid);
+      buf.set(bytes);
+      return buf.subarray(0, bytes.byteLength);
+    };
+    const parts: Buffer[] = [];
+    for await (const chunk of readLocalFile((c) => a.readLocalBlock(c), big.cid, 1, readLeaf)) {
+      parts.push(Buffer.from(chunk));
+      pool.release(chunk);
+    }
+    expect(Buffer.concat(parts).equals(bigLayer)).toBe(true);
   });
 
   it("a publisher that serves TLS only never sends its bytes in clear, whatever the provider prefers", async () => {
