@@ -82,6 +82,8 @@ export interface BlobProgress {
   bytesTotal: number;
   /** "peer" for the direct stream, "ipfs" for bitswap or Kubo. */
   via: "peer" | "ipfs";
+  /** For "peer": the bulk channel ("tls" or "plain") or the libp2p stream itself. */
+  transport?: "tls" | "plain" | "libp2p";
 }
 
 /**
@@ -143,12 +145,15 @@ async function* filePieces(
 
 /**
  * Streams a UnixFS file from local block files with `prefetch` whole-block reads in flight, in order. This is
- * the blob server's sender: one readFile per 1 MiB leaf instead of the exporter's generic path.
+ * the blob server's sender: one readFile per 1 MiB leaf instead of the exporter's generic path. Inner DAG nodes
+ * are read with `read`, the raw leaves whose bytes are yielded with `readLeaf` (which may hand out pooled
+ * buffers: only yielded chunks are ever given back to a pool).
  */
 export async function* readLocalFile(
   read: (cid: CID) => Promise<Uint8Array>,
   cid: CID,
   prefetch = 4,
+  readLeaf: (cid: CID) => Promise<Uint8Array> = read,
 ): AsyncGenerator<Uint8Array> {
   const pending: Promise<Uint8Array>[] = [];
   const pieces = filePieces(read, cid);
@@ -161,7 +166,7 @@ export async function* readLocalFile(
         break;
       }
       const piece = next.value;
-      const p = piece instanceof Uint8Array ? Promise.resolve(piece) : read(piece);
+      const p = piece instanceof Uint8Array ? Promise.resolve(piece) : readLeaf(piece);
       p.catch(() => {}); // surfaced when awaited in order below
       pending.push(p);
     }

@@ -1,6 +1,7 @@
-import type { AbortOptions, Libp2p, Stream } from "@libp2p/interface";
+import type { AbortOptions, Connection, Libp2p, Stream } from "@libp2p/interface";
 import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
 import { readLocalFile } from "./blob.js";
+import { type BulkMode, type BulkServer, type BulkTicket, openBulkStream } from "./bulk.js";
 import { BlobProtocolError, IpfsTimeoutError } from "./errors.js";
 import type { IpfsNode } from "./node.js";
 
@@ -11,8 +12,12 @@ import type { IpfsNode } from "./node.js";
  *
  * Wire format (both directions): a 4-byte big-endian length and a UTF-8 JSON header, then (response only) the
  * raw blob bytes until the stream closes.
- *   request:  {"digest":"sha256:<hex>"}
- *   response: {"ok":true,"size":N} + N bytes | {"ok":false,"code":"NOT_FOUND"|"BAD_REQUEST"|"INTERNAL","message":"..."}
+ *   request:  {"digest":"sha256:<hex>","bulk":["tls","plain"]?}
+ *   response: {"ok":true,"size":N} + N bytes
+ *           | {"ok":true,"size":N,"bulk":{"mode","port","id","key"}} (a one-time ticket for the bulk channel,
+ *             bulk.ts, in the first requested mode the server serves; no bytes follow on this stream)
+ *           | {"ok":false,"code":"NOT_FOUND"|"BAD_REQUEST"|"INTERNAL","message":"..."}
+ * A server without a bulk channel ignores "bulk" and streams inline, so old and new peers interoperate.
  */
 export const BLOB_PROTOCOL = "/trusted-pods/blob/1.0.0";
 const MAX_HEADER = 4096;
@@ -20,7 +25,14 @@ const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 /** Inbound blob streams served at once; more wait in libp2p's stream limit and fail fast for the client. */
 const MAX_INBOUND_STREAMS = 32;
 
-type Header = { ok: true; size: number } | { ok: false; code: string; message: string };
+type Header = { ok: true; size: number; bulk?: BulkTicket } | { ok: false; code: string; message: string };
+
+/** The IP address of a TCP multiaddr, or undefined for anything else (relayed, DNS, memory). */
+export function ipOf(addr: Multiaddr): string | undefined {
+  const [first, second] = addr.getComponents();
+  if ((first?.name !== "ip4" && first?.name !== "ip6") || second?.name !== "tcp") return undefined;
+  return first.value;
+}
 
 function encodeFrame(value: unknown): Uint8Array {
   const body = new TextEncoder().encode(JSON.stringify(value));
@@ -69,11 +81,14 @@ async function sendAll(stream: Stream, data: Uint8Array, opts: AbortOptions): Pr
 const REQUEST_TIMEOUT_MS = 10_000;
 const DRAIN_TIMEOUT_MS = 30_000;
 
-/** Serves blobs this node has published (recorded with `recordBlob`) from its local blockstore only. */
-export async function registerBlobProtocol(node: IpfsNode): Promise<void> {
+/**
+ * Serves blobs this node has published (recorded with `recordBlob`) from its local blockstore only; with `bulk`,
+ * hands requesters that accept its mode a ticket for the bulk channel instead of streaming inline.
+ */
+export async function registerBlobProtocol(node: IpfsNode, bulk?: BulkServer): Promise<void> {
   await node.libp2p.handle(
     BLOB_PROTOCOL,
-    async (stream) => {
+    async (stream, connection) => {
       const send = (data: Uint8Array) =>
         sendAll(stream, data, { signal: AbortSignal.timeout(DRAIN_TIMEOUT_MS) });
       const refuse = async (code: string, message: string) => {
@@ -94,6 +109,15 @@ export async function registerBlobProtocol(node: IpfsNode): Promise<void> {
         }
         const entry = await node.lookupBlob(digest);
         if (!entry) return await refuse("NOT_FOUND", `${digest} not published here`);
+        const accepts = (header as { bulk?: unknown }).bulk;
+        const remoteIp = ipOf(connection.remoteAddr);
+        if (bulk && remoteIp && Array.isArray(accepts)) {
+          const ticket = bulk.issue({ digest, ...entry }, remoteIp, accepts);
+          if (ticket) {
+            await send(encodeFrame({ ok: true, size: entry.size, bulk: ticket }));
+            return await stream.close({ signal: AbortSignal.timeout(DRAIN_TIMEOUT_MS) });
+          }
+        }
         await send(encodeFrame({ ok: true, size: entry.size }));
         for await (const chunk of readLocalFile((cid) => node.readLocalBlock(cid), entry.cid))
           await send(chunk);
@@ -108,15 +132,39 @@ export async function registerBlobProtocol(node: IpfsNode): Promise<void> {
   );
 }
 
+export type PeerTransport = BulkMode | "libp2p";
+
 export interface FetchFromPeerOptions extends AbortOptions {
   /** Abort when no byte arrives for this long (default 30 s). */
   idleTimeoutMs?: number;
+  /**
+   * Bulk channel modes accepted from the peer, in order of preference (default DEFAULT_BULK_MODES): "tls"
+   * keeps the bytes confidential, "plain" does not (docs/ipfs.md). `[]` keeps every byte inside libp2p.
+   */
+  bulk?: BulkMode[];
+  /** Told which way the bytes come, before the first one. */
+  onTransport?: (t: PeerTransport) => void;
+  /** Local address for the bulk connection (tests play another host on loopback with it). */
+  bulkLocalAddress?: string;
+  /** Told when the bulk channel could not be opened (the bytes then come inline). */
+  onBulkRefused?: (err: BlobProtocolError) => void;
+  /** The consumer is done with each chunk when it asks for the next: see OpenBulkOptions.reuseBuffers. */
+  reuseBuffers?: boolean;
 }
 
 /**
- * Asks `peer` for a blob by digest and yields its bytes as they arrive. Does not verify: wrap it in
- * verifyBlobStream (pullImage does). Fails with BlobProtocolError before yielding anything when the peer does
- * not have the blob or does not speak the protocol, so callers can fall back to bitswap.
+ * Plain first: it moved a 256 MiB layer at 2-3x the speed of TLS-PSK here (bench/README.md), and what it gives
+ * up is small (docs/ipfs.md: layers are published to IPFS anyway, marketplace layers are ciphertext). A
+ * publisher that keeps plain images private serves ["tls"] only; a provider may accept ["tls"] only.
+ */
+export const DEFAULT_BULK_MODES: BulkMode[] = ["plain", "tls"];
+
+/**
+ * Asks `peer` for a blob by digest and yields its bytes as they arrive: over the bulk channel when the peer
+ * offers an accepted mode, else inline on the libp2p stream; a refused bulk ticket falls back to inline. Does
+ * not verify: wrap it in verifyBlobStream (pullImage does). Fails with BlobProtocolError before yielding
+ * anything when the peer does not have the blob or does not speak the protocol, so callers can fall back to
+ * bitswap.
  */
 export async function* fetchBlobFromPeer(
   libp2p: Libp2p,
@@ -137,23 +185,27 @@ export async function* fetchBlobFromPeer(
   const signal = opts.signal ? AbortSignal.any([opts.signal, idle.signal]) : idle.signal;
   kick();
   let stream: Stream | undefined;
+  const onAbort = () => stream?.abort(signal.reason instanceof Error ? signal.reason : new Error("aborted"));
+  signal.addEventListener("abort", onAbort, { once: true });
   try {
     const addr = typeof peer === "string" ? multiaddr(peer) : peer;
-    try {
-      stream = await libp2p.dialProtocol(addr, BLOB_PROTOCOL, { signal });
-    } catch (err) {
-      if (idle.signal.aborted) throw idle.signal.reason;
-      throw new BlobProtocolError(
-        "UNREACHABLE",
-        `cannot open ${BLOB_PROTOCOL} to ${addr}: ${(err as Error).message}`,
-      );
-    }
-    const onAbort = () =>
-      stream?.abort(signal.reason instanceof Error ? signal.reason : new Error("aborted"));
-    signal.addEventListener("abort", onAbort, { once: true });
-    try {
+    let connection: Connection;
+    const open = async () => {
+      try {
+        connection ??= await libp2p.dial(addr, { signal });
+        return await connection.newStream(BLOB_PROTOCOL, { signal });
+      } catch (err) {
+        if (idle.signal.aborted) throw idle.signal.reason;
+        throw new BlobProtocolError(
+          "UNREACHABLE",
+          `cannot open ${BLOB_PROTOCOL} to ${addr}: ${(err as Error).message}`,
+        );
+      }
+    };
+    const request = async (bulk: BulkMode[]) => {
+      stream = await open();
       const it = stream[Symbol.asyncIterator]() as ChunkIterator;
-      await sendAll(stream, encodeFrame({ digest }), { signal });
+      await sendAll(stream, encodeFrame(bulk.length > 0 ? { digest, bulk } : { digest }), { signal });
       // Half-close: the request is all we send; the peer closes its side after the last byte.
       await stream.close({ signal });
       const { header, rest } = await readFrame(it);
@@ -162,23 +214,53 @@ export async function* fetchBlobFromPeer(
         const code = typeof h?.code === "string" ? h.code : "BAD_FRAME";
         throw new BlobProtocolError(code, `peer refused ${digest}: ${code} ${String(h?.message ?? "")}`);
       }
-      kick();
-      if (rest.byteLength > 0) yield rest;
-      for (;;) {
-        const { value, done } = await it.next();
-        if (done) break;
-        kick();
-        if (value instanceof Uint8Array) yield value;
-        // A Uint8ArrayList holds several received frames: hand them on one by one rather than copying.
-        else yield* value as Iterable<Uint8Array>;
+      return { it, rest, ticket: h.bulk };
+    };
+    const accepted = opts.bulk ?? DEFAULT_BULK_MODES;
+    let answer = await request(accepted);
+    kick();
+    if (answer.ticket) {
+      const host = ipOf(connection!.remoteAddr);
+      let bytes: AsyncGenerator<Uint8Array> | undefined;
+      if (host && accepted.includes(answer.ticket.mode)) {
+        bytes = await openBulkStream(host, answer.ticket, {
+          signal,
+          idleTimeoutMs: idleMs,
+          ...(opts.bulkLocalAddress ? { localAddress: opts.bulkLocalAddress } : {}),
+          reuseBuffers: opts.reuseBuffers ?? false,
+        }).catch((err: unknown) => {
+          if (signal.aborted || !(err instanceof BlobProtocolError)) throw err;
+          opts.onBulkRefused?.(err);
+          return undefined; // refused or unreachable: ask again for the bytes inline
+        });
       }
-    } finally {
-      signal.removeEventListener("abort", onAbort);
+      if (bytes) {
+        opts.onTransport?.(answer.ticket.mode);
+        // The bulk socket keeps its own idle timeout (cheaper than re-arming ours per 16-64 KiB chunk).
+        clearTimeout(timer);
+        yield* bytes;
+        return;
+      }
+      answer = await request([]);
+      if (answer.ticket) throw new BlobProtocolError("BAD_FRAME", "peer sent a bulk ticket unasked");
+      kick();
+    }
+    opts.onTransport?.("libp2p");
+    const { it, rest } = answer;
+    if (rest.byteLength > 0) yield rest;
+    for (;;) {
+      const { value, done } = await it.next();
+      if (done) break;
+      kick();
+      if (value instanceof Uint8Array) yield value;
+      // A Uint8ArrayList holds several received frames: hand them on one by one rather than copying.
+      else yield* value as Iterable<Uint8Array>;
     }
   } catch (err) {
     if (idle.signal.aborted) throw idle.signal.reason;
     throw err;
   } finally {
+    signal.removeEventListener("abort", onAbort);
     clearTimeout(timer);
     if (stream && stream.status === "open") stream.abort(new Error("blob read ended early"));
   }

@@ -11,8 +11,9 @@ import {
 import { CID } from "multiformats/cid";
 import { sha256 } from "multiformats/hashes/sha2";
 import { type BlobProgress, importBlob, readUnixfsFile, rechunk, verifyBlobStream } from "./blob.js";
+import type { BulkMode } from "./bulk.js";
 import { BlobDigestMismatchError, InvalidRootError, IpfsTimeoutError, SizeLimitError } from "./errors.js";
-import { fetchBlobFromPeer } from "./fastpath.js";
+import { DEFAULT_BULK_MODES, fetchBlobFromPeer, type PeerTransport } from "./fastpath.js";
 import type { IpfsNode } from "./node.js";
 import {
   assertSupportedCid,
@@ -219,6 +220,12 @@ export interface PullOptions extends FetchRootOptions {
   peers?: string[];
   /** Use the direct blob stream when peers are known (default true). */
   fastPath?: boolean;
+  /**
+   * Bulk channel modes accepted from a peer, in order of preference (default ["plain", "tls"]; `[]`: bytes
+   * only inside libp2p). The peer serves the first one it offers; the digest check is the same on every path
+   * (docs/ipfs.md).
+   */
+  bulk?: BulkMode[];
   /** Abort a blob when no byte arrives for this long (default 30 s). */
   idleTimeoutMs?: number;
   /** Blobs fetched at once (default 4). */
@@ -228,6 +235,12 @@ export interface PullOptions extends FetchRootOptions {
    * translate the sink's digest errors into BlobDigestMismatchError. Sizes are always enforced here.
    */
   sinkVerifies?: boolean;
+  /**
+   * The sink is done with each chunk when it asks for the next one (the OCI layout writer is: it hashes and
+   * writes a chunk, then reads on). The bulk channel then reuses its receive buffers: a fresh MiB per MiB
+   * costs a full garbage collection every ~64 MiB. Never set it for a sink that keeps chunks.
+   */
+  sinkReleasesChunks?: boolean;
   /** Name written as the image's org.opencontainers.image.ref.name in the sink. */
   refName?: string;
   onProgress?: (p: BlobProgress) => void;
@@ -256,7 +269,10 @@ export async function pullImage(
     const image = await fetchRoot(store, rootCid, limits, signal);
     const others = image.blobs.filter((b) => b.digest !== image.root.digest);
     const rootBlob = image.blobs.find((b) => b.digest === image.root.digest)!;
-    const fetchOne = (b: ImageBlobEntry) => fetchBlob(store, node, b, sink, peers, opts, signal);
+    // A peer whose bulk channel could not be opened once (a firewall passing only libp2p's port) is not asked
+    // for it again during this pull: each attempt would wait out the open timeout first.
+    const noBulk = new Set<string>();
+    const fetchOne = (b: ImageBlobEntry) => fetchBlob(store, node, b, sink, peers, opts, signal, noBulk);
     await runLimited(others, opts.concurrency ?? 4, fetchOne, signal);
     await fetchOne(rootBlob);
     await sink.finish(image.root, opts.refName);
@@ -277,6 +293,7 @@ async function fetchBlob(
   peers: string[],
   opts: PullOptions,
   signal: AbortSignal,
+  noBulk: Set<string>,
 ): Promise<void> {
   if (await sink.hasBlob(blob.digest)) return;
   const hash = !opts.sinkVerifies;
@@ -287,15 +304,29 @@ async function fetchBlob(
         : err;
     });
   const desc: Descriptor = { mediaType: blob.mediaType, digest: blob.digest, size: blob.size };
+  let transport: PeerTransport | undefined;
   const progress = (via: BlobProgress["via"]) => (done: number) =>
-    opts.onProgress?.({ digest: blob.digest, bytesDone: done, bytesTotal: blob.size, via });
+    opts.onProgress?.({
+      digest: blob.digest,
+      bytesDone: done,
+      bytesTotal: blob.size,
+      via,
+      ...(via === "peer" && transport ? { transport } : {}),
+    });
+  const peerOpts = (peer: string) => ({
+    signal,
+    idleTimeoutMs: opts.idleTimeoutMs,
+    reuseBuffers: opts.sinkReleasesChunks ?? false,
+    bulk: noBulk.has(peer) ? [] : (opts.bulk ?? DEFAULT_BULK_MODES),
+    onTransport: (t: PeerTransport) => {
+      transport = t;
+    },
+    onBulkRefused: () => noBulk.add(peer),
+  });
   if (node && (opts.fastPath ?? true)) {
     for (const peer of peers) {
       try {
-        const bytes = fetchBlobFromPeer(node.libp2p, peer, blob.digest, {
-          signal,
-          idleTimeoutMs: opts.idleTimeoutMs,
-        });
+        const bytes = fetchBlobFromPeer(node.libp2p, peer, blob.digest, peerOpts(peer));
         await write(rechunk(verifyBlobStream(bytes, blob, progress("peer"), { hash })));
         return;
       } catch (err) {
@@ -357,7 +388,9 @@ export async function pullImageToLayout(
   dir: string,
   opts: PullOptions = {},
 ): Promise<ImageRoot> {
-  return withLayoutWriter(dir, (writer) => pullImage(store, cid, writer, { sinkVerifies: true, ...opts }));
+  return withLayoutWriter(dir, (writer) =>
+    pullImage(store, cid, writer, { sinkVerifies: true, sinkReleasesChunks: true, ...opts }),
+  );
 }
 
 /** An image on IPFS seen as an OCI ImageSource (for inspect, or for copying into any ImageSink). */
@@ -409,8 +442,15 @@ async function* openVerifiedBlob(
   opts: PullOptions,
   signal: AbortSignal,
 ): AsyncGenerator<Uint8Array> {
+  let transport: PeerTransport | undefined;
   const progress = (via: BlobProgress["via"]) => (done: number) =>
-    opts.onProgress?.({ digest: blob.digest, bytesDone: done, bytesTotal: blob.size, via });
+    opts.onProgress?.({
+      digest: blob.digest,
+      bytesDone: done,
+      bytesTotal: blob.size,
+      via,
+      ...(via === "peer" && transport ? { transport } : {}),
+    });
   if (node && (opts.fastPath ?? true)) {
     for (const peer of peers) {
       let started = false;
@@ -418,6 +458,10 @@ async function* openVerifiedBlob(
         const bytes = fetchBlobFromPeer(node.libp2p, peer, blob.digest, {
           signal,
           idleTimeoutMs: opts.idleTimeoutMs,
+          ...(opts.bulk ? { bulk: opts.bulk } : {}),
+          onTransport: (t) => {
+            transport = t;
+          },
         });
         for await (const chunk of rechunk(verifyBlobStream(bytes, blob, progress("peer")))) {
           started = true;

@@ -1,6 +1,13 @@
 export * from "./blob.js";
+export { type BulkMode, BulkServer, type BulkTicket, openBulkStream } from "./bulk.js";
 export * from "./errors.js";
-export { BLOB_PROTOCOL, type FetchFromPeerOptions, fetchBlobFromPeer } from "./fastpath.js";
+export {
+  BLOB_PROTOCOL,
+  DEFAULT_BULK_MODES,
+  type FetchFromPeerOptions,
+  fetchBlobFromPeer,
+  type PeerTransport,
+} from "./fastpath.js";
 export * from "./image.js";
 export * from "./kubo.js";
 export * from "./node.js";

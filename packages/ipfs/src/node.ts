@@ -1,4 +1,4 @@
-import { chmod, mkdir, readFile } from "node:fs/promises";
+import { chmod, mkdir, open, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { BitswapOptions } from "@helia/bitswap";
 import { withBitswap } from "@helia/bitswap";
@@ -16,8 +16,10 @@ import { FsDatastore } from "datastore-fs";
 import { createHeliaLight } from "helia";
 import { Key } from "interface-datastore";
 import type { CID } from "multiformats/cid";
+import { readLocalFile } from "./blob.js";
+import { BufferPool, type BulkMode, BulkServer } from "./bulk.js";
 import { ConfigError } from "./errors.js";
-import { registerBlobProtocol } from "./fastpath.js";
+import { DEFAULT_BULK_MODES, ipOf, registerBlobProtocol } from "./fastpath.js";
 import {
   type ContentStore,
   collectBounded,
@@ -28,6 +30,8 @@ import {
 } from "./store.js";
 
 export const DEFAULT_LISTEN = ["/ip4/127.0.0.1/tcp/0"];
+/** Leaf reads in flight per bulk transfer. */
+const BULK_READ_AHEAD = 4;
 
 export interface IpfsNodeOptions {
   /** Holds `blocks/` (blockstore-fs) and `datastore/` (datastore-fs: peer key, pins, published-blob index). */
@@ -44,6 +48,13 @@ export interface IpfsNodeOptions {
   peers?: string[];
   /** Serve published blobs over /trusted-pods/blob/1.0.0 (default true). */
   serveBlobs?: boolean;
+  /**
+   * Bulk channel modes served beside libp2p for published blobs (bulk.ts, docs/ipfs.md): "tls" (TLS 1.2 PSK,
+   * confidential) and/or "plain" (unencrypted; integrity from the digest only). Default both: the requester
+   * picks by its own preference (plain first by default); ["tls"] keeps the bytes confidential; `[]` keeps
+   * every byte in libp2p. One random port per mode on the host of the first TCP listen address.
+   */
+  bulk?: BulkMode[];
   bitswap?: BitswapOptions;
 }
 
@@ -121,6 +132,7 @@ export async function createIpfsNode(opts: IpfsNodeOptions): Promise<IpfsNode> {
   await helia.start();
   const libp2p = helia.libp2p as unknown as Libp2p;
 
+  let bulk: BulkServer | undefined;
   const node: IpfsNode = {
     kind: "helia",
     helia: helia as unknown as HeliaWithLibp2p<Record<string, unknown>>,
@@ -182,13 +194,46 @@ export async function createIpfsNode(opts: IpfsNodeOptions): Promise<IpfsNode> {
       return readFile(join(blocksDir, dir, file));
     },
     async stop() {
+      await bulk?.close();
       await helia.stop();
       await blockstore.close();
       await datastore.close();
     },
   };
   try {
-    if (opts.serveBlobs ?? true) await registerBlobProtocol(node);
+    const bulkModes = opts.bulk ?? DEFAULT_BULK_MODES;
+    if ((opts.serveBlobs ?? true) && bulkModes.length > 0) {
+      const host = listen.map(ipOf).find((h) => h !== undefined) ?? "127.0.0.1";
+      bulk = await BulkServer.start({ modes: bulkModes, host }, (blob) => {
+        // Leaves are at most 1 MiB: one spare byte tells a leaf from a bigger block (read whole instead).
+        const pool = new BufferPool(1024 * 1024 + 1, BULK_READ_AHEAD + 2);
+        const readLeaf = async (cid: CID) => {
+          const buf = await pool.acquire();
+          try {
+            const { dir, file } = sharding.encode(cid);
+            const fh = await open(join(blocksDir, dir, file));
+            let bytesRead: number;
+            try {
+              // A regular file reads short only at its end.
+              ({ bytesRead } = await fh.read(buf, 0, buf.byteLength, 0));
+            } finally {
+              await fh.close();
+            }
+            if (bytesRead < buf.byteLength) return buf.subarray(0, bytesRead);
+            pool.release(buf);
+            return await node.readLocalBlock(cid);
+          } catch (err) {
+            pool.release(buf);
+            throw err;
+          }
+        };
+        return {
+          chunks: readLocalFile((cid) => node.readLocalBlock(cid), blob.cid, BULK_READ_AHEAD, readLeaf),
+          release: (chunk) => pool.release(chunk),
+        };
+      });
+    }
+    if (opts.serveBlobs ?? true) await registerBlobProtocol(node, bulk);
     for (const peer of peers) await libp2p.dial(peer);
   } catch (err) {
     await node.stop().catch(() => {});
