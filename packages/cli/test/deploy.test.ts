@@ -298,6 +298,43 @@ describe.skipIf(!haveTools)("deploy", () => {
     expect(lines).toContain("started hello");
   }, 120_000);
 
+  it("waits for the quoted confirmations before provisioning: the provider never refuses the channel as unseen", async () => {
+    // The devnet decides on the latest block; ask this daemon's live billing for 2 confirmations (its quote
+    // then says so, and its gate reads the channel 2 blocks below the head). The test's miner adds a block a second.
+    const config = daemon.billing!.config as { confirmations: number };
+    const refusals = async () =>
+      (await daemon.metrics.errors.get()).values
+        .filter((v) => v.labels.protocol === "provision" && v.labels.code === "PAYMENT_REQUIRED")
+        .reduce((a, v) => a + v.value, 0);
+    config.confirmations = 2;
+    try {
+      const account = privateKeyToAccount(chain.accounts[3]!.privateKey);
+      const clients = await connectNetwork(network, { account });
+      const before = await refusals();
+      const events: DeployProgress[] = [];
+      const r = await deploy({
+        pod: parseManifest(httpManifest("confirmed", "after two blocks"), "confirmed.yaml"),
+        network,
+        clients,
+        account,
+        policy: { policy: DEVNET_POLICY, source: "devnet default" },
+        node,
+        ipfs: devnet.ipfs,
+        onProgress: (e) => events.push(e),
+      });
+      expect(r.terms.confirmations).toBe(2);
+      expect(events.find((e) => e.step === "provision" && e.phase === "start")?.message).toBe(
+        "waiting for 2 confirmations of the channel, then provisioning",
+      );
+      expect(await refusals()).toBe(before);
+      expect((await waitFor("the pod's URL", () => ok(r.endpoints.http[0]!))).trim()).toBe(
+        "after two blocks",
+      );
+    } finally {
+      config.confirmations = 0;
+    }
+  }, 120_000);
+
   it("refuses a deposit below the provider's quoted minimum before any money moves: no channel, same balance", async () => {
     const account = privateKeyToAccount(chain.accounts[3]!.privateKey);
     const clients = await connectNetwork(network, { account });
