@@ -624,19 +624,23 @@ export async function updatePod(o: UpdateOptions): Promise<UpdateResult> {
     (q) => `${q.quote.ratePerSecond} base units/s`,
   );
   const rateChanged = quote.quote.ratePerSecond !== ch.ratePerSecond;
-  if (rateChanged)
-    await step(
-      "channel",
-      `changing the channel's rate from ${ch.ratePerSecond} to ${quote.quote.ratePerSecond} base units/s`,
-      () => changePodRate(ctx, quote, o.record.podId),
-      () => "rate changed",
-    );
+  const changedAt = rateChanged
+    ? await step(
+        "channel",
+        `changing the channel's rate from ${ch.ratePerSecond} to ${quote.quote.ratePerSecond} base units/s`,
+        () => changePodRate(ctx, quote, o.record.podId),
+        () => "rate changed",
+      )
+    : undefined;
   const res = await step(
     "provision",
     "updating the pod",
     async () => {
-      // After changeRate the provider sees the new rate only once it has its confirmations: ask again until then.
       const deadline = Date.now() + (o.confirmationTimeoutMs ?? 60_000);
+      // The provider reads the rate `confirmations` blocks below the head: asking earlier only races it.
+      if (changedAt !== undefined && quote.terms.confirmations > 0)
+        await waitForConfirmations(ctx.publicClient, changedAt, quote.terms.confirmations, deadline);
+      // Should it still see the old rate (an older daemon that did not say), ask again until the deadline.
       let attempt = 0;
       for (;;) {
         try {

@@ -499,9 +499,13 @@ export async function fundPod(
   return getChannel(ctx, key);
 }
 
-/** Switches the pod's channel to the rate of a new quote (after an update that changes the price). */
-export async function changePodRate(ctx: ChainContext, q: CheckedQuote, podId: Hex): Promise<void> {
-  await onChain("change the rate", () => changeRate(ctx, q.quote, q.signature, podId));
+/**
+ * Switches the pod's channel to the rate of a new quote (after an update that changes the price); returns the
+ * block the change was mined in (the provider sees it `q.terms.confirmations` blocks later).
+ */
+export async function changePodRate(ctx: ChainContext, q: CheckedQuote, podId: Hex): Promise<bigint> {
+  const sent = await onChain("change the rate", () => changeRate(ctx, q.quote, q.signature, podId));
+  return sent.receipt.blockNumber;
 }
 
 export type CloseResult =
