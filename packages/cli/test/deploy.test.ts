@@ -13,19 +13,21 @@ import { balanceOf, channelHistory, getChannel, withdraw } from "@trustedpods/ch
 import type { DevChain } from "@trustedpods/chain/node";
 import { DEVNET_BILLING, type Devnet, startDevnet } from "@trustedpods/devnet";
 import { createP2PNode, type P2PNode } from "@trustedpods/p2p";
-import { parseManifest } from "@trustedpods/protocol";
+import { formatTokenAmount, parseManifest } from "@trustedpods/protocol";
 import type { Daemon } from "@trustedpods/provider";
 import {
   connectNetwork,
+  DEPOSIT_MARGIN_SECONDS,
   DEVNET_POLICY,
   depositFor,
   PublisherError,
   podConnection,
   podLogs,
   type ResolvedNetwork,
+  tokenInfo,
 } from "@trustedpods/publisher";
 import { type DeployProgress, deploy, PodStore } from "@trustedpods/publisher/node";
-import { type Address, erc20Abi, type Hex, toHex } from "viem";
+import { type Address, erc20Abi, getAddress, type Hex, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { haveTools, waitFor } from "../../provider/test/daemon-helpers.js";
@@ -250,6 +252,21 @@ describe.skipIf(!haveTools)("deploy", () => {
       onProgress: (e) => events.push(e),
     });
     expect(r.provider).toBe(daemon.info().provider);
+    // The terms came from the daemon's quote (the devnet's billing config), and the default deposit pays the
+    // quoted minimum plus the margin.
+    expect(r.terms).toEqual({
+      minDepositSeconds: DEVNET_BILLING.minDepositSeconds,
+      confirmations: 0,
+      minNoticeSeconds: DEVNET_BILLING.minNoticeSeconds,
+      quoted: true,
+    });
+    expect(r.deposit).toBe(
+      r.ratePerSecond * BigInt(DEVNET_BILLING.minDepositSeconds + DEPOSIT_MARGIN_SECONDS),
+    );
+    expect(r.noticeSeconds).toBe(DEVNET_BILLING.minNoticeSeconds);
+    expect(events.find((e) => e.step === "quote" && e.phase === "done")?.message).toContain(
+      `minimum paid time ${DEVNET_BILLING.minDepositSeconds} s`,
+    );
     expect(r.endpoints.http).toHaveLength(1);
     expect(r.endpoints.http[0]).toMatch(/^http:\/\/web-8080-[0-9a-f]{12}\.localhost:\d+\/$/);
     expect((await waitFor("the pod's URL", () => ok(r.endpoints.http[0]!))).trim()).toBe(
@@ -281,10 +298,51 @@ describe.skipIf(!haveTools)("deploy", () => {
     expect(lines).toContain("started hello");
   }, 120_000);
 
-  it("refuses a deposit below the provider's minimum before uploading anything, with the amount that works", async () => {
+  it("waits for the quoted confirmations before provisioning: the provider never refuses the channel as unseen", async () => {
+    // The devnet decides on the latest block; ask this daemon's live billing for 2 confirmations (its quote
+    // then says so, and its gate reads the channel 2 blocks below the head). The test's miner adds a block a second.
+    const config = daemon.billing!.config as { confirmations: number };
+    const refusals = async () =>
+      (await daemon.metrics.errors.get()).values
+        .filter((v) => v.labels.protocol === "provision" && v.labels.code === "PAYMENT_REQUIRED")
+        .reduce((a, v) => a + v.value, 0);
+    config.confirmations = 2;
+    try {
+      const account = privateKeyToAccount(chain.accounts[3]!.privateKey);
+      const clients = await connectNetwork(network, { account });
+      const before = await refusals();
+      const events: DeployProgress[] = [];
+      const r = await deploy({
+        pod: parseManifest(httpManifest("confirmed", "after two blocks"), "confirmed.yaml"),
+        network,
+        clients,
+        account,
+        policy: { policy: DEVNET_POLICY, source: "devnet default" },
+        node,
+        ipfs: devnet.ipfs,
+        onProgress: (e) => events.push(e),
+      });
+      expect(r.terms.confirmations).toBe(2);
+      expect(events.find((e) => e.step === "provision" && e.phase === "start")?.message).toBe(
+        "waiting for 2 confirmations of the channel, then provisioning",
+      );
+      expect(await refusals()).toBe(before);
+      expect((await waitFor("the pod's URL", () => ok(r.endpoints.http[0]!))).trim()).toBe(
+        "after two blocks",
+      );
+    } finally {
+      config.confirmations = 0;
+    }
+  }, 120_000);
+
+  it("refuses a deposit below the provider's quoted minimum before any money moves: no channel, same balance", async () => {
     const account = privateKeyToAccount(chain.accounts[3]!.privateKey);
     const clients = await connectNetwork(network, { account });
     const pod = parseManifest(httpManifest("small", "x"), "small.yaml");
+    const podId = toHex(randomBytes(32));
+    const provider = daemon.info().provider;
+    const balance = await tokenBalance(account.address);
+    const events: DeployProgress[] = [];
     const err = await deploy({
       pod,
       network,
@@ -293,21 +351,32 @@ describe.skipIf(!haveTools)("deploy", () => {
       policy: { policy: DEVNET_POLICY, source: "devnet default" },
       node,
       ipfs: devnet.ipfs,
+      podId,
       funds: "0.0000000001",
-      minDepositSeconds: DEVNET_BILLING.minDepositSeconds,
-      openLocalImage: () => {
-        throw new Error("must not upload");
-      },
+      // A fallback for daemons that send no minimum: the quoted 600 s wins over it.
+      minDepositSeconds: 5,
+      onProgress: (e) => events.push(e),
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PublisherError);
     const e = err as PublisherError;
     expect(e.code).toBe("DEPOSIT_TOO_SMALL");
+    expect(e.details!.minSeconds).toBe(String(DEVNET_BILLING.minDepositSeconds));
     // rate = 100 m × 1000 + 32 MiB × 200 + 64 MiB of storage at 3000 per GiB-second
     const rate = BigInt(e.details!.ratePerSecond!);
     const offered = 100_000_000n / rate;
+    const min = formatTokenAmount(rate * 600n, 18);
+    const { symbol } = await tokenInfo(clients.publicClient, chain.contracts.token);
+    expect(e.details!.minAmountFormatted).toBe(min);
     expect(e.message).toBe(
-      `deposit too small: the provider wants at least 600 s, you offered ${offered} s; use --funds ${e.details!.suggestedFormatted}`,
+      `deposit too small: the provider wants at least 600 s paid in advance (${min} ${symbol} at ${rate} base units/s), you offered ${offered} s (0.0000000001 ${symbol}); use --funds ${e.details!.suggestedFormatted}`,
     );
+    // Refused after the quote, before the channel step: no channel on chain, not a token moved.
+    expect(events.some((x) => x.step === "quote" && x.phase === "done")).toBe(true);
+    expect(events.some((x) => x.step === "channel")).toBe(false);
+    expect((await getChannel(clients.context, { publisher: account.address, provider, podId })).exists).toBe(
+      false,
+    );
+    expect(await tokenBalance(account.address)).toBe(balance);
     // The suggestion is enough.
     expect(
       depositFor({
@@ -317,15 +386,21 @@ describe.skipIf(!haveTools)("deploy", () => {
         minDepositSeconds: 600,
       }),
     ).toBe(BigInt(e.details!.suggested!));
-    // The CLI says the same and exits 1.
+    // The CLI says the same, as JSON on --json, exits 1, and moves no money either.
     const manifest = join(tmp, "small.yaml");
     await writeFile(manifest, httpManifest("small", "x"));
-    const c = await cli(["deploy", manifest, "--funds", "0.0000000001"]);
+    const cliPublisher = privateKeyToAccount(chain.accounts[2]!.privateKey).address;
+    const cliBalance = await tokenBalance(cliPublisher);
+    const c = await cli(["deploy", manifest, "--funds", "0.0000000001", "--json"]);
     expect(c.code).toBe(1);
-    expect(c.err).toContain("deposit too small: the provider wants at least 600 s, you offered");
+    expect(c.err).toContain("deposit too small: the provider wants at least 600 s paid in advance (");
     expect(c.err).toContain("use --funds 0.");
+    const out = JSON.parse(c.out) as { error: { code: string; details: Record<string, string> } };
+    expect(out.error.code).toBe("DEPOSIT_TOO_SMALL");
+    expect(out.error.details.minSeconds).toBe("600");
+    expect(await tokenBalance(cliPublisher)).toBe(cliBalance);
     expect((await cli(["deploy", manifest, "--funds", "1e5"])).code).toBe(2);
-  }, 60_000);
+  }, 120_000);
 
   it("CLI: a key-value pod with a TCP port, a persistent volume and a secret; an update keeps its data", async () => {
     await writeFile(join(tmp, "pass.txt"), "s3cret-pass\n");
@@ -389,7 +464,18 @@ describe.skipIf(!haveTools)("deploy", () => {
       channel: Hex;
       endpoints: { http: string[]; tcp: unknown[] };
     };
-    expect(Object.keys(out)).toEqual(["podId", "provider", "channel", "endpoints"]);
+    expect(Object.keys(out)).toEqual(["podId", "provider", "channel", "endpoints", "terms"]);
+    const terms = (out as unknown as { terms: Record<string, unknown> }).terms;
+    expect(terms).toMatchObject({
+      token: getAddress(chain.contracts.token),
+      deposit: (10n ** 15n).toString(),
+      noticeSeconds: DEVNET_BILLING.minNoticeSeconds,
+      minNoticeSeconds: DEVNET_BILLING.minNoticeSeconds,
+      minDepositSeconds: DEVNET_BILLING.minDepositSeconds,
+      minDepositQuoted: true,
+      confirmations: 0,
+    });
+    expect(BigInt(terms.ratePerSecond as string)).toBeGreaterThan(0n);
     expect(Object.keys(out.endpoints)).toEqual(["http", "tcp"]);
     expect((await waitFor("the URL", () => ok(out.endpoints.http[0]!))).trim()).toBe("hello from the cli");
     const pods = JSON.parse((await cli(["pods", "--json"])).out) as { podId: string; phase: string }[];

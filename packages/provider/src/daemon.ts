@@ -66,6 +66,7 @@ import {
 } from "viem";
 import type { Billing } from "./billing/billing.js";
 import { billingToWire, createDaemonBilling, providerChainContext } from "./billing/daemon-wiring.js";
+import { quoteTerms } from "./billing/quote.js";
 import type { BillingConfig } from "./billing/types.js";
 import type { AllowAllPaymentGate, PaymentGate } from "./billing-seam.js";
 import type { ProviderConfig } from "./config.js";
@@ -512,6 +513,8 @@ export class Daemon {
         publisher: Buffer.from(publisher.slice(2), "hex"),
         podId: Buffer.from(podId.slice(2), "hex"),
         paymentsContract: payments,
+        // Unsigned terms (see pricing.proto): what this daemon's payment gate will check at provision.
+        ...quoteTerms(this.billing?.config, this.config),
       },
     };
   }

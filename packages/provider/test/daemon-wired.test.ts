@@ -66,7 +66,9 @@ beforeAll(async () => {
     accountKeyFile: keyFile,
     owner: `b${uid}`,
     ipfsPeers: pubIpfs.multiaddrs(),
-  }).replace("chain:\n", "chain:\n  confirmations: 0\n");
+  })
+    .replace("chain:\n", "chain:\n  confirmations: 0\n")
+    .replace("billing:\n", "billing:\n  minDepositSeconds: 900\n");
   await writeFile(cfgFile, yaml);
   daemon = await Daemon.start(loadConfig(cfgFile), {});
   alice = await Publisher.create(
@@ -132,6 +134,9 @@ describe.skipIf(!haveTools)("daemon with billing and gateway", () => {
   it("quote → channel on chain → provision → claims", async () => {
     const podId = randomPodId();
     const quote = await alice.quote(webPod(), podId);
+    // The unsigned terms are what this daemon's billing gate checks: its config's minimum and confirmations.
+    expect([quote.minDepositSeconds, quote.confirmations]).toEqual([900n, 0]);
+    expect(daemon.billing!.config.minRunSeconds).toBe(900n);
     const rate = BigInt(quote.pricePerSecond);
     const publisherCtx = chain.context(2, 0);
     await ensureAllowance(publisherCtx, chain.contracts.token, 2n ** 200n);

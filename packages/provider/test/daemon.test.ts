@@ -268,6 +268,8 @@ describe.skipIf(!haveTools)("provider daemon", () => {
     );
     expect(signer).toBe(daemon.info().provider);
     expect(quote.minNoticeSeconds).toBe(600n);
+    // No billing module here (a test gate): the terms come from the config file's defaults.
+    expect([quote.minDepositSeconds, quote.confirmations]).toEqual([3600n, 1]);
     expect(Number(quote.expiresAt)).toBeGreaterThan(Date.now() / 1000);
     expect(quote.podHash.length).toBe(32);
   });

@@ -36,12 +36,15 @@ import {
   type CheckedQuote,
   changePodRate,
   depositFor,
+  describeTerms,
   endpointsFromWire,
   type PodConnection,
   type PodEndpoints,
   podConnection,
   providerError,
+  type QuotedTerms,
   requestQuote,
+  waitForConfirmations,
 } from "./pod-ops.js";
 import type { PodRecord } from "./pods.js";
 import {
@@ -98,12 +101,18 @@ export interface DeployOptions extends UploadOptions {
   provider?: Address;
   /**
    * Deposit: token base units, or a decimal amount of tokens ("0.36", parsed exactly in the provider's token
-   * decimals); default: the minimum run time plus a margin.
+   * decimals); default: the quoted minimum run time plus a margin. Less than the quoted minimum is refused
+   * (DEPOSIT_TOO_SMALL) before the channel is opened.
    */
   funds?: bigint | string;
+  /** How the caller's user sets `funds`, named in DEPOSIT_TOO_SMALL's fix; default "--funds". */
+  fundsFlag?: string;
   /** Close notice for the channel; default: the provider's minimum. */
   noticeSeconds?: number;
-  /** The provider's minimum paid run time (its billing.minDepositSeconds; default 3600). */
+  /**
+   * The minimum paid run time to assume for a provider whose quote does not carry one (daemons before
+   * Quote.min_deposit_seconds send 0); default DEFAULT_MIN_DEPOSIT_SECONDS (3600). A quoted minimum wins.
+   */
   minDepositSeconds?: number;
   /**
    * Royalty shares the channel pays (marketplace listings) and extra approval for listing fixed fees, passed to
@@ -115,7 +124,10 @@ export interface DeployOptions extends UploadOptions {
   podId?: Hex;
   store?: PodRecorder;
   onProgress?: (e: DeployProgress) => void;
-  /** How long to keep asking while the provider waits for the channel's confirmations; default 60 s. */
+  /**
+   * How long to wait for the quoted confirmations after the channel's block, and then to keep asking while the
+   * provider does not see the channel yet; default 60 s.
+   */
   confirmationTimeoutMs?: number;
   /** Deadline for the provision call (pulls included); default 10 minutes. */
   provisionTimeoutMs?: number;
@@ -128,6 +140,10 @@ export interface DeployResult {
   endpoints: PodEndpoints;
   ratePerSecond: bigint;
   deposit: bigint;
+  /** The channel's close notice (seconds). */
+  noticeSeconds: number;
+  /** The provider's terms the deposit and the wait before provisioning were planned with (from its quote). */
+  terms: QuotedTerms;
   token: TokenInfo;
   /** Milliseconds per step. */
   timings: Partial<Record<DeployStep, number>>;
@@ -325,9 +341,9 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
     (r) => `provider ${r.name || r.address} (${r.address})`,
   );
   const token = await tokenInfo(o.clients.publicClient, offer.pricing.token);
-  // Fail before uploading anything when the funds cannot pay for the minimum at the Registry price; the quoted
-  // rate is checked again below.
-  if (offer.price) depositFor({ ...depositArgs(o, token), ratePerSecond: offer.price.perSecond });
+  // Malformed funds fail before anything is uploaded. Whether they pay for the provider's minimum is known only
+  // from its quote (which needs the uploaded pod): checked below, before any money moves.
+  if (o.funds !== undefined) parseFunds(o.funds, token);
 
   // Attestation and the image upload are independent: run them together. Secrets wait for the attested key.
   const attesting = step(
@@ -373,16 +389,28 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
   const quote = await step(
     "quote",
     "asking for a signed quote",
-    () => requestQuote(conn, { pod, podId, publisher, payments: ctx.addresses.payments }),
+    () =>
+      requestQuote(conn, {
+        pod,
+        podId,
+        publisher,
+        payments: ctx.addresses.payments,
+        ...(o.minDepositSeconds === undefined ? {} : { fallbackMinDepositSeconds: o.minDepositSeconds }),
+      }),
     (q) =>
-      `price ${formatAmount(q.quote.ratePerSecond * 3600n, token)}/hour (${q.quote.ratePerSecond} base units/s), notice ≥ ${q.quote.minNoticeSeconds} s`,
+      `price ${formatAmount(q.quote.ratePerSecond * 3600n, token)}/hour (${q.quote.ratePerSecond} base units/s), ${describeTerms(q.terms, q.quote.ratePerSecond, (a) => formatAmount(a, token))}`,
   );
   if (quote.quote.token !== offer.pricing.token)
     throw new PublisherError(
       "QUOTE_INVALID",
       `the quote is in token ${quote.quote.token}, the Registry says ${offer.pricing.token}`,
     );
-  const deposit = depositFor({ ...depositArgs(o, token), ratePerSecond: quote.quote.ratePerSecond });
+  // Refused here, before the approval and the channel: a deposit the provider would refuse moves no money.
+  const deposit = depositFor({
+    ...depositArgs(o, token),
+    minDepositSeconds: quote.terms.minDepositSeconds,
+    ratePerSecond: quote.quote.ratePerSecond,
+  });
   const noticeSeconds = Math.max(o.noticeSeconds ?? 0, quote.quote.minNoticeSeconds);
   // Listing terms come from the chain; explicit royalties/fees (DeployOptions) apply to pods without listings.
   const fees = market ? listingFeesIn(market, token.address) : (o.fees ?? 0n);
@@ -423,13 +451,19 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
     (r) => `channel ${r.channelId} (tx ${r.hash})`,
   );
 
+  const confirmations = quote.terms.confirmations;
   const res = await step(
     "provision",
-    "provisioning",
+    confirmations > 0
+      ? `waiting for ${confirmations} confirmation${confirmations === 1 ? "" : "s"} of the channel, then provisioning`
+      : "provisioning",
     async () => {
-      // The provider only sees the channel after its confirmations: until then it refuses with
-      // PAYMENT_REQUIRED on field "channel" before doing anything, so asking again is safe.
       const deadline = Date.now() + (o.confirmationTimeoutMs ?? 60_000);
+      // The provider reads the channel `confirmations` blocks below the head: asking earlier only races it.
+      if (confirmations > 0)
+        await waitForConfirmations(ctx.publicClient, channel.receipt.blockNumber, confirmations, deadline);
+      // Should the provider still not see it (a reorg, an older daemon that did not say), it refuses with
+      // PAYMENT_REQUIRED on field "channel" before doing anything, so asking again is safe.
       let attempt = 0;
       for (;;) {
         try {
@@ -485,6 +519,8 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
     endpoints,
     ratePerSecond: quote.quote.ratePerSecond,
     deposit,
+    noticeSeconds,
+    terms: quote.terms,
     token,
     timings,
     record,
@@ -506,7 +542,7 @@ function parseFunds(funds: bigint | string, token: TokenInfo): bigint {
 function depositArgs(o: DeployOptions, token: TokenInfo) {
   return {
     ...(o.funds === undefined ? {} : { funds: parseFunds(o.funds, token) }),
-    ...(o.minDepositSeconds === undefined ? {} : { minDepositSeconds: o.minDepositSeconds }),
+    ...(o.fundsFlag === undefined ? {} : { fundsFlag: o.fundsFlag }),
     decimals: token.decimals,
     symbol: token.symbol,
   };
@@ -588,19 +624,23 @@ export async function updatePod(o: UpdateOptions): Promise<UpdateResult> {
     (q) => `${q.quote.ratePerSecond} base units/s`,
   );
   const rateChanged = quote.quote.ratePerSecond !== ch.ratePerSecond;
-  if (rateChanged)
-    await step(
-      "channel",
-      `changing the channel's rate from ${ch.ratePerSecond} to ${quote.quote.ratePerSecond} base units/s`,
-      () => changePodRate(ctx, quote, o.record.podId),
-      () => "rate changed",
-    );
+  const changedAt = rateChanged
+    ? await step(
+        "channel",
+        `changing the channel's rate from ${ch.ratePerSecond} to ${quote.quote.ratePerSecond} base units/s`,
+        () => changePodRate(ctx, quote, o.record.podId),
+        () => "rate changed",
+      )
+    : undefined;
   const res = await step(
     "provision",
     "updating the pod",
     async () => {
-      // After changeRate the provider sees the new rate only once it has its confirmations: ask again until then.
       const deadline = Date.now() + (o.confirmationTimeoutMs ?? 60_000);
+      // The provider reads the rate `confirmations` blocks below the head: asking earlier only races it.
+      if (changedAt !== undefined && quote.terms.confirmations > 0)
+        await waitForConfirmations(ctx.publicClient, changedAt, quote.terms.confirmations, deadline);
+      // Should it still see the old rate (an older daemon that did not say), ask again until the deadline.
       let attempt = 0;
       for (;;) {
         try {

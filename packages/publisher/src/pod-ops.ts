@@ -49,8 +49,14 @@ import { PublisherError } from "./errors.js";
 import { shortMessage } from "./network.js";
 import type { PodRecord } from "./pods.js";
 
-/** The provider daemon's default `billing.minDepositSeconds`: a deposit must pay at least this long. */
+/**
+ * The provider daemon's default `billing.minDepositSeconds`: what a deposit is assumed to need to pay for when
+ * the quote does not say (daemons older than Quote.min_deposit_seconds send 0).
+ */
 export const DEFAULT_MIN_DEPOSIT_SECONDS = 3600;
+/** Bounds on the terms a quote may carry (the daemon's own config limits): anything above is malformed. */
+const MAX_MIN_DEPOSIT_SECONDS = 10 * 365 * 86400;
+const MAX_CONFIRMATIONS = 1000;
 /**
  * Extra seconds a default or suggested deposit adds to the minimum: accrual starts when the channel opens, and
  * the provider checks what is left a few blocks later, so an exact minimum would be refused.
@@ -89,14 +95,18 @@ export interface DepositCheck {
   ratePerSecond: bigint;
   /** The funds offered, in token base units; undefined: use the default (the minimum plus a margin). */
   funds?: bigint;
+  /** The provider's minimum paid run time (the quote's terms); default DEFAULT_MIN_DEPOSIT_SECONDS. */
   minDepositSeconds?: number;
   decimals: number;
   symbol?: string;
+  /** How the caller sets the funds, named in the error's fix (default the CLI's `--funds`). */
+  fundsFlag?: string;
 }
 
 /**
  * The deposit to open the channel with: the funds given, or the minimum run time plus a margin. Funds that do
- * not pay for the minimum fail with DEPOSIT_TOO_SMALL naming the amount that would (rounded up).
+ * not pay for the minimum fail with DEPOSIT_TOO_SMALL naming the minimum (seconds and tokens) and the amount
+ * that would do (rounded up).
  */
 export function depositFor(c: DepositCheck): bigint {
   const min = BigInt(c.minDepositSeconds ?? DEFAULT_MIN_DEPOSIT_SECONDS);
@@ -104,15 +114,20 @@ export function depositFor(c: DepositCheck): bigint {
   if (c.funds === undefined) return need;
   if (c.funds < need) {
     const offered = c.ratePerSecond === 0n ? 0n : c.funds / c.ratePerSecond;
+    const minAmount = c.ratePerSecond * min;
     const suggested = roundUpAmount(need);
+    const unit = c.symbol ? ` ${c.symbol}` : "";
     const text = formatTokenAmount(suggested, c.decimals);
+    const minText = formatTokenAmount(minAmount, c.decimals);
     throw new PublisherError(
       "DEPOSIT_TOO_SMALL",
-      `deposit too small: the provider wants at least ${min} s, you offered ${offered} s; use --funds ${text}`,
+      `deposit too small: the provider wants at least ${min} s paid in advance (${minText}${unit} at ${c.ratePerSecond} base units/s), you offered ${offered} s (${formatTokenAmount(c.funds, c.decimals)}${unit}); use ${c.fundsFlag ?? "--funds"} ${text}`,
       {
         field: "funds",
         details: {
           minSeconds: min.toString(),
+          minAmount: minAmount.toString(),
+          minAmountFormatted: minText,
           offeredSeconds: offered.toString(),
           suggested: suggested.toString(),
           suggestedFormatted: text,
@@ -122,6 +137,73 @@ export function depositFor(c: DepositCheck): bigint {
     );
   }
   return c.funds;
+}
+
+/** The provider's billing terms a deploy plans with, from its quote. */
+export interface QuotedTerms {
+  /** Shortest paid run time a new channel's deposit must cover (the fallback when the quote said 0). */
+  minDepositSeconds: number;
+  /** Blocks on top of the channel's block the provider waits for before it accepts the channel. */
+  confirmations: number;
+  /** Shortest close notice the provider accepts (signed in the quote). */
+  minNoticeSeconds: number;
+  /** False when the quote carried no minimum (an older daemon) and `minDepositSeconds` is the fallback. */
+  quoted: boolean;
+}
+
+/**
+ * The terms of a checked wire quote. A provider that sends no minimum (0, daemons before the field) gets
+ * `fallbackMinDepositSeconds` (default DEFAULT_MIN_DEPOSIT_SECONDS). Values beyond the daemon's own config
+ * bounds are a malformed quote.
+ */
+export function quotedTerms(
+  w: Pick<WireQuote, "minDepositSeconds" | "confirmations" | "minNoticeSeconds">,
+  fallbackMinDepositSeconds = DEFAULT_MIN_DEPOSIT_SECONDS,
+): QuotedTerms {
+  if (w.minDepositSeconds > BigInt(MAX_MIN_DEPOSIT_SECONDS))
+    throw new PublisherError(
+      "QUOTE_INVALID",
+      `the provider's quote asks for a minimum run time of ${w.minDepositSeconds} s (more than 10 years)`,
+      { field: "minDepositSeconds" },
+    );
+  if (w.confirmations > MAX_CONFIRMATIONS)
+    throw new PublisherError(
+      "QUOTE_INVALID",
+      `the provider's quote asks for ${w.confirmations} confirmations (at most ${MAX_CONFIRMATIONS})`,
+      { field: "confirmations" },
+    );
+  const quoted = w.minDepositSeconds > 0n;
+  return {
+    minDepositSeconds: quoted ? Number(w.minDepositSeconds) : fallbackMinDepositSeconds,
+    confirmations: w.confirmations,
+    minNoticeSeconds: Number(w.minNoticeSeconds),
+    quoted,
+  };
+}
+
+/** One line for progress output: the terms and what the default deposit pays for. */
+export function describeTerms(t: QuotedTerms, ratePerSecond: bigint, format: (a: bigint) => string): string {
+  const min = `minimum paid time ${t.minDepositSeconds} s (${format(ratePerSecond * BigInt(t.minDepositSeconds))})${t.quoted ? "" : " assumed: the provider's quote does not say"}`;
+  return `${min}, notice ≥ ${t.minNoticeSeconds} s, ${t.confirmations} confirmation${t.confirmations === 1 ? "" : "s"}`;
+}
+
+/**
+ * Waits until the chain holds `confirmations` blocks on top of `block` (the provider reads the channel at
+ * head − confirmations), or until `deadlineMs` (epoch ms): then returns false and the provider's own refusal,
+ * which names the confirmations, decides. Polls the head: a devnet mines only on transactions.
+ */
+export async function waitForConfirmations(
+  client: { getBlockNumber(args?: { cacheTime?: number }): Promise<bigint> },
+  block: bigint,
+  confirmations: number,
+  deadlineMs: number,
+): Promise<boolean> {
+  const target = block + BigInt(confirmations);
+  for (let attempt = 0; ; attempt++) {
+    if ((await client.getBlockNumber({ cacheTime: 0 })) >= target) return true;
+    if (Date.now() > deadlineMs) return false;
+    await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 1000)));
+  }
 }
 
 /** Where and as whom a publisher talks to one provider about one pod. */
@@ -176,11 +258,12 @@ async function signed<T>(op: string, fn: () => Promise<T>): Promise<T> {
 
 const idBytes = (podId: Hex) => hexToBytes(podId);
 
-/** A provider's quote in the contract's shape, with what it was bound to. */
+/** A provider's quote in the contract's shape, with what it was bound to and its unsigned billing terms. */
 export interface CheckedQuote {
   quote: Quote;
   signature: Hex;
   wire: WireQuote;
+  terms: QuotedTerms;
 }
 
 /**
@@ -189,7 +272,15 @@ export interface CheckedQuote {
  */
 export async function requestQuote(
   conn: PodConnection,
-  o: { pod: Pod; podId: Hex; publisher: Address; payments: Address; options?: CallOptions },
+  o: {
+    pod: Pod;
+    podId: Hex;
+    publisher: Address;
+    payments: Address;
+    options?: CallOptions;
+    /** The minimum paid run time to assume when the quote carries none (older daemons). */
+    fallbackMinDepositSeconds?: number;
+  },
 ): Promise<CheckedQuote> {
   const nonce = crypto.getRandomValues(new Uint8Array(16));
   const res = await signed("quote", () =>
@@ -235,7 +326,7 @@ export async function requestQuote(
     () => bad("signature does not recover"),
   );
   if (getAddress(signer) !== quote.provider) bad(`is signed by ${signer}, not by the provider`);
-  return { quote, signature, wire: w };
+  return { quote, signature, wire: w, terms: quotedTerms(w, o.fallbackMinDepositSeconds) };
 }
 
 /** A pod's state as the provider reports it, in plain JSON-friendly values. */
@@ -408,9 +499,13 @@ export async function fundPod(
   return getChannel(ctx, key);
 }
 
-/** Switches the pod's channel to the rate of a new quote (after an update that changes the price). */
-export async function changePodRate(ctx: ChainContext, q: CheckedQuote, podId: Hex): Promise<void> {
-  await onChain("change the rate", () => changeRate(ctx, q.quote, q.signature, podId));
+/**
+ * Switches the pod's channel to the rate of a new quote (after an update that changes the price); returns the
+ * block the change was mined in (the provider sees it `q.terms.confirmations` blocks later).
+ */
+export async function changePodRate(ctx: ChainContext, q: CheckedQuote, podId: Hex): Promise<bigint> {
+  const sent = await onChain("change the rate", () => changeRate(ctx, q.quote, q.signature, podId));
+  return sent.receipt.blockNumber;
 }
 
 export type CloseResult =

@@ -17,14 +17,16 @@ import { type Address, bytesToHex, type Hex, hexToBytes } from "viem";
 import { PublisherError } from "./errors.js";
 import type { NetworkClients } from "./network.js";
 import {
-  DEFAULT_MIN_DEPOSIT_SECONDS,
   depositFor,
+  describeTerms,
   endpointsFromWire,
   type PodConnection,
   type PodEndpoints,
   podConnection,
   providerError,
+  type QuotedTerms,
   requestQuote,
+  waitForConfirmations,
 } from "./pod-ops.js";
 import {
   cheapestOffer,
@@ -53,8 +55,15 @@ export interface WebDeployOptions {
   policy: Policy;
   /** A registered provider instead of the cheapest that fits. */
   provider?: Address;
-  /** Decimal amount in the provider's token; default: the minimum run time (1 h) plus a margin. */
+  /**
+   * Decimal amount in the provider's token; default: the provider's quoted minimum run time plus a margin.
+   * Less than that minimum is refused (DEPOSIT_TOO_SMALL) before anything is approved or opened.
+   */
   funds?: string;
+  /** How the user sets `funds`, named in DEPOSIT_TOO_SMALL's fix; default "the Funds field". */
+  fundsFlag?: string;
+  /** How long to wait for the quoted confirmations of the channel before provisioning; default 60 s. */
+  confirmationTimeoutMs?: number;
   onProgress?: (p: WebDeployProgress) => void;
 }
 
@@ -63,6 +72,9 @@ export interface WebDeployResult {
   provider: Address;
   channel: Hex;
   endpoints: PodEndpoints;
+  deposit: bigint;
+  /** The provider's terms from its quote (minimum paid time, confirmations, notice). */
+  terms: QuotedTerms;
 }
 
 /** Why a pod cannot be deployed from a browser, or undefined when it can. */
@@ -129,7 +141,11 @@ export async function deployFromBrowser(o: WebDeployOptions): Promise<WebDeployR
   ]);
   say("quote", "start", "asking the provider for a signed quote");
   const quote = await requestQuote(conn, { pod: o.pod, podId, publisher, payments: ctx.addresses.payments });
-  say("quote", "done", `price ${formatAmount(quote.quote.ratePerSecond * 3600n, token)} per hour`);
+  say(
+    "quote",
+    "done",
+    `price ${formatAmount(quote.quote.ratePerSecond * 3600n, token)} per hour; ${describeTerms(quote.terms, quote.quote.ratePerSecond, (a) => formatAmount(a, token))}`,
+  );
 
   let funds: bigint | undefined;
   if (o.funds !== undefined && o.funds.trim() !== "") {
@@ -139,12 +155,14 @@ export async function deployFromBrowser(o: WebDeployOptions): Promise<WebDeployR
       throw new PublisherError("INVALID_AMOUNT", `funds: ${(err as Error).message}`, { field: "funds" });
     }
   }
+  // Refused here, before the approval and the channel: a deposit the provider would refuse moves no money.
   const deposit = depositFor({
     ratePerSecond: quote.quote.ratePerSecond,
     ...(funds !== undefined ? { funds } : {}),
-    minDepositSeconds: DEFAULT_MIN_DEPOSIT_SECONDS,
+    minDepositSeconds: quote.terms.minDepositSeconds,
     decimals: token.decimals,
     symbol: token.symbol,
+    fundsFlag: o.fundsFlag ?? "the Funds field",
   });
   say("channel", "start", `approving and opening the payment channel with ${formatAmount(deposit, token)}`);
   await ensureAllowance(ctx, token.address, deposit);
@@ -157,6 +175,17 @@ export async function deployFromBrowser(o: WebDeployOptions): Promise<WebDeployR
     approve: false,
   });
   say("channel", "done", `channel open (${formatAmount(deposit, token)})`);
+  const { confirmations } = quote.terms;
+  if (confirmations > 0) {
+    // The provider reads the channel `confirmations` blocks below the head: asking earlier only races it.
+    say("provision", "start", `waiting for ${confirmations} confirmation(s) of the channel`);
+    await waitForConfirmations(
+      ctx.publicClient,
+      channel.receipt.blockNumber,
+      confirmations,
+      Date.now() + (o.confirmationTimeoutMs ?? 60_000),
+    );
+  }
 
   say("provision", "start", "provider pulling images and starting the pod");
   let res: Awaited<ReturnType<typeof provision>>;
@@ -178,6 +207,8 @@ export async function deployFromBrowser(o: WebDeployOptions): Promise<WebDeployR
     provider: offer.address,
     channel: channel.channelId,
     endpoints: endpointsFromWire(res.endpoints),
+    deposit,
+    terms: quote.terms,
   };
 }
 

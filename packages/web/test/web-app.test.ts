@@ -366,8 +366,21 @@ spec:
           http: {}
       resources: {cpu: 100m, memory: 32Mi}
 `);
+    // Too little for the provider's quoted minimum (its config's default, 3600 s): refused before the channel,
+    // naming the minimum and the field to fix.
+    await page.locator('[data-testid="funds"]').fill("0.0000000001");
+    await page.locator('[data-testid="deploy"]').click();
+    const refused = page.locator('[data-testid="deploy-error"]');
+    await refused.waitFor({ timeout: 60_000 });
+    expect(await refused.textContent()).toMatch(
+      /^deposit too small: the provider wants at least 3600 s paid in advance \(.+\), you offered \d+ s \(.+\); use the Funds field 0\.\d+$/,
+    );
+    const quoted = await page.locator('[data-testid="deploy-steps"] li').allTextContents();
+    expect(quoted.join("\n")).toContain("minimum paid time 3600 s (");
+    expect(quoted.join("\n")).not.toContain("channel open");
     await page.locator('[data-testid="funds"]').fill("0.001");
     await page.locator('[data-testid="deploy"]').click();
+    await refused.waitFor({ state: "detached", timeout: 10_000 });
     const done = page.locator('[data-testid="deploy-done"]');
     await Promise.race([
       done.waitFor({ timeout: 150_000 }),
@@ -383,6 +396,7 @@ spec:
     const steps = await page.locator('[data-testid="deploy-steps"] li').allTextContents();
     expect(steps.map((t) => t.slice(0, 1))).toEqual(["✓", "✓", "✓", "✓", "✓"]);
     expect(steps.join("\n")).toContain("attested: insecure-dev");
+    expect(steps.join("\n")).toContain("minimum paid time 3600 s (");
     const podIdDeployed = (await done.getAttribute("data-pod")) as `0x${string}`;
     const key = {
       publisher: chain.accounts[0]!.address,

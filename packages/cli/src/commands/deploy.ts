@@ -185,12 +185,6 @@ export function devnetMiner(s: Session, next: (e: DeployProgress) => void): (e: 
   };
 }
 
-/** Loaded on use: the devnet package pulls in the provider daemon (node:sqlite, which warns at load). */
-async function devnetMinDepositSeconds(): Promise<number> {
-  const { DEVNET_BILLING } = await import("@trustedpods/devnet");
-  return DEVNET_BILLING.minDepositSeconds;
-}
-
 interface DeployOpts extends SessionFlags {
   provider?: string;
   funds?: string;
@@ -209,7 +203,7 @@ export function registerDeploy(program: Command, { io }: CommandContext): void {
       .option("--provider <address>", "a registered provider's address instead of the cheapest that fits")
       .option(
         "--funds <amount>",
-        "deposit in tokens, e.g. 0.36 (default: the provider's minimum run time plus a minute)",
+        "deposit in tokens, e.g. 0.36 (default: the minimum run time the provider's quote asks for, plus a minute; less is refused before any money moves)",
       )
       .option("--notice <seconds>", "close notice period (default: the provider's minimum)")
       .option(
@@ -242,13 +236,27 @@ export function registerDeploy(program: Command, { io }: CommandContext): void {
         ...(opts.provider ? { provider: getAddress(opts.provider) as Address } : {}),
         ...(opts.funds === undefined ? {} : { funds: opts.funds }),
         ...(opts.notice ? { noticeSeconds: Number(opts.notice) } : {}),
-        // Quotes do not carry the provider's minimum paid time; the devnet's is known, elsewhere the daemon default.
-        ...(s.network.isDevnet ? { minDepositSeconds: await devnetMinDepositSeconds() } : {}),
         store: s.store,
         onProgress: devnetMiner(s, progressPrinter(io)),
       });
       if (opts.json)
-        printJson(io, { podId: r.podId, provider: r.provider, channel: r.channel, endpoints: r.endpoints });
+        printJson(io, {
+          podId: r.podId,
+          provider: r.provider,
+          channel: r.channel,
+          endpoints: r.endpoints,
+          // What the deposit and the wait before provisioning were planned with (amounts in base units).
+          terms: {
+            token: r.token.address,
+            ratePerSecond: r.ratePerSecond.toString(),
+            deposit: r.deposit.toString(),
+            noticeSeconds: r.noticeSeconds,
+            minNoticeSeconds: r.terms.minNoticeSeconds,
+            minDepositSeconds: r.terms.minDepositSeconds,
+            minDepositQuoted: r.terms.quoted,
+            confirmations: r.terms.confirmations,
+          },
+        });
       else {
         io.out(`pod ${r.podId} (${pod.name}) on ${r.provider}`);
         io.out(

@@ -28,7 +28,7 @@ export { EngineLifecycle } from "./lifecycle.js";
 export { BillingLoop, type BillingLoopOptions, type TickResult } from "./loop.js";
 export { UsageMeter } from "./meter.js";
 export { BillingMetrics } from "./metrics.js";
-export { type QuoteParams, quotePod, type SignedQuote } from "./quote.js";
+export { type QuoteParams, type QuoteTerms, quotePod, quoteTerms, type SignedQuote } from "./quote.js";
 export { type BillingStatus, billingStatus, reservedSeconds } from "./status.js";
 export * from "./store.js";
 export * from "./types.js";

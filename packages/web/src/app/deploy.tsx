@@ -211,7 +211,7 @@ function DeployBox({ text, config, conn, getNode }: PageProps & { text: string }
           data-testid="funds"
           inputMode="decimal"
           size={10}
-          placeholder="1 h minimum"
+          placeholder="provider's minimum"
           value={funds}
           onInput={(e) => setFunds((e.target as HTMLInputElement).value)}
         />
