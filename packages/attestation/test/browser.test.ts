@@ -1,17 +1,19 @@
 // The verifier core in a real browser: bundle src/index.ts for the browser with esbuild (which fails on any
 // Node built-in import), serve it and the real samples from 127.0.0.1, and verify in headless Chromium.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { build } from "esbuild";
-import { type BrowserContext, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  CHROMIUM,
+  HAVE_CHROMIUM,
+  type HeadlessChromium,
+  launchChromium,
+} from "../../../test-support/chromium.js";
 import { HAVE_TESTDATA, path as samplePath } from "./samples.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
 if (!HAVE_CHROMIUM) console.warn(`SKIP: browser test needs ${CHROMIUM} (apt package chromium)`);
 
 const SAMPLES: Record<string, string> = {
@@ -47,9 +49,8 @@ const IN_BROWSER = `(async () => {
 
 describe.skipIf(!HAVE_CHROMIUM || !HAVE_TESTDATA)("verifier core in headless Chromium", () => {
   let server: Server;
-  let context: BrowserContext;
+  let browser: HeadlessChromium;
   let base: string;
-  const dir = mkdtempSync(join(tmpdir(), "tpod-browser-"));
 
   beforeAll(async () => {
     const result = await build({
@@ -81,29 +82,16 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_TESTDATA)("verifier core in headless Chr
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    context = await chromium.launchPersistentContext(join(dir, "profile"), {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-      ],
-    });
+    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {
-    await context?.close();
+    await browser?.close();
     await new Promise((r) => server?.close(r));
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it("the bundle has no Node built-ins and verifies a real SEV-SNP report and a real TDX quote", async () => {
-    const page = await context.newPage();
+    const page = await browser.context.newPage();
     await page.goto(`${base}/`);
     // A string, not a function: vitest rewrites dynamic import() in test code, and this must run untouched.
     const result = (await page.evaluate(IN_BROWSER)) as InBrowserResult;

@@ -2,12 +2,14 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { createInterface } from "node:readline";
-import { createPublicClient, http } from "viem";
+import { loadPricing } from "@trustedpods/protocol/node";
+import { createPublicClient, erc20Abi, getAddress, http } from "viem";
 import { describe, expect, it } from "vitest";
 import { run } from "../src/main.js";
 
 const bin = resolve(import.meta.dirname, "../bin/tpod");
 const built = existsSync(resolve(import.meta.dirname, "../dist/main.js"));
+const examplePricing = resolve(import.meta.dirname, "../../../examples/pricing.yaml");
 
 describe("tpod devnet chain", () => {
   it("rejects a bad --port as a usage error", async () => {
@@ -38,6 +40,21 @@ describe("tpod devnet chain", () => {
         const code = await client.getCode({ address: info.contracts[name] });
         expect(code?.length ?? 0, name).toBeGreaterThan(2);
       }
+      // examples/pricing.yaml names the token where every fresh dev chain deploys it, with its symbol.
+      const example = loadPricing(examplePricing);
+      expect(getAddress(info.contracts.token)).toBe(getAddress(example.token));
+      const symbol = await client.readContract({
+        address: info.contracts.token,
+        abi: erc20Abi,
+        functionName: "symbol",
+      });
+      expect(symbol).toBe(example.symbol);
+      const decimals = await client.readContract({
+        address: info.contracts.token,
+        abi: erc20Abi,
+        functionName: "decimals",
+      });
+      expect(decimals).toBe(example.decimals);
     } finally {
       child.kill("SIGTERM");
     }

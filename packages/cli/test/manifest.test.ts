@@ -205,11 +205,11 @@ describe("tpod manifest show", () => {
         "  volume data: persistent 1Gi",
         "  volume auth: secret from file ./redis-auth.conf",
         "billed: cpu 500 millicores, memory 256 MiB, storage 2 GiB",
-        "price (billed for 1 replica, token 0x5FbDB2315678afecb367f032d93F642f64180aa3):",
-        "  cpu      500 millicore × 0.00000001 TPOD/s = 0.018 TPOD/hour",
-        "  memory   256 MiB × 0.0000000014 TPOD/s = 0.00129024 TPOD/hour",
-        "  storage  2 GiB × 0.000000028 TPOD/s = 0.0002016 TPOD/hour",
-        "  total    0.0000054144 TPOD/s = 0.01949184 TPOD/hour",
+        "price (billed for 1 replica, token 0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9):",
+        "  cpu      500 millicore × 0.00000001 TPT/s = 0.018 TPT/hour",
+        "  memory   256 MiB × 0.0000000014 TPT/s = 0.00129024 TPT/hour",
+        "  storage  2 GiB × 0.000000028 TPT/s = 0.0002016 TPT/hour",
+        "  total    0.0000054144 TPT/s = 0.01949184 TPT/hour",
       ].join("\n"),
     );
   });

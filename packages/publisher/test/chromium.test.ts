@@ -1,17 +1,18 @@
 // The SDK's main entry in a real browser: bundled for the browser with esbuild, loaded in headless Chromium, where
 // it opens a v3 keystore, encrypts and decrypts one, and attests the test provider over libp2p WebSockets.
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { build, type Plugin } from "esbuild";
-import { type BrowserContext, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  CHROMIUM,
+  HAVE_CHROMIUM,
+  type HeadlessChromium,
+  launchChromium,
+} from "../../../test-support/chromium.js";
 import { startTestProvider, type TestProvider } from "./test-provider.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
 if (!HAVE_CHROMIUM) console.warn(`SKIP: browser test needs ${CHROMIUM} (apt package chromium)`);
 
 /** The SDK's main entry must not reach any Node built-in: each one fails the browser build. */
@@ -76,10 +77,9 @@ function inBrowser(wsAddr: string): string {
 
 describe.skipIf(!HAVE_CHROMIUM)("the SDK in headless Chromium", () => {
   let server: Server;
-  let context: BrowserContext;
+  let browser: HeadlessChromium;
   let base: string;
   let provider: TestProvider;
-  const dir = mkdtempSync(join(tmpdir(), "tpod-publisher-browser-"));
 
   beforeAll(async () => {
     provider = await startTestProvider();
@@ -104,31 +104,18 @@ describe.skipIf(!HAVE_CHROMIUM)("the SDK in headless Chromium", () => {
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    context = await chromium.launchPersistentContext(join(dir, "profile"), {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-      ],
-    });
+    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {
-    await context?.close();
+    await browser?.close();
     await new Promise((r) => server?.close(r));
     await provider?.stop();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it("opens and writes v3 keystores and attests a provider over WebSockets", async () => {
     const ws = provider.multiaddrs.find((a) => a.includes("/ws/"))!;
-    const page = await context.newPage();
+    const page = await browser.context.newPage();
     await page.goto(`${base}/`);
     // A string, not a function: vitest rewrites dynamic import() in test code, and this must run untouched.
     const r = (await page.evaluate(inBrowser(ws))) as InBrowserResult;

@@ -25,9 +25,10 @@ import type { IpfsNode } from "@trustedpods/ipfs";
 import { Daemon, loadConfig } from "@trustedpods/provider";
 import type { WebAppConfig } from "@trustedpods/publisher";
 import { writeDevnetState } from "@trustedpods/publisher/node";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CHROMIUM, type HeadlessChromium, launchChromium } from "../../../test-support/chromium.js";
 import { run as tpod } from "../../cli/src/main.js";
 import type { PodmanEngine } from "../../provider/src/engine/podman.js";
 import {
@@ -40,7 +41,6 @@ import {
 import { buildWebApp, serveWebApp, type WebAppServer } from "../src/node/index.js";
 
 const exec = promisify(execFile);
-const CHROMIUM = "/usr/bin/chromium";
 const HAVE = [CHROMIUM, "/usr/bin/podman", "/usr/bin/buildah", "/bin/busybox"].every((p) => existsSync(p));
 if (!HAVE) console.warn(`SKIP: the web app test needs ${CHROMIUM}, Podman, buildah and busybox-static`);
 
@@ -55,6 +55,7 @@ let chain: DevChain;
 let daemon: Daemon;
 let server: WebAppServer;
 let deadServer: WebAppServer;
+let browser: HeadlessChromium | undefined;
 let context: BrowserContext;
 let podId: `0x${string}`;
 let pubIpfs: IpfsNode;
@@ -228,24 +229,12 @@ describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () =
     server = await serveWebApp({ config, root: www });
     // The same app pointed at a chain that is not there: the user must read what to do.
     deadServer = await serveWebApp({ config: { ...config, rpcUrl: "http://127.0.0.1:9/" }, root: www });
-    context = await chromium.launchPersistentContext(join(tmp, "profile"), {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-      ],
-      viewport: { width: 1280, height: 900 },
-    });
+    browser = await launchChromium({ viewport: { width: 1280, height: 900 } });
+    context = browser.context;
   }, 240_000);
 
   afterAll(async () => {
-    await context?.close();
+    await browser?.close();
     await server?.close();
     await deadServer?.close();
     if (daemon) {

@@ -1,37 +1,20 @@
-import { MAX_KEYSTORE_BYTES, parseKeystore } from "@trustedpods/publisher";
-import {
-  getPassphrase,
-  KeyStore,
-  readKeystoreFile,
-  readTextBounded,
-  tpodHome,
-  tpodPaths,
-} from "@trustedpods/publisher/node";
 import type { Command } from "commander";
-import { CliError, ExitCode } from "../errors.js";
-import { printJson } from "../output.js";
 import type { CommandContext } from "./index.js";
-import { cliError } from "./network.js";
 
-interface PassOpts {
+// Definitions only; the keystore code (publisher SDK, scrypt) loads on use from ../actions/keys.js.
+
+export interface PassOpts {
   passwordFile?: string;
   label?: string;
   json?: boolean;
 }
 
-function store(): KeyStore {
-  return new KeyStore(tpodPaths(tpodHome()).keys);
-}
-
 const PASSWORD_HELP =
   "file whose first line is the passphrase (default: TPOD_PASSWORD, else asked on the terminal; never an argument)";
 
-function checkLabel(label: string | undefined): void {
-  if (label !== undefined && (label.length === 0 || label.length > 128 || /\p{Cc}/u.test(label)))
-    throw new CliError("--label must be 1 to 128 printable characters", ExitCode.usage);
-}
+const actions = () => import("../actions/keys.js");
 
-export function registerKeys(program: Command, { io }: CommandContext): void {
+export function registerKeys(program: Command, ctx: CommandContext): void {
   const keys = program
     .command("keys")
     .description("the local encrypted keystore ($TPOD_HOME/keys, Ethereum v3 keystore files)");
@@ -42,25 +25,7 @@ export function registerKeys(program: Command, { io }: CommandContext): void {
     .option("--label <label>", "a name shown by `tpod keys list`")
     .option("--password-file <file>", PASSWORD_HELP)
     .option("--json", "print {address, label, file} as JSON")
-    .action(async (opts: PassOpts) => {
-      checkLabel(opts.label);
-      try {
-        const { passphrase } = await getPassphrase({
-          ...(opts.passwordFile ? { passwordFile: opts.passwordFile } : {}),
-          confirm: true,
-          purpose: "the new key",
-        });
-        io.err("encrypting the new key (scrypt)...");
-        const e = await store().create(passphrase, opts.label === undefined ? {} : { label: opts.label });
-        if (opts.json) printJson(io, { address: e.address, label: e.label ?? null, file: e.file });
-        else {
-          io.out(e.address);
-          io.err(`saved to ${e.file}`);
-        }
-      } catch (err) {
-        throw cliError(err);
-      }
-    });
+    .action(async (opts: PassOpts) => (await actions()).keysNew(ctx, opts));
 
   keys
     .command("import")
@@ -71,89 +36,20 @@ export function registerKeys(program: Command, { io }: CommandContext): void {
     .option("--label <label>", "a name shown by `tpod keys list`")
     .option("--password-file <file>", PASSWORD_HELP)
     .option("--json", "print {address, label, file} as JSON")
-    .action(async (file: string, opts: PassOpts) => {
-      checkLabel(opts.label);
-      try {
-        const text = await readTextBounded(file, MAX_KEYSTORE_BYTES, "key file", "KEYSTORE_MALFORMED");
-        if (text === undefined) throw new CliError(`${file} does not exist`);
-        const isKeystore = text.trimStart().startsWith("{");
-        const pass = await getPassphrase({
-          ...(opts.passwordFile ? { passwordFile: opts.passwordFile } : {}),
-          confirm: !isKeystore,
-          purpose: isKeystore ? `the keystore ${file}` : "the imported key",
-        });
-        const label = opts.label === undefined ? {} : { label: opts.label };
-        const e = isKeystore
-          ? await store().importKeystore(text, pass.passphrase, label)
-          : await store().importPrivateKey(text, pass.passphrase, label);
-        if (!isKeystore)
-          io.err(`note: ${file} still holds the key unencrypted; delete it once you no longer need it`);
-        if (opts.json) printJson(io, { address: e.address, label: e.label ?? null, file: e.file });
-        else {
-          io.out(e.address);
-          io.err(`saved to ${e.file}`);
-        }
-      } catch (err) {
-        throw cliError(err);
-      }
-    });
+    .action(async (file: string, opts: PassOpts) => (await actions()).keysImport(ctx, file, opts));
 
   keys
     .command("list")
     .description("list the keystore's addresses and labels")
     .option("--json", "print [{address, label, file}] as JSON")
-    .action(async (opts: { json?: boolean }) => {
-      const s = store();
-      const { keys: list, problems } = await s.list().catch((err) => {
-        throw cliError(err);
-      });
-      for (const p of problems) io.err(`warning: skipped ${p.file}: ${p.reason}`);
-      if (opts.json) {
-        printJson(
-          io,
-          list.map((k) => ({ address: k.address, label: k.label ?? null, file: k.file })),
-        );
-        return;
-      }
-      if (list.length === 0) {
-        io.err(`no keys in ${s.dir} (create one with \`tpod keys new\`)`);
-        return;
-      }
-      for (const k of list) io.out(`${k.address}  ${k.label ?? ""}`.trimEnd());
-    });
+    .action(async (opts: { json?: boolean }) => (await actions()).keysList(ctx, opts));
 
   keys
     .command("show")
     .description("show one key's address, label, file and encryption parameters (never the key itself)")
     .argument("<address>", "the key's address")
     .option("--json", "print as JSON")
-    .action(async (address: string, opts: { json?: boolean }) => {
-      if (!/^0x[0-9a-fA-F]{40}$/.test(address))
-        throw new CliError(`"${address}" is not an address (0x and 40 hex digits)`, ExitCode.usage);
-      try {
-        const e = await store().find(address);
-        const ks = parseKeystore(await readKeystoreFile(e.file));
-        const { salt: _salt, ...kdfparams } = ks.crypto.kdfparams;
-        const info = {
-          address: e.address,
-          label: e.label ?? null,
-          file: e.file,
-          id: ks.id,
-          cipher: ks.crypto.cipher,
-          kdf: ks.crypto.kdf,
-          kdfparams,
-        };
-        if (opts.json) return printJson(io, info);
-        io.out(`address  ${info.address}`);
-        if (e.label) io.out(`label    ${e.label}`);
-        io.out(`file     ${info.file}`);
-        io.out(
-          `cipher   ${info.cipher}, ${info.kdf} ${Object.entries(kdfparams)
-            .map(([k, v]) => `${k}=${v}`)
-            .join(" ")}`,
-        );
-      } catch (err) {
-        throw cliError(err);
-      }
-    });
+    .action(async (address: string, opts: { json?: boolean }) =>
+      (await actions()).keysShow(ctx, address, opts),
+    );
 }
