@@ -162,7 +162,9 @@ describe("bulk channel tickets", () => {
   });
 
   it("issues nothing for a mode it does not serve, and malformed tickets fail before connecting", async () => {
-    const only = await BulkServer.start({ modes: ["tls"], host: "127.0.0.1" }, () => ({ chunks: [] }));
+    const only = await BulkServer.start({ modes: ["tls"], host: "127.0.0.1" }, () => ({
+      chunks: (async function* () {})(),
+    }));
     try {
       expect(only.issue(blob, "127.0.0.1", ["plain"])).toBeUndefined();
       expect(only.issue(blob, "127.0.0.1", ["plain", "tls"])?.mode).toBe("tls");
