@@ -72,7 +72,22 @@ while :; do
 done
 `;
 
-/** Builds the test image: busybox, /www with CGI scripts, /ws.sh. */
+// HTTP/1.1 keep-alive server for one connection, run by `nc -ll -p PORT -e /ka.sh`: answers every GET on the
+// connection with "<NAME> <pid of this connection's shell>", so a client sees whether its requests share a
+// connection. /slow waits 300 ms first. Each connection appends its pid to /tmp/ka-conns.
+const KEEPALIVE = `#!/bin/sh
+echo $$ >> /tmp/ka-conns
+while IFS= read -r line; do
+  line=$(printf '%s' "$line" | tr -d '\\r')
+  [ -z "$line" ] && continue
+  while IFS= read -r h; do h=$(printf '%s' "$h" | tr -d '\\r'); [ -z "$h" ] && break; done
+  case "$line" in *" /slow "*) sleep 0.3 ;; esac
+  body="$NAME $$"
+  printf 'HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: %s\\r\\n\\r\\n%s' "\${#body}" "$body"
+done
+`;
+
+/** Builds the test image: busybox, /www with CGI scripts, /ws.sh, /ka.sh. */
 export async function buildGatewayImage(tag: string, workDir: string): Promise<void> {
   const ctx = path.join(workDir, "image");
   await mkdir(path.join(ctx, "www", "cgi-bin"), { recursive: true });
@@ -84,6 +99,8 @@ export async function buildGatewayImage(tag: string, workDir: string): Promise<v
   await writeFile(path.join(ctx, "www", "index.html"), "index\n");
   await writeFile(path.join(ctx, "ws.sh"), WS_ECHO);
   await chmod(path.join(ctx, "ws.sh"), 0o755);
+  await writeFile(path.join(ctx, "ka.sh"), KEEPALIVE);
+  await chmod(path.join(ctx, "ka.sh"), 0o755);
   const { stdout } = await run("buildah", ["from", "scratch"]);
   const ctr = stdout.trim();
   try {
@@ -91,6 +108,7 @@ export async function buildGatewayImage(tag: string, workDir: string): Promise<v
     await run("buildah", ["run", ctr, "--", "/bin/busybox", "--install", "-s", "/bin"]);
     await run("buildah", ["copy", ctr, path.join(ctx, "www"), "/www"]);
     await run("buildah", ["copy", ctr, path.join(ctx, "ws.sh"), "/ws.sh"]);
+    await run("buildah", ["copy", ctr, path.join(ctx, "ka.sh"), "/ka.sh"]);
     await run("buildah", ["config", "--entrypoint", "[]", "--cmd", '["/bin/sh"]', ctr]);
     await run("buildah", ["commit", "-q", ctr, tag]);
   } finally {
