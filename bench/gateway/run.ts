@@ -8,7 +8,7 @@
 // Needs root, podman, buildah, /bin/busybox and wrk (apt; in scripts/setup.sh's APT_PACKAGES).
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import net from "node:net";
 import os from "node:os";
@@ -55,6 +55,11 @@ type PathName = (typeof PATHS)[number];
 
 interface WrkResult {
   rps: number;
+  requests: number;
+  /** CPU of this process (gateway or bare proxy; ~0 for direct) per request, µs. */
+  proxyCpuUs: number;
+  /** CPU of the container per request (cgroup cpuacct), µs; NaN when the cgroup file is not found. */
+  podCpuUs: number;
   p50: number;
   p99: number;
   errors: number;
@@ -67,17 +72,55 @@ function toMs(v: string): number {
   return m[2] === "us" ? n / 1000 : m[2] === "ms" ? n : m[2] === "s" ? n * 1000 : n * 60_000;
 }
 
-async function wrk(url: string, connections: number, host?: string): Promise<WrkResult> {
+/** cpuacct.usage (ns) of a container, cgroup v1 as Podman lays it out here. */
+async function podCpuFile(containerName: string): Promise<string | null> {
+  const id = (await run("podman", ["inspect", containerName, "--format", "{{.Id}}"])).stdout.trim();
+  for (const parent of ["libpod_parent", "machine.slice", "system.slice"]) {
+    for (const name of [`libpod-${id}`, `libpod-${id}.scope`]) {
+      const f = `/sys/fs/cgroup/cpuacct/${parent}/${name}/cpuacct.usage`;
+      if (
+        await readFile(f).then(
+          () => true,
+          () => false,
+        )
+      )
+        return f;
+    }
+  }
+  return null;
+}
+
+const readNs = async (f: string | null) => (f ? Number((await readFile(f, "utf8")).trim()) : Number.NaN);
+
+async function wrk(
+  url: string,
+  connections: number,
+  host: string | undefined,
+  cpuFile: string | null,
+): Promise<WrkResult> {
   const argv = ["-t", "1", "-c", String(connections), "-d", `${SECONDS}s`, "--latency"];
   if (host) argv.push("-H", `Host: ${host}`);
+  const pod0 = await readNs(cpuFile);
+  const cpu0 = process.cpuUsage();
   const { stdout } = await run("wrk", [...argv, url], { maxBuffer: 1 << 20 });
+  const cpu = process.cpuUsage(cpu0);
+  const podNs = (await readNs(cpuFile)) - pod0;
+  const requests = Number(/(\d+) requests in/.exec(stdout)?.[1]);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]);
   const p50 = toMs(/\s50%\s+(\S+)/.exec(stdout)?.[1] ?? "");
   const p99 = toMs(/\s99%\s+(\S+)/.exec(stdout)?.[1] ?? "");
   const errLine = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0);
   const errors = (errLine ? errLine.slice(1).reduce((a, b) => a + Number(b), 0) : 0) + non2xx;
-  return { rps, p50, p99, errors };
+  return {
+    rps,
+    requests,
+    proxyCpuUs: (cpu.user + cpu.system) / requests,
+    podCpuUs: podNs / 1000 / requests,
+    p50,
+    p99,
+    errors,
+  };
 }
 
 function get(url: string, host?: string): Promise<number> {
@@ -194,6 +237,8 @@ type Runs = Record<PathName, WrkResult[]>;
 
 interface Row {
   rps: number;
+  proxyCpuUs: number;
+  podCpuUs: number;
   p50: number;
   p99: number;
   errors: number;
@@ -202,6 +247,8 @@ interface Row {
 function summarize(xs: WrkResult[]): Row {
   return {
     rps: median(xs.map((x) => x.rps)),
+    proxyCpuUs: median(xs.map((x) => x.proxyCpuUs)),
+    podCpuUs: median(xs.map((x) => x.podCpuUs)),
     p50: median(xs.map((x) => x.p50)),
     p99: median(xs.map((x) => x.p99)),
     errors: xs.reduce((a, x) => a + x.errors, 0),
@@ -224,11 +271,12 @@ async function steadyState(kind: Kind, engine: PodmanEngine, gw: Gateway) {
     "bare-tcp": `http://127.0.0.1:${(bareTcp.address() as net.AddressInfo).port}${file}`,
   };
   try {
+    const cpuFile = await podCpuFile(engine.containerName(podId, "web"));
     await firstAnswer(urls.direct);
     await firstAnswer(urls.gateway, host);
     // Warm up (JIT, pools) outside the measurement.
     for (const p of PATHS) {
-      await run("wrk", ["-t1", "-c8", "-d1s", ...(p === "gateway" ? ["-H", `Host: ${host}`] : []), urls[p]]);
+      await run("wrk", ["-t1", "-c8", "-d2s", ...(p === "gateway" ? ["-H", `Host: ${host}`] : []), urls[p]]);
     }
     const load: Record<string, Runs> = {};
     for (const c of CONNECTIONS) {
@@ -238,7 +286,8 @@ async function steadyState(kind: Kind, engine: PodmanEngine, gw: Gateway) {
         log(
           `${kind}: wrk ${SECONDS}s, ${c} connection(s), round ${r + 1}/${ROUNDS} (load ${os.loadavg()[0]!.toFixed(2)})`,
         );
-        for (const p of PATHS) runs[p].push(await wrk(urls[p], c, p === "gateway" ? host : undefined));
+        for (const p of PATHS)
+          runs[p].push(await wrk(urls[p], c, p === "gateway" ? host : undefined, cpuFile));
       }
     }
     return { podId, host, load };
@@ -335,8 +384,8 @@ function report(
     "",
     `### upstream: ${kind === "keepalive" ? `keep-alive (Node http in the pod${WORK_US ? `, ${WORK_US} µs of work per request` : ""})` : "busybox httpd (closes every connection)"}`,
     "",
-    "| conns | path | requests/s | ratio to direct | p50 ms | p99 ms | p99 - direct ms | errors |",
-    "|---:|---|---:|---:|---:|---:|---:|---:|",
+    "| conns | path | requests/s | ratio to direct | p50 ms | p99 ms | p99 - direct ms | proxy CPU µs/req | pod CPU µs/req | errors |",
+    "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
   );
   const out: Record<string, unknown> = {};
   for (const [c, runs] of Object.entries(load)) {
@@ -348,7 +397,7 @@ function report(
       const p99Delta = s.p99 - d.p99;
       per[p] = { ...s, ratio, p99DeltaMs: p99Delta, runs: runs[p] };
       rows.push(
-        `| ${c} | ${p} | ${s.rps.toFixed(0)} | ${p === "direct" ? "" : `${ratio.toFixed(2)}x`} | ${s.p50.toFixed(3)} | ${s.p99.toFixed(3)} | ${p === "direct" ? "" : `${p99Delta >= 0 ? "+" : ""}${p99Delta.toFixed(3)}`} | ${s.errors} |`,
+        `| ${c} | ${p} | ${s.rps.toFixed(0)} | ${p === "direct" ? "" : `${ratio.toFixed(2)}x`} | ${s.p50.toFixed(3)} | ${s.p99.toFixed(3)} | ${p === "direct" ? "" : `${p99Delta >= 0 ? "+" : ""}${p99Delta.toFixed(3)}`} | ${p === "direct" ? "" : s.proxyCpuUs.toFixed(0)} | ${Number.isNaN(s.podCpuUs) ? "n/a" : s.podCpuUs.toFixed(0)} | ${s.errors} |`,
       );
     }
     out[`c${c}`] = per;
