@@ -3,7 +3,10 @@
 // default) and busybox httpd (closes every connection); cold start from zero against `podman start`.
 //
 //   npm run build && node bench/gateway/run.ts [--seconds 5] [--rounds 2] [--connections 1,8,16,64]
-//     [--upstream keepalive,busybox] [--work-us 0] [--cold 5] [--json]
+//     [--upstream keepalive,busybox] [--work-us 0] [--pod-cpu 1000] [--cold 5] [--json]
+//
+// --work-us N: the keep-alive upstream burns N µs of CPU per request (an application doing some work);
+// --pod-cpu M: the pod's CPU limit in millicores (what a manifest asks for).
 //
 // Needs root, podman, buildah, /bin/busybox and wrk (apt; in scripts/setup.sh's APT_PACKAGES).
 import { execFile } from "node:child_process";
@@ -32,6 +35,7 @@ const { values: args } = parseArgs({
     connections: { type: "string", default: "1,8,16,64" },
     upstream: { type: "string", default: "keepalive,busybox" },
     "work-us": { type: "string", default: "0" },
+    "pod-cpu": { type: "string", default: "1000" },
     cold: { type: "string", default: "5" },
     json: { type: "boolean", default: false },
   },
@@ -41,6 +45,7 @@ const ROUNDS = Number(args.rounds);
 const COLD = Number(args.cold);
 const CONNECTIONS = args.connections.split(",").map(Number);
 const WORK_US = Number(args["work-us"]);
+const POD_CPU = Number(args["pod-cpu"]);
 type Kind = "keepalive" | "busybox";
 const KINDS = args.upstream.split(",") as Kind[];
 for (const k of KINDS) if (k !== "keepalive" && k !== "busybox") throw new Error(`unknown upstream ${k}`);
@@ -179,7 +184,7 @@ async function buildKeepAlive(): Promise<void> {
 }
 
 function podSpec(kind: Kind, podId: string): PodSpec {
-  const resources = { cpuMillis: 1000, memoryBytes: 256 * 1024 * 1024, pids: 256 };
+  const resources = { cpuMillis: POD_CPU, memoryBytes: 256 * 1024 * 1024, pids: 256 };
   const ports = [{ containerPort: 8080, protocol: "http" as const }];
   // The engine's Init (tini) makes stops quick; without it busybox httpd as PID 1 waits the full timeout.
   const container =
@@ -382,7 +387,7 @@ function report(
 ): void {
   rows.push(
     "",
-    `### upstream: ${kind === "keepalive" ? `keep-alive (Node http in the pod${WORK_US ? `, ${WORK_US} µs of work per request` : ""})` : "busybox httpd (closes every connection)"}`,
+    `### upstream: ${kind === "keepalive" ? `keep-alive (Node http in the pod${WORK_US ? `, ${WORK_US} µs of work per request` : ""})` : "busybox httpd (closes every connection)"}, pod limited to ${POD_CPU / 1000} CPU`,
     "",
     "| conns | path | requests/s | ratio to direct | p50 ms | p99 ms | p99 - direct ms | proxy CPU µs/req | pod CPU µs/req | errors |",
     "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
