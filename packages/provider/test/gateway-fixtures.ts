@@ -87,7 +87,35 @@ while IFS= read -r line; do
 done
 `;
 
-/** Builds the test image: busybox, /www with CGI scripts, /ws.sh, /ka.sh. */
+// One request with a body per connection (`nc -ll -p PORT -e /upload.sh`; busybox httpd takes no chunked
+// bodies): reads it byte-exact, chunked or with Content-Length (a proxy may turn a chunked body that it has
+// whole into a counted one), with read and dd bs=1 (neither reads ahead), and answers its sha256.
+const UPLOAD = `#!/bin/sh
+len=""
+while IFS= read -r h; do
+  h=$(printf '%s' "$h" | tr -d '\\r')
+  [ -z "$h" ] && break
+  case "$h" in [Cc]ontent-[Ll]ength:*) len=$(printf '%s' "\${h#*:}" | tr -d ' ') ;; esac
+done
+body=/tmp/body.$$
+: > "$body"
+if [ -n "$len" ]; then
+  dd bs=1 count="$len" 2>/dev/null > "$body"
+else
+  while IFS= read -r line; do
+    size=$(printf '%s' "$line" | tr -d '\\r' | cut -d';' -f1)
+    n=$((0x$size))
+    [ "$n" -eq 0 ] && break
+    dd bs=1 count="$n" 2>/dev/null >> "$body"
+    IFS= read -r crlf
+  done
+fi
+sum=$(sha256sum < "$body" | cut -d' ' -f1)
+rm -f "$body"
+printf 'HTTP/1.1 200 OK\\r\\nContent-Length: %s\\r\\nConnection: close\\r\\n\\r\\n%s' "\${#sum}" "$sum"
+`;
+
+/** Builds the test image: busybox, /www with CGI scripts, /ws.sh, /ka.sh, /upload.sh. */
 export async function buildGatewayImage(tag: string, workDir: string): Promise<void> {
   const ctx = path.join(workDir, "image");
   await mkdir(path.join(ctx, "www", "cgi-bin"), { recursive: true });
@@ -101,6 +129,8 @@ export async function buildGatewayImage(tag: string, workDir: string): Promise<v
   await chmod(path.join(ctx, "ws.sh"), 0o755);
   await writeFile(path.join(ctx, "ka.sh"), KEEPALIVE);
   await chmod(path.join(ctx, "ka.sh"), 0o755);
+  await writeFile(path.join(ctx, "upload.sh"), UPLOAD);
+  await chmod(path.join(ctx, "upload.sh"), 0o755);
   const { stdout } = await run("buildah", ["from", "scratch"]);
   const ctr = stdout.trim();
   try {
@@ -109,6 +139,7 @@ export async function buildGatewayImage(tag: string, workDir: string): Promise<v
     await run("buildah", ["copy", ctr, path.join(ctx, "www"), "/www"]);
     await run("buildah", ["copy", ctr, path.join(ctx, "ws.sh"), "/ws.sh"]);
     await run("buildah", ["copy", ctr, path.join(ctx, "ka.sh"), "/ka.sh"]);
+    await run("buildah", ["copy", ctr, path.join(ctx, "upload.sh"), "/upload.sh"]);
     await run("buildah", ["config", "--entrypoint", "[]", "--cmd", '["/bin/sh"]', ctr]);
     await run("buildah", ["commit", "-q", ctr, tag]);
   } finally {

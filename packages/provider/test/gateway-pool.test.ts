@@ -2,13 +2,22 @@
 // /ka.sh, which answers with its connection's pid): connections are reused and bounded per pod, and whatever
 // the gateway knew about a pod's addresses is dropped when its routes are set again (an update), so no request
 // reaches an old container, not even one whose address lookup began before the update.
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
+import http from "node:http";
 import os from "node:os";
 import path from "node:path";
+import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createGateway, type Engine, type Gateway, PodmanEngine, type PodSpec } from "../src/index.js";
+import {
+  createGateway,
+  type Engine,
+  type Gateway,
+  localhostLookup,
+  PodmanEngine,
+  type PodSpec,
+} from "../src/index.js";
 import { buildGatewayImage, request, run, waitFor } from "./gateway-fixtures.js";
 
 const haveTools = ["/usr/bin/podman", "/usr/bin/buildah", "/bin/busybox"].every((p) => existsSync(p));
@@ -182,6 +191,54 @@ describe.skipIf(!haveTools)("gateway upstream pools with real Podman", () => {
     expect(answer.name).toBe("newer");
     for (let i = 0; i < 3; i++) expect((await who(gw.urlFor(host))).name).toBe("newer");
   });
+
+  it("carries a chunked upload intact while the request waits for its pooled connection", async () => {
+    const p = pid("chunk");
+    await apply({
+      podId: p,
+      containers: [
+        {
+          name: "web",
+          image,
+          command: ["sh", "-c", "mkdir -p /tmp && exec nc -ll -p 8082 -e /upload.sh"],
+          ports: [{ containerPort: 8082, protocol: "http" }],
+          resources: res,
+        },
+      ],
+      restart: { mode: "never" },
+    });
+    // One connection per pod, held by a first upload: the second is queued in the pool with its first chunks
+    // already sent by the client, and must not lose them.
+    const gw = await gateway({ limits: { maxSocketsPerPod: 1 } });
+    const host = gw.hostnameFor(`chunk-${uid}`);
+    gw.setRoutes(p, [{ hostname: host, container: "web", containerPort: 8082 }], {});
+    const upload = (chunks: Buffer[]) =>
+      new Promise<string>((resolve, reject) => {
+        const req = http.request(gw.urlFor(host), {
+          method: "POST",
+          lookup: localhostLookup as never,
+          agent: false,
+          // Chunked even when the whole body is written before the head leaves (Node would count it then).
+          headers: { "transfer-encoding": "chunked" },
+        });
+        req.on("response", (r) => {
+          let t = "";
+          r.on("data", (c: Buffer) => {
+            t += c.toString();
+          });
+          r.on("end", () => resolve(t.trim()));
+        });
+        req.on("error", reject);
+        Readable.from(chunks).pipe(req);
+      });
+    const sha = (chunks: Buffer[]) => createHash("sha256").update(Buffer.concat(chunks)).digest("hex");
+    await waitFor("chunked pod", () => upload([Buffer.from("x")]).catch(() => undefined));
+    const one = Array.from({ length: 16 }, () => randomBytes(4096));
+    const two = Array.from({ length: 16 }, () => randomBytes(4096));
+    const [a, b] = await Promise.all([upload(one), upload(two)]);
+    expect(a).toBe(sha(one));
+    expect(b).toBe(sha(two));
+  }, 60_000);
 
   it("drops a pod's pooled connections when its routes are removed", async () => {
     const p = pid("rm");

@@ -2,6 +2,7 @@
 // (undici), the response streamed back with backpressure both ways. One object per request carries the
 // whole exchange (no per-request closures beyond the client's 'close' listener).
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { type Readable, Transform } from "node:stream";
 import type { Dispatcher } from "undici";
 import { CONNECT_ERRORS, GatewayError, toGatewayError } from "./errors.js";
 import { proxyRequestHeaders, type RequestHead, responseHeaders } from "./headers.js";
@@ -47,10 +48,13 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
   /** Final (non-1xx) response head received from the container. */
   private responded = false;
   private clientGone = false;
+  /** Why the exchange was cut short; applied when undici starts a request still queued for a connection. */
+  private abortReason: Error | null = null;
+  private body: Readable | null = null;
   private draining = false;
   private readonly bodyless: boolean;
   error: GatewayErrorCode | undefined;
-  private readonly started = performance.now();
+  private readonly started: number;
 
   constructor(
     private readonly gw: ProxyHost,
@@ -61,6 +65,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
     readonly pod: PodEntry | null,
     private readonly entry: HostEntry | null,
   ) {
+    this.started = gw.wantsEvents ? performance.now() : 0;
     this.bodyless = !head.chunked && (head.contentLength === undefined || head.contentLength === "0");
     res.once("close", () => this.onClientClose());
   }
@@ -90,7 +95,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
           method: req.method as Dispatcher.HttpMethod,
           path: pathOf(req.url),
           headers,
-          body: this.bodyless ? null : req,
+          body: this.bodyStream(),
         },
         this,
       );
@@ -98,30 +103,53 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
       this.fail(err);
       return;
     }
-    if (!this.bodyless && this.head.contentLength === undefined && this.attempt === 0) {
-      // Chunked uploads: count what passes; the announced ones were checked before.
-      req.on("data", (chunk: Buffer) => this.countBody(chunk));
-    }
   }
 
-  private countBody(chunk: Buffer): void {
-    this.received += chunk.length;
+  /**
+   * The body undici reads: none, the request itself when its length was announced (and checked before; undici
+   * checks that the length matches), or for a chunked upload the request piped through a counter that fails
+   * the exchange past maxBodyBytes. Made once: a retry after a retired pool sends the same, unread stream.
+   */
+  private bodyStream(): Readable | null {
+    if (this.bodyless) return null;
+    if (this.head.contentLength !== undefined) return this.req;
+    if (this.body) return this.body;
     const max = this.gw.limits.maxBodyBytes;
-    if (this.received <= max || this.error) return;
-    const err = new GatewayError("BODY_TOO_LARGE", `request body over ${max} bytes`);
+    const counter = new Transform({
+      transform: (chunk: Buffer, _enc, done) => {
+        this.received += chunk.length;
+        if (this.received > max) done(new GatewayError("BODY_TOO_LARGE", `request body over ${max} bytes`));
+        else done(null, chunk);
+      },
+    });
+    // Also while undici has not started reading it (request queued for a connection): an unheard 'error'
+    // would throw.
+    counter.on("error", (err) => {
+      if (err instanceof GatewayError && err.code === "BODY_TOO_LARGE" && !this.error) this.tooLarge(err);
+    });
+    this.req.pipe(counter);
+    this.body = counter;
+    return counter;
+  }
+
+  /** A chunked upload went over the limit: 413 when nothing was answered yet, else cut off. */
+  private tooLarge(err: GatewayError): void {
     this.error = err.code;
-    this.controller?.abort(err);
+    this.abort(err);
     if (!this.res.headersSent) this.gw.reply(this.res, err);
     else this.res.destroy();
     this.req.unpipe();
     this.req.resume();
   }
 
-  // ------------------------------------------------------------------ undici's handler
+  private abort(reason: Error): void {
+    this.abortReason = reason;
+    this.controller?.abort(reason);
+  }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.clientGone) controller.abort(new GatewayError("UPSTREAM_RESET", "the client went away"));
+    if (this.abortReason) controller.abort(this.abortReason);
   }
 
   onResponseStart(
@@ -158,6 +186,10 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     if (this.clientGone || this.error === "BODY_TOO_LARGE") return;
+    if (err instanceof GatewayError && err.code === "BODY_TOO_LARGE") {
+      if (!this.error) this.tooLarge(err);
+      return;
+    }
     if (this.responded || this.res.headersSent) {
       this.res.destroy();
       return;
@@ -196,7 +228,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
     if (!res.writableFinished) {
       // The client went away: stop the upstream exchange too.
       this.clientGone = true;
-      this.controller?.abort(new GatewayError("UPSTREAM_RESET", "the client went away"));
+      this.abort(new GatewayError("UPSTREAM_RESET", "the client went away"));
     }
     if (this.pod) this.gw.release(this.pod);
     if (!this.gw.wantsEvents) return;
