@@ -1,23 +1,41 @@
-// Gateway benchmark: requests/s and p50/p99 latency through the gateway against the container's own port,
-// in the same run (wrk), and cold start from zero through the gateway against `podman start` + first answer.
+// Gateway benchmark: requests/s and p50/p99 latency through the gateway against the container's own port, in
+// the same run (wrk), with two bare Node proxies as floors, for a keep-alive upstream (Node in the pod, the
+// default) and busybox httpd (closes every connection); cold start from zero against `podman start`.
 //
-//   npm run build && node bench/gateway/run.ts [--seconds 10] [--rounds 2] [--cold 5] [--json]
+//   npm run build && node bench/gateway/run.ts [--seconds 5] [--rounds 2] [--connections 1,8,16,64]
+//     [--upstream keepalive,busybox] [--work-us 0] [--pod-cpu 1000] [--cold 5] [--json]
+//
+// --work-us N: the keep-alive upstream burns N µs of CPU per request (an application doing some work);
+// --pod-cpu M: the pod's CPU limit in millicores (what a manifest asks for).
 //
 // Needs root, podman, buildah, /bin/busybox and wrk (apt; in scripts/setup.sh's APT_PACKAGES).
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs, promisify } from "node:util";
-import { createGateway, engineWaker, HostFirewall, PodmanEngine, type PodWaker } from "@trustedpods/provider";
+import {
+  createGateway,
+  engineWaker,
+  type Gateway,
+  HostFirewall,
+  PodmanEngine,
+  type PodSpec,
+  type PodWaker,
+} from "@trustedpods/provider";
 
 const run = promisify(execFile);
 const { values: args } = parseArgs({
   options: {
-    seconds: { type: "string", default: "10" },
+    seconds: { type: "string", default: "5" },
     rounds: { type: "string", default: "2" },
+    connections: { type: "string", default: "1,8,16,64" },
+    upstream: { type: "string", default: "keepalive,busybox" },
+    "work-us": { type: "string", default: "0" },
+    "pod-cpu": { type: "string", default: "1000" },
     cold: { type: "string", default: "5" },
     json: { type: "boolean", default: false },
   },
@@ -25,13 +43,28 @@ const { values: args } = parseArgs({
 const SECONDS = Number(args.seconds);
 const ROUNDS = Number(args.rounds);
 const COLD = Number(args.cold);
+const CONNECTIONS = args.connections.split(",").map(Number);
+const WORK_US = Number(args["work-us"]);
+const POD_CPU = Number(args["pod-cpu"]);
+type Kind = "keepalive" | "busybox";
+const KINDS = args.upstream.split(",") as Kind[];
+for (const k of KINDS) if (k !== "keepalive" && k !== "busybox") throw new Error(`unknown upstream ${k}`);
 const uid = randomBytes(4).toString("hex");
-const image = `localhost/tpod-gwbench-${uid}:web`;
-const podId = `gwbench-${uid}`;
+const images: Record<Kind, string> = {
+  keepalive: `localhost/tpod-gwbench-${uid}:node`,
+  busybox: `localhost/tpod-gwbench-${uid}:busybox`,
+};
 const log = (msg: string) => process.stderr.write(`[bench/gateway] ${msg}\n`);
+const PATHS = ["direct", "gateway", "bare-http", "bare-tcp"] as const;
+type PathName = (typeof PATHS)[number];
 
 interface WrkResult {
   rps: number;
+  requests: number;
+  /** CPU of this process (gateway or bare proxy; ~0 for direct) per request, µs. */
+  proxyCpuUs: number;
+  /** CPU of the container per request (cgroup cpuacct), µs; NaN when the cgroup file is not found. */
+  podCpuUs: number;
   p50: number;
   p99: number;
   errors: number;
@@ -44,17 +77,55 @@ function toMs(v: string): number {
   return m[2] === "us" ? n / 1000 : m[2] === "ms" ? n : m[2] === "s" ? n * 1000 : n * 60_000;
 }
 
-async function wrk(url: string, connections: number, host?: string): Promise<WrkResult> {
+/** cpuacct.usage (ns) of a container, cgroup v1 as Podman lays it out here. */
+async function podCpuFile(containerName: string): Promise<string | null> {
+  const id = (await run("podman", ["inspect", containerName, "--format", "{{.Id}}"])).stdout.trim();
+  for (const parent of ["libpod_parent", "machine.slice", "system.slice"]) {
+    for (const name of [`libpod-${id}`, `libpod-${id}.scope`]) {
+      const f = `/sys/fs/cgroup/cpuacct/${parent}/${name}/cpuacct.usage`;
+      if (
+        await readFile(f).then(
+          () => true,
+          () => false,
+        )
+      )
+        return f;
+    }
+  }
+  return null;
+}
+
+const readNs = async (f: string | null) => (f ? Number((await readFile(f, "utf8")).trim()) : Number.NaN);
+
+async function wrk(
+  url: string,
+  connections: number,
+  host: string | undefined,
+  cpuFile: string | null,
+): Promise<WrkResult> {
   const argv = ["-t", "1", "-c", String(connections), "-d", `${SECONDS}s`, "--latency"];
   if (host) argv.push("-H", `Host: ${host}`);
+  const pod0 = await readNs(cpuFile);
+  const cpu0 = process.cpuUsage();
   const { stdout } = await run("wrk", [...argv, url], { maxBuffer: 1 << 20 });
+  const cpu = process.cpuUsage(cpu0);
+  const podNs = (await readNs(cpuFile)) - pod0;
+  const requests = Number(/(\d+) requests in/.exec(stdout)?.[1]);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]);
   const p50 = toMs(/\s50%\s+(\S+)/.exec(stdout)?.[1] ?? "");
   const p99 = toMs(/\s99%\s+(\S+)/.exec(stdout)?.[1] ?? "");
   const errLine = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0);
   const errors = (errLine ? errLine.slice(1).reduce((a, b) => a + Number(b), 0) : 0) + non2xx;
-  return { rps, p50, p99, errors };
+  return {
+    rps,
+    requests,
+    proxyCpuUs: (cpu.user + cpu.system) / requests,
+    podCpuUs: podNs / 1000 / requests,
+    p50,
+    p99,
+    errors,
+  };
 }
 
 function get(url: string, host?: string): Promise<number> {
@@ -79,19 +150,86 @@ async function firstAnswer(url: string, host?: string): Promise<void> {
   }
 }
 
-async function buildImage(dir: string): Promise<void> {
-  const { stdout } = await run("buildah", ["from", "scratch"]);
-  const ctr = stdout.trim();
+async function commit(ctr: string, tag: string, cmd: string[]): Promise<void> {
+  await run("buildah", ["config", "--entrypoint", "[]", "--cmd", JSON.stringify(cmd), ctr]);
+  await run("buildah", ["commit", "-q", ctr, tag]);
+}
+
+async function buildBusybox(dir: string): Promise<void> {
+  const ctr = (await run("buildah", ["from", "scratch"])).stdout.trim();
   try {
     await writeFile(path.join(dir, "index.html"), "hello from the pod\n");
     await run("buildah", ["copy", ctr, "/bin/busybox", "/bin/busybox"]);
     await run("buildah", ["run", ctr, "--", "/bin/busybox", "--install", "-s", "/bin"]);
     await run("buildah", ["copy", ctr, path.join(dir, "index.html"), "/www/index.html"]);
-    await run("buildah", ["config", "--entrypoint", "[]", "--cmd", '["/bin/sh"]', ctr]);
-    await run("buildah", ["commit", "-q", ctr, image]);
+    await commit(ctr, images.busybox, ["/bin/sh"]);
   } finally {
     await run("buildah", ["rm", ctr]).catch(() => {});
   }
+}
+
+/** Scratch + this Node binary + the shared libraries ldd lists + upstream.mjs: nothing is pulled. */
+async function buildKeepAlive(): Promise<void> {
+  const node = process.execPath;
+  const libs = [...(await run("ldd", [node])).stdout.matchAll(/(\/\S+\.so[.\d]*)/g)].map((m) => m[1]!);
+  const ctr = (await run("buildah", ["from", "scratch"])).stdout.trim();
+  try {
+    await run("buildah", ["copy", ctr, node, "/bin/node"]);
+    for (const lib of new Set(libs)) await run("buildah", ["copy", ctr, lib, lib]);
+    await run("buildah", ["copy", ctr, path.join(import.meta.dirname, "upstream.mjs"), "/srv/upstream.mjs"]);
+    await commit(ctr, images.keepalive, ["/bin/node", "/srv/upstream.mjs"]);
+  } finally {
+    await run("buildah", ["rm", ctr]).catch(() => {});
+  }
+}
+
+function podSpec(kind: Kind, podId: string): PodSpec {
+  const resources = { cpuMillis: POD_CPU, memoryBytes: 256 * 1024 * 1024, pids: 256 };
+  const ports = [{ containerPort: 8080, protocol: "http" as const }];
+  // The engine's Init (tini) makes stops quick; without it busybox httpd as PID 1 waits the full timeout.
+  const container =
+    kind === "busybox"
+      ? {
+          name: "web",
+          image: images.busybox,
+          command: ["httpd", "-f", "-p", "8080", "-h", "/www"],
+          ports,
+          resources,
+        }
+      : { name: "web", image: images.keepalive, env: { WORK_US: String(WORK_US) }, ports, resources };
+  return { podId, containers: [container] };
+}
+
+/** What anyone would write first: http.createServer + http.request through a keep-alive Agent + pipe. */
+async function bareHttpProxy(target: { host: string; port: number }): Promise<http.Server> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  const server = http.createServer({ noDelay: true }, (req, res) => {
+    const up = http.request(
+      { ...target, method: req.method, path: req.url, headers: req.headers, agent },
+      (pres) => {
+        res.writeHead(pres.statusCode ?? 502, pres.headers);
+        pres.pipe(res);
+      },
+    );
+    up.on("error", () => res.destroy());
+    req.pipe(up);
+  });
+  server.on("close", () => agent.destroy());
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return server;
+}
+
+/** The least any proxy in Node does: one upstream TCP connection per client connection, bytes piped. */
+async function bareTcpProxy(target: { host: string; port: number }): Promise<net.Server> {
+  const server = net.createServer({ noDelay: true }, (s) => {
+    const u = net.connect({ ...target, noDelay: true });
+    s.pipe(u);
+    u.pipe(s);
+    s.on("error", () => u.destroy());
+    u.on("error", () => s.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return server;
 }
 
 const median = (xs: number[]) => {
@@ -100,28 +238,199 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
+type Runs = Record<PathName, WrkResult[]>;
+
+interface Row {
+  rps: number;
+  proxyCpuUs: number;
+  podCpuUs: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+function summarize(xs: WrkResult[]): Row {
+  return {
+    rps: median(xs.map((x) => x.rps)),
+    proxyCpuUs: median(xs.map((x) => x.proxyCpuUs)),
+    podCpuUs: median(xs.map((x) => x.podCpuUs)),
+    p50: median(xs.map((x) => x.p50)),
+    p99: median(xs.map((x) => x.p99)),
+    errors: xs.reduce((a, x) => a + x.errors, 0),
+  };
+}
+
+async function steadyState(kind: Kind, engine: PodmanEngine, gw: Gateway) {
+  const podId = `gwbench-${kind.slice(0, 2)}-${uid}`;
+  const host = gw.hostnameFor(`bench-${kind.slice(0, 2)}-${uid}`);
+  const st = await engine.apply(podSpec(kind, podId));
+  const target = { host: st.containers[0]!.ip!, port: 8080 };
+  const file = kind === "busybox" ? "/index.html" : "/";
+  gw.setRoutes(podId, [{ hostname: host, container: "web", containerPort: 8080 }], {});
+  const bareHttp = await bareHttpProxy(target);
+  const bareTcp = await bareTcpProxy(target);
+  const urls: Record<PathName, string> = {
+    direct: `http://${target.host}:${target.port}${file}`,
+    gateway: `http://127.0.0.1:${gw.address.port}${file}`,
+    "bare-http": `http://127.0.0.1:${(bareHttp.address() as net.AddressInfo).port}${file}`,
+    "bare-tcp": `http://127.0.0.1:${(bareTcp.address() as net.AddressInfo).port}${file}`,
+  };
+  try {
+    const cpuFile = await podCpuFile(engine.containerName(podId, "web"));
+    await firstAnswer(urls.direct);
+    await firstAnswer(urls.gateway, host);
+    // Warm up (JIT, pools) outside the measurement.
+    for (const p of PATHS) {
+      await run("wrk", ["-t1", "-c8", "-d2s", ...(p === "gateway" ? ["-H", `Host: ${host}`] : []), urls[p]]);
+    }
+    const load: Record<string, Runs> = {};
+    for (const c of CONNECTIONS) {
+      const runs: Runs = { direct: [], gateway: [], "bare-http": [], "bare-tcp": [] };
+      load[c] = runs;
+      for (let r = 0; r < ROUNDS; r++) {
+        log(
+          `${kind}: wrk ${SECONDS}s, ${c} connection(s), round ${r + 1}/${ROUNDS} (load ${os.loadavg()[0]!.toFixed(2)})`,
+        );
+        for (const p of PATHS)
+          runs[p].push(await wrk(urls[p], c, p === "gateway" ? host : undefined, cpuFile));
+      }
+    }
+    return { podId, host, load };
+  } finally {
+    bareHttp.close();
+    bareTcp.close();
+  }
+}
+
+async function coldStart(
+  engine: PodmanEngine,
+  gw: Gateway,
+  podId: string,
+  host: string,
+  sleepCalls: () => number,
+  wakeLog: { startMs: number; readyMs: number }[],
+) {
+  const file = podId.includes("-bu-") ? "/index.html" : "/";
+  const via = `http://127.0.0.1:${gw.address.port}${file}`;
+  const name = engine.containerName(podId, "web");
+  const coldPodman: number[] = [];
+  const coldEngine: number[] = [];
+  const coldGateway: number[] = [];
+  // engine.start() refreshes the pod's iptables rules before starting (they do not survive a reboot): timed
+  // alone, with the same call on the same bridge.
+  const firewallMs: number[] = [];
+  const bridge = (
+    await run("podman", [
+      "network",
+      "inspect",
+      engine.networkName(podId),
+      "--format",
+      "{{.NetworkInterface}}",
+    ])
+  ).stdout.trim();
+  const firewall = new HostFirewall();
+  const route = [{ hostname: host, container: "web", containerPort: 8080 }];
+  wakeLog.length = 0;
+  for (let i = 0; i < COLD; i++) {
+    log(`cold start ${i + 1}/${COLD} (load ${os.loadavg()[0]!.toFixed(2)})`);
+    // Baseline: the podman CLI.
+    await engine.stop(podId);
+    let t = performance.now();
+    await run("podman", ["start", name]);
+    const ipNow = (await engine.status(podId)).containers[0]!.ip!;
+    await firstAnswer(`http://${ipNow}:8080${file}`);
+    coldPodman.push(performance.now() - t);
+    // The engine API alone (what the gateway's default waker calls), for reference.
+    await engine.stop(podId);
+    t = performance.now();
+    await engine.start(podId);
+    const ipE = (await engine.status(podId)).containers[0]!.ip!;
+    await firstAnswer(`http://${ipE}:8080${file}`);
+    coldEngine.push(performance.now() - t);
+    // Through the gateway: let scale-to-zero stop it, then one request wakes it.
+    const before = sleepCalls();
+    gw.setRoutes(podId, route, { scaleToZero: { idleMs: 200 } });
+    // Asleep, the stop call finished (requests would wait for it), the container stopped.
+    for (;;) {
+      const st = gw.podState(podId);
+      if (sleepCalls() > before && st?.state === "asleep" && st.changing === null) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    if ((await engine.status(podId)).running) throw new Error("pod still running after scale to zero");
+    t = performance.now();
+    const status = await get(via, host);
+    coldGateway.push(performance.now() - t);
+    if (status !== 200) throw new Error(`cold request answered ${status}`);
+    gw.setRoutes(podId, route, {});
+    if (process.getuid?.() === 0) {
+      t = performance.now();
+      await firewall.allowPod(podId, bridge);
+      firewallMs.push(performance.now() - t);
+    }
+  }
+  return {
+    podmanStartMs: median(coldPodman),
+    engineStartMs: median(coldEngine),
+    gatewayMs: median(coldGateway),
+    wakeStartMs: median(wakeLog.map((w) => w.startMs)),
+    wakeReadyMs: median(wakeLog.map((w) => w.readyMs)),
+    firewallMs: firewallMs.length ? median(firewallMs) : null,
+    samples: { podman: coldPodman, engine: coldEngine, gateway: coldGateway, firewall: firewallMs },
+  };
+}
+
+function report(
+  kind: Kind,
+  load: Record<string, Runs>,
+  rows: string[],
+  summary: Record<string, unknown>,
+): void {
+  rows.push(
+    "",
+    `### upstream: ${kind === "keepalive" ? `keep-alive (Node http in the pod${WORK_US ? `, ${WORK_US} µs of work per request` : ""})` : "busybox httpd (closes every connection)"}, pod limited to ${POD_CPU / 1000} CPU`,
+    "",
+    "| conns | path | requests/s | ratio to direct | p50 ms | p99 ms | p99 - direct ms | proxy CPU µs/req | pod CPU µs/req | errors |",
+    "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+  );
+  const out: Record<string, unknown> = {};
+  for (const [c, runs] of Object.entries(load)) {
+    const d = summarize(runs.direct);
+    const per: Record<string, unknown> = {};
+    for (const p of PATHS) {
+      const s = summarize(runs[p]);
+      const ratio = s.rps / d.rps;
+      const p99Delta = s.p99 - d.p99;
+      per[p] = { ...s, ratio, p99DeltaMs: p99Delta, runs: runs[p] };
+      rows.push(
+        `| ${c} | ${p} | ${s.rps.toFixed(0)} | ${p === "direct" ? "" : `${ratio.toFixed(2)}x`} | ${s.p50.toFixed(3)} | ${s.p99.toFixed(3)} | ${p === "direct" ? "" : `${p99Delta >= 0 ? "+" : ""}${p99Delta.toFixed(3)}`} | ${p === "direct" ? "" : s.proxyCpuUs.toFixed(0)} | ${Number.isNaN(s.podCpuUs) ? "n/a" : s.podCpuUs.toFixed(0)} | ${s.errors} |`,
+      );
+    }
+    out[`c${c}`] = per;
+  }
+  summary[kind] = out;
+  rows.push("");
+  for (const [c, per] of Object.entries(out) as [
+    string,
+    Record<PathName, { ratio: number; p99DeltaMs: number }>,
+  ][]) {
+    const g = per.gateway;
+    rows.push(
+      `${c.slice(1)} conn: gateway ${g.ratio.toFixed(2)}x direct requests/s (target >= 0.8x: ${g.ratio >= 0.8 ? "met" : "not met"}), p99 ${g.p99DeltaMs >= 0 ? "+" : ""}${g.p99DeltaMs.toFixed(3)} ms (target <= +1 ms: ${g.p99DeltaMs <= 1 ? "met" : "not met"}); floors: bare http ${per["bare-http"].ratio.toFixed(2)}x, bare tcp ${per["bare-tcp"].ratio.toFixed(2)}x`,
+    );
+  }
+}
+
 async function main(): Promise<void> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), "tpod-gwbench-"));
-  log("building the busybox httpd image");
-  await buildImage(tmp);
+  const loadBefore = os.loadavg();
+  log(`load average ${loadBefore.map((x) => x.toFixed(2)).join(" ")}; building images`);
+  if (KINDS.includes("busybox")) await buildBusybox(tmp);
+  if (KINDS.includes("keepalive")) await buildKeepAlive();
   const engine = await PodmanEngine.open({
     runDir: path.join(tmp, "run"),
     secretsDir: `/dev/shm/tpod-gwbench-${uid}`,
     owner: `b${uid}`,
   });
-  // The engine's Init (tini) makes stops quick; without it busybox httpd as PID 1 waits the full timeout.
-  const spec = {
-    podId,
-    containers: [
-      {
-        name: "web",
-        image,
-        command: ["httpd", "-f", "-p", "8080", "-h", "/www"],
-        ports: [{ containerPort: 8080, protocol: "http" as const }],
-        resources: { cpuMillis: 1000, memoryBytes: 128 * 1024 * 1024, pids: 256 },
-      },
-    ],
-  };
   let sleepCalls = 0;
   const inner = engineWaker(engine);
   const waker: PodWaker = {
@@ -144,134 +453,47 @@ async function main(): Promise<void> {
     listen: { host: "127.0.0.1", port: 0 },
     baseDomain: "localhost",
   });
-  const host = gw.hostnameFor(`bench-${uid}`);
+  const pods: string[] = [];
   try {
-    const st = await engine.apply(spec);
-    const ip = st.containers[0]!.ip!;
-    const direct = `http://${ip}:8080/index.html`;
-    const via = `http://127.0.0.1:${gw.address.port}/index.html`;
-    gw.setRoutes(podId, [{ hostname: host, container: "web", containerPort: 8080 }], {});
-    await firstAnswer(direct);
-    await firstAnswer(via, host);
-
-    // ---------------------------------------------------------------- steady state
-    const load: Record<string, { direct: WrkResult[]; gateway: WrkResult[] }> = {};
-    // busybox httpd listens with a backlog of 9: at 16 connections bursts of connects overflow it and the
-    // kernel retransmits the SYN-ACK after 1 s (seen with tcpdump), which lands in p99. 8 stays under it.
-    for (const c of [1, 8, 16]) {
-      load[`c${c}`] = { direct: [], gateway: [] };
-      for (let r = 0; r < ROUNDS; r++) {
-        log(`wrk ${SECONDS}s, ${c} connection(s), round ${r + 1}/${ROUNDS}: direct, then gateway`);
-        load[`c${c}`]!.direct.push(await wrk(direct, c));
-        load[`c${c}`]!.gateway.push(await wrk(via, c, host));
-      }
-    }
-
-    // ---------------------------------------------------------------- cold start
-    const name = engine.containerName(podId, "web");
-    const coldPodman: number[] = [];
-    const coldEngine: number[] = [];
-    const coldGateway: number[] = [];
-    // engine.start() re-installs the pod's iptables rules before starting (they do not survive a reboot):
-    // timed alone, with the same call on the same bridge.
-    const firewallMs: number[] = [];
-    const bridge = (
-      await run("podman", [
-        "network",
-        "inspect",
-        engine.networkName(podId),
-        "--format",
-        "{{.NetworkInterface}}",
-      ])
-    ).stdout.trim();
-    const firewall = new HostFirewall();
-    for (let i = 0; i < COLD; i++) {
-      log(`cold start ${i + 1}/${COLD}`);
-      // Baseline: the podman CLI.
-      await engine.stop(podId);
-      let t = performance.now();
-      await run("podman", ["start", name]);
-      const ipNow = (await engine.status(podId)).containers[0]!.ip!;
-      await firstAnswer(`http://${ipNow}:8080/index.html`);
-      coldPodman.push(performance.now() - t);
-      // The engine API alone (what the gateway's default waker calls), for reference.
-      await engine.stop(podId);
-      t = performance.now();
-      await engine.start(podId);
-      const ipE = (await engine.status(podId)).containers[0]!.ip!;
-      await firstAnswer(`http://${ipE}:8080/index.html`);
-      coldEngine.push(performance.now() - t);
-      // Through the gateway: let scale-to-zero stop it, then one request wakes it.
-      const before = sleepCalls;
-      gw.setRoutes(podId, [{ hostname: host, container: "web", containerPort: 8080 }], {
-        scaleToZero: { idleMs: 200 },
-      });
-      // Asleep, the stop call finished (requests would wait for it), the container stopped.
-      for (;;) {
-        const st = gw.podState(podId);
-        if (sleepCalls > before && st?.state === "asleep" && st.changing === null) break;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      if ((await engine.status(podId)).running) throw new Error("pod still running after scale to zero");
-      t = performance.now();
-      const status = await get(via, host);
-      coldGateway.push(performance.now() - t);
-      if (status !== 200) throw new Error(`cold request answered ${status}`);
-      gw.setRoutes(podId, [{ hostname: host, container: "web", containerPort: 8080 }], {});
-      if (process.getuid?.() === 0) {
-        t = performance.now();
-        await firewall.allowPod(podId, bridge);
-        firewallMs.push(performance.now() - t);
-      }
-    }
-
-    // ---------------------------------------------------------------- report
     const rows: string[] = [];
     const summary: Record<string, unknown> = {};
-    rows.push("| load | path | requests/s | p50 ms | p99 ms | errors |", "|---|---|---:|---:|---:|---:|");
-    for (const [k, v] of Object.entries(load)) {
-      for (const which of ["direct", "gateway"] as const) {
-        const xs = v[which];
-        rows.push(
-          `| ${k.slice(1)} conn | ${which} | ${median(xs.map((x) => x.rps)).toFixed(0)} | ${median(xs.map((x) => x.p50)).toFixed(3)} | ${median(xs.map((x) => x.p99)).toFixed(3)} | ${xs.reduce((a, x) => a + x.errors, 0)} |`,
-        );
-      }
-      const ratio = median(v.gateway.map((x) => x.rps)) / median(v.direct.map((x) => x.rps));
-      const p99Delta = median(v.gateway.map((x) => x.p99)) - median(v.direct.map((x) => x.p99));
-      summary[k] = { ratio, p99DeltaMs: p99Delta, runs: v };
+    let coldPod: { podId: string; host: string } | null = null;
+    for (const kind of KINDS) {
+      const r = await steadyState(kind, engine, gw);
+      pods.push(r.podId);
+      report(kind, r.load, rows, summary);
+      // Cold start on busybox when measured (what earlier runs used), else on the keep-alive pod.
+      if (!coldPod || kind === "busybox") coldPod = { podId: r.podId, host: r.host };
     }
-    rows.push("");
-    for (const [k, v] of Object.entries(summary) as [string, { ratio: number; p99DeltaMs: number }][]) {
+    let cold: Awaited<ReturnType<typeof coldStart>> | null = null;
+    if (COLD > 0 && coldPod) {
+      for (const p of pods) if (p !== coldPod.podId) await engine.remove(p).catch(() => {});
+      cold = await coldStart(engine, gw, coldPod.podId, coldPod.host, () => sleepCalls, wakeLog);
       rows.push(
-        `${k.slice(1)} connection(s): gateway/direct requests/s = ${v.ratio.toFixed(2)}x (target >= 0.8x), p99 +${v.p99DeltaMs.toFixed(3)} ms (target <= 1 ms)`,
+        "",
+        `| cold start (${coldPod.podId.includes("-bu-") ? "busybox" : "keep-alive"} pod, median of ${COLD}) | ms |`,
+        "|---|---:|",
+        `| podman start + first answer | ${cold.podmanStartMs.toFixed(0)} |`,
+        `| engine.start() + first answer | ${cold.engineStartMs.toFixed(0)} |`,
+        `| first request through the gateway, pod scaled to zero | ${cold.gatewayMs.toFixed(0)} |`,
+        `| of which: status + engine.start() + status, median | ${cold.wakeStartMs.toFixed(0)} |`,
+        `| of which: until the port accepted a connection, median | ${cold.wakeReadyMs.toFixed(0)} |`,
+        `| iptables refresh inside engine.start() (HostFirewall.allowPod) alone | ${cold.firewallMs?.toFixed(0) ?? "n/a"} |`,
+        "",
+        `cold start through the gateway / podman start = ${(cold.gatewayMs / cold.podmanStartMs).toFixed(2)}x (target <= 1.5x)`,
       );
     }
-    const cold = {
-      podmanStartMs: median(coldPodman),
-      engineStartMs: median(coldEngine),
-      gatewayMs: median(coldGateway),
-      samples: { podman: coldPodman, engine: coldEngine, gateway: coldGateway },
-    };
-    rows.push(
-      "",
-      "| cold start (median of " + COLD + ") | ms |",
-      "|---|---:|",
-      `| podman start + first answer | ${cold.podmanStartMs.toFixed(0)} |`,
-      `| engine.start() + first answer | ${cold.engineStartMs.toFixed(0)} |`,
-      `| first request through the gateway, pod scaled to zero | ${cold.gatewayMs.toFixed(0)} |`,
-      `| of which: status + engine.start() + status, median | ${median(wakeLog.map((w) => w.startMs)).toFixed(0)} |`,
-      `| of which: until the port accepted a connection, median | ${median(wakeLog.map((w) => w.readyMs)).toFixed(0)} |`,
-      `| iptables refresh inside engine.start() (HostFirewall.allowPod) alone | ${firewallMs.length ? median(firewallMs).toFixed(0) : "n/a"} |`,
-      "",
-      `cold start through the gateway / podman start = ${(cold.gatewayMs / cold.podmanStartMs).toFixed(2)}x (target <= 1.5x)`,
+    const loadAfter = os.loadavg();
+    rows.unshift(
+      `load average before ${loadBefore.map((x) => x.toFixed(2)).join(" ")}, after ${loadAfter.map((x) => x.toFixed(2)).join(" ")}; ${os.cpus().length} cores; wrk -t1 ${SECONDS}s x ${ROUNDS} rounds, medians`,
     );
-    if (args.json) console.log(JSON.stringify({ load: summary, cold, wakeLog, firewallMs }, null, 2));
+    if (args.json) console.log(JSON.stringify({ loadBefore, loadAfter, load: summary, cold }, null, 2));
     else console.log(rows.join("\n"));
   } finally {
     await gw.close();
-    await engine.remove(podId).catch(() => {});
+    for (const p of pods) await engine.remove(p).catch(() => {});
     await engine.close();
-    await run("podman", ["rmi", "-f", image]).catch(() => {});
+    await run("podman", ["rmi", "-f", ...KINDS.map((k) => images[k])]).catch(() => {});
     await rm(tmp, { recursive: true, force: true });
     await rm(`/dev/shm/tpod-gwbench-${uid}`, { recursive: true, force: true });
   }

@@ -72,7 +72,50 @@ while :; do
 done
 `;
 
-/** Builds the test image: busybox, /www with CGI scripts, /ws.sh. */
+// HTTP/1.1 keep-alive server for one connection, run by `nc -ll -p PORT -e /ka.sh`: answers every GET on the
+// connection with "<NAME> <pid of this connection's shell>", so a client sees whether its requests share a
+// connection. /slow waits 300 ms first. Each connection appends its pid to /tmp/ka-conns.
+const KEEPALIVE = `#!/bin/sh
+echo $$ >> /tmp/ka-conns
+while IFS= read -r line; do
+  line=$(printf '%s' "$line" | tr -d '\\r')
+  [ -z "$line" ] && continue
+  while IFS= read -r h; do h=$(printf '%s' "$h" | tr -d '\\r'); [ -z "$h" ] && break; done
+  case "$line" in *" /slow "*) sleep 0.3 ;; esac
+  body="$NAME $$"
+  printf 'HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: %s\\r\\n\\r\\n%s' "\${#body}" "$body"
+done
+`;
+
+// One request with a body per connection (`nc -ll -p PORT -e /upload.sh`; busybox httpd takes no chunked
+// bodies): reads it byte-exact, chunked or with Content-Length (a proxy may turn a chunked body that it has
+// whole into a counted one), with read and dd bs=1 (neither reads ahead), and answers its sha256.
+const UPLOAD = `#!/bin/sh
+len=""
+while IFS= read -r h; do
+  h=$(printf '%s' "$h" | tr -d '\\r')
+  [ -z "$h" ] && break
+  case "$h" in [Cc]ontent-[Ll]ength:*) len=$(printf '%s' "\${h#*:}" | tr -d ' ') ;; esac
+done
+body=/tmp/body.$$
+: > "$body"
+if [ -n "$len" ]; then
+  dd bs=1 count="$len" 2>/dev/null > "$body"
+else
+  while IFS= read -r line; do
+    size=$(printf '%s' "$line" | tr -d '\\r' | cut -d';' -f1)
+    n=$((0x$size))
+    [ "$n" -eq 0 ] && break
+    dd bs=1 count="$n" 2>/dev/null >> "$body"
+    IFS= read -r crlf
+  done
+fi
+sum=$(sha256sum < "$body" | cut -d' ' -f1)
+rm -f "$body"
+printf 'HTTP/1.1 200 OK\\r\\nContent-Length: %s\\r\\nConnection: close\\r\\n\\r\\n%s' "\${#sum}" "$sum"
+`;
+
+/** Builds the test image: busybox, /www with CGI scripts, /ws.sh, /ka.sh, /upload.sh. */
 export async function buildGatewayImage(tag: string, workDir: string): Promise<void> {
   const ctx = path.join(workDir, "image");
   await mkdir(path.join(ctx, "www", "cgi-bin"), { recursive: true });
@@ -84,6 +127,10 @@ export async function buildGatewayImage(tag: string, workDir: string): Promise<v
   await writeFile(path.join(ctx, "www", "index.html"), "index\n");
   await writeFile(path.join(ctx, "ws.sh"), WS_ECHO);
   await chmod(path.join(ctx, "ws.sh"), 0o755);
+  await writeFile(path.join(ctx, "ka.sh"), KEEPALIVE);
+  await chmod(path.join(ctx, "ka.sh"), 0o755);
+  await writeFile(path.join(ctx, "upload.sh"), UPLOAD);
+  await chmod(path.join(ctx, "upload.sh"), 0o755);
   const { stdout } = await run("buildah", ["from", "scratch"]);
   const ctr = stdout.trim();
   try {
@@ -91,6 +138,8 @@ export async function buildGatewayImage(tag: string, workDir: string): Promise<v
     await run("buildah", ["run", ctr, "--", "/bin/busybox", "--install", "-s", "/bin"]);
     await run("buildah", ["copy", ctr, path.join(ctx, "www"), "/www"]);
     await run("buildah", ["copy", ctr, path.join(ctx, "ws.sh"), "/ws.sh"]);
+    await run("buildah", ["copy", ctr, path.join(ctx, "ka.sh"), "/ka.sh"]);
+    await run("buildah", ["copy", ctr, path.join(ctx, "upload.sh"), "/upload.sh"]);
     await run("buildah", ["config", "--entrypoint", "[]", "--cmd", '["/bin/sh"]', ctr]);
     await run("buildah", ["commit", "-q", ctr, tag]);
   } finally {

@@ -42,3 +42,47 @@ export class GatewayError extends Error {
 export function errorBody(err: GatewayError): string {
   return `${JSON.stringify({ error: { code: err.code, message: err.message } })}\n`;
 }
+
+/** Connect-phase failures: the address we hold is stale or the container is gone. */
+export const CONNECT_ERRORS: ReadonlySet<string> = new Set([
+  "ECONNREFUSED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EHOSTDOWN",
+  "ETIMEDOUT",
+  "UND_ERR_CONNECT_TIMEOUT",
+]);
+
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Maps socket errors (node:net, node:http) and undici's to the gateway's typed errors. */
+export function toGatewayError(
+  err: unknown,
+  fallback: GatewayErrorCode = "UPSTREAM_UNREACHABLE",
+): GatewayError {
+  if (err instanceof GatewayError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  const withCause = { cause: err };
+  switch (code) {
+    case "ECONNRESET":
+    case "EPIPE":
+    case "UND_ERR_SOCKET":
+      return new GatewayError("UPSTREAM_RESET", "the pod closed the connection", withCause);
+    case "ETIMEDOUT":
+    case "UND_ERR_CONNECT_TIMEOUT":
+      return new GatewayError("UPSTREAM_TIMEOUT", "connecting to the pod timed out", withCause);
+    case "UND_ERR_HEADERS_TIMEOUT":
+      return new GatewayError("UPSTREAM_TIMEOUT", "the pod sent no response in time", withCause);
+    case "UND_ERR_BODY_TIMEOUT":
+      return new GatewayError("UPSTREAM_TIMEOUT", "the pod sent no data in time", withCause);
+  }
+  if (code && CONNECT_ERRORS.has(code))
+    return new GatewayError(
+      "UPSTREAM_UNREACHABLE",
+      `the pod did not accept the connection (${code})`,
+      withCause,
+    );
+  return new GatewayError(fallback, `the pod could not be reached: ${messageOf(err)}`, withCause);
+}

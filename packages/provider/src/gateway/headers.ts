@@ -89,9 +89,13 @@ export function upstreamRequestHeaders(
 
 /** The Host header's name part, lowercase, without port or trailing dot; null when absent or malformed. */
 export function hostOf(req: IncomingMessage): string | null {
-  const h = req.headers.host;
-  if (!h) return null;
-  let name = h.trim().toLowerCase();
+  return normalizeHost(req.headers.host);
+}
+
+/** A Host header value reduced to the name (see hostOf). */
+export function normalizeHost(value: string | undefined): string | null {
+  if (!value) return null;
+  let name = value.trim().toLowerCase();
   if (name.startsWith("[")) return null; // IPv6 literal: never a pod
   const colon = name.lastIndexOf(":");
   if (colon !== -1) {
@@ -100,4 +104,132 @@ export function hostOf(req: IncomingMessage): string | null {
   }
   if (name.endsWith(".")) name = name.slice(0, -1);
   return name || null;
+}
+
+/** What the proxy needs from a request head, read in one pass over rawHeaders (req.headers stays unbuilt). */
+export interface RequestHead {
+  /** First Host value as sent. */
+  host: string | undefined;
+  contentLength: string | undefined;
+  chunked: boolean;
+}
+
+export function readHead(raw: string[]): RequestHead {
+  let host: string | undefined;
+  let contentLength: string | undefined;
+  let chunked = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    // Length first: most headers are skipped without lowercasing.
+    switch (name.length) {
+      case 4:
+        if (host === undefined && name.toLowerCase() === "host") host = raw[i + 1];
+        break;
+      case 14:
+        if (contentLength === undefined && name.toLowerCase() === "content-length")
+          contentLength = raw[i + 1];
+        break;
+      case 17:
+        if (name.toLowerCase() === "transfer-encoding") chunked = true;
+        break;
+    }
+  }
+  return { host, contentLength, chunked };
+}
+
+const KEEP_OR_CLOSE = new Set(["keep-alive", "close"]);
+
+/**
+ * Request headers for a pooled upstream request, one pass: end-to-end headers (hop-by-hop, forwarding and
+ * Expect dropped; only the first Host and Content-Length kept) plus X-Forwarded-For/Proto/Host as in
+ * upstreamRequestHeaders().
+ */
+export function proxyRequestHeaders(
+  raw: string[],
+  host: string,
+  clientIp: string,
+  encrypted: boolean,
+  trustForwarded: boolean,
+): string[] {
+  const out: string[] = [];
+  let listed: Set<string> | null = null;
+  let seenHost = false;
+  let seenLength = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower)) {
+      if (lower === "connection") {
+        for (const t of raw[i + 1]!.split(",")) {
+          const v = t.trim().toLowerCase();
+          if (!v || KEEP_OR_CLOSE.has(v)) continue;
+          listed ??= new Set();
+          listed.add(v);
+        }
+      }
+      continue;
+    }
+    if (REBUILT.has(lower)) continue;
+    if (lower === "host") {
+      if (seenHost) continue;
+      seenHost = true;
+    } else if (lower === "content-length") {
+      if (seenLength) continue;
+      seenLength = true;
+    }
+    out.push(name, raw[i + 1]!);
+  }
+  let headers = out;
+  if (listed) {
+    // Headers named in Connection are hop-by-hop too (rare: a second pass only then).
+    headers = [];
+    for (let i = 0; i < out.length; i += 2) {
+      if (!listed.has(out[i]!.toLowerCase())) headers.push(out[i]!, out[i + 1]!);
+    }
+  }
+  if (trustForwarded) {
+    const priorFor = allValues(raw, "x-forwarded-for").join(", ");
+    const fwd = allValues(raw, "forwarded");
+    if (fwd.length) headers.push("Forwarded", fwd.join(", "));
+    headers.push(
+      "X-Forwarded-For",
+      priorFor ? `${priorFor}, ${clientIp}` : clientIp,
+      "X-Forwarded-Proto",
+      firstValue(raw, "x-forwarded-proto") || (encrypted ? "https" : "http"),
+      "X-Forwarded-Host",
+      firstValue(raw, "x-forwarded-host") || host,
+    );
+  } else {
+    headers.push("X-Forwarded-For", clientIp, "X-Forwarded-Proto", encrypted ? "https" : "http");
+    headers.push("X-Forwarded-Host", host);
+  }
+  return headers;
+}
+
+/**
+ * Response headers for the client from undici's parsed ones: hop-by-hop headers (and those the Connection
+ * header names) dropped. One pass over the few keys a response has, into a fresh object.
+ */
+export function responseHeaders(
+  headers: Record<string, string | string[] | undefined>,
+): Record<string, string | string[]> {
+  const conn = headers.connection;
+  let listed: Set<string> | null = null;
+  if (conn !== undefined) {
+    for (const v of Array.isArray(conn) ? conn : [conn]) {
+      for (const t of v.split(",")) {
+        const name = t.trim().toLowerCase();
+        if (!name || KEEP_OR_CLOSE.has(name)) continue;
+        listed ??= new Set();
+        listed.add(name);
+      }
+    }
+  }
+  const out: Record<string, string | string[]> = {};
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || listed?.has(name)) continue;
+    const v = headers[name];
+    if (v !== undefined) out[name] = v;
+  }
+  return out;
 }
