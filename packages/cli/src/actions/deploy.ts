@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import type { IpfsNode } from "@trustedpods/ipfs";
+import type { BulkMode, IpfsNode } from "@trustedpods/ipfs";
 import { createP2PNode, type P2PNode } from "@trustedpods/p2p";
 import { formatDiagnostic, ManifestError, type Pod } from "@trustedpods/protocol";
 import { loadManifest } from "@trustedpods/protocol/node";
@@ -23,7 +23,7 @@ import {
   tpodHome,
 } from "@trustedpods/publisher/node";
 import { type Address, getAddress, isAddress, type LocalAccount } from "viem";
-import type { DeployOpts, SessionFlags } from "../commands/deploy.js";
+import { type DeployOpts, parseImageTransfer, type SessionFlags } from "../commands/deploy.js";
 import type { CommandContext } from "../commands/index.js";
 import { CliError, ExitCode } from "../errors.js";
 import { type Io, printJson } from "../output.js";
@@ -103,6 +103,7 @@ export function checkAmountSyntax(text: string | undefined, flag: string): void 
 export async function openUploadNode(
   network: ResolvedNetwork,
   peers: string[] | undefined,
+  bulk?: BulkMode[],
 ): Promise<{ node: IpfsNode; close(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), "tpod-deploy-ipfs-"));
   // The devnet provider pulls through its own IPFS node: connected to it, our node answers its bitswap wants.
@@ -120,6 +121,7 @@ export async function openUploadNode(
       dataDir: dir,
       listen: loopback ? ["/ip4/127.0.0.1/tcp/0"] : ["/ip4/0.0.0.0/tcp/0"],
       network: loopback ? "devnet" : "private",
+      ...(bulk ? { bulk } : {}),
     });
     for (const a of list) await node.dial(a).catch(() => {});
     return {
@@ -175,11 +177,12 @@ export async function deployAction(
       ExitCode.usage,
     );
   checkAmountSyntax(opts.funds, "--funds");
+  const bulk = parseImageTransfer(opts.imageTransfer);
   if (opts.notice !== undefined && !/^\d{1,9}$/.test(opts.notice))
     throw new CliError(`--notice must be a whole number of seconds, got ${opts.notice}`, ExitCode.usage);
   const pod = loadPod(manifest);
   const s = await openSession(opts);
-  const upload = await openUploadNode(s.network, opts.ipfsPeer);
+  const upload = await openUploadNode(s.network, opts.ipfsPeer, bulk);
   try {
     const r = await deploy({
       pod,

@@ -16,7 +16,7 @@ import {
   tokenInfo,
 } from "@trustedpods/publisher";
 import { updatePod } from "@trustedpods/publisher/node";
-import type { SessionFlags } from "../commands/deploy.js";
+import { parseImageTransfer, type SessionFlags, type UploadFlags } from "../commands/deploy.js";
 import type { CommandContext } from "../commands/index.js";
 import { CliError, ExitCode } from "../errors.js";
 import { printJson } from "../output.js";
@@ -169,12 +169,13 @@ export async function podUpdate(
   { io }: CommandContext,
   ref: string,
   manifest: string,
-  opts: SessionFlags & { ipfsPeer?: string[] },
+  opts: SessionFlags & UploadFlags,
 ) {
+  const bulk = parseImageTransfer(opts.imageTransfer);
   const pod = loadPod(manifest);
   return withSession(io, opts, async (s) => {
     const r = await findRecord(s, ref);
-    const upload = await openUploadNode(s.network, opts.ipfsPeer);
+    const upload = await openUploadNode(s.network, opts.ipfsPeer, bulk);
     try {
       const res = await updatePod({
         record: r,

@@ -1,4 +1,6 @@
+import type { BulkMode } from "@trustedpods/ipfs";
 import type { Command } from "commander";
+import { CliError, ExitCode } from "../errors.js";
 import type { CommandContext } from "./index.js";
 import { addKeyOptions, addNetworkOptions, type KeyFlags, type NetworkFlags } from "./network.js";
 
@@ -14,6 +16,42 @@ export interface DeployOpts extends SessionFlags {
   funds?: string;
   notice?: string;
   ipfsPeer?: string[];
+  imageTransfer?: string;
+}
+
+/** The upload node's flags, shared by deploy and update. */
+export interface UploadFlags {
+  ipfsPeer?: string[];
+  imageTransfer?: string;
+}
+
+const IMAGE_TRANSFER_HELP =
+  "how the provider may fetch this command's image layers beside IPFS: plain,tls (default: the provider picks, plain first), tls (bytes confidential on the wire), none (libp2p stream and bitswap only); every byte is digest-checked either way";
+
+/**
+ * `--image-transfer` → the bulk channel modes the upload node serves. "plain" gives up the layers' confidentiality
+ * on the wire (their digests still guard integrity; see docs/ipfs.md), so a publisher may keep to "tls" or "none".
+ */
+export function parseImageTransfer(text: string | undefined): BulkMode[] | undefined {
+  if (text === undefined) return undefined;
+  const words = text.split(",").map((w) => w.trim());
+  if (words.length === 1 && words[0] === "none") return [];
+  const modes: BulkMode[] = [];
+  for (const w of words) {
+    if (w !== "plain" && w !== "tls")
+      throw new CliError(
+        `--image-transfer takes plain, tls, plain,tls or none, got "${text}"`,
+        ExitCode.usage,
+      );
+    if (!modes.includes(w)) modes.push(w);
+  }
+  return modes;
+}
+
+export function addUploadOptions(cmd: Command, peerHelp: string): Command {
+  return cmd
+    .option("--ipfs-peer <multiaddr...>", peerHelp)
+    .option("--image-transfer <modes>", IMAGE_TRANSFER_HELP);
 }
 
 export function addSessionOptions(cmd: Command): Command {
@@ -26,23 +64,22 @@ export function addSessionOptions(cmd: Command): Command {
 }
 
 export function registerDeploy(program: Command, ctx: CommandContext): void {
-  addSessionOptions(
-    program
-      .command("deploy")
-      .description(
-        "deploy a pod: pick a provider (cheapest that fits, or --provider), attest it, push local images and secrets, open the payment channel, provision, print the endpoints",
-      )
-      .argument("<manifest>", "pod manifest (YAML)")
-      .option("--provider <address>", "a registered provider's address instead of the cheapest that fits")
-      .option(
-        "--funds <amount>",
-        "deposit in tokens, e.g. 0.36 (default: the minimum run time the provider's quote asks for, plus a minute; less is refused before any money moves)",
-      )
-      .option("--notice <seconds>", "close notice period (default: the provider's minimum)")
-      .option(
-        "--ipfs-peer <multiaddr...>",
-        "IPFS peers to connect the upload node to, so the provider can fetch (default: the devnet's IPFS node)",
-      ),
+  addUploadOptions(
+    addSessionOptions(
+      program
+        .command("deploy")
+        .description(
+          "deploy a pod: pick a provider (cheapest that fits, or --provider), attest it, push local images and secrets, open the payment channel, provision, print the endpoints",
+        )
+        .argument("<manifest>", "pod manifest (YAML)")
+        .option("--provider <address>", "a registered provider's address instead of the cheapest that fits")
+        .option(
+          "--funds <amount>",
+          "deposit in tokens, e.g. 0.36 (default: the minimum run time the provider's quote asks for, plus a minute; less is refused before any money moves)",
+        )
+        .option("--notice <seconds>", "close notice period (default: the provider's minimum)"),
+    ),
+    "IPFS peers to connect the upload node to, so the provider can fetch (default: the devnet's IPFS node)",
   ).action(async (manifest: string, opts: DeployOpts) =>
     (await import("../actions/deploy.js")).deployAction(ctx, manifest, opts),
   );

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { addSessionOptions, type SessionFlags } from "./deploy.js";
+import { addSessionOptions, addUploadOptions, type SessionFlags, type UploadFlags } from "./deploy.js";
 import type { CommandContext } from "./index.js";
 
 // Definitions only; the publisher SDK, viem and libp2p load on use from ../actions/pods.js.
@@ -34,19 +34,18 @@ export function registerPods(program: Command, ctx: CommandContext): void {
       (await actions()).podLogsAction(ctx, ref, opts),
   );
 
-  addSessionOptions(
-    program
-      .command("update")
-      .description(
-        "replace a pod's manifest (new quote and channel rate when the price changes; persistent volumes are kept)",
-      )
-      .argument("<pod>", "pod id, unique prefix or name")
-      .argument("<manifest>", "the new pod manifest")
-      .option(
-        "--ipfs-peer <multiaddr...>",
-        "IPFS peers for the upload node (default: the devnet's IPFS node)",
-      ),
-  ).action(async (ref: string, manifest: string, opts: SessionFlags & { ipfsPeer?: string[] }) =>
+  addUploadOptions(
+    addSessionOptions(
+      program
+        .command("update")
+        .description(
+          "replace a pod's manifest (new quote and channel rate when the price changes; persistent volumes are kept)",
+        )
+        .argument("<pod>", "pod id, unique prefix or name")
+        .argument("<manifest>", "the new pod manifest"),
+    ),
+    "IPFS peers for the upload node (default: the devnet's IPFS node)",
+  ).action(async (ref: string, manifest: string, opts: SessionFlags & UploadFlags) =>
     (await actions()).podUpdate(ctx, ref, manifest, opts),
   );
 
