@@ -1,11 +1,12 @@
 // Shared by the gateway tests and the gateway benchmark's style: a busybox image built locally with buildah
 // (scratch + /bin/busybox), carrying CGI scripts for the proxy tests and a WebSocket echo server in ash.
 import { execFile } from "node:child_process";
-import { chmod, mkdir, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
+import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { localhostLookup } from "../src/index.js";
+import { createGateway, type Gateway, localhostLookup, PodmanEngine, type PodSpec } from "../src/index.js";
 
 export const run = promisify(execFile);
 
@@ -198,5 +199,73 @@ export async function waitFor<T>(
     if (v) return v;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * One gateway test file's Podman world: the test image built with buildah, an engine under its own owner, and
+ * every pod and gateway the file makes, all removed by close(). Names carry `uid`, so files run side by side.
+ */
+export class GatewayTestHarness {
+  readonly image: string;
+  readonly #secretsDir: string;
+  readonly #gateways: Gateway[] = [];
+  readonly #pods = new Set<string>();
+  #engine: PodmanEngine | undefined;
+  #tmp: string | undefined;
+
+  constructor(
+    readonly name: string,
+    readonly uid: string,
+    private readonly engineOpts: { owner: string; hostFirewall?: boolean },
+  ) {
+    this.image = `localhost/tpod-${name}-${uid}:web`;
+    this.#secretsDir = `/dev/shm/tpod-${name}-${uid}`;
+  }
+
+  get engine(): PodmanEngine {
+    if (!this.#engine) throw new Error("GatewayTestHarness.open() has not run");
+    return this.#engine;
+  }
+
+  async open(): Promise<PodmanEngine> {
+    this.#tmp = await mkdtemp(path.join(os.tmpdir(), `tpod-${this.name}-test-`));
+    await buildGatewayImage(this.image, this.#tmp);
+    this.#engine = await PodmanEngine.open({
+      runDir: path.join(this.#tmp, "run"),
+      secretsDir: this.#secretsDir,
+      stopTimeoutSeconds: 5,
+      ...this.engineOpts,
+    });
+    return this.#engine;
+  }
+
+  /** engine.apply, remembering the pod for close(). */
+  readonly apply = (spec: PodSpec): ReturnType<PodmanEngine["apply"]> => {
+    this.#pods.add(spec.podId);
+    return this.engine.apply(spec);
+  };
+
+  /** A gateway on 127.0.0.1 (any port) for `*.localhost`, closed by close(). */
+  readonly gateway = async (opts: Partial<Parameters<typeof createGateway>[0]> = {}): Promise<Gateway> => {
+    const gw = await createGateway({
+      engine: this.engine,
+      listen: { host: "127.0.0.1", port: 0 },
+      baseDomain: "localhost",
+      ...opts,
+    });
+    this.#gateways.push(gw);
+    return gw;
+  };
+
+  async close(): Promise<void> {
+    for (const g of this.#gateways) await g.close().catch(() => {});
+    if (this.#engine) {
+      for (const p of this.#pods) await this.#engine.remove(p).catch(() => {});
+      await this.#engine.close();
+    }
+    await run("podman", ["rmi", "-f", this.image]).catch(() => {});
+    if (this.#tmp) await rm(this.#tmp, { recursive: true, force: true });
+    await rm(this.#secretsDir, { recursive: true, force: true });
   }
 }

@@ -2,36 +2,30 @@
 // isolation of the upstream port, and scale to zero. Images are built locally (buildah, scratch + busybox).
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
 import http from "node:http";
 import net from "node:net";
-import os from "node:os";
-import path from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import {
-  createGateway,
   engineWaker,
   type Gateway,
   type GatewayRequestEvent,
   localhostLookup,
-  PodmanEngine,
+  type PodmanEngine,
   type PodSpec,
   type PodWaker,
 } from "../src/index.js";
-import { buildGatewayImage, request, run, waitFor, webCommand } from "./gateway-fixtures.js";
+import { GatewayTestHarness, request, run, waitFor, webCommand } from "./gateway-fixtures.js";
 
 const haveTools = ["/usr/bin/podman", "/usr/bin/buildah", "/bin/busybox"].every((p) => existsSync(p));
 const uid = randomBytes(4).toString("hex");
-const image = `localhost/tpod-gwtest-${uid}:web`;
 const res = { cpuMillis: 500, memoryBytes: 64 * 1024 * 1024, pids: 64 };
 const pid = (name: string) => `gw${name}-${uid}`;
 
+const harness = new GatewayTestHarness("gwtest", uid, { owner: `g${uid}`, hostFirewall: true });
+const { image, apply, gateway } = harness;
 let engine: PodmanEngine;
-let tmp: string;
-const gateways: Gateway[] = [];
-const podsCreated = new Set<string>();
 
 function webPod(podId: string, name: string, extra: Partial<PodSpec> = {}): PodSpec {
   return {
@@ -48,22 +42,6 @@ function webPod(podId: string, name: string, extra: Partial<PodSpec> = {}): PodS
     restart: { mode: "never" },
     ...extra,
   };
-}
-
-async function apply(spec: PodSpec) {
-  podsCreated.add(spec.podId);
-  return engine.apply(spec);
-}
-
-async function gateway(opts: Partial<Parameters<typeof createGateway>[0]> = {}): Promise<Gateway> {
-  const gw = await createGateway({
-    engine,
-    listen: { host: "127.0.0.1", port: 0 },
-    baseDomain: "localhost",
-    ...opts,
-  });
-  gateways.push(gw);
-  return gw;
 }
 
 /** Waits until the web server of a freshly applied pod answers (through the gateway, which is what we test). */
@@ -120,15 +98,7 @@ describe.skipIf(!haveTools)("HTTP gateway with real Podman", () => {
   let hostB: string;
 
   beforeAll(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), "tpod-gw-test-"));
-    await buildGatewayImage(image, tmp);
-    engine = await PodmanEngine.open({
-      runDir: path.join(tmp, "run"),
-      secretsDir: `/dev/shm/tpod-gwtest-${uid}`,
-      owner: `g${uid}`,
-      hostFirewall: true,
-      stopTimeoutSeconds: 5,
-    });
+    engine = await harness.open();
     await Promise.all([apply(webPod(a, "pod-a")), apply(webPod(b, "pod-b"))]);
     gw = await gateway();
     hostA = gw.hostnameFor(`a-${uid}`);
@@ -139,16 +109,7 @@ describe.skipIf(!haveTools)("HTTP gateway with real Podman", () => {
     await ready(`${gw.urlFor(hostB)}name.txt`);
   }, 120_000);
 
-  afterAll(async () => {
-    for (const g of gateways) await g.close().catch(() => {});
-    if (engine) {
-      for (const p of podsCreated) await engine.remove(p).catch(() => {});
-      await engine.close();
-    }
-    await run("podman", ["rmi", "-f", image]).catch(() => {});
-    if (tmp) await rm(tmp, { recursive: true, force: true });
-    await rm(`/dev/shm/tpod-gwtest-${uid}`, { recursive: true, force: true });
-  }, 120_000);
+  afterAll(() => harness.close(), 120_000);
 
   it("routes by Host header to two different pods", async () => {
     const ra = await request(`${gw.urlFor(hostA)}name.txt`);

@@ -4,32 +4,20 @@
 // reaches an old container, not even one whose address lookup began before the update.
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
 import http from "node:http";
-import os from "node:os";
-import path from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  createGateway,
-  type Engine,
-  type Gateway,
-  localhostLookup,
-  PodmanEngine,
-  type PodSpec,
-} from "../src/index.js";
-import { buildGatewayImage, request, run, waitFor } from "./gateway-fixtures.js";
+import { type Engine, localhostLookup, type PodmanEngine, type PodSpec } from "../src/index.js";
+import { GatewayTestHarness, request, run, waitFor } from "./gateway-fixtures.js";
 
 const haveTools = ["/usr/bin/podman", "/usr/bin/buildah", "/bin/busybox"].every((p) => existsSync(p));
 const uid = randomBytes(4).toString("hex");
-const image = `localhost/tpod-gwpool-${uid}:web`;
 const res = { cpuMillis: 500, memoryBytes: 64 * 1024 * 1024, pids: 64 };
 const pid = (name: string) => `gp${name}-${uid}`;
 
+const harness = new GatewayTestHarness("gwpool", uid, { owner: `p${uid}` });
+const { image, apply, gateway } = harness;
 let engine: PodmanEngine;
-let tmp: string;
-const gateways: Gateway[] = [];
-const podsCreated = new Set<string>();
 
 /** A pod whose container `web` serves keep-alive HTTP on 8081 and answers "<name> <connection pid>". */
 function kaPod(podId: string, name: string): PodSpec {
@@ -47,22 +35,6 @@ function kaPod(podId: string, name: string): PodSpec {
     ],
     restart: { mode: "never" },
   };
-}
-
-async function apply(spec: PodSpec) {
-  podsCreated.add(spec.podId);
-  return engine.apply(spec);
-}
-
-async function gateway(opts: Partial<Parameters<typeof createGateway>[0]> = {}): Promise<Gateway> {
-  const gw = await createGateway({
-    engine,
-    listen: { host: "127.0.0.1", port: 0 },
-    baseDomain: "localhost",
-    ...opts,
-  });
-  gateways.push(gw);
-  return gw;
 }
 
 /** GET through the gateway on a fresh client connection: "<name> <upstream connection pid>". */
@@ -85,26 +57,10 @@ async function connectionsSeen(podId: string): Promise<number> {
 
 describe.skipIf(!haveTools)("gateway upstream pools with real Podman", () => {
   beforeAll(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), "tpod-gwpool-test-"));
-    await buildGatewayImage(image, tmp);
-    engine = await PodmanEngine.open({
-      runDir: path.join(tmp, "run"),
-      secretsDir: `/dev/shm/tpod-gwpool-${uid}`,
-      owner: `p${uid}`,
-      stopTimeoutSeconds: 5,
-    });
+    engine = await harness.open();
   }, 120_000);
 
-  afterAll(async () => {
-    for (const g of gateways) await g.close().catch(() => {});
-    if (engine) {
-      for (const p of podsCreated) await engine.remove(p).catch(() => {});
-      await engine.close();
-    }
-    await run("podman", ["rmi", "-f", image]).catch(() => {});
-    if (tmp) await rm(tmp, { recursive: true, force: true });
-    await rm(`/dev/shm/tpod-gwpool-${uid}`, { recursive: true, force: true });
-  }, 120_000);
+  afterAll(() => harness.close(), 120_000);
 
   it("reuses one upstream connection for sequential requests from different client connections", async () => {
     const p = pid("reuse");
