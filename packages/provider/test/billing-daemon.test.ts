@@ -3,12 +3,8 @@
 // runs a paid pod, reports billing in status, stops it when the deposit runs out, restarts it after a top-up,
 // and stops billing (providerClose) when the publisher deletes it. Real Podman, Helia, anvil.
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
-import { multiaddr } from "@multiformats/multiaddr";
 import { ensureAllowance, getChannel, openChannel, refund, topUp } from "@trustedpods/chain";
-import { type DevChain, startDevChain } from "@trustedpods/chain/node";
+import type { DevChain } from "@trustedpods/chain/node";
 import type { IpfsNode } from "@trustedpods/ipfs";
 import { RpcError } from "@trustedpods/p2p";
 import {
@@ -22,28 +18,29 @@ import {
   StatusResponseSchema,
 } from "@trustedpods/protocol";
 import { bytesToHex, getAddress, type Hex, toHex } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
 import { Daemon } from "../src/daemon.js";
 import {
   buildBusyboxLayout,
   container,
+  type DaemonTestWorld,
   haveTools,
   Publisher,
   type PushedImage,
   pod,
   podToWire,
-  providerConfigYaml,
   pushLayout,
   randomPodId,
-  startPublisherIpfs,
+  startDaemonTestWorld,
+  stopDaemonTestWorld,
   waitFor,
 } from "./daemon-helpers.js";
 
 const uid = randomBytes(4).toString("hex");
 if (!haveTools) console.warn("SKIP billing-daemon.test.ts: podman, buildah or busybox-static missing");
 
+let world: DaemonTestWorld | undefined;
 let tmp: string;
 let chain: DevChain;
 let pubIpfs: IpfsNode;
@@ -85,48 +82,21 @@ async function status(podId: Hex) {
 
 beforeAll(async () => {
   if (!haveTools) return;
-  tmp = await mkdtemp(path.join(os.tmpdir(), "tpod-billing-daemon-"));
-  chain = await startDevChain();
-  pubIpfs = await startPublisherIpfs(path.join(tmp, "pub-ipfs"));
-  const keyFile = path.join(tmp, "account.key");
-  await writeFile(keyFile, `${chain.accounts[1]!.privateKey}\n`, { mode: 0o600 });
-  const cfgFile = path.join(tmp, "provider.yaml");
-  await writeFile(
-    cfgFile,
-    providerConfigYaml({
-      dataDir: path.join(tmp, "data"),
-      chain,
-      accountKeyFile: keyFile,
-      owner: `bd${uid}`,
-      ipfsPeers: pubIpfs.multiaddrs(),
-    }),
-  );
+  world = await startDaemonTestWorld("tpod-billing-daemon-", `bd${uid}`);
+  ({ tmp, chain, pubIpfs } = world);
   const layoutP = buildBusyboxLayout(tmp, `localhost/tpod-billingdaemon-${uid}:latest`, "paid\n");
   // No gate: the daemon runs its billing module. Short loop intervals so the test does not wait.
-  daemon = await Daemon.start(loadConfig(cfgFile), {
+  daemon = await Daemon.start(loadConfig(world.cfgFile), {
     billing: { claimIntervalMs: 200, meterIntervalMs: 300, maxBackoffMs: 1000 },
   });
   image = await pushLayout(pubIpfs, await layoutP);
-  alice = await Publisher.create(
-    privateKeyToAccount(chain.accounts[2]!.privateKey),
-    daemon.info().multiaddrs.map((a) => multiaddr(a)),
-    daemon.info().provider,
-    chain.chainId,
-  );
+  alice = await Publisher.forDaemon(chain, daemon, 2);
   await ensureAllowance(chain.context(2), chain.contracts.token, 2n ** 200n);
 }, 180_000);
 
 afterAll(async () => {
   if (!haveTools) return;
-  await alice?.stop();
-  if (daemon) {
-    for (const m of await daemon.engine.listPods()) await daemon.engine.remove(m.podId, { images: true });
-    await daemon.stop();
-  }
-  await pubIpfs?.stop();
-  await chain?.stop();
-  if (tmp) await rm(tmp, { recursive: true, force: true });
-  await rm(`/dev/shm/tpod-secrets-bd${uid}`, { recursive: true, force: true });
+  await stopDaemonTestWorld(world, daemon, [alice]);
 }, 120_000);
 
 describe.skipIf(!haveTools)("billing in the provider daemon", () => {

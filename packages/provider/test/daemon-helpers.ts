@@ -3,13 +3,14 @@
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
+import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import type { Multiaddr } from "@multiformats/multiaddr";
-import type { DevChain } from "@trustedpods/chain/node";
+import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
+import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import { createIpfsNode, type IpfsNode, pushImage } from "@trustedpods/ipfs";
 import { openOciLayout } from "@trustedpods/oci";
 import {
@@ -28,6 +29,8 @@ import {
   QuoteResponseSchema,
 } from "@trustedpods/protocol";
 import type { Hex, LocalAccount } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import type { Daemon } from "../src/daemon.js";
 
 const run = promisify(execFile);
 
@@ -117,6 +120,74 @@ log:
 `;
 }
 
+/** What a daemon test starts from: a dev chain, the publisher's IPFS node and a provider config for both. */
+export interface DaemonTestWorld {
+  tmp: string;
+  chain: DevChain;
+  pubIpfs: IpfsNode;
+  /** provider.yaml: chain account 1, engine owner `owner`, the publisher's IPFS node as a peer. */
+  cfgFile: string;
+  owner: string;
+}
+
+/**
+ * Starts the chain and the publisher's IPFS node and writes the provider's key and config (`editConfig` may
+ * change the YAML). What started is stopped again if a later step fails.
+ */
+export async function startDaemonTestWorld(
+  prefix: string,
+  owner: string,
+  editConfig: (yaml: string) => string = (yaml) => yaml,
+): Promise<DaemonTestWorld> {
+  const tmp = await mkdtemp(path.join(os.tmpdir(), prefix));
+  const started = await Promise.allSettled([startDevChain(), startPublisherIpfs(path.join(tmp, "pub-ipfs"))]);
+  const [chainR, ipfsR] = started;
+  try {
+    if (chainR.status === "rejected") throw chainR.reason;
+    if (ipfsR.status === "rejected") throw ipfsR.reason;
+    const chain = chainR.value;
+    const pubIpfs = ipfsR.value;
+    const keyFile = path.join(tmp, "account.key");
+    await writeFile(keyFile, `${chain.accounts[1]!.privateKey}\n`, { mode: 0o600 });
+    const cfgFile = path.join(tmp, "provider.yaml");
+    const yaml = providerConfigYaml({
+      dataDir: path.join(tmp, "data"),
+      chain,
+      accountKeyFile: keyFile,
+      owner,
+      ipfsPeers: pubIpfs.multiaddrs(),
+    });
+    await writeFile(cfgFile, editConfig(yaml));
+    return { tmp, chain, pubIpfs, cfgFile, owner };
+  } catch (err) {
+    if (ipfsR.status === "fulfilled") await ipfsR.value.stop();
+    if (chainR.status === "fulfilled") await chainR.value.stop();
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/**
+ * Stops the publishers, removes every pod the daemon made (images too), stops the daemon, the IPFS node and the
+ * chain, and deletes the world's files and the engine's tmpfs secrets root.
+ */
+export async function stopDaemonTestWorld(
+  world: DaemonTestWorld | undefined,
+  daemon: Daemon | undefined,
+  publishers: (Publisher | undefined)[] = [],
+): Promise<void> {
+  for (const p of publishers) await p?.stop();
+  if (daemon) {
+    for (const m of await daemon.engine.listPods()) await daemon.engine.remove(m.podId, { images: true });
+    await daemon.stop();
+  }
+  if (!world) return;
+  await world.pubIpfs.stop();
+  await world.chain.stop();
+  await rm(world.tmp, { recursive: true, force: true });
+  await rm(`/dev/shm/tpod-secrets-${world.owner}`, { recursive: true, force: true });
+}
+
 export function container(name: string, img: PushedImage, extra: Partial<Container> = {}): Container {
   return {
     name,
@@ -151,6 +222,16 @@ export class Publisher {
 
   static async create(account: LocalAccount, target: Multiaddr[], provider: `0x${string}`, chainId: number) {
     return new Publisher(await createP2PNode({ transports: ["tcp"] }), account, target, provider, chainId);
+  }
+
+  /** Chain account `accountIndex` as a publisher of `daemon`. */
+  static forDaemon(chain: DevChain, daemon: Daemon, accountIndex: number) {
+    return Publisher.create(
+      privateKeyToAccount(chain.accounts[accountIndex]!.privateKey),
+      daemon.info().multiaddrs.map((a) => multiaddr(a)),
+      daemon.info().provider,
+      chain.chainId,
+    );
   }
 
   call<I extends DescMessage, O extends DescMessage>(

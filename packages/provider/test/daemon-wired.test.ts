@@ -3,12 +3,8 @@
 // the pod is reached through the gateway by Host, scales to zero when idle and wakes on the next request; the
 // claims loop claims on chain. Without a channel nothing starts.
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
-import { multiaddr } from "@multiformats/multiaddr";
 import { ensureAllowance, getChannel, openChannel } from "@trustedpods/chain";
-import { type DevChain, startDevChain } from "@trustedpods/chain/node";
+import type { DevChain } from "@trustedpods/chain/node";
 import type { IpfsNode } from "@trustedpods/ipfs";
 import { RpcError } from "@trustedpods/p2p";
 import {
@@ -20,7 +16,6 @@ import {
   StatusResponseSchema,
 } from "@trustedpods/protocol";
 import { bytesToHex, getAddress, type Hex, toHex } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
 import { Daemon } from "../src/daemon.js";
@@ -28,20 +23,22 @@ import type { PodmanEngine } from "../src/engine/podman.js";
 import {
   buildBusyboxLayout,
   container,
+  type DaemonTestWorld,
   gatewayGet,
   haveTools,
   Publisher,
   type PushedImage,
   pod,
   podToWire,
-  providerConfigYaml,
   pushLayout,
   randomPodId,
-  startPublisherIpfs,
+  startDaemonTestWorld,
+  stopDaemonTestWorld,
   waitFor,
 } from "./daemon-helpers.js";
 
 const uid = randomBytes(4).toString("hex");
+let world: DaemonTestWorld | undefined;
 let tmp: string;
 let chain: DevChain;
 let pubIpfs: IpfsNode;
@@ -51,46 +48,23 @@ let image: PushedImage;
 
 beforeAll(async () => {
   if (!haveTools) return;
-  tmp = await mkdtemp(path.join(os.tmpdir(), "tpod-daemon-billing-"));
-  [chain, pubIpfs] = await Promise.all([startDevChain(), startPublisherIpfs(path.join(tmp, "pub-ipfs"))]);
+  world = await startDaemonTestWorld("tpod-daemon-billing-", `b${uid}`, (yaml) =>
+    yaml
+      .replace("chain:\n", "chain:\n  confirmations: 0\n")
+      .replace("billing:\n", "billing:\n  minDepositSeconds: 900\n"),
+  );
+  ({ tmp, chain, pubIpfs } = world);
   image = await pushLayout(
     pubIpfs,
     await buildBusyboxLayout(tmp, `localhost/tpod-billingd-${uid}:latest`, "paid\n"),
   );
-  const keyFile = path.join(tmp, "account.key");
-  await writeFile(keyFile, `${chain.accounts[1]!.privateKey}\n`, { mode: 0o600 });
-  const cfgFile = path.join(tmp, "provider.yaml");
-  const yaml = providerConfigYaml({
-    dataDir: path.join(tmp, "data"),
-    chain,
-    accountKeyFile: keyFile,
-    owner: `b${uid}`,
-    ipfsPeers: pubIpfs.multiaddrs(),
-  })
-    .replace("chain:\n", "chain:\n  confirmations: 0\n")
-    .replace("billing:\n", "billing:\n  minDepositSeconds: 900\n");
-  await writeFile(cfgFile, yaml);
-  daemon = await Daemon.start(loadConfig(cfgFile), {});
-  alice = await Publisher.create(
-    privateKeyToAccount(chain.accounts[2]!.privateKey),
-    daemon.info().multiaddrs.map((a) => multiaddr(a)),
-    daemon.info().provider,
-    chain.chainId,
-  );
+  daemon = await Daemon.start(loadConfig(world.cfgFile), {});
+  alice = await Publisher.forDaemon(chain, daemon, 2);
 }, 180_000);
 
 afterAll(async () => {
   if (!haveTools) return;
-  await alice?.stop();
-  if (daemon) {
-    const engine = daemon.engine as PodmanEngine;
-    for (const m of await engine.listPods()) await engine.remove(m.podId, { images: true });
-    await daemon.stop();
-  }
-  await pubIpfs?.stop();
-  await chain?.stop();
-  await rm(tmp, { recursive: true, force: true });
-  await rm(`/dev/shm/tpod-secrets-b${uid}`, { recursive: true, force: true });
+  await stopDaemonTestWorld(world, daemon, [alice]);
 }, 120_000);
 
 const webPod = () => ({

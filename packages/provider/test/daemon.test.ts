@@ -3,16 +3,13 @@
 // One daemon for the whole file; pods are shared between tests where that keeps the run short.
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { publicKeyToProtobuf } from "@libp2p/crypto/keys";
-import { multiaddr } from "@multiformats/multiaddr";
 import { AttestationError, newNonce, verifyAttestResponse } from "@trustedpods/attestation";
 import { paymentsDomain, recoverQuoteSigner } from "@trustedpods/chain";
-import { type DevChain, startDevChain } from "@trustedpods/chain/node";
+import type { DevChain } from "@trustedpods/chain/node";
 import { encryptSecret, type IpfsNode, putSecret } from "@trustedpods/ipfs";
 import { encryptLayout, parsePublicKey } from "@trustedpods/oci";
 import { callUnary, RpcError, signRequest } from "@trustedpods/p2p";
@@ -37,7 +34,6 @@ import {
   UpdateResponseSchema,
 } from "@trustedpods/protocol";
 import { type Address, bytesToHex, getAddress, type Hex } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AllowAllPaymentGate, type PaymentGate } from "../src/billing-seam.js";
 import { loadConfig } from "../src/config.js";
@@ -47,16 +43,17 @@ import { NoGateway } from "../src/gateway-seam.js";
 import {
   buildBusyboxLayout,
   container,
+  type DaemonTestWorld,
   haveTools,
   httpGet,
   Publisher,
   type PushedImage,
   pod,
   podToWire,
-  providerConfigYaml,
   pushLayout,
   randomPodId,
-  startPublisherIpfs,
+  startDaemonTestWorld,
+  stopDaemonTestWorld,
   waitFor,
 } from "./daemon-helpers.js";
 
@@ -75,6 +72,7 @@ class SwitchGate extends AllowAllPaymentGate implements PaymentGate {
   }
 }
 
+let world: DaemonTestWorld | undefined;
 let tmp: string;
 let chain: DevChain;
 let pubIpfs: IpfsNode;
@@ -140,26 +138,12 @@ async function rpcError(p: Promise<unknown>): Promise<RpcError> {
 
 beforeAll(async () => {
   if (!haveTools) return;
-  tmp = await mkdtemp(path.join(os.tmpdir(), "tpod-daemon-"));
-  chain = await startDevChain();
-  pubIpfs = await startPublisherIpfs(path.join(tmp, "pub-ipfs"));
-  const keyFile = path.join(tmp, "account.key");
-  await writeFile(keyFile, `${chain.accounts[1]!.privateKey}\n`, { mode: 0o600 });
-  const cfgFile = path.join(tmp, "provider.yaml");
-  await writeFile(
-    cfgFile,
-    providerConfigYaml({
-      dataDir: path.join(tmp, "data"),
-      chain,
-      accountKeyFile: keyFile,
-      owner: `d${uid}`,
-      ipfsPeers: pubIpfs.multiaddrs(),
-    }),
-  );
+  world = await startDaemonTestWorld("tpod-daemon-", `d${uid}`);
+  ({ tmp, chain, pubIpfs } = world);
   gate = new SwitchGate();
   routes = new NoGateway();
   const layoutP = buildBusyboxLayout(tmp, `localhost/tpod-daemontest-${uid}:latest`, "hello from tpod\n");
-  daemon = await Daemon.start(loadConfig(cfgFile), { gate, routes });
+  daemon = await Daemon.start(loadConfig(world.cfgFile), { gate, routes });
   const layout = await layoutP;
   plain = await pushLayout(pubIpfs, layout);
   // The publisher encrypts an image and a secret to the daemon's (attested) encryption key.
@@ -169,34 +153,13 @@ beforeAll(async () => {
   encrypted = await pushLayout(pubIpfs, encDir);
   const jwe = await encryptSecret(new TextEncoder().encode("s3cret-value\n"), recipient.key);
   secretCid = (await putSecret(pubIpfs, jwe)).toString();
-  const target = daemon.info().multiaddrs.map((a) => multiaddr(a));
-  alice = await Publisher.create(
-    privateKeyToAccount(chain.accounts[2]!.privateKey),
-    target,
-    daemon.info().provider,
-    chain.chainId,
-  );
-  mallory = await Publisher.create(
-    privateKeyToAccount(chain.accounts[3]!.privateKey),
-    target,
-    daemon.info().provider,
-    chain.chainId,
-  );
+  alice = await Publisher.forDaemon(chain, daemon, 2);
+  mallory = await Publisher.forDaemon(chain, daemon, 3);
 }, 180_000);
 
 afterAll(async () => {
   if (!haveTools) return;
-  await alice?.stop();
-  await mallory?.stop();
-  if (daemon) {
-    for (const m of await engine().listPods()) await engine().remove(m.podId, { images: true });
-    await daemon.stop();
-  }
-  await pubIpfs?.stop();
-  await chain?.stop();
-  await rm(tmp, { recursive: true, force: true });
-  // The engine's tmpfs secrets root for this owner (empty by now).
-  await rm(`/dev/shm/tpod-secrets-d${uid}`, { recursive: true, force: true });
+  await stopDaemonTestWorld(world, daemon, [alice, mallory]);
 }, 120_000);
 
 describe.skipIf(!haveTools)("provider daemon", () => {

@@ -7,11 +7,8 @@
 
 import { execFile } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { multiaddr } from "@multiformats/multiaddr";
 import {
   balanceOf,
   ensureAllowance,
@@ -23,7 +20,7 @@ import {
   updateListingMetadata,
   withdraw,
 } from "@trustedpods/chain";
-import { type DevChain, startDevChain } from "@trustedpods/chain/node";
+import type { DevChain } from "@trustedpods/chain/node";
 import type { IpfsNode } from "@trustedpods/ipfs";
 import { createP2PNode, RpcError } from "@trustedpods/p2p";
 import {
@@ -52,19 +49,19 @@ import {
   publishListing,
 } from "@trustedpods/publisher/node";
 import { bytesToHex, erc20Abi, getAddress, type Hex, toHex } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
 import { Daemon } from "../src/daemon.js";
 import { ListingImages } from "../src/provision/listing.js";
 import {
   buildBusyboxLayout,
+  type DaemonTestWorld,
   haveTools,
   Publisher,
   podToWire,
-  providerConfigYaml,
   randomPodId,
-  startPublisherIpfs,
+  startDaemonTestWorld,
+  stopDaemonTestWorld,
   waitFor,
 } from "./daemon-helpers.js";
 
@@ -72,6 +69,7 @@ const run = promisify(execFile);
 const uid = randomBytes(4).toString("hex");
 if (!haveTools) console.warn("SKIP market-story.test.ts: podman, buildah or busybox-static missing");
 
+let world: DaemonTestWorld | undefined;
 let tmp: string;
 let chain: DevChain;
 let ipfs: IpfsNode;
@@ -207,25 +205,11 @@ async function authorize(listingId: bigint, dev: number, key: DeveloperKey, encK
 
 beforeAll(async () => {
   if (!haveTools) return;
-  tmp = await mkdtemp(path.join(os.tmpdir(), "tpod-market-"));
-  chain = await startDevChain();
-  ipfs = await startPublisherIpfs(path.join(tmp, "ipfs"));
-  const keyFile = path.join(tmp, "account.key");
-  await writeFile(keyFile, `${chain.accounts[1]!.privateKey}\n`, { mode: 0o600 });
-  const cfgFile = path.join(tmp, "provider.yaml");
-  await writeFile(
-    cfgFile,
-    providerConfigYaml({
-      dataDir: path.join(tmp, "data"),
-      chain,
-      accountKeyFile: keyFile,
-      owner: `mk${uid}`,
-      ipfsPeers: ipfs.multiaddrs(),
-    }),
-  );
+  world = await startDaemonTestWorld("tpod-market-", `mk${uid}`);
+  ({ tmp, chain, pubIpfs: ipfs } = world);
   const a = buildBusyboxLayout(path.join(tmp, "a"), `localhost/tpod-market-a-${uid}:latest`, "listing-a\n");
   const b = buildBusyboxLayout(path.join(tmp, "b"), `localhost/tpod-market-b-${uid}:latest`, "listing-b\n");
-  daemon = await Daemon.start(loadConfig(cfgFile), {
+  daemon = await Daemon.start(loadConfig(world.cfgFile), {
     billing: { claimIntervalMs: 200, meterIntervalMs: 300, maxBackoffMs: 1000 },
   });
   provider = daemon.info().provider;
@@ -233,12 +217,7 @@ beforeAll(async () => {
   layoutB = await b;
   keyA = await loadOrCreateDeveloperKey(path.join(tmp, "devA", "image-key.pem"));
   keyB = await loadOrCreateDeveloperKey(path.join(tmp, "devB", "image-key.pem"));
-  alice = await Publisher.create(
-    privateKeyToAccount(chain.accounts[2]!.privateKey),
-    daemon.info().multiaddrs.map((x) => multiaddr(x)),
-    provider,
-    chain.chainId,
-  );
+  alice = await Publisher.forDaemon(chain, daemon, 2);
   await ensureAllowance(chain.context(2), chain.contracts.token, 2n ** 200n);
 
   // Each developer attests the provider over libp2p with its (devnet) policy: the key it wraps to is the one
@@ -261,15 +240,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (!haveTools) return;
-  await alice?.stop();
-  if (daemon) {
-    for (const m of await daemon.engine.listPods()) await daemon.engine.remove(m.podId, { images: true });
-    await daemon.stop();
-  }
-  await ipfs?.stop();
-  await chain?.stop();
-  if (tmp) await rm(tmp, { recursive: true, force: true });
-  await rm(`/dev/shm/tpod-secrets-mk${uid}`, { recursive: true, force: true });
+  await stopDaemonTestWorld(world, daemon, [alice]);
 }, 120_000);
 
 async function imageExists(ref: string): Promise<boolean> {
