@@ -169,5 +169,7 @@ describe.skipIf(!built || !HAVE_TOOLS)("tpod devnet up after a SIGKILL", () => {
     second.child.kill("SIGTERM");
     await second.exited;
     expect(second.child.exitCode).toBe(0);
+    // Nothing of the devnet's engine stays on tmpfs: its (empty) secrets root goes with it.
+    expect(existsSync(`/dev/shm/tpod-secrets-${owner}`)).toBe(false);
   }, 120_000);
 });

@@ -856,6 +856,7 @@ export class PodmanEngine implements Engine {
     this.closed = true;
     for (const podId of [...this.health.keys()]) this.stopHealth(podId);
     await this.service?.stop();
+    await this.secrets.close();
   }
 }
 

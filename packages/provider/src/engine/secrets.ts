@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { chmod, mkdir, rename, rm, stat, statfs, writeFile } from "node:fs/promises";
+import { chmod, mkdir, rename, rm, rmdir, stat, statfs, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { EngineError } from "./errors.js";
 
@@ -68,6 +68,14 @@ export class SecretStore {
 
   async removePod(podId: string): Promise<void> {
     await rm(this.podDir(podId), { recursive: true, force: true });
+  }
+
+  /**
+   * Removes the root if it is empty, so a stopped engine leaves nothing on tmpfs. A root that still holds pods'
+   * secrets (pods keep running while the daemon restarts) stays: rmdir refuses a non-empty directory.
+   */
+  async close(): Promise<void> {
+    await rmdir(this.root).catch(() => {});
   }
 }
 
