@@ -56,22 +56,32 @@ export function senderOf(ctx: ChainContext): Address {
 
 /**
  * Simulates (so a revert comes back as a decoded ChainError before anything is signed), sends, and waits for the
- * configured confirmations.
+ * configured confirmations. `gasHeadroom` is added to the gas estimate for a call whose path depends on the time
+ * it is mined at (a later block may take a costlier branch than the one estimated).
  */
 export async function send<T = unknown>(
   ctx: ChainContext,
   call: { address: Address; abi: Abi; functionName: string; args: readonly unknown[] },
+  opts: { gasHeadroom?: bigint } = {},
 ): Promise<Sent<T>> {
   const wallet = requireWallet(ctx);
   try {
-    const sim = (await ctx.publicClient.simulateContract({
+    const target = {
       ...call,
       account: wallet.account,
       chain: wallet.chain,
       // Simulate against the block the transaction will land in (its timestamp decides what accrued).
       blockTag: "pending",
-    } as never)) as { request: unknown; result: T };
-    const hash = await wallet.writeContract(sim.request as never);
+    } as const;
+    const sim = (await ctx.publicClient.simulateContract(target as never)) as { request: object; result: T };
+    const request =
+      opts.gasHeadroom === undefined
+        ? sim.request
+        : {
+            ...sim.request,
+            gas: (await ctx.publicClient.estimateContractGas(target as never)) + opts.gasHeadroom,
+          };
+    const hash = await wallet.writeContract(request as never);
     const receipt = await waitForTransaction(ctx.publicClient, hash, ctx.confirmations ?? 1);
     return { hash, receipt, result: sim.result };
   } catch (err) {

@@ -135,6 +135,9 @@ export async function openChannel(
   return { ...sent, channelId: sent.result };
 }
 
+/** What the accrual restart adds to a top-up: a fresh storage slot (22,100), the flag and anchor, its event. */
+export const TOP_UP_RESTART_GAS = 30_000n;
+
 /** Publisher: adds `amount` to the deposit. */
 export async function topUp(
   ctx: ChainContext,
@@ -147,7 +150,13 @@ export async function topUp(
     const ch = await getChannel(ctx, { publisher: senderOf(ctx), provider, podId });
     await ensureAllowance(ctx, ch.token, amount);
   }
-  return send(ctx, { ...p(ctx), functionName: "topUp", args: [provider, podId, amount] });
+  // A top-up mined after the deposit ran out also restarts accrual (a new storage slot and an event), though
+  // it may have been estimated a second before: leave room for that branch.
+  return send(
+    ctx,
+    { ...p(ctx), functionName: "topUp", args: [provider, podId, amount] },
+    { gasHeadroom: TOP_UP_RESTART_GAS },
+  );
 }
 
 /** Publisher: switches to the rate of a new provider-signed quote. */
