@@ -125,6 +125,13 @@ async function drain(stream: Readable): Promise<string> {
 }
 
 /** Podman through its Docker-compatible API (works with Docker too, minus `isolate`). */
+/** What Podman's Docker-compatible stats endpoint returns, as far as we read it. */
+interface RawStats {
+  cpu_stats?: { cpu_usage?: { total_usage?: number } };
+  memory_stats?: { usage?: number };
+  networks?: Record<string, { rx_bytes?: number; tx_bytes?: number }>;
+}
+
 export class PodmanEngine implements Engine {
   readonly kind = "podman";
   readonly docker: Docker;
@@ -731,12 +738,10 @@ export class PodmanEngine implements Engine {
     const containers: ContainerStats[] = await Promise.all(
       list.map(async (info) => {
         const name = info.Labels[LABEL.container] ?? info.Id;
-        if (info.State !== "running") return { name, cpuSeconds: 0, memoryBytes: 0, rxBytes: 0, txBytes: 0 };
-        const s = (await this.docker.getContainer(info.Id).stats({ stream: false })) as unknown as {
-          cpu_stats?: { cpu_usage?: { total_usage?: number } };
-          memory_stats?: { usage?: number };
-          networks?: Record<string, { rx_bytes?: number; tx_bytes?: number }>;
-        };
+        const idle = { name, cpuSeconds: 0, memoryBytes: 0, rxBytes: 0, txBytes: 0 };
+        if (info.State !== "running") return idle;
+        const s = await this.containerStats(info.Id);
+        if (!s) return idle;
         let rx = 0;
         let tx = 0;
         for (const n of Object.values(s.networks ?? {})) {
@@ -763,6 +768,28 @@ export class PodmanEngine implements Engine {
       rxBytes: sum((c) => c.rxBytes),
       txBytes: sum((c) => c.txBytes),
     };
+  }
+
+  /**
+   * One container's stats, or null when it stopped meanwhile. Podman answers 500 ("read /proc/N/cgroup: no such
+   * process") when a process it is reading exits under it (a restart, a finished health check exec): asked
+   * again, it either reads the new state or says the container is not running.
+   */
+  private async containerStats(id: string): Promise<RawStats | null> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return (await this.docker.getContainer(id).stats({ stream: false })) as unknown as RawStats;
+      } catch (err) {
+        const msg = String((err as Error)?.message ?? err);
+        if (!/no such process|no such container|not running|is stopped/i.test(msg) || attempt >= 2) throw err;
+        const st = await this.docker
+          .getContainer(id)
+          .inspect()
+          .catch(() => null);
+        if (!st?.State?.Running) return null;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
   }
 
   // ---------------------------------------------------------------- images
