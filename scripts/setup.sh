@@ -7,7 +7,7 @@ set -euo pipefail
 TPOD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TPOD_NODE_DIR="$TPOD_ROOT/.tools/node"
 NODE_MAJOR_WANTED=22
-APT_PACKAGES=(podman buildah skopeo runc busybox-static uidmap slirp4netns fuse-overlayfs openssl chromium wrk)
+APT_PACKAGES=(podman buildah skopeo runc busybox-static uidmap slirp4netns fuse-overlayfs openssl chromium wrk nginx)
 
 log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
 

@@ -1,6 +1,7 @@
 // Gateway benchmark: requests/s and p50/p99 latency through the gateway against the container's own port, in
-// the same run (wrk), with two bare Node proxies as floors, for a keep-alive upstream (Node in the pod, the
-// default) and busybox httpd (closes every connection); cold start from zero against `podman start`.
+// the same run (wrk), with each data plane (the Node gateway alone, and nginx in front of it) and a bare Node
+// TCP pipe as a floor, for a keep-alive upstream (Node in the pod, the default) and busybox httpd (closes every
+// connection); cold start from zero against `podman start`.
 //
 //   npm run build && node bench/gateway/run.ts [--seconds 5] [--rounds 2] [--connections 1,8,16,64]
 //     [--upstream keepalive,busybox] [--work-us 0] [--pod-cpu 1000] [--cold 5] [--json]
@@ -20,8 +21,10 @@ import { parseArgs, promisify } from "node:util";
 import {
   createGateway,
   engineWaker,
+  findNginx,
   type Gateway,
   HostFirewall,
+  nginxDirFor,
   PodmanEngine,
   type PodSpec,
   type PodWaker,
@@ -55,8 +58,12 @@ const images: Record<Kind, string> = {
   busybox: `localhost/tpod-gwbench-${uid}:busybox`,
 };
 const log = (msg: string) => process.stderr.write(`[bench/gateway] ${msg}\n`);
-const PATHS = ["direct", "gateway", "bare-http", "bare-tcp"] as const;
+const NGINX = findNginx();
+if (!NGINX) throw new Error("nginx is not installed (apt install nginx; scripts/setup.sh does)");
+/** direct: the container; node: the gateway serving the port itself; nginx: the native data plane in front. */
+const PATHS = ["direct", "node", "nginx", "bare-tcp"] as const;
 type PathName = (typeof PATHS)[number];
+const viaGateway = (p: PathName) => p === "node" || p === "nginx";
 
 interface WrkResult {
   rps: number;
@@ -95,6 +102,20 @@ async function podCpuFile(containerName: string): Promise<string | null> {
   return null;
 }
 
+/** CPU time (µs) of nginx's master and workers, from /proc: the nginx path's proxy CPU besides ours. */
+async function nginxCpuUs(dir: string): Promise<number> {
+  const master = (await readFile(path.join(dir, "nginx.pid"), "utf8")).trim();
+  const children = (await readFile(`/proc/${master}/task/${master}/children`, "utf8")).trim().split(/\s+/);
+  const tick = 1e6 / 100; // USER_HZ
+  let total = 0;
+  for (const pid of [master, ...children.filter(Boolean)]) {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    total += (Number(f[11]) + Number(f[12])) * tick;
+  }
+  return total;
+}
+
 const readNs = async (f: string | null) => (f ? Number((await readFile(f, "utf8")).trim()) : Number.NaN);
 
 async function wrk(
@@ -102,13 +123,16 @@ async function wrk(
   connections: number,
   host: string | undefined,
   cpuFile: string | null,
+  otherCpuUs?: () => Promise<number>,
 ): Promise<WrkResult> {
   const argv = ["-t", "1", "-c", String(connections), "-d", `${SECONDS}s`, "--latency"];
   if (host) argv.push("-H", `Host: ${host}`);
   const pod0 = await readNs(cpuFile);
+  const other0 = (await otherCpuUs?.()) ?? 0;
   const cpu0 = process.cpuUsage();
   const { stdout } = await run("wrk", [...argv, url], { maxBuffer: 1 << 20 });
   const cpu = process.cpuUsage(cpu0);
+  const otherUs = ((await otherCpuUs?.()) ?? 0) - other0;
   const podNs = (await readNs(cpuFile)) - pod0;
   const requests = Number(/(\d+) requests in/.exec(stdout)?.[1]);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]);
@@ -120,7 +144,7 @@ async function wrk(
   return {
     rps,
     requests,
-    proxyCpuUs: (cpu.user + cpu.system) / requests,
+    proxyCpuUs: (cpu.user + cpu.system + otherUs) / requests,
     podCpuUs: podNs / 1000 / requests,
     p50,
     p99,
@@ -200,25 +224,6 @@ function podSpec(kind: Kind, podId: string): PodSpec {
   return { podId, containers: [container] };
 }
 
-/** What anyone would write first: http.createServer + http.request through a keep-alive Agent + pipe. */
-async function bareHttpProxy(target: { host: string; port: number }): Promise<http.Server> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
-  const server = http.createServer({ noDelay: true }, (req, res) => {
-    const up = http.request(
-      { ...target, method: req.method, path: req.url, headers: req.headers, agent },
-      (pres) => {
-        res.writeHead(pres.statusCode ?? 502, pres.headers);
-        pres.pipe(res);
-      },
-    );
-    up.on("error", () => res.destroy());
-    req.pipe(up);
-  });
-  server.on("close", () => agent.destroy());
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return server;
-}
-
 /** The least any proxy in Node does: one upstream TCP connection per client connection, bytes piped. */
 async function bareTcpProxy(target: { host: string; port: number }): Promise<net.Server> {
   const server = net.createServer({ noDelay: true }, (s) => {
@@ -260,44 +265,60 @@ function summarize(xs: WrkResult[]): Row {
   };
 }
 
-async function steadyState(kind: Kind, engine: PodmanEngine, gw: Gateway) {
+async function steadyState(
+  kind: Kind,
+  engine: PodmanEngine,
+  gws: Record<"node" | "nginx", Gateway>,
+  nginxDir: string,
+) {
+  const gw = gws.node;
   const podId = `gwbench-${kind.slice(0, 2)}-${uid}`;
   const host = gw.hostnameFor(`bench-${kind.slice(0, 2)}-${uid}`);
   const st = await engine.apply(podSpec(kind, podId));
   const target = { host: st.containers[0]!.ip!, port: 8080 };
   const file = kind === "busybox" ? "/index.html" : "/";
-  gw.setRoutes(podId, [{ hostname: host, container: "web", containerPort: 8080 }], {});
-  const bareHttp = await bareHttpProxy(target);
+  for (const g of Object.values(gws))
+    g.setRoutes(podId, [{ hostname: host, container: "web", containerPort: 8080 }], {});
   const bareTcp = await bareTcpProxy(target);
   const urls: Record<PathName, string> = {
     direct: `http://${target.host}:${target.port}${file}`,
-    gateway: `http://127.0.0.1:${gw.address.port}${file}`,
-    "bare-http": `http://127.0.0.1:${(bareHttp.address() as net.AddressInfo).port}${file}`,
+    node: `http://127.0.0.1:${gws.node.address.port}${file}`,
+    nginx: `http://127.0.0.1:${gws.nginx.address.port}${file}`,
     "bare-tcp": `http://127.0.0.1:${(bareTcp.address() as net.AddressInfo).port}${file}`,
   };
   try {
     const cpuFile = await podCpuFile(engine.containerName(podId, "web"));
     await firstAnswer(urls.direct);
-    await firstAnswer(urls.gateway, host);
+    await firstAnswer(urls.node, host);
+    // The first request looks the pod up; nginx then sends the host straight to the container.
+    await firstAnswer(urls.nginx, host);
+    await gws.nginx.settled();
     // Warm up (JIT, pools) outside the measurement.
     for (const p of PATHS) {
-      await run("wrk", ["-t1", "-c8", "-d2s", ...(p === "gateway" ? ["-H", `Host: ${host}`] : []), urls[p]]);
+      await run("wrk", ["-t1", "-c8", "-d2s", ...(viaGateway(p) ? ["-H", `Host: ${host}`] : []), urls[p]]);
     }
     const load: Record<string, Runs> = {};
     for (const c of CONNECTIONS) {
-      const runs: Runs = { direct: [], gateway: [], "bare-http": [], "bare-tcp": [] };
+      const runs: Runs = { direct: [], node: [], nginx: [], "bare-tcp": [] };
       load[c] = runs;
       for (let r = 0; r < ROUNDS; r++) {
         log(
           `${kind}: wrk ${SECONDS}s, ${c} connection(s), round ${r + 1}/${ROUNDS} (load ${os.loadavg()[0]!.toFixed(2)})`,
         );
         for (const p of PATHS)
-          runs[p].push(await wrk(urls[p], c, p === "gateway" ? host : undefined, cpuFile));
+          runs[p].push(
+            await wrk(
+              urls[p],
+              c,
+              viaGateway(p) ? host : undefined,
+              cpuFile,
+              p === "nginx" ? () => nginxCpuUs(nginxDir) : undefined,
+            ),
+          );
       }
     }
     return { podId, host, load };
   } finally {
-    bareHttp.close();
     bareTcp.close();
   }
 }
@@ -413,9 +434,9 @@ function report(
     string,
     Record<PathName, { ratio: number; p99DeltaMs: number }>,
   ][]) {
-    const g = per.gateway;
+    const g = per.nginx;
     rows.push(
-      `${c.slice(1)} conn: gateway ${g.ratio.toFixed(2)}x direct requests/s (target >= 0.8x: ${g.ratio >= 0.8 ? "met" : "not met"}), p99 ${g.p99DeltaMs >= 0 ? "+" : ""}${g.p99DeltaMs.toFixed(3)} ms (target <= +1 ms: ${g.p99DeltaMs <= 1 ? "met" : "not met"}); floors: bare http ${per["bare-http"].ratio.toFixed(2)}x, bare tcp ${per["bare-tcp"].ratio.toFixed(2)}x`,
+      `${c.slice(1)} conn: gateway (nginx data plane) ${g.ratio.toFixed(2)}x direct requests/s (target >= 0.8x: ${g.ratio >= 0.8 ? "met" : "not met"}), p99 ${g.p99DeltaMs >= 0 ? "+" : ""}${g.p99DeltaMs.toFixed(3)} ms (target <= +1 ms: ${g.p99DeltaMs <= 1 ? "met" : "not met"}); Node data plane ${per.node.ratio.toFixed(2)}x, bare Node TCP pipe ${per["bare-tcp"].ratio.toFixed(2)}x`,
     );
   }
 }
@@ -441,25 +462,33 @@ async function main(): Promise<void> {
     },
   };
   const wakeLog: { startMs: number; readyMs: number }[] = [];
-  const gw = await createGateway({
+  const gwLog = {
+    info: (o: object) => {
+      if ("readyMs" in o) wakeLog.push(o as { startMs: number; readyMs: number });
+    },
+    warn: (o: object, m?: string) => log(`${m} ${JSON.stringify(o)}`),
+  };
+  const nginxDir = nginxDirFor(tmp);
+  const common = {
     engine,
     waker,
-    log: {
-      info: (o) => {
-        if ("readyMs" in o) wakeLog.push(o as { startMs: number; readyMs: number });
-      },
-      warn: (o, m) => log(`${m} ${JSON.stringify(o)}`),
-    },
+    log: gwLog,
     listen: { host: "127.0.0.1", port: 0 },
     baseDomain: "localhost",
-  });
+  };
+  const gws = {
+    node: await createGateway(common),
+    nginx: await createGateway({ ...common, nginx: { binary: NGINX, dir: nginxDir } }),
+  };
+  // Cold start through what the daemon runs when nginx is installed.
+  const gw = gws.nginx;
   const pods: string[] = [];
   try {
     const rows: string[] = [];
     const summary: Record<string, unknown> = {};
     let coldPod: { podId: string; host: string } | null = null;
     for (const kind of KINDS) {
-      const r = await steadyState(kind, engine, gw);
+      const r = await steadyState(kind, engine, gws, nginxDir);
       pods.push(r.podId);
       report(kind, r.load, rows, summary);
       // Cold start on busybox when measured (what earlier runs used), else on the keep-alive pod.
@@ -490,7 +519,8 @@ async function main(): Promise<void> {
     if (args.json) console.log(JSON.stringify({ loadBefore, loadAfter, load: summary, cold }, null, 2));
     else console.log(rows.join("\n"));
   } finally {
-    await gw.close();
+    await gws.node.close();
+    await gws.nginx.close();
     for (const p of pods) await engine.remove(p).catch(() => {});
     await engine.close();
     await run("podman", ["rmi", "-f", ...KINDS.map((k) => images[k])]).catch(() => {});

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
+import { findNginx } from "@trustedpods/provider";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const execFileP = promisify(execFile);
@@ -140,19 +141,20 @@ describe.skipIf(!built || !HAVE_TOOLS)("tpod devnet up after a SIGKILL", () => {
     if (home) await rm(home, { recursive: true, force: true });
   });
 
-  it("takes its anvil and Podman service down with it", async () => {
+  it("takes its anvil, Podman service and nginx down with it", async () => {
     expect(await podContainers()).not.toHaveLength(0);
     helpers = (await descendants(first.child.pid as number)).filter((p) =>
-      /\banvil\b|podman system service/.test(p.command),
+      /\banvil\b|podman system service|^nginx: /.test(p.command),
     );
-    expect(helpers.map((h) => (/anvil/.test(h.command) ? "anvil" : "podman")).sort()).toEqual([
-      "anvil",
-      "podman",
-    ]);
+    const kinds = new Set(helpers.map((h) => /anvil|podman|nginx/.exec(h.command)![0]));
+    // nginx is the gateway's data plane when installed: its master and workers must go too.
+    expect([...kinds].sort()).toEqual(findNginx() ? ["anvil", "nginx", "podman"] : ["anvil", "podman"]);
 
     first.child.kill("SIGKILL");
     await first.exited;
-    await waitUntil("the devnet's anvil and podman service exit", () => helpers.every((h) => !alive(h.pid)));
+    await waitUntil("the devnet's anvil, podman service and nginx exit", () =>
+      helpers.every((h) => !alive(h.pid)),
+    );
     expect(helpers.filter((h) => alive(h.pid))).toEqual([]);
   }, 60_000);
 

@@ -53,7 +53,20 @@ export interface ProviderConfig {
     /** tmpfs directory for secret volumes (engine default when absent). */
     secretsDir?: string;
   };
-  gateway: { listen: string; baseDomain: string; publicUrl?: string };
+  gateway: {
+    listen: string;
+    baseDomain: string;
+    publicUrl?: string;
+    /**
+     * Who holds the public port: nginx in front of the Node gateway (requests for awake, always-on pods go
+     * straight to their containers), or the Node gateway alone. auto = nginx when it is installed.
+     */
+    dataPlane: "auto" | "nginx" | "node";
+    /** The nginx binary (default: found in /usr/sbin, /usr/local/sbin, /usr/bin). */
+    nginx?: string;
+    /** nginx worker processes (default: one per core). */
+    workers?: number;
+  };
   attester: AttesterKind;
   ipfs:
     | { kind: "helia"; dataDir: string; listen: string[]; peers: string[]; network: "devnet" | "private" }
@@ -378,9 +391,20 @@ export function parseConfig(text: string, file: string): ProviderConfig {
   }
 
   // gateway
-  const gateway: ProviderConfig["gateway"] = { listen: "0.0.0.0:8080", baseDomain: "pods.localhost" };
+  const gateway: ProviderConfig["gateway"] = {
+    listen: "0.0.0.0:8080",
+    baseDomain: "pods.localhost",
+    dataPlane: "auto",
+  };
   if (top.has("gateway")) {
-    const m = r.map(top.get("gateway"), "gateway", ["listen", "baseDomain", "publicUrl"]);
+    const m = r.map(top.get("gateway"), "gateway", [
+      "listen",
+      "baseDomain",
+      "publicUrl",
+      "dataPlane",
+      "nginx",
+      "workers",
+    ]);
     if (m?.has("listen")) {
       const v = r.string(m.get("listen"), "gateway.listen");
       if (v !== undefined && !HOSTPORT_RE.test(v))
@@ -394,6 +418,19 @@ export function parseConfig(text: string, file: string): ProviderConfig {
       else if (v !== undefined) gateway.baseDomain = v;
     }
     if (m?.has("publicUrl")) gateway.publicUrl = r.string(m.get("publicUrl"), "gateway.publicUrl");
+    if (m?.has("dataPlane"))
+      gateway.dataPlane =
+        r.oneOf(m.get("dataPlane"), "gateway.dataPlane", ["auto", "nginx", "node"] as const) ?? "auto";
+    if (m?.has("nginx")) {
+      const v = r.string(m.get("nginx"), "gateway.nginx");
+      if (v !== undefined && !path.isAbsolute(v))
+        r.report(m.get("nginx"), `gateway.nginx "${v}" must be an absolute path to the nginx binary`);
+      else if (v !== undefined) gateway.nginx = v;
+    }
+    if (m?.has("workers")) {
+      const v = r.int(m.get("workers"), "gateway.workers", 1, 64);
+      if (v !== undefined) gateway.workers = v;
+    }
   }
 
   const attester = top.has("attester")
@@ -564,6 +601,9 @@ engine:
 gateway:
   listen: 0.0.0.0:8080       # the HTTP entry point (routes by Host header)
   baseDomain: pods.localhost # pods without a hostname get NAME.<baseDomain>
+  dataPlane: auto            # nginx in front when installed (awake pods served natively), or: nginx | node
+  # nginx: /usr/sbin/nginx   # the binary, when not in a usual place
+  # workers: 2               # nginx worker processes (default: one per core)
 
 # insecure-dev on machines without a TEE (refused by verifiers unless their policy allows it),
 # configfs-tsm inside SEV-SNP or TDX guests.

@@ -54,7 +54,7 @@ import {
   UpdateResponseSchema,
   wire,
 } from "@trustedpods/protocol";
-import { Counter } from "prom-client";
+import { Counter, Gauge } from "prom-client";
 import {
   type Address,
   bytesToHex,
@@ -73,6 +73,8 @@ import type { ProviderConfig } from "./config.js";
 import { PodmanEngine } from "./engine/podman.js";
 import type { Engine } from "./engine/types.js";
 import { createGateway } from "./gateway/gateway.js";
+import { nginxDirFor } from "./gateway/nginx/front-door.js";
+import { findNginx } from "./gateway/nginx/process.js";
 import type { Gateway } from "./gateway/types.js";
 import type { RouteRegistry } from "./gateway-seam.js";
 import { type ServeContext, serveSignedStream, serveSignedUnary, serveUnary } from "./handlers/serve.js";
@@ -248,6 +250,7 @@ export class Daemon {
       if (deps.routes) routes = deps.routes;
       else {
         const gw = await startGateway(config, { engine, state, metrics, log });
+        log.info({ address: gw.address, dataPlane: gw.dataPlane }, "gateway listening");
         routes = gw;
         cleanup.push(() => gw.close());
       }
@@ -731,7 +734,9 @@ async function startGateway(
     labelNames: ["status", "error"],
     registers: [d.metrics.registry],
   });
-  return createGateway({
+  const nginx = nginxFor(config, d.log);
+  const gw = await createGateway({
+    ...(nginx ? { nginx } : {}),
     engine: d.engine,
     waker: {
       async wake(id) {
@@ -747,6 +752,34 @@ async function startGateway(
     log: d.log.child({ module: "gateway" }),
     onRequest: (e) => requests.inc({ status: `${Math.floor(e.status / 100)}xx`, error: e.error ?? "" }),
   });
+  new Gauge({
+    name: "tpod_provider_gateway_info",
+    help: "The gateway's data plane (nginx in front of the Node gateway, or the Node gateway alone)",
+    labelNames: ["data_plane"],
+    registers: [d.metrics.registry],
+  }).set({ data_plane: gw.dataPlane }, 1);
+  return gw;
+}
+
+/** The native data plane's settings, or undefined for the Node gateway alone (dataPlane node, or auto without nginx). */
+function nginxFor(
+  config: ProviderConfig,
+  log: Logger,
+): { binary: string; dir: string; workers?: number } | undefined {
+  const { dataPlane, nginx, workers } = config.gateway;
+  if (dataPlane === "node") return undefined;
+  const binary = findNginx(nginx);
+  if (!binary) {
+    if (dataPlane === "nginx")
+      throw new Error(
+        `gateway.dataPlane is nginx but ${nginx ? `${nginx} does not exist` : "no nginx binary was found"}: apt install nginx, or set gateway.nginx`,
+      );
+    log.warn(
+      "gateway: nginx is not installed; the Node gateway serves the port alone (slower for busy pods)",
+    );
+    return undefined;
+  }
+  return { binary, dir: nginxDirFor(config.dataDir), ...(workers ? { workers } : {}) };
 }
 
 /**

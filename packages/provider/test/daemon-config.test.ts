@@ -48,6 +48,24 @@ describe("provider config", () => {
     expect(c.ipfs).toMatchObject({ kind: "helia", network: "devnet" });
     expect(c.metrics.listen).toBe("127.0.0.1:9464");
     expect(c.billing).toEqual({ minNoticeSeconds: 3600, minDepositSeconds: 3600, quoteTtlSeconds: 300 });
+    expect(c.gateway).toEqual({ listen: "0.0.0.0:8080", baseDomain: "pods.localhost", dataPlane: "auto" });
+  });
+
+  it("reads the gateway's data plane, nginx binary and workers, and refuses bad ones where they are", () => {
+    const base = defaultConfigText({ payments: "0x5FbDB2315678afecb367f032d93F642f64180aa3" });
+    const withGateway = (g: string) => base.replace(/^gateway:\n(?: {2}.*\n)+/m, `gateway:\n${g}`);
+    const ok = parseConfig(
+      withGateway("  dataPlane: nginx\n  nginx: /opt/nginx/sbin/nginx\n  workers: 3\n"),
+      path.join(tmp, "provider.yaml"),
+    );
+    expect(ok.gateway).toMatchObject({ dataPlane: "nginx", nginx: "/opt/nginx/sbin/nginx", workers: 3 });
+    const text = withGateway("  dataPlane: envoy\n  nginx: sbin/nginx\n  workers: 0\n");
+    const line = text.split("\n").findIndex((l) => l.includes("dataPlane")) + 1;
+    expect(errorsOf(text)).toEqual([
+      `p.yaml:${line}:14: gateway.dataPlane must be one of auto, nginx, node`,
+      `p.yaml:${line + 1}:10: gateway.nginx "sbin/nginx" must be an absolute path to the nginx binary`,
+      `p.yaml:${line + 2}:12: gateway.workers must be an integer from 1 to 64`,
+    ]);
   });
 
   it("reports every error at once, located, in file order", () => {

@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
 import { Daemon } from "../src/daemon.js";
 import type { PodmanEngine } from "../src/engine/podman.js";
+import { findNginx } from "../src/gateway/nginx/process.js";
 import {
   buildBusyboxLayout,
   container,
@@ -194,5 +195,10 @@ describe.skipIf(!haveTools)("daemon with billing and gateway", () => {
     expect(ch.claimed).toBeGreaterThanOrEqual(rate * 120n);
     const metrics = await (await fetch(daemon.info().metricsUrl)).text();
     expect(metrics).toContain('tpod_provider_requests_total{protocol="provision",code="PAYMENT_REQUIRED"} 1');
+    // The default data plane: nginx in front when it is installed (scripts/setup.sh installs it).
+    const plane = findNginx() ? "nginx" : "node";
+    expect(metrics).toContain(`tpod_provider_gateway_info{data_plane="${plane}"} 1`);
+    // Requests through the gateway are counted whichever data plane served them.
+    expect(metrics).toMatch(/tpod_provider_gateway_requests_total\{status="2xx",error=""\} [1-9]/);
   });
 });

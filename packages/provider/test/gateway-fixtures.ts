@@ -6,7 +6,20 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { createGateway, type Gateway, localhostLookup, PodmanEngine, type PodSpec } from "../src/index.js";
+import {
+  createGateway,
+  findNginx,
+  type Gateway,
+  localhostLookup,
+  nginxDirFor,
+  PodmanEngine,
+  type PodSpec,
+} from "../src/index.js";
+
+/** Who holds the gateway's port: the Node gateway alone, or nginx in front of it (when installed). */
+export type DataPlane = "node" | "nginx";
+export const NGINX = findNginx();
+export const DATA_PLANES: DataPlane[] = NGINX ? ["node", "nginx"] : ["node"];
 
 export const run = promisify(execFile);
 
@@ -211,6 +224,7 @@ export class GatewayTestHarness {
   readonly #secretsDir: string;
   readonly #gateways: Gateway[] = [];
   readonly #pods = new Set<string>();
+  readonly #nginxDirs: string[] = [];
   #engine: PodmanEngine | undefined;
   #tmp: string | undefined;
 
@@ -221,6 +235,11 @@ export class GatewayTestHarness {
   ) {
     this.image = `localhost/tpod-${name}-${uid}:web`;
     this.#secretsDir = `/dev/shm/tpod-${name}-${uid}`;
+  }
+
+  /** The directories of the nginx gateways made so far. */
+  get nginxDirs(): string[] {
+    return [...this.#nginxDirs];
   }
 
   get engine(): PodmanEngine {
@@ -247,11 +266,19 @@ export class GatewayTestHarness {
   };
 
   /** A gateway on 127.0.0.1 (any port) for `*.localhost`, closed by close(). */
-  readonly gateway = async (opts: Partial<Parameters<typeof createGateway>[0]> = {}): Promise<Gateway> => {
+  readonly gateway = async (
+    opts: Partial<Parameters<typeof createGateway>[0]> = {},
+    plane: DataPlane = "node",
+  ): Promise<Gateway> => {
+    if (plane === "nginx" && !NGINX) throw new Error("nginx is not installed");
+    const dir = nginxDirFor(`${this.#tmp}/nginx-${this.#gateways.length}`);
+    const nginx = plane === "nginx" ? { nginx: { binary: NGINX!, dir } } : {};
+    if (plane === "nginx") this.#nginxDirs.push(dir);
     const gw = await createGateway({
       engine: this.engine,
       listen: { host: "127.0.0.1", port: 0 },
       baseDomain: "localhost",
+      ...nginx,
       ...opts,
     });
     this.#gateways.push(gw);

@@ -1,7 +1,8 @@
 // One HTTP entry point for every pod: routes by Host to a container's port on its pod network over pooled
 // keep-alive connections, streams bodies both ways, proxies WebSockets, and stops/starts scale-to-zero pods
 // around their idle periods. The pieces: routes.ts (what a pod may claim), lifecycle.ts (addresses, wake and
-// sleep), pool.ts (upstream connections), proxy.ts (one HTTP exchange), upgrade.ts (WebSockets).
+// sleep), pool.ts (upstream connections), proxy.ts (one HTTP exchange), upgrade.ts (WebSockets), nginx/ (the
+// native data plane: nginx on the public port serving awake, always-on pods itself, this server behind it).
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type net from "node:net";
 import type { Duplex } from "node:stream";
@@ -9,6 +10,8 @@ import type { Engine } from "../engine/types.js";
 import { errorBody, GatewayError, toGatewayError } from "./errors.js";
 import { hostOf, normalizeHost, readHead } from "./headers.js";
 import { type HostEntry, newPodEntry, type PodEntry, PodLifecycle, upstreamKey } from "./lifecycle.js";
+import type { NginxRoute } from "./nginx/config.js";
+import { NginxFrontDoor } from "./nginx/front-door.js";
 import type { Target } from "./pool.js";
 import { HttpExchange, type ProxyHost } from "./proxy.js";
 import { HOSTNAME, hostnameFor, validateIdleMs, validateRoutes } from "./routes.js";
@@ -56,18 +59,40 @@ class HttpGateway implements Gateway, ProxyHost {
   private readonly hosts = new Map<string, HostEntry>();
   private closed = false;
   private bound: { host: string; port: number } | null = null;
+  /** nginx on the public port when the native data plane is on; this server then listens on its socket. */
+  private readonly frontDoor: NginxFrontDoor | null;
 
   constructor(private readonly options: GatewayOptions) {
     this.engine = options.engine;
     this.waker = options.waker ?? engineWaker(options.engine);
     this.limits = { ...DEFAULT_GATEWAY_LIMITS, ...options.limits };
-    this.trustForwarded = options.trustForwarded === true;
-    this.wantsEvents = options.onRequest !== undefined;
     this.log = options.log ?? NOOP_LOG;
+    this.frontDoor = options.nginx
+      ? new NginxFrontDoor({
+          binary: options.nginx.binary,
+          dir: options.nginx.dir,
+          workers: options.nginx.workers ?? "auto",
+          listen: options.listen,
+          trustForwarded: options.trustForwarded === true,
+          limits: this.limits,
+          log: this.log,
+          ...(options.onRequest ? { onRequest: options.onRequest } : {}),
+        })
+      : null;
+    // Behind nginx, the only peer is nginx, which replaced (or, when trusted, extended) the forwarding headers.
+    this.trustForwarded = options.trustForwarded === true || this.frontDoor !== null;
+    this.wantsEvents = options.onRequest !== undefined;
     if (options.baseDomain !== undefined && !HOSTNAME.test(options.baseDomain)) {
       throw new GatewayError("INVALID_ROUTE", `invalid base domain ${JSON.stringify(options.baseDomain)}`);
     }
-    this.lifecycle = new PodLifecycle(this.engine, this.waker, this.limits, this.log, () => this.closed);
+    this.lifecycle = new PodLifecycle(
+      this.engine,
+      this.waker,
+      this.limits,
+      this.log,
+      () => this.closed,
+      () => this.pushRoutes(),
+    );
     const l = this.limits;
     this.server = http.createServer({
       maxHeaderSize: l.maxHeaderBytes,
@@ -87,16 +112,59 @@ class HttpGateway implements Gateway, ProxyHost {
   }
 
   async listen(): Promise<void> {
-    const { host, port } = this.options.listen;
-    await new Promise<void>((resolve, reject) => {
+    const front = this.frontDoor;
+    if (!front) {
+      const { host, port } = this.options.listen;
+      await this.listenOn((done) => this.server.listen(port, host, done));
+      const a = this.server.address() as net.AddressInfo;
+      this.bound = { host: a.address, port: a.port };
+      return;
+    }
+    await front.prepare();
+    await this.listenOn((done) => this.server.listen(front.nodeSocket, done));
+    try {
+      await front.shareNodeSocket();
+      await front.start();
+    } catch (err) {
+      await new Promise<void>((r) => this.server.close(() => r()));
+      throw err;
+    }
+    this.bound = front.address;
+  }
+
+  private listenOn(start: (done: () => void) => void): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
       this.server.once("error", reject);
-      this.server.listen(port, host, () => {
+      start(() => {
         this.server.off("error", reject);
         resolve();
       });
     });
-    const a = this.server.address() as net.AddressInfo;
-    this.bound = { host: a.address, port: a.port };
+  }
+
+  /**
+   * The native data plane's table: a hostname goes straight to its container while the pod is awake and always
+   * on; a scale-to-zero pod stays behind this gateway, which sees every request and so knows when it is idle.
+   */
+  private pushRoutes(): void {
+    if (!this.frontDoor) return;
+    const routes: NginxRoute[] = [];
+    for (const [hostname, entry] of this.hosts) {
+      const pod = entry.pod;
+      const t = !pod.scaleToZero ? this.lifecycle.ready(pod, entry.key) : undefined;
+      routes.push({ hostname, podId: pod.podId, upstream: t ? { host: t.host, port: t.port } : null });
+    }
+    this.frontDoor.update(routes);
+  }
+
+  /** Resolves once nginx runs the current route table (immediately without nginx). */
+  settled(): Promise<void> {
+    return this.frontDoor?.settled() ?? Promise.resolve();
+  }
+
+  /** Which data plane holds the public port. */
+  get dataPlane(): "node" | "nginx" {
+    return this.frontDoor ? "nginx" : "node";
   }
 
   get address(): { host: string; port: number } {
@@ -145,6 +213,7 @@ class HttpGateway implements Gateway, ProxyHost {
       pod.lastActivity = Date.now();
       this.lifecycle.armIdle(pod);
     }
+    this.pushRoutes();
   }
 
   removeRoutes(podId: string): void {
@@ -155,6 +224,7 @@ class HttpGateway implements Gateway, ProxyHost {
       if (this.hosts.get(r.hostname)?.pod === pod) this.hosts.delete(r.hostname);
     }
     this.lifecycle.drop(pod);
+    this.pushRoutes();
   }
 
   routesOf(podId: string): HttpRoute[] {
@@ -302,8 +372,12 @@ class HttpGateway implements Gateway, ProxyHost {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // nginx stops accepting first; closing our connections then ends what it still carries to us (WebSockets),
+    // so its graceful stop does not wait for them.
+    const front = this.frontDoor?.close();
     const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();
+    await front;
     for (const pod of this.pods.values()) this.lifecycle.drop(pod);
     this.pods.clear();
     this.hosts.clear();

@@ -59,6 +59,15 @@ function allValues(rawHeaders: string[], name: string): string[] {
 }
 
 /**
+ * X-Forwarded-For with the peer appended. A peer on a unix socket (nginx in front of us) has no address: what
+ * it forwarded is the whole chain.
+ */
+function appendFor(prior: string, clientIp: string): string {
+  if (!clientIp) return prior;
+  return prior ? `${prior}, ${clientIp}` : clientIp;
+}
+
+/**
  * Request headers for the upstream: end-to-end headers plus X-Forwarded-For/Proto/Host. Client-sent
  * forwarding headers are kept (and appended to) only when the gateway sits behind a proxy we trust;
  * otherwise a client could claim any address. For an upgrade, Connection/Upgrade are put back.
@@ -79,7 +88,7 @@ export function upstreamRequestHeaders(
     const fwd = allValues(raw, "forwarded");
     if (fwd.length) headers.push("Forwarded", fwd.join(", "));
   }
-  headers.push("X-Forwarded-For", priorFor ? `${priorFor}, ${clientIp}` : clientIp);
+  headers.push("X-Forwarded-For", appendFor(priorFor, clientIp));
   headers.push("X-Forwarded-Proto", proto, "X-Forwarded-Host", host);
   if (upgrade) {
     headers.push("Connection", "Upgrade", "Upgrade", req.headers.upgrade ?? "");
@@ -193,7 +202,7 @@ export function proxyRequestHeaders(
     if (fwd.length) headers.push("Forwarded", fwd.join(", "));
     headers.push(
       "X-Forwarded-For",
-      priorFor ? `${priorFor}, ${clientIp}` : clientIp,
+      appendFor(priorFor, clientIp),
       "X-Forwarded-Proto",
       firstValue(raw, "x-forwarded-proto") || (encrypted ? "https" : "http"),
       "X-Forwarded-Host",

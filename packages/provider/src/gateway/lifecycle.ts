@@ -108,6 +108,8 @@ export class PodLifecycle {
     private readonly limits: GatewayLimits,
     private readonly log: GatewayLogger,
     private readonly isClosed: () => boolean,
+    /** Called when a pod's addresses were installed or forgotten (the native data plane follows them). */
+    private readonly onAddresses: (pod: PodEntry) => void = () => {},
   ) {}
 
   // ------------------------------------------------------------------ addresses
@@ -120,11 +122,13 @@ export class PodLifecycle {
   /** Addresses may have changed (routes set again, update, failed connect): look them up on the next request. */
   forget(pod: PodEntry): void {
     pod.generation++;
-    if (pod.state === "awake") pod.state = "unknown";
+    const wasAwake = pod.state === "awake";
+    if (wasAwake) pod.state = "unknown";
     if (pod.targets.size) {
       retireTargets(pod.targets);
       pod.targets = new Map();
     }
+    if (wasAwake) this.onAddresses(pod);
   }
 
   /**
@@ -294,6 +298,7 @@ export class PodLifecycle {
     pod.failure = null;
     pod.lastActivity = Date.now();
     if (pod.active === 0) this.armIdle(pod);
+    this.onAddresses(pod);
   }
 
   private upstreamsFrom(pod: PodEntry, status: PodStatus, woke: boolean): Map<string, Upstream> {

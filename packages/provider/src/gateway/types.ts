@@ -67,6 +67,8 @@ export interface GatewayRequestEvent {
   error?: GatewayErrorCode;
   upgrade: boolean;
   durationMs: number;
+  /** Served by nginx straight from the container (native data plane), without passing through this gateway. */
+  direct?: boolean;
 }
 
 /** pino-compatible subset. */
@@ -93,6 +95,12 @@ export interface GatewayOptions {
    */
   trustForwarded?: boolean;
   limits?: Partial<GatewayLimits>;
+  /**
+   * Native data plane: nginx takes `listen` and sends requests for awake, always-on pods straight to their
+   * containers; this gateway listens on a socket in `dir` behind it and keeps everything else (waking, scale
+   * to zero, WebSockets, errors). Without it, this gateway serves `listen` itself.
+   */
+  nginx?: { binary: string; dir: string; workers?: number | "auto" };
   log?: GatewayLogger;
   onRequest?: (event: GatewayRequestEvent) => void;
 }
@@ -106,6 +114,10 @@ export interface Gateway extends RouteRegistry {
   routesOf(podId: string): HttpRoute[];
   /** Scale-to-zero view of a pod, for status and tests. */
   podState(podId: string): GatewayPodState | undefined;
+  /** `nginx` when the native data plane holds the public port. */
+  readonly dataPlane: "node" | "nginx";
+  /** Resolves once the data plane serves the routes as they are now. */
+  settled(): Promise<void>;
   /** Stops listening and closes every connection; does not stop pods. */
   close(): Promise<void>;
 }
