@@ -178,14 +178,10 @@ afterAll(async () => {
     await exited(child);
   }
   for (const pid of await servicesOnOurSocket()) process.kill(pid, "SIGTERM");
-  const { stdout } = await run("podman", [
-    "ps",
-    "-a",
-    "--filter",
-    `label=io.trustedpods.owner=${owner}`,
-    "-q",
-  ]);
-  for (const id of stdout.split("\n").filter(Boolean)) await run("podman", ["rm", "-f", id]).catch(() => {});
+  // Everything of this owner (the pod kept running on purpose): containers, networks, volumes and images.
+  const engine = await PodmanEngine.open({ runDir: path.join(tmp, "cleanup"), owner, hostFirewall: false });
+  for (const p of await engine.listPods()) await engine.remove(p.podId).catch(() => {});
+  await engine.close();
   await pubIpfs?.stop();
   await chain?.stop();
   await rm(tmp, { recursive: true, force: true });

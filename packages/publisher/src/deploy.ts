@@ -16,10 +16,9 @@ import {
 } from "@trustedpods/chain";
 import type { ContentStore } from "@trustedpods/ipfs";
 import type { ImageSource } from "@trustedpods/oci";
-import { callSignedUnary, RpcError } from "@trustedpods/p2p";
+import { callSignedUnary } from "@trustedpods/p2p";
 import {
   type Container,
-  ErrorCode,
   type Pod,
   ProvisionRequestSchema,
   ProvisionResponseSchema,
@@ -47,6 +46,7 @@ import {
   waitForConfirmations,
 } from "./pod-ops.js";
 import type { PodRecord } from "./pods.js";
+import { whileProviderLags } from "./provider-lag.js";
 import {
   cheapestOffer,
   formatAmount,
@@ -288,11 +288,6 @@ async function pickProvider(o: DeployOptions, authorized?: readonly Address[]): 
   return cheapestOffer(priceOffers(offers, o.pod));
 }
 
-/** 100 ms, 200 ms, 400 ms, then every second: a new block usually shows up fast on a devnet. */
-function backoff(attempt: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 1000)));
-}
-
 function randomPodId(): Hex {
   return `0x${randomBytes(32).toString("hex")}`;
 }
@@ -462,20 +457,11 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
       // The provider reads the channel `confirmations` blocks below the head: asking earlier only races it.
       if (confirmations > 0)
         await waitForConfirmations(ctx.publicClient, channel.receipt.blockNumber, confirmations, deadline);
-      // Should the provider still not see it (a reorg, an older daemon that did not say), it refuses with
-      // PAYMENT_REQUIRED on field "channel" before doing anything, so asking again is safe.
-      let attempt = 0;
-      for (;;) {
-        try {
-          return await provisionOnce();
-        } catch (err) {
-          const waiting =
-            err instanceof RpcError &&
-            err.code === ErrorCode.PAYMENT_REQUIRED &&
-            err.details.field === "channel";
-          if (!waiting || Date.now() > deadline) throw provisionError(err, channel.channelId);
-          await backoff(attempt++);
-        }
+      // Should the provider still not see it (a reorg, an older daemon that did not say), it says so.
+      try {
+        return await whileProviderLags("channel", deadline, provisionOnce);
+      } catch (err) {
+        throw provisionError(err, channel.channelId);
       }
     },
     () => "pod running",
@@ -641,28 +627,23 @@ export async function updatePod(o: UpdateOptions): Promise<UpdateResult> {
       if (changedAt !== undefined && quote.terms.confirmations > 0)
         await waitForConfirmations(ctx.publicClient, changedAt, quote.terms.confirmations, deadline);
       // Should it still see the old rate (an older daemon that did not say), ask again until the deadline.
-      let attempt = 0;
-      for (;;) {
-        try {
-          return await callSignedUnary(
-            o.node,
-            conn.target,
-            "update",
-            UpdateRequestSchema,
-            { podId: Buffer.from(o.record.podId.slice(2), "hex"), pod: podToWire(pod) },
-            UpdateResponseSchema,
-            { signer: o.account, chainId: conn.chainId, provider: conn.provider, podId: o.record.podId },
-            { timeoutMs: 600_000 },
-          );
-        } catch (err) {
-          const waiting =
-            rateChanged &&
-            err instanceof RpcError &&
-            err.code === ErrorCode.PAYMENT_REQUIRED &&
-            err.details.field === "ratePerSecond";
-          if (!waiting || Date.now() > deadline) throw providerError("update", err);
-          await backoff(attempt++);
-        }
+      const updateOnce = () =>
+        callSignedUnary(
+          o.node,
+          conn.target,
+          "update",
+          UpdateRequestSchema,
+          { podId: Buffer.from(o.record.podId.slice(2), "hex"), pod: podToWire(pod) },
+          UpdateResponseSchema,
+          { signer: o.account, chainId: conn.chainId, provider: conn.provider, podId: o.record.podId },
+          { timeoutMs: 600_000 },
+        );
+      try {
+        return rateChanged
+          ? await whileProviderLags("ratePerSecond", deadline, updateOnce)
+          : await updateOnce();
+      } catch (err) {
+        throw providerError("update", err);
       }
     },
     () => "pod updated",

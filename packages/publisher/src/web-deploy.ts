@@ -28,6 +28,7 @@ import {
   requestQuote,
   waitForConfirmations,
 } from "./pod-ops.js";
+import { whileProviderLags } from "./provider-lag.js";
 import {
   cheapestOffer,
   formatAmount,
@@ -176,21 +177,18 @@ export async function deployFromBrowser(o: WebDeployOptions): Promise<WebDeployR
   });
   say("channel", "done", `channel open (${formatAmount(deposit, token)})`);
   const { confirmations } = quote.terms;
+  const deadline = Date.now() + (o.confirmationTimeoutMs ?? 60_000);
   if (confirmations > 0) {
     // The provider reads the channel `confirmations` blocks below the head: asking earlier only races it.
     say("provision", "start", `waiting for ${confirmations} confirmation(s) of the channel`);
-    await waitForConfirmations(
-      ctx.publicClient,
-      channel.receipt.blockNumber,
-      confirmations,
-      Date.now() + (o.confirmationTimeoutMs ?? 60_000),
-    );
+    await waitForConfirmations(ctx.publicClient, channel.receipt.blockNumber, confirmations, deadline);
   }
 
   say("provision", "start", "provider pulling images and starting the pod");
   let res: Awaited<ReturnType<typeof provision>>;
   try {
-    res = await provision(o, conn, podId);
+    // A provider that still does not see the channel says so before doing anything: ask again until the deadline.
+    res = await whileProviderLags("channel", deadline, () => provision(o, conn, podId));
   } catch (err) {
     const e = providerError("provision", err);
     throw e instanceof PublisherError
