@@ -78,8 +78,7 @@ export class NginxProcess {
     await this.reapStale();
     // A master that was killed leaves its control socket file behind, and nginx will not bind over it.
     await rm(this.o.controlSocket, { force: true });
-    await this.writeConfig(config);
-    await this.test();
+    await this.installConfig(config);
     const argv = [this.o.binary, "-p", this.o.dir, "-c", this.confPath, "-e", "stderr"];
     const [cmd, ...args] = existsSync(SETPRIV) ? [SETPRIV, "--pdeathsig", "TERM", "--", ...argv] : argv;
     const child = spawn(cmd!, args, { stdio: ["ignore", "ignore", "pipe"] });
@@ -123,30 +122,42 @@ export class NginxProcess {
   /** Replaces the config and reloads; resolves once the new workers answer with `generation`. */
   async reload(config: string, generation: number): Promise<void> {
     if (!this.child?.pid) throw new GatewayError("GATEWAY_CLOSING", "nginx is not running");
-    await this.writeConfig(config);
-    // A config nginx refuses is kept out: the running one stays (nginx would too, but say why now).
-    await this.test();
+    // A config nginx refuses never replaces the file: the running table stays, and we say why.
+    await this.installConfig(config);
     this.child.kill("SIGHUP");
     await this.waitFor(generation);
     await this.noteWorkers();
   }
 
+  /** The master's children now (old workers still draining after a reload are children too). */
   private async noteWorkers(): Promise<void> {
     const pid = this.child?.pid;
     if (!pid) return;
     const list = await readFile(`/proc/${pid}/task/${pid}/children`, "utf8").catch(() => "");
-    for (const w of list.trim().split(/\s+/)) if (/^\d+$/.test(w)) this.workers.add(Number(w));
+    this.workers = new Set(
+      list
+        .trim()
+        .split(/\s+/)
+        .filter((w) => /^\d+$/.test(w))
+        .map(Number),
+    );
   }
 
+  /**
+   * Kills the workers the dead master left: only processes that are still nginx workers and whose parent is no
+   * nginx master, so a recycled pid (another daemon's worker, anything else) is never hit.
+   */
   private async killOrphans(): Promise<void> {
+    const cmdline = (pid: number | string) => readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
     for (const w of this.workers) {
-      const argv = await readFile(`/proc/${w}/cmdline`, "utf8").catch(() => "");
-      if (argv.startsWith("nginx: ")) {
-        try {
-          process.kill(w, "SIGKILL");
-        } catch {
-          // already gone
-        }
+      if (!(await cmdline(w)).startsWith("nginx: ")) continue;
+      const stat = await readFile(`/proc/${w}/stat`, "utf8").catch(() => "");
+      const ppid = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1];
+      if (!ppid || (await cmdline(ppid)).startsWith("nginx: master")) continue;
+      try {
+        process.kill(w, "SIGKILL");
+      } catch {
+        // already gone
       }
     }
     this.workers.clear();
@@ -177,17 +188,24 @@ export class NginxProcess {
     else this.dropped++;
   }
 
-  private async writeConfig(config: string): Promise<void> {
+  /** Writes the config beside the live one, has nginx check it, and only then puts it in place. */
+  private async installConfig(config: string): Promise<void> {
     await mkdir(path.join(this.o.dir, "tmp"), { recursive: true, mode: 0o750 });
-    const tmp = `${this.confPath}.tmp`;
+    const tmp = `${this.confPath}.next`;
     await writeFile(tmp, config, { mode: 0o640 });
+    try {
+      await this.test(tmp);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
     await rename(tmp, this.confPath);
   }
 
-  /** `nginx -t`: refuses a config before it replaces the running one, with nginx's own message. */
-  private test(): Promise<void> {
+  /** `nginx -t` on `file`, with nginx's own message when it refuses. */
+  private test(file: string): Promise<void> {
     return new Promise((resolve, reject) => {
-      const t = spawn(this.o.binary, ["-t", "-q", "-p", this.o.dir, "-c", this.confPath, "-e", "stderr"], {
+      const t = spawn(this.o.binary, ["-t", "-q", "-p", this.o.dir, "-c", file, "-e", "stderr"], {
         stdio: ["ignore", "ignore", "pipe"],
       });
       let err = "";
