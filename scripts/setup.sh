@@ -43,7 +43,16 @@ ensure_apt_packages() {
   fi
   log "installing from apt: ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  # Packages must not start system services (nginx's would take port 80): the daemon runs nginx itself. A
+  # policy-rc.d that says 101 is Debian's way to say so; an existing one (container images have one) is kept.
+  local policy=/usr/sbin/policy-rc.d own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && own_policy=1
+  fi
+  local rc=0
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 || rc=$?
+  [ "$own_policy" -eq 1 ] && rm -f "$policy"
+  return "$rc"
 }
 
 # Podman 4.3 on this VM kind needs runc (crun fails on hybrid cgroups) and ulimits within the hard limits.
