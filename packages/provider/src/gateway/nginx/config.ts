@@ -109,6 +109,8 @@ export function renderNginxConfig(c: NginxConfigInput): string {
     backend.push(`    ${r.hostname} ${name};`);
   }
   const workers = c.workers === "auto" ? "auto" : String(Math.max(1, Math.floor(c.workers)));
+  // Two descriptors per proxied connection; nginx would otherwise keep the daemon's (often 1024) and warn.
+  const connections = Math.max(1024, l.maxConnections * 2 + 64);
   const dir = c.dir;
   const upstreamBlocks = [...upstreams].map(
     ([addr, name]) =>
@@ -121,9 +123,10 @@ worker_processes ${workers};
 ${c.dropPrivileges ? "user nobody nogroup;\n" : ""}pid ${checkPath(`${dir}/nginx.pid`)};
 error_log stderr warn;
 daemon off;
+worker_rlimit_nofile ${connections * 2};
 
 events {
-  worker_connections ${Math.max(1024, l.maxConnections * 2 + 64)};
+  worker_connections ${connections};
 }
 
 http {
