@@ -86,6 +86,10 @@ describe.skipIf(!NGINX)("nginx config", () => {
     expect(() =>
       renderNginxConfig({ ...configFor(dir, []), listen: { host: "0.0.0.0;", port: 80 } }),
     ).toThrow(/listen/);
+    // "::" means both families, as it does for Node.
+    expect(renderNginxConfig({ ...configFor(dir, []), listen: { host: "::", port: 80 } })).toContain(
+      "listen [::]:80 ipv6only=off reuseport",
+    );
   });
 });
 

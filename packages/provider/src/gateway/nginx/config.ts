@@ -66,7 +66,11 @@ function listenAddress(l: { host: string; port: number }): string {
     throw new Error(`nginx config: invalid listen port ${l.port}`);
   const v = net.isIP(l.host);
   if (v === 0) throw new Error(`nginx config: listen host ${JSON.stringify(l.host)} must be an IP address`);
-  return v === 6 ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`;
+  if (v === 4) return `${l.host}:${l.port}`;
+  // Node listens on "::" for both families; nginx, by default, for IPv6 only.
+  return net.isIPv6(l.host) && /^[0:]+$/.test(l.host)
+    ? `[::]:${l.port} ipv6only=off`
+    : `[${l.host}]:${l.port}`;
 }
 
 const unix = (p: string) => `"unix:${checkPath(p).slice(1)}`;
