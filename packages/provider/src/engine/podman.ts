@@ -124,7 +124,6 @@ async function drain(stream: Readable): Promise<string> {
   return out;
 }
 
-/** Podman through its Docker-compatible API (works with Docker too, minus `isolate`). */
 /** What Podman's Docker-compatible stats endpoint returns, as far as we read it. */
 interface RawStats {
   cpu_stats?: { cpu_usage?: { total_usage?: number } };
@@ -132,6 +131,7 @@ interface RawStats {
   networks?: Record<string, { rx_bytes?: number; tx_bytes?: number }>;
 }
 
+/** Podman through its Docker-compatible API (works with Docker too, minus `isolate`). */
 export class PodmanEngine implements Engine {
   readonly kind = "podman";
   readonly docker: Docker;
