@@ -9,7 +9,7 @@ import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { balanceOf, channelHistory, getChannel, withdraw } from "@trustedpods/chain";
+import { accrued, balanceOf, channelHistory, getChannel, withdraw } from "@trustedpods/chain";
 import type { DevChain } from "@trustedpods/chain/node";
 import { DEVNET_BILLING, type Devnet, startDevnet } from "@trustedpods/devnet";
 import { createP2PNode, type P2PNode } from "@trustedpods/p2p";
@@ -494,7 +494,21 @@ describe.skipIf(!haveTools)("deploy", () => {
     const key = { publisher, provider, podId: out.podId };
     const f = await cli(["fund", "web", "0.002", "--json"]);
     expect(f.code).toBe(0);
-    expect((await getChannel(ctx, key)).deposit).toBe(3n * 10n ** 15n);
+    const after = await getChannel(ctx, key);
+    expect(after.deposit).toBe(3n * 10n ** 15n);
+    // It says how long the pod now runs: what is left over the rate, read at the chain head after the top-up
+    // (the test's own read is at most a block later, so at most a few seconds less).
+    const funded = JSON.parse(f.out) as { remaining: string; secondsLeft: string };
+    const left = BigInt(funded.remaining);
+    expect(BigInt(funded.secondsLeft)).toBe(left / after.ratePerSecond);
+    const spentNow = await accrued(ctx, key);
+    expect(left).toBeLessThanOrEqual(after.deposit);
+    expect(after.deposit - spentNow).toBeLessThanOrEqual(left);
+    expect(after.deposit - spentNow).toBeGreaterThanOrEqual(left - 5n * after.ratePerSecond);
+    const plain = await cli(["fund", "web", "0.000001"]);
+    expect(plain.out).toMatch(
+      /^added 0\.000001 \S+: deposit .*; .* left pays for \d+ (d|h|min|s)\b.* more$/m,
+    );
     await advance(300);
     await daemon.billing!.tick();
     const claimed = (await getChannel(ctx, key)).claimed;
@@ -520,7 +534,7 @@ describe.skipIf(!haveTools)("deploy", () => {
       refund: bigint;
     };
     expect(fin.refund).toBe(refunded);
-    expect(fin.claimed + refunded).toBe(3n * 10n ** 15n);
+    expect(fin.claimed + refunded).toBe(3n * 10n ** 15n + 10n ** 12n); // with the 0.000001 top-up
     expect(fin.claimed).toBeGreaterThanOrEqual(claimed);
     // The provider withdraws its balance (this pod's claims among others) to its wallet.
     const providerWallet = await tokenBalance(provider);

@@ -6,7 +6,9 @@
 import type { Libp2p } from "@libp2p/interface";
 import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
 import {
+  accrued,
   type ChainContext,
+  type ChannelKey,
   type ChannelState,
   changeRate,
   getChannel,
@@ -477,6 +479,32 @@ async function onChain<T>(op: string, fn: () => Promise<T>): Promise<T> {
     if (err instanceof PublisherError) throw err;
     throw new PublisherError("CHAIN_FAILED", `${op}: ${shortMessage(err)}`, { cause: err });
   }
+}
+
+/** What a channel has left to run on at the chain's head. */
+export interface ChannelRunway {
+  channel: ChannelState;
+  /** What accrued so far, at most the deposit. */
+  spent: bigint;
+  /** deposit − spent. */
+  remaining: bigint;
+  /** Whole seconds `remaining` pays for at the channel's rate (absent at rate 0). */
+  secondsLeft?: bigint;
+}
+
+export async function channelRunway(ctx: ChainContext, key: ChannelKey): Promise<ChannelRunway> {
+  const [channel, earned] = await onChain("read the channel", () =>
+    Promise.all([getChannel(ctx, key), accrued(ctx, key)]),
+  );
+  // biome-ignore lint/complexity/useMathMinMax: bigint
+  const spent = earned > channel.deposit ? channel.deposit : earned;
+  const remaining = channel.deposit - spent;
+  return {
+    channel,
+    spent,
+    remaining,
+    ...(channel.ratePerSecond > 0n ? { secondsLeft: remaining / channel.ratePerSecond } : {}),
+  };
 }
 
 /** Adds `amount` (token base units) to the pod's channel deposit, approving the token first when needed. */

@@ -4,11 +4,9 @@
 
 import type { Libp2p } from "@libp2p/interface";
 import {
-  accrued,
   type ChainContext,
   type ChannelState,
   explainError as explainChainError,
-  getChannel,
   paymentsAbi,
   requestClose,
   topUp,
@@ -23,7 +21,7 @@ import {
   type WalletClient,
 } from "viem";
 import { PublisherError } from "./errors.js";
-import { type PodConnection, podConnection } from "./pod-ops.js";
+import { channelRunway, type PodConnection, podConnection } from "./pod-ops.js";
 import { formatAmount, getOffer, parseTokenAmount, type TokenInfo, tokenInfo } from "./providers.js";
 
 export interface PodChannel {
@@ -65,14 +63,9 @@ export async function loadPodChannels(ctx: ChainContext, publisher: Address): Pr
     const { podId, provider } = log.args;
     if (!podId || !provider) continue;
     const key = { publisher, provider, podId };
-    const [channel, earned] = await Promise.all([getChannel(ctx, key), accrued(ctx, key)]);
+    const { channel, spent, remaining, secondsLeft } = await channelRunway(ctx, key);
     const token = await tokenInfo(ctx.publicClient, channel.token);
-    // bigints: Math.min does not apply.
-    // biome-ignore lint/complexity/useMathMinMax: bigint
-    const spent = earned > channel.deposit ? channel.deposit : earned;
-    const remaining = channel.deposit - spent;
     const state = channel.finalized ? "closed" : channel.closeAt !== 0n ? "closing" : "open";
-    const secondsLeft = channel.ratePerSecond > 0n ? remaining / channel.ratePerSecond : undefined;
     out.push({
       podId,
       provider,

@@ -2,10 +2,12 @@ import { dirname, resolve } from "node:path";
 import { getChannel } from "@trustedpods/chain";
 import {
   type CloseResult,
+  channelRunway,
   closePod,
   deletePodOnProvider,
   findPod,
   formatAmount,
+  formatDuration,
   fundPod,
   type PodConnection,
   type PodRecord,
@@ -213,12 +215,24 @@ export async function podFund({ io }: CommandContext, ref: string, amount: strin
       const before = await getChannel(s.clients.context, key);
       const token = await tokenInfo(s.clients.publicClient, before.token);
       const value = parseAmountFlag(amount, token.decimals, "AMOUNT");
-      const ch = await fundPod(s.clients.context, r, s.account.address, value);
+      await fundPod(s.clients.context, r, s.account.address, value);
+      // What the publisher wants to know next: how long the pod now runs on what is left.
+      const { channel: ch, remaining, secondsLeft } = await channelRunway(s.clients.context, key);
       if (opts.json)
-        printJson(io, { podId: r.podId, added: value, deposit: ch.deposit, claimed: ch.claimed });
+        printJson(io, {
+          podId: r.podId,
+          added: value,
+          deposit: ch.deposit,
+          claimed: ch.claimed,
+          remaining,
+          ...(secondsLeft !== undefined ? { secondsLeft } : {}),
+        });
       else
         io.out(
-          `added ${formatAmount(value, token)}: deposit ${formatAmount(ch.deposit, token)}, claimed ${formatAmount(ch.claimed, token)}`,
+          `added ${formatAmount(value, token)}: deposit ${formatAmount(ch.deposit, token)}, claimed ${formatAmount(ch.claimed, token)}` +
+            (secondsLeft !== undefined
+              ? `; ${formatAmount(remaining, token)} left pays for ${formatDuration(secondsLeft)} more`
+              : ""),
         );
     },
     { p2p: false },
