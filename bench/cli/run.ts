@@ -8,7 +8,7 @@ import { generateKeyPairSync } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { createOciLayoutWriter, MediaType } from "@trustedpods/oci";
+import { makeLayout } from "../../test-support/oci-layout.ts";
 
 const repo = resolve(import.meta.dirname, "../..");
 
@@ -50,21 +50,7 @@ function median(xs: number[]): number {
 /** A small one-layer OCI layout (64 KiB layer) and an RSA-2048 recipient key, for `tpod image encrypt`. */
 async function makeImage(dir: string): Promise<{ layout: string; pub: string }> {
   const layout = join(dir, "plain");
-  const w = await createOciLayoutWriter(layout);
-  const layer = await w.putBytes(MediaType.layerTar, new Uint8Array(64 * 1024).fill(1));
-  const config = await w.putBytes(
-    MediaType.imageConfig,
-    new TextEncoder().encode(
-      JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers" } }),
-    ),
-  );
-  const manifest = await w.putBytes(
-    MediaType.imageManifest,
-    new TextEncoder().encode(
-      JSON.stringify({ schemaVersion: 2, mediaType: MediaType.imageManifest, config, layers: [layer] }),
-    ),
-  );
-  await w.finish(manifest, "latest");
+  await makeLayout(layout, [new Uint8Array(64 * 1024).fill(1)]);
   const pub = join(dir, "pub.pem");
   const pair = generateKeyPairSync("rsa", { modulusLength: 2048 });
   await writeFile(pub, pair.publicKey.export({ type: "spki", format: "pem" }));

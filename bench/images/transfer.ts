@@ -15,7 +15,8 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { pipeline } from "node:stream/promises";
 import { createIpfsNode, pullImageToLayout, pushImage } from "@trustedpods/ipfs";
-import { createOciLayoutWriter, MediaType, openOciLayout } from "@trustedpods/oci";
+import { openOciLayout } from "@trustedpods/oci";
+import { makeLayout } from "../../test-support/oci-layout.ts";
 
 const MiB = 1024 * 1024;
 const args = process.argv.slice(2);
@@ -70,19 +71,7 @@ async function publisher(dir: string): Promise<void> {
     await fh.write(randomBytes(Math.min(4 * MiB, SIZE - done)));
   await fh.close();
   const layout = join(dir, "layout");
-  const w = await createOciLayoutWriter(layout);
-  const layer = await w.addBlob(createReadStream(layerPath, { highWaterMark: MiB }), MediaType.layerTar);
-  const config = await w.putBytes(
-    MediaType.imageConfig,
-    new TextEncoder().encode('{"architecture":"amd64","os":"linux"}'),
-  );
-  const manifest = await w.putBytes(
-    MediaType.imageManifest,
-    new TextEncoder().encode(
-      JSON.stringify({ schemaVersion: 2, mediaType: MediaType.imageManifest, config, layers: [layer] }),
-    ),
-  );
-  await w.finish(manifest, "latest");
+  await makeLayout(layout, [createReadStream(layerPath, { highWaterMark: MiB })]);
   const node = await createIpfsNode({ dataDir: join(dir, "node"), bulk: ["tls", "plain"] });
   const t0 = performance.now();
   const { cid } = await pushImage(node, await openOciLayout(layout));

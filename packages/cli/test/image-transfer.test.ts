@@ -11,9 +11,10 @@ import {
   pullImageToLayout,
   pushImage,
 } from "@trustedpods/ipfs";
-import { createOciLayoutWriter, MediaType, openOciLayout } from "@trustedpods/oci";
+import { openOciLayout } from "@trustedpods/oci";
 import type { ResolvedNetwork } from "@trustedpods/publisher";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeLayout } from "../../../test-support/oci-layout.js";
 import { openUploadNode } from "../src/actions/deploy.js";
 import { parseImageTransfer } from "../src/commands/deploy.js";
 import { CliError, ExitCode } from "../src/errors.js";
@@ -63,20 +64,8 @@ describe("the upload node serves only the modes asked for", () => {
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), "tpod-image-transfer-"));
     layout = path.join(dir, "layout");
-    const w = await createOciLayoutWriter(layout);
     const bytes = (n: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + n) & 0xff);
-    const layer = await w.putBytes(MediaType.layerTar, bytes(2 * 1024 * 1024 + 123));
-    const config = await w.putBytes(
-      MediaType.imageConfig,
-      new TextEncoder().encode('{"architecture":"amd64","os":"linux"}'),
-    );
-    const manifest = await w.putBytes(
-      MediaType.imageManifest,
-      new TextEncoder().encode(
-        JSON.stringify({ schemaVersion: 2, mediaType: MediaType.imageManifest, config, layers: [layer] }),
-      ),
-    );
-    await w.finish(manifest, "latest");
+    await makeLayout(layout, [bytes(2 * 1024 * 1024 + 123)]);
     provider = await createIpfsNode({ dataDir: path.join(dir, "provider") });
   });
 

@@ -4,8 +4,8 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { createOciLayoutWriter, MediaType } from "@trustedpods/oci";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeLayout } from "../../../test-support/oci-layout.js";
 
 // Start-up cost: commands register from light modules and load their implementation on use. These tests run
 // the built CLI in a fresh Node process with a resolve hook that records every module loaded, and fail when a
@@ -118,21 +118,7 @@ describe.skipIf(!built)("tpod start-up loads only what the command needs", () =>
 
   it("image encrypt loads the OCI package but no heavy stack", async () => {
     const layout = join(dir, "plain");
-    const w = await createOciLayoutWriter(layout);
-    const layer = await w.putBytes(MediaType.layerTar, new Uint8Array(4096).fill(7));
-    const config = await w.putBytes(
-      MediaType.imageConfig,
-      new TextEncoder().encode(
-        JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers" } }),
-      ),
-    );
-    const manifest = await w.putBytes(
-      MediaType.imageManifest,
-      new TextEncoder().encode(
-        JSON.stringify({ schemaVersion: 2, mediaType: MediaType.imageManifest, config, layers: [layer] }),
-      ),
-    );
-    await w.finish(manifest, "latest");
+    await makeLayout(layout, [new Uint8Array(4096).fill(7)]);
     const { publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
     const pub = join(dir, "recipient.pub.pem");
     await writeFile(pub, publicKey.export({ type: "spki", format: "pem" }));

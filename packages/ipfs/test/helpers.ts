@@ -4,7 +4,7 @@ import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { createOciLayoutWriter, type Descriptor, MediaType, openOciLayout } from "@trustedpods/oci";
+import { openOciLayout } from "@trustedpods/oci";
 import { createIpfsNode, type IpfsNode } from "../src/index.js";
 
 export const exec = promisify(execFile);
@@ -18,26 +18,7 @@ export function uniqueName(prefix = "tpod-ipfs-test"): string {
   return `localhost/${prefix}-${randomBytes(5).toString("hex")}`;
 }
 
-/** Writes a small synthetic OCI image (config + the given layers) as a layout at `dir`; returns its manifest. */
-export async function makeLayout(dir: string, layers: Uint8Array[]): Promise<Descriptor> {
-  const w = await createOciLayoutWriter(dir);
-  const layerDescs: Descriptor[] = [];
-  for (const layer of layers) layerDescs.push(await w.putBytes(MediaType.layerTar, layer));
-  const config = await w.putBytes(
-    MediaType.imageConfig,
-    new TextEncoder().encode(
-      JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers" } }),
-    ),
-  );
-  const manifest = await w.putBytes(
-    MediaType.imageManifest,
-    new TextEncoder().encode(
-      JSON.stringify({ schemaVersion: 2, mediaType: MediaType.imageManifest, config, layers: layerDescs }),
-    ),
-  );
-  await w.finish(manifest, "latest");
-  return manifest;
-}
+export { makeLayout } from "../../../test-support/oci-layout.js";
 
 /** Every blob of a layout as digest → sha256 of the file's bytes (deep-comparing MiBs of bytes is slow). */
 export async function layoutBlobs(dir: string): Promise<Record<string, string>> {
