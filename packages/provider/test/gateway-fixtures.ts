@@ -6,6 +6,7 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
+import type { ContainerSpec } from "../src/engine/types.js";
 import {
   createGateway,
   findNginx,
@@ -159,6 +160,27 @@ export async function buildGatewayImage(tag: string, workDir: string): Promise<v
   } finally {
     await run("buildah", ["rm", ctr]).catch(() => {});
   }
+}
+
+/** What every container of the gateway tests may use. */
+export const GATEWAY_TEST_RESOURCES = { cpuMillis: 500, memoryBytes: 64 * 1024 * 1024, pids: 64 };
+
+/** A container of the test image running `command` and serving HTTP on `port`. */
+export function httpContainer(
+  image: string,
+  name: string,
+  command: string[],
+  port: number,
+  extra: Partial<ContainerSpec> = {},
+): ContainerSpec {
+  return {
+    name,
+    image,
+    command,
+    ports: [{ containerPort: port, protocol: "http" }],
+    resources: GATEWAY_TEST_RESOURCES,
+    ...extra,
+  };
 }
 
 /** Shell command for the web container: its name in /www/name.txt, a FIFO for /cgi-bin/hold, httpd in front. */

@@ -17,7 +17,14 @@ import {
   type PodmanEngine,
   type PodSpec,
 } from "../src/index.js";
-import { GatewayTestHarness, NGINX, request, waitFor, webCommand } from "./gateway-fixtures.js";
+import {
+  GatewayTestHarness,
+  httpContainer,
+  NGINX,
+  request,
+  waitFor,
+  webCommand,
+} from "./gateway-fixtures.js";
 
 const exec = promisify(execFile);
 const haveTools = ["/usr/bin/podman", "/usr/bin/buildah", "/bin/busybox"].every((p) => existsSync(p));
@@ -95,7 +102,6 @@ describe.skipIf(!NGINX)("nginx config", () => {
 
 describe.skipIf(!haveTools || !NGINX)("nginx data plane with real Podman", () => {
   const harness = new GatewayTestHarness("gwnginx", uid, { owner: `x${uid}`, hostFirewall: true });
-  const res = { cpuMillis: 500, memoryBytes: 64 * 1024 * 1024, pids: 64 };
   const events: GatewayRequestEvent[] = [];
   const podId = `ngx-${uid}`;
   let engine: PodmanEngine;
@@ -104,15 +110,7 @@ describe.skipIf(!haveTools || !NGINX)("nginx data plane with real Podman", () =>
 
   const webPod = (name: string): PodSpec => ({
     podId,
-    containers: [
-      {
-        name: "web",
-        image: harness.image,
-        command: webCommand(name),
-        ports: [{ containerPort: 8080, protocol: "http" }],
-        resources: res,
-      },
-    ],
+    containers: [httpContainer(harness.image, "web", webCommand(name), 8080)],
     restart: { mode: "never" },
   });
   const nameTxt = async () => (await request(`${gw.urlFor(host)}name.txt`)).body.toString().trim();

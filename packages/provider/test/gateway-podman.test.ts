@@ -21,6 +21,7 @@ import {
   DATA_PLANES,
   type DataPlane,
   GatewayTestHarness,
+  httpContainer,
   request,
   run,
   waitFor,
@@ -29,7 +30,6 @@ import {
 
 const haveTools = ["/usr/bin/podman", "/usr/bin/buildah", "/bin/busybox"].every((p) => existsSync(p));
 const uid = randomBytes(4).toString("hex");
-const res = { cpuMillis: 500, memoryBytes: 64 * 1024 * 1024, pids: 64 };
 
 const harness = new GatewayTestHarness("gwtest", uid, { owner: `g${uid}`, hostFirewall: true });
 const { image, apply } = harness;
@@ -43,15 +43,7 @@ afterAll(() => harness.close(), 120_000);
 function webPod(podId: string, name: string, extra: Partial<PodSpec> = {}): PodSpec {
   return {
     podId,
-    containers: [
-      {
-        name: "web",
-        image,
-        command: webCommand(name),
-        ports: [{ containerPort: 8080, protocol: "http" }],
-        resources: res,
-      },
-    ],
+    containers: [httpContainer(image, "web", webCommand(name), 8080)],
     restart: { mode: "never" },
     ...extra,
   };
@@ -239,15 +231,7 @@ describe.skipIf(!haveTools).each(DATA_PLANES)(
       const w = pid("ws");
       await apply({
         podId: w,
-        containers: [
-          {
-            name: "echo",
-            image,
-            command: ["nc", "-ll", "-p", "9000", "-e", "/ws.sh"],
-            ports: [{ containerPort: 9000, protocol: "http" }],
-            resources: res,
-          },
-        ],
+        containers: [httpContainer(image, "echo", ["nc", "-ll", "-p", "9000", "-e", "/ws.sh"], 9000)],
       });
       const host = gw.hostnameFor(`ws-${uid}`);
       gw.setRoutes(w, [{ hostname: host, container: "echo", containerPort: 9000 }], {});
@@ -493,20 +477,8 @@ describe.skipIf(!haveTools).each(DATA_PLANES)(
         await apply({
           podId: p,
           containers: [
-            {
-              name: "web",
-              image,
-              command: webCommand("busy"),
-              ports: [{ containerPort: 8080, protocol: "http" }],
-              resources: res,
-            },
-            {
-              name: "echo",
-              image,
-              command: ["nc", "-ll", "-p", "9000", "-e", "/ws.sh"],
-              ports: [{ containerPort: 9000, protocol: "http" }],
-              resources: res,
-            },
+            httpContainer(image, "web", webCommand("busy"), 8080),
+            httpContainer(image, "echo", ["nc", "-ll", "-p", "9000", "-e", "/ws.sh"], 9000),
           ],
           restart: { mode: "never" },
         });
@@ -566,12 +538,7 @@ describe.skipIf(!haveTools).each(DATA_PLANES)(
         await apply({
           podId: p,
           containers: [
-            {
-              name: "web",
-              image,
-              command: ["sh", "-c", script],
-              ports: [{ containerPort: 8080, protocol: "http" }],
-              resources: res,
+            httpContainer(image, "web", ["sh", "-c", script], 8080, {
               healthCheck: {
                 probe: { kind: "http", path: "/healthz", port: 8080 },
                 intervalMs: 100,
@@ -579,7 +546,7 @@ describe.skipIf(!haveTools).each(DATA_PLANES)(
                 retries: 3,
                 startPeriodMs: 10_000,
               },
-            },
+            }),
           ],
         });
         await engine.stop(p);
@@ -598,15 +565,7 @@ describe.skipIf(!haveTools).each(DATA_PLANES)(
         const p = pid("crash");
         await apply({
           podId: p,
-          containers: [
-            {
-              name: "web",
-              image,
-              command: ["sh", "-c", "exit 3"],
-              ports: [{ containerPort: 8080, protocol: "http" }],
-              resources: res,
-            },
-          ],
+          containers: [httpContainer(image, "web", ["sh", "-c", "exit 3"], 8080)],
           restart: { mode: "never" },
         });
         const g = await gateway();
@@ -655,15 +614,7 @@ describe.skipIf(!haveTools).each(DATA_PLANES)(
         const p = pid("deaf");
         await apply({
           podId: p,
-          containers: [
-            {
-              name: "web",
-              image,
-              command: ["sleep", "3600"],
-              ports: [{ containerPort: 8080, protocol: "http" }],
-              resources: res,
-            },
-          ],
+          containers: [httpContainer(image, "web", ["sleep", "3600"], 8080)],
         });
         await engine.stop(p);
         const g = await gateway({ limits: { wakeTimeoutMs: 1500, retryAfterSeconds: 7 } });

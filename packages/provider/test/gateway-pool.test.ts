@@ -8,11 +8,10 @@ import http from "node:http";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Engine, localhostLookup, type PodmanEngine, type PodSpec } from "../src/index.js";
-import { GatewayTestHarness, request, run, waitFor } from "./gateway-fixtures.js";
+import { GatewayTestHarness, httpContainer, request, run, waitFor } from "./gateway-fixtures.js";
 
 const haveTools = ["/usr/bin/podman", "/usr/bin/buildah", "/bin/busybox"].every((p) => existsSync(p));
 const uid = randomBytes(4).toString("hex");
-const res = { cpuMillis: 500, memoryBytes: 64 * 1024 * 1024, pids: 64 };
 const pid = (name: string) => `gp${name}-${uid}`;
 
 const harness = new GatewayTestHarness("gwpool", uid, { owner: `p${uid}` });
@@ -24,14 +23,9 @@ function kaPod(podId: string, name: string): PodSpec {
   return {
     podId,
     containers: [
-      {
-        name: "web",
-        image,
-        command: ["sh", "-c", "mkdir -p /tmp && exec nc -ll -p 8081 -e /ka.sh"],
+      httpContainer(image, "web", ["sh", "-c", "mkdir -p /tmp && exec nc -ll -p 8081 -e /ka.sh"], 8081, {
         env: { NAME: name },
-        ports: [{ containerPort: 8081, protocol: "http" }],
-        resources: res,
-      },
+      }),
     ],
     restart: { mode: "never" },
   };
@@ -153,13 +147,7 @@ describe.skipIf(!haveTools)("gateway upstream pools with real Podman", () => {
     await apply({
       podId: p,
       containers: [
-        {
-          name: "web",
-          image,
-          command: ["sh", "-c", "mkdir -p /tmp && exec nc -ll -p 8082 -e /upload.sh"],
-          ports: [{ containerPort: 8082, protocol: "http" }],
-          resources: res,
-        },
+        httpContainer(image, "web", ["sh", "-c", "mkdir -p /tmp && exec nc -ll -p 8082 -e /upload.sh"], 8082),
       ],
       restart: { mode: "never" },
     });
