@@ -3,7 +3,7 @@
 // generation its workers run, so a reload is known to be live rather than assumed.
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
 import { GatewayError } from "../errors.js";
@@ -21,6 +21,7 @@ export function findNginx(explicit?: string): string | null {
 
 export interface NginxProcessOptions {
   binary: string;
+  /** nginx's prefix, with its tmp/ (the front door creates both). */
   dir: string;
   controlSocket: string;
   log: GatewayLogger;
@@ -67,10 +68,6 @@ export class NginxProcess {
   constructor(private readonly o: NginxProcessOptions) {
     this.confPath = path.join(o.dir, "nginx.conf");
     this.timeoutMs = o.timeoutMs ?? 10_000;
-  }
-
-  get pid(): number | undefined {
-    return this.child?.pid;
   }
 
   /** Writes the first config and starts nginx; resolves once its workers answer with `generation`. */
@@ -190,7 +187,6 @@ export class NginxProcess {
 
   /** Writes the config beside the live one, has nginx check it, and only then puts it in place. */
   private async installConfig(config: string): Promise<void> {
-    await mkdir(path.join(this.o.dir, "tmp"), { recursive: true, mode: 0o750 });
     const tmp = `${this.confPath}.next`;
     await writeFile(tmp, config, { mode: 0o640 });
     try {
