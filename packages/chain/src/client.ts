@@ -55,9 +55,23 @@ export function senderOf(ctx: ChainContext): Address {
 }
 
 /**
+ * Gas every transaction gets over its estimate. An estimate is made at one block and the transaction mined at a
+ * later one, and most of our calls store `block.timestamp` or accrue by it: rewriting a slot with the value it
+ * already holds (estimated in the same second) costs 100 gas, with a new one 2,900, and an exact estimate then
+ * runs out of gas (seen: Registry.update reverted in CI). Unused gas is not charged.
+ */
+export const DEFAULT_GAS_HEADROOM = 10_000n;
+
+/** The gas limit for an estimate: the headroom on top, or a tenth of the estimate when that is more. */
+export function gasLimit(estimate: bigint, headroom: bigint = DEFAULT_GAS_HEADROOM): bigint {
+  const tenth = estimate / 10n;
+  return estimate + (headroom > tenth ? headroom : tenth);
+}
+
+/**
  * Simulates (so a revert comes back as a decoded ChainError before anything is signed), sends, and waits for the
- * configured confirmations. `gasHeadroom` is added to the gas estimate for a call whose path depends on the time
- * it is mined at (a later block may take a costlier branch than the one estimated).
+ * configured confirmations. The gas limit is the estimate plus `gasHeadroom` (default DEFAULT_GAS_HEADROOM);
+ * a call whose costlier branch depends on the time it is mined at passes what that branch needs more.
  */
 export async function send<T = unknown>(
   ctx: ChainContext,
@@ -74,13 +88,10 @@ export async function send<T = unknown>(
       blockTag: "pending",
     } as const;
     const sim = (await ctx.publicClient.simulateContract(target as never)) as { request: object; result: T };
-    const request =
-      opts.gasHeadroom === undefined
-        ? sim.request
-        : {
-            ...sim.request,
-            gas: (await ctx.publicClient.estimateContractGas(target as never)) + opts.gasHeadroom,
-          };
+    const request = {
+      ...sim.request,
+      gas: gasLimit(await ctx.publicClient.estimateContractGas(target as never), opts.gasHeadroom),
+    };
     const hash = await wallet.writeContract(request as never);
     const receipt = await waitForTransaction(ctx.publicClient, hash, ctx.confirmations ?? 1);
     return { hash, receipt, result: sim.result };

@@ -1,4 +1,4 @@
-import { type ChainContext, ChainError, type ChannelState, paymentsAbi } from "@trustedpods/chain";
+import { type ChainContext, ChainError, type ChannelState, gasLimit, paymentsAbi } from "@trustedpods/chain";
 import { TransactionNotFoundError, TransactionReceiptNotFoundError } from "viem";
 import { accruedAt, claimCap, maxBig, remainingSeconds, runOutTime } from "./accrual.js";
 import { asChainFailure, type ChainPoint, chainPoints, channelAt } from "./chain-read.js";
@@ -506,7 +506,7 @@ export class BillingLoop {
     const wallet = chain.walletClient;
     if (!wallet) throw new Error("the billing loop needs the provider's wallet client");
     try {
-      const sim = await chain.publicClient.simulateContract({
+      const call = {
         address: chain.addresses.payments,
         abi: paymentsAbi,
         functionName,
@@ -514,8 +514,11 @@ export class BillingLoop {
         account: wallet.account,
         chain: wallet.chain,
         blockTag: "pending",
-      } as never);
-      return await wallet.writeContract((sim as { request: unknown }).request as never);
+      } as const;
+      const sim = await chain.publicClient.simulateContract(call as never);
+      // A claim accrues by the time it is mined at, later than estimated: the same headroom as every send.
+      const gas = gasLimit(await chain.publicClient.estimateContractGas(call as never));
+      return await wallet.writeContract({ ...(sim as { request: object }).request, gas } as never);
     } catch (err) {
       throw asChainFailure(err, `send ${functionName}`);
     }
