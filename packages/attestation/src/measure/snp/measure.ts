@@ -73,19 +73,16 @@ export async function snpOvmfHash(ovmf: Uint8Array): Promise<Uint8Array> {
 
 export async function measureSev(opts: SevMeasureOptions): Promise<SevMeasurement> {
   const mode = opts.mode ?? "snp";
-  if (!SEV_MODES.includes(mode)) measureFail("INVALID_ARGUMENT", `unknown SEV mode ${String(mode)}`);
   const vmmType = opts.vmmType ?? "qemu";
   const kvmInit = opts.kvmInit ?? "init2";
-  checkVcpus(opts.vcpus);
+  // Every argument is checked before the firmware is read, so a usage mistake is reported as such.
+  checkArguments(opts, mode);
   const vcpuSig = resolveVcpuSig(opts, vmmType);
   const image = parseOvmf(opts.ovmf);
   const resetEip = sevEsResetEip(image);
   if (mode === "seves") return measureSevEs(opts, image, resetEip, { vmmType, kvmInit, vcpuSig });
 
   const guestFeatures = opts.guestFeatures ?? DEFAULT_GUEST_FEATURES;
-  if (guestFeatures < 0n || guestFeatures >= 1n << 64n) {
-    measureFail("INVALID_ARGUMENT", "guest features must fit in 64 bits");
-  }
   if (!image.sections) {
     measureFail(
       "OVMF_NO_SNP_METADATA",
@@ -94,19 +91,9 @@ export async function measureSev(opts: SevMeasureOptions): Promise<SevMeasuremen
   }
   const hashesPage = opts.boot ? await snpKernelHashesPage(image, opts.boot) : undefined;
 
-  let ld: SnpLaunchDigest;
-  let ovmfHash: Uint8Array;
-  if (opts.ovmfHash) {
-    if (opts.ovmfHash.length !== LAUNCH_DIGEST_SIZE) {
-      measureFail("INVALID_ARGUMENT", `the OVMF hash must be ${LAUNCH_DIGEST_SIZE} bytes (SHA-384)`);
-    }
-    ld = new SnpLaunchDigest(opts.ovmfHash);
-    ovmfHash = Uint8Array.from(opts.ovmfHash);
-  } else {
-    ld = new SnpLaunchDigest();
-    await ld.normalPages(image.gpa, image.data);
-    ovmfHash = ld.value();
-  }
+  const ld = new SnpLaunchDigest(opts.ovmfHash);
+  if (!opts.ovmfHash) await ld.normalPages(image.gpa, image.data);
+  const ovmfHash = ld.value();
   await measureSections(ld, image.sections, hashesPage, vmmType);
   const base = { sevFeatures: guestFeatures, vcpuSig: vcpuSig ?? 0, vmm: vmmType, kvmInit };
   for (const page of vmsaPages(opts.vcpus, resetEip, base)) await ld.vmsaPage(page);
@@ -202,8 +189,6 @@ async function measureSevEs(
   resetEip: number,
   ctx: { vmmType: VmmType; kvmInit: KvmInit; vcpuSig: number | undefined },
 ): Promise<SevMeasurement> {
-  if (opts.ovmfHash) measureFail("INVALID_ARGUMENT", "a precomputed OVMF hash applies to SNP only");
-  if (opts.guestFeatures !== undefined) measureFail("INVALID_ARGUMENT", "guest features apply to SNP only");
   const supportsHashes = image.sevHashesTableGpa !== undefined && image.sevHashesTableGpa !== 0;
   if (opts.boot && !supportsHashes) {
     measureFail(
@@ -228,9 +213,26 @@ async function measureSevEs(
   };
 }
 
-function checkVcpus(vcpus: number): void {
-  if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > MAX_VCPUS) {
-    measureFail("INVALID_ARGUMENT", `the vCPU count must be an integer from 1 to ${MAX_VCPUS}, got ${vcpus}`);
+function checkArguments(opts: SevMeasureOptions, mode: SevMode): void {
+  if (!SEV_MODES.includes(mode)) measureFail("INVALID_ARGUMENT", `unknown SEV mode ${String(mode)}`);
+  if (!Number.isInteger(opts.vcpus) || opts.vcpus < 1 || opts.vcpus > MAX_VCPUS) {
+    measureFail(
+      "INVALID_ARGUMENT",
+      `the vCPU count must be an integer from 1 to ${MAX_VCPUS}, got ${opts.vcpus}`,
+    );
+  }
+  if (mode === "seves" && opts.ovmfHash) {
+    measureFail("INVALID_ARGUMENT", "a precomputed OVMF hash applies to SNP only");
+  }
+  if (mode === "seves" && opts.guestFeatures !== undefined) {
+    measureFail("INVALID_ARGUMENT", "guest features apply to SNP only");
+  }
+  if (opts.ovmfHash && opts.ovmfHash.length !== LAUNCH_DIGEST_SIZE) {
+    measureFail("INVALID_ARGUMENT", `the OVMF hash must be ${LAUNCH_DIGEST_SIZE} bytes (SHA-384)`);
+  }
+  const features = opts.guestFeatures;
+  if (features !== undefined && (features < 0n || features >= 1n << 64n)) {
+    measureFail("INVALID_ARGUMENT", "guest features must fit in 64 bits");
   }
 }
 
