@@ -10,6 +10,7 @@ import { registerImage } from "./image.js";
 import { registerKeys } from "./keys.js";
 import { registerListings } from "./listings.js";
 import { registerManifest } from "./manifest.js";
+import { registerMeasure } from "./measure.js";
 import { registerNetwork } from "./network.js";
 import { registerPods } from "./pods.js";
 import { registerProvider } from "./provider.js";
@@ -26,6 +27,7 @@ export interface CommandContext {
 export function registerCommands(program: Command, ctx: CommandContext): void {
   registerDoctor(program, ctx);
   registerAttest(program, ctx);
+  registerMeasure(program, ctx);
   registerManifest(program, ctx);
   registerImage(program, ctx);
   registerDevnet(program, ctx);
