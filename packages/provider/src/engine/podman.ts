@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import Docker from "dockerode";
-import { EngineError } from "./errors.js";
+import { EngineError, engineReason } from "./errors.js";
 import { HostFirewall } from "./firewall.js";
 import { prepareImageArchive } from "./image-archive.js";
 import { LogDemuxer, mergeAsync } from "./logstream.js";
@@ -97,6 +97,12 @@ async function ignore404<T>(p: Promise<T>): Promise<T | undefined> {
     if (statusCode(err) === 500 && /image not known/.test(String(err))) return undefined;
     throw err;
   }
+}
+
+/** A Docker-API failure as an EngineError that names what failed (a container, the pod's network). */
+function failed(what: string, err: unknown): EngineError {
+  if (err instanceof EngineError) return err;
+  return new EngineError("ENGINE_FAILURE", `${what}: ${engineReason(err)}`, { cause: err });
 }
 
 function toState(s: string | undefined): ContainerState {
@@ -458,28 +464,32 @@ export class PodmanEngine implements Engine {
     const podId = spec.podId;
     const net = this.networkName(podId);
     const { exposed, bindings } = this.portBindings(spec);
-    const created = await this.docker.createContainer({
-      name: this.infraName(podId),
-      Image: image,
-      Entrypoint: PAUSE_ENTRYPOINT,
-      Cmd: [],
-      ExposedPorts: exposed,
-      Labels: { ...this.baseLabels(podId), [LABEL.infra]: "true", [LABEL.specHash]: specHash },
-      StopTimeout: 1,
-      HostConfig: {
-        NanoCpus: 100 * NANO_PER_MILLICORE,
-        Memory: INFRA_MEMORY_BYTES,
-        MemorySwap: INFRA_MEMORY_BYTES,
-        PidsLimit: 8,
-        PortBindings: bindings,
-        NetworkMode: net,
-        ExtraHosts: spec.containers.map((c) => `${c.name}:127.0.0.1`),
-        ReadonlyRootfs: true,
-        CapDrop: ["ALL"],
-        SecurityOpt: ["no-new-privileges"],
-        RestartPolicy: { Name: "no" },
-      },
-    });
+    const created = await this.docker
+      .createContainer({
+        name: this.infraName(podId),
+        Image: image,
+        Entrypoint: PAUSE_ENTRYPOINT,
+        Cmd: [],
+        ExposedPorts: exposed,
+        Labels: { ...this.baseLabels(podId), [LABEL.infra]: "true", [LABEL.specHash]: specHash },
+        StopTimeout: 1,
+        HostConfig: {
+          NanoCpus: 100 * NANO_PER_MILLICORE,
+          Memory: INFRA_MEMORY_BYTES,
+          MemorySwap: INFRA_MEMORY_BYTES,
+          PidsLimit: 8,
+          PortBindings: bindings,
+          NetworkMode: net,
+          ExtraHosts: spec.containers.map((c) => `${c.name}:127.0.0.1`),
+          ReadonlyRootfs: true,
+          CapDrop: ["ALL"],
+          SecurityOpt: ["no-new-privileges"],
+          RestartPolicy: { Name: "no" },
+        },
+      })
+      .catch((err: unknown) => {
+        throw failed("the pod's network namespace", err);
+      });
     return created.id;
   }
 
@@ -506,41 +516,45 @@ export class PodmanEngine implements Engine {
       Object.entries(spec.labels ?? {}).map(([k, v]) => [`${LABEL.user}${k}`, v]),
     );
     const r = c.resources;
-    await this.docker.createContainer({
-      name: this.containerName(podId, c.name),
-      Hostname: c.name,
-      Image: c.image,
-      ...(c.command ? { Entrypoint: c.command } : {}),
-      ...(c.args ? { Cmd: c.args } : {}),
-      Env: Object.entries(c.env ?? {}).map(([k, v]) => `${k}=${v}`),
-      ...(c.workingDir ? { WorkingDir: c.workingDir } : {}),
-      Labels: {
-        ...userLabels,
-        ...this.baseLabels(podId),
-        [LABEL.container]: c.name,
-        [LABEL.specHash]: specHash,
-        [LABEL.protocols]: JSON.stringify(protocols),
-      },
-      StopTimeout: this.options.stopTimeoutSeconds ?? 10,
-      HostConfig: {
-        // An init as PID 1 forwards SIGTERM: a shell or busybox httpd as PID 1 ignores it and stop waits 10 s.
-        Init: true,
-        NanoCpus: r.cpuMillis * NANO_PER_MILLICORE,
-        Memory: r.memoryBytes,
-        MemorySwap: r.memoryBytes,
-        PidsLimit: r.pids,
-        Binds: binds,
-        // The infra's namespace: its address, its published ports, its /etc/hosts.
-        NetworkMode: `container:${infraId}`,
-        RestartPolicy:
-          restart.mode === "never"
-            ? { Name: "no" }
-            : restart.mode === "always"
-              ? { Name: "always" }
-              : { Name: "on-failure", MaximumRetryCount: restart.maxRetries ?? 5 },
-        SecurityOpt: ["no-new-privileges"],
-      },
-    });
+    await this.docker
+      .createContainer({
+        name: this.containerName(podId, c.name),
+        Hostname: c.name,
+        Image: c.image,
+        ...(c.command ? { Entrypoint: c.command } : {}),
+        ...(c.args ? { Cmd: c.args } : {}),
+        Env: Object.entries(c.env ?? {}).map(([k, v]) => `${k}=${v}`),
+        ...(c.workingDir ? { WorkingDir: c.workingDir } : {}),
+        Labels: {
+          ...userLabels,
+          ...this.baseLabels(podId),
+          [LABEL.container]: c.name,
+          [LABEL.specHash]: specHash,
+          [LABEL.protocols]: JSON.stringify(protocols),
+        },
+        StopTimeout: this.options.stopTimeoutSeconds ?? 10,
+        HostConfig: {
+          // An init as PID 1 forwards SIGTERM: a shell or busybox httpd as PID 1 ignores it and stop waits 10 s.
+          Init: true,
+          NanoCpus: r.cpuMillis * NANO_PER_MILLICORE,
+          Memory: r.memoryBytes,
+          MemorySwap: r.memoryBytes,
+          PidsLimit: r.pids,
+          Binds: binds,
+          // The infra's namespace: its address, its published ports, its /etc/hosts.
+          NetworkMode: `container:${infraId}`,
+          RestartPolicy:
+            restart.mode === "never"
+              ? { Name: "no" }
+              : restart.mode === "always"
+                ? { Name: "always" }
+                : { Name: "on-failure", MaximumRetryCount: restart.maxRetries ?? 5 },
+          SecurityOpt: ["no-new-privileges"],
+        },
+      })
+      .catch((err: unknown) => {
+        throw failed(`container ${c.name} could not be created`, err);
+      });
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -587,7 +601,7 @@ export class PodmanEngine implements Engine {
     try {
       await this.docker.getContainer(infra.Id).start();
     } catch (err) {
-      if (statusCode(err) !== 304) throw err;
+      if (statusCode(err) !== 304) throw failed("the pod's network namespace could not start", err);
     }
     return true;
   }
@@ -616,7 +630,8 @@ export class PodmanEngine implements Engine {
       try {
         await this.docker.getContainer(info.Id).start();
       } catch (err) {
-        if (statusCode(err) !== 304) throw err;
+        if (statusCode(err) !== 304)
+          throw failed(`container ${info.Labels[LABEL.container] ?? info.Id} could not start`, err);
       }
     }
     this.startHealth(podId, list);
