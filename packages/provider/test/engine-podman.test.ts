@@ -587,6 +587,30 @@ describe.skipIf(!haveTools)("PodmanEngine with real Podman", () => {
     expect((await engine.listPods()).find((p) => p.podId === podId)).toBeUndefined();
   }, 90_000);
 
+  it("refuses a command that is not in the image, naming it, before starting anything", async () => {
+    const podId = pid("nocmd");
+    await expect(
+      apply({ podId, containers: [{ ...sleeper("app"), command: ["/no/such/entrypoint"] }] }),
+    ).rejects.toMatchObject({
+      code: "ENGINE_FAILURE",
+      message: "container app: its command /no/such/entrypoint does not exist in the image",
+    });
+    await expect(
+      apply({ podId, containers: [{ ...sleeper("app"), command: ["no-such-tool", "x"] }] }),
+    ).rejects.toMatchObject({
+      code: "ENGINE_FAILURE",
+      message: expect.stringContaining("container app: its command no-such-tool is not in the image's PATH"),
+    });
+    // A directory is not a command; a bare name found on PATH is.
+    await expect(
+      apply({ podId, containers: [{ ...sleeper("app"), command: ["/bin"] }] }),
+    ).rejects.toMatchObject({
+      message: "container app: its command /bin is not an executable file",
+    });
+    expect((await apply({ podId, containers: [sleeper("app")] })).running).toBe(true);
+    await engine.remove(podId);
+  }, 60_000);
+
   it("rejects invalid specs before touching the engine", async () => {
     // One network namespace: two containers cannot listen on one port.
     await expect(

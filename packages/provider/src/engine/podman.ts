@@ -77,6 +77,8 @@ interface HealthTracker {
 }
 
 const NANO_PER_MILLICORE = 1_000_000;
+/** The PATH a container gets when neither its image nor its spec sets one (Podman's default). */
+const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /** catatonit in pause mode needs well under a MiB; Podman refuses limits under 6 MiB. */
 const INFRA_MEMORY_BYTES = 16 * 1024 * 1024;
 
@@ -423,7 +425,8 @@ export class PodmanEngine implements Engine {
 
     for (const c of spec.containers) {
       if (keep.has(c.name)) continue;
-      await this.createContainer(spec, c, hashes.get(c.name)!, infraId);
+      const id = await this.createContainer(spec, c, hashes.get(c.name)!, infraId);
+      await this.checkCommand(c, id);
     }
     this.healthSpecs.set(
       podId,
@@ -498,7 +501,7 @@ export class PodmanEngine implements Engine {
     c: ContainerSpec,
     specHash: string,
     infraId: string,
-  ): Promise<void> {
+  ): Promise<string> {
     const podId = spec.podId;
     const binds: string[] = [];
     for (const m of c.mounts ?? []) {
@@ -516,7 +519,7 @@ export class PodmanEngine implements Engine {
       Object.entries(spec.labels ?? {}).map(([k, v]) => [`${LABEL.user}${k}`, v]),
     );
     const r = c.resources;
-    await this.docker
+    const container = await this.docker
       .createContainer({
         name: this.containerName(podId, c.name),
         Hostname: c.name,
@@ -555,6 +558,68 @@ export class PodmanEngine implements Engine {
       .catch((err: unknown) => {
         throw failed(`container ${c.name} could not be created`, err);
       });
+    return container.id;
+  }
+
+  /**
+   * A command that is not in the image fails only after the start, inside the container (the init runs, then
+   * cannot exec it) and says just "No such file or directory": look for it first, as the runtime would (PATH
+   * for a bare name), so the publisher learns which command is missing.
+   */
+  private async checkCommand(c: ContainerSpec, id: string): Promise<void> {
+    const image = (await this.docker.getImage(c.image).inspect()).Config ?? {};
+    const entrypoint = c.command ?? image.Entrypoint ?? [];
+    const cmd = c.args ?? (c.command ? [] : (image.Cmd ?? []));
+    const argv0 = entrypoint[0] ?? cmd[0];
+    if (!argv0)
+      throw new EngineError("INVALID_SPEC", `container ${c.name}: no command, and its image has none`);
+    const envPath = (env: string[] | undefined) => env?.find((e) => e.startsWith("PATH="))?.slice(5);
+    const searchPath = c.env?.PATH ?? envPath(image.Env) ?? DEFAULT_PATH;
+    const workDir = c.workingDir ?? (image.WorkingDir || "/");
+    const candidates = argv0.includes("/")
+      ? [path.posix.resolve(workDir, argv0)]
+      : searchPath
+          .split(":")
+          .filter((d) => d.startsWith("/"))
+          .map((d) => path.posix.join(d, argv0));
+    for (const file of candidates) {
+      const st = await this.pathStat(id, file);
+      if (!st) continue;
+      if (st.isDir || (st.mode & 0o111) === 0)
+        throw new EngineError(
+          "ENGINE_FAILURE",
+          `container ${c.name}: its command ${file} is not an executable file`,
+        );
+      return;
+    }
+    throw new EngineError(
+      "ENGINE_FAILURE",
+      argv0.includes("/")
+        ? `container ${c.name}: its command ${argv0} does not exist in the image`
+        : `container ${c.name}: its command ${argv0} is not in the image's PATH (${searchPath})`,
+    );
+  }
+
+  /** What the container's filesystem has at `file` (a created container is enough), or null. */
+  private async pathStat(id: string, file: string): Promise<{ mode: number; isDir: boolean } | null> {
+    let res: Readable | undefined;
+    try {
+      res = (await this.docker.getContainer(id).infoArchive({ path: file })) as unknown as Readable;
+      const header = (res as unknown as { headers: Record<string, string | undefined> }).headers[
+        "x-docker-container-path-stat"
+      ];
+      if (!header) return { mode: 0o755, isDir: false };
+      const st = JSON.parse(Buffer.from(header, "base64").toString("utf8")) as {
+        mode?: number;
+        isDir?: boolean;
+      };
+      return { mode: st.mode ?? 0, isDir: st.isDir === true };
+    } catch (err) {
+      if (statusCode(err) === 404) return null;
+      throw failed(`cannot look into container ${id.slice(0, 12)}`, err);
+    } finally {
+      res?.destroy();
+    }
   }
 
   // ---------------------------------------------------------------- lifecycle
