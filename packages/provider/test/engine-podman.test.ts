@@ -307,6 +307,10 @@ describe.skipIf(!haveTools)("PodmanEngine with real Podman", () => {
         return r ? r.status : undefined;
       });
       expect(viaHost).toBe(404); // busybox httpd answers (no index.html): the port works
+      // Both containers report the counters of the one namespace: the pod's traffic is counted once.
+      const bStats = await engine.stats(b);
+      expect(bStats.containers.map((c) => c.rxBytes > 0)).toEqual([true, true]);
+      expect(bStats.rxBytes).toBeLessThan(bStats.containers[0]!.rxBytes + bStats.containers[1]!.rxBytes);
       const hostAddr = Object.values(os.networkInterfaces())
         .flat()
         .find((i) => i && i.family === "IPv4" && !i.internal && !i.address.startsWith("10.89."))?.address;

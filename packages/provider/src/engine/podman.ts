@@ -984,8 +984,9 @@ export class PodmanEngine implements Engine {
       containers,
       cpuSeconds: sum((c) => c.cpuSeconds),
       memoryBytes: sum((c) => c.memoryBytes),
-      rxBytes: sum((c) => c.rxBytes),
-      txBytes: sum((c) => c.txBytes),
+      // Every container of the pod reports the counters of the one namespace they share: counted once.
+      rxBytes: Math.max(0, ...containers.map((c) => c.rxBytes)),
+      txBytes: Math.max(0, ...containers.map((c) => c.txBytes)),
     };
   }
 
