@@ -283,6 +283,11 @@ export class Daemon {
         log,
         metrics,
         stagingDir: path.join(config.dataDir, "staging"),
+        hostPaths: [
+          config.dataDir,
+          ...(config.ipfs.kind === "helia" ? [config.ipfs.dataDir] : []),
+          ...(config.engine.secretsDir ? [config.engine.secretsDir] : []),
+        ],
         baseDomain: config.gateway.baseDomain,
         publishHostIp: config.engine.publishHostIp,
         publicHost: config.engine.publicHost,

@@ -9,12 +9,12 @@ import { RpcError } from "@trustedpods/p2p";
 import { ErrorCode, type Pod, podFromWire, WireError, wire } from "@trustedpods/protocol";
 import type { Address, Hex } from "viem";
 import type { PaymentGate } from "./billing-seam.js";
-import { EngineError } from "./engine/errors.js";
 import type { Engine } from "./engine/types.js";
 import type { RouteRegistry } from "./gateway-seam.js";
 import type { Logger } from "./log.js";
 import type { Metrics } from "./metrics.js";
 import type { ContentFetcher } from "./provision/content.js";
+import { type ProvisionStage, provisionFailure, Redactor } from "./provision/failure.js";
 import { checkListingContainer, type ListingImages } from "./provision/listing.js";
 import { endpointsOf, planRoutes, routesOf, toPodSpec } from "./provision/translate.js";
 import type { EndpointRecord, StateDb, StoredPod } from "./state/db.js";
@@ -37,6 +37,8 @@ export interface PodManagerOptions {
   holdProvisionMs?: number;
   /** Marketplace listing images (provision/listing.ts); absent: listing images are refused as UNIMPLEMENTED. */
   listings?: ListingImages;
+  /** The provider's own directories (data dir, IPFS, secrets): removed from the reasons publishers see. */
+  hostPaths?: string[];
 }
 
 /** A pod as the wire sent it, decoded and validated; WireError becomes INVALID_ARGUMENT naming the field. */
@@ -55,32 +57,11 @@ export function decodePod(msg: wire.Pod | undefined): Pod {
   }
 }
 
-function engineFailure(err: unknown): RpcError {
-  if (err instanceof RpcError) return err;
-  if (err instanceof EngineError) {
-    const code =
-      err.code === "INVALID_SPEC"
-        ? ErrorCode.INVALID_ARGUMENT
-        : err.code === "ENGINE_UNAVAILABLE"
-          ? ErrorCode.UNAVAILABLE
-          : err.code === "NOT_FOUND"
-            ? ErrorCode.NOT_FOUND
-            : ErrorCode.INTERNAL;
-    return new RpcError(code, `engine: ${err.message}`, { details: { reason: err.code.toLowerCase() } });
-  }
-  if ((err as Error)?.name === "GatewayError") {
-    const code = (err as { code?: string }).code;
-    return new RpcError(
-      code === "HOST_CONFLICT" ? ErrorCode.ALREADY_EXISTS : ErrorCode.INVALID_ARGUMENT,
-      (err as Error).message,
-      {
-        details: { field: "hostname", reason: String(code).toLowerCase() },
-      },
-    );
-  }
-  if ((err as Error)?.name === "AbortError" || (err as Error)?.name === "TimeoutError")
-    return new RpcError(ErrorCode.DEADLINE_EXCEEDED, "provisioning took too long or the caller went away");
-  return new RpcError(ErrorCode.INTERNAL, "provisioning failed");
+/** A failure outside realize() (which classifies its own): the same classes, the provider's paths removed. */
+function engineFailure(err: unknown, hostPaths: string[] = []): RpcError {
+  const redactor = new Redactor();
+  for (const p of hostPaths) redactor.addPath(p);
+  return provisionFailure(err, null, redactor);
 }
 
 /** A tiny semaphore so large pulls cannot all run at once. */
@@ -131,11 +112,31 @@ export class PodManager {
     loaded: Record<string, string>,
     signal: AbortSignal,
   ): Promise<{ endpoints: EndpointRecord[]; images: Record<string, string> }> {
+    const redactor = new Redactor();
+    for (const dir of [this.o.stagingDir, ...(this.o.hostPaths ?? [])]) redactor.addPath(dir);
+    for (const c of pod.containers) for (const e of c.env) if (e.kind === "value") redactor.addValue(e.value);
+    const progress: { stage: ProvisionStage | null } = { stage: null };
+    try {
+      return await this.realizeStages(id, pod, loaded, signal, progress, redactor);
+    } catch (err) {
+      throw provisionFailure(err, progress.stage, redactor);
+    }
+  }
+
+  private async realizeStages(
+    id: string,
+    pod: Pod,
+    loaded: Record<string, string>,
+    signal: AbortSignal,
+    progress: { stage: ProvisionStage | null },
+    redactor: Redactor,
+  ): Promise<{ endpoints: EndpointRecord[]; images: Record<string, string> }> {
     const { engine, fetcher } = this.o;
     const images: Record<string, string> = {};
     const staging = path.join(this.o.stagingDir, id);
     await rm(staging, { recursive: true, force: true });
     await mkdir(staging, { recursive: true, mode: 0o700 });
+    progress.stage = "image";
     try {
       for (const [ci, c] of pod.containers.entries()) {
         if (c.image.kind === "listing") {
@@ -163,22 +164,34 @@ export class PodManager {
     } finally {
       await rm(staging, { recursive: true, force: true });
     }
+    progress.stage = "secret";
     const secrets = new Map<string, Uint8Array>();
-    for (const v of pod.volumes)
-      if (v.kind === "secret" && v.source.kind === "ipfs")
-        secrets.set(v.name, await this.o.fetcher.fetchSecret(v.source.cid, v.source.keyRef, signal));
-    signal.throwIfAborted();
-    const plan = planRoutes(pod, id, this.o.baseDomain);
-    const spec = toPodSpec(pod, {
-      id,
-      secrets,
-      images,
-      publishHostIp: this.o.publishHostIp,
-      hosts: plan.map((r) => r.hostname),
-    });
-    const status = await engine.apply(spec);
-    // The decrypted secrets now live only in the engine's tmpfs; drop our copies.
-    for (const b of secrets.values()) b.fill(0);
+    let status: Awaited<ReturnType<Engine["apply"]>>;
+    let plan: ReturnType<typeof planRoutes>;
+    try {
+      for (const v of pod.volumes)
+        if (v.kind === "secret" && v.source.kind === "ipfs") {
+          const bytes = await this.o.fetcher.fetchSecret(v.source.cid, v.source.keyRef, signal);
+          secrets.set(v.name, bytes);
+          redactor.addValue(bytes);
+        }
+      signal.throwIfAborted();
+      progress.stage = "gateway";
+      plan = planRoutes(pod, id, this.o.baseDomain);
+      progress.stage = "engine";
+      const spec = toPodSpec(pod, {
+        id,
+        secrets,
+        images,
+        publishHostIp: this.o.publishHostIp,
+        hosts: plan.map((r) => r.hostname),
+      });
+      status = await engine.apply(spec);
+    } finally {
+      // The decrypted secrets now live only in the engine's tmpfs (or nowhere, after a failure): drop our copies.
+      for (const b of secrets.values()) b.fill(0);
+    }
+    progress.stage = "gateway";
     const published = status.containers.flatMap((c) =>
       c.ports.map((p) => ({ container: c.name, containerPort: p.containerPort, hostPort: p.hostPort })),
     );
@@ -287,7 +300,7 @@ export class PodManager {
           log.info({ pod: rec.id }, "provisioned");
           return endpoints;
         } catch (err) {
-          const e = engineFailure(err);
+          const e = engineFailure(err, [this.o.stagingDir, ...(this.o.hostPaths ?? [])]);
           log.warn({ pod: rec.id, code: e.codeName, error: e.message }, "provision failed; rolling back");
           await this.rollback(rec.id);
           state.transaction(() => {
@@ -335,7 +348,7 @@ export class PodManager {
         await this.removeUnusedImages(rec.images, out.images);
         return out.endpoints;
       } catch (err) {
-        const e = engineFailure(err);
+        const e = engineFailure(err, [this.o.stagingDir, ...(this.o.hostPaths ?? [])]);
         log.warn(
           { pod: id, code: e.codeName, error: e.message },
           "update failed; restoring the previous spec",

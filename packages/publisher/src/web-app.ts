@@ -402,6 +402,11 @@ export function explainError(err: unknown): string {
       case "PROVIDER_REFUSED":
         if (/\(NOT_FOUND\)/.test(said))
           return "The provider does not run this pod (it was never provisioned there, or it was deleted). Its channel can still be closed to get the rest of the deposit back.";
+        // The provider's words say why (a missing entrypoint, an image that does not load): the fix is the publisher's.
+        if (/\((ENGINE_FAILED|IMAGE_FAILED)\)/.test(said))
+          return `${said}. The pod is not running: fix the image or the manifest and deploy again.`;
+        if (/\(GATEWAY_FAILED\)/.test(said))
+          return `${said}. The provider could not route the pod: try again, or choose another provider.`;
         return `${said}.`;
       case "NETWORK_UNREACHABLE":
         return `${said}. Check that the chain is running (on the devnet: \`tpod devnet up\`) and reload.`;
