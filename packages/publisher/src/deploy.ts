@@ -29,7 +29,7 @@ import {
 } from "@trustedpods/protocol";
 import { type Address, erc20Abi, type Hex, type LocalAccount } from "viem";
 import { PublisherError } from "./errors.js";
-import { formatAmount, formatDuration } from "./format.js";
+import { formatAmount, formatDuration, formatRate } from "./format.js";
 import { breakdownLines, listingFeesIn, marketplacePlan, priceBreakdown } from "./listings.js";
 import type { NetworkClients, ResolvedNetwork, SelectedPolicy } from "./network.js";
 import {
@@ -451,7 +451,7 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
         ...(o.minDepositSeconds === undefined ? {} : { fallbackMinDepositSeconds: o.minDepositSeconds }),
       }),
     (q) =>
-      `price ${formatAmount(q.quote.ratePerSecond * 3600n, token)}/hour (${q.quote.ratePerSecond} base units/s), ${describeTerms(q.terms, q.quote.ratePerSecond, (a) => formatAmount(a, token))}`,
+      `price ${formatRate(q.quote.ratePerSecond, token)}, ${describeTerms(q.terms, q.quote.ratePerSecond, (a) => formatAmount(a, token))}`,
   );
   if (quote.quote.token !== offer.pricing.token)
     throw new PublisherError(
@@ -667,6 +667,7 @@ export async function updatePod(o: UpdateOptions): Promise<UpdateResult> {
   const ch = await getChannel(ctx, key);
   if (!ch.exists || ch.finalized || ch.closeAt !== 0n)
     throw new PublisherError("CHANNEL_CLOSED", `the channel of pod ${o.record.podId} is closing or closed`);
+  const token = await tokenInfo(o.clients.publicClient, ch.token);
   const quote: CheckedQuote = await step(
     "quote",
     "asking for a signed quote",
@@ -677,13 +678,13 @@ export async function updatePod(o: UpdateOptions): Promise<UpdateResult> {
         publisher: o.account.address,
         payments: ctx.addresses.payments,
       }),
-    (q) => `${q.quote.ratePerSecond} base units/s`,
+    (q) => `price ${formatRate(q.quote.ratePerSecond, token)}`,
   );
   const rateChanged = quote.quote.ratePerSecond !== ch.ratePerSecond;
   const changedAt = rateChanged
     ? await step(
         "channel",
-        `changing the channel's rate from ${ch.ratePerSecond} to ${quote.quote.ratePerSecond} base units/s`,
+        `changing the channel's rate from ${formatRate(ch.ratePerSecond, token)} to ${formatRate(quote.quote.ratePerSecond, token)}`,
         () => changePodRate(ctx, quote, o.record.podId),
         () => "rate changed",
       )
