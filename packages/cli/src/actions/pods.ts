@@ -526,7 +526,17 @@ export async function podDelete({ io }: CommandContext, ref: string, opts: Sessi
     try {
       await deletePodOnProvider(await connect(s, p), p.podId);
     } catch (err) {
-      if (!isNotFoundOnProvider(err)) throw err;
+      if (!(err instanceof PublisherError)) throw err;
+      if (!isNotFoundOnProvider(err))
+        throw new PublisherError(
+          err.code,
+          `${err.message} (nothing was changed: the channel is still open; \`tpod close ${ref}\` closes it without the provider)`,
+          {
+            cause: err,
+            ...(err.field ? { field: err.field } : {}),
+            ...(err.details ? { details: err.details } : {}),
+          },
+        );
       alreadyGone = true;
     }
     const res = await closePod(s.clients.context, p, s.account.address);
