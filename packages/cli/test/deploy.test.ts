@@ -17,6 +17,7 @@ import { formatTokenAmount, parseManifest } from "@trustedpods/protocol";
 import type { Daemon } from "@trustedpods/provider";
 import {
   connectNetwork,
+  DEFAULT_RUN_SECONDS,
   DEPOSIT_MARGIN_SECONDS,
   DEVNET_POLICY,
   depositFor,
@@ -24,6 +25,7 @@ import {
   podConnection,
   podLogs,
   type ResolvedNetwork,
+  roundUpAmount,
   tokenInfo,
 } from "@trustedpods/publisher";
 import { type DeployProgress, deploy, PodStore } from "@trustedpods/publisher/node";
@@ -252,17 +254,20 @@ describe.skipIf(!haveTools)("deploy", () => {
       onProgress: (e) => events.push(e),
     });
     expect(r.provider).toBe(daemon.info().provider);
-    // The terms came from the daemon's quote (the devnet's billing config), and the default deposit pays the
-    // quoted minimum plus the margin.
+    // The terms came from the daemon's quote (the devnet's billing config), and the default deposit pays for
+    // DEFAULT_RUN_SECONDS, well beyond the quoted minimum plus the margin (rounded up to two digits).
     expect(r.terms).toEqual({
       minDepositSeconds: DEVNET_BILLING.minDepositSeconds,
       confirmations: 0,
       minNoticeSeconds: DEVNET_BILLING.minNoticeSeconds,
       quoted: true,
     });
-    expect(r.deposit).toBe(
+    expect(r.deposit).toBe(roundUpAmount(r.ratePerSecond * BigInt(DEFAULT_RUN_SECONDS)));
+    expect(r.deposit).toBeGreaterThan(
       r.ratePerSecond * BigInt(DEVNET_BILLING.minDepositSeconds + DEPOSIT_MARGIN_SECONDS),
     );
+    expect(r.paidSeconds).toBe(r.deposit / r.ratePerSecond);
+    expect(r.warnings).toEqual([]);
     expect(r.noticeSeconds).toBe(DEVNET_BILLING.minNoticeSeconds);
     expect(events.find((e) => e.step === "quote" && e.phase === "done")?.message).toContain(
       `minimum paid time ${DEVNET_BILLING.minDepositSeconds} s`,
@@ -367,8 +372,9 @@ describe.skipIf(!haveTools)("deploy", () => {
     const min = formatTokenAmount(rate * 600n, 18);
     const { symbol } = await tokenInfo(clients.publicClient, chain.contracts.token);
     expect(e.details!.minAmountFormatted).toBe(min);
+    expect(e.details!.marginSeconds).toBe(String(DEPOSIT_MARGIN_SECONDS));
     expect(e.message).toBe(
-      `deposit too small: the provider wants at least 600 s paid in advance (${min} ${symbol} at ${rate} base units/s), you offered ${offered} s (0.0000000001 ${symbol}); use --funds ${e.details!.suggestedFormatted}`,
+      `deposit too small: the provider wants 600 s paid in advance (${min} ${symbol}), and deploy adds a 60 s margin because the deposit starts paying when the channel opens, a few blocks before the provider checks it: 660 s at ${formatTokenAmount(rate * 3600n, 18)} ${symbol}/hour is ${formatTokenAmount(rate * 660n, 18)} ${symbol}. You offered ${offered} s (0.0000000001 ${symbol}); use --funds ${e.details!.suggestedFormatted} (660 s, rounded up) or more. Without --funds, deploy pays for 6 h 0 min.`,
     );
     // Refused after the quote, before the channel step: no channel on chain, not a token moved.
     expect(events.some((x) => x.step === "quote" && x.phase === "done")).toBe(true);
@@ -393,7 +399,7 @@ describe.skipIf(!haveTools)("deploy", () => {
     const cliBalance = await tokenBalance(cliPublisher);
     const c = await cli(["deploy", manifest, "--funds", "0.0000000001", "--json"]);
     expect(c.code).toBe(1);
-    expect(c.err).toContain("deposit too small: the provider wants at least 600 s paid in advance (");
+    expect(c.err).toContain("deposit too small: the provider wants 600 s paid in advance (");
     expect(c.err).toContain("use --funds 0.");
     const out = JSON.parse(c.out) as { error: { code: string; details: Record<string, string> } };
     expect(out.error.code).toBe("DEPOSIT_TOO_SMALL");
@@ -464,7 +470,15 @@ describe.skipIf(!haveTools)("deploy", () => {
       channel: Hex;
       endpoints: { http: string[]; tcp: unknown[] };
     };
-    expect(Object.keys(out)).toEqual(["podId", "provider", "channel", "endpoints", "terms"]);
+    expect(Object.keys(out)).toEqual([
+      "podId",
+      "provider",
+      "channel",
+      "endpoints",
+      "terms",
+      "runway",
+      "warnings",
+    ]);
     const terms = (out as unknown as { terms: Record<string, unknown> }).terms;
     expect(terms).toMatchObject({
       token: getAddress(chain.contracts.token),

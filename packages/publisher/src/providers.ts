@@ -12,7 +12,6 @@ import {
   Resource,
 } from "@trustedpods/chain";
 import {
-  formatTokenAmount,
   type Pod,
   type PodPrice,
   type PricedResource,
@@ -214,9 +213,4 @@ export function parseTokenAmount(text: string, decimals: number): bigint {
   const frac = t.split(".")[1] ?? "";
   if (frac.length > decimals) throw new RangeError(`"${text}" has more than ${decimals} decimals`);
   return parseUnits(t, decimals);
-}
-
-/** "0.036 TPOD" for an amount in base units. */
-export function formatAmount(amount: bigint, token: TokenInfo): string {
-  return formatTokenAmount(amount, token.decimals, token.symbol);
 }

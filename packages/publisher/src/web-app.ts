@@ -30,6 +30,7 @@ import {
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { PublisherError } from "./errors.js";
+import { formatAmount } from "./format.js";
 import {
   connectNetwork,
   DEVNET_POLICY,
@@ -43,7 +44,6 @@ import {
   shortMessage,
 } from "./network.js";
 import {
-  formatAmount,
   listOffers,
   type PricedOffer,
   type ProviderOffer,

@@ -15,6 +15,7 @@ import {
 } from "@trustedpods/protocol";
 import { type Address, bytesToHex, type Hex, hexToBytes } from "viem";
 import { PublisherError } from "./errors.js";
+import { formatAmount } from "./format.js";
 import type { NetworkClients } from "./network.js";
 import {
   depositFor,
@@ -31,7 +32,6 @@ import {
 import { whileProviderLags } from "./provider-lag.js";
 import {
   cheapestOffer,
-  formatAmount,
   getOffer,
   listOffers,
   parseTokenAmount,

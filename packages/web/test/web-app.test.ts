@@ -17,11 +17,13 @@ import {
   getChannel,
   openChannel,
   Resource,
+  refund,
   registerProvider,
   signQuoteFor,
 } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import type { IpfsNode } from "@trustedpods/ipfs";
+import { formatTokenAmount } from "@trustedpods/protocol";
 import { Daemon, loadConfig } from "@trustedpods/provider";
 import type { WebAppConfig } from "@trustedpods/publisher";
 import { writeDevnetState } from "@trustedpods/publisher/node";
@@ -362,7 +364,7 @@ spec:
     const refused = page.locator('[data-testid="deploy-error"]');
     await refused.waitFor({ timeout: 60_000 });
     expect(await refused.textContent()).toMatch(
-      /^deposit too small: the provider wants at least 3600 s paid in advance \(.+\), you offered \d+ s \(.+\); use the Funds field 0\.\d+$/,
+      /^deposit too small: the provider wants 3600 s paid in advance \(.+\), and deploy adds a 60 s margin .+ You offered \d+ s \(.+\); use the Funds field 0\.\d+ \(3660 s, rounded up\) or more\. Without the Funds field, deploy pays for 6 h 0 min\.$/,
     );
     const quoted = await page.locator('[data-testid="deploy-steps"] li').allTextContents();
     expect(quoted.join("\n")).toContain("minimum paid time 3600 s (");
@@ -579,6 +581,38 @@ spec:
     expect(text).toContain("tpod devnet up");
     expect(text).not.toContain("..");
     await shot(page, "unreachable-wide");
+    await page.close();
+  });
+
+  // Last: it moves the chain's clock past the closed pod's notice period.
+  it("my pods: a settled pod shows as closed, with what the provider got and the refund, not a rate of 0", async () => {
+    const key = { publisher: chain.accounts[0]!.address, provider: chain.accounts[1]!.address, podId };
+    const ch = await getChannel(chain.context(0), key);
+    const head = (await chain.publicClient.getBlock()).timestamp;
+    await chain.publicClient.request({
+      method: "evm_increaseTime" as never,
+      params: [`0x${(ch.closeAt - head + 1n).toString(16)}`] as never,
+    });
+    await chain.publicClient.request({ method: "evm_mine" as never, params: [] as never });
+    const refunded = (await refund(chain.context(0), key.provider, podId)).result;
+    expect((await getChannel(chain.context(0), key)).finalized).toBe(true);
+    const page = await context.newPage();
+    await page.setViewportSize({ width: 375, height: 800 });
+    await page.goto(`${server.url}#/pods`);
+    const pod = page.locator(`[data-testid="pod"][data-pod="${podId}"]`);
+    await pod.waitFor({ timeout: 30_000 });
+    expect(await pod.locator('[data-testid="pod-state"]').textContent()).toBe("closed");
+    expect(await pod.locator('[data-testid="deposit"]').textContent()).toBe("7.5 TPT");
+    expect(await pod.locator('[data-testid="refunded"]').textContent()).toBe(
+      `${formatTokenAmount(refunded, 18)} TPT`,
+    );
+    expect(await pod.locator('[data-testid="paid"]').textContent()).toBe(
+      `${formatTokenAmount(7n * TOKEN + TOKEN / 2n - refunded, 18)} TPT`,
+    );
+    const text = (await pod.textContent()) ?? "";
+    expect(text).not.toContain("per hour");
+    expect(text).not.toContain("units");
+    await shot(page, "pods-closed-375");
     await page.close();
   });
 });

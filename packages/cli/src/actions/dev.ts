@@ -15,6 +15,7 @@ import {
   connectNetwork,
   DEVELOPER_ARGS_WARNING,
   developerEarnings,
+  formatAmount,
   getOffer,
   listListings,
   MarketError,
@@ -256,10 +257,15 @@ export async function devListings({ io }: CommandContext, opts: DevFlags) {
   if (opts.json) printJson(io, listings);
   else if (listings.length === 0) io.out("no listings");
   else
-    for (const l of listings)
+    for (const l of listings) {
+      const fee =
+        l.fixedFee === 0n
+          ? "none"
+          : formatAmount(l.fixedFee, await tokenInfo(clients.publicClient, l.feeToken));
       io.out(
-        `${l.listingId}\t${l.active ? "active" : "inactive"}\troyalty ${l.royaltyBps} bps\tfee ${l.fixedFee}\tentrypoint ${l.allowEntrypointOverride ? "overridable" : "fixed"}\tproviders ${l.authorizedProviders.join(",") || "none"}`,
+        `${l.listingId}\t${l.active ? "active" : "inactive"}\troyalty ${l.royaltyBps} bps\tfee ${fee}\tentrypoint ${l.allowEntrypointOverride ? "overridable" : "fixed"}\tproviders ${l.authorizedProviders.join(",") || "none"}`,
       );
+    }
 }
 
 /** `tpod dev earnings` */
@@ -267,11 +273,11 @@ export async function devEarnings({ io }: CommandContext, opts: DevFlags & { tok
   const { network, acct, clients } = await developerContext(opts);
   const token = tokenOf(opts, network.contracts.token);
   const e = await developerEarnings(clients.context, acct.address, token);
-  if (opts.json) printJson(io, e);
-  else
-    io.out(
-      `royalties ${e.royalties}\tfees ${e.fees}\twithdrawn ${e.withdrawn}\twithdrawable ${e.balance} (token ${token})`,
-    );
+  if (opts.json) return printJson(io, e);
+  const t = await tokenInfo(clients.publicClient, token);
+  io.out(
+    `royalties ${formatAmount(e.royalties, t)}, fees ${formatAmount(e.fees, t)}, withdrawn ${formatAmount(e.withdrawn, t)}, withdrawable ${formatAmount(e.balance, t)} (token ${token})`,
+  );
 }
 
 /** `tpod dev withdraw` */
@@ -281,6 +287,8 @@ export async function devWithdraw({ io }: CommandContext, opts: DevFlags & { tok
   const sent = await withdraw(clients.context, token).catch((err) => {
     throw devError(err);
   });
-  if (opts.json) printJson(io, { token, amount: sent.result, txHash: sent.hash });
-  else io.out(`withdrew ${sent.result} (token ${token})`);
+  if (opts.json) return printJson(io, { token, amount: sent.result, txHash: sent.hash });
+  io.out(
+    `withdrew ${formatAmount(sent.result, await tokenInfo(clients.publicClient, token))} (token ${token})`,
+  );
 }

@@ -311,7 +311,8 @@ export class BillingLoop {
         return;
       }
     }
-    this.setWarnings({ ...pod, state }, this.warningsFor(state, conf, now, pod));
+    // With this tick's stop time: the record read at the start of the tick does not have it yet.
+    this.setWarnings({ ...pod, state, stoppedAt }, this.warningsFor(state, conf, now, { ...pod, stoppedAt }));
   }
 
   private warningsFor(
