@@ -108,7 +108,7 @@ cp -a "$node_prefix/lib/node_modules/npm" "$work/node/usr/lib/node_modules/npm"
 ln -s ../lib/node_modules/npm/bin/npm-cli.js "$work/node/usr/bin/npm"
 ln -s ../lib/node_modules/npm/bin/npx-cli.js "$work/node/usr/bin/npx"
 for f in /etc/npmrc /usr/etc/npmrc /root/.npmrc; do
-  [ -f "$f" ] && mkdir -p "$work/node$(dirname "$f")" && cp -a "$f" "$work/node$f"
+  if [ -f "$f" ]; then mkdir -p "$work/node$(dirname "$f")" && cp -a "$f" "$work/node$f"; fi
 done
 if compgen -G '/usr/local/share/ca-certificates/*' >/dev/null; then
   mkdir -p "$work/node/usr/local/share"
@@ -118,13 +118,13 @@ tar -C "$work/node" -cf "$work/site.tar" .
 
 sources=()
 for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-  [ -s "$f" ] && grep -qv '^\s*\(#\|$\)' "$f" && sources+=("$f")
+  if [ -s "$f" ] && grep -qv '^\s*\(#\|$\)' "$f"; then sources+=("$f"); fi
 done
 [ "${#sources[@]}" -gt 0 ] || sources=(http://deb.debian.org/debian)
 aptopts=()
 for f in /etc/apt/apt.conf.d/*; do
   # Local settings only (a proxy, a relaxed Valid-Until): files no Debian package installed.
-  [ -f "$f" ] && ! dpkg -S "$f" >/dev/null 2>&1 && aptopts+=("--aptopt=$f")
+  if [ -f "$f" ] && ! dpkg -S "$f" >/dev/null 2>&1; then aptopts+=("--aptopt=$f"); fi
 done
 
 if ! command -v mmdebstrap >/dev/null; then
@@ -137,7 +137,7 @@ say "building a Debian 12 minbase userland with mmdebstrap (+ ca-certificates, g
 t0="$(now)"
 mmdebstrap --quiet --variant=minbase --include=ca-certificates,git "${aptopts[@]}" \
   --customize-hook="tar-in $work/site.tar /" \
-  --customize-hook='chroot "$1" update-ca-certificates >/dev/null' \
+  --customize-hook='chroot "$1" update-ca-certificates >/dev/null 2>&1' \
   bookworm "$work/rootfs.tar" "${sources[@]}" >&2 || die "mmdebstrap failed"
 podman import -q "$work/rootfs.tar" "$image" >/dev/null || die "podman import failed"
 rm -f "$work/rootfs.tar" "$work/site.tar"
@@ -158,6 +158,12 @@ record "git clone of $(git -C "$repo" log -1 --format='%h %s' "$commit" | cut -c
 mkdir -p "$work/storage"
 run_args=(--privileged --network slirp4netns --hostname fresh-debian12
   -v "$work/storage:/var/lib/containers" -v "$work/clone:/root/trusted-pods" -w /root/trusted-pods)
+# The site's network environment, as the target machines have it: CA bundles for a TLS-inspecting egress proxy
+# (npm reads NODE_EXTRA_CA_CERTS when its global npmrc is not in play: `npm install --prefix DIR`), proxies.
+for var in NODE_EXTRA_CA_CERTS SSL_CERT_FILE SSL_CERT_DIR CURL_CA_BUNDLE GIT_SSL_CAINFO \
+  http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
+  if [ -n "${!var:-}" ]; then run_args+=(-e "$var"); fi
+done
 if [ "$npm_cache" -eq 1 ]; then
   run_args+=(-v "$(npm config get cache 2>/dev/null || echo /root/.npm):/root/.npm")
 fi

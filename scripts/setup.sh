@@ -71,9 +71,17 @@ ensure_apt_packages() {
   if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && own_policy=1
   fi
-  local rc=0
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 || rc=$?
+  # dpkg's hundreds of "Unpacking ..." lines say nothing useful: they are shown only when the install fails.
+  local rc=0 apt_log
+  apt_log="$(mktemp)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$apt_log" 2>&1 ||
+    rc=$?
   [ "$own_policy" -eq 1 ] && rm -f "$policy"
+  if [ "$rc" -ne 0 ]; then
+    tail -n 40 "$apt_log" >&2
+    log "apt-get install failed (exit $rc)"
+  fi
+  rm -f "$apt_log"
   return "$rc"
 }
 
