@@ -167,7 +167,10 @@ done
 if [ "$npm_cache" -eq 1 ]; then
   run_args+=(-v "$(npm config get cache 2>/dev/null || echo /root/.npm):/root/.npm")
 fi
-podman run -d --name "$name" "${run_args[@]}" "$image" sleep infinity >/dev/null
+# --init: a machine's PID 1 reaps orphans (the devnet start.sh leaves running, conmon, dnsmasq); `sleep` would
+# leave them zombies, and `tpod devnet down` would wait for a pid that never goes away.
+podman run -d --init --name "$name" "${run_args[@]}" "$image" sleep infinity >/dev/null ||
+  die "podman run failed (--init needs catatonit: bash scripts/setup.sh installs it)"
 
 # in_machine TITLE COMMAND: runs COMMAND in the machine's clone, output shown and kept in $work/last.log.
 in_machine() {
