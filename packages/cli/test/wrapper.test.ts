@@ -32,7 +32,7 @@ function nodeMajor(bin: string): number {
 }
 
 /** A `node` older than 22 for PATH: the machine's own when it is one (Debian 12's 20), else one that says v20. */
-function makeOldNode(): string {
+function makeOldNode(): number {
   mkdirSync(oldNodeDir);
   const link = join(oldNodeDir, "node");
   const system = "/usr/bin/node";
@@ -46,7 +46,7 @@ function makeOldNode(): string {
       { mode: 0o755 },
     );
   }
-  return `v${nodeMajor(link)}`;
+  return nodeMajor(link);
 }
 
 function runWrapper(bin: string, args: string[], env: Record<string, string> = {}) {
@@ -67,8 +67,11 @@ function runWrapper(bin: string, args: string[], env: Record<string, string> = {
   });
 }
 
+let oldMajor = 0;
 beforeAll(() => {
-  expect(makeOldNode()).toBe("v20");
+  oldMajor = makeOldNode();
+  expect(oldMajor).toBeGreaterThan(0);
+  expect(oldMajor).toBeLessThan(22);
 });
 
 afterAll(() => {
@@ -97,7 +100,7 @@ describe("the tpod wrapper in npm's symlinked layout, with an old node first on 
   it("without a Node >= 22 anywhere it exits 1 and says how to get one", async () => {
     const r = await runWrapper(fakeBin, ["pods"]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain("tpod: needs Node >= 22, found v20.");
+    expect(r.stderr).toContain(`tpod: needs Node >= 22, found v${oldMajor}.`);
     expect(r.stderr).toContain(`none in ${fake}/.tools/node`);
     expect(r.stderr).toContain(`run: bash ${fake}/scripts/setup.sh`);
   });
