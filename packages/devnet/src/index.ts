@@ -51,6 +51,13 @@ export const DEFAULT_CHAIN_PORT = 8545;
 /** Pod hostnames are `NAME.localhost`: every resolver (and curl) maps *.localhost to loopback without setup. */
 export const DEVNET_BASE_DOMAIN = "localhost";
 
+/**
+ * The devnet chain mines a block every second when no transaction did (transactions still mine at once), so
+ * chain time runs like a real chain's: a run-out deposit or a notice period ends without waiting for someone's
+ * transaction.
+ */
+export const DEVNET_BLOCK_SECONDS = 1;
+
 /** Dev account indexes: 0 deploys the contracts, 1 is the provider, 2 the publisher. */
 const PROVIDER_ACCOUNT = 1;
 const PUBLISHER_ACCOUNT = 2;
@@ -284,7 +291,9 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
 
     progress("starting the dev chain, the IPFS node and the Podman service...");
     const [chainR, ipfsR, engineR] = await Promise.allSettled([
-      timed(timings, "chain", () => startDevChain({ port: chainPort })),
+      timed(timings, "chain", () =>
+        startDevChain({ port: chainPort, blockTimeSeconds: DEVNET_BLOCK_SECONDS }),
+      ),
       timed(timings, "ipfs", () =>
         createIpfsNode({
           dataDir: path.join(dir, "ipfs"),
