@@ -326,7 +326,12 @@ export class PodmanEngine implements Engine {
       spec.containers.map((c) => [
         c.name,
         hashOf({
-          c,
+          // The host port asked for is left out: the daemon asks again for the one a container already has, and
+          // hasHostPorts() below replaces a container whose ports differ from those asked for.
+          c: {
+            ...c,
+            ports: c.ports?.map(({ hostPort, ...p }) => ({ ...p, published: hostPort !== undefined })),
+          },
           restart: spec.restart ?? null,
           labels: spec.labels ?? null,
           // A changed secret or a changed volume kind means a new container (bind mounts pin directories).
@@ -343,7 +348,11 @@ export class PodmanEngine implements Engine {
     const keep = new Set<string>();
     for (const info of existing) {
       const name = info.Labels[LABEL.container] ?? "";
-      if (desired.has(name) && info.Labels[LABEL.specHash] === hashes.get(name)) {
+      if (
+        desired.has(name) &&
+        info.Labels[LABEL.specHash] === hashes.get(name) &&
+        (await this.hasHostPorts(info.Id, desired.get(name)!))
+      ) {
         keep.add(name);
         continue;
       }
@@ -385,6 +394,19 @@ export class PodmanEngine implements Engine {
     );
     await this.startLocked(podId);
     return this.status(podId);
+  }
+
+  /** Whether a container publishes every port on the host port the spec asks for (0 asks for none in particular). */
+  private async hasHostPorts(id: string, c: ContainerSpec): Promise<boolean> {
+    const asked = (c.ports ?? []).filter((p) => p.hostPort);
+    if (asked.length === 0) return true;
+    const bindings =
+      (await ignore404(this.docker.getContainer(id).inspect()))?.HostConfig?.PortBindings ?? {};
+    return asked.every((p) =>
+      (bindings[`${p.containerPort}/tcp`] as { HostPort?: string }[] | undefined)?.some(
+        (b) => Number(b.HostPort) === p.hostPort,
+      ),
+    );
   }
 
   private async createContainer(spec: PodSpec, c: ContainerSpec, specHash: string): Promise<void> {
