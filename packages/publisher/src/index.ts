@@ -1,6 +1,7 @@
 // The publisher SDK: everything the CLI and the web app share. This entry uses no Node built-ins (it runs in
 // browsers); files, the on-disk keystore, passphrase prompts and $TPOD_HOME are in "@trustedpods/publisher/node".
 export * from "./errors.js";
+export * from "./ipfs-http.js";
 export * from "./keystore.js";
 export * from "./listings.js";
 export * from "./network.js";
