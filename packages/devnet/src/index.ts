@@ -11,11 +11,12 @@ import { open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { registerProvider } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
-import { createIpfsNode, type IpfsNode } from "@trustedpods/ipfs";
+import { type BlockHttpServer, createIpfsNode, type IpfsNode, serveBlocksOverHttp } from "@trustedpods/ipfs";
 import type { PricingFile } from "@trustedpods/protocol";
 import {
   Daemon,
   type Gateway,
+  ListingMetadataPinner,
   loadConfig,
   PodmanEngine,
   type ProviderConfig,
@@ -50,6 +51,13 @@ export const DEFAULT_GATEWAY_PORT = 8080;
 export const DEFAULT_CHAIN_PORT = 8545;
 /** Pod hostnames are `NAME.localhost`: every resolver (and curl) maps *.localhost to loopback without setup. */
 export const DEVNET_BASE_DOMAIN = "localhost";
+
+/**
+ * The devnet chain mines a block every second when no transaction did (transactions still mine at once), so
+ * chain time runs like a real chain's: a run-out deposit or a notice period ends without waiting for someone's
+ * transaction.
+ */
+export const DEVNET_BLOCK_SECONDS = 1;
 
 /** Dev account indexes: 0 deploys the contracts, 1 is the provider, 2 the publisher. */
 const PROVIDER_ACCOUNT = 1;
@@ -109,7 +117,8 @@ export interface DevnetInfo {
     metricsUrl: string;
   };
   gateway: { url: string; baseDomain: string; port: number };
-  ipfs: { multiaddrs: string[] };
+  /** `gatewayUrl`: the devnet IPFS node's raw blocks over HTTP (listing metadata for browsers). */
+  ipfs: { multiaddrs: string[]; gatewayUrl: string };
   publisher: { address: Address; privateKey: Hex; label: string };
   stateFile: string;
   pid: number;
@@ -123,6 +132,8 @@ export interface Devnet {
   daemon: Daemon;
   chain: DevChain;
   ipfs: IpfsNode;
+  /** Pins every listing's metadata on the devnet's IPFS node, so it outlives the developer's process. */
+  listingPins: ListingMetadataPinner;
   /** Resolves with a reason when a part dies on its own (anvil exits). */
   failed: Promise<string>;
   /**
@@ -284,7 +295,9 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
 
     progress("starting the dev chain, the IPFS node and the Podman service...");
     const [chainR, ipfsR, engineR] = await Promise.allSettled([
-      timed(timings, "chain", () => startDevChain({ port: chainPort })),
+      timed(timings, "chain", () =>
+        startDevChain({ port: chainPort, blockTimeSeconds: DEVNET_BLOCK_SECONDS }),
+      ),
       timed(timings, "ipfs", () =>
         createIpfsNode({
           dataDir: path.join(dir, "ipfs"),
@@ -369,6 +382,14 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
     });
     await timed(timings, "register", () => registerProvider(chain.context(PROVIDER_ACCOUNT), entry));
 
+    // Listing metadata outlives the developer's process: the devnet's node fetches and pins each listing's
+    // document, and serves it over HTTP to browsers (which cannot dial its TCP libp2p).
+    const listingPins = new ListingMetadataPinner({ chain: chain.context(0), store: ipfs });
+    listingPins.start();
+    undo.push(() => listingPins.stop());
+    const blocks: BlockHttpServer = await serveBlocksOverHttp(ipfs, { host: "127.0.0.1", port: 0 });
+    undo.push(() => blocks.close());
+
     const stateFile = tpodPaths(home).devnet;
     const uploadPeers = [...d.ipfs, ...ipfs.multiaddrs()];
     const state: DevnetState = {
@@ -389,7 +410,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       ],
       // Publishers connect their upload node to these: the provider's own node first (its bitswap asks the peers
       // connected to it, so it finds the blocks on the upload node), then the devnet's node.
-      ipfs: { multiaddrs: uploadPeers },
+      ipfs: { multiaddrs: uploadPeers, gatewayUrl: blocks.url },
       gateway: { url: gatewayUrl, baseDomain: DEVNET_BASE_DOMAIN },
       pid: process.pid,
       startedAt: new Date().toISOString(),
@@ -420,7 +441,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
         metricsUrl: d.metricsUrl,
       },
       gateway: { url: gatewayUrl, baseDomain: DEVNET_BASE_DOMAIN, port: gw.address.port },
-      ipfs: { multiaddrs: uploadPeers },
+      ipfs: { multiaddrs: uploadPeers, gatewayUrl: blocks.url },
       publisher: { address: publisher.address, privateKey: publisher.privateKey, label: publisher.label },
       stateFile,
       pid: process.pid,
@@ -436,6 +457,8 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
     const stop = () => {
       stopping ??= (async () => {
         await removeDevnetState(home).catch(() => undefined);
+        await listingPins.stop().catch(() => undefined);
+        await blocks.close().catch(() => undefined);
         await daemon.stop().catch(() => undefined);
         // Pods go with the devnet: their channels are on a chain that is about to vanish.
         const pods = await engine.listPods().catch(() => []);
@@ -448,7 +471,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       })();
       return stopping;
     };
-    return { info, daemon, chain, ipfs, failed, stop };
+    return { info, daemon, chain, ipfs, listingPins, failed, stop };
   } catch (err) {
     await rollback();
     if (prepared) await rm(dir, { recursive: true, force: true }).catch(() => undefined);

@@ -84,6 +84,7 @@ import { Metrics } from "./metrics.js";
 import { decodePod, PodManager } from "./pods.js";
 import { type ContentFetcher, IpfsContentFetcher } from "./provision/content.js";
 import { ListingImages } from "./provision/listing.js";
+import { ListingMetadataPinner } from "./provision/listing-pins.js";
 import { checkRunnable, enginePodId } from "./provision/translate.js";
 import { type EndpointRecord, type PodPhaseName, SqliteNonceStore, StateDb } from "./state/db.js";
 
@@ -154,6 +155,8 @@ export function podHash(pod: wire.Pod): Uint8Array {
 export class Daemon {
   private unregister: (() => Promise<void>)[] = [];
   private stopped = false;
+  /** Pins the metadata of the listings this provider is authorized for (absent with an injected fetcher). */
+  listingPins: ListingMetadataPinner | undefined;
 
   private constructor(
     readonly config: ProviderConfig,
@@ -228,6 +231,21 @@ export class Daemon {
         ipfs = store;
         const peers = config.ipfs.kind === "helia" ? config.ipfs.peers : [];
         fetcher = new IpfsContentFetcher(store, encryptionKey, () => peers);
+      }
+      let listingPins: ListingMetadataPinner | undefined;
+      if (ipfs && !deps.fetcher) {
+        // The metadata of listings this provider may run stays fetchable from its node after the developer's
+        // node is gone: publishers browsing the Marketplace read names and descriptions from it.
+        const pinner = new ListingMetadataPinner({
+          chain: () => providerChainContext(config, chainId, account),
+          provider: account.address,
+          store: ipfs,
+          pollMs: 2000,
+          log,
+        });
+        pinner.start();
+        cleanup.push(() => pinner.stop());
+        listingPins = pinner;
       }
       let listings = deps.listings;
       if (!listings && ipfs) {
@@ -332,6 +350,7 @@ export class Daemon {
         metricsUrl,
         billing,
       );
+      daemon.listingPins = listingPins;
       await daemon.register();
       log.info(
         { peerId: node.peerId.toString(), provider: account.address, chainId },
@@ -363,6 +382,7 @@ export class Daemon {
     this.stopped = true;
     for (const u of this.unregister) await u().catch(() => undefined);
     await this.billing?.stop().catch(() => undefined);
+    await this.listingPins?.stop().catch(() => undefined);
     const gw = this.routes as Partial<Gateway>;
     if (gw !== undefined && typeof gw.close === "function" && "address" in gw)
       await gw.close().catch(() => undefined);

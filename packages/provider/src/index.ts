@@ -17,5 +17,6 @@ export * from "./operator.js";
 export * from "./pods.js";
 export * from "./provision/content.js";
 export * from "./provision/failure.js";
+export * from "./provision/listing-pins.js";
 export * from "./provision/translate.js";
 export * from "./state/db.js";

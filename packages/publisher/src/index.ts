@@ -3,6 +3,7 @@
 export * from "./channel-events.js";
 export * from "./errors.js";
 export * from "./format.js";
+export * from "./ipfs-http.js";
 export * from "./keystore.js";
 export * from "./listings.js";
 export * from "./network.js";

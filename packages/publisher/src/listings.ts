@@ -17,7 +17,9 @@ export type MarketErrorCode =
   /** The chosen provider is not authorized for every listing the pod uses. */
   | "PROVIDER_NOT_AUTHORIZED"
   /** A developer operation failed (image, key, envelope, IPFS). */
-  | "DEVELOPER";
+  | "DEVELOPER"
+  /** No IPFS node or gateway the client knows served the listing's metadata (intact). */
+  | "METADATA_UNAVAILABLE";
 
 /** Every failure the marketplace SDK raises on purpose; codes are stable, messages say what to do. */
 export class MarketError extends Error {

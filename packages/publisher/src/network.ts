@@ -71,7 +71,8 @@ export interface DevnetState {
   providers?: DevnetProvider[];
   /**
    * The devnet's IPFS node: `multiaddrs` (with /p2p/ID) are where publishers push images and secrets (the
-   * provider dials it at start); `gatewayUrl` an IPFS HTTP gateway where one runs (the devnet has none).
+   * provider dials it at start); `gatewayUrl` serves that node's raw blocks over HTTP (`URL/ipfs/CID?format=raw`,
+   * what browsers read listing metadata from).
    */
   ipfs?: { multiaddrs?: string[]; gatewayUrl?: string };
   /** The devnet provider's HTTP gateway (the same as providers[0].gateway). */

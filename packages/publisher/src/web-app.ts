@@ -66,6 +66,11 @@ export interface WebAppConfig {
   devnet: boolean;
   /** The devnet's PUBLIC anvil test key, offered as "dev key" instead of a browser wallet. Never on a real chain. */
   devKey?: Hex;
+  /**
+   * IPFS HTTP gateways serving raw blocks (`GET URL/ipfs/CID?format=raw`): where the app reads listing metadata.
+   * Untrusted: every block is checked against its CID.
+   */
+  ipfsGateways?: string[];
 }
 
 const MAX_CONFIG_BYTES = 16 * 1024;
@@ -101,6 +106,16 @@ export function parseWebAppConfig(doc: unknown): WebAppConfig {
     if (!devnet) bad("is only allowed on the devnet", "devKey");
     devKey = d.devKey as Hex;
   }
+  let ipfsGateways: string[] | undefined;
+  if (d.ipfsGateways !== undefined) {
+    if (
+      !Array.isArray(d.ipfsGateways) ||
+      d.ipfsGateways.length > 8 ||
+      !d.ipfsGateways.every((u) => isHttpUrl(u))
+    )
+      bad("must be a list of at most 8 http(s) URLs", "ipfsGateways");
+    ipfsGateways = d.ipfsGateways as string[];
+  }
   return {
     version: 1,
     name: name as string,
@@ -109,6 +124,7 @@ export function parseWebAppConfig(doc: unknown): WebAppConfig {
     contracts,
     devnet,
     ...(devKey ? { devKey } : {}),
+    ...(ipfsGateways ? { ipfsGateways } : {}),
   };
 }
 
@@ -122,6 +138,7 @@ export function webAppConfigFromDevnet(state: DevnetState): WebAppConfig {
     contracts: state.contracts,
     devnet: true,
     ...(state.publisherKey ? { devKey: state.publisherKey } : {}),
+    ...(state.ipfs?.gatewayUrl ? { ipfsGateways: [state.ipfs.gatewayUrl] } : {}),
   };
 }
 

@@ -22,7 +22,7 @@ import {
   signQuoteFor,
 } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
-import type { IpfsNode } from "@trustedpods/ipfs";
+import { type BlockHttpServer, type IpfsNode, putSecret, serveBlocksOverHttp } from "@trustedpods/ipfs";
 import { formatTokenAmount } from "@trustedpods/protocol";
 import { Daemon, loadConfig } from "@trustedpods/provider";
 import type { WebAppConfig } from "@trustedpods/publisher";
@@ -61,6 +61,7 @@ let browser: HeadlessChromium | undefined;
 let context: BrowserContext;
 let podId: `0x${string}`;
 let pubIpfs: IpfsNode;
+let blocks: BlockHttpServer | undefined;
 /** busybox with /www/index.html, pushed to the publisher's IPFS node: what a browser can deploy by CID. */
 let ipfsImage: PushedImage;
 /** The pod `tpod deploy` started (the browser cannot deploy yet: the SDK's deploy() is Node-only). */
@@ -153,10 +154,23 @@ describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () =
         { resource: Resource.storage, pricePerUnitSecond: 3000n },
       ],
     });
-    // A developer's listing (royalty 10 %), for the marketplace page and the deploy warning.
+    // A developer's listing (royalty 10 %), for the marketplace page and the deploy warning. Its metadata is on
+    // an IPFS node the browser reads through that node's HTTP block gateway (as on the devnet).
+    const metadataCid = await putSecret(
+      pubIpfs,
+      new TextEncoder().encode(
+        JSON.stringify({
+          type: "trusted-pods/listing/v1",
+          name: "Busybox Pro",
+          description: "a tiny web server, sold by its developer",
+          image: { cid: "bafkreiexampleimage", digest: `sha256:${"ab".repeat(32)}` },
+        }),
+      ),
+    );
+    blocks = await serveBlocksOverHttp(pubIpfs, { host: "127.0.0.1", port: 0 });
     await createListing(chain.context(2), {
       manifestDigest: `0x${"ab".repeat(32)}`,
-      metadataCid: "bafkreiexamplelisting",
+      metadataCid: metadataCid.toString(),
       royaltyBps: 1000,
     });
     // A pod channel the publisher opened (as `tpod deploy` does), for "my pods".
@@ -227,6 +241,7 @@ describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () =
       contracts: chain.contracts,
       devnet: true,
       devKey: chain.accounts[0]!.privateKey,
+      ipfsGateways: [blocks.url],
     };
     server = await serveWebApp({ config, root: www });
     // The same app pointed at a chain that is not there: the user must read what to do.
@@ -239,6 +254,7 @@ describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () =
     await browser?.close();
     await server?.close();
     await deadServer?.close();
+    await blocks?.close();
     if (daemon) {
       const engine = daemon.engine as PodmanEngine;
       for (const m of await engine.listPods()) await engine.remove(m.podId, { images: true });
@@ -282,14 +298,18 @@ describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () =
     await page.close();
   });
 
-  it("marketplace page lists the listing with its terms; deploy shows the developer's share and the warning", async () => {
+  it("marketplace page lists the listing with its name and terms; deploy shows the developer's share and the warning", async () => {
     const page = await context.newPage();
     await page.setViewportSize({ width: 375, height: 800 });
     await page.goto(`${server.url}#/market`);
     const listing = page.locator('[data-testid="listing"]');
     await listing.first().waitFor({ timeout: 30_000 });
+    // The name and description come from the listing's metadata on IPFS, read over HTTP and checked in the page.
+    await listing.getByRole("heading", { name: /Busybox Pro/ }).waitFor({ timeout: 30_000 });
     const text = await listing.textContent();
-    expect(text).toContain("Listing #1");
+    expect(text).toContain("Busybox Pro #1");
+    expect(text).toContain("a tiny web server, sold by its developer");
+    expect(text).not.toContain("not readable");
     expect(text).toContain("10.00% of every payment");
     expect(text).toContain("fixed (cannot be overridden)");
     expect(await fitsWidth(page)).toBe(true);

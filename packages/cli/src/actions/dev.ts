@@ -8,6 +8,7 @@ import {
   createKuboStore,
   IpfsError,
   type IpfsNode,
+  peersHoldBlock,
 } from "@trustedpods/ipfs";
 import { OciError } from "@trustedpods/oci";
 import { createP2PNode } from "@trustedpods/p2p";
@@ -41,20 +42,25 @@ import { printJson } from "../output.js";
 import { accountFromFlags, cliError, networkFromFlags } from "./network.js";
 
 /**
- * Runs `fn` with the developer's IPFS store. With `serve`, the embedded node then stays up (connected to the
- * --peer nodes, default the devnet's IPFS node) until SIGINT/SIGTERM, so providers can fetch the listing's image,
- * metadata and envelopes: the blocks are pinned in --ipfs-repo, but only a running node serves them.
+ * Runs `fn` with the developer's IPFS store, its embedded node connected to the --peer nodes (default the
+ * network's IPFS nodes, e.g. the devnet's). `handOff` names a document the network's nodes should hold before
+ * this node stops (the listing's metadata: the devnet's node pins it); the command waits for them and says
+ * whether they do. With `serve`, the node then stays up until SIGINT/SIGTERM, so providers can fetch the
+ * listing's image and envelopes: the blocks are pinned in --ipfs-repo, but only a running node serves them.
  */
 async function withStore<T>(
   flags: DevFlags,
+  network: { devnet?: { ipfs?: { multiaddrs?: string[] } } },
   fn: (store: ContentStore) => Promise<T>,
-  serve?: { io: CommandContext["io"]; peers: string[] },
+  opts: { io: CommandContext["io"]; serve?: boolean; handOff?: (result: T) => string | undefined },
 ): Promise<T> {
   const kubo = flags.kuboApi ?? process.env.TPOD_KUBO_API;
-  if (serve && kubo) throw new CliError("--serve needs the embedded node, not --kubo-api", ExitCode.usage);
+  if (opts.serve && kubo)
+    throw new CliError("--serve needs the embedded node, not --kubo-api", ExitCode.usage);
+  const serve = opts.serve ? { io: opts.io } : undefined;
   let node: IpfsNode | undefined;
   try {
-    const peers = flags.peer ?? serve?.peers ?? [];
+    const peers = flags.peer ?? network.devnet?.ipfs?.multiaddrs ?? [];
     if (!kubo)
       node = await createIpfsNode({
         dataDir: flags.ipfsRepo ?? process.env.TPOD_IPFS_REPO ?? join(homedir(), ".tpod", "ipfs"),
@@ -63,6 +69,8 @@ async function withStore<T>(
       });
     const store: ContentStore = node ?? createKuboStore({ url: kubo ?? "" });
     const result = await fn(store);
+    const doc = opts.handOff?.(result);
+    if (doc && node) await handOff(opts.io, doc, peers);
     if (serve && node) {
       serve.io.err(`serving on ${node.multiaddrs().join(" ")} (Ctrl-C to stop)`);
       await new Promise<void>((resolve) => {
@@ -76,6 +84,25 @@ async function withStore<T>(
   } finally {
     await node?.stop().catch(() => undefined);
   }
+}
+
+/** Waits until one of the network's nodes holds `cid` (fetched from this node), and says whether one does. */
+async function handOff(io: CommandContext["io"], cid: string, peers: string[]): Promise<void> {
+  if (peers.length === 0) {
+    io.err(
+      "warning: no IPFS node of the network is known: the listing's metadata is readable only while your node serves it (--serve)",
+    );
+    return;
+  }
+  io.err("waiting for the network's IPFS node to pin the listing's metadata...");
+  if (await peersHoldBlock(peers, cid, { timeoutMs: 30_000 }))
+    io.err(
+      "the listing's metadata is pinned by the network's IPFS node: publishers can read it without your node",
+    );
+  else
+    io.err(
+      "warning: no IPFS node of the network holds the listing's metadata yet: publishers see the listing without its name until one does; run with --serve to keep serving it",
+    );
 }
 
 function devError(err: unknown): unknown {
@@ -158,6 +185,7 @@ export async function devPublish({ io }: CommandContext, image: string, opts: De
   };
   await withStore(
     opts,
+    network,
     (store) =>
       publishListing({
         chain: clients.context,
@@ -173,7 +201,7 @@ export async function devPublish({ io }: CommandContext, image: string, opts: De
         allowEntrypointOverride: opts.allowEntrypointOverride ?? false,
         onProgress: (line) => io.err(line),
       }).then(report),
-    opts.serve ? { io, peers: network.devnet?.ipfs?.multiaddrs ?? [] } : undefined,
+    { io, ...(opts.serve ? { serve: true } : {}), handOff: (published) => published.metadataCid },
   );
 }
 
@@ -216,6 +244,7 @@ export async function devAuthorize(
   const key = await loadOrCreateDeveloperKey(opts.imageKey ?? defaultDeveloperKeyFile(tpodHome()));
   await withStore(
     opts,
+    network,
     async (store) => {
       const out = await authorizeListingProvider({
         chain: clients.context,
@@ -230,7 +259,7 @@ export async function devAuthorize(
       else io.out(`authorized ${provider} for listing ${listingId} (key envelope ${out.envelopeCid})`);
       return out;
     },
-    opts.serve ? { io, peers: network.devnet?.ipfs?.multiaddrs ?? [] } : undefined,
+    { io, ...(opts.serve ? { serve: true } : {}) },
   );
 }
 

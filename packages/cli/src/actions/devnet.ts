@@ -158,7 +158,8 @@ export async function devnetChain({ io }: CommandContext, opts: { port?: string;
   io.err("starting the dev chain (anvil) and deploying the contracts...");
   let chain: DevChain;
   try {
-    chain = await startDevChain({ port });
+    // A block every second when idle: chain time advances as on a real chain (transactions still mine at once).
+    chain = await startDevChain({ port, blockTimeSeconds: 1 });
   } catch (err) {
     throw new CliError(`cannot start the dev chain: ${(err as Error).message}`);
   }

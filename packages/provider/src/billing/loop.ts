@@ -209,7 +209,7 @@ export class BillingLoop {
     if (state === "running") {
       const runOut = runOutTime(conf);
       if (conf.closeAt !== 0n && now >= conf.closeAt) {
-        await this.opts.lifecycle.stop(pod.podKey);
+        await this.opts.lifecycle.stop(pod.podKey, "closed");
         stoppedAt = conf.closeAt;
         store.transaction(() => {
           store.closeReservation(pod.podKey, conf.closeAt);
@@ -226,7 +226,7 @@ export class BillingLoop {
           "billing: channel closed, pod stopped",
         );
       } else if (runOut !== undefined && now >= runOut) {
-        await this.opts.lifecycle.stop(pod.podKey);
+        await this.opts.lifecycle.stop(pod.podKey, "funds");
         stoppedAt = runOut;
         store.transaction(() => {
           store.closeReservation(pod.podKey, runOut);
@@ -353,7 +353,7 @@ export class BillingLoop {
   /** Stops the pod if it may still run, ends its reservation, and removes it. */
   private async endPod(pod: BillingPodRecord, now: bigint, why: string): Promise<void> {
     if (pod.state === "running") {
-      await this.opts.lifecycle.stop(pod.podKey);
+      await this.opts.lifecycle.stop(pod.podKey, "closed");
       this.opts.store.closeReservation(pod.podKey, pod.observed?.closeAt || now);
     }
     if (pod.state !== "removed") await this.opts.lifecycle.remove(pod.podKey);

@@ -1,5 +1,6 @@
 import type { Pod } from "@trustedpods/protocol";
 import type { PodStats } from "../engine/types.js";
+import type { PodStopReason } from "../gateway/types.js";
 
 export type Hex = `0x${string}`;
 
@@ -35,8 +36,11 @@ export interface ProvisionCheck {
 
 /** The controls billing needs from the daemon. Every method must be idempotent. */
 export interface PodLifecycle {
-  /** Stop every container; keep volumes, images and the pod's definition. */
-  stop(podId: string): Promise<void>;
+  /**
+   * Stop every container; keep volumes, images and the pod's definition. `reason`: the deposit ran out (a
+   * top-up restarts it) or the channel closed; the gateway tells the pod's visitors which.
+   */
+  stop(podId: string, reason: PodStopReason): Promise<void>;
   start(podId: string): Promise<void>;
   /** Delete everything of the pod. */
   remove(podId: string): Promise<void>;

@@ -358,7 +358,12 @@ export class PodmanEngine implements Engine {
       spec.containers.map((c) => [
         c.name,
         hashOf({
-          c,
+          // The host port asked for is left out: the daemon asks again for the one a container already has, and
+          // hasHostPorts() below replaces a container whose ports differ from those asked for.
+          c: {
+            ...c,
+            ports: c.ports?.map(({ hostPort, ...p }) => ({ ...p, published: hostPort !== undefined })),
+          },
           restart: spec.restart ?? null,
           labels: spec.labels ?? null,
           // A changed secret or a changed volume kind means a new container (bind mounts pin directories).
@@ -373,13 +378,18 @@ export class PodmanEngine implements Engine {
     // The infra holds the namespace, the published ports and the /etc/hosts names: a change to any of them
     // means a new infra, and every container joined to the old one goes with it. Otherwise it stays, and so do
     // the pod's address and its published host ports.
+    // The host port asked for is left out of the hash: the daemon asks again for the one the pod already has
+    // (tcp endpoints keep their ports across updates), and hasHostPorts() replaces an infra whose ports differ.
     const infraHash = hashOf({
       pauseImage,
-      ports: this.portBindings(spec),
+      ports: spec.containers.flatMap((c) =>
+        (c.ports ?? []).map(({ hostPort, ...p }) => ({ ...p, published: hostPort !== undefined })),
+      ),
       names: spec.containers.map((c) => c.name).sort(),
     });
     let infra = await this.infraContainer(podId);
-    const infraChanged = infra?.Labels[LABEL.specHash] !== infraHash;
+    const infraChanged =
+      infra?.Labels[LABEL.specHash] !== infraHash || !(await this.hasHostPorts(infra.Id, spec));
 
     // Replace containers whose spec changed, remove those no longer wanted.
     const existing = await this.podContainers(podId);
@@ -434,6 +444,19 @@ export class PodmanEngine implements Engine {
     );
     await this.startLocked(podId);
     return this.status(podId);
+  }
+
+  /** Whether the infra publishes every port on the host port the spec asks for (0 asks for none in particular). */
+  private async hasHostPorts(id: string, spec: PodSpec): Promise<boolean> {
+    const asked = spec.containers.flatMap((c) => c.ports ?? []).filter((p) => p.hostPort);
+    if (asked.length === 0) return true;
+    const bindings =
+      (await ignore404(this.docker.getContainer(id).inspect()))?.HostConfig?.PortBindings ?? {};
+    return asked.every((p) =>
+      (bindings[`${p.containerPort}/tcp`] as { HostPort?: string }[] | undefined)?.some(
+        (b) => Number(b.HostPort) === p.hostPort,
+      ),
+    );
   }
 
   /** Every container's ports, published on the infra (the namespace's owner), in Docker's two shapes. */
