@@ -38,11 +38,11 @@ contract PaymentsFuzzHarness {
 
     // how an open treats the royalty list (the provider always signs the honest one: one entry per listing, at
     // its terms), and how a changeRate treats its quote
-    uint256 internal constant R_HONEST = 0;
-    uint256 internal constant R_FREE_FORM = 4; // the royalty redirect: a share without a listing
-    uint256 internal constant R_BPS_OFF = 5; // a listing's share off its terms
-    uint256 internal constant R_DUPLICATE = 6; // one listing twice
-    uint256 internal constant R_UNQUOTED = 7; // a list other than the one the provider signed
+    // modes 0-11: the honest list
+    uint256 internal constant R_FREE_FORM = 12; // the royalty redirect: a share without a listing
+    uint256 internal constant R_BPS_OFF = 13; // a listing's share off its terms
+    uint256 internal constant R_DUPLICATE = 14; // one listing twice
+    uint256 internal constant R_UNQUOTED = 15; // a list other than the one the provider signed
     uint256 internal constant Q_FOREIGN_POD = 4;
     uint256 internal constant Q_UNBOUND = 5;
     uint256 internal constant Q_EXPIRED = 6;
@@ -331,7 +331,7 @@ contract PaymentsFuzzHarness {
         uint256 deposit = op.x % 1e24;
         // A forged quote when `who` picks a third party: the provider never approved it.
         bool honest = address(actors[op.who % ACTORS]) == address(c.provider) || op.who % 3 != 0;
-        uint256 mode = (op.who >> 2) % 8;
+        uint256 mode = (op.who >> 2) % 16;
         bool unbound = op.who >> 5 == 7;
         (bool ok, bytes memory ret) = _callOpen(c, ch, op, deposit, honest, mode, unbound);
         bytes4 want = _openError(seq, c, ch, deposit, honest, mode, unbound);

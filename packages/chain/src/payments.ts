@@ -5,8 +5,8 @@ import {
   type Hex,
   keccak256,
   parseAbi,
-  toHex,
   type TypedDataDomain,
+  toHex,
 } from "viem";
 import { type ChainContext, read, type Sent, send, senderOf } from "./client.js";
 import { paymentsDomain, type Quote, signQuote, signVoucher, type TypedDataSigner } from "./eip712.js";
@@ -57,7 +57,13 @@ const SPEC_TAG = keccak256(toHex("trustedpods.spec.v1"));
 export function specHash(units: PricedUnits): Hex {
   return keccak256(
     encodeAbiParameters(
-      [{ type: "bytes32" }, { type: "uint256" }, { type: "uint256" }, { type: "uint256" }, { type: "uint256" }],
+      [
+        { type: "bytes32" },
+        { type: "uint256" },
+        { type: "uint256" },
+        { type: "uint256" },
+        { type: "uint256" },
+      ],
       [SPEC_TAG, units.cpu, units.memory, units.storage, units.gpu],
     ),
   );

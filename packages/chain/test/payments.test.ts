@@ -15,10 +15,10 @@ import {
   feeOnTransferTokenBytecode,
   getChannel,
   getRoyalties,
+  minRestartTopUp,
   noReturnTokenAbi,
   noReturnTokenBytecode,
   openChannel,
-  minRestartTopUp,
   paymentsAbi,
   paymentsEvents,
   providerClose,
@@ -26,6 +26,7 @@ import {
   requestClose,
   royaltiesHash,
   signVoucherFor,
+  specHash,
   topUp,
   waive,
   withdraw,
@@ -35,6 +36,7 @@ import {
   accountOf,
   expectChainError,
   increaseTime,
+  listingRoyalty,
   makeQuote,
   newPod,
   nowSeconds,
@@ -43,7 +45,6 @@ import {
   parties,
   setNextTimestamp,
   tokenBalance,
-  listingRoyalty,
   ZERO,
 } from "./helpers.js";
 
@@ -411,9 +412,15 @@ describe("top-up, rate change and close", () => {
     // The rate cut: a cheaper quote signed for another pod of the same publisher.
     const other = await openDefault(p, { rate: 4n });
     const foreign = await makeQuote(p, { podId: other.podId, ratePerSecond: 4n, ...priced });
-    await expectChainError(changeRate(p.publisher, foreign.quote, foreign.signature, key.podId), "QuoteNotForPod");
+    await expectChainError(
+      changeRate(p.publisher, foreign.quote, foreign.signature, key.podId),
+      "QuoteNotForPod",
+    );
     const unbound = await makeQuote(p, { podId: `0x${"00".repeat(32)}`, ratePerSecond: 4n, ...priced });
-    await expectChainError(changeRate(p.publisher, unbound.quote, unbound.signature, key.podId), "QuoteNotBound");
+    await expectChainError(
+      changeRate(p.publisher, unbound.quote, unbound.signature, key.podId),
+      "QuoteNotBound",
+    );
     const stale = await makeQuote(p, {
       podId: key.podId,
       ratePerSecond: 4n,
@@ -423,7 +430,10 @@ describe("top-up, rate change and close", () => {
     await expectChainError(changeRate(p.publisher, stale.quote, stale.signature, key.podId), "QuoteExpired");
     // Another publisher's quote for this pod id cannot re-rate this publisher's channel.
     const theirs = await makeQuote(p, { podId: key.podId, publisher: chain.accounts[5]!.address, ...priced });
-    await expectChainError(changeRate(p.publisher, theirs.quote, theirs.signature, key.podId), "QuoteNotForPublisher");
+    await expectChainError(
+      changeRate(p.publisher, theirs.quote, theirs.signature, key.podId),
+      "QuoteNotForPublisher",
+    );
     // A quote priced for a pod without the listing (royalties []) does not fit this channel.
     const noListing = await makeQuote(p, { podId: key.podId, ratePerSecond: 4n });
     await expectChainError(
@@ -438,7 +448,9 @@ describe("top-up, rate change and close", () => {
     const ev = paymentsEvents(p.publisher, r.receipt).find((e) => e.eventName === "RateChanged");
     expect(ev?.args).toMatchObject({ channelId: sent.channelId, ratePerSecond: 120n, specHash: spec });
     const opened = paymentsEvents(p.publisher, sent.receipt).find((e) => e.eventName === "ChannelOpened");
-    expect((opened?.args as { specHash?: string }).specHash).toMatch(/^0x[0-9a-f]{64}$/);
+    expect(opened?.args).toMatchObject({
+      specHash: specHash({ cpu: 100n, memory: 64n, storage: 0n, gpu: 0n }),
+    });
   });
 
   it("refuses a dust top-up that would restart a run-out pod: it must pay at least the notice period", async () => {

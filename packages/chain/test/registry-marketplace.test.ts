@@ -145,8 +145,14 @@ describe("Marketplace", () => {
     await authorizeProvider(dev, listingId, p.providerAddr, "bafywrappedkey");
     expect(await isAuthorized(dev, listingId, p.providerAddr)).toBe(true);
     expect(await wrappedKeyCid(dev, listingId, p.providerAddr)).toBe("bafywrappedkey");
-    await expectChainError(openDefault(p, { royalties: royalty(499), fees: 1000n }), "RoyaltyNotAtListingTerms");
-    await expectChainError(openDefault(p, { royalties: royalty(600), fees: 1000n }), "RoyaltyNotAtListingTerms");
+    await expectChainError(
+      openDefault(p, { royalties: royalty(499), fees: 1000n }),
+      "RoyaltyNotAtListingTerms",
+    );
+    await expectChainError(
+      openDefault(p, { royalties: royalty(600), fees: 1000n }),
+      "RoyaltyNotAtListingTerms",
+    );
     await expectChainError(
       openDefault(p, { royalties: [{ recipient: p.publisherAddr, bps: 500, listingId }], fees: 1000n }),
       "ListingRecipientMismatch",

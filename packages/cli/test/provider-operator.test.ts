@@ -8,7 +8,9 @@ import {
   isRegistered,
   openChannel,
   balanceOf as paymentsBalance,
+  royaltiesHash,
   signQuoteFor,
+  specHash,
 } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import { loadOrCreatePeerKey } from "@trustedpods/p2p";
@@ -160,6 +162,8 @@ describe("tpod provider pods|earnings", () => {
       ratePerSecond: rate,
       minNoticeSeconds: 120,
       expiry: BigInt(Math.floor(Date.now() / 1000) + 3600),
+      specHash: specHash({ cpu: 100n, memory: 64n, storage: 0n, gpu: 0n }),
+      royaltiesHash: royaltiesHash([]),
     };
     const sig = await signQuoteFor(providerCtx, provider, quote);
     await openChannel(publisherCtx, {
@@ -183,6 +187,7 @@ describe("tpod provider pods|earnings", () => {
         channelId: `0x${"00".repeat(32)}`,
         token: chain.contracts.token,
         ratePerSecond: rate,
+        requiredRate: rate,
         reserved: { cpuMillis: 100n, memoryMiB: 32n, storageGiB: 0n, gpu: 0n },
         observed: null,
       });

@@ -119,6 +119,8 @@ describe.skipIf(!haveTools)("billing in the provider daemon", () => {
         ratePerSecond: rate,
         minNoticeSeconds: Number(quote.minNoticeSeconds),
         expiry: quote.expiresAt,
+        specHash: bytesToHex(quote.specHash),
+        royaltiesHash: bytesToHex(quote.royaltiesHash),
       },
       quoteSignature: bytesToHex(quote.signature),
       podId,

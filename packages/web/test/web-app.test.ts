@@ -18,7 +18,9 @@ import {
   openChannel,
   Resource,
   registerProvider,
+  royaltiesHash,
   signQuoteFor,
+  specHash,
 } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import type { IpfsNode } from "@trustedpods/ipfs";
@@ -168,6 +170,8 @@ describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () =
       ratePerSecond: 10n ** 12n,
       minNoticeSeconds: 600,
       expiry: BigInt(Math.floor(Date.now() / 1000) + 3600),
+      specHash: specHash({ cpu: 100n, memory: 64n, storage: 0n, gpu: 0n }),
+      royaltiesHash: royaltiesHash([]),
     };
     const sig = await signQuoteFor(provider, privateKeyToAccount(chain.accounts[1]!.privateKey), quote);
     await openChannel(chain.context(0), {

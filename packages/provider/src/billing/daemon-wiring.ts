@@ -39,10 +39,11 @@ const paymentsMarketplaceAbi = [
 /** PodLifecycle on the daemon's PodManager: billing's stops and removals are recorded as the daemon's phases. */
 export class DaemonPodLifecycle implements PodLifecycle {
   constructor(private readonly pods: () => PodManager) {}
-  stop(id: string): Promise<void> {
+  stop(id: string, reason?: string): Promise<void> {
     return this.pods().suspend(
       id,
-      "stopped by billing: the payment channel no longer pays (deposit ran out or channel closed); volumes are kept",
+      reason ??
+        "stopped by billing: the payment channel no longer pays (deposit ran out or channel closed); volumes are kept",
     );
   }
   start(id: string): Promise<void> {

@@ -1,6 +1,6 @@
 import { type ChainContext, ChainError, type ChannelState, gasLimit, paymentsAbi } from "@trustedpods/chain";
 import { TransactionNotFoundError, TransactionReceiptNotFoundError } from "viem";
-import { accruedAt, claimCap, maxBig, remainingSeconds, runOutTime } from "./accrual.js";
+import { accruedAt, claimCap, maxBig, minBig, remainingSeconds, runOutTime } from "./accrual.js";
 import { asChainFailure, type ChainPoint, chainPoints, channelAt } from "./chain-read.js";
 import { ChainUnavailableError } from "./errors.js";
 import type { BillingMetrics } from "./metrics.js";
@@ -34,9 +34,10 @@ const short = (err: unknown) => {
 /**
  * The billing loop. Every tick reads the chain head, then per pod: the channel at the confirmed block (what
  * lifecycle decisions rest on) and at the head (what claims rest on). It claims what accrued (computed exactly as
- * the contract does, never above its cap), stops a pod when its deposit runs out or its channel closes, restarts
- * it after a top-up, and removes it only when a successful chain read proves the notice period is over. An RPC
- * error changes nothing: the tick is retried with backoff.
+ * the contract does, never above its cap), stops a pod when its deposit runs out, its channel closes or its rate
+ * falls below the price of the spec that runs, restarts it after a top-up, waives the accrual of time the pod did
+ * not serve (provisioning, the restart after a top-up) before claiming, and removes it only when a successful
+ * chain read proves the notice period is over. An RPC error changes nothing: the tick is retried with backoff.
  */
 export class BillingLoop {
   private timer: NodeJS.Timeout | undefined;
@@ -225,6 +226,27 @@ export class BillingLoop {
           { pod: pod.podKey, closeAt: conf.closeAt.toString() },
           "billing: channel closed, pod stopped",
         );
+      } else if (conf.ratePerSecond < pod.requiredRate) {
+        // A rate change with a quote for another (cheaper) spec: the provider would serve this spec below its
+        // price. Stop it now and end the channel, so the publisher pays nothing more for a pod that does not run.
+        const reason = `stopped by billing: the channel pays ${conf.ratePerSecond} wei/s, less than the ${pod.requiredRate} wei/s the running pod was quoted at (its rate was changed with a quote for another spec); the provider closes the channel; volumes are kept until chain time ${now + conf.noticeSeconds}`;
+        await this.opts.lifecycle.stop(pod.podKey, reason);
+        stoppedAt = now;
+        store.transaction(() => {
+          store.closeReservation(pod.podKey, now);
+          store.resetUsageBaseline(pod.podKey);
+          store.updatePod(pod.podKey, {
+            state: "stopped_rate",
+            stoppedAt,
+            removeAt: now + conf.noticeSeconds,
+            waiver: null,
+          });
+        });
+        state = "stopped_rate";
+        this.opts.logger.warn(
+          { pod: pod.podKey, rate: conf.ratePerSecond.toString(), required: pod.requiredRate.toString() },
+          reason,
+        );
       } else if (runOut !== undefined && now >= runOut) {
         await this.opts.lifecycle.stop(pod.podKey);
         stoppedAt = runOut;
@@ -250,9 +272,17 @@ export class BillingLoop {
     } else if (state === "stopped_funds") {
       if (toppedUp(conf, maxBig(stoppedAt ?? now, now))) {
         await this.opts.lifecycle.start(pod.podKey);
+        // Accrual ran from the top-up (or, if it did not restart accrual, through the stop): the seconds until
+        // the pod serves again are waived before the next claim.
+        const servingAt = maxBig((await chainPoints(chain, 0)).head.time, now);
+        const unservedFrom = maxBig(conf.since, stoppedAt ?? conf.since);
+        const waiver =
+          servingAt > unservedFrom
+            ? { since: conf.since, until: conf.since + (servingAt - unservedFrom) }
+            : null;
         store.transaction(() => {
           store.openReservation(pod.podKey, now);
-          store.updatePod(pod.podKey, { state: "running", stoppedAt: null, removeAt: null });
+          store.updatePod(pod.podKey, { state: "running", stoppedAt: null, removeAt: null, waiver });
         });
         state = "running";
         stoppedAt = null;
@@ -261,14 +291,15 @@ export class BillingLoop {
           "billing: topped up, pod restarted",
         );
       }
-    } else if (state === "deleted") {
+    }
+    if (state === "deleted" || state === "stopped_rate") {
       if (stoppedAt === null) {
         stoppedAt = now;
         store.closeReservation(pod.podKey, now);
         store.updatePod(pod.podKey, { stoppedAt });
       }
       if (
-        config.closeOnDelete &&
+        (config.closeOnDelete || state === "stopped_rate") &&
         !pod.providerClosed &&
         (await this.providerClose(pod, conf, pts.head.time))
       ) {
@@ -278,7 +309,16 @@ export class BillingLoop {
       }
     }
 
-    // 2. Claim, from the head: the claim lands at or after its time, and accrual only grows with time.
+    // 2. Waive what the pod did not serve, then claim, from the head: the claim lands at or after its time, and
+    // accrual only grows with time.
+    if (await this.sendWaiver(pod, claimBasis.channel)) {
+      const after = await channelAt(chain, key, undefined);
+      claimBasis = { channel: after, time: maxBig(pts.head.time, after.since) };
+    }
+    if (store.getPod(pod.podKey)?.waiver) return; // no claim may cover time that is still to be waived
+    // A pod stopped for funds whose top-up restarted accrual is not serving yet: claim only up to that anchor.
+    if (state === "stopped_funds" && stoppedAt !== null && claimBasis.channel.since > stoppedAt)
+      claimBasis = { ...claimBasis, time: minBig(claimBasis.time, claimBasis.channel.since) };
     await this.claim(pod, claimBasis.channel, claimBasis.time, state !== "running");
 
     // 3. Remove, after the last claim, only when the confirmed read proves the wait is over.
@@ -287,14 +327,14 @@ export class BillingLoop {
       store.updatePod(pod.podKey, { state: "removed" });
       state = "removed";
       this.opts.logger.info({ pod: pod.podKey }, "billing: closed pod removed");
-    } else if (state === "stopped_funds" || state === "deleted") {
+    } else if (state === "stopped_funds" || state === "deleted" || state === "stopped_rate") {
       let removeAt = (stoppedAt ?? now) + conf.noticeSeconds;
       // A closing channel can no longer be topped up: its close time ends the wait too.
       if (state === "stopped_funds" && conf.closeAt !== 0n && conf.closeAt < removeAt)
         removeAt = maxBig(conf.closeAt, stoppedAt ?? now);
       if (now >= removeAt) {
         await this.removeAndStopAccrual(
-          { ...pod, providerClosed: pod.providerClosed || state === "deleted" },
+          { ...pod, providerClosed: pod.providerClosed || state === "deleted" || state === "stopped_rate" },
           conf,
         );
         state = "removed";
@@ -336,6 +376,10 @@ export class BillingLoop {
       );
     } else if (state === "deleted") {
       w.push(`deleted: volumes are kept until chain time ${(pod.stoppedAt ?? now) + c.noticeSeconds}`);
+    } else if (state === "stopped_rate") {
+      w.push(
+        `stopped: the channel's rate (${c.ratePerSecond} wei/s) fell below the price the running pod was quoted at (${pod.requiredRate} wei/s); the provider closed the channel; volumes are kept until chain time ${(pod.stoppedAt ?? now) + c.noticeSeconds}`,
+      );
     } else if (state === "closed") {
       w.push(`stopped: the channel closed at ${c.closeAt}`);
     }
@@ -389,6 +433,36 @@ export class BillingLoop {
     }
     this.opts.store.updatePod(pod.podKey, { providerClosed: true });
     this.opts.logger.info({ pod: pod.podKey }, "billing: accrual stopped on chain (providerClose)");
+    return true;
+  }
+
+  /**
+   * Sends the pod's pending waiver while the channel's anchor is still the one it was computed for; a moved
+   * anchor means it landed (or a rate change superseded it): then it is dropped. True when one was mined now.
+   */
+  private async sendWaiver(pod: BillingPodRecord, head: ChannelState): Promise<boolean> {
+    const { store, logger } = this.opts;
+    const waiver = store.getPod(pod.podKey)?.waiver;
+    if (!waiver) return false;
+    if (head.since !== waiver.since || waiver.until <= waiver.since) {
+      store.updatePod(pod.podKey, { waiver: null });
+      return false;
+    }
+    const seconds = waiver.until - waiver.since;
+    try {
+      await this.send("waive", [pod.publisher, pod.podId, seconds]);
+    } catch (err) {
+      if (!(err instanceof ChainError)) throw err;
+      // The contract refused (the channel moved on since): nothing to waive any more.
+      store.updatePod(pod.podKey, { waiver: null, lastError: short(err) });
+      logger.warn({ pod: pod.podKey, err: short(err) }, "billing: waiver refused by the contract; dropped");
+      return false;
+    }
+    store.updatePod(pod.podKey, { waiver: null });
+    logger.info(
+      { pod: pod.podKey, seconds: seconds.toString() },
+      "billing: waived accrual the pod did not serve",
+    );
     return true;
   }
 
@@ -501,7 +575,10 @@ export class BillingLoop {
   }
 
   /** Simulates against the pending block (a revert becomes a ChainError before signing) and sends. */
-  private async write(functionName: "claim" | "providerClose", args: readonly unknown[]): Promise<Hex> {
+  private async write(
+    functionName: "claim" | "providerClose" | "waive",
+    args: readonly unknown[],
+  ): Promise<Hex> {
     const { chain } = this.opts;
     const wallet = chain.walletClient;
     if (!wallet) throw new Error("the billing loop needs the provider's wallet client");
@@ -524,7 +601,7 @@ export class BillingLoop {
     }
   }
 
-  private async send(functionName: "providerClose", args: readonly unknown[]): Promise<void> {
+  private async send(functionName: "providerClose" | "waive", args: readonly unknown[]): Promise<void> {
     const hash = await this.write(functionName, args);
     try {
       const r = await this.opts.chain.publicClient.waitForTransactionReceipt({

@@ -10,6 +10,7 @@ export type Hex = `0x${string}`;
 export interface BillingGate {
   checkProvision(req: ProvisionCheck): Promise<void>;
   checkUpdate(req: ProvisionCheck): Promise<void>;
+  onUpdated(req: ProvisionCheck): void;
   onProvisioned(pod: string | { id: string }): Promise<void>;
   onDeleted(id: string): Promise<void>;
 }
@@ -35,8 +36,8 @@ export interface ProvisionCheck {
 
 /** The controls billing needs from the daemon. Every method must be idempotent. */
 export interface PodLifecycle {
-  /** Stop every container; keep volumes, images and the pod's definition. */
-  stop(podId: string): Promise<void>;
+  /** Stop every container; keep volumes, images and the pod's definition. `reason` is what the publisher sees. */
+  stop(podId: string, reason?: string): Promise<void>;
   start(podId: string): Promise<void>;
   /** Delete everything of the pod. */
   remove(podId: string): Promise<void>;
