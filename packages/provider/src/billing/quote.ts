@@ -67,6 +67,13 @@ export async function royaltiesForPod(
       );
     out.push({ recipient: getAddress(t.developer), bps: t.royaltyBps, listingId });
   }
+  const total = out.reduce((sum, r) => sum + r.bps, 0);
+  if (total > 10_000)
+    throw new RpcError(
+      ErrorCode.FAILED_PRECONDITION,
+      `the pod's listings take ${total} bps of every payment together, more than 100%: no channel can pay them all`,
+      { details: { field: "royalties" } },
+    );
   return out;
 }
 
