@@ -338,16 +338,19 @@ contract Payments is EIP712, ReentrancyGuardTransient {
     ///         the contract cannot see); `refund` then settles the reduced amount. Never past now or the close.
     function waive(address publisher, bytes32 podId, uint256 seconds_) external nonReentrant {
         bytes32 channelId = channelIdOf(publisher, msg.sender, podId);
+        _waive(channelId, _channels[channelId], seconds_);
+    }
+
+    /// @notice `waive(seconds_)` then `claim(cumulative)` in one transaction: the daemon's first claim after a pod
+    ///         started serving, so giving back the unserved time costs a storage write, not a transaction.
+    function claimWaiving(address publisher, bytes32 podId, uint256 cumulative, uint256 seconds_)
+        external
+        nonReentrant
+    {
+        bytes32 channelId = channelIdOf(publisher, msg.sender, podId);
         Channel storage c = _channels[channelId];
-        if (c.tokenId == 0) revert ChannelNotFound(channelId);
-        uint256 end = _now();
-        if (c.closeAt != 0 && c.closeAt < end) end = c.closeAt;
-        uint256 since = c.since;
-        uint256 maxSeconds = end > since ? end - since : 0;
-        if (seconds_ > maxSeconds) revert WaiveTooLong(seconds_, maxSeconds);
-        since += seconds_;
-        c.since = uint40(since);
-        emit AccrualWaived(channelId, seconds_, since);
+        _waive(channelId, c, seconds_);
+        _claim(channelId, c, cumulative, 0);
     }
 
     // ------------------------------------------------------------------ everyone
@@ -591,6 +594,18 @@ contract Payments is EIP712, ReentrancyGuardTransient {
             _balances[developer][tokenId] += fee;
             emit FixedFeePaid(channelId, developer, r.listingId, fee);
         }
+    }
+
+    function _waive(bytes32 channelId, Channel storage c, uint256 seconds_) private {
+        if (c.tokenId == 0) revert ChannelNotFound(channelId);
+        uint256 end = _now();
+        if (c.closeAt != 0 && c.closeAt < end) end = c.closeAt;
+        uint256 since = c.since;
+        uint256 maxSeconds = end > since ? end - since : 0;
+        if (seconds_ > maxSeconds) revert WaiveTooLong(seconds_, maxSeconds);
+        since += seconds_;
+        c.since = uint40(since);
+        emit AccrualWaived(channelId, seconds_, since);
     }
 
     function _royaltyList(bytes32 channelId, uint256 n) private view returns (Royalty[] memory list) {

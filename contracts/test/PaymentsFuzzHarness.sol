@@ -607,17 +607,44 @@ contract PaymentsFuzzHarness {
         uint256 maxSeconds = end > ch.since ? end - ch.since : 0;
         uint256 secs = op.x % (maxSeconds + 2);
         bool byProvider = op.who % 4 != 0;
+        bool found = ch.exists && (byProvider || address(c.publisher) == address(c.provider));
+        if (op.y % 2 == 1 && found && secs <= maxSeconds) return _claimWaiving(c, ch, op, secs);
         Actor who = byProvider ? c.provider : c.publisher;
         (bool ok, bytes memory ret) = who.exec(
             address(payments), abi.encodeCall(Payments.waive, (address(c.publisher), ch.podId, secs))
         );
-        bool found = ch.exists && (byProvider || address(c.publisher) == address(c.provider));
         _expect(c, "waive", found && secs <= maxSeconds, ok, ret);
         if (!ok) {
             _expectError(c, ret, found ? Payments.WaiveTooLong.selector : Payments.ChannelNotFound.selector);
             return false;
         }
         ch.since += secs;
+        _stats.waives++;
+        return true;
+    }
+
+    /// @dev The daemon's first claim after a start: the waiver and the claim land together or not at all; the
+    ///      claim is capped by the accrual after the waiver.
+    function _claimWaiving(Ctx memory c, Model memory ch, Op calldata op, uint256 secs) private returns (bool) {
+        uint256 oldSince = ch.since;
+        ch.since += secs;
+        uint256 cap = _accruedAt(ch, payments.fakeNow());
+        if (cap > ch.deposit) cap = ch.deposit;
+        uint256 cumulative = _pickCumulative(ch, op.x / 7, cap);
+        (bool ok, bytes memory ret) = c.provider.exec(
+            address(payments),
+            abi.encodeCall(Payments.claimWaiving, (address(c.publisher), ch.podId, cumulative, secs))
+        );
+        _expect(c, "claimWaiving", cumulative > ch.claimed && cumulative <= cap, ok, ret);
+        if (!ok) {
+            ch.since = oldSince;
+            if (cumulative <= ch.claimed) _expectError(c, ret, Payments.NothingToClaim.selector);
+            else if (cumulative > ch.deposit) _expectError(c, ret, Payments.ClaimExceedsDeposit.selector);
+            else _expectError(c, ret, Payments.ClaimExceedsAccrued.selector);
+            return false;
+        }
+        _settle(c, ch, cumulative - ch.claimed);
+        ch.claimed = cumulative;
         _stats.waives++;
         return true;
     }

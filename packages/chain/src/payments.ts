@@ -257,6 +257,17 @@ export function waive(ctx: ChainContext, publisher: Address, podId: Hex, seconds
   return send(ctx, { ...p(ctx), functionName: "waive", args: [publisher, podId, seconds] });
 }
 
+/** Provider: `waive(seconds)` then `claim(cumulative)` in one transaction (the first claim after a pod started). */
+export function claimWaiving(
+  ctx: ChainContext,
+  publisher: Address,
+  podId: Hex,
+  cumulative: bigint,
+  seconds: bigint,
+): Promise<Sent> {
+  return send(ctx, { ...p(ctx), functionName: "claimWaiving", args: [publisher, podId, cumulative, seconds] });
+}
+
 /** Provider: stops accrual now. */
 export function providerClose(ctx: ChainContext, publisher: Address, podId: Hex): Promise<Sent> {
   return send(ctx, { ...p(ctx), functionName: "providerClose", args: [publisher, podId] });

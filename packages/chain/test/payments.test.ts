@@ -8,6 +8,7 @@ import {
   channelId,
   claim,
   claimable,
+  claimWaiving,
   claimWithVoucher,
   deployContract,
   ensureAllowance,
@@ -493,6 +494,23 @@ describe("top-up, rate change and close", () => {
     const r = await refund(p.publisher, p.providerAddr, key.podId);
     expect(r.result).toBe(10_000n - 1300n);
     expect((await tokenBalance(chain, p.token, p.publisherAddr)) - pubBefore).toBe(10_000n - 1300n);
+  });
+
+  it("waives and claims in one transaction (the daemon's first claim after a start), or neither", async () => {
+    const t0 = (await nowSeconds(chain)) + 5n;
+    await setNextTimestamp(chain, t0);
+    const { key } = await openDefault(p, { deposit: 10_000n, rate: 10n });
+    await setNextTimestamp(chain, t0 + 40n);
+    // 15 s waived leaves 10 x 25 = 250 claimable: one wei more is refused, and the waiver with it.
+    await expectChainError(
+      claimWaiving(p.provider, p.publisherAddr, key.podId, 251n, 15n),
+      "ClaimExceedsAccrued",
+    );
+    expect((await getChannel(p.publisher, key)).since).toBe(t0);
+    await setNextTimestamp(chain, t0 + 40n);
+    const r = await claimWaiving(p.provider, p.publisherAddr, key.podId, 250n, 15n);
+    expect(paymentsEvents(p.provider, r.receipt).map((e) => e.eventName)).toEqual(["AccrualWaived", "Claimed"]);
+    expect(await getChannel(p.publisher, key)).toMatchObject({ since: t0 + 15n, claimed: 250n });
   });
 
   it("pays the provider up to the close time and refunds exactly the rest", async () => {

@@ -291,7 +291,10 @@ describe.skipIf(!haveTools)("a publisher cannot pay less than the quoted price",
     await mine(2);
     const stopped = await waitFor("the pod stopped for its rate", async () => {
       const s = await status(podId);
-      return s.phase === PodPhase.STOPPED && s.billing?.state === "stopped_rate" && s;
+      // (the warning is written at the end of the tick that stopped it)
+      return (
+        s.phase === PodPhase.STOPPED && s.billing?.state === "stopped_rate" && s.billing.warnings.length && s
+      );
     });
     expect(stopped.message).toContain(`less than the ${rate} wei/s the running pod was quoted at`);
     expect(stopped.billing?.warnings.join()).toContain("fell below the price the running pod was quoted at");

@@ -272,18 +272,18 @@ export class BillingLoop {
     } else if (state === "stopped_funds") {
       if (toppedUp(conf, maxBig(stoppedAt ?? now, now))) {
         await this.opts.lifecycle.start(pod.podKey);
-        // Accrual ran from the top-up (or, if it did not restart accrual, through the stop): the seconds until
-        // the pod serves again are waived before the next claim.
-        const servingAt = maxBig((await chainPoints(chain, 0)).head.time, now);
-        const unservedFrom = maxBig(conf.since, stoppedAt ?? conf.since);
-        const waiver =
-          servingAt > unservedFrom
-            ? { since: conf.since, until: conf.since + (servingAt - unservedFrom) }
-            : null;
         store.transaction(() => {
           store.openReservation(pod.podKey, now);
-          store.updatePod(pod.podKey, { state: "running", stoppedAt: null, removeAt: null, waiver });
+          store.updatePod(pod.podKey, { state: "running", stoppedAt: null, removeAt: null });
         });
+        // Accrual ran from the top-up (or, if it did not restart accrual, through the stop): the seconds until
+        // the pod serves again are waived with the next claim. (Chain down: the confirmed time, a bit less.)
+        const servingAt = maxBig(await this.headTimeOr(now), now);
+        const unservedFrom = maxBig(conf.since, stoppedAt ?? conf.since);
+        if (servingAt > unservedFrom)
+          store.updatePod(pod.podKey, {
+            waiver: { since: conf.since, until: conf.since + (servingAt - unservedFrom) },
+          });
         state = "running";
         stoppedAt = null;
         this.opts.logger.info(
@@ -309,17 +309,14 @@ export class BillingLoop {
       }
     }
 
-    // 2. Waive what the pod did not serve, then claim, from the head: the claim lands at or after its time, and
-    // accrual only grows with time.
-    if (await this.sendWaiver(pod, claimBasis.channel)) {
-      const after = await channelAt(chain, key, undefined);
-      claimBasis = { channel: after, time: maxBig(pts.head.time, after.since) };
-    }
-    if (store.getPod(pod.podKey)?.waiver) return; // no claim may cover time that is still to be waived
+    // 2. Claim, from the head: the claim lands at or after its time, and accrual only grows with time. A pending
+    // waiver of what the pod did not serve goes with the claim (claimWaiving), or alone when there is nothing to
+    // claim yet; no claim ever covers time still to be waived.
     // A pod stopped for funds whose top-up restarted accrual is not serving yet: claim only up to that anchor.
     if (state === "stopped_funds" && stoppedAt !== null && claimBasis.channel.since > stoppedAt)
       claimBasis = { ...claimBasis, time: minBig(claimBasis.time, claimBasis.channel.since) };
-    await this.claim(pod, claimBasis.channel, claimBasis.time, state !== "running");
+    const waive = this.pendingWaiver(pod, claimBasis.channel);
+    await this.claim(pod, claimBasis.channel, claimBasis.time, state !== "running", waive);
 
     // 3. Remove, after the last claim, only when the confirmed read proves the wait is over.
     if (state === "closed" && conf.closeAt !== 0n && now >= conf.closeAt + config.retainAfterCloseSeconds) {
@@ -436,34 +433,45 @@ export class BillingLoop {
     return true;
   }
 
-  /**
-   * Sends the pod's pending waiver while the channel's anchor is still the one it was computed for; a moved
-   * anchor means it landed (or a rate change superseded it): then it is dropped. True when one was mined now.
-   */
-  private async sendWaiver(pod: BillingPodRecord, head: ChannelState): Promise<boolean> {
-    const { store, logger } = this.opts;
-    const waiver = store.getPod(pod.podKey)?.waiver;
-    if (!waiver) return false;
-    if (head.since !== waiver.since || waiver.until <= waiver.since) {
-      store.updatePod(pod.podKey, { waiver: null });
-      return false;
+  /** The chain head's time, or `fallback` when the chain does not answer. */
+  private async headTimeOr(fallback: bigint): Promise<bigint> {
+    try {
+      return (await chainPoints(this.opts.chain, 0)).head.time;
+    } catch {
+      return fallback;
     }
-    const seconds = waiver.until - waiver.since;
+  }
+
+  /**
+   * The seconds of the pod's pending waiver, while the channel's anchor is still the one it was computed for; a
+   * moved anchor means it landed (or a rate change superseded it): then it is dropped. 0n when none.
+   */
+  private pendingWaiver(pod: BillingPodRecord, head: ChannelState): bigint {
+    const waiver = this.opts.store.getPod(pod.podKey)?.waiver;
+    if (!waiver) return 0n;
+    if (head.since !== waiver.since || waiver.until <= waiver.since) {
+      this.opts.store.updatePod(pod.podKey, { waiver: null });
+      return 0n;
+    }
+    return waiver.until - waiver.since;
+  }
+
+  /** Sends a waiver alone (nothing to claim yet); a refusal means the channel moved on: it is dropped. */
+  private async sendWaiver(pod: BillingPodRecord, seconds: bigint): Promise<void> {
+    const { store, logger } = this.opts;
     try {
       await this.send("waive", [pod.publisher, pod.podId, seconds]);
     } catch (err) {
       if (!(err instanceof ChainError)) throw err;
-      // The contract refused (the channel moved on since): nothing to waive any more.
       store.updatePod(pod.podKey, { waiver: null, lastError: short(err) });
       logger.warn({ pod: pod.podKey, err: short(err) }, "billing: waiver refused by the contract; dropped");
-      return false;
+      return;
     }
     store.updatePod(pod.podKey, { waiver: null });
     logger.info(
       { pod: pod.podKey, seconds: seconds.toString() },
       "billing: waived accrual the pod did not serve",
     );
-    return true;
   }
 
   /**
@@ -507,16 +515,24 @@ export class BillingLoop {
     head: ChannelState,
     time: bigint,
     final: boolean,
+    waive = 0n,
   ): Promise<void> {
     const { store, config, metrics } = this.opts;
     if (!head.exists) return;
     if (store.pendingClaims(pod.podKey).length > 0) return; // one in flight: let it land first
-    const target = claimCap(head, time);
-    if (target <= head.claimed) return;
+    // With a waiver, the cap is the contract's once the anchor moved on by it.
+    const target = claimCap(waive > 0n ? { ...head, since: head.since + waive } : head, time);
+    if (target <= head.claimed) {
+      if (waive > 0n) await this.sendWaiver(pod, waive);
+      return;
+    }
     if (!final && target - head.claimed < config.minClaimAmount) return;
     const id = store.addClaimIntent(pod.podKey, head.id, target);
     try {
-      const hash = await this.write("claim", [pod.publisher, pod.podId, target]);
+      const hash =
+        waive > 0n
+          ? await this.write("claimWaiving", [pod.publisher, pod.podId, target, waive])
+          : await this.write("claim", [pod.publisher, pod.podId, target]);
       store.updateClaim(id, "sent", { txHash: hash });
       // The contract has no batch claim: instead, every pod's claim is sent first and the tick waits for all
       // receipts at its end, so one tick costs about one block time, not one per pod.
@@ -525,6 +541,8 @@ export class BillingLoop {
       if (err instanceof ChainError) {
         // The contract refused (e.g. someone's claim landed first): nothing was sent; the next tick re-reads.
         store.updateClaim(id, "failed", { error: err.message });
+        // A waiver the channel no longer allows (it moved on) is dropped rather than retried forever.
+        if (err.errorName === "WaiveTooLong") store.updatePod(pod.podKey, { waiver: null });
         metrics?.claims.inc({ result: "refused" });
         return;
       }
@@ -576,7 +594,7 @@ export class BillingLoop {
 
   /** Simulates against the pending block (a revert becomes a ChainError before signing) and sends. */
   private async write(
-    functionName: "claim" | "providerClose" | "waive",
+    functionName: "claim" | "claimWaiving" | "providerClose" | "waive",
     args: readonly unknown[],
   ): Promise<Hex> {
     const { chain } = this.opts;
