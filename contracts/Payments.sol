@@ -113,8 +113,9 @@ contract Payments is EIP712, ReentrancyGuardTransient {
     ///         accrual starts again at `since`, so the time the pod stood stopped for funds is never billed.
     event AccrualRestarted(bytes32 indexed channelId, uint256 accruedBefore, uint256 since);
     event RateChanged(bytes32 indexed channelId, uint256 ratePerSecond, uint256 accruedBefore, bytes32 specHash);
-    /// @notice The provider gave up `seconds` of accrual (time it did not serve, e.g. restarting after a top-up).
-    event AccrualWaived(bytes32 indexed channelId, uint256 seconds_, uint256 since);
+    /// @notice The provider gave up `seconds_` of accrual (time it did not serve, e.g. restarting after a top-up):
+    ///         the channel's `since` moved on by as much (read it with getChannel).
+    event AccrualWaived(bytes32 indexed channelId, uint256 seconds_);
     event Claimed(bytes32 indexed channelId, uint256 cumulative, uint256 amount, uint256 providerAmount);
     event RoyaltyPaid(bytes32 indexed channelId, address indexed recipient, uint256 amount);
     event CloseRequested(bytes32 indexed channelId, address indexed by, uint256 closeAt);
@@ -599,13 +600,13 @@ contract Payments is EIP712, ReentrancyGuardTransient {
     function _waive(bytes32 channelId, Channel storage c, uint256 seconds_) private {
         if (c.tokenId == 0) revert ChannelNotFound(channelId);
         uint256 end = _now();
-        if (c.closeAt != 0 && c.closeAt < end) end = c.closeAt;
+        uint256 closeAt = c.closeAt;
+        if (closeAt != 0 && closeAt < end) end = closeAt;
         uint256 since = c.since;
         uint256 maxSeconds = end > since ? end - since : 0;
         if (seconds_ > maxSeconds) revert WaiveTooLong(seconds_, maxSeconds);
-        since += seconds_;
-        c.since = uint40(since);
-        emit AccrualWaived(channelId, seconds_, since);
+        c.since = uint40(since + seconds_);
+        emit AccrualWaived(channelId, seconds_);
     }
 
     function _royaltyList(bytes32 channelId, uint256 n) private view returns (Royalty[] memory list) {

@@ -5,6 +5,7 @@ import {
   type ChainContext,
   changeRate,
   claim,
+  claimWaiving,
   claimWithVoucher,
   createListing,
   openChannel,
@@ -192,7 +193,7 @@ async function main(): Promise<void> {
     record("change rate (0 royalties)", rc0.receipt.gasUsed);
     const cr3 = await quoteFor(r3.podId, listed, rate * 2n);
     const rc3 = await changeRate(publisher, cr3.quote, cr3.sig, r3.podId);
-    record("change rate (3 royalties: re-hashed from storage)", rc3.receipt.gasUsed);
+    record("change rate (3 royalties, re-hashed)", rc3.receipt.gasUsed);
     const rc = await requestClose(publisher, providerAddr, r1.podId);
     record("request close", rc.receipt.gasUsed, REFERENCE.unlock);
     await increaseTime(chain, 3600);
@@ -217,6 +218,25 @@ async function main(): Promise<void> {
     record("open + 10 claims + close (request + refund)", total, REFERENCE_TOTAL, TARGET_TOTAL);
     const withWithdraw = total + (await withdraw(provider, token)).receipt.gasUsed;
     record("  ... + provider withdraw", withWithdraw, REFERENCE_TOTAL);
+
+    // What the daemon sends: its first claim gives back the provisioning delay (claimWaiving), then 9 claims.
+    const daemonLife = await open([]);
+    let daemonTotal = daemonLife.gas;
+    cumulative = 0n;
+    await increaseTime(chain, 30);
+    cumulative += rate * 10n;
+    const firstWaiving = (await claimWaiving(provider, publisherAddr, daemonLife.podId, cumulative, 5n))
+      .receipt.gasUsed;
+    record("claim waiving (first claim, gives back 5 s)", firstWaiving, REFERENCE.steadyClaim);
+    daemonTotal += firstWaiving;
+    for (let i = 0; i < 9; i++) {
+      await increaseTime(chain, 30);
+      daemonTotal += await claimOn(provider, daemonLife.podId);
+    }
+    daemonTotal += (await requestClose(publisher, providerAddr, daemonLife.podId)).receipt.gasUsed;
+    await increaseTime(chain, 3600);
+    daemonTotal += (await refund(publisher, providerAddr, daemonLife.podId)).receipt.gasUsed;
+    record("open + claimWaiving + 9 claims + close", daemonTotal, REFERENCE_TOTAL, TARGET_TOTAL);
   } finally {
     await chain.stop();
   }
