@@ -265,7 +265,11 @@ export function claimWaiving(
   cumulative: bigint,
   seconds: bigint,
 ): Promise<Sent> {
-  return send(ctx, { ...p(ctx), functionName: "claimWaiving", args: [publisher, podId, cumulative, seconds] });
+  return send(ctx, {
+    ...p(ctx),
+    functionName: "claimWaiving",
+    args: [publisher, podId, cumulative, seconds],
+  });
 }
 
 /** Provider: stops accrual now. */

@@ -510,7 +510,10 @@ describe("top-up, rate change and close", () => {
     expect((await getChannel(p.publisher, key)).since).toBe(t0);
     await setNextTimestamp(chain, t0 + 40n);
     const r = await claimWaiving(p.provider, p.publisherAddr, key.podId, 250n, 15n);
-    expect(paymentsEvents(p.provider, r.receipt).map((e) => e.eventName)).toEqual(["AccrualWaived", "Claimed"]);
+    expect(paymentsEvents(p.provider, r.receipt).map((e) => e.eventName)).toEqual([
+      "AccrualWaived",
+      "Claimed",
+    ]);
     expect(await getChannel(p.publisher, key)).toMatchObject({ since: t0 + 15n, claimed: 250n });
   });
 
