@@ -293,7 +293,10 @@ describe.skipIf(!haveTools)("a publisher cannot pay less than the quoted price",
       const s = await status(podId);
       // (the warning is written at the end of the tick that stopped it)
       return (
-        s.phase === PodPhase.STOPPED && s.billing?.state === "stopped_rate" && s.billing.warnings.length && s
+        s.phase === PodPhase.STOPPED &&
+        s.billing?.state === "stopped_rate" &&
+        s.billing.warnings.length > 0 &&
+        s
       );
     });
     expect(stopped.message).toContain(`less than the ${rate} wei/s the running pod was quoted at`);
