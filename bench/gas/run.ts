@@ -1,9 +1,13 @@
 // Gas used by every Trusted Pods contract action on a fresh anvil dev chain, against the Apocryph reference
 // measured on this machine kind (solc 0.8.37, optimizer 200 runs, anvil). Run: node bench/gas/run.ts [--json]
 import {
+  authorizeProvider,
   type ChainContext,
+  changeRate,
   claim,
+  claimWaiving,
   claimWithVoucher,
+  createListing,
   openChannel,
   type Quote,
   Resource,
@@ -11,9 +15,12 @@ import {
   refund,
   registerProvider,
   requestClose,
+  royaltiesHash,
   signQuoteFor,
   signVoucherFor,
+  specHash,
   topUp,
+  waive,
   withdraw,
 } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
@@ -74,22 +81,41 @@ async function main(): Promise<void> {
     });
     record("register provider (4 prices, 2 TEE types)", reg.receipt.gasUsed);
 
+    // Royalties pay Marketplace listings only (exactly at their terms): one listing per developer.
+    const listingOf = async (i: number): Promise<Royalty> => {
+      const dev = chain.context(3 + i);
+      const { listingId } = await createListing(dev, {
+        manifestDigest: keccak256(toHex(`bench-listing-${i}`)),
+        metadataCid: "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
+        royaltyBps: i === 0 ? 500 : 300,
+      });
+      await authorizeProvider(dev, listingId, providerAddr, "bafywrappedkey");
+      return { recipient: devs[i]!, bps: i === 0 ? 500 : 300, listingId };
+    };
+    const listed = [await listingOf(0), await listingOf(1), await listingOf(2)];
+
     const rate = 10n ** 12n;
-    const quoteFor = async (podId: Hex): Promise<{ quote: Quote; sig: Hex }> => {
+    const quoteFor = async (
+      podId: Hex,
+      royalties: Royalty[] = [],
+      ratePerSecond = rate,
+    ): Promise<{ quote: Quote; sig: Hex }> => {
       const quote: Quote = {
         provider: providerAddr,
         publisher: publisherAddr,
         podId,
         token,
-        ratePerSecond: rate,
+        ratePerSecond,
         minNoticeSeconds: 3600,
         expiry: BigInt(Math.floor(Date.now() / 1000) + 86_400 * 365),
+        specHash: specHash({ cpu: 1000n, memory: 512n, storage: 1n, gpu: 0n }),
+        royaltiesHash: royaltiesHash(royalties),
       };
       return { quote, sig: await signQuoteFor(provider, provider.walletClient!, quote) };
     };
     const open = async (royalties: Royalty[]) => {
       const podId = newPod();
-      const { quote, sig } = await quoteFor(podId);
+      const { quote, sig } = await quoteFor(podId, royalties);
       const sent = await openChannel(publisher, {
         quote,
         quoteSignature: sig,
@@ -105,10 +131,10 @@ async function main(): Promise<void> {
 
     const r0 = await open([]);
     record("open (0 royalty recipients)", r0.gas, REFERENCE.create);
-    const r1 = await open([{ recipient: devs[0]!, bps: 500, listingId: 0n }]);
-    record("open (1 royalty recipient)", r1.gas, REFERENCE.create);
-    const r3 = await open(devs.map((d) => ({ recipient: d, bps: 300, listingId: 0n })));
-    record("open (3 royalty recipients)", r3.gas, REFERENCE.create);
+    const r1 = await open([listed[0]!]);
+    record("open (1 listing royalty)", r1.gas, REFERENCE.create);
+    const r3 = await open(listed);
+    record("open (3 listing royalties)", r3.gas, REFERENCE.create);
 
     await increaseTime(chain, 60);
     let cumulative = 0n;
@@ -159,6 +185,15 @@ async function main(): Promise<void> {
     await increaseTime(chain, 60);
     const tr = await topUp(publisher, providerAddr, dry, 10n ** 18n);
     record("top-up after run-out (accrual restarts)", tr.receipt.gasUsed);
+    await increaseTime(chain, 30);
+    const wv = await waive(provider, publisherAddr, dry, 20n);
+    record("waive (provider gives up unserved seconds)", wv.receipt.gasUsed);
+    const cr = await quoteFor(r0.podId, [], rate * 2n);
+    const rc0 = await changeRate(publisher, cr.quote, cr.sig, r0.podId);
+    record("change rate (0 royalties)", rc0.receipt.gasUsed);
+    const cr3 = await quoteFor(r3.podId, listed, rate * 2n);
+    const rc3 = await changeRate(publisher, cr3.quote, cr3.sig, r3.podId);
+    record("change rate (3 royalties, re-hashed)", rc3.receipt.gasUsed);
     const rc = await requestClose(publisher, providerAddr, r1.podId);
     record("request close", rc.receipt.gasUsed, REFERENCE.unlock);
     await increaseTime(chain, 3600);
@@ -183,6 +218,25 @@ async function main(): Promise<void> {
     record("open + 10 claims + close (request + refund)", total, REFERENCE_TOTAL, TARGET_TOTAL);
     const withWithdraw = total + (await withdraw(provider, token)).receipt.gasUsed;
     record("  ... + provider withdraw", withWithdraw, REFERENCE_TOTAL);
+
+    // What the daemon sends: its first claim gives back the provisioning delay (claimWaiving), then 9 claims.
+    const daemonLife = await open([]);
+    let daemonTotal = daemonLife.gas;
+    cumulative = 0n;
+    await increaseTime(chain, 30);
+    cumulative += rate * 10n;
+    const firstWaiving = (await claimWaiving(provider, publisherAddr, daemonLife.podId, cumulative, 5n))
+      .receipt.gasUsed;
+    record("claim waiving (first claim, gives back 5 s)", firstWaiving, REFERENCE.steadyClaim);
+    daemonTotal += firstWaiving;
+    for (let i = 0; i < 9; i++) {
+      await increaseTime(chain, 30);
+      daemonTotal += await claimOn(provider, daemonLife.podId);
+    }
+    daemonTotal += (await requestClose(publisher, providerAddr, daemonLife.podId)).receipt.gasUsed;
+    await increaseTime(chain, 3600);
+    daemonTotal += (await refund(publisher, providerAddr, daemonLife.podId)).receipt.gasUsed;
+    record("open + claimWaiving + 9 claims + close", daemonTotal, REFERENCE_TOTAL, TARGET_TOTAL);
   } finally {
     await chain.stop();
   }

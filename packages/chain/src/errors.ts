@@ -45,13 +45,22 @@ const hints: Record<string, (a: Args) => string> = {
     `cumulative ${a[0]} exceeds what is allowed so far (${a[1]}): claim less or get a voucher`,
   TooManyRoyalties: (a) => `${a[0]} royalty recipients; at most ${a[1]} are allowed`,
   RoyaltiesExceedTotal: (a) => `royalty shares add up to ${a[0]} bps, more than 10000`,
-  ZeroRoyalty: (a) => `royalty entry ${a[0]} has a zero share and no listing: remove it or give it a share`,
+  FreeFormRoyalty: (a) =>
+    `royalty entry ${a[0]} names no listing: a channel pays royalties only to Marketplace listings the pod runs`,
+  DuplicateListing: (a) => `listing ${a[0]} appears twice in the royalties: list each listing once`,
+  RoyaltiesNotQuoted: (a) =>
+    `the royalties (hash ${a[1]}) are not the ones the provider quoted (hash ${a[0]}): open the channel with the royalty list of the provider's quote`,
+  QuoteNotBound: () =>
+    "the quote is not bound to a publisher and a pod id: ask the provider for a quote for your address and this pod",
+  TopUpTooSmall: (a) =>
+    `the deposit ran out, and a top-up that restarts the pod must pay at least the notice period at the rate (${a[1]}); ${a[0]} is too little`,
+  WaiveTooLong: (a) => `cannot waive ${a[0]} s: only ${a[1]} s have accrued since the channel's anchor`,
   ListingInactive: (a) => `listing ${a[0]} is inactive: its developer stopped new channels`,
   ListingNotFound: (a) => `listing ${a[0]} does not exist: check the listing id`,
   ListingRecipientMismatch: (a) =>
     `listing ${a[0]} pays developer ${a[1]}, not ${a[2]}: use the listing's developer`,
-  RoyaltyBelowListing: (a) =>
-    `listing ${a[0]} requires ${a[2]} bps; the channel offers ${a[1]}: raise the share`,
+  RoyaltyNotAtListingTerms: (a) =>
+    `listing ${a[0]} pays its developer exactly ${a[2]} bps; the royalty entry says ${a[1]}: use the listing's terms`,
   ListingFeeTokenMismatch: (a) =>
     `listing ${a[0]} charges its fee in ${a[1]}, not ${a[2]}: pay in the listing's token`,
   ProviderNotAuthorized: (a) =>

@@ -11,7 +11,9 @@ import {
   balanceOf as paymentsBalance,
   refund,
   requestClose,
+  royaltiesHash,
   signQuoteFor,
+  specHash,
 } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import { loadOrCreatePeerKey } from "@trustedpods/p2p";
@@ -163,6 +165,8 @@ describe("tpod provider pods|earnings", () => {
       ratePerSecond: rate,
       minNoticeSeconds: 120,
       expiry: BigInt(Math.floor(Date.now() / 1000) + 3600),
+      specHash: specHash({ cpu: 100n, memory: 64n, storage: 0n, gpu: 0n }),
+      royaltiesHash: royaltiesHash([]),
     };
     const sig = await signQuoteFor(providerCtx, provider, quote);
     await openChannel(publisherCtx, {
@@ -186,6 +190,7 @@ describe("tpod provider pods|earnings", () => {
         channelId: `0x${"00".repeat(32)}`,
         token: chain.contracts.token,
         ratePerSecond: rate,
+        requiredRate: rate,
         reserved: { cpuMillis: 100n, memoryMiB: 32n, storageGiB: 0n, gpu: 0n },
         observed: null,
       });

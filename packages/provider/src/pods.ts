@@ -60,6 +60,8 @@ export const STOP_MESSAGES: Record<PodStopReason, string> = {
   funds:
     "stopped by billing: the payment channel's deposit ran out; top up the channel to restart it (volumes are kept until the notice period ends)",
   closed: "stopped by billing: the payment channel closed; the pod is removed after the retention time",
+  underpaid:
+    "stopped by billing: the channel's rate is below the running pod's quoted price; the provider closed the channel (volumes are kept until the notice period ends)",
 };
 
 /** A pod as the wire sent it, decoded and validated; WireError becomes INVALID_ARGUMENT naming the field. */
@@ -427,13 +429,13 @@ export class PodManager {
    * images stay, the gateway answers the pod's hostnames with why it stopped, and the phase becomes "stopped" so
    * crash recovery leaves it stopped.
    */
-  async suspend(id: string, reason: PodStopReason): Promise<void> {
+  async suspend(id: string, reason: PodStopReason, detail?: string): Promise<void> {
     return this.locked(id, async () => {
       const rec = this.o.state.getPod(id);
       if (!rec || rec.phase === "deleted" || rec.phase === "failed") return;
       this.stopRoutes(id, rec.manifest, reason);
       await this.o.engine.stop(id);
-      const message = STOP_MESSAGES[reason];
+      const message = detail ?? STOP_MESSAGES[reason];
       this.o.state.updatePod(id, { phase: "stopped", message, stopReason: reason });
       this.o.log.warn({ pod: id }, message);
     });

@@ -227,6 +227,8 @@ describe.skipIf(!haveTools)("provider daemon", () => {
         ratePerSecond: BigInt(quote.pricePerSecond),
         minNoticeSeconds: Number(quote.minNoticeSeconds),
         expiry: quote.expiresAt,
+        specHash: bytesToHex(quote.specHash),
+        royaltiesHash: bytesToHex(quote.royaltiesHash),
       },
       bytesToHex(quote.signature),
     );

@@ -132,6 +132,8 @@ async function openFor(p: Pod, royalties: Royalty[], fees = 0n) {
       ratePerSecond: rate,
       minNoticeSeconds: Number(quote.minNoticeSeconds),
       expiry: quote.expiresAt,
+      specHash: bytesToHex(quote.specHash),
+      royaltiesHash: bytesToHex(quote.royaltiesHash),
     },
     quoteSignature: bytesToHex(quote.signature),
     podId,

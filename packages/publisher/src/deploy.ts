@@ -116,12 +116,6 @@ export interface DeployOptions extends UploadOptions {
    * Quote.min_deposit_seconds send 0); default DEFAULT_MIN_DEPOSIT_SECONDS (3600). A quoted minimum wins.
    */
   minDepositSeconds?: number;
-  /**
-   * Royalty shares the channel pays (marketplace listings) and extra approval for listing fixed fees, passed to
-   * `openChannel` as they are.
-   */
-  royalties?: Royalty[];
-  fees?: bigint;
   /** Pod id (bytes32); default: random. */
   podId?: Hex;
   store?: PodRecorder;
@@ -473,8 +467,10 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
       : [];
   for (const w of warnings) o.onProgress?.({ step: "quote", phase: "start", message: `warning: ${w}` });
   const noticeSeconds = Math.max(o.noticeSeconds ?? 0, quote.quote.minNoticeSeconds);
-  // Listing terms come from the chain; explicit royalties/fees (DeployOptions) apply to pods without listings.
-  const fees = market ? listingFeesIn(market, token.address) : (o.fees ?? 0n);
+  // The channel carries exactly the royalty list the provider signed; it must be the listings' terms as we read
+  // them on chain (an extra listing would charge us its fixed fee).
+  checkQuotedRoyalties(quote.royalties, market?.royalties ?? []);
+  const fees = market ? listingFeesIn(market, token.address) : 0n;
   const breakdown = market
     ? breakdownLines(priceBreakdown(offer.address, quote.quote.ratePerSecond, market), (a) =>
         formatAmount(a, token),
@@ -495,7 +491,7 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
           podId,
           deposit,
           noticeSeconds,
-          royalties: market?.royalties ?? o.royalties ?? [],
+          royalties: quote.royalties,
           fees,
           approve: false,
         });
@@ -681,14 +677,17 @@ export async function updatePod(o: UpdateOptions): Promise<UpdateResult> {
     (q) => `price ${formatRate(q.quote.ratePerSecond, token)}`,
   );
   const rateChanged = quote.quote.ratePerSecond !== ch.ratePerSecond;
-  const changedAt = rateChanged
-    ? await step(
-        "channel",
-        `changing the channel's rate from ${formatRate(ch.ratePerSecond, token)} to ${formatRate(quote.quote.ratePerSecond, token)}`,
-        () => changePodRate(ctx, quote, o.record.podId),
-        () => "rate changed",
-      )
-    : undefined;
+  // The provider serves only while the channel pays at least the running spec's price: a higher price is paid
+  // before the update, a lower one after it (the provider accepts an update the channel overpays).
+  const rateUp = quote.quote.ratePerSecond > ch.ratePerSecond;
+  const changeRateStep = () =>
+    step(
+      "channel",
+      `changing the channel's rate from ${formatRate(ch.ratePerSecond, token)} to ${formatRate(quote.quote.ratePerSecond, token)}`,
+      () => changePodRate(ctx, quote, o.record.podId),
+      () => "rate changed",
+    );
+  const changedAt = rateUp ? await changeRateStep() : undefined;
   const res = await step(
     "provision",
     "updating the pod",
@@ -710,19 +709,37 @@ export async function updatePod(o: UpdateOptions): Promise<UpdateResult> {
           { timeoutMs: 600_000 },
         );
       try {
-        return rateChanged
-          ? await whileProviderLags("ratePerSecond", deadline, updateOnce)
-          : await updateOnce();
+        return rateUp ? await whileProviderLags("ratePerSecond", deadline, updateOnce) : await updateOnce();
       } catch (err) {
         throw providerError("update", err);
       }
     },
     () => "pod updated",
   );
+  if (rateChanged && !rateUp) await changeRateStep();
   return {
     endpoints: endpointsFromWire(res.endpoints),
     ratePerSecond: quote.quote.ratePerSecond,
     rateChanged,
     timings,
   };
+}
+
+/** The quote's royalty list must be exactly the listings' terms the publisher read on chain. */
+function checkQuotedRoyalties(quoted: readonly Royalty[], expected: readonly Royalty[]): void {
+  const show = (l: readonly Royalty[]) =>
+    `[${l.map((r) => `listing ${r.listingId}: ${r.bps} bps to ${r.recipient}`).join(", ")}]`;
+  const same =
+    quoted.length === expected.length &&
+    quoted.every(
+      (r, i) =>
+        r.listingId === expected[i]!.listingId &&
+        r.bps === expected[i]!.bps &&
+        r.recipient.toLowerCase() === expected[i]!.recipient.toLowerCase(),
+    );
+  if (!same)
+    throw new PublisherError(
+      "QUOTE_INVALID",
+      `the provider's quote asks for royalties ${show(quoted)}, but the pod's listings' terms on chain are ${show(expected)}`,
+    );
 }

@@ -41,6 +41,11 @@ export type PublisherErrorCode =
   | "POD_RECORD"
   /** The offered funds do not pay for the provider's minimum run time (details: the suggested amount). */
   | "DEPOSIT_TOO_SMALL"
+  /**
+   * A top-up of a channel whose deposit ran out pays less than the notice period at the rate, the least the
+   * contract accepts to restart the pod (details: the minimum).
+   */
+  | "TOP_UP_TOO_SMALL"
   /** The publisher's token balance is below the deposit. */
   | "INSUFFICIENT_FUNDS"
   /** The provider's quote is malformed, expired, for another pod, publisher or contract, or not signed by it. */

@@ -215,7 +215,8 @@ export async function listingRequirements(
   listingIds: readonly bigint[],
   provider?: Address,
 ): Promise<ListingRequirements> {
-  const ids = [...new Set(listingIds)];
+  // Ascending: the order of the royalty list a provider's quote signs.
+  const ids = [...new Set(listingIds)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const listings: ListingInfo[] = [];
   for (const id of ids) {
     const info = await describeListing(ctx, id);

@@ -13,11 +13,15 @@ import {
   changeRate,
   channelId,
   getChannel,
+  minRestartTopUp,
   paymentsDomain,
   type Quote,
+  type Royalty,
   recoverQuoteSigner,
   refund,
   requestClose,
+  royaltiesHash,
+  specHash,
   topUp,
 } from "@trustedpods/chain";
 import {
@@ -29,6 +33,7 @@ import {
   RpcError,
 } from "@trustedpods/p2p/browser";
 import {
+  billedUnits,
   ContainerState,
   DeleteRequestSchema,
   DeleteResponseSchema,
@@ -292,11 +297,21 @@ export interface CheckedQuote {
   signature: Hex;
   wire: WireQuote;
   terms: QuotedTerms;
+  /** The royalty list the quote signed: the channel must be opened with exactly this list. */
+  royalties: Royalty[];
+}
+
+/** Listings a pod runs, ascending (the order of the royalty list a quote signs). */
+export function podListings(pod: Pod): bigint[] {
+  const ids = new Set<bigint>();
+  for (const c of pod.containers) if (c.image.kind === "listing") ids.add(c.image.listingId);
+  return [...ids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /**
  * Asks the provider for a signed quote bound to this publisher and pod, and checks it: signed by the provider
- * in our Payments contract's domain, for our chain, publisher and pod id, echoing our nonce, not expired.
+ * in our Payments contract's domain, for our chain, publisher and pod id, echoing our nonce, not expired, pricing
+ * exactly our pod's resources (spec hash), with one royalty entry per listing the pod runs and nothing else.
  */
 export async function requestQuote(
   conn: PodConnection,
@@ -340,6 +355,20 @@ export async function requestQuote(
   if (!w.pricing || !isAddress(w.pricing.token)) bad("has no pricing token");
   if (w.expiresAt <= BigInt(Math.floor(Date.now() / 1000))) bad("has already expired");
   if (w.signature.length !== 65) bad("signature is not 65 bytes");
+  const spec = specHash(billedUnits(o.pod));
+  if (bytesToHex(w.specHash) !== spec) bad("prices other resources than this pod's (spec hash differs)");
+  const royalties: Royalty[] = w.royalties.map((r) => {
+    if (!isAddress(r.recipient)) bad(`has a royalty to "${r.recipient}", not an address`);
+    return { recipient: getAddress(r.recipient), bps: r.bps, listingId: r.listingId };
+  });
+  const runs = podListings(o.pod);
+  // An entry for a listing the pod does not run would make us pay that listing's fixed fee for nothing.
+  if (royalties.map((r) => r.listingId).join(",") !== runs.join(","))
+    bad(
+      `asks for royalties to listings [${royalties.map((r) => r.listingId).join(", ")}], but the pod runs [${runs.join(", ")}]`,
+    );
+  if (bytesToHex(w.royaltiesHash) !== royaltiesHash(royalties))
+    bad("royalties hash does not match its royalties");
   const quote: Quote = {
     provider: getAddress(w.provider),
     publisher: getAddress(o.publisher),
@@ -348,13 +377,15 @@ export async function requestQuote(
     ratePerSecond: BigInt(w.pricePerSecond),
     minNoticeSeconds: Number(w.minNoticeSeconds),
     expiry: w.expiresAt,
+    specHash: spec,
+    royaltiesHash: royaltiesHash(royalties),
   };
   const signature = bytesToHex(w.signature);
   const signer = await recoverQuoteSigner(paymentsDomain(conn.chainId, o.payments), quote, signature).catch(
     () => bad("signature does not recover"),
   );
   if (getAddress(signer) !== quote.provider) bad(`is signed by ${signer}, not by the provider`);
-  return { quote, signature, wire: w, terms: quotedTerms(w, o.fallbackMinDepositSeconds) };
+  return { quote, signature, wire: w, terms: quotedTerms(w, o.fallbackMinDepositSeconds), royalties };
 }
 
 /** A pod's state as the provider reports it, in plain JSON-friendly values. */
@@ -572,6 +603,14 @@ export async function fundPod(
     throw new PublisherError(
       "CHANNEL_CLOSED",
       `the channel of pod ${record.podId} is ${ch.finalized ? "settled" : ch.exists ? "closing" : "not open"}: a top-up cannot keep it running`,
+    );
+  // A top-up that restarts a run-out pod must pay at least the notice period (the contract's TopUpTooSmall).
+  const minimum = minRestartTopUp(ch);
+  if (amount < minimum && (await onChain("read the channel", () => accrued(ctx, key))) >= ch.deposit)
+    throw new PublisherError(
+      "TOP_UP_TOO_SMALL",
+      `the deposit ran out: a top-up that restarts the pod must pay at least the notice period (${ch.noticeSeconds} s at ${ch.ratePerSecond} base units/s = ${minimum}); ${amount} is too little`,
+      { field: "amount", details: { minimum: minimum.toString() } },
     );
   await onChain("top up", () => topUp(ctx, record.provider, record.podId, amount));
   return getChannel(ctx, key);

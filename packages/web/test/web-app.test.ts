@@ -19,7 +19,9 @@ import {
   Resource,
   refund,
   registerProvider,
+  royaltiesHash,
   signQuoteFor,
+  specHash,
 } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import { type BlockHttpServer, type IpfsNode, putSecret, serveBlocksOverHttp } from "@trustedpods/ipfs";
@@ -184,6 +186,8 @@ describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () =
       ratePerSecond: 10n ** 12n,
       minNoticeSeconds: 600,
       expiry: BigInt(Math.floor(Date.now() / 1000) + 3600),
+      specHash: specHash({ cpu: 100n, memory: 64n, storage: 0n, gpu: 0n }),
+      royaltiesHash: royaltiesHash([]),
     };
     const sig = await signQuoteFor(provider, privateKeyToAccount(chain.accounts[1]!.privateKey), quote);
     await openChannel(chain.context(0), {

@@ -40,8 +40,8 @@ const paymentsMarketplaceAbi = [
 /** PodLifecycle on the daemon's PodManager: billing's stops and removals are recorded as the daemon's phases. */
 export class DaemonPodLifecycle implements PodLifecycle {
   constructor(private readonly pods: () => PodManager) {}
-  stop(id: string, reason: PodStopReason): Promise<void> {
-    return this.pods().suspend(id, reason);
+  stop(id: string, reason: PodStopReason, detail?: string): Promise<void> {
+    return this.pods().suspend(id, reason, detail);
   }
   start(id: string): Promise<void> {
     return this.pods().resume(id);

@@ -11,6 +11,7 @@ export type Hex = `0x${string}`;
 export interface BillingGate {
   checkProvision(req: ProvisionCheck): Promise<void>;
   checkUpdate(req: ProvisionCheck): Promise<void>;
+  onUpdated(req: ProvisionCheck): void;
   onProvisioned(pod: string | { id: string }): Promise<void>;
   onDeleted(id: string): Promise<void>;
 }
@@ -38,9 +39,10 @@ export interface ProvisionCheck {
 export interface PodLifecycle {
   /**
    * Stop every container; keep volumes, images and the pod's definition. `reason`: the deposit ran out (a
-   * top-up restarts it) or the channel closed; the gateway tells the pod's visitors which.
+   * top-up restarts it), the channel closed, or the channel pays less than the running pod's price; the gateway
+   * tells the pod's visitors which. `detail` replaces the reason's standard message for the publisher.
    */
-  stop(podId: string, reason: PodStopReason): Promise<void>;
+  stop(podId: string, reason: PodStopReason, detail?: string): Promise<void>;
   start(podId: string): Promise<void>;
   /** Delete everything of the pod. */
   remove(podId: string): Promise<void>;

@@ -93,13 +93,18 @@ export function toGatewayError(
 
 /** What a stopped pod's hostnames answer. */
 export function stoppedPodError(host: string, reason: PodStopReason): GatewayError {
-  return reason === "funds"
-    ? new GatewayError(
-        "POD_STOPPED_FOR_FUNDS",
-        `the pod at ${host} is stopped: its payment channel ran out of funds. It starts again when its publisher tops up the channel (tpod fund); its volumes are kept until the channel's notice period ends`,
-      )
-    : new GatewayError(
-        "POD_CHANNEL_CLOSED",
-        `the pod at ${host} is stopped: its payment channel was closed, and it will be removed`,
-      );
+  if (reason === "funds")
+    return new GatewayError(
+      "POD_STOPPED_FOR_FUNDS",
+      `the pod at ${host} is stopped: its payment channel ran out of funds. It starts again when its publisher tops up the channel (tpod fund); its volumes are kept until the channel's notice period ends`,
+    );
+  if (reason === "underpaid")
+    return new GatewayError(
+      "POD_CHANNEL_CLOSED",
+      `the pod at ${host} is stopped: its payment channel's rate was cut below the pod's price, so the provider closed it`,
+    );
+  return new GatewayError(
+    "POD_CHANNEL_CLOSED",
+    `the pod at ${host} is stopped: its payment channel was closed, and it will be removed`,
+  );
 }

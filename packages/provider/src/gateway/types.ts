@@ -12,7 +12,7 @@ export interface HttpRoute {
 }
 
 /** Why a pod the provider keeps is stopped: its deposit ran out (a top-up restarts it), or its channel closed. */
-export type PodStopReason = "funds" | "closed";
+export type PodStopReason = "funds" | "closed" | "underpaid";
 
 export interface RouteRegistry {
   /** Replaces the pod's routes (and its scale-to-zero setting). */

@@ -34,6 +34,15 @@ function invalid(field: string, message: string): RpcError {
 
 /** Checks what this provider's engine cannot run although the manifest is valid (names, sizes, image kinds). */
 export function checkRunnable(pod: Pod): void {
+  // A pod is priced (and its channel claimed) for max replicas, and the engines run one container set per pod:
+  // more than one replica would be paid for and not run. Refused at quote, provision and update, before any
+  // money moves.
+  if (pod.replicas.max > 1)
+    throw new RpcError(
+      ErrorCode.FAILED_PRECONDITION,
+      `this provider runs one replica per pod, and the pod asks for up to ${pod.replicas.max} (spec.replicas.max): a pod is priced for its max replicas, so it would pay for replicas that do not run; set replicas to at most 1`,
+      { details: { field: "spec.replicas.max", reason: "replicas-unsupported" } },
+    );
   pod.containers.forEach((c, i) => {
     if (!ENGINE_NAME_RE.test(c.name))
       throw invalid(`spec.containers[${i}].name`, `container name "${c.name}" is longer than 32 characters`);
