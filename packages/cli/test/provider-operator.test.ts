@@ -238,6 +238,8 @@ describe("tpod provider pods|earnings", () => {
       ratePerSecond: rate,
       minNoticeSeconds: 120,
       expiry: BigInt(Math.floor(Date.now() / 1000) + 3600),
+      specHash: specHash({ cpu: 100n, memory: 64n, storage: 0n, gpu: 0n }),
+      royaltiesHash: royaltiesHash([]),
     };
     await openChannel(publisherCtx, {
       quote,
