@@ -11,7 +11,7 @@ import { mnemonicToAccount, privateKeyToAccount } from "viem/accounts";
 import { foundry } from "viem/chains";
 import { type Anvil, type AnvilOptions, startAnvil } from "./anvil.js";
 import type { ChainContext, ContractAddresses } from "./client.js";
-import { deployTestToken, deployTrustedPods } from "./deploy.js";
+import { deployReleases, deployTestToken, deployTrustedPods } from "./deploy.js";
 import { waitForTransaction } from "./events.js";
 import { testTokenAbi } from "./gen/index.js";
 
@@ -26,6 +26,8 @@ export interface DevAccount {
 }
 
 export interface DevChainContracts extends ContractAddresses {
+  /** The release registry; its only signer is dev account 0 (threshold 1). */
+  releases: Address;
   /** The mintable test ERC-20 every dev account holds. */
   token: Address;
 }
@@ -61,8 +63,8 @@ export function devAccounts(count = 10): DevAccount[] {
 }
 
 /**
- * Starts anvil on loopback, deploys Registry, Payments, Marketplace and a mintable test token, and mints tokens
- * to every dev account. Stop it with `stop()`.
+ * Starts anvil on loopback, deploys Registry, Payments, Marketplace, a mintable test token and Releases (signer:
+ * dev account 0), and mints tokens to every dev account. Stop it with `stop()`.
  */
 export async function startDevChain(opts: DevChainOptions = {}): Promise<DevChain> {
   const anvil = await startAnvil(opts);
@@ -89,7 +91,9 @@ export async function startDevChain(opts: DevChainOptions = {}): Promise<DevChai
       );
     }
     for (const h of hashes) await waitForTransaction(publicClient, h);
-    const contracts = { ...addresses, token };
+    // Last, so the other contracts and the token keep the addresses they always had on a fresh chain.
+    const releases = await deployReleases(publicClient, deployer);
+    const contracts = { ...addresses, releases, token };
     const devChain: DevChain = {
       rpcUrl: anvil.rpcUrl,
       chainId: anvil.chainId,
@@ -100,7 +104,7 @@ export async function startDevChain(opts: DevChainOptions = {}): Promise<DevChai
       context: (index, confirmations = 1) => ({
         publicClient,
         walletClient: walletOf(index),
-        addresses,
+        addresses: { ...addresses, releases },
         confirmations,
       }),
       // The anvil the chain holds when stopped: a caller may restart it (e.g. from a state dump) and swap it in.
