@@ -58,6 +58,7 @@ import {
   type TokenInfo,
   tokenInfo,
 } from "./providers.js";
+import { chainReleaseCheck, type ReleaseCheck } from "./releases.js";
 import { type ProviderAttestation, verifyProvider } from "./verify.js";
 
 export type DeployStep = "provider" | "attest" | "upload" | "quote" | "channel" | "provision";
@@ -312,6 +313,16 @@ async function checkBalance(
     );
 }
 
+/** verifyProvider's `releases` option for a chain context, when the network has a release registry. */
+export function releaseCheckOption(
+  ctx: ChainContext,
+  where: string,
+  declared?: Hex,
+): { releases?: ReleaseCheck } {
+  const check = chainReleaseCheck(ctx, where, declared);
+  return check ? { releases: check } : {};
+}
+
 /**
  * Deploys a pod: picks a provider, attests it, uploads images and secrets, gets a signed quote, opens the
  * payment channel, provisions, and records the pod. Every step reports its duration through `onProgress`.
@@ -350,9 +361,11 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
         multiaddrs: offer.multiaddrs,
         policy: o.policy.policy,
         policySource: o.policy.source,
+        ...releaseCheckOption(ctx, o.network.name, offer.release),
       }),
     (r) =>
-      `attested: ${r.evidence.tee} evidence${r.insecure ? " (insecure-dev: no TEE, allowed by the policy)" : ""}`,
+      `attested: ${r.evidence.tee} evidence${r.insecure ? " (insecure-dev: no TEE, allowed by the policy)" : ""}` +
+      (r.release ? `, release ${r.release.release.version}` : ""),
   );
   const uploading = step(
     "upload",
@@ -584,8 +597,9 @@ export async function updatePod(o: UpdateOptions): Promise<UpdateResult> {
         multiaddrs: o.record.multiaddrs ?? [],
         policy: o.policy.policy,
         policySource: o.policy.source,
+        ...releaseCheckOption(ctx, o.record.network ?? "this network"),
       }),
-    (r) => `attested: ${r.evidence.tee} evidence`,
+    (r) => `attested: ${r.evidence.tee} evidence${r.release ? `, release ${r.release.release.version}` : ""}`,
   );
   const pod = await step(
     "upload",

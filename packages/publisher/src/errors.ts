@@ -54,7 +54,9 @@ export type PublisherErrorCode =
   /** The pod's channel is closing or closed: the operation needs an open channel. */
   | "CHANNEL_CLOSED"
   /** A token amount is malformed or has more decimals than the token. */
-  | "INVALID_AMOUNT";
+  | "INVALID_AMOUNT"
+  /** A release file is malformed (see `field`). */
+  | "RELEASE_MALFORMED";
 
 export class PublisherError extends Error {
   override readonly name = "PublisherError";

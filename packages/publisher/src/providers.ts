@@ -20,7 +20,7 @@ import {
   PricingError,
   podPrice,
 } from "@trustedpods/protocol";
-import { type Address, erc20Abi, getAddress, type PublicClient, parseUnits } from "viem";
+import { type Address, erc20Abi, getAddress, type Hex, type PublicClient, parseUnits } from "viem";
 import { PublisherError } from "./errors.js";
 
 export interface ProviderOffer {
@@ -35,6 +35,8 @@ export interface ProviderOffer {
   pricing: Pricing & { token: Address };
   registeredAt: bigint;
   updatedAt: bigint;
+  /** The release id the provider declares it runs (zero: none). Its evidence is what counts. */
+  release: Hex;
 }
 
 export interface ProviderFilter {
@@ -86,6 +88,7 @@ export function offerFromRegistry(info: ProviderInfo): ProviderOffer {
     pricing: { token: getAddress(info.token), prices },
     registeredAt: info.registeredAt,
     updatedAt: info.updatedAt,
+    release: info.release,
   };
 }
 
