@@ -47,6 +47,8 @@ export interface DevChain {
 export interface DevChainOptions extends AnvilOptions {
   /** Test tokens minted to every account (default 1,000,000 tokens of 18 decimals). */
   fundAmount?: bigint;
+  /** Dev account indexes that sign releases, threshold 1 (default: account 0, the deployer). */
+  releaseSigners?: number[];
 }
 
 const TEST_KEY_LABEL = "TEST KEY from anvil's public default mnemonic: never use on a real chain";
@@ -92,7 +94,11 @@ export async function startDevChain(opts: DevChainOptions = {}): Promise<DevChai
     }
     for (const h of hashes) await waitForTransaction(publicClient, h);
     // Last, so the other contracts and the token keep the addresses they always had on a fresh chain.
-    const releases = await deployReleases(publicClient, deployer);
+    const releases = await deployReleases(
+      publicClient,
+      deployer,
+      (opts.releaseSigners ?? [0]).map((i) => accounts[i]!.address),
+    );
     const contracts = { ...addresses, releases, token };
     const devChain: DevChain = {
       rpcUrl: anvil.rpcUrl,
