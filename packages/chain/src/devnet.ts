@@ -14,6 +14,7 @@ import type { ChainContext, ContractAddresses } from "./client.js";
 import { deployReleases, deployTestToken, deployTrustedPods } from "./deploy.js";
 import { waitForTransaction } from "./events.js";
 import { testTokenAbi } from "./gen/index.js";
+import { devnetReleaseInput, publishRelease } from "./releases.js";
 
 /** anvil's well-known default mnemonic: every key derived from it is public. */
 export const ANVIL_TEST_MNEMONIC = "test test test test test test test test test test test junk";
@@ -37,6 +38,8 @@ export interface DevChain {
   chainId: number;
   contracts: DevChainContracts;
   accounts: DevAccount[];
+  /** The id of the published devnet release (insecure-dev), unless `devnetRelease: false`. */
+  devnetRelease?: Hex;
   anvil: Anvil;
   publicClient: PublicClient;
   /** A ChainContext whose wallet is dev account `index`. */
@@ -49,6 +52,8 @@ export interface DevChainOptions extends AnvilOptions {
   fundAmount?: bigint;
   /** Dev account indexes that sign releases, threshold 1 (default: account 0, the deployer). */
   releaseSigners?: number[];
+  /** Publish the devnet release (insecure-dev, devnetReleaseInput) from account 0 (default true). */
+  devnetRelease?: boolean;
 }
 
 const TEST_KEY_LABEL = "TEST KEY from anvil's public default mnemonic: never use on a real chain";
@@ -66,7 +71,7 @@ export function devAccounts(count = 10): DevAccount[] {
 
 /**
  * Starts anvil on loopback, deploys Registry, Payments, Marketplace, a mintable test token and Releases (signer:
- * dev account 0), and mints tokens to every dev account. Stop it with `stop()`.
+ * dev account 0) holding the devnet release, and mints tokens to every dev account. Stop it with `stop()`.
  */
 export async function startDevChain(opts: DevChainOptions = {}): Promise<DevChain> {
   const anvil = await startAnvil(opts);
@@ -100,11 +105,22 @@ export async function startDevChain(opts: DevChainOptions = {}): Promise<DevChai
       (opts.releaseSigners ?? [0]).map((i) => accounts[i]!.address),
     );
     const contracts = { ...addresses, releases, token };
+    let devnetRelease: Hex | undefined;
+    if (opts.devnetRelease !== false) {
+      // A dev chain is a devnet's: its providers have no TEE, and the devnet's default policy (like every
+      // network's) accepts only a published release, so the insecure-dev one is published from the start.
+      const sent = await publishRelease(
+        { publicClient, walletClient: deployer, addresses: { ...addresses, releases } },
+        devnetReleaseInput(),
+      );
+      devnetRelease = sent.id;
+    }
     const devChain: DevChain = {
       rpcUrl: anvil.rpcUrl,
       chainId: anvil.chainId,
       contracts,
       accounts,
+      ...(devnetRelease ? { devnetRelease } : {}),
       anvil,
       publicClient,
       context: (index, confirmations = 1) => ({

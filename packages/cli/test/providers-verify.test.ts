@@ -4,7 +4,6 @@ import { join, resolve } from "node:path";
 import {
   devnetReleaseInput,
   type ProviderInput,
-  publishRelease,
   Resource,
   registerProvider,
   releaseId,
@@ -44,8 +43,7 @@ beforeAll(async () => {
   process.env.TPOD_HOME = home;
   chain = await startDevChain({ accounts: 4 });
   testProvider = await startTestProvider();
-  // As `tpod devnet up` does: the devnet release (insecure-dev) is published and the provider declares it.
-  await publishRelease(chain.context(0), devnetReleaseInput());
+  // As `tpod devnet up` does: the provider declares the devnet release (insecure-dev) the dev chain published.
   await registerProvider(
     chain.context(1),
     input({
@@ -295,7 +293,10 @@ describe("tpod release (the devnet's release signer is its publisher key here)",
 
   it("publish refuses a malformed file (exit 2) and a non-signer's key on chain (exit 1)", async () => {
     const bad = join(home, "bad-release.json");
-    writeFileSync(bad, JSON.stringify({ version: "x", imageDigest: "00", measurements: [{ tee: "insecure-dev" }] }));
+    writeFileSync(
+      bad,
+      JSON.stringify({ version: "x", imageDigest: "00", measurements: [{ tee: "insecure-dev" }] }),
+    );
     const r = await tpod(["release", "publish", bad]);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/imageDigest must be 32 bytes of hex/);

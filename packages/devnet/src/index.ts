@@ -9,7 +9,7 @@
  */
 import { open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { devnetReleaseInput, publishRelease, registerProvider } from "@trustedpods/chain";
+import { devnetReleaseInput, registerProvider } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import { createIpfsNode, type IpfsNode } from "@trustedpods/ipfs";
 import type { PricingFile } from "@trustedpods/protocol";
@@ -95,7 +95,13 @@ export interface DevnetInfo {
   ready: true;
   rpcUrl: string;
   chainId: number;
-  contracts: { registry: Address; payments: Address; marketplace: Address; releases: Address; token: Address };
+  contracts: {
+    registry: Address;
+    payments: Address;
+    marketplace: Address;
+    releases: Address;
+    token: Address;
+  };
   /** The devnet release (insecure-dev) its provider declares; its signers are dev accounts 0 and the publisher. */
   release: { id: Hex; version: string };
   provider: {
@@ -365,12 +371,10 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
     const gw = daemon.routes as unknown as Gateway;
     const gatewayUrl = `http://${DEVNET_BASE_DOMAIN}:${gw.address.port}/`;
 
-    progress("publishing the devnet release and registering the provider...");
-    // The devnet's provider runs no measured image: its release lists the insecure-dev label, so the devnet's
-    // default policy checks releases exactly as a real network's does.
-    const release = await timed(timings, "release", () =>
-      publishRelease(chain.context(0), devnetReleaseInput()),
-    );
+    progress("registering the provider...");
+    // The devnet's provider runs no measured image: the dev chain published the devnet release (it lists the
+    // insecure-dev label), so the devnet's default policy checks releases exactly as a real network's does.
+    const release = { id: chain.devnetRelease! };
     const entry = await registrationFromConfig(config, {
       name: "devnet-provider",
       regions: ["local"],
