@@ -378,9 +378,13 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
             .join(", ")}`
         : "no local images",
   );
-  const [attestation, pushed] = await Promise.all([attesting, uploading.catch((e: unknown) => e)]);
-  if (pushed instanceof Error) throw pushed;
-  const { pod: withImages } = pushed as Awaited<typeof uploading>;
+  // Both settle before either error is thrown: a refused attestation must not leave the upload writing into an
+  // IPFS repo the caller is about to close and remove (its cleanup error would then hide the refusal).
+  const [attested, pushed] = await Promise.allSettled([attesting, uploading]);
+  if (attested.status === "rejected") throw attested.reason;
+  if (pushed.status === "rejected") throw pushed.reason;
+  const attestation = attested.value;
+  const { pod: withImages } = pushed.value;
   const pod = await step(
     "upload",
     "encrypting secrets to the provider's attested key",
