@@ -123,6 +123,10 @@ describe("tpod providers on a running devnet (found without flags)", () => {
     expect(table.code).toBe(0);
     expect(table.out).toMatch(new RegExp(`^\\*\\s+${chain.accounts[2]!.address}\\s+beta\\s+ap-south`, "m"));
     expect(table.out).toMatch(/PRICE\/HOUR/);
+    // Each provider's declared release, by version (its evidence is what verify and deploy check).
+    expect(table.out).toMatch(/RELEASE/);
+    expect(table.out).toMatch(/alpha\s+eu-west\s+insecure-dev\s+devnet-insecure-dev\s/);
+    expect(table.out).toMatch(/beta\s+ap-south\s+insecure-dev\s+none\s/);
   });
 
   it("usage errors exit 2", async () => {
