@@ -8,14 +8,19 @@ import {
   claimWaiving,
   claimWithVoucher,
   createListing,
+  deployReleases,
   openChannel,
+  publishRelease,
   type Quote,
+  type ReleaseInput,
+  ReleaseTee,
   Resource,
   type Royalty,
   refund,
   registerProvider,
   requestClose,
   royaltiesHash,
+  revokeRelease,
   signQuoteFor,
   signVoucherFor,
   specHash,
@@ -24,7 +29,8 @@ import {
   withdraw,
 } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
-import { type Hex, keccak256, toHex } from "viem";
+import { createWalletClient, type Hex, http, keccak256, toHex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
 
 const REFERENCE = {
   create: 112_219,
@@ -47,6 +53,89 @@ async function increaseTime(chain: DevChain, seconds: number): Promise<void> {
     params: [toHex(seconds)] as never,
   });
   await chain.publicClient.request({ method: "evm_mine" as never, params: [] as never });
+}
+
+/** A release with `snp` SEV-SNP and `tdx` TDX measured configurations, each with a firmware hash. */
+function releaseInput(tag: string, snp: number, tdx: number): ReleaseInput {
+  const bytes = (n: number, seed: string) => {
+    const h = keccak256(toHex(seed)).slice(2);
+    return `0x${h.repeat(Math.ceil((2 * n) / h.length)).slice(0, 2 * n)}` as Hex;
+  };
+  const m = (tee: number, n: number, i: number) => ({
+    tee,
+    config: `${tee === ReleaseTee.snp ? "milan" : "sapphire rapids"}, ${4 << i} vCPU`,
+    value: bytes(n, `${tag}-${tee}-${i}`),
+    firmware: keccak256(toHex(`ovmf-${tag}`)),
+  });
+  return {
+    version: `1.${tag}.0`,
+    imageDigest: keccak256(toHex(`image-${tag}`)),
+    source: "git+https://github.com/example/tpod-provider-image@0123456789abcdef0123456789abcdef01234567",
+    measurements: [
+      ...Array.from({ length: snp }, (_, i) => m(ReleaseTee.snp, 48, i)),
+      ...Array.from({ length: tdx }, (_, i) => m(ReleaseTee.tdx, 192, i)),
+    ],
+  };
+}
+
+/** The release registry: publication at 1-of-1 and 2-of-3, revocation, a provider declaring its release. */
+async function releaseRows(chain: DevChain, record: (action: string, gas: bigint) => void): Promise<void> {
+  const signer = chain.context(0);
+  record(
+    "release publish, 1 of 1 (1 SNP config)",
+    (await publishRelease(signer, releaseInput("a", 1, 0))).receipt.gasUsed,
+  );
+  const big = await publishRelease(signer, releaseInput("b", 2, 2));
+  record("release publish, 1 of 1 (2 SNP + 2 TDX configs)", big.receipt.gasUsed);
+  record(
+    "release revoke (reason of 35 bytes)",
+    (await revokeRelease(signer, big.id, "CVE-2099-0001 in the image's kernel")).receipt.gasUsed,
+  );
+  const wallet = createWalletClient({
+    chain: { ...signer.walletClient!.chain!, id: chain.chainId },
+    transport: http(chain.rpcUrl),
+    account: privateKeyToAccount(chain.accounts[0]!.privateKey),
+  });
+  const address = await deployReleases(
+    chain.publicClient,
+    wallet,
+    [0, 6, 7].map((i) => chain.accounts[i]!.address),
+    2,
+  );
+  const at = (i: number): ChainContext => ({
+    ...chain.context(i),
+    addresses: { ...chain.context(i).addresses, releases: address },
+  });
+  const input = releaseInput("c", 2, 2);
+  record(
+    "release approve, 2 of 3: first signer (stores a bit)",
+    (await publishRelease(at(0), input)).receipt.gasUsed,
+  );
+  record(
+    "release approve, 2 of 3: second signer publishes (2+2)",
+    (await publishRelease(at(6), input)).receipt.gasUsed,
+  );
+  // Two registrations in the same position (neither is the Registry's first): without and with a release.
+  const entry = (release?: Hex) => ({
+    name: "bench provider",
+    regions: ["eu-west"],
+    multiaddrs: ["/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWBench"],
+    metadataCid: "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
+    teeTypes: ["sev-snp", "tdx"],
+    token: chain.contracts.token,
+    minNoticeSeconds: 3600,
+    prices: [
+      { resource: Resource.cpu, pricePerUnitSecond: 10n },
+      { resource: Resource.memory, pricePerUnitSecond: 2n },
+      { resource: Resource.storage, pricePerUnitSecond: 1n },
+      { resource: Resource.gpu, pricePerUnitSecond: 1000n },
+    ],
+    ...(release ? { release } : {}),
+  });
+  const plain = await registerProvider(chain.context(9), entry());
+  record("register provider (as above, not the first; no release)", plain.receipt.gasUsed);
+  const reg = await registerProvider(chain.context(8), entry(big.id));
+  record("register provider (as above, not the first; declaring a release)", reg.receipt.gasUsed);
 }
 
 async function main(): Promise<void> {
@@ -80,6 +169,7 @@ async function main(): Promise<void> {
       ],
     });
     record("register provider (4 prices, 2 TEE types)", reg.receipt.gasUsed);
+    await releaseRows(chain, record);
 
     // Royalties pay Marketplace listings only (exactly at their terms): one listing per developer.
     const listingOf = async (i: number): Promise<Royalty> => {

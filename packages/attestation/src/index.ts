@@ -17,6 +17,7 @@ export { type EnclaveReport, type IntelQuote, parseIntelQuote, type TdReport } f
 export { intelRoot, verifyIntelQuote } from "./intel/verify.js";
 export * from "./measure/errors.js";
 export * from "./measure/snp/index.js";
+export * from "./launch.js";
 export * from "./policy.js";
 export * from "./roots.js";
 export * from "./snp/report.js";

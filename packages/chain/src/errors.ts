@@ -1,8 +1,8 @@
 import { BaseError, ContractFunctionRevertedError, decodeErrorResult, type Hex } from "viem";
-import { marketplaceAbi, paymentsAbi, registryAbi } from "./gen/index.js";
+import { marketplaceAbi, paymentsAbi, registryAbi, releasesAbi } from "./gen/index.js";
 
 /** Every custom error the contracts can raise, for decoding raw revert data. */
-export const contractErrorsAbi = [...paymentsAbi, ...registryAbi, ...marketplaceAbi].filter(
+export const contractErrorsAbi = [...paymentsAbi, ...registryAbi, ...marketplaceAbi, ...releasesAbi].filter(
   (item) => item.type === "error",
 );
 
@@ -82,6 +82,24 @@ const hints: Record<string, (a: Args) => string> = {
   CidTooLong: (a) => `the CID is ${a[0]} bytes; at most ${a[1]} are allowed`,
   EmptyCid: () => "the CID is empty",
   FeeTokenRequired: (a) => `a fixed fee of ${a[0]} needs a fee token`,
+  NotSigner: (a) =>
+    `${a[0]} is not a release signer: only the Releases contract's signers publish and revoke`,
+  AlreadyApproved: (a) => `signer ${a[1]} already approved ${a[0]}: the other signers must approve it`,
+  BadThreshold: (a) => `threshold ${a[0]} is not between 1 and the ${a[1]} signers`,
+  BadSigner: (a) => `signer ${a[0]} is zero or listed twice`,
+  ReleaseExists: (a) =>
+    `release ${a[0]} is already ${Number(a[1]) === 2 ? "published and revoked" : "published"}: publish a new version instead`,
+  UnknownRelease: (a) => `no release ${a[0]}: check the release id (tpod release list)`,
+  AlreadyRevoked: (a) => `release ${a[0]} is already revoked`,
+  EmptyVersion: () => "the release version is empty",
+  VersionTaken: (a) => `version ${a[0]} is already used by release ${a[1]}: pick a new version`,
+  ZeroImageDigest: () => "the release's image digest is zero: give the SHA-256 of the provider VM image",
+  NoMeasurements: () => "the release lists no measurements",
+  UnknownTee: (a) => `TEE id ${a[0]} is unknown: use 1 (sev-snp), 2 (tdx), 3 (sgx) or 4 (insecure-dev)`,
+  BadMeasurementLength: (a) =>
+    `a measurement for TEE ${a[0]} is ${a[1]} bytes, expected ${a[2]} (SEV-SNP 48, TDX MRTD+RTMR0..2 192, SGX and insecure-dev 32)`,
+  MeasurementPublished: (a) =>
+    `measurement ${a[0]} is already in release ${a[1]}, which is not revoked: a measurement belongs to one live release`,
   ReentrancyGuardReentrantCall: () => "re-entrant call refused",
   SafeERC20FailedOperation: (a) => `token ${a[0]} refused the transfer: check balance and allowance`,
 };

@@ -9,7 +9,18 @@ import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { accrued, balanceOf, channelHistory, getChannel, withdraw } from "@trustedpods/chain";
+import {
+  accrued,
+  balanceOf,
+  channelHistory,
+  devnetReleaseInput,
+  getChannel,
+  getProvider,
+  paymentsAbi,
+  publishRelease,
+  revokeRelease,
+  withdraw,
+} from "@trustedpods/chain";
 import type { DevChain } from "@trustedpods/chain/node";
 import { DEVNET_BILLING, type Devnet, startDevnet } from "@trustedpods/devnet";
 import { createP2PNode, type P2PNode } from "@trustedpods/p2p";
@@ -406,6 +417,77 @@ describe.skipIf(!haveTools)("deploy", () => {
     expect(out.error.details.minSeconds).toBe("600");
     expect(await tokenBalance(cliPublisher)).toBe(cliBalance);
     expect((await cli(["deploy", manifest, "--funds", "1e5"])).code).toBe(2);
+  }, 120_000);
+
+  it("CLI: the default devnet policy deploys only to a published release; revoked, the deploy is refused before any money moves", async () => {
+    const manifest = join(tmp, "rel.yaml");
+    await writeFile(manifest, httpManifest("rel", "x"));
+    const provider = daemon.info().provider;
+    const entry = await getProvider(chain.context(0), provider);
+    expect(entry.release).toBe(chain.devnetRelease);
+    const v = await cli(["verify", provider]);
+    expect(v.code, v.err).toBe(0);
+    expect(v.out).toMatch(/^accepted .*insecure-dev evidence, release devnet-insecure-dev/);
+
+    const signer = chain.context(0);
+    await revokeRelease(signer, chain.devnetRelease!, "test: the devnet release is withdrawn");
+    try {
+      const publisher = privateKeyToAccount(chain.accounts[2]!.privateKey).address;
+      const before = {
+        publisher: await tokenBalance(publisher),
+        payments: await tokenBalance(chain.contracts.payments),
+        allowance: await chain.publicClient.readContract({
+          address: chain.contracts.token,
+          abi: erc20Abi,
+          functionName: "allowance",
+          args: [publisher, chain.contracts.payments],
+        }),
+        block: await chain.publicClient.getBlockNumber(),
+      };
+      const d = await cli(["deploy", manifest, "--json"]);
+      expect(d.code).toBe(1);
+      expect(d.err).toMatch(
+        /is release devnet-insecure-dev .*which was revoked at .*: test: the devnet release is withdrawn/,
+      );
+      expect(JSON.parse(d.out).error).toMatchObject({
+        code: "ATTESTATION_REFUSED",
+        field: "release.revoked",
+      });
+      expect(d.err).not.toMatch(/quote|channel/i);
+      // Nothing moved: balances and allowance as before, and no channel was opened on Payments since.
+      expect(await tokenBalance(publisher)).toBe(before.publisher);
+      expect(await tokenBalance(chain.contracts.payments)).toBe(before.payments);
+      expect(
+        await chain.publicClient.readContract({
+          address: chain.contracts.token,
+          abi: erc20Abi,
+          functionName: "allowance",
+          args: [publisher, chain.contracts.payments],
+        }),
+      ).toBe(before.allowance);
+      const opened = await chain.publicClient.getContractEvents({
+        address: chain.contracts.payments,
+        abi: paymentsAbi,
+        eventName: "ChannelOpened",
+        // The revocation's block or a later empty one: no channel was opened there before the deploy.
+        fromBlock: before.block,
+      });
+      expect(opened).toEqual([]);
+    } finally {
+      // The signers publish the same measurement again under a new version: the devnet accepts its provider
+      // again (and the tests after this one deploy under it).
+      const reinstated = await publishRelease(signer, {
+        ...devnetReleaseInput(),
+        version: "devnet-insecure-dev-2",
+      });
+      expect(reinstated.published).toBe(true);
+    }
+    const again = await cli(["verify", provider]);
+    expect(again.code, again.err).toBe(0);
+    expect(again.out).toMatch(/release devnet-insecure-dev-2/);
+    expect(again.out).toMatch(
+      /warning: the provider declares release [0-9a-f]{16}… in the Registry, but its evidence is release devnet-insecure-dev-2/,
+    );
   }, 120_000);
 
   it("CLI: a key-value pod with a TCP port, a persistent volume and a secret; an update keeps its data", async () => {

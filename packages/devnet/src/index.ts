@@ -9,7 +9,7 @@
  */
 import { open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { registerProvider } from "@trustedpods/chain";
+import { devnetReleaseInput, registerProvider } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import { type BlockHttpServer, createIpfsNode, type IpfsNode, serveBlocksOverHttp } from "@trustedpods/ipfs";
 import type { PricingFile } from "@trustedpods/protocol";
@@ -103,7 +103,15 @@ export interface DevnetInfo {
   ready: true;
   rpcUrl: string;
   chainId: number;
-  contracts: { registry: Address; payments: Address; marketplace: Address; token: Address };
+  contracts: {
+    registry: Address;
+    payments: Address;
+    marketplace: Address;
+    releases: Address;
+    token: Address;
+  };
+  /** The devnet release (insecure-dev) its provider declares; its signers are dev accounts 0 and the publisher. */
+  release: { id: Hex; version: string };
   provider: {
     address: Address;
     peerId: string;
@@ -295,8 +303,13 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
 
     progress("starting the dev chain, the IPFS node and the Podman service...");
     const [chainR, ipfsR, engineR] = await Promise.allSettled([
+      // The publisher account signs releases too, so `tpod release publish|revoke` can be tried on the devnet.
       timed(timings, "chain", () =>
-        startDevChain({ port: chainPort, blockTimeSeconds: DEVNET_BLOCK_SECONDS }),
+        startDevChain({
+          port: chainPort,
+          blockTimeSeconds: DEVNET_BLOCK_SECONDS,
+          releaseSigners: [0, PUBLISHER_ACCOUNT],
+        }),
       ),
       timed(timings, "ipfs", () =>
         createIpfsNode({
@@ -374,11 +387,15 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
     const gatewayUrl = `http://${DEVNET_BASE_DOMAIN}:${gw.address.port}/`;
 
     progress("registering the provider...");
+    // The devnet's provider runs no measured image: the dev chain published the devnet release (it lists the
+    // insecure-dev label), so the devnet's default policy checks releases exactly as a real network's does.
+    const release = { id: chain.devnetRelease! };
     const entry = await registrationFromConfig(config, {
       name: "devnet-provider",
       regions: ["local"],
       multiaddrs: d.multiaddrs,
       peerId: d.peerId,
+      release: release.id,
     });
     await timed(timings, "register", () => registerProvider(chain.context(PROVIDER_ACCOUNT), entry));
 
@@ -424,6 +441,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       rpcUrl: chain.rpcUrl,
       chainId: chain.chainId,
       contracts: chain.contracts,
+      release: { id: release.id, version: devnetReleaseInput().version },
       provider: {
         address: d.provider,
         peerId: d.peerId,

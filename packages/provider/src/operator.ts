@@ -82,6 +82,8 @@ export interface RegistrationOptions {
   metadataCid?: string;
   /** The daemon's peer id; default: read from the config's peer key file. */
   peerId?: string;
+  /** The provider release it runs (a Releases id; publishers check its evidence against the release registry). */
+  release?: Hex;
 }
 
 /** The libp2p peer id of the daemon's key file (the daemon creates it at first start). */
@@ -128,6 +130,7 @@ export async function registrationFromConfig(
     token: getAddress(config.pricing.token),
     minNoticeSeconds: config.billing.minNoticeSeconds,
     prices: registryPrices(config.pricing),
+    ...(o.release ? { release: o.release } : {}),
   };
 }
 

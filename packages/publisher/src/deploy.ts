@@ -60,6 +60,7 @@ import {
   type TokenInfo,
   tokenInfo,
 } from "./providers.js";
+import { chainReleaseCheck, type ReleaseCheck } from "./releases.js";
 import { type ProviderAttestation, verifyProvider } from "./verify.js";
 
 export type DeployStep = "provider" | "attest" | "upload" | "quote" | "channel" | "provision";
@@ -364,6 +365,16 @@ async function checkBalance(
     );
 }
 
+/** verifyProvider's `releases` option for a chain context, when the network has a release registry. */
+export function releaseCheckOption(
+  ctx: ChainContext,
+  where: string,
+  declared?: Hex,
+): { releases?: ReleaseCheck } {
+  const check = chainReleaseCheck(ctx, where, declared);
+  return check ? { releases: check } : {};
+}
+
 /**
  * Deploys a pod: picks a provider, attests it, uploads images and secrets, gets a signed quote, opens the
  * payment channel, provisions, and records the pod. Every step reports its duration through `onProgress`.
@@ -402,9 +413,11 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
         multiaddrs: offer.multiaddrs,
         policy: o.policy.policy,
         policySource: o.policy.source,
+        ...releaseCheckOption(ctx, o.network.name, offer.release),
       }),
     (r) =>
-      `attested: ${r.evidence.tee} evidence${r.insecure ? " (insecure-dev: no TEE, allowed by the policy)" : ""}`,
+      `attested: ${r.evidence.tee} evidence${r.insecure ? " (insecure-dev: no TEE, allowed by the policy)" : ""}` +
+      (r.release ? `, release ${r.release.release.version}` : ""),
   );
   const uploading = step(
     "upload",
@@ -417,9 +430,13 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
             .join(", ")}`
         : "no local images",
   );
-  const [attestation, pushed] = await Promise.all([attesting, uploading.catch((e: unknown) => e)]);
-  if (pushed instanceof Error) throw pushed;
-  const { pod: withImages } = pushed as Awaited<typeof uploading>;
+  // Both settle before either error is thrown: a refused attestation must not leave the upload writing into an
+  // IPFS repo the caller is about to close and remove (its cleanup error would then hide the refusal).
+  const [attested, pushed] = await Promise.allSettled([attesting, uploading]);
+  if (attested.status === "rejected") throw attested.reason;
+  if (pushed.status === "rejected") throw pushed.reason;
+  const attestation = attested.value;
+  const { pod: withImages } = pushed.value;
   const pod = await step(
     "upload",
     "encrypting secrets to the provider's attested key",
@@ -650,8 +667,9 @@ export async function updatePod(o: UpdateOptions): Promise<UpdateResult> {
         multiaddrs: o.record.multiaddrs ?? [],
         policy: o.policy.policy,
         policySource: o.policy.source,
+        ...releaseCheckOption(ctx, o.record.network ?? "this network"),
       }),
-    (r) => `attested: ${r.evidence.tee} evidence`,
+    (r) => `attested: ${r.evidence.tee} evidence${r.release ? `, release ${r.release.release.version}` : ""}`,
   );
   const pod = await step(
     "upload",

@@ -61,7 +61,9 @@ export type PublisherErrorCode =
   /** A token amount is malformed or has more decimals than the token. */
   | "INVALID_AMOUNT"
   /** A deploy step did not finish within its deadline (details: the step and the deadline). */
-  | "STEP_TIMEOUT";
+  | "STEP_TIMEOUT"
+  /** A release file is malformed (see `field`). */
+  | "RELEASE_MALFORMED";
 
 export class PublisherError extends Error {
   override readonly name = "PublisherError";

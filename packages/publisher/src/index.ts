@@ -10,6 +10,7 @@ export * from "./network.js";
 export * from "./pod-ops.js";
 export * from "./pods.js";
 export * from "./providers.js";
+export * from "./releases.js";
 export * from "./verify.js";
 export * from "./web-app.js";
 export * from "./web-deploy.js";

@@ -19,7 +19,7 @@ import {
   PricingError,
   podPrice,
 } from "@trustedpods/protocol";
-import { type Address, erc20Abi, getAddress, type PublicClient, parseUnits } from "viem";
+import { type Address, erc20Abi, getAddress, type Hex, type PublicClient, parseUnits } from "viem";
 import { PublisherError } from "./errors.js";
 
 export interface ProviderOffer {
@@ -34,6 +34,8 @@ export interface ProviderOffer {
   pricing: Pricing & { token: Address };
   registeredAt: bigint;
   updatedAt: bigint;
+  /** The release id the provider declares it runs (zero: none). Its evidence is what counts. */
+  release: Hex;
 }
 
 export interface ProviderFilter {
@@ -85,6 +87,7 @@ export function offerFromRegistry(info: ProviderInfo): ProviderOffer {
     pricing: { token: getAddress(info.token), prices },
     registeredAt: info.registeredAt,
     updatedAt: info.updatedAt,
+    release: info.release,
   };
 }
 

@@ -40,6 +40,7 @@ import {
   type NetworkContracts,
   parseContracts,
   type ResolvedNetwork,
+  requiringReleases,
   STRICT_POLICY,
   shortMessage,
 } from "./network.js";
@@ -52,7 +53,8 @@ import {
   type TokenInfo,
   tokenInfo,
 } from "./providers.js";
-import { verifyProvider } from "./verify.js";
+import { chainReleaseCheck } from "./releases.js";
+import { describeAttestation, verifyProvider } from "./verify.js";
 
 /** `config.json` next to the web app: which chain it talks to, and on the devnet the dev key. */
 export interface WebAppConfig {
@@ -142,9 +144,12 @@ export function webAppConfigFromDevnet(state: DevnetState): WebAppConfig {
   };
 }
 
-/** The attestation policy the web app verifies with: insecure-dev only on the devnet. */
+/**
+ * The attestation policy the web app verifies with: insecure-dev only on the devnet, and everywhere a published,
+ * non-revoked release from the network's release registry.
+ */
 export function webPolicy(config: WebAppConfig): Policy {
-  return config.devnet ? DEVNET_POLICY : STRICT_POLICY;
+  return requiringReleases(config.devnet ? DEVNET_POLICY : STRICT_POLICY);
 }
 
 function resolvedFrom(config: WebAppConfig): ResolvedNetwork {
@@ -250,23 +255,56 @@ export async function loadProviderCards(ctx: ChainContext): Promise<ProviderCard
 }
 
 export type AttestationStatus =
-  | { state: "verified"; tee: string; insecure: boolean; peerId: string; summary: Record<string, unknown> }
+  | {
+      state: "verified";
+      tee: string;
+      insecure: boolean;
+      peerId: string;
+      summary: Record<string, unknown>;
+      /** The release the evidence matched, when a release registry was consulted. */
+      release?: { id: Hex; version: string; imageDigest: Hex; config: string };
+      /** What was verified, in words (describeAttestation). */
+      lines: string[];
+    }
   | { state: "refused" | "unreachable"; message: string };
 
-/** Attests one provider from this browser (fresh nonce, binding checked) and says the outcome in words. */
+/**
+ * Attests one provider from this browser (fresh nonce, binding checked, release looked up on `ctx`'s release
+ * registry) and says the outcome in words.
+ */
 export async function attestOffer(
   node: Libp2p,
   offer: ProviderOffer,
   policy: Policy,
+  ctx?: ChainContext,
 ): Promise<AttestationStatus> {
   try {
-    const r = await verifyProvider({ node, multiaddrs: offer.multiaddrs, policy, timeoutMs: 20_000 });
+    const releases = ctx ? chainReleaseCheck(ctx, "this network", offer.release) : undefined;
+    const r = await verifyProvider({
+      node,
+      multiaddrs: offer.multiaddrs,
+      policy,
+      timeoutMs: 20_000,
+      ...(releases ? { releases } : {}),
+    });
+    const rel = r.release;
     return {
       state: "verified",
       tee: r.evidence.tee,
       insecure: r.insecure,
       peerId: r.peerId,
       summary: r.summary,
+      ...(rel
+        ? {
+            release: {
+              id: rel.release.id,
+              version: rel.release.version,
+              imageDigest: rel.release.imageDigest,
+              config: rel.measurement.config,
+            },
+          }
+        : {}),
+      lines: describeAttestation(r),
     };
   } catch (err) {
     const refused = err instanceof PublisherError && err.code !== "PROVIDER_UNREACHABLE";

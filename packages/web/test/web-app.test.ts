@@ -293,6 +293,14 @@ describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () =
     });
     expect(await badge.getAttribute("data-state")).toBe("verified");
     expect(await badge.textContent()).toContain("insecure-dev");
+    // Verified in this browser against the release registry: the devnet release, in words.
+    expect(await badge.textContent()).toContain("release devnet-insecure-dev");
+    expect(await card.locator('[data-testid="release"]').textContent()).toMatch(
+      /^devnet-insecure-dev \(image sha256 0x/,
+    );
+    const verified = await card.locator('[data-testid="verified-lines"]').textContent();
+    expect(verified).toContain("hardware: NONE");
+    expect(verified).toContain("binding: the evidence's report data commits to this session's fresh nonce");
     expect(await page.locator('[data-testid="account"]').textContent()).toContain("dev key");
     await shot(page, "providers-wide");
     await page.setViewportSize({ width: 375, height: 800 });

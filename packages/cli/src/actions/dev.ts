@@ -13,6 +13,7 @@ import {
 import { OciError } from "@trustedpods/oci";
 import { createP2PNode } from "@trustedpods/p2p";
 import {
+  chainReleaseCheck,
   connectNetwork,
   DEVELOPER_ARGS_WARNING,
   developerEarnings,
@@ -228,11 +229,13 @@ export async function devAuthorize(
   const node = await createP2PNode();
   let encryptionKey: Uint8Array;
   try {
+    const releases = chainReleaseCheck(clients.context, network.name, offer.release);
     const att = await verifyProvider({
       node,
       multiaddrs: offer.multiaddrs,
       policy: policy.policy,
       policySource: policy.source,
+      ...(releases ? { releases } : {}),
     });
     encryptionKey = att.encryptionPublicKey;
   } catch (err) {

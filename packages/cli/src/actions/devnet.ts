@@ -8,7 +8,7 @@ import { CliError, ExitCode } from "../errors.js";
 export interface DevChainInfo {
   rpcUrl: string;
   chainId: number;
-  contracts: { registry: string; payments: string; marketplace: string; token: string };
+  contracts: { registry: string; payments: string; marketplace: string; releases: string; token: string };
   accounts: { address: string; privateKey: string; label: string }[];
 }
 
@@ -98,9 +98,14 @@ export async function devnetUp({ io }: CommandContext, opts: DevnetUpOpts) {
     io.err(`  chain      ${info.rpcUrl} (chain id ${info.chainId})`);
     io.err(`  provider   ${info.provider.address}  peer ${info.provider.peerId}`);
     io.err(
+      `  release    ${info.release.version} ${info.release.id} (insecure-dev: the devnet's only accepted "measurement")`,
+    );
+    io.err(
       `  gateway    ${info.gateway.url}  (pods are http://NAME.${info.gateway.baseDomain}:${info.gateway.port}/)`,
     );
-    io.err(`  publisher  ${info.publisher.address}  (PUBLIC TEST KEY: never use it on a real chain)`);
+    io.err(
+      `  publisher  ${info.publisher.address}  (PUBLIC TEST KEY: never use it on a real chain; also a release signer here)`,
+    );
     io.err(`  state file ${info.stateFile}: tpod commands use this devnet without flags`);
     if (web) io.err(`  web app    ${web.url}`);
     io.err("press Ctrl-C to stop (removes the devnet's pods and its state file)");
@@ -169,6 +174,7 @@ export async function devnetChain({ io }: CommandContext, opts: { port?: string;
     io.err(`dev chain ready at ${info.rpcUrl} (chain id ${info.chainId})`);
     io.err(`  registry ${info.contracts.registry}  payments ${info.contracts.payments}`);
     io.err(`  marketplace ${info.contracts.marketplace}  token ${info.contracts.token}`);
+    io.err(`  releases ${info.contracts.releases} (release signer: account 0)`);
     io.err(
       `  ${info.accounts.length} funded accounts with PUBLIC TEST KEYS (never use them on a real chain)`,
     );

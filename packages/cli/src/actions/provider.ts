@@ -178,6 +178,11 @@ export async function providerRegistry(
   action: "register" | "update" | "deregister",
   opts: RegistryOpts,
 ) {
+  if (opts.release !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(opts.release))
+    throw new CliError(
+      `--release must be a release id (0x and 64 hex digits), got "${opts.release}"`,
+      ExitCode.usage,
+    );
   const { m, config } = await loadProviderConfig(opts.config);
   try {
     const chain = await m.operatorChain(config);
@@ -190,6 +195,7 @@ export async function providerRegistry(
             ...(opts.teeType ? { teeTypes: opts.teeType } : {}),
             ...(opts.multiaddr ? { multiaddrs: opts.multiaddr } : {}),
             ...(opts.metadataCid ? { metadataCid: opts.metadataCid } : {}),
+            ...(opts.release ? { release: opts.release as `0x${string}` } : {}),
           });
     io.err(`${action}: provider ${chain.account.address} on ${config.chain.rpcUrl}...`);
     const r = await m.applyRegistration(chain, action, entry);
@@ -201,6 +207,7 @@ export async function providerRegistry(
           `  name ${r.entry.name}; tee ${r.entry.teeTypes.join(",")}; notice ${r.entry.minNoticeSeconds} s`,
         );
         io.out(`  multiaddrs ${r.entry.multiaddrs.join(" ")}`);
+        io.out(`  release ${r.entry.release ?? "none declared"}`);
         for (const p of r.entry.prices)
           io.out(
             `  resource ${["cpu", "memory", "storage", "gpu"][p.resource]}: ${p.pricePerUnitSecond} per unit-second`,

@@ -15,6 +15,7 @@ import { registerNetwork } from "./network.js";
 import { registerPods } from "./pods.js";
 import { registerProvider } from "./provider.js";
 import { registerProviders } from "./providers.js";
+import { registerRelease } from "./release.js";
 import { registerVerify } from "./verify.js";
 
 export interface CommandContext {
@@ -35,6 +36,7 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
   registerNetwork(program, ctx);
   registerProviders(program, ctx);
   registerVerify(program, ctx);
+  registerRelease(program, ctx);
   registerProvider(program, ctx);
   registerDev(program, ctx);
   registerListings(program, ctx);
