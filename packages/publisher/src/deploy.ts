@@ -629,7 +629,8 @@ function provisionError(err: unknown, channel: Hex): unknown {
 
 export interface UpdateOptions extends UploadOptions {
   /** The pod: from the local record, or found on chain with its provider's addresses from the Registry. */
-  record: Pick<PodRecord, "podId" | "provider" | "multiaddrs" | "chainId">;
+  record: Pick<PodRecord, "podId" | "provider" | "multiaddrs" | "chainId"> &
+    Partial<Pick<PodRecord, "network">>;
   pod: Pod;
   clients: NetworkClients;
   account: LocalAccount;
