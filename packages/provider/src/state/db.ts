@@ -262,7 +262,7 @@ const CORE_MIGRATIONS = [
      PRIMARY KEY (publisher, nonce)
    );
    CREATE INDEX nonces_expiry ON nonces (expiry);`,
-  "ALTER TABLE pods ADD COLUMN stop_reason TEXT CHECK (stop_reason IN ('funds', 'closed'))",
+  "ALTER TABLE pods ADD COLUMN stop_reason TEXT CHECK (stop_reason IN ('funds', 'closed', 'underpaid'))",
 ] as const;
 
 function podFromRow(row: Row): StoredPod {
