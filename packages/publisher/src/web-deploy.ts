@@ -181,6 +181,8 @@ export async function deployFromBrowser(o: WebDeployOptions): Promise<WebDeployR
     podId,
     deposit,
     noticeSeconds: quote.quote.minNoticeSeconds,
+    // Exactly the list the provider signed (one entry per listing the pod runs; requestQuote checked the ids).
+    royalties: quote.royalties,
     approve: false,
   });
   say("channel", "done", `channel open (${formatAmount(deposit, token)})`);
