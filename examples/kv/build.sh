@@ -3,14 +3,19 @@
 # holding Debian's redis-server and redis-cli with exactly the libraries `ldd` lists.
 # Nothing is installed on this machine: the .debs are fetched with `apt-get download` and unpacked with
 # `dpkg -x` into a temporary directory (no redis service is set up or started). Needs apt's package lists
-# (run `apt-get update` once if they are missing), buildah, dpkg and ldd.
+# (fetched with `apt-get update` when they are missing and we are root), buildah, dpkg and ldd.
 set -euo pipefail
 tag="${1:-localhost/tpod-redis:latest}"
 for tool in buildah apt-get apt-cache dpkg ldd; do
   command -v "$tool" >/dev/null || { echo "build.sh: $tool not found" >&2; exit 1; }
 done
+# A machine whose package lists were cleaned (or never fetched) knows no packages: fetch them once, as root.
+if ! apt-cache show redis-tools >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+  echo "build.sh: apt's package lists lack redis-tools: running apt-get update" >&2
+  apt-get update -qq >&2 || true
+fi
 if ! apt-cache show redis-tools >/dev/null 2>&1; then
-  echo "build.sh: apt knows no redis-tools package; run apt-get update first" >&2
+  echo "build.sh: apt knows no redis-tools package; run apt-get update (as root) first" >&2
   exit 1
 fi
 work="$(mktemp -d)"

@@ -179,7 +179,8 @@ afterAll(async () => {
   clearInterval(miner);
   await devnet?.stop();
   await exec("podman", ["rmi", "-f", BUSYBOX, BUSYBOX_2, REDIS]).catch(() => {});
-  await rm(tmp, { recursive: true, force: true });
+  // The devnet's IPFS peer store may still flush a file after it stopped (ENOTEMPTY): retry.
+  await rm(tmp, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   if (savedHome === undefined) delete process.env.TPOD_HOME;
   else process.env.TPOD_HOME = savedHome;
 }, 120_000);

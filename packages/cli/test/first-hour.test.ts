@@ -154,7 +154,7 @@ afterAll(async () => {
   await node?.stop();
   await devnet?.stop();
   await exec("buildah", ["rmi", "-f", IMAGE]).catch(() => {});
-  await rm(tmp, { recursive: true, force: true });
+  await rm(tmp, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   if (savedHome === undefined) delete process.env.TPOD_HOME;
   else process.env.TPOD_HOME = savedHome;
 }, 120_000);
