@@ -1,0 +1,31 @@
+/** `delete`: remove the signer's pod (billing settles through the gate's onDeleted). Signed. */
+import type { SignedCallContext } from "@trustedpods/p2p";
+import { DeleteRequestSchema, DeleteResponseSchema } from "@trustedpods/protocol";
+import type { PodManager } from "../pods.js";
+import type { StateDb } from "../state/db.js";
+import { ownedPod, podKey } from "./admission.js";
+import { type HandlerLimits, shortCall } from "./limits.js";
+import { type ServeContext, serveSignedUnary } from "./serve.js";
+
+export interface DeleteDeps {
+  state: Pick<StateDb, "getPod">;
+  pods: Pick<PodManager, "delete">;
+}
+
+export async function deletePod(d: DeleteDeps, r: { podId: Uint8Array }, c: SignedCallContext) {
+  const { id } = podKey(r.podId, c);
+  ownedPod(d.state, id);
+  await d.pods.delete(id);
+  return { volumesKeptUntil: 0n };
+}
+
+export function serveDelete(s: ServeContext, d: DeleteDeps, l: HandlerLimits) {
+  return serveSignedUnary(
+    s,
+    "delete",
+    DeleteRequestSchema,
+    DeleteResponseSchema,
+    (r, c) => deletePod(d, r, c),
+    shortCall(l),
+  );
+}
