@@ -24,7 +24,7 @@ export interface AdmissionDeps {
 }
 
 /** A pod admitted for provision or update: its engine id, its bytes32 pod id and the decoded pod. */
-export type Admitted = ProvisionPaymentRequest;
+export type Admitted = ProvisionPaymentRequest & { id: string };
 
 function invalid(field: string, message: string): RpcError {
   return new RpcError(ErrorCode.INVALID_ARGUMENT, message, { details: { field } });
