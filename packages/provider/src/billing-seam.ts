@@ -24,12 +24,8 @@ export interface ProvisionPaymentRequest {
   channel: PaymentChannelRef | undefined;
 }
 
-export interface ProvisionedPod {
-  id: string;
-  publisher: Address;
-  podId: Hex;
-  pod: Pod;
-}
+/** A pod that now runs: the admitted request without its channel terms, under the daemon's name. */
+export type ProvisionedPod = Pick<ProvisionPaymentRequest, "publisher" | "podId" | "pod"> & { id: string };
 
 export interface PaymentGate {
   /**
