@@ -23,14 +23,14 @@ import { startGateway } from "./gateway/start.js";
 import type { Gateway } from "./gateway/types.js";
 import type { RouteRegistry } from "./gateway-seam.js";
 import type { AdmissionDeps } from "./handlers/admission.js";
-import { serveAttest } from "./handlers/attest.js";
-import { serveDelete } from "./handlers/delete.js";
-import { serveLogs } from "./handlers/logs.js";
-import { serveProvision } from "./handlers/provision.js";
-import { serveQuote } from "./handlers/quote.js";
-import type { ServeContext } from "./handlers/serve.js";
-import { serveStatus } from "./handlers/status.js";
-import { serveUpdate } from "./handlers/update.js";
+import { attestProtocol } from "./handlers/attest.js";
+import { deleteProtocol } from "./handlers/delete.js";
+import { logsProtocol } from "./handlers/logs.js";
+import { provisionProtocol } from "./handlers/provision.js";
+import { quoteProtocol } from "./handlers/quote.js";
+import type { Protocol, ServeContext } from "./handlers/serve.js";
+import { statusProtocol } from "./handlers/status.js";
+import { updateProtocol } from "./handlers/update.js";
 import { type EncryptionKey, loadAccountKey, loadOrCreateEncryptionKey } from "./keys.js";
 import { createLogger, type Logger } from "./log.js";
 import { Metrics } from "./metrics.js";
@@ -328,33 +328,26 @@ export class Daemon {
       maxPods: limits.maxPods,
     };
     const pods = { state: this.state, engine: this.engine };
+    const serve = <D>(p: Protocol<D>, deps: D) => p.serve(s, deps, limits);
     this.unregister.push(
-      await serveAttest(
-        s,
-        {
-          attester: this.attester,
-          peerKey: this.peerKey,
-          encryptionPublicKeyDer: this.encryptionKey.publicKeyDer,
-          log: this.log,
-        },
-        limits,
-      ),
-      await serveQuote(
-        s,
-        {
-          account: this.account,
-          chainId: this.chainId,
-          config: this.config,
-          billing: () => this.billing?.config,
-          chain: () => this.chain(),
-        },
-        limits,
-      ),
-      await serveProvision(s, { ...admission, pods: this.pods }, limits),
-      await serveUpdate(s, { ...admission, pods: this.pods }, limits),
-      await serveDelete(s, { state: this.state, pods: this.pods }, limits),
-      await serveStatus(s, { ...pods, billingOf: (id) => this.billingOf(id) }, limits),
-      await serveLogs(s, pods, limits),
+      await serve(attestProtocol, {
+        attester: this.attester,
+        peerKey: this.peerKey,
+        encryptionPublicKeyDer: this.encryptionKey.publicKeyDer,
+        log: this.log,
+      }),
+      await serve(quoteProtocol, {
+        account: this.account,
+        chainId: this.chainId,
+        config: this.config,
+        billing: () => this.billing?.config,
+        chain: () => this.chain(),
+      }),
+      await serve(provisionProtocol, { ...admission, pods: this.pods }),
+      await serve(updateProtocol, { ...admission, pods: this.pods }),
+      await serve(deleteProtocol, { state: this.state, pods: this.pods }),
+      await serve(statusProtocol, { ...pods, billingOf: (id: string) => this.billingOf(id) }),
+      await serve(logsProtocol, pods),
     );
   }
 

@@ -11,8 +11,8 @@ import {
 import { RpcError } from "@trustedpods/p2p";
 import { AttestRequestSchema, AttestResponseSchema, ErrorCode } from "@trustedpods/protocol";
 import type { Logger } from "../log.js";
-import { type HandlerLimits, shortCall } from "./limits.js";
-import { type ServeContext, serveUnary } from "./serve.js";
+import { shortCall } from "./limits.js";
+import { unary } from "./serve.js";
 
 export interface AttestDeps {
   attester: Attester;
@@ -21,7 +21,7 @@ export interface AttestDeps {
   log: Logger;
 }
 
-export async function attest(d: AttestDeps, nonce: Uint8Array) {
+export async function attest(d: AttestDeps, { nonce }: { nonce: Uint8Array }) {
   if (nonce.length < MIN_NONCE_BYTES || nonce.length > MAX_NONCE_BYTES)
     throw new RpcError(
       ErrorCode.INVALID_ARGUMENT,
@@ -47,13 +47,4 @@ export async function attest(d: AttestDeps, nonce: Uint8Array) {
   return { evidence: envelopeToProto(evidence), libp2pPublicKey, encryptionPublicKey };
 }
 
-export function serveAttest(s: ServeContext, d: AttestDeps, l: HandlerLimits) {
-  return serveUnary(
-    s,
-    "attest",
-    AttestRequestSchema,
-    AttestResponseSchema,
-    (r) => attest(d, r.nonce),
-    shortCall(l),
-  );
-}
+export const attestProtocol = unary("attest", AttestRequestSchema, AttestResponseSchema, attest, shortCall);

@@ -4,8 +4,8 @@ import { DeleteRequestSchema, DeleteResponseSchema } from "@trustedpods/protocol
 import type { PodManager } from "../pods.js";
 import type { StateDb } from "../state/db.js";
 import { ownedPod, podKey } from "./admission.js";
-import { type HandlerLimits, shortCall } from "./limits.js";
-import { type ServeContext, serveSignedUnary } from "./serve.js";
+import { shortCall } from "./limits.js";
+import { signed } from "./serve.js";
 
 export interface DeleteDeps {
   state: Pick<StateDb, "getPod">;
@@ -19,13 +19,10 @@ export async function deletePod(d: DeleteDeps, r: { podId: Uint8Array }, c: Sign
   return { volumesKeptUntil: 0n };
 }
 
-export function serveDelete(s: ServeContext, d: DeleteDeps, l: HandlerLimits) {
-  return serveSignedUnary(
-    s,
-    "delete",
-    DeleteRequestSchema,
-    DeleteResponseSchema,
-    (r, c) => deletePod(d, r, c),
-    shortCall(l),
-  );
-}
+export const deleteProtocol = signed(
+  "delete",
+  DeleteRequestSchema,
+  DeleteResponseSchema,
+  deletePod,
+  shortCall,
+);

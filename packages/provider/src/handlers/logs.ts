@@ -4,8 +4,8 @@ import { ErrorCode, LogEntrySchema, LogStream, LogsRequestSchema } from "@truste
 import type { Engine } from "../engine/types.js";
 import type { StateDb } from "../state/db.js";
 import { decodePod, ownedPod, podKey } from "./admission.js";
-import { type HandlerLimits, shortCall } from "./limits.js";
-import { type ServeContext, serveSignedStream } from "./serve.js";
+import { shortCall } from "./limits.js";
+import { signedStream } from "./serve.js";
 import { storedManifest } from "./to-wire.js";
 
 export interface LogsDeps {
@@ -45,13 +45,4 @@ export async function* logs(d: LogsDeps, r: LogsRequest, c: SignedCallContext) {
   }
 }
 
-export function serveLogs(s: ServeContext, d: LogsDeps, l: HandlerLimits) {
-  return serveSignedStream(
-    s,
-    "logs",
-    LogsRequestSchema,
-    LogEntrySchema,
-    (r, c) => logs(d, r, c),
-    shortCall(l),
-  );
-}
+export const logsProtocol = signedStream("logs", LogsRequestSchema, LogEntrySchema, logs, shortCall);

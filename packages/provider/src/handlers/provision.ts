@@ -4,8 +4,8 @@ import type { SignedCallContext } from "@trustedpods/p2p";
 import { ProvisionRequestSchema, ProvisionResponseSchema, wire } from "@trustedpods/protocol";
 import type { PodManager } from "../pods.js";
 import { type AdmissionDeps, admitProvision } from "./admission.js";
-import { type HandlerLimits, longCall } from "./limits.js";
-import { type ServeContext, serveSignedUnary } from "./serve.js";
+import { longCall } from "./limits.js";
+import { signed } from "./serve.js";
 import { endpointToWire } from "./to-wire.js";
 
 export interface ProvisionDeps extends AdmissionDeps {
@@ -37,13 +37,10 @@ export async function provision(d: ProvisionDeps, r: ProvisionRequest, c: Signed
   return { podId: r.podId, endpoints: endpoints.map(endpointToWire) };
 }
 
-export function serveProvision(s: ServeContext, d: ProvisionDeps, l: HandlerLimits) {
-  return serveSignedUnary(
-    s,
-    "provision",
-    ProvisionRequestSchema,
-    ProvisionResponseSchema,
-    (r, c) => provision(d, r, c),
-    longCall(l),
-  );
-}
+export const provisionProtocol = signed(
+  "provision",
+  ProvisionRequestSchema,
+  ProvisionResponseSchema,
+  provision,
+  longCall,
+);

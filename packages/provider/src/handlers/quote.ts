@@ -21,8 +21,8 @@ import { listingsOf, quoteTerms, royaltiesForPod, signPodQuote } from "../billin
 import type { BillingConfig } from "../billing/types.js";
 import type { ProviderConfig } from "../config.js";
 import { admitPod } from "./admission.js";
-import { type HandlerLimits, shortCall } from "./limits.js";
-import { type ServeContext, serveUnary } from "./serve.js";
+import { shortCall } from "./limits.js";
+import { unary } from "./serve.js";
 
 export interface QuoteDeps {
   account: LocalAccount;
@@ -121,6 +121,4 @@ export async function quote(d: QuoteDeps, r: QuoteRequest) {
   };
 }
 
-export function serveQuote(s: ServeContext, d: QuoteDeps, l: HandlerLimits) {
-  return serveUnary(s, "quote", QuoteRequestSchema, QuoteResponseSchema, (r) => quote(d, r), shortCall(l));
-}
+export const quoteProtocol = unary("quote", QuoteRequestSchema, QuoteResponseSchema, quote, shortCall);

@@ -10,8 +10,8 @@ import {
 import type { ContainerStatus, Engine } from "../engine/types.js";
 import type { StateDb } from "../state/db.js";
 import { decodePod, ownedPod, podKey } from "./admission.js";
-import { type HandlerLimits, shortCall } from "./limits.js";
-import { type ServeContext, serveSignedUnary } from "./serve.js";
+import { shortCall } from "./limits.js";
+import { signed } from "./serve.js";
 import { endpointToWire, PHASE, storedManifest } from "./to-wire.js";
 
 export interface StatusDeps {
@@ -65,13 +65,4 @@ export async function status(d: StatusDeps, r: { podId: Uint8Array }, c: SignedC
   };
 }
 
-export function serveStatus(s: ServeContext, d: StatusDeps, l: HandlerLimits) {
-  return serveSignedUnary(
-    s,
-    "status",
-    StatusRequestSchema,
-    StatusResponseSchema,
-    (r, c) => status(d, r, c),
-    shortCall(l),
-  );
-}
+export const statusProtocol = signed("status", StatusRequestSchema, StatusResponseSchema, status, shortCall);

@@ -4,8 +4,8 @@ import type { SignedCallContext } from "@trustedpods/p2p";
 import { UpdateRequestSchema, UpdateResponseSchema, wire } from "@trustedpods/protocol";
 import type { PodManager } from "../pods.js";
 import { type AdmissionDeps, admitUpdate } from "./admission.js";
-import { type HandlerLimits, longCall } from "./limits.js";
-import { type ServeContext, serveSignedUnary } from "./serve.js";
+import { longCall } from "./limits.js";
+import { signed } from "./serve.js";
 import { endpointToWire } from "./to-wire.js";
 
 export interface UpdateDeps extends AdmissionDeps {
@@ -20,13 +20,4 @@ export async function update(d: UpdateDeps, r: { podId: Uint8Array; pod?: wire.P
   return { endpoints: endpoints.map(endpointToWire) };
 }
 
-export function serveUpdate(s: ServeContext, d: UpdateDeps, l: HandlerLimits) {
-  return serveSignedUnary(
-    s,
-    "update",
-    UpdateRequestSchema,
-    UpdateResponseSchema,
-    (r, c) => update(d, r, c),
-    longCall(l),
-  );
-}
+export const updateProtocol = signed("update", UpdateRequestSchema, UpdateResponseSchema, update, longCall);
