@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BillingStore } from "../src/billing/store.js";
 import { StateDb } from "../src/state/db.js";
 
-const PUBLISHER = "0x00000000000000000000000000000000000000aa";
+const PUBLISHER = "0x00000000000000000000000000000000000000aa" as const;
 const POD_ID = `0x${"11".repeat(32)}` as const;
 
 function pod(id: string) {
