@@ -8,7 +8,7 @@ import { RpcError, type SignedCallContext } from "@trustedpods/p2p";
 import { type Container, ErrorCode, type Pod, podToWire } from "@trustedpods/protocol";
 import type { Hex } from "viem";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { AllowAllPaymentGate, type ProvisionPaymentRequest } from "../src/billing-seam.js";
+import type { PaymentGate, ProvisionPaymentRequest } from "../src/billing-seam.js";
 import { type AdmissionDeps, admitProvision, admitUpdate } from "../src/handlers/admission.js";
 import { enginePodId } from "../src/provision/translate.js";
 import { StateDb } from "../src/state/db.js";
@@ -17,14 +17,17 @@ const PUBLISHER = "0x00000000000000000000000000000000000000aa" as const;
 const CID = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
 const DIGEST = `sha256:${"ab".repeat(32)}`;
 
-class CountingGate extends AllowAllPaymentGate {
+/** Accepts every pod (like AllowAllPaymentGate) and records what it was asked. */
+class CountingGate implements PaymentGate {
   readonly asked: ProvisionPaymentRequest[] = [];
-  override async checkProvision(req: ProvisionPaymentRequest): Promise<void> {
+  async checkProvision(req: ProvisionPaymentRequest): Promise<void> {
     this.asked.push(req);
   }
   async checkUpdate(req: ProvisionPaymentRequest): Promise<void> {
     this.asked.push(req);
   }
+  onProvisioned(): void {}
+  onDeleted(): void {}
 }
 
 function web(hostname?: string, extra: Partial<Container> = {}): Pod {
