@@ -1,0 +1,33 @@
+/**
+ * The engine a daemon runs pods on, chosen by `engine.kind` in the config. This is the seam for other engines:
+ * a new kind adds a case here (and to the config's `engine.kind`), nothing in the daemon changes.
+ */
+import path from "node:path";
+import type { ProviderConfig } from "../config.js";
+import type { Logger } from "../log.js";
+import { PodmanEngine } from "./podman.js";
+import { reapStalePodmanService } from "./podman-service.js";
+import type { Engine } from "./types.js";
+
+export async function createEngine(config: ProviderConfig, log: Logger): Promise<Engine> {
+  const kind = config.engine.kind;
+  switch (kind) {
+    case "podman":
+      return openPodman(config, log);
+    default:
+      throw new Error(`engine.kind ${String(kind)} is not supported by this daemon`);
+  }
+}
+
+async function openPodman(config: ProviderConfig, log: Logger): Promise<Engine> {
+  const runDir = path.join(config.dataDir, "engine");
+  // Without a socket the daemon runs its own podman service; one left by a killed run holds the socket.
+  if (!config.engine.socket) await reapStalePodmanService(path.join(runDir, "podman.sock"), log);
+  return PodmanEngine.open({
+    runDir,
+    owner: config.engine.owner,
+    publishHostIp: config.engine.publishHostIp,
+    ...(config.engine.socket ? { socketPath: config.engine.socket } : {}),
+    ...(config.engine.secretsDir ? { secretsDir: config.engine.secretsDir } : {}),
+  });
+}
