@@ -67,7 +67,7 @@ log "root file system: squashfs"
 # The whole tree at one time; sorted; xattrs kept (file capabilities).
 find "$rootfs" -xdev -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} + 2>/dev/null || true
 rm -f "$out/root.img"
-mksquashfs "$rootfs" "$out/root.img" -noappend -comp zstd -reproducible -mkfs-time "$SOURCE_DATE_EPOCH" \
+env -u SOURCE_DATE_EPOCH mksquashfs "$rootfs" "$out/root.img" -noappend -comp zstd -Xcompression-level 6 -reproducible -mkfs-time "$SOURCE_DATE_EPOCH" \
 	-all-time "$SOURCE_DATE_EPOCH" -processors 2 -no-progress -quiet >&2
 size="$(stat -c %s "$out/root.img")"
 if [ $((size % 4096)) -ne 0 ]; then

@@ -21,10 +21,11 @@ fi
 echo "[image] kernel $kernel" >&2
 mkdir -p "$root/tmp/kernel"
 chroot "$root" sh -c "cd /tmp/kernel && apt-get download -q '$kernel'" >&2
-dpkg-deb -x "$root"/tmp/kernel/*.deb "$root"
+# Keep merged /usr: tar must not replace the /lib symlink with a directory.
+dpkg-deb --fsys-tarfile "$root"/tmp/kernel/*.deb | tar -x --keep-directory-symlink -C "$root"
 rm -rf "$root/tmp/kernel"
 kver="$(ls "$root/lib/modules")"
-chroot "$root" depmod -a "$kver"
+chroot "$root" /sbin/depmod -a "$kver"
 
 install -D -m 0755 "$app/node" "$root/usr/bin/node"
 install -D -m 0644 "$app/tpod.mjs" "$root/usr/lib/tpod/tpod.mjs"

@@ -16,7 +16,7 @@ rm -rf "$dir" && mkdir -p "$dir"/{bin,sbin,proc,sys,dev,modules,lower,rw,newroot
 cp "$root/bin/busybox" "$dir/bin/busybox"
 cp "$root/sbin/dmsetup" "$dir/bin/dmsetup"
 # dmsetup's shared libraries and the dynamic loader, at their paths.
-for lib in $(chroot "$root" ldd /sbin/dmsetup | awk '/=>/ {print $3} /^\t\/lib/ {print $1}' | sort -u); do
+for lib in $(chroot "$root" /usr/bin/ldd /sbin/dmsetup | awk '/=>/ {print $3} /^\t\/lib/ {print $1}' | sort -u); do
 	mkdir -p "$dir$(dirname "$lib")"
 	cp -L "$root$lib" "$dir$lib"
 done
@@ -32,11 +32,11 @@ add() {
 	local m="$1" dep
 	[ -n "${seen[$m]:-}" ] && return
 	seen[$m]=1
-	for dep in $(awk -F': ' -v m="$m" '$1 == m {print $2}' "$moddir/modules.dep"); do add "$dep"; done
+	for dep in $(awk -F':' -v m="$m" '$1 == m {print $2}' "$moddir/modules.dep"); do add "$dep"; done
 	order+=("$m")
 }
 for name in virtio_pci virtio_blk dm-verity squashfs overlay; do
-	rel="$(awk -F': ' -v n="/$name.ko" 'index($1, n) == length($1) - length(n) + 1 {print $1; exit}' "$moddir/modules.dep")"
+	rel="$(awk -F':' -v n="/$name.ko" 'index($1, n) == length($1) - length(n) + 1 {print $1; exit}' "$moddir/modules.dep")"
 	if [ -z "$rel" ]; then
 		grep -q "/$name.ko" "$moddir/modules.builtin" || { echo "module $name not found" >&2; exit 1; }
 		continue

@@ -144,7 +144,7 @@ async function gitInfo(repoRoot: string): Promise<{ commit: string; time: number
 }
 
 /** Bundles the tpod CLI (whose `provider serve` is the daemon) into one ES module; esbuild is deterministic. */
-async function bundleDaemon(repoRoot: string, outfile: string): Promise<void> {
+export async function bundleDaemon(repoRoot: string, outfile: string): Promise<void> {
   const entry = path.join(repoRoot, "packages/cli/dist/main.js");
   await stat(entry).catch(() => {
     throw new ImageError("NOT_BUILT", `${entry} is missing: run npm run build first`);
@@ -160,8 +160,17 @@ async function bundleDaemon(repoRoot: string, outfile: string): Promise<void> {
     outfile,
     logLevel: "error",
     legalComments: "inline",
-    // CommonJS dependencies call require(); an ES module bundle has none of its own.
-    banner: { js: "import{createRequire as __tpodRequire}from'node:module';const require=__tpodRequire(import.meta.url);" },
+    // CommonJS dependencies use require, __dirname and __filename; an ES module has none of them.
+    banner: {
+      js: [
+        "import{createRequire as __tpodRequire}from'node:module';",
+        "import{fileURLToPath as __tpodPath}from'node:url';",
+        "import{dirname as __tpodDir}from'node:path';",
+        "const require=__tpodRequire(import.meta.url);",
+        "const __filename=__tpodPath(import.meta.url);",
+        "const __dirname=__tpodDir(__filename);",
+      ].join(""),
+    },
     // The web app's dev server and the devnet's chain binary are never used by the daemon; native addons
     // (ssh2's optional crypto) fall back to JavaScript.
     external: ["vite", "@vitejs/*", "lightningcss", "*.node", "@foundry-rs/*"],
