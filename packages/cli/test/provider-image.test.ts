@@ -1,0 +1,106 @@
+// tpod provider image measure through the CLI, on a synthetic image with the shared AmdSev OVMF fixture: the
+// text and JSON outputs (one measurement per vCPU count and CPU model), the refusal of Debian's kind of
+// firmware (no kernel hashes table) with exit 1, and usage errors with exit 2. The build itself is tested in
+// packages/provider-image (TPOD_IMAGE_TESTS=1: it takes minutes).
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  AMDSEV_OVMF_HASH,
+  HAVE_SNP_TESTDATA,
+  snpFixture,
+  syntheticImage,
+} from "../../../test-support/provider-image.js";
+import { run } from "../src/main.js";
+
+async function tpod(args: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await run(args, { out: (t) => out.push(t), err: (t) => err.push(t) });
+  return { code, out: out.join("\n"), err: err.join("\n") };
+}
+
+let dir: string;
+let image: string;
+let amdSev: string;
+let ovmfX64: string;
+
+describe.skipIf(!HAVE_SNP_TESTDATA)("tpod provider image measure", () => {
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), "tpod-cli-image-"));
+    image = path.join(dir, "image");
+    await syntheticImage(image);
+    amdSev = path.join(dir, "amdsev.bin");
+    ovmfX64 = path.join(dir, "ovmfx64.bin");
+    await writeFile(amdSev, snpFixture("ovmf_AmdSev_suffix.bin"));
+    await writeFile(ovmfX64, snpFixture("ovmf_OvmfX64_suffix.bin"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const base = () => ["provider", "image", "measure", "--image", image, "--ovmf-hash", AMDSEV_OVMF_HASH];
+
+  it("prints one measurement per vCPU count and CPU model as JSON", async () => {
+    const r = await tpod([
+      ...base(),
+      "--ovmf",
+      amdSev,
+      "--vcpus",
+      "1-3",
+      "--vcpu-type",
+      "EPYC-Milan",
+      "--json",
+    ]);
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out);
+    expect(j.measurements.map((m: { vcpus: number }) => m.vcpus)).toEqual([1, 2, 3]);
+    for (const m of j.measurements) {
+      expect(m.vcpuType).toBe("EPYC-Milan");
+      expect(m.measurement).toMatch(/^[0-9a-f]{96}$/);
+    }
+    expect(j.image.cmdline).toMatch(/tpod\.roothash=/);
+    expect(j.firmware.ovmfHash).toBe(AMDSEV_OVMF_HASH);
+    // The same digest as tpod measure snp gives for a direct boot of the image's files.
+    const snp = await tpod([
+      "measure",
+      "snp",
+      "--ovmf",
+      amdSev,
+      "--ovmf-hash",
+      AMDSEV_OVMF_HASH,
+      "--vcpus",
+      "2",
+      "--vcpu-type",
+      "EPYC-Milan",
+      "--kernel",
+      path.join(image, "vmlinuz"),
+      "--initrd",
+      path.join(image, "initrd.img"),
+      "--append",
+      j.image.cmdline,
+    ]);
+    expect(snp.code, snp.err).toBe(0);
+    expect(snp.out.trim()).toBe(j.measurements[1].measurement);
+  });
+
+  it("prints a text table by default (three CPU models, eight vCPU counts)", async () => {
+    const r = await tpod([...base(), "--ovmf", amdSev]);
+    expect(r.code, r.err).toBe(0);
+    const rows = r.out.split("\n").filter((l) => /vCPU {2}[0-9a-f]{96}$/.test(l));
+    expect(rows).toHaveLength(24);
+  });
+
+  it("refuses firmware that would not measure the kernel (exit 1)", async () => {
+    const r = await tpod([...base(), "--ovmf", ovmfX64, "--vcpus", "1"]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/OVMF_NO_KERNEL_HASHES/);
+  });
+
+  it("rejects a bad vCPU list and an unknown CPU model as usage errors (exit 2)", async () => {
+    expect((await tpod([...base(), "--ovmf", amdSev, "--vcpus", "3-1"])).code).toBe(2);
+    const r = await tpod([...base(), "--ovmf", amdSev, "--vcpus", "1", "--vcpu-type", "Pentium"]);
+    expect(r.code).toBe(2);
+  });
+});
