@@ -315,7 +315,11 @@ async function startDevnetWith(o: DevnetOptions): Promise<Omit<Devnet, "daemon">
     const dataDir = path.join(providerDir, "data");
     await ensurePrivateDir(dataDir);
 
-    progress("starting the dev chain, the IPFS node and the Podman service...");
+    progress(
+      o.providerVm
+        ? "starting the dev chain and the IPFS node..."
+        : "starting the dev chain, the IPFS node and the Podman service...",
+    );
     const [chainR, ipfsR, engineR] = await Promise.allSettled([
       timed(timings, "chain", () => startDevChain({ port: chainPort })),
       timed(timings, "ipfs", () =>

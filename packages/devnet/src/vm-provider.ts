@@ -23,6 +23,8 @@ import type { Address } from "viem";
 
 /** Podman owner label of the VM daemon's pods (the guest's Podman holds only its own). */
 export const VM_ENGINE_OWNER = "devnet-vm";
+/** Podman's API socket in the provider image (started by its boot script). */
+export const VM_PODMAN_SOCKET = "/run/podman/podman.sock";
 
 export interface VmProviderOptions {
   /** A directory tpod provider image build wrote. */
@@ -80,6 +82,8 @@ billing:
   minNoticeSeconds: ${o.billing.minNoticeSeconds}
   minDepositSeconds: ${o.billing.minDepositSeconds}
 engine:
+  # The image's boot script runs Podman's API service here before the daemon starts.
+  socket: ${VM_PODMAN_SOCKET}
   owner: ${VM_ENGINE_OWNER}
   publishHostIp: 127.0.0.1
   publicHost: 127.0.0.1
