@@ -13,6 +13,9 @@ import {IListingTerms} from "./IListingTerms.sol";
 ///         than the deposit and never more than `rate x` the seconds the channel was funded (plus what a
 ///         publisher-signed voucher allows): a top-up after a run-out restarts accrual, so stopped time is free.
 ///         Claims credit internal balances (provider and royalty recipients) that each owner withdraws alone.
+///         A quote is bound to one publisher, one pod id, the priced spec (`specHash`) and the exact royalty list
+///         the provider agreed to (`royaltiesHash`); every royalty entry pays a Marketplace listing exactly at its
+///         terms. The money model is in docs/billing.md.
 /// @dev Storage is packed into two slots per channel so a steady claim touches two channel slots and one balance.
 contract Payments is EIP712, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
@@ -21,7 +24,7 @@ contract Payments is EIP712, ReentrancyGuardTransient {
     uint256 public constant MAX_ROYALTIES = 8;
 
     bytes32 public constant QUOTE_TYPEHASH = keccak256(
-        "Quote(address provider,address publisher,bytes32 podId,address token,uint256 ratePerSecond,uint32 minNoticeSeconds,uint64 expiry)"
+        "Quote(address provider,address publisher,bytes32 podId,address token,uint256 ratePerSecond,uint32 minNoticeSeconds,uint64 expiry,bytes32 specHash,bytes32 royaltiesHash)"
     );
     bytes32 public constant VOUCHER_TYPEHASH =
         keccak256("Voucher(address publisher,address provider,bytes32 podId,uint256 cumulativeAmount)");
@@ -31,7 +34,10 @@ contract Payments is EIP712, ReentrancyGuardTransient {
     uint8 private constant FLAG_ACCRUED_BEFORE = 1;
     uint8 private constant FLAG_FINALIZED = 2;
 
-    /// @notice A provider's signed offer. Zero `publisher` or `podId` means "any".
+    /// @notice A provider's signed offer for one pod of one publisher (both mandatory: a quote for "any" publisher
+    ///         or pod could be replayed onto a pod it did not price). `specHash` names the resources it priced
+    ///         (emitted, for audit: the contract cannot see a pod); `royaltiesHash` is
+    ///         keccak256(abi.encode(Royalty[])) of the exact royalty list the channel must carry.
     struct Quote {
         address provider;
         address publisher;
@@ -40,9 +46,11 @@ contract Payments is EIP712, ReentrancyGuardTransient {
         uint256 ratePerSecond;
         uint32 minNoticeSeconds;
         uint64 expiry;
+        bytes32 specHash;
+        bytes32 royaltiesHash;
     }
 
-    /// @notice A royalty recipient. `listingId` 0 is a free-form share; otherwise it is checked against Marketplace.
+    /// @notice A royalty share of every claim, for one Marketplace listing the pod runs, exactly at its terms.
     struct Royalty {
         address recipient;
         uint16 bps;
@@ -95,7 +103,8 @@ contract Payments is EIP712, ReentrancyGuardTransient {
         address token,
         uint256 ratePerSecond,
         uint256 deposit,
-        uint32 noticeSeconds
+        uint32 noticeSeconds,
+        bytes32 specHash
     );
     event RoyaltyAdded(bytes32 indexed channelId, address indexed recipient, uint16 bps, uint64 listingId);
     event FixedFeePaid(bytes32 indexed channelId, address indexed recipient, uint64 listingId, uint256 amount);
@@ -103,7 +112,10 @@ contract Payments is EIP712, ReentrancyGuardTransient {
     /// @notice A top-up found the deposit used up: what is owed is frozen at the old deposit (`accruedBefore`) and
     ///         accrual starts again at `since`, so the time the pod stood stopped for funds is never billed.
     event AccrualRestarted(bytes32 indexed channelId, uint256 accruedBefore, uint256 since);
-    event RateChanged(bytes32 indexed channelId, uint256 ratePerSecond, uint256 accruedBefore);
+    event RateChanged(bytes32 indexed channelId, uint256 ratePerSecond, uint256 accruedBefore, bytes32 specHash);
+    /// @notice The provider gave up `seconds_` of accrual (time it did not serve, e.g. restarting after a top-up):
+    ///         the channel's `since` moved on by as much (read it with getChannel).
+    event AccrualWaived(bytes32 indexed channelId, uint256 seconds_);
     event Claimed(bytes32 indexed channelId, uint256 cumulative, uint256 amount, uint256 providerAmount);
     event RoyaltyPaid(bytes32 indexed channelId, address indexed recipient, uint256 amount);
     event CloseRequested(bytes32 indexed channelId, address indexed by, uint256 closeAt);
@@ -120,6 +132,12 @@ contract Payments is EIP712, ReentrancyGuardTransient {
     error ChannelAlreadyClosed(bytes32 channelId, uint256 closeAt);
     error NoticeNotOver(bytes32 channelId, uint256 closeAt, uint256 nowSeconds);
     error QuoteExpired(uint64 expiry, uint256 nowSeconds);
+    error QuoteNotBound(address quotePublisher, bytes32 quotePodId);
+    error RoyaltiesNotQuoted(bytes32 quoted, bytes32 actual);
+    error FreeFormRoyalty(uint256 index);
+    error DuplicateListing(uint64 listingId);
+    error TopUpTooSmall(uint256 amount, uint256 minimum);
+    error WaiveTooLong(uint256 seconds_, uint256 maxSeconds);
     error QuoteNotForPublisher(address quotePublisher, address caller);
     error QuoteNotForPod(bytes32 quotePodId, bytes32 podId);
     error QuoteTokenMismatch(address quoteToken, address channelToken);
@@ -133,11 +151,10 @@ contract Payments is EIP712, ReentrancyGuardTransient {
     error ClaimExceedsAccrued(uint256 cumulative, uint256 allowed);
     error TooManyRoyalties(uint256 count, uint256 max);
     error RoyaltiesExceedTotal(uint256 totalBps);
-    error ZeroRoyalty(uint256 index);
     error ListingInactive(uint64 listingId);
     error ListingNotFound(uint64 listingId);
     error ListingRecipientMismatch(uint64 listingId, address developer, address recipient);
-    error RoyaltyBelowListing(uint64 listingId, uint16 bps, uint16 requiredBps);
+    error RoyaltyNotAtListingTerms(uint64 listingId, uint16 bps, uint16 listingBps);
     error ListingFeeTokenMismatch(uint64 listingId, address feeToken, address token);
     error ProviderNotAuthorized(uint64 listingId, address provider);
     error NothingToWithdraw(address account, address token);
@@ -162,6 +179,8 @@ contract Payments is EIP712, ReentrancyGuardTransient {
         if (podId == bytes32(0)) revert ZeroPodId();
         if (deposit > type(uint128).max) revert AmountTooLarge(deposit, type(uint128).max);
         _checkQuote(quote, signature, podId, noticeSeconds);
+        bytes32 royaltiesHash = keccak256(abi.encode(royalties));
+        if (royaltiesHash != quote.royaltiesHash) revert RoyaltiesNotQuoted(quote.royaltiesHash, royaltiesHash);
         channelId = channelIdOf(msg.sender, quote.provider, podId);
         Channel storage c = _channels[channelId];
         // A used key stays used (tombstone), so vouchers signed for an earlier channel can never be replayed.
@@ -182,14 +201,24 @@ contract Payments is EIP712, ReentrancyGuardTransient {
         private
     {
         emit ChannelOpened(
-            channelId, msg.sender, quote.provider, podId, quote.token, quote.ratePerSecond, deposit, notice
+            channelId,
+            msg.sender,
+            quote.provider,
+            podId,
+            quote.token,
+            quote.ratePerSecond,
+            deposit,
+            notice,
+            quote.specHash
         );
     }
 
     /// @notice Adds to the deposit of an open channel. If the deposit had already run out (what accrued reached it),
     ///         the provider has stopped the pod for funds: what is owed is frozen at the old deposit and accrual
-    ///         restarts now, so the publisher never pays for the time the pod was stopped. A top-up before the
-    ///         run-out (or of zero) leaves accrual as it is.
+    ///         restarts now, so the publisher never pays for the time the pod was stopped. Such a restarting
+    ///         top-up must pay at least the notice period at the rate: a dust top-up would make the provider
+    ///         restart the pod and claim for nothing. A top-up before the run-out (or of zero) leaves accrual as
+    ///         it is.
     function topUp(address provider, bytes32 podId, uint256 amount) external nonReentrant {
         bytes32 channelId = channelIdOf(msg.sender, provider, podId);
         Channel storage c = _channels[channelId];
@@ -201,6 +230,8 @@ contract Payments is EIP712, ReentrancyGuardTransient {
             uint256 nowSeconds = _now();
             // At exactly the run-out second accrued == deposit: restarting then changes no number, so `>=` is safe.
             if (_accruedAt(channelId, c, nowSeconds) >= oldDeposit) {
+                uint256 minimum = uint256(c.rate) * c.notice;
+                if (amount < minimum) revert TopUpTooSmall(amount, minimum);
                 _accruedBefore[channelId] = oldDeposit;
                 c.flags |= FLAG_ACCRUED_BEFORE;
                 c.since = uint40(nowSeconds);
@@ -212,8 +243,9 @@ contract Payments is EIP712, ReentrancyGuardTransient {
         _pull(_tokens[c.tokenId - 1], amount);
     }
 
-    /// @notice Switches an open channel to the rate of a new provider-signed quote. What accrued at the old rate
-    ///         stays owed to the provider.
+    /// @notice Switches an open channel to the rate of a new provider-signed quote for this publisher and pod,
+    ///         priced with the royalties the channel pays. What accrued at the old rate stays owed to the provider.
+    ///         The provider serves only while the rate pays the spec that runs (docs/billing.md).
     function changeRate(Quote calldata quote, bytes calldata signature, bytes32 podId) external nonReentrant {
         bytes32 channelId = channelIdOf(msg.sender, quote.provider, podId);
         Channel storage c = _channels[channelId];
@@ -221,13 +253,15 @@ contract Payments is EIP712, ReentrancyGuardTransient {
         address token = _tokens[c.tokenId - 1];
         if (quote.token != token) revert QuoteTokenMismatch(quote.token, token);
         _checkQuote(quote, signature, podId, c.notice);
+        bytes32 royaltiesHash = keccak256(abi.encode(_royaltyList(channelId, c.royaltyCount)));
+        if (royaltiesHash != quote.royaltiesHash) revert RoyaltiesNotQuoted(quote.royaltiesHash, royaltiesHash);
         uint256 nowSeconds = _now();
         uint256 accruedSoFar = _accruedAt(channelId, c, nowSeconds);
         _accruedBefore[channelId] = accruedSoFar;
         c.flags |= FLAG_ACCRUED_BEFORE;
         c.since = uint40(nowSeconds);
         c.rate = uint96(quote.ratePerSecond);
-        emit RateChanged(channelId, quote.ratePerSecond, accruedSoFar);
+        emit RateChanged(channelId, quote.ratePerSecond, accruedSoFar, quote.specHash);
     }
 
     /// @notice Starts the notice period: accrual stops `noticeSeconds` from now.
@@ -300,6 +334,26 @@ contract Payments is EIP712, ReentrancyGuardTransient {
         emit CloseRequested(channelId, msg.sender, nowSeconds);
     }
 
+    /// @notice Gives up `seconds_` of accrual: the anchor moves forward, so the publisher pays `rate x seconds_`
+    ///         less. The provider's daemon calls it for time it did not serve (the restart after a top-up, which
+    ///         the contract cannot see); `refund` then settles the reduced amount. Never past now or the close.
+    function waive(address publisher, bytes32 podId, uint256 seconds_) external nonReentrant {
+        bytes32 channelId = channelIdOf(publisher, msg.sender, podId);
+        _waive(channelId, _channels[channelId], seconds_);
+    }
+
+    /// @notice `waive(seconds_)` then `claim(cumulative)` in one transaction: the daemon's first claim after a pod
+    ///         started serving, so giving back the unserved time costs a storage write, not a transaction.
+    function claimWaiving(address publisher, bytes32 podId, uint256 cumulative, uint256 seconds_)
+        external
+        nonReentrant
+    {
+        bytes32 channelId = channelIdOf(publisher, msg.sender, podId);
+        Channel storage c = _channels[channelId];
+        _waive(channelId, c, seconds_);
+        _claim(channelId, c, cumulative, 0);
+    }
+
     // ------------------------------------------------------------------ everyone
 
     /// @notice Sends the caller its whole balance of `token` (provider earnings, royalties, fixed fees).
@@ -346,11 +400,12 @@ contract Payments is EIP712, ReentrancyGuardTransient {
     }
 
     function getRoyalties(bytes32 channelId) external view returns (Royalty[] memory list) {
-        uint256 n = _channels[channelId].royaltyCount;
-        list = new Royalty[](n);
-        for (uint256 i = 0; i < n; ++i) {
-            list[i] = _royalties[channelId][i];
-        }
+        return _royaltyList(channelId, _channels[channelId].royaltyCount);
+    }
+
+    /// @notice The royalties hash a quote must carry for this list: keccak256(abi.encode(royalties)).
+    function royaltiesHashOf(Royalty[] calldata royalties) external pure returns (bytes32) {
+        return keccak256(abi.encode(royalties));
     }
 
     /// @notice Total accrued at the rate(s) up to now (or the close time), not capped by the deposit.
@@ -408,7 +463,9 @@ contract Payments is EIP712, ReentrancyGuardTransient {
                     quote.token,
                     quote.ratePerSecond,
                     quote.minNoticeSeconds,
-                    quote.expiry
+                    quote.expiry,
+                    quote.specHash,
+                    quote.royaltiesHash
                 )
             )
         );
@@ -439,10 +496,11 @@ contract Payments is EIP712, ReentrancyGuardTransient {
         view
     {
         if (quote.provider == address(0) || quote.token == address(0)) revert ZeroAddress();
-        if (quote.publisher != address(0) && quote.publisher != msg.sender) {
-            revert QuoteNotForPublisher(quote.publisher, msg.sender);
+        if (quote.publisher == address(0) || quote.podId == bytes32(0)) {
+            revert QuoteNotBound(quote.publisher, quote.podId);
         }
-        if (quote.podId != bytes32(0) && quote.podId != podId) revert QuoteNotForPod(quote.podId, podId);
+        if (quote.publisher != msg.sender) revert QuoteNotForPublisher(quote.publisher, msg.sender);
+        if (quote.podId != podId) revert QuoteNotForPod(quote.podId, podId);
         if (quote.expiry < _now()) revert QuoteExpired(quote.expiry, _now());
         if (noticeSeconds < quote.minNoticeSeconds) revert NoticeTooShort(noticeSeconds, quote.minNoticeSeconds);
         if (quote.ratePerSecond > type(uint96).max) revert RateTooLarge(quote.ratePerSecond, type(uint96).max);
@@ -507,12 +565,13 @@ contract Payments is EIP712, ReentrancyGuardTransient {
         for (uint256 i = 0; i < n; ++i) {
             Royalty calldata r = royalties[i];
             if (r.recipient == address(0)) revert ZeroAddress();
-            totalBps += r.bps;
-            if (r.listingId != 0) {
-                fees += _checkListing(channelId, r, provider, token, tokenId);
-            } else if (r.bps == 0) {
-                revert ZeroRoyalty(i);
+            // A share without a listing would let a publisher route the provider's pay to itself.
+            if (r.listingId == 0) revert FreeFormRoyalty(i);
+            for (uint256 j = 0; j < i; ++j) {
+                if (royalties[j].listingId == r.listingId) revert DuplicateListing(r.listingId);
             }
+            totalBps += r.bps;
+            fees += _checkListing(channelId, r, provider, token, tokenId);
             _royalties[channelId][i] = r;
             emit RoyaltyAdded(channelId, r.recipient, r.bps, r.listingId);
         }
@@ -529,12 +588,31 @@ contract Payments is EIP712, ReentrancyGuardTransient {
         if (!active) revert ListingInactive(r.listingId);
         if (!authorized) revert ProviderNotAuthorized(r.listingId, provider);
         if (developer != r.recipient) revert ListingRecipientMismatch(r.listingId, developer, r.recipient);
-        if (r.bps < royaltyBps) revert RoyaltyBelowListing(r.listingId, r.bps, royaltyBps);
+        if (r.bps != royaltyBps) revert RoyaltyNotAtListingTerms(r.listingId, r.bps, royaltyBps);
         if (fixedFee != 0) {
             if (feeToken != token) revert ListingFeeTokenMismatch(r.listingId, feeToken, token);
             fee = fixedFee;
             _balances[developer][tokenId] += fee;
             emit FixedFeePaid(channelId, developer, r.listingId, fee);
+        }
+    }
+
+    function _waive(bytes32 channelId, Channel storage c, uint256 seconds_) private {
+        if (c.tokenId == 0) revert ChannelNotFound(channelId);
+        uint256 end = _now();
+        uint256 closeAt = c.closeAt;
+        if (closeAt != 0 && closeAt < end) end = closeAt;
+        uint256 since = c.since;
+        uint256 maxSeconds = end > since ? end - since : 0;
+        if (seconds_ > maxSeconds) revert WaiveTooLong(seconds_, maxSeconds);
+        c.since = uint40(since + seconds_);
+        emit AccrualWaived(channelId, seconds_);
+    }
+
+    function _royaltyList(bytes32 channelId, uint256 n) private view returns (Royalty[] memory list) {
+        list = new Royalty[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            list[i] = _royalties[channelId][i];
         }
     }
 

@@ -32,6 +32,9 @@ contract Registry {
         address token;
         uint32 minNoticeSeconds;
         Price[] prices;
+        /// @notice The provider release it runs (an id in the Releases contract; zero = none declared). Declared,
+        ///         not proven: publishers match the provider's evidence against the release registry themselves.
+        bytes32 release;
     }
 
     struct ProviderInfo {
@@ -46,6 +49,7 @@ contract Registry {
         uint64 registeredAt;
         uint64 updatedAt;
         Price[] prices;
+        bytes32 release;
     }
 
     /// @notice Empty strings and the zero address match anything.
@@ -211,6 +215,7 @@ contract Registry {
         info.token = input.token;
         info.minNoticeSeconds = input.minNoticeSeconds;
         info.updatedAt = uint64(block.timestamp);
+        info.release = input.release;
         delete info.prices;
         for (uint256 i = 0; i < input.prices.length; ++i) {
             info.prices.push(input.prices[i]);

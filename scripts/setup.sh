@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
 # Idempotent machine and project setup for Trusted Pods on Debian 12.
-# Installs what is missing (Node >= 22 from the npm registry, Podman and friends from apt), then installs
-# the npm dependencies and builds. Source it (`. scripts/setup.sh`) to get the right `node` on PATH.
+# Installs what is missing (Node >= 22 from the npm registry, Podman and friends from apt), checks that the
+# container runtime works (scripts/selfcheck.sh), then installs exactly the locked npm dependencies and builds.
+# Source it (`. scripts/setup.sh`) to get the right `node` on PATH.
+# TPOD_SKIP_SYSTEM=1 skips apt, containers.conf and the self-check; TPOD_SKIP_SELFCHECK=1 only the self-check.
 set -euo pipefail
 
 TPOD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TPOD_NODE_DIR="$TPOD_ROOT/.tools/node"
 NODE_MAJOR_WANTED=22
-APT_PACKAGES=(podman buildah skopeo runc busybox-static uidmap slirp4netns fuse-overlayfs openssl chromium wrk nginx)
+# Everything the runtime and the tests use, named one by one: setup installs with --no-install-recommends, and
+# two things the provider needs are only Recommends of podman: catatonit (`--init`) and pod-network DNS.
+# Pod-network DNS: Debian 12's Podman 4.3 runs the CNI backend unless netavark is installed when Podman is first
+# used (it then keeps its choice in /var/lib/containers/storage/defaultNetworkBackend; moving a machine from CNI
+# to netavark takes `podman system reset`, which deletes every container and image). So setup stays on CNI,
+# the backend machines set up so far already run, naming containernetworking-plugins itself (podman only needs
+# some network stack, which netavark would also satisfy) and adding CNI's dnsname plugin for names;
+# a machine whose Podman already chose netavark gets aardvark-dns instead (pod_dns_packages).
+# curl: start.sh fetches the pod; iptables: the provider's pod firewall; procps: `ps` in the tests.
+APT_PACKAGES=(podman buildah skopeo runc catatonit containernetworking-plugins busybox-static uidmap slirp4netns
+  fuse-overlayfs iptables openssl curl procps chromium wrk nginx)
 
 log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
 
@@ -31,9 +43,19 @@ ensure_node() {
   log "using node $(node --version)"
 }
 
+pod_dns_packages() {
+  local backend
+  backend="$(cat /var/lib/containers/storage/defaultNetworkBackend 2>/dev/null || true)"
+  if [ "$backend" = netavark ] || grep -qs '^ *network_backend *= *"netavark"' /etc/containers/containers.conf; then
+    echo aardvark-dns
+  else
+    echo golang-github-containernetworking-plugin-dnsname
+  fi
+}
+
 ensure_apt_packages() {
-  local missing=()
-  for p in "${APT_PACKAGES[@]}"; do
+  local missing=() p
+  for p in "${APT_PACKAGES[@]}" $(pod_dns_packages); do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   [ "${#missing[@]}" -eq 0 ] && return
@@ -49,9 +71,17 @@ ensure_apt_packages() {
   if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && own_policy=1
   fi
-  local rc=0
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 || rc=$?
+  # dpkg's hundreds of "Unpacking ..." lines say nothing useful: they are shown only when the install fails.
+  local rc=0 apt_log
+  apt_log="$(mktemp)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$apt_log" 2>&1 ||
+    rc=$?
   [ "$own_policy" -eq 1 ] && rm -f "$policy"
+  if [ "$rc" -ne 0 ]; then
+    tail -n 40 "$apt_log" >&2
+    log "apt-get install failed (exit $rc)"
+  fi
+  rm -f "$apt_log"
   return "$rc"
 }
 
@@ -82,10 +112,23 @@ ensure_npm_deps() {
   local stamp="node_modules/.tpod-lock-hash" want
   want="$(sha256sum package-lock.json package.json packages/*/package.json | sha256sum | cut -d' ' -f1)"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return; fi
-  log "installing npm dependencies"
-  # npm ci trips over npm bug cli#4828 (platform-specific optional deps missing from the lock): install instead.
-  npm install --no-audit --no-fund --loglevel=error >&2
+  # Exactly the locked tree: `npm install` would rewrite package-lock.json and leave the clone dirty. The lock
+  # lists every platform's optional binaries (biome, buf, ...), so `npm ci` finds this platform's (npm cli#4828
+  # bites when a lock lacks them: after changing dependencies, commit the lock `npm install` writes).
+  log "installing the locked npm dependencies (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error >&2 || {
+    log "npm ci failed: if package.json changed, run 'npm install' and commit package-lock.json"
+    return 1
+  }
   echo "$want" >"$stamp"
+}
+
+selfcheck() {
+  if [ "${TPOD_SKIP_SELFCHECK:-}" = "1" ]; then
+    log "skipping the self-check (TPOD_SKIP_SELFCHECK=1)"
+    return
+  fi
+  bash "$TPOD_ROOT/scripts/selfcheck.sh"
 }
 
 build() {
@@ -98,6 +141,7 @@ ensure_node
 if [ "${TPOD_SKIP_SYSTEM:-}" != "1" ]; then
   ensure_apt_packages
   ensure_containers_conf
+  selfcheck
 fi
 ensure_npm_deps
 build

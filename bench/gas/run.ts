@@ -1,23 +1,36 @@
 // Gas used by every Trusted Pods contract action on a fresh anvil dev chain, against the Apocryph reference
 // measured on this machine kind (solc 0.8.37, optimizer 200 runs, anvil). Run: node bench/gas/run.ts [--json]
 import {
+  authorizeProvider,
   type ChainContext,
+  changeRate,
   claim,
+  claimWaiving,
   claimWithVoucher,
+  createListing,
+  deployReleases,
   openChannel,
+  publishRelease,
   type Quote,
+  type ReleaseInput,
+  ReleaseTee,
   Resource,
   type Royalty,
   refund,
   registerProvider,
   requestClose,
+  revokeRelease,
+  royaltiesHash,
   signQuoteFor,
   signVoucherFor,
+  specHash,
   topUp,
+  waive,
   withdraw,
 } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
-import { type Hex, keccak256, toHex } from "viem";
+import { createWalletClient, type Hex, http, keccak256, toHex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
 
 const REFERENCE = {
   create: 112_219,
@@ -40,6 +53,89 @@ async function increaseTime(chain: DevChain, seconds: number): Promise<void> {
     params: [toHex(seconds)] as never,
   });
   await chain.publicClient.request({ method: "evm_mine" as never, params: [] as never });
+}
+
+/** A release with `snp` SEV-SNP and `tdx` TDX measured configurations, each with a firmware hash. */
+function releaseInput(tag: string, snp: number, tdx: number): ReleaseInput {
+  const bytes = (n: number, seed: string) => {
+    const h = keccak256(toHex(seed)).slice(2);
+    return `0x${h.repeat(Math.ceil((2 * n) / h.length)).slice(0, 2 * n)}` as Hex;
+  };
+  const m = (tee: number, n: number, i: number) => ({
+    tee,
+    config: `${tee === ReleaseTee.snp ? "milan" : "sapphire rapids"}, ${4 << i} vCPU`,
+    value: bytes(n, `${tag}-${tee}-${i}`),
+    firmware: keccak256(toHex(`ovmf-${tag}`)),
+  });
+  return {
+    version: `1.${tag}.0`,
+    imageDigest: keccak256(toHex(`image-${tag}`)),
+    source: "git+https://github.com/example/tpod-provider-image@0123456789abcdef0123456789abcdef01234567",
+    measurements: [
+      ...Array.from({ length: snp }, (_, i) => m(ReleaseTee.snp, 48, i)),
+      ...Array.from({ length: tdx }, (_, i) => m(ReleaseTee.tdx, 192, i)),
+    ],
+  };
+}
+
+/** The release registry: publication at 1-of-1 and 2-of-3, revocation, a provider declaring its release. */
+async function releaseRows(chain: DevChain, record: (action: string, gas: bigint) => void): Promise<void> {
+  const signer = chain.context(0);
+  record(
+    "release publish, 1 of 1 (1 SNP config)",
+    (await publishRelease(signer, releaseInput("a", 1, 0))).receipt.gasUsed,
+  );
+  const big = await publishRelease(signer, releaseInput("b", 2, 2));
+  record("release publish, 1 of 1 (2 SNP + 2 TDX configs)", big.receipt.gasUsed);
+  record(
+    "release revoke (reason of 35 bytes)",
+    (await revokeRelease(signer, big.id, "CVE-2099-0001 in the image's kernel")).receipt.gasUsed,
+  );
+  const wallet = createWalletClient({
+    chain: { ...signer.walletClient!.chain!, id: chain.chainId },
+    transport: http(chain.rpcUrl),
+    account: privateKeyToAccount(chain.accounts[0]!.privateKey),
+  });
+  const address = await deployReleases(
+    chain.publicClient,
+    wallet,
+    [0, 6, 7].map((i) => chain.accounts[i]!.address),
+    2,
+  );
+  const at = (i: number): ChainContext => ({
+    ...chain.context(i),
+    addresses: { ...chain.context(i).addresses, releases: address },
+  });
+  const input = releaseInput("c", 2, 2);
+  record(
+    "release approve, 2 of 3: first signer (stores a bit)",
+    (await publishRelease(at(0), input)).receipt.gasUsed,
+  );
+  record(
+    "release approve, 2 of 3: second signer publishes (2+2)",
+    (await publishRelease(at(6), input)).receipt.gasUsed,
+  );
+  // Two registrations in the same position (neither is the Registry's first): without and with a release.
+  const entry = (release?: Hex) => ({
+    name: "bench provider",
+    regions: ["eu-west"],
+    multiaddrs: ["/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWBench"],
+    metadataCid: "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
+    teeTypes: ["sev-snp", "tdx"],
+    token: chain.contracts.token,
+    minNoticeSeconds: 3600,
+    prices: [
+      { resource: Resource.cpu, pricePerUnitSecond: 10n },
+      { resource: Resource.memory, pricePerUnitSecond: 2n },
+      { resource: Resource.storage, pricePerUnitSecond: 1n },
+      { resource: Resource.gpu, pricePerUnitSecond: 1000n },
+    ],
+    ...(release ? { release } : {}),
+  });
+  const plain = await registerProvider(chain.context(9), entry());
+  record("register provider (as above, not the first; no release)", plain.receipt.gasUsed);
+  const reg = await registerProvider(chain.context(8), entry(big.id));
+  record("register provider (as above, not the first; declaring a release)", reg.receipt.gasUsed);
 }
 
 async function main(): Promise<void> {
@@ -73,23 +169,43 @@ async function main(): Promise<void> {
       ],
     });
     record("register provider (4 prices, 2 TEE types)", reg.receipt.gasUsed);
+    await releaseRows(chain, record);
+
+    // Royalties pay Marketplace listings only (exactly at their terms): one listing per developer.
+    const listingOf = async (i: number): Promise<Royalty> => {
+      const dev = chain.context(3 + i);
+      const { listingId } = await createListing(dev, {
+        manifestDigest: keccak256(toHex(`bench-listing-${i}`)),
+        metadataCid: "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
+        royaltyBps: i === 0 ? 500 : 300,
+      });
+      await authorizeProvider(dev, listingId, providerAddr, "bafywrappedkey");
+      return { recipient: devs[i]!, bps: i === 0 ? 500 : 300, listingId };
+    };
+    const listed = [await listingOf(0), await listingOf(1), await listingOf(2)];
 
     const rate = 10n ** 12n;
-    const quoteFor = async (podId: Hex): Promise<{ quote: Quote; sig: Hex }> => {
+    const quoteFor = async (
+      podId: Hex,
+      royalties: Royalty[] = [],
+      ratePerSecond = rate,
+    ): Promise<{ quote: Quote; sig: Hex }> => {
       const quote: Quote = {
         provider: providerAddr,
         publisher: publisherAddr,
         podId,
         token,
-        ratePerSecond: rate,
+        ratePerSecond,
         minNoticeSeconds: 3600,
         expiry: BigInt(Math.floor(Date.now() / 1000) + 86_400 * 365),
+        specHash: specHash({ cpu: 1000n, memory: 512n, storage: 1n, gpu: 0n }),
+        royaltiesHash: royaltiesHash(royalties),
       };
       return { quote, sig: await signQuoteFor(provider, provider.walletClient!, quote) };
     };
     const open = async (royalties: Royalty[]) => {
       const podId = newPod();
-      const { quote, sig } = await quoteFor(podId);
+      const { quote, sig } = await quoteFor(podId, royalties);
       const sent = await openChannel(publisher, {
         quote,
         quoteSignature: sig,
@@ -105,10 +221,10 @@ async function main(): Promise<void> {
 
     const r0 = await open([]);
     record("open (0 royalty recipients)", r0.gas, REFERENCE.create);
-    const r1 = await open([{ recipient: devs[0]!, bps: 500, listingId: 0n }]);
-    record("open (1 royalty recipient)", r1.gas, REFERENCE.create);
-    const r3 = await open(devs.map((d) => ({ recipient: d, bps: 300, listingId: 0n })));
-    record("open (3 royalty recipients)", r3.gas, REFERENCE.create);
+    const r1 = await open([listed[0]!]);
+    record("open (1 listing royalty)", r1.gas, REFERENCE.create);
+    const r3 = await open(listed);
+    record("open (3 listing royalties)", r3.gas, REFERENCE.create);
 
     await increaseTime(chain, 60);
     let cumulative = 0n;
@@ -159,6 +275,15 @@ async function main(): Promise<void> {
     await increaseTime(chain, 60);
     const tr = await topUp(publisher, providerAddr, dry, 10n ** 18n);
     record("top-up after run-out (accrual restarts)", tr.receipt.gasUsed);
+    await increaseTime(chain, 30);
+    const wv = await waive(provider, publisherAddr, dry, 20n);
+    record("waive (provider gives up unserved seconds)", wv.receipt.gasUsed);
+    const cr = await quoteFor(r0.podId, [], rate * 2n);
+    const rc0 = await changeRate(publisher, cr.quote, cr.sig, r0.podId);
+    record("change rate (0 royalties)", rc0.receipt.gasUsed);
+    const cr3 = await quoteFor(r3.podId, listed, rate * 2n);
+    const rc3 = await changeRate(publisher, cr3.quote, cr3.sig, r3.podId);
+    record("change rate (3 royalties, re-hashed)", rc3.receipt.gasUsed);
     const rc = await requestClose(publisher, providerAddr, r1.podId);
     record("request close", rc.receipt.gasUsed, REFERENCE.unlock);
     await increaseTime(chain, 3600);
@@ -183,6 +308,25 @@ async function main(): Promise<void> {
     record("open + 10 claims + close (request + refund)", total, REFERENCE_TOTAL, TARGET_TOTAL);
     const withWithdraw = total + (await withdraw(provider, token)).receipt.gasUsed;
     record("  ... + provider withdraw", withWithdraw, REFERENCE_TOTAL);
+
+    // What the daemon sends: its first claim gives back the provisioning delay (claimWaiving), then 9 claims.
+    const daemonLife = await open([]);
+    let daemonTotal = daemonLife.gas;
+    cumulative = 0n;
+    await increaseTime(chain, 30);
+    cumulative += rate * 10n;
+    const firstWaiving = (await claimWaiving(provider, publisherAddr, daemonLife.podId, cumulative, 5n))
+      .receipt.gasUsed;
+    record("claim waiving (first claim, gives back 5 s)", firstWaiving, REFERENCE.steadyClaim);
+    daemonTotal += firstWaiving;
+    for (let i = 0; i < 9; i++) {
+      await increaseTime(chain, 30);
+      daemonTotal += await claimOn(provider, daemonLife.podId);
+    }
+    daemonTotal += (await requestClose(publisher, providerAddr, daemonLife.podId)).receipt.gasUsed;
+    await increaseTime(chain, 3600);
+    daemonTotal += (await refund(publisher, providerAddr, daemonLife.podId)).receipt.gasUsed;
+    record("open + claimWaiving + 9 claims + close", daemonTotal, REFERENCE_TOTAL, TARGET_TOTAL);
   } finally {
     await chain.stop();
   }

@@ -5,6 +5,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {Payments} from "../Payments.sol";
 import {PaymentsClock} from "./PaymentsClock.sol";
 import {Actor} from "./Actor.sol";
+import {ListingTermsStub} from "./ListingTermsStub.sol";
 
 interface IMintable {
     function mint(address to, uint256 amount) external;
@@ -33,6 +34,19 @@ contract PaymentsFuzzHarness {
     uint8 internal constant REFUND = 7;
     uint8 internal constant WITHDRAW = 8;
     uint8 internal constant ATTACK = 9;
+    uint8 internal constant WAIVE = 10;
+
+    // how an open treats the royalty list (the provider always signs the honest one: one entry per listing, at
+    // its terms), and how a changeRate treats its quote
+    // modes 0-11: the honest list
+    uint256 internal constant R_FREE_FORM = 12; // the royalty redirect: a share without a listing
+    uint256 internal constant R_BPS_OFF = 13; // a listing's share off its terms
+    uint256 internal constant R_DUPLICATE = 14; // one listing twice
+    uint256 internal constant R_UNQUOTED = 15; // a list other than the one the provider signed
+    uint256 internal constant Q_FOREIGN_POD = 4;
+    uint256 internal constant Q_UNBOUND = 5;
+    uint256 internal constant Q_EXPIRED = 6;
+    uint256 internal constant Q_ROYALTIES = 7;
 
     // token kinds
     uint8 internal constant PLAIN = 0;
@@ -76,6 +90,8 @@ contract PaymentsFuzzHarness {
         // The largest voucher a successful claim presented: what the publisher signed for beyond the rate.
         uint256 voucherMax;
         uint256 restarts;
+        // What claims credited the provider (its share after royalties), for the provider's floor.
+        uint256 providerPaid;
     }
 
     struct Ctx {
@@ -94,11 +110,17 @@ contract PaymentsFuzzHarness {
         uint256 refused;
         uint256 reentryAttempts;
         uint256 restarts;
+        // attacks the contract refused, by kind (the generator must reach each)
+        uint256 royaltyAttacks;
+        uint256 quoteAttacks;
+        uint256 dustTopUps;
+        uint256 waives;
     }
 
     error Violation(uint256 seq, uint256 step, string what, uint256 expected, uint256 actual);
 
     Actor[ACTORS] public actors;
+    ListingTermsStub public immutable listings;
     PaymentsClock public payments;
     address[4] public tokens;
     bool private _initialized;
@@ -110,11 +132,15 @@ contract PaymentsFuzzHarness {
     mapping(address token => uint256) private _held;
     mapping(address token => uint256) private _minted;
 
-    // the current sequence's royalty recipients and shares, for the model of the split
+    // the current sequence's royalty recipients, shares and listings, for the model of the split
     address[] private _recipients;
     uint16[] private _bps;
+    uint64[] private _listingIds;
+    uint64 private _nextListing;
+    Stats private _stats;
 
     constructor() {
+        listings = new ListingTermsStub();
         for (uint256 i = 0; i < ACTORS; ++i) {
             actors[i] = new Actor();
         }
@@ -143,6 +169,10 @@ contract PaymentsFuzzHarness {
         for (uint256 s = 0; s < seqs.length; ++s) {
             _runOne(seqs[s], s, stats);
         }
+        stats.royaltyAttacks = _stats.royaltyAttacks;
+        stats.quoteAttacks = _stats.quoteAttacks;
+        stats.dustTopUps = _stats.dustTopUps;
+        stats.waives = _stats.waives;
         stats.sequences = seqs.length;
         stats.reentryAttempts = _reentryAttempts();
         if (IReentrant(tokens[REENTRANT]).successes() != 0) {
@@ -179,9 +209,15 @@ contract PaymentsFuzzHarness {
         }
         delete _recipients;
         delete _bps;
+        delete _listingIds;
+        // Each royalty is a listing whose developer is the recipient and whose terms are exactly its share.
         for (uint256 i = 0; i < seq.bps.length; ++i) {
-            _recipients.push(address(actors[seq.recipients[i] % ACTORS]));
+            address dev = address(actors[seq.recipients[i] % ACTORS]);
+            uint64 id = ++_nextListing;
+            listings.set(id, dev, seq.bps[i]);
+            _recipients.push(dev);
             _bps.push(seq.bps[i]);
+            _listingIds.push(id);
         }
         Model[2] memory m;
         _nonce++;
@@ -238,11 +274,12 @@ contract PaymentsFuzzHarness {
         if (op.kind == CLAIM) return _claim(c, ch, op, false);
         if (op.kind == VOUCHER) return _claim(c, ch, op, true);
         if (op.kind == TOPUP) return _topUp(c, ch, op);
-        if (op.kind == RATE) return _changeRate(c, ch, op);
+        if (op.kind == RATE) return _changeRate(c, m, ch, op);
         if (op.kind == CLOSE) return _requestClose(c, ch);
         if (op.kind == PROVIDER_CLOSE) return _providerClose(c, ch);
         if (op.kind == REFUND) return _refund(seq, c, ch);
         if (op.kind == WITHDRAW) return _withdraw(c, actors[op.who % ACTORS]);
+        if (op.kind == WAIVE) return _waive(c, ch, op);
         return _attack(c, ch, op);
     }
 
@@ -258,24 +295,54 @@ contract PaymentsFuzzHarness {
             token: c.token,
             ratePerSecond: rate,
             minNoticeSeconds: minNotice,
-            expiry: uint64(payments.fakeNow() + 1 days)
+            expiry: uint64(payments.fakeNow() + 1 days),
+            specHash: keccak256(abi.encode(rate)),
+            royaltiesHash: keccak256(abi.encode(_honestRoyalties()))
         });
+    }
+
+    /// @dev The list the provider signs: one entry per listing the pod runs, each exactly at its terms.
+    function _honestRoyalties() private view returns (Payments.Royalty[] memory list) {
+        list = new Payments.Royalty[](_bps.length);
+        for (uint256 i = 0; i < _bps.length; ++i) {
+            list[i] = Payments.Royalty(_recipients[i], _bps[i], _listingIds[i]);
+        }
+    }
+
+    /// @dev The list a publisher sends in royalty mode `mode` (the provider signed the honest one, except for
+    ///      R_UNQUOTED, where it is signed as sent so the contract's own listing rules are what refuses it).
+    function _royaltiesFor(Ctx memory c, uint256 mode) private view returns (Payments.Royalty[] memory list) {
+        Payments.Royalty[] memory honest = _honestRoyalties();
+        uint256 n = honest.length;
+        if (mode == R_FREE_FORM || mode == R_UNQUOTED || (mode == R_DUPLICATE && n > 0)) {
+            list = new Payments.Royalty[](n + 1);
+            for (uint256 i = 0; i < n; ++i) {
+                list[i] = honest[i];
+            }
+            // The redirect: the publisher's own address takes everything, or a listing appears twice.
+            list[n] = mode == R_DUPLICATE ? honest[0] : Payments.Royalty(address(c.publisher), uint16(BPS), 0);
+            return list;
+        }
+        if (mode == R_BPS_OFF && n > 0) honest[0].bps += 1;
+        return honest;
     }
 
     function _open(Seq calldata seq, Ctx memory c, Model memory ch, Op calldata op) private returns (bool) {
         uint256 deposit = op.x % 1e24;
         // A forged quote when `who` picks a third party: the provider never approved it.
         bool honest = address(actors[op.who % ACTORS]) == address(c.provider) || op.who % 3 != 0;
-        (bool ok, bytes memory ret, bool badRoyalty) = _callOpen(seq, c, ch, op, deposit, honest);
-        bool fresh = !ch.exists && !ch.finalized;
-        // The test token burns 1% (rounded down): amounts below 100 move exactly and are accepted.
-        bool fot = c.token == tokens[FEE_ON_TRANSFER] && deposit >= 100;
-        _expect(c, "open", honest && fresh && !badRoyalty && !fot, ok, ret);
+        uint256 mode = (op.who >> 2) % 16;
+        bool unbound = op.who >> 5 == 7;
+        (bool ok, bytes memory ret) = _callOpen(c, ch, op, deposit, honest, mode, unbound);
+        bytes4 want = _openError(seq, c, ch, deposit, honest, mode, unbound);
+        _expect(c, "open", want == bytes4(0), ok, ret);
         if (!ok) {
-            if (honest && fresh && !badRoyalty && fot) _expectError(c, ret, Payments.UnsupportedToken.selector);
-            if (!honest && fresh) _expectError(c, ret, Payments.InvalidQuoteSignature.selector);
+            _expectError(c, ret, want);
+            if (mode >= R_FREE_FORM && want != Payments.InvalidQuoteSignature.selector) _stats.royaltyAttacks++;
+            if (unbound) _stats.quoteAttacks++;
             return false;
         }
+        _checkRoyaltiesStored(c, ch);
         ch.exists = true;
         ch.deposit = deposit;
         ch.rate = op.y % 1e18;
@@ -286,22 +353,61 @@ contract PaymentsFuzzHarness {
         return true;
     }
 
-    function _callOpen(Seq calldata seq, Ctx memory c, Model memory ch, Op calldata op, uint256 deposit, bool honest)
-        private
-        returns (bool ok, bytes memory ret, bool badRoyalty)
-    {
+    function _callOpen(
+        Ctx memory c,
+        Model memory ch,
+        Op calldata op,
+        uint256 deposit,
+        bool honest,
+        uint256 mode,
+        bool unbound
+    ) private returns (bool ok, bytes memory ret) {
         Payments.Quote memory q = _quote(c, ch, op.y % 1e18, 0);
+        Payments.Royalty[] memory royalties = _royaltiesFor(c, mode);
+        // Free-form, off-terms and duplicate lists are signed as sent: the contract's listing rules refuse them
+        // even when a provider was careless enough to sign.
+        if (mode != R_UNQUOTED) q.royaltiesHash = keccak256(abi.encode(royalties));
+        if (unbound) q.publisher = address(0);
         // Revoke explicitly: an identical quote may have been approved earlier in the sequence.
         c.provider.approveDigest(payments.quoteDigest(q), honest);
-        Payments.Royalty[] memory royalties = new Payments.Royalty[](seq.bps.length);
-        badRoyalty = c.royaltyBpsTotal > BPS || seq.bps.length > 8;
-        for (uint256 i = 0; i < seq.bps.length; ++i) {
-            royalties[i] = Payments.Royalty(address(actors[seq.recipients[i] % ACTORS]), seq.bps[i], 0);
-            if (seq.bps[i] == 0) badRoyalty = true;
-        }
         (ok, ret) = c.publisher.exec(
             address(payments),
             abi.encodeCall(Payments.open, (q, hex"01", ch.podId, deposit, uint32(op.dt % 7 days), royalties))
+        );
+    }
+
+    /// @dev The error `open` must raise, in the contract's order of checks; zero when it must succeed.
+    function _openError(
+        Seq calldata seq,
+        Ctx memory c,
+        Model memory ch,
+        uint256 deposit,
+        bool honest,
+        uint256 mode,
+        bool unbound
+    ) private view returns (bytes4) {
+        uint256 n = seq.bps.length;
+        if (unbound) return Payments.QuoteNotBound.selector;
+        if (!honest) return Payments.InvalidQuoteSignature.selector;
+        if (mode == R_UNQUOTED) return Payments.RoyaltiesNotQuoted.selector;
+        if (ch.exists || ch.finalized) return Payments.ChannelExists.selector;
+        if (mode == R_FREE_FORM) return Payments.FreeFormRoyalty.selector;
+        if (mode == R_DUPLICATE && n > 0) return Payments.DuplicateListing.selector;
+        if (mode == R_BPS_OFF && n > 0) return Payments.RoyaltyNotAtListingTerms.selector;
+        if (c.royaltyBpsTotal > BPS) return Payments.RoyaltiesExceedTotal.selector;
+        // The test token burns 1% (rounded down): amounts below 100 move exactly and are accepted.
+        if (c.token == tokens[FEE_ON_TRANSFER] && deposit >= 100) return Payments.UnsupportedToken.selector;
+        return bytes4(0);
+    }
+
+    /// @dev An open channel's royalties are exactly the listings' terms, nothing else.
+    function _checkRoyaltiesStored(Ctx memory c, Model memory ch) private view {
+        bytes32 id = payments.channelIdOf(address(c.publisher), address(c.provider), ch.podId);
+        _eq(
+            c,
+            "royalties are the listings' terms",
+            uint256(keccak256(abi.encode(_honestRoyalties()))),
+            uint256(keccak256(abi.encode(payments.getRoyalties(id))))
         );
     }
 
@@ -368,7 +474,7 @@ contract PaymentsFuzzHarness {
     }
 
     /// @dev The model of the split: each recipient floor(amount x bps / 10000), the provider the rest.
-    function _settle(Ctx memory c, Model memory, uint256 amount) private {
+    function _settle(Ctx memory c, Model memory ch, uint256 amount) private {
         uint256 rest = amount;
         for (uint256 i = 0; i < _recipients.length; ++i) {
             uint256 share = amount * _bps[i] / BPS;
@@ -376,19 +482,30 @@ contract PaymentsFuzzHarness {
             rest -= share;
         }
         _internal[c.token][address(c.provider)] += rest;
+        ch.providerPaid += rest;
     }
 
     function _topUp(Ctx memory c, Model memory ch, Op calldata op) private returns (bool) {
         uint256 amount = op.x % 1e24;
+        uint256 nowT = payments.fakeNow();
+        bool restarts = ch.exists && amount != 0 && _accruedAt(ch, nowT) >= ch.deposit;
+        // A restarting top-up must pay at least the notice period: dust would make the provider restart for nothing.
+        bool dust = restarts && ch.closeAt == 0 && amount < ch.rate * ch.notice;
         (bool ok, bytes memory ret) = c.publisher.exec(
             address(payments), abi.encodeCall(Payments.topUp, (address(c.provider), ch.podId, amount))
         );
-        _expect(c, "topUp", ch.exists && ch.closeAt == 0 && (c.token != tokens[FEE_ON_TRANSFER] || amount < 100), ok, ret);
-        if (!ok) return false;
-        uint256 nowT = payments.fakeNow();
+        bool fot = c.token == tokens[FEE_ON_TRANSFER] && amount >= 100;
+        _expect(c, "topUp", ch.exists && ch.closeAt == 0 && !dust && !fot, ok, ret);
+        if (!ok) {
+            if (dust) {
+                _expectError(c, ret, Payments.TopUpTooSmall.selector);
+                _stats.dustTopUps++;
+            }
+            return false;
+        }
         // The restart rule: a top-up of a used-up deposit freezes what is owed at the old deposit and restarts
         // accrual now; the stopped time in between is never billed.
-        if (amount != 0 && _accruedAt(ch, nowT) >= ch.deposit) {
+        if (restarts) {
             ch.accruedBefore = ch.deposit;
             ch.since = nowT;
             ch.restarts++;
@@ -399,14 +516,37 @@ contract PaymentsFuzzHarness {
         return true;
     }
 
-    function _changeRate(Ctx memory c, Model memory ch, Op calldata op) private returns (bool) {
+    /// @dev A rate change with an honest quote, or (by `who`) a quote for the other pod, an unbound one, an expired
+    ///      one, or one priced for other royalties than the channel pays: each must be refused.
+    function _changeRate(Ctx memory c, Model[2] memory m, Model memory ch, Op calldata op) private returns (bool) {
         uint256 rate = op.y % 1e18;
+        uint256 mode = op.who % 8;
         Payments.Quote memory q = _quote(c, ch, rate, uint32(ch.notice));
+        bytes4 want;
+        if (!ch.exists) want = Payments.ChannelNotFound.selector;
+        else if (ch.closeAt != 0) want = Payments.ChannelIsClosing.selector;
+        if (mode == Q_FOREIGN_POD) {
+            q.podId = m[0].podId == ch.podId ? m[1].podId : m[0].podId;
+            if (want == 0) want = Payments.QuoteNotForPod.selector;
+        } else if (mode == Q_UNBOUND) {
+            q.podId = bytes32(0);
+            if (want == 0) want = Payments.QuoteNotBound.selector;
+        } else if (mode == Q_EXPIRED) {
+            q.expiry = uint64(payments.fakeNow() - 1);
+            if (want == 0) want = Payments.QuoteExpired.selector;
+        } else if (mode == Q_ROYALTIES) {
+            q.royaltiesHash = keccak256(abi.encode(_royaltiesFor(c, R_FREE_FORM)));
+            if (want == 0) want = Payments.RoyaltiesNotQuoted.selector;
+        }
         c.provider.approveDigest(payments.quoteDigest(q), true);
         (bool ok, bytes memory ret) =
             c.publisher.exec(address(payments), abi.encodeCall(Payments.changeRate, (q, hex"01", ch.podId)));
-        _expect(c, "changeRate", ch.exists && ch.closeAt == 0, ok, ret);
-        if (!ok) return false;
+        _expect(c, "changeRate", want == bytes4(0), ok, ret);
+        if (!ok) {
+            _expectError(c, ret, want);
+            if (mode >= Q_FOREIGN_POD && ch.exists && ch.closeAt == 0) _stats.quoteAttacks++;
+            return false;
+        }
         uint256 nowT = payments.fakeNow();
         ch.accruedBefore = _accruedAt(ch, nowT);
         ch.since = nowT;
@@ -456,6 +596,56 @@ contract PaymentsFuzzHarness {
         _paidForService(c, ch, ch.claimed);
         ch.exists = false;
         ch.finalized = true;
+        return true;
+    }
+
+    /// @dev The provider gives up accrued seconds (at most up to now or the close time); anyone else addresses a
+    ///      channel that does not exist.
+    function _waive(Ctx memory c, Model memory ch, Op calldata op) private returns (bool) {
+        uint256 nowT = payments.fakeNow();
+        uint256 end = ch.closeAt != 0 && ch.closeAt < nowT ? ch.closeAt : nowT;
+        uint256 maxSeconds = end > ch.since ? end - ch.since : 0;
+        uint256 secs = op.x % (maxSeconds + 2);
+        bool byProvider = op.who % 4 != 0;
+        bool found = ch.exists && (byProvider || address(c.publisher) == address(c.provider));
+        if (op.y % 2 == 1 && found && secs <= maxSeconds) return _claimWaiving(c, ch, op, secs);
+        Actor who = byProvider ? c.provider : c.publisher;
+        (bool ok, bytes memory ret) = who.exec(
+            address(payments), abi.encodeCall(Payments.waive, (address(c.publisher), ch.podId, secs))
+        );
+        _expect(c, "waive", found && secs <= maxSeconds, ok, ret);
+        if (!ok) {
+            _expectError(c, ret, found ? Payments.WaiveTooLong.selector : Payments.ChannelNotFound.selector);
+            return false;
+        }
+        ch.since += secs;
+        _stats.waives++;
+        return true;
+    }
+
+    /// @dev The daemon's first claim after a start: the waiver and the claim land together or not at all; the
+    ///      claim is capped by the accrual after the waiver.
+    function _claimWaiving(Ctx memory c, Model memory ch, Op calldata op, uint256 secs) private returns (bool) {
+        uint256 oldSince = ch.since;
+        ch.since += secs;
+        uint256 cap = _accruedAt(ch, payments.fakeNow());
+        if (cap > ch.deposit) cap = ch.deposit;
+        uint256 cumulative = _pickCumulative(ch, op.x / 7, cap);
+        (bool ok, bytes memory ret) = c.provider.exec(
+            address(payments),
+            abi.encodeCall(Payments.claimWaiving, (address(c.publisher), ch.podId, cumulative, secs))
+        );
+        _expect(c, "claimWaiving", cumulative > ch.claimed && cumulative <= cap, ok, ret);
+        if (!ok) {
+            ch.since = oldSince;
+            if (cumulative <= ch.claimed) _expectError(c, ret, Payments.NothingToClaim.selector);
+            else if (cumulative > ch.deposit) _expectError(c, ret, Payments.ClaimExceedsDeposit.selector);
+            else _expectError(c, ret, Payments.ClaimExceedsAccrued.selector);
+            return false;
+        }
+        _settle(c, ch, cumulative - ch.claimed);
+        ch.claimed = cumulative;
+        _stats.waives++;
         return true;
     }
 
@@ -554,6 +744,10 @@ contract PaymentsFuzzHarness {
             if (v.claimed > v.deposit) revert Violation(c.seq, c.step, "claimed above deposit", v.deposit, v.claimed);
             // ...nor more than the service the publisher got (or signed a voucher for).
             _paidForService(c, ch, v.claimed);
+            // The provider's floor: of everything claimed, its share is at least (1 - the listings' royalties).
+            if (ch.providerPaid * BPS < ch.claimed * (BPS - c.royaltyBpsTotal)) {
+                revert Violation(c.seq, c.step, "provider paid below its share", ch.claimed, ch.providerPaid);
+            }
         }
     }
 

@@ -15,6 +15,7 @@ export {
 export { type PckExtensions, parsePckExtensions } from "./intel/pck.js";
 export { type EnclaveReport, type IntelQuote, parseIntelQuote, type TdReport } from "./intel/quote.js";
 export { intelRoot, verifyIntelQuote } from "./intel/verify.js";
+export * from "./launch.js";
 export * from "./measure/errors.js";
 export * from "./measure/snp/index.js";
 export * from "./policy.js";

@@ -48,6 +48,12 @@ export interface Policy {
   snp?: SnpPolicy;
   tdx?: TdxPolicy;
   sgx?: SgxPolicy;
+  /**
+   * "required": the evidence's launch measurement must belong to a published, non-revoked release in the
+   * network's release registry; "any": no release is needed. Checked by the publisher SDK, which reads the
+   * chain (applyPolicy cannot). Default: "required" wherever the publisher SDK picks the policy for a network.
+   */
+  releases?: "required" | "any";
 }
 
 export const DEFAULT_ACCEPTED_TCB_STATUS: readonly TcbStatus[] = [
@@ -107,7 +113,16 @@ export function parsePolicy(doc: unknown): Policy {
     if (typeof v !== "boolean") bad(field, "must be true or false");
     return v as boolean;
   };
-  const root = obj(doc, "", ["tee", "allowDebug", "allowInsecureDev", "reportData", "snp", "tdx", "sgx"]);
+  const root = obj(doc, "", [
+    "tee",
+    "allowDebug",
+    "allowInsecureDev",
+    "reportData",
+    "snp",
+    "tdx",
+    "sgx",
+    "releases",
+  ]);
   const p: Policy = {};
   if (root.tee !== undefined) {
     if (!Array.isArray(root.tee) || root.tee.some((t) => !TEES.has(t as string)))
@@ -117,6 +132,11 @@ export function parsePolicy(doc: unknown): Policy {
   if (root.allowDebug !== undefined) p.allowDebug = bool(root.allowDebug, "allowDebug")!;
   if (root.allowInsecureDev !== undefined)
     p.allowInsecureDev = bool(root.allowInsecureDev, "allowInsecureDev")!;
+  if (root.releases !== undefined) {
+    if (root.releases !== "required" && root.releases !== "any")
+      bad("releases", 'must be "required" or "any"');
+    p.releases = root.releases as "required" | "any";
+  }
   if (root.reportData !== undefined) p.reportData = hexList([root.reportData], "reportData", 64)![0]!;
   if (root.snp !== undefined) {
     const s = obj(root.snp, "snp", ["measurements", "minTcb", "signers", "minGuestSvn", "hostData"]);

@@ -5,7 +5,21 @@ import { resolve } from "node:path";
 import { describe, it } from "vitest";
 import { certificatesFromBytes, collateralFromPcs } from "../src/index.js";
 
-export const TESTDATA = resolve(import.meta.dirname, "../../../../shared/testdata/attestation");
+/**
+ * `../shared/testdata/attestation` next to the repository; from a git worktree nested one level deeper (e.g.
+ * /work/wt/NAME) the same directory is found one level further up. TPOD_ATTESTATION_SAMPLES overrides both.
+ */
+function findTestdata(): string {
+  if (process.env.TPOD_ATTESTATION_SAMPLES) return resolve(process.env.TPOD_ATTESTATION_SAMPLES);
+  const repo = resolve(import.meta.dirname, "../../..");
+  for (const up of ["..", "../.."]) {
+    const candidate = resolve(repo, up, "shared/testdata/attestation");
+    if (existsSync(resolve(candidate, "README.md"))) return candidate;
+  }
+  return resolve(repo, "../shared/testdata/attestation");
+}
+
+export const TESTDATA = findTestdata();
 export const HAVE_TESTDATA = existsSync(resolve(TESTDATA, "README.md"));
 if (!HAVE_TESTDATA) console.warn(`SKIP: attestation samples not found at ${TESTDATA}`);
 

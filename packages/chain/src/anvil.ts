@@ -26,6 +26,13 @@ export interface AnvilOptions {
   host?: string;
   chainId?: number;
   accounts?: number;
+  /**
+   * Also mine a block every this many seconds when no transaction did, so chain time advances on an idle chain
+   * (run-out and notice periods end without anyone's transaction). Transactions still mine at once: anvil's
+   * `--mixed-mining` keeps automine beside interval mining, where `--block-time` alone would make every
+   * transaction wait for the next interval. Default: mine only on transactions.
+   */
+  blockTimeSeconds?: number;
   /** Extra command-line flags, e.g. ["--disable-block-gas-limit"]. */
   args?: string[];
   /** How long to wait for anvil to listen (ms). */
@@ -66,6 +73,11 @@ export function anvilBinary(): string {
 /** Starts anvil on loopback; resolves once it listens. */
 export function startAnvil(opts: AnvilOptions = {}): Promise<Anvil> {
   const host = opts.host ?? "127.0.0.1";
+  const blockTime = opts.blockTimeSeconds;
+  if (blockTime !== undefined && !(Number.isInteger(blockTime) && blockTime >= 1))
+    return Promise.reject(
+      new AnvilError(`blockTimeSeconds must be a whole number of seconds >= 1, got ${blockTime}`),
+    );
   const chainId = opts.chainId ?? 31337;
   const args = [
     "--host",
@@ -76,6 +88,7 @@ export function startAnvil(opts: AnvilOptions = {}): Promise<Anvil> {
     String(chainId),
     "--accounts",
     String(opts.accounts ?? 10),
+    ...(blockTime !== undefined ? ["--block-time", String(blockTime), "--mixed-mining"] : []),
     ...(opts.args ?? []),
   ];
   const [command, argv] = diesWithParent(anvilBinary(), args);

@@ -17,6 +17,8 @@ export interface ContractAddresses {
   registry: Address;
   payments: Address;
   marketplace: Address;
+  /** The release registry (Releases.sol), on networks that have one. */
+  releases?: Address;
 }
 
 /**

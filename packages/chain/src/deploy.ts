@@ -8,6 +8,8 @@ import {
   paymentsBytecode,
   registryAbi,
   registryBytecode,
+  releasesAbi,
+  releasesBytecode,
   testTokenAbi,
   testTokenBytecode,
 } from "./gen/index.js";
@@ -49,6 +51,19 @@ export async function deployTrustedPods(
   const payments = await deployContract(publicClient, wallet, paymentsAbi, paymentsBytecode, [marketplace]);
   const registry = await deployContract(publicClient, wallet, registryAbi, registryBytecode);
   return { registry, payments, marketplace };
+}
+
+/**
+ * Deploys the release registry with its k-of-n release signers (default: the deployer alone, threshold 1, as on
+ * a devnet; a real network names several signers and a threshold above one).
+ */
+export function deployReleases(
+  publicClient: PublicClient,
+  wallet: Wallet,
+  signers: Address[] = [wallet.account.address],
+  threshold = 1,
+): Promise<Address> {
+  return deployContract(publicClient, wallet, releasesAbi, releasesBytecode, [signers, threshold]);
 }
 
 /** Deploys a mintable test ERC-20 (anyone can mint: devnets and tests only). */

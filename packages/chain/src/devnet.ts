@@ -11,9 +11,10 @@ import { mnemonicToAccount, privateKeyToAccount } from "viem/accounts";
 import { foundry } from "viem/chains";
 import { type Anvil, type AnvilOptions, startAnvil } from "./anvil.js";
 import type { ChainContext, ContractAddresses } from "./client.js";
-import { deployTestToken, deployTrustedPods } from "./deploy.js";
+import { deployReleases, deployTestToken, deployTrustedPods } from "./deploy.js";
 import { waitForTransaction } from "./events.js";
 import { testTokenAbi } from "./gen/index.js";
+import { devnetReleaseInput, publishRelease } from "./releases.js";
 
 /** anvil's well-known default mnemonic: every key derived from it is public. */
 export const ANVIL_TEST_MNEMONIC = "test test test test test test test test test test test junk";
@@ -26,6 +27,8 @@ export interface DevAccount {
 }
 
 export interface DevChainContracts extends ContractAddresses {
+  /** The release registry; its only signer is dev account 0 (threshold 1). */
+  releases: Address;
   /** The mintable test ERC-20 every dev account holds. */
   token: Address;
 }
@@ -35,6 +38,8 @@ export interface DevChain {
   chainId: number;
   contracts: DevChainContracts;
   accounts: DevAccount[];
+  /** The id of the published devnet release (insecure-dev), unless `devnetRelease: false`. */
+  devnetRelease?: Hex;
   anvil: Anvil;
   publicClient: PublicClient;
   /** A ChainContext whose wallet is dev account `index`. */
@@ -45,6 +50,10 @@ export interface DevChain {
 export interface DevChainOptions extends AnvilOptions {
   /** Test tokens minted to every account (default 1,000,000 tokens of 18 decimals). */
   fundAmount?: bigint;
+  /** Dev account indexes that sign releases, threshold 1 (default: account 0, the deployer). */
+  releaseSigners?: number[];
+  /** Publish the devnet release (insecure-dev, devnetReleaseInput) from account 0 (default true). */
+  devnetRelease?: boolean;
 }
 
 const TEST_KEY_LABEL = "TEST KEY from anvil's public default mnemonic: never use on a real chain";
@@ -61,8 +70,8 @@ export function devAccounts(count = 10): DevAccount[] {
 }
 
 /**
- * Starts anvil on loopback, deploys Registry, Payments, Marketplace and a mintable test token, and mints tokens
- * to every dev account. Stop it with `stop()`.
+ * Starts anvil on loopback, deploys Registry, Payments, Marketplace, a mintable test token and Releases (signer:
+ * dev account 0) holding the devnet release, and mints tokens to every dev account. Stop it with `stop()`.
  */
 export async function startDevChain(opts: DevChainOptions = {}): Promise<DevChain> {
   const anvil = await startAnvil(opts);
@@ -89,18 +98,35 @@ export async function startDevChain(opts: DevChainOptions = {}): Promise<DevChai
       );
     }
     for (const h of hashes) await waitForTransaction(publicClient, h);
-    const contracts = { ...addresses, token };
+    // Last, so the other contracts and the token keep the addresses they always had on a fresh chain.
+    const releases = await deployReleases(
+      publicClient,
+      deployer,
+      (opts.releaseSigners ?? [0]).map((i) => accounts[i]!.address),
+    );
+    const contracts = { ...addresses, releases, token };
+    let devnetRelease: Hex | undefined;
+    if (opts.devnetRelease !== false) {
+      // A dev chain is a devnet's: its providers have no TEE, and the devnet's default policy (like every
+      // network's) accepts only a published release, so the insecure-dev one is published from the start.
+      const sent = await publishRelease(
+        { publicClient, walletClient: deployer, addresses: { ...addresses, releases } },
+        devnetReleaseInput(),
+      );
+      devnetRelease = sent.id;
+    }
     const devChain: DevChain = {
       rpcUrl: anvil.rpcUrl,
       chainId: anvil.chainId,
       contracts,
       accounts,
+      ...(devnetRelease ? { devnetRelease } : {}),
       anvil,
       publicClient,
       context: (index, confirmations = 1) => ({
         publicClient,
         walletClient: walletOf(index),
-        addresses,
+        addresses: { ...addresses, releases },
         confirmations,
       }),
       // The anvil the chain holds when stopped: a caller may restart it (e.g. from a state dump) and swap it in.

@@ -7,7 +7,10 @@ import {
   type WalletClient,
 } from "viem";
 
-/** A provider's signed offer (EIP-712 `Quote`). Zero `publisher` / `podId` mean "any". */
+/**
+ * A provider's signed offer (EIP-712 `Quote`) for one pod of one publisher: the contract refuses a zero
+ * `publisher` or `podId` (QuoteNotBound).
+ */
 export interface Quote {
   provider: Address;
   publisher: Address;
@@ -18,6 +21,10 @@ export interface Quote {
   minNoticeSeconds: number;
   /** Unix seconds after which the quote can no longer open or re-rate a channel. */
   expiry: bigint;
+  /** What the rate prices: `specHash(units)` of the pod's billed resources. */
+  specHash: Hex;
+  /** `royaltiesHash(list)` of the exact royalty list the channel must carry (one entry per listing the pod runs). */
+  royaltiesHash: Hex;
 }
 
 /** A publisher-signed authorization to claim up to a cumulative amount (EIP-712 `Voucher`). */
@@ -37,6 +44,8 @@ export const quoteTypes = {
     { name: "ratePerSecond", type: "uint256" },
     { name: "minNoticeSeconds", type: "uint32" },
     { name: "expiry", type: "uint64" },
+    { name: "specHash", type: "bytes32" },
+    { name: "royaltiesHash", type: "bytes32" },
   ],
 } as const;
 

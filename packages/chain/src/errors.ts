@@ -1,8 +1,8 @@
 import { BaseError, ContractFunctionRevertedError, decodeErrorResult, type Hex } from "viem";
-import { marketplaceAbi, paymentsAbi, registryAbi } from "./gen/index.js";
+import { marketplaceAbi, paymentsAbi, registryAbi, releasesAbi } from "./gen/index.js";
 
 /** Every custom error the contracts can raise, for decoding raw revert data. */
-export const contractErrorsAbi = [...paymentsAbi, ...registryAbi, ...marketplaceAbi].filter(
+export const contractErrorsAbi = [...paymentsAbi, ...registryAbi, ...marketplaceAbi, ...releasesAbi].filter(
   (item) => item.type === "error",
 );
 
@@ -45,13 +45,22 @@ const hints: Record<string, (a: Args) => string> = {
     `cumulative ${a[0]} exceeds what is allowed so far (${a[1]}): claim less or get a voucher`,
   TooManyRoyalties: (a) => `${a[0]} royalty recipients; at most ${a[1]} are allowed`,
   RoyaltiesExceedTotal: (a) => `royalty shares add up to ${a[0]} bps, more than 10000`,
-  ZeroRoyalty: (a) => `royalty entry ${a[0]} has a zero share and no listing: remove it or give it a share`,
+  FreeFormRoyalty: (a) =>
+    `royalty entry ${a[0]} names no listing: a channel pays royalties only to Marketplace listings the pod runs`,
+  DuplicateListing: (a) => `listing ${a[0]} appears twice in the royalties: list each listing once`,
+  RoyaltiesNotQuoted: (a) =>
+    `the royalties (hash ${a[1]}) are not the ones the provider quoted (hash ${a[0]}): open the channel with the royalty list of the provider's quote`,
+  QuoteNotBound: () =>
+    "the quote is not bound to a publisher and a pod id: ask the provider for a quote for your address and this pod",
+  TopUpTooSmall: (a) =>
+    `the deposit ran out, and a top-up that restarts the pod must pay at least the notice period at the rate (${a[1]}); ${a[0]} is too little`,
+  WaiveTooLong: (a) => `cannot waive ${a[0]} s: only ${a[1]} s have accrued since the channel's anchor`,
   ListingInactive: (a) => `listing ${a[0]} is inactive: its developer stopped new channels`,
   ListingNotFound: (a) => `listing ${a[0]} does not exist: check the listing id`,
   ListingRecipientMismatch: (a) =>
     `listing ${a[0]} pays developer ${a[1]}, not ${a[2]}: use the listing's developer`,
-  RoyaltyBelowListing: (a) =>
-    `listing ${a[0]} requires ${a[2]} bps; the channel offers ${a[1]}: raise the share`,
+  RoyaltyNotAtListingTerms: (a) =>
+    `listing ${a[0]} pays its developer exactly ${a[2]} bps; the royalty entry says ${a[1]}: use the listing's terms`,
   ListingFeeTokenMismatch: (a) =>
     `listing ${a[0]} charges its fee in ${a[1]}, not ${a[2]}: pay in the listing's token`,
   ProviderNotAuthorized: (a) =>
@@ -73,6 +82,24 @@ const hints: Record<string, (a: Args) => string> = {
   CidTooLong: (a) => `the CID is ${a[0]} bytes; at most ${a[1]} are allowed`,
   EmptyCid: () => "the CID is empty",
   FeeTokenRequired: (a) => `a fixed fee of ${a[0]} needs a fee token`,
+  NotSigner: (a) =>
+    `${a[0]} is not a release signer: only the Releases contract's signers publish and revoke`,
+  AlreadyApproved: (a) => `signer ${a[1]} already approved ${a[0]}: the other signers must approve it`,
+  BadThreshold: (a) => `threshold ${a[0]} is not between 1 and the ${a[1]} signers`,
+  BadSigner: (a) => `signer ${a[0]} is zero or listed twice`,
+  ReleaseExists: (a) =>
+    `release ${a[0]} is already ${Number(a[1]) === 2 ? "published and revoked" : "published"}: publish a new version instead`,
+  UnknownRelease: (a) => `no release ${a[0]}: check the release id (tpod release list)`,
+  AlreadyRevoked: (a) => `release ${a[0]} is already revoked`,
+  EmptyVersion: () => "the release version is empty",
+  VersionTaken: (a) => `version ${a[0]} is already used by release ${a[1]}: pick a new version`,
+  ZeroImageDigest: () => "the release's image digest is zero: give the SHA-256 of the provider VM image",
+  NoMeasurements: () => "the release lists no measurements",
+  UnknownTee: (a) => `TEE id ${a[0]} is unknown: use 1 (sev-snp), 2 (tdx), 3 (sgx) or 4 (insecure-dev)`,
+  BadMeasurementLength: (a) =>
+    `a measurement for TEE ${a[0]} is ${a[1]} bytes, expected ${a[2]} (SEV-SNP 48, TDX MRTD+RTMR0..2 192, SGX and insecure-dev 32)`,
+  MeasurementPublished: (a) =>
+    `measurement ${a[0]} is already in release ${a[1]}, which is not revoked: a measurement belongs to one live release`,
   ReentrancyGuardReentrantCall: () => "re-entrant call refused",
   SafeERC20FailedOperation: (a) => `token ${a[0]} refused the transfer: check balance and allowance`,
 };

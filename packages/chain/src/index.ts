@@ -7,3 +7,4 @@ export * from "./gen/index.js";
 export * from "./marketplace.js";
 export * from "./payments.js";
 export * from "./registry.js";
+export * from "./releases.js";

@@ -6,6 +6,7 @@ import {
   keccak256,
   parseAbi,
   type TypedDataDomain,
+  toHex,
 } from "viem";
 import { type ChainContext, read, type Sent, send, senderOf } from "./client.js";
 import { paymentsDomain, type Quote, signQuote, signVoucher, type TypedDataSigner } from "./eip712.js";
@@ -13,11 +14,59 @@ import { explainError } from "./errors.js";
 import { eventsOf, waitForTransaction } from "./events.js";
 import { paymentsAbi } from "./gen/index.js";
 
-/** A royalty share of every claim: `listingId` 0n is free-form, otherwise checked against the Marketplace. */
+/**
+ * A royalty share of every claim, for one Marketplace listing the pod runs: `recipient` is the listing's
+ * developer and `bps` exactly its terms (the contract refuses `listingId` 0n, duplicates and other shares).
+ */
 export interface Royalty {
   recipient: Address;
   bps: number;
   listingId: bigint;
+}
+
+const ROYALTIES_ABI = [
+  {
+    type: "tuple[]",
+    components: [
+      { name: "recipient", type: "address" },
+      { name: "bps", type: "uint16" },
+      { name: "listingId", type: "uint64" },
+    ],
+  },
+] as const;
+
+/** keccak256(abi.encode(royalties)) exactly as the contract computes it: the quote's `royaltiesHash`. */
+export function royaltiesHash(royalties: readonly Royalty[]): Hex {
+  return keccak256(encodeAbiParameters(ROYALTIES_ABI, [royalties.map((r) => ({ ...r }))]));
+}
+
+/** The resources a rate prices, in the pricing units (CPU millicores, memory MiB, storage GiB, GPUs), all replicas. */
+export interface PricedUnits {
+  cpu: bigint;
+  memory: bigint;
+  storage: bigint;
+  gpu: bigint;
+}
+
+const SPEC_TAG = keccak256(toHex("trustedpods.spec.v1"));
+
+/**
+ * The quote's `specHash`: what its rate prices, keccak256(abi.encode(tag, cpu, memory, storage, gpu)). Provider
+ * and publisher compute it from the pod's billed units, so both agree on what a signed rate is for.
+ */
+export function specHash(units: PricedUnits): Hex {
+  return keccak256(
+    encodeAbiParameters(
+      [
+        { type: "bytes32" },
+        { type: "uint256" },
+        { type: "uint256" },
+        { type: "uint256" },
+        { type: "uint256" },
+      ],
+      [SPEC_TAG, units.cpu, units.memory, units.storage, units.gpu],
+    ),
+  );
 }
 
 export interface ChannelKey {
@@ -138,6 +187,14 @@ export async function openChannel(
 /** What the accrual restart adds to a top-up: a fresh storage slot (22,100), the flag and anchor, its event. */
 export const TOP_UP_RESTART_GAS = 30_000n;
 
+/**
+ * The smallest top-up the contract accepts for a channel whose deposit ran out (accrual reached it): the notice
+ * period at the rate (TopUpTooSmall otherwise). A top-up before the run-out has no minimum.
+ */
+export function minRestartTopUp(channel: Pick<ChannelState, "ratePerSecond" | "noticeSeconds">): bigint {
+  return channel.ratePerSecond * channel.noticeSeconds;
+}
+
 /** Publisher: adds `amount` to the deposit. */
 export async function topUp(
   ctx: ChainContext,
@@ -192,6 +249,26 @@ export function claimWithVoucher(
     ...p(ctx),
     functionName: "claimWithVoucher",
     args: [publisher, podId, cumulative, voucherAmount, voucherSignature],
+  });
+}
+
+/** Provider: gives up `seconds` of accrual (time it did not serve); the publisher pays `rate × seconds` less. */
+export function waive(ctx: ChainContext, publisher: Address, podId: Hex, seconds: bigint): Promise<Sent> {
+  return send(ctx, { ...p(ctx), functionName: "waive", args: [publisher, podId, seconds] });
+}
+
+/** Provider: `waive(seconds)` then `claim(cumulative)` in one transaction (the first claim after a pod started). */
+export function claimWaiving(
+  ctx: ChainContext,
+  publisher: Address,
+  podId: Hex,
+  cumulative: bigint,
+  seconds: bigint,
+): Promise<Sent> {
+  return send(ctx, {
+    ...p(ctx),
+    functionName: "claimWaiving",
+    args: [publisher, podId, cumulative, seconds],
   });
 }
 

@@ -1,4 +1,4 @@
-import type { Address } from "viem";
+import { type Address, type Hex, zeroHash } from "viem";
 import { type ChainContext, read, type Sent, send } from "./client.js";
 import { registryAbi } from "./gen/index.js";
 
@@ -29,9 +29,12 @@ export interface ProviderInput {
   token: Address;
   minNoticeSeconds: number;
   prices: Price[];
+  /** The provider release it runs (a Releases id); absent or zero = none declared. */
+  release?: Hex;
 }
 
-export interface ProviderInfo extends Omit<ProviderInput, "regions" | "multiaddrs" | "teeTypes" | "prices"> {
+export interface ProviderInfo
+  extends Omit<ProviderInput, "regions" | "multiaddrs" | "teeTypes" | "prices" | "release"> {
   provider: Address;
   regions: readonly string[];
   multiaddrs: readonly string[];
@@ -39,6 +42,8 @@ export interface ProviderInfo extends Omit<ProviderInput, "regions" | "multiaddr
   prices: readonly Price[];
   registeredAt: bigint;
   updatedAt: bigint;
+  /** The declared release id (zero = none). */
+  release: Hex;
 }
 
 export interface ProviderFilter {
@@ -49,12 +54,14 @@ export interface ProviderFilter {
 
 const r = (ctx: ChainContext) => ({ address: ctx.addresses.registry, abi: registryAbi });
 
+const withRelease = (input: ProviderInput) => ({ ...input, release: input.release ?? zeroHash });
+
 export function registerProvider(ctx: ChainContext, input: ProviderInput): Promise<Sent> {
-  return send(ctx, { ...r(ctx), functionName: "register", args: [input] });
+  return send(ctx, { ...r(ctx), functionName: "register", args: [withRelease(input)] });
 }
 
 export function updateProvider(ctx: ChainContext, input: ProviderInput): Promise<Sent> {
-  return send(ctx, { ...r(ctx), functionName: "update", args: [input] });
+  return send(ctx, { ...r(ctx), functionName: "update", args: [withRelease(input)] });
 }
 
 export function deregisterProvider(ctx: ChainContext): Promise<Sent> {

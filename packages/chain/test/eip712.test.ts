@@ -17,12 +17,14 @@ const local = privateKeyToAccount(key);
 const domain = paymentsDomain(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3");
 const quote: Quote = {
   provider: local.address,
-  publisher: "0x0000000000000000000000000000000000000000",
+  publisher: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
   podId: `0x${"11".repeat(32)}` as Hex,
   token: "0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9",
   ratePerSecond: 123n,
   minNoticeSeconds: 60,
   expiry: 2_000_000_000n,
+  specHash: `0x${"22".repeat(32)}` as Hex,
+  royaltiesHash: `0x${"33".repeat(32)}` as Hex,
 };
 
 describe("EIP-712 quotes and vouchers", () => {

@@ -21,8 +21,6 @@ import {
   deployContract,
   feeOnTransferTokenAbi,
   feeOnTransferTokenBytecode,
-  marketplaceAbi,
-  marketplaceBytecode,
   noReturnTokenAbi,
   noReturnTokenBytecode,
   paymentsClockAbi,
@@ -53,6 +51,7 @@ const Kind = {
   refund: 7,
   withdraw: 8,
   attack: 9,
+  waive: 10,
 };
 
 const u128 = fc.oneof(
@@ -82,6 +81,7 @@ const kind = fc.constantFrom(
   Kind.withdraw,
   Kind.withdraw,
   Kind.attack,
+  Kind.waive,
 );
 const op = fc.record({
   kind,
@@ -124,6 +124,14 @@ interface Stats {
   reentryAttempts: bigint;
   /** Top-ups that found the deposit used up and restarted accrual. */
   restarts: bigint;
+  /** Opens refused for a royalty list off the listings' terms (free-form, off terms, duplicate, unquoted). */
+  royaltyAttacks: bigint;
+  /** Opens and rate changes refused for an unbound, foreign, expired or other-royalties quote. */
+  quoteAttacks: bigint;
+  /** Restarting top-ups refused for paying less than the notice period. */
+  dustTopUps: bigint;
+  /** Accrual the provider waived. */
+  waives: bigint;
 }
 
 let anvil: Anvil;
@@ -139,10 +147,15 @@ beforeAll(async () => {
     transport: http(anvil.rpcUrl),
     account: privateKeyToAccount(devAccounts(1)[0]!.privateKey),
   });
-  const marketplace = await deployContract(client, wallet, marketplaceAbi, marketplaceBytecode);
   harness = await deployContract(client, wallet, paymentsFuzzHarnessAbi, paymentsFuzzHarnessBytecode);
+  // The harness sets listing terms directly (every royalty is a listing at exactly its share).
+  const listings = await client.readContract({
+    address: harness,
+    abi: paymentsFuzzHarnessAbi,
+    functionName: "listings",
+  });
   const payments = await deployContract(client, wallet, paymentsClockAbi, paymentsClockBytecode, [
-    marketplace,
+    listings,
     harness,
   ]);
   const tokens = [
@@ -204,7 +217,18 @@ describe("Payments under random sequences", () => {
   it(
     `keeps money safe over ${RUNS * BATCH} random sequences (seed ${SEED})`,
     async () => {
-      const totals = { sequences: 0n, ops: 0n, succeeded: 0n, refused: 0n, reentry: 0n, restarts: 0n };
+      const totals = {
+        sequences: 0n,
+        ops: 0n,
+        succeeded: 0n,
+        refused: 0n,
+        reentry: 0n,
+        restarts: 0n,
+        royaltyAttacks: 0n,
+        quoteAttacks: 0n,
+        dustTopUps: 0n,
+        waives: 0n,
+      };
       const started = Date.now();
       await fc.assert(
         fc.asyncProperty(fc.array(sequence, { minLength: BATCH, maxLength: BATCH }), async (seqs) => {
@@ -214,6 +238,10 @@ describe("Payments under random sequences", () => {
           totals.succeeded += stats.succeeded;
           totals.refused += stats.refused;
           totals.restarts += stats.restarts;
+          totals.royaltyAttacks += stats.royaltyAttacks;
+          totals.quoteAttacks += stats.quoteAttacks;
+          totals.dustTopUps += stats.dustTopUps;
+          totals.waives += stats.waives;
           totals.reentry = stats.reentryAttempts > totals.reentry ? stats.reentryAttempts : totals.reentry;
         }),
         // Shrinking re-runs whole batches; opt in with TPOD_FUZZ_SHRINK=1 (the harness already names the failing step).
@@ -221,7 +249,7 @@ describe("Payments under random sequences", () => {
       );
       const seconds = ((Date.now() - started) / 1000).toFixed(1);
       process.stderr.write(
-        `fuzz: ${totals.sequences} sequences, ${totals.ops} ops (${totals.succeeded} succeeded, ${totals.refused} refused as predicted, ${totals.restarts} accrual restarts by top-ups), ${seconds} s, seed ${SEED}\n`,
+        `fuzz: ${totals.sequences} sequences, ${totals.ops} ops (${totals.succeeded} succeeded, ${totals.refused} refused as predicted, ${totals.restarts} accrual restarts by top-ups; refused: ${totals.royaltyAttacks} royalty lists off the listings' terms, ${totals.quoteAttacks} unbound/foreign/stale quotes, ${totals.dustTopUps} dust restarts; ${totals.waives} waivers), ${seconds} s, seed ${SEED}\n`,
       );
       expect(totals.sequences).toBe(BigInt(RUNS * BATCH));
       // The generator must exercise both paths, or the property proves little.
@@ -229,6 +257,10 @@ describe("Payments under random sequences", () => {
       expect(totals.refused).toBeGreaterThan(totals.sequences / 2n);
       expect(totals.reentry).toBeGreaterThan(0n);
       expect(totals.restarts).toBeGreaterThan(0n);
+      expect(totals.royaltyAttacks).toBeGreaterThan(0n);
+      expect(totals.quoteAttacks).toBeGreaterThan(0n);
+      expect(totals.dustTopUps).toBeGreaterThan(0n);
+      expect(totals.waives).toBeGreaterThan(0n);
     },
     LONG ? 3_600_000 : 600_000,
   );

@@ -12,12 +12,16 @@ import { privateKeyToAccount } from "viem/accounts";
 import { foundry } from "viem/chains";
 import { expect } from "vitest";
 import {
+  authorizeProvider,
   type ChainContext,
   ChainError,
+  createListing,
   openChannel,
   type Quote,
   type Royalty,
+  royaltiesHash,
   signQuoteFor,
+  specHash,
 } from "../src/index.js";
 import type { DevChain } from "../src/node.js";
 
@@ -108,6 +112,8 @@ export async function makeQuote(p: Parties, overrides: Partial<Quote> = {}, sign
     ratePerSecond: 1000n,
     minNoticeSeconds: 0,
     expiry: (await nowSeconds(p.chain)) + 86_400n,
+    specHash: specHash({ cpu: 100n, memory: 64n, storage: 0n, gpu: 0n }),
+    royaltiesHash: royaltiesHash([]),
     ...overrides,
   };
   const signature = await signQuoteFor(p.provider, accountOf(p.chain, signerIndex), quote);
@@ -130,6 +136,7 @@ export async function openDefault(
     podId,
     ...(opts.rate !== undefined ? { ratePerSecond: opts.rate } : {}),
     ...(opts.token ? { token: opts.token } : {}),
+    royaltiesHash: royaltiesHash(opts.royalties ?? []),
   });
   const sent = await openChannel(p.publisher, {
     quote,
@@ -141,4 +148,16 @@ export async function openDefault(
     ...(opts.fees ? { fees: opts.fees } : {}),
   });
   return { podId, quote, sent, key: { publisher: p.publisherAddr, provider: p.providerAddr, podId } };
+}
+
+/** A Marketplace listing by account `devIndex` at `bps`, authorizing the provider: the royalty entry a pod running it pays. */
+export async function listingRoyalty(p: Parties, devIndex: number, bps: number): Promise<Royalty> {
+  const dev = p.chain.context(devIndex);
+  const { listingId } = await createListing(dev, {
+    manifestDigest: keccak256(toHex(`listing-${Math.random()}`)),
+    metadataCid: "bafylisting",
+    royaltyBps: bps,
+  });
+  await authorizeProvider(dev, listingId, p.providerAddr, "bafywrappedkey");
+  return { recipient: p.chain.accounts[devIndex]!.address, bps, listingId };
 }

@@ -1,12 +1,14 @@
 import { type Address, parseEventLogs } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  accrued,
   balanceOf,
   ChainError,
   changeRate,
   channelId,
   claim,
   claimable,
+  claimWaiving,
   claimWithVoucher,
   deployContract,
   ensureAllowance,
@@ -14,6 +16,7 @@ import {
   feeOnTransferTokenBytecode,
   getChannel,
   getRoyalties,
+  minRestartTopUp,
   noReturnTokenAbi,
   noReturnTokenBytecode,
   openChannel,
@@ -22,8 +25,11 @@ import {
   providerClose,
   refund,
   requestClose,
+  royaltiesHash,
   signVoucherFor,
+  specHash,
   topUp,
+  waive,
   withdraw,
 } from "../src/index.js";
 import { type DevChain, startDevChain } from "../src/node.js";
@@ -31,6 +37,7 @@ import {
   accountOf,
   expectChainError,
   increaseTime,
+  listingRoyalty,
   makeQuote,
   newPod,
   nowSeconds,
@@ -149,20 +156,78 @@ describe("open", () => {
     );
   });
 
-  it("checks royalty lists", async () => {
-    const r = (bps: number, i = 3) => ({ recipient: chain.accounts[i]!.address, bps, listingId: 0n });
+  it("checks royalty lists: only listings, each once, exactly at its terms, at most 100% in all", async () => {
+    const a = await listingRoyalty(p, 3, 6000);
+    const b = await listingRoyalty(p, 4, 4000);
+    const c = await listingRoyalty(p, 4, 1);
     await expectChainError(
-      openDefault(p, { royalties: Array.from({ length: 9 }, () => r(1)) }),
+      openDefault(p, { royalties: Array.from({ length: 9 }, () => a) }),
       "TooManyRoyalties",
     );
-    await expectChainError(openDefault(p, { royalties: [r(6000), r(4001, 4)] }), "RoyaltiesExceedTotal");
-    await expectChainError(openDefault(p, { royalties: [r(0)] }), "ZeroRoyalty");
-    await expectChainError(
-      openDefault(p, { royalties: [{ recipient: ZERO, bps: 1, listingId: 0n }] }),
-      "ZeroAddress",
+    await expectChainError(openDefault(p, { royalties: [a, b, c] }), "RoyaltiesExceedTotal");
+    await expectChainError(openDefault(p, { royalties: [{ ...a, recipient: ZERO }] }), "ZeroAddress");
+    // The royalty redirect: a share with no listing, to an address the publisher controls.
+    const redirect = { recipient: chain.accounts[5]!.address, bps: 10_000, listingId: 0n };
+    const e = await expectChainError(openDefault(p, { royalties: [redirect] }), "FreeFormRoyalty");
+    expect(e.message).toMatch(/only to Marketplace listings/);
+    await expectChainError(openDefault(p, { royalties: [c, c] }), "DuplicateListing");
+    // More than the listing asks is refused too: a share above the terms moves the provider's pay elsewhere.
+    await expectChainError(openDefault(p, { royalties: [{ ...c, bps: 2 }] }), "RoyaltyNotAtListingTerms");
+    const { sent } = await openDefault(p, { royalties: [a, b] });
+    expect(await getRoyalties(p.publisher, sent.channelId)).toEqual([a, b]);
+  });
+
+  it("opens only with the exact royalty list the provider's quote signed", async () => {
+    const a = await listingRoyalty(p, 3, 700);
+    const podId = newPod();
+    // The provider quoted a pod without listings (royaltiesHash of []); the publisher adds a royalty anyway.
+    const q = await makeQuote(p, { podId });
+    const e = await expectChainError(
+      openChannel(p.publisher, {
+        quote: q.quote,
+        quoteSignature: q.signature,
+        podId,
+        deposit: 1000n,
+        noticeSeconds: 60,
+        royalties: [a],
+      }),
+      "RoyaltiesNotQuoted",
     );
-    const { sent } = await openDefault(p, { royalties: [r(6000), r(4000, 4)] });
-    expect(await getRoyalties(p.publisher, sent.channelId)).toEqual([r(6000), r(4000, 4)]);
+    expect(e.args).toEqual([royaltiesHash([]), royaltiesHash([a])]);
+    // Quoted with the royalty, the publisher cannot drop it either.
+    const withA = await makeQuote(p, { podId, royaltiesHash: royaltiesHash([a]) });
+    await expectChainError(
+      openChannel(p.publisher, {
+        quote: withA.quote,
+        quoteSignature: withA.signature,
+        podId,
+        deposit: 1000n,
+        noticeSeconds: 60,
+        royalties: [],
+      }),
+      "RoyaltiesNotQuoted",
+    );
+    // The contract computes the same hash as @trustedpods/chain.
+    expect(
+      await chain.publicClient.readContract({
+        address: chain.contracts.payments,
+        abi: paymentsAbi,
+        functionName: "royaltiesHashOf",
+        args: [[a]],
+      }),
+    ).toBe(royaltiesHash([a]));
+  });
+
+  it("refuses a quote bound to no publisher or no pod id (it could be replayed onto any pod)", async () => {
+    const podId = newPod();
+    const base = { podId, deposit: 1000n, noticeSeconds: 60, royalties: [] };
+    for (const unbound of [{ publisher: ZERO }, { podId: `0x${"00".repeat(32)}` as const }]) {
+      const q = await makeQuote(p, { podId, ...unbound });
+      await expectChainError(
+        openChannel(p.publisher, { ...base, quote: q.quote, quoteSignature: q.signature }),
+        "QuoteNotBound",
+      );
+    }
   });
 
   it("never reuses a channel key, so old vouchers cannot be replayed", async () => {
@@ -240,15 +305,9 @@ describe("claim", () => {
     const devBBefore = await balanceOf(p.publisher, devB, p.token);
     const provBefore = await balanceOf(p.publisher, p.providerAddr, p.token);
     const t0 = (await nowSeconds(chain)) + 10n;
+    const royalties = [await listingRoyalty(p, 3, 333), await listingRoyalty(p, 4, 1250)];
     await setNextTimestamp(chain, t0);
-    const { key } = await openDefault(p, {
-      deposit: 10_000n,
-      rate: 37n,
-      royalties: [
-        { recipient: devA, bps: 333, listingId: 0n },
-        { recipient: devB, bps: 1250, listingId: 0n },
-      ],
-    });
+    const { key } = await openDefault(p, { deposit: 10_000n, rate: 37n, royalties });
     await setNextTimestamp(chain, t0 + 100n);
     await expectChainError(
       claim(p.provider, p.publisherAddr, key.podId, 37n * 100n + 1n),
@@ -345,6 +404,117 @@ describe("top-up, rate change and close", () => {
       changeRate(p.publisher, forged.quote, forged.signature, key.podId),
       "InvalidQuoteSignature",
     );
+  });
+
+  it("changes the rate only with a quote for this publisher and pod, unexpired, priced with the channel's royalties", async () => {
+    const a = await listingRoyalty(p, 3, 250);
+    const { key, sent } = await openDefault(p, { deposit: 10n ** 9n, rate: 100n, royalties: [a] });
+    const priced = { royaltiesHash: royaltiesHash([a]) };
+    // The rate cut: a cheaper quote signed for another pod of the same publisher.
+    const other = await openDefault(p, { rate: 4n });
+    const foreign = await makeQuote(p, { podId: other.podId, ratePerSecond: 4n, ...priced });
+    await expectChainError(
+      changeRate(p.publisher, foreign.quote, foreign.signature, key.podId),
+      "QuoteNotForPod",
+    );
+    const unbound = await makeQuote(p, { podId: `0x${"00".repeat(32)}`, ratePerSecond: 4n, ...priced });
+    await expectChainError(
+      changeRate(p.publisher, unbound.quote, unbound.signature, key.podId),
+      "QuoteNotBound",
+    );
+    const stale = await makeQuote(p, {
+      podId: key.podId,
+      ratePerSecond: 4n,
+      expiry: (await nowSeconds(chain)) - 1n,
+      ...priced,
+    });
+    await expectChainError(changeRate(p.publisher, stale.quote, stale.signature, key.podId), "QuoteExpired");
+    // Another publisher's quote for this pod id cannot re-rate this publisher's channel.
+    const theirs = await makeQuote(p, { podId: key.podId, publisher: chain.accounts[5]!.address, ...priced });
+    await expectChainError(
+      changeRate(p.publisher, theirs.quote, theirs.signature, key.podId),
+      "QuoteNotForPublisher",
+    );
+    // A quote priced for a pod without the listing (royalties []) does not fit this channel.
+    const noListing = await makeQuote(p, { podId: key.podId, ratePerSecond: 4n });
+    await expectChainError(
+      changeRate(p.publisher, noListing.quote, noListing.signature, key.podId),
+      "RoyaltiesNotQuoted",
+    );
+    expect((await getChannel(p.publisher, key)).ratePerSecond).toBe(100n);
+    // The honest one goes through, and says on chain which spec it priced.
+    const spec = `0x${"5a".repeat(32)}` as const;
+    const ok = await makeQuote(p, { podId: key.podId, ratePerSecond: 120n, specHash: spec, ...priced });
+    const r = await changeRate(p.publisher, ok.quote, ok.signature, key.podId);
+    const ev = paymentsEvents(p.publisher, r.receipt).find((e) => e.eventName === "RateChanged");
+    expect(ev?.args).toMatchObject({ channelId: sent.channelId, ratePerSecond: 120n, specHash: spec });
+    const opened = paymentsEvents(p.publisher, sent.receipt).find((e) => e.eventName === "ChannelOpened");
+    expect(opened?.args).toMatchObject({
+      specHash: specHash({ cpu: 100n, memory: 64n, storage: 0n, gpu: 0n }),
+    });
+  });
+
+  it("refuses a dust top-up that would restart a run-out pod: it must pay at least the notice period", async () => {
+    const t0 = (await nowSeconds(chain)) + 5n;
+    await setNextTimestamp(chain, t0);
+    const { key } = await openDefault(p, { deposit: 1000n, rate: 10n, notice: 60 });
+    // Before the run-out any amount is fine (it changes no accrual).
+    await setNextTimestamp(chain, t0 + 50n);
+    await topUp(p.publisher, p.providerAddr, key.podId, 1n);
+    // After it, less than 10/s x 60 s is refused, and nothing moves.
+    await setNextTimestamp(chain, t0 + 500n);
+    const e = await expectChainError(topUp(p.publisher, p.providerAddr, key.podId, 599n), "TopUpTooSmall");
+    expect(e.args).toEqual([599n, 600n]);
+    expect(minRestartTopUp(await getChannel(p.publisher, key))).toBe(600n);
+    expect((await getChannel(p.publisher, key)).deposit).toBe(1001n);
+    await topUp(p.publisher, p.providerAddr, key.podId, 600n);
+    expect(await getChannel(p.publisher, key)).toMatchObject({ deposit: 1601n, accruedBefore: 1001n });
+  });
+
+  it("lets the provider waive accrual it did not serve, never past now, and nobody else", async () => {
+    const t0 = (await nowSeconds(chain)) + 5n;
+    await setNextTimestamp(chain, t0);
+    const { key, sent } = await openDefault(p, { deposit: 10_000n, rate: 10n, notice: 100 });
+    const pubBefore = await tokenBalance(chain, p.token, p.publisherAddr);
+    await setNextTimestamp(chain, t0 + 50n);
+    await expectChainError(waive(p.publisher, p.publisherAddr, key.podId, 1n), "ChannelNotFound");
+    await setNextTimestamp(chain, t0 + 51n);
+    const e = await expectChainError(waive(p.provider, p.publisherAddr, key.podId, 52n), "WaiveTooLong");
+    expect(e.args).toEqual([52n, 51n]);
+    // The pod took 30 s to serve: the publisher pays 10/s less those 30 s.
+    await setNextTimestamp(chain, t0 + 52n);
+    const w = await waive(p.provider, p.publisherAddr, key.podId, 30n);
+    const ev = paymentsEvents(p.provider, w.receipt).find((x) => x.eventName === "AccrualWaived");
+    expect(ev?.args).toEqual({ channelId: sent.channelId, seconds_: 30n });
+    expect((await getChannel(p.publisher, key)).since).toBe(t0 + 30n);
+    expect(await accrued(p.publisher, key)).toBe(220n);
+    await setNextTimestamp(chain, t0 + 60n);
+    await requestClose(p.publisher, p.providerAddr, key.podId);
+    await setNextTimestamp(chain, t0 + 160n);
+    // refund settles the reduced accrual automatically: 10 x (160 - 30) to the provider, the rest back.
+    const r = await refund(p.publisher, p.providerAddr, key.podId);
+    expect(r.result).toBe(10_000n - 1300n);
+    expect((await tokenBalance(chain, p.token, p.publisherAddr)) - pubBefore).toBe(10_000n - 1300n);
+  });
+
+  it("waives and claims in one transaction (the daemon's first claim after a start), or neither", async () => {
+    const t0 = (await nowSeconds(chain)) + 5n;
+    await setNextTimestamp(chain, t0);
+    const { key } = await openDefault(p, { deposit: 10_000n, rate: 10n });
+    await setNextTimestamp(chain, t0 + 40n);
+    // 15 s waived leaves 10 x 25 = 250 claimable: one wei more is refused, and the waiver with it.
+    await expectChainError(
+      claimWaiving(p.provider, p.publisherAddr, key.podId, 251n, 15n),
+      "ClaimExceedsAccrued",
+    );
+    expect((await getChannel(p.publisher, key)).since).toBe(t0);
+    await setNextTimestamp(chain, t0 + 40n);
+    const r = await claimWaiving(p.provider, p.publisherAddr, key.podId, 250n, 15n);
+    expect(paymentsEvents(p.provider, r.receipt).map((e) => e.eventName)).toEqual([
+      "AccrualWaived",
+      "Claimed",
+    ]);
+    expect(await getChannel(p.publisher, key)).toMatchObject({ since: t0 + 15n, claimed: 250n });
   });
 
   it("pays the provider up to the close time and refunds exactly the rest", async () => {
@@ -448,7 +618,7 @@ describe("top-up after a run-out (accrual restart)", () => {
     await setNextTimestamp(chain, t0);
     const exact = await openDefault(p, { deposit: 1000n, rate: 10n });
     await setNextTimestamp(chain, t0 + 100n);
-    const t = await topUp(p.publisher, p.providerAddr, exact.key.podId, 100n);
+    const t = await topUp(p.publisher, p.providerAddr, exact.key.podId, 600n);
     expect(restartOf(t.receipt)?.args).toMatchObject({ accruedBefore: 1000n, since: t0 + 100n });
     await setNextTimestamp(chain, t0 + 105n);
     await claim(p.provider, p.publisherAddr, exact.key.podId, 1050n);
@@ -472,9 +642,9 @@ describe("top-up after a run-out (accrual restart)", () => {
     await setNextTimestamp(chain, t0);
     const { key } = await openDefault(p, { deposit: 1000n, rate: 10n });
     await setNextTimestamp(chain, t0 + 50n);
-    const early = await topUp(p.publisher, p.providerAddr, key.podId, 100n);
+    const early = await topUp(p.publisher, p.providerAddr, key.podId, 600n);
     await setNextTimestamp(chain, t0 + 200n);
-    const late = await topUp(p.publisher, p.providerAddr, key.podId, 100n);
+    const late = await topUp(p.publisher, p.providerAddr, key.podId, 600n);
     expect(restartOf(early.receipt)).toBeUndefined();
     expect(restartOf(late.receipt)).toBeDefined();
     // The early top-up was estimated on the cheap branch; its limit still covers what the restart branch used.

@@ -145,7 +145,14 @@ describe("Marketplace", () => {
     await authorizeProvider(dev, listingId, p.providerAddr, "bafywrappedkey");
     expect(await isAuthorized(dev, listingId, p.providerAddr)).toBe(true);
     expect(await wrappedKeyCid(dev, listingId, p.providerAddr)).toBe("bafywrappedkey");
-    await expectChainError(openDefault(p, { royalties: royalty(499), fees: 1000n }), "RoyaltyBelowListing");
+    await expectChainError(
+      openDefault(p, { royalties: royalty(499), fees: 1000n }),
+      "RoyaltyNotAtListingTerms",
+    );
+    await expectChainError(
+      openDefault(p, { royalties: royalty(600), fees: 1000n }),
+      "RoyaltyNotAtListingTerms",
+    );
     await expectChainError(
       openDefault(p, { royalties: [{ recipient: p.publisherAddr, bps: 500, listingId }], fees: 1000n }),
       "ListingRecipientMismatch",
@@ -155,7 +162,7 @@ describe("Marketplace", () => {
       "ListingNotFound",
     );
     const before = await balanceOf(dev, devAddr, p.token);
-    const { sent } = await openDefault(p, { royalties: royalty(600), fees: 1000n });
+    const { sent } = await openDefault(p, { royalties: royalty(500), fees: 1000n });
     expect((await balanceOf(dev, devAddr, p.token)) - before).toBe(1000n);
     const check = await checkChannelListings(p.provider, sent.channelId, p.providerAddr, [listingId]);
     expect(check).toEqual({ ok: true, problems: [] });
@@ -166,7 +173,7 @@ describe("Marketplace", () => {
 
     // Terms change for future channels only.
     await updateTerms(dev, listingId, 800, p.token, 0n);
-    await expectChainError(openDefault(p, { royalties: royalty(700) }), "RoyaltyBelowListing");
+    await expectChainError(openDefault(p, { royalties: royalty(500) }), "RoyaltyNotAtListingTerms");
     expect((await checkChannelListings(p.provider, sent.channelId, p.providerAddr, [listingId])).ok).toBe(
       true,
     );

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: silences node:sqlite's ExperimentalWarning before any command can load it.
+import "./quiet-warnings.js";
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";

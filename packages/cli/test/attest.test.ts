@@ -1,14 +1,12 @@
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
+import { HAVE_TESTDATA as HAVE, TESTDATA as T } from "../../attestation/test/samples.js";
 import { run } from "../src/main.js";
 
-const T = resolve(import.meta.dirname, "../../../../shared/testdata/attestation");
-const HAVE = existsSync(join(T, "README.md"));
-if (!HAVE) console.warn(`SKIP: attestation samples not found at ${T}`);
 const tmp = mkdtempSync(join(tmpdir(), "tpod-attest-cli-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 

@@ -9,7 +9,18 @@ import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { accrued, balanceOf, channelHistory, getChannel, withdraw } from "@trustedpods/chain";
+import {
+  accrued,
+  balanceOf,
+  channelHistory,
+  devnetReleaseInput,
+  getChannel,
+  getProvider,
+  paymentsAbi,
+  publishRelease,
+  revokeRelease,
+  withdraw,
+} from "@trustedpods/chain";
 import type { DevChain } from "@trustedpods/chain/node";
 import { DEVNET_BILLING, type Devnet, startDevnet } from "@trustedpods/devnet";
 import { createP2PNode, type P2PNode } from "@trustedpods/p2p";
@@ -17,6 +28,7 @@ import { formatTokenAmount, parseManifest } from "@trustedpods/protocol";
 import type { Daemon } from "@trustedpods/provider";
 import {
   connectNetwork,
+  DEFAULT_RUN_SECONDS,
   DEPOSIT_MARGIN_SECONDS,
   DEVNET_POLICY,
   depositFor,
@@ -24,6 +36,7 @@ import {
   podConnection,
   podLogs,
   type ResolvedNetwork,
+  roundUpAmount,
   tokenInfo,
 } from "@trustedpods/publisher";
 import { type DeployProgress, deploy, PodStore } from "@trustedpods/publisher/node";
@@ -252,17 +265,20 @@ describe.skipIf(!haveTools)("deploy", () => {
       onProgress: (e) => events.push(e),
     });
     expect(r.provider).toBe(daemon.info().provider);
-    // The terms came from the daemon's quote (the devnet's billing config), and the default deposit pays the
-    // quoted minimum plus the margin.
+    // The terms came from the daemon's quote (the devnet's billing config), and the default deposit pays for
+    // DEFAULT_RUN_SECONDS, well beyond the quoted minimum plus the margin (rounded up to two digits).
     expect(r.terms).toEqual({
       minDepositSeconds: DEVNET_BILLING.minDepositSeconds,
       confirmations: 0,
       minNoticeSeconds: DEVNET_BILLING.minNoticeSeconds,
       quoted: true,
     });
-    expect(r.deposit).toBe(
+    expect(r.deposit).toBe(roundUpAmount(r.ratePerSecond * BigInt(DEFAULT_RUN_SECONDS)));
+    expect(r.deposit).toBeGreaterThan(
       r.ratePerSecond * BigInt(DEVNET_BILLING.minDepositSeconds + DEPOSIT_MARGIN_SECONDS),
     );
+    expect(r.paidSeconds).toBe(r.deposit / r.ratePerSecond);
+    expect(r.warnings).toEqual([]);
     expect(r.noticeSeconds).toBe(DEVNET_BILLING.minNoticeSeconds);
     expect(events.find((e) => e.step === "quote" && e.phase === "done")?.message).toContain(
       `minimum paid time ${DEVNET_BILLING.minDepositSeconds} s`,
@@ -367,8 +383,9 @@ describe.skipIf(!haveTools)("deploy", () => {
     const min = formatTokenAmount(rate * 600n, 18);
     const { symbol } = await tokenInfo(clients.publicClient, chain.contracts.token);
     expect(e.details!.minAmountFormatted).toBe(min);
+    expect(e.details!.marginSeconds).toBe(String(DEPOSIT_MARGIN_SECONDS));
     expect(e.message).toBe(
-      `deposit too small: the provider wants at least 600 s paid in advance (${min} ${symbol} at ${rate} base units/s), you offered ${offered} s (0.0000000001 ${symbol}); use --funds ${e.details!.suggestedFormatted}`,
+      `deposit too small: the provider wants 600 s paid in advance (${min} ${symbol}), and deploy adds a 60 s margin because the deposit starts paying when the channel opens, a few blocks before the provider checks it: 660 s at ${formatTokenAmount(rate * 3600n, 18)} ${symbol}/hour is ${formatTokenAmount(rate * 660n, 18)} ${symbol}. You offered ${offered} s (0.0000000001 ${symbol}); use --funds ${e.details!.suggestedFormatted} (660 s, rounded up) or more. Without --funds, deploy pays for 6 h 0 min.`,
     );
     // Refused after the quote, before the channel step: no channel on chain, not a token moved.
     expect(events.some((x) => x.step === "quote" && x.phase === "done")).toBe(true);
@@ -393,13 +410,84 @@ describe.skipIf(!haveTools)("deploy", () => {
     const cliBalance = await tokenBalance(cliPublisher);
     const c = await cli(["deploy", manifest, "--funds", "0.0000000001", "--json"]);
     expect(c.code).toBe(1);
-    expect(c.err).toContain("deposit too small: the provider wants at least 600 s paid in advance (");
+    expect(c.err).toContain("deposit too small: the provider wants 600 s paid in advance (");
     expect(c.err).toContain("use --funds 0.");
     const out = JSON.parse(c.out) as { error: { code: string; details: Record<string, string> } };
     expect(out.error.code).toBe("DEPOSIT_TOO_SMALL");
     expect(out.error.details.minSeconds).toBe("600");
     expect(await tokenBalance(cliPublisher)).toBe(cliBalance);
     expect((await cli(["deploy", manifest, "--funds", "1e5"])).code).toBe(2);
+  }, 120_000);
+
+  it("CLI: the default devnet policy deploys only to a published release; revoked, the deploy is refused before any money moves", async () => {
+    const manifest = join(tmp, "rel.yaml");
+    await writeFile(manifest, httpManifest("rel", "x"));
+    const provider = daemon.info().provider;
+    const entry = await getProvider(chain.context(0), provider);
+    expect(entry.release).toBe(chain.devnetRelease);
+    const v = await cli(["verify", provider]);
+    expect(v.code, v.err).toBe(0);
+    expect(v.out).toMatch(/^accepted .*insecure-dev evidence, release devnet-insecure-dev/);
+
+    const signer = chain.context(0);
+    await revokeRelease(signer, chain.devnetRelease!, "test: the devnet release is withdrawn");
+    try {
+      const publisher = privateKeyToAccount(chain.accounts[2]!.privateKey).address;
+      const before = {
+        publisher: await tokenBalance(publisher),
+        payments: await tokenBalance(chain.contracts.payments),
+        allowance: await chain.publicClient.readContract({
+          address: chain.contracts.token,
+          abi: erc20Abi,
+          functionName: "allowance",
+          args: [publisher, chain.contracts.payments],
+        }),
+        block: await chain.publicClient.getBlockNumber(),
+      };
+      const d = await cli(["deploy", manifest, "--json"]);
+      expect(d.code).toBe(1);
+      expect(d.err).toMatch(
+        /is release devnet-insecure-dev .*which was revoked at .*: test: the devnet release is withdrawn/,
+      );
+      expect(JSON.parse(d.out).error).toMatchObject({
+        code: "ATTESTATION_REFUSED",
+        field: "release.revoked",
+      });
+      expect(d.err).not.toMatch(/quote|channel/i);
+      // Nothing moved: balances and allowance as before, and no channel was opened on Payments since.
+      expect(await tokenBalance(publisher)).toBe(before.publisher);
+      expect(await tokenBalance(chain.contracts.payments)).toBe(before.payments);
+      expect(
+        await chain.publicClient.readContract({
+          address: chain.contracts.token,
+          abi: erc20Abi,
+          functionName: "allowance",
+          args: [publisher, chain.contracts.payments],
+        }),
+      ).toBe(before.allowance);
+      const opened = await chain.publicClient.getContractEvents({
+        address: chain.contracts.payments,
+        abi: paymentsAbi,
+        eventName: "ChannelOpened",
+        // The revocation's block or a later empty one: no channel was opened there before the deploy.
+        fromBlock: before.block,
+      });
+      expect(opened).toEqual([]);
+    } finally {
+      // The signers publish the same measurement again under a new version: the devnet accepts its provider
+      // again (and the tests after this one deploy under it).
+      const reinstated = await publishRelease(signer, {
+        ...devnetReleaseInput(),
+        version: "devnet-insecure-dev-2",
+      });
+      expect(reinstated.published).toBe(true);
+    }
+    const again = await cli(["verify", provider]);
+    expect(again.code, again.err).toBe(0);
+    expect(again.out).toMatch(/release devnet-insecure-dev-2/);
+    expect(again.out).toMatch(
+      /warning: the provider declares release [0-9a-f]{16}… in the Registry, but its evidence is release devnet-insecure-dev-2/,
+    );
   }, 120_000);
 
   it("CLI: a key-value pod with a TCP port, a persistent volume and a secret; an update keeps its data", async () => {
@@ -464,7 +552,15 @@ describe.skipIf(!haveTools)("deploy", () => {
       channel: Hex;
       endpoints: { http: string[]; tcp: unknown[] };
     };
-    expect(Object.keys(out)).toEqual(["podId", "provider", "channel", "endpoints", "terms"]);
+    expect(Object.keys(out)).toEqual([
+      "podId",
+      "provider",
+      "channel",
+      "endpoints",
+      "terms",
+      "runway",
+      "warnings",
+    ]);
     const terms = (out as unknown as { terms: Record<string, unknown> }).terms;
     expect(terms).toMatchObject({
       token: getAddress(chain.contracts.token),

@@ -20,6 +20,7 @@ import {
 } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import { createIpfsNode, type IpfsNode } from "@trustedpods/ipfs";
+import { formatTokenAmount } from "@trustedpods/protocol";
 import { Daemon, loadConfig } from "@trustedpods/provider";
 import { writeDevnetState } from "@trustedpods/publisher/node";
 import { erc20Abi, type Hex, toHex } from "viem";
@@ -155,7 +156,8 @@ afterAll(async () => {
   }
   await chain?.stop();
   await exec("buildah", ["rmi", "-f", IMAGE]).catch(() => {});
-  await rm(tmp, { recursive: true, force: true });
+  // An IPFS node that has just stopped may still flush its datastore (ENOTEMPTY): retry.
+  await rm(tmp, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
   await rm(`/dev/shm/tpod-secrets-mc${uid}`, { recursive: true, force: true });
   if (savedHome === undefined) delete process.env.TPOD_HOME;
   else process.env.TPOD_HOME = savedHome;
@@ -297,7 +299,8 @@ spec:
       const before = await held();
       const w = await cli(["dev", "withdraw", "--key", devKeyFile]);
       expect(w.code, w.err).toBe(0);
-      expect(w.out).toContain(`withdrew ${share}`);
+      // In tokens for people; the --json of earnings above keeps base units.
+      expect(w.out).toContain(`withdrew ${formatTokenAmount(share, 18)} TPT (token `);
       expect((await held()) - before).toBe(share);
     } finally {
       await devNode.stop();

@@ -4,11 +4,16 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import {
   claim,
+  getChannel,
   getProvider,
   isRegistered,
   openChannel,
   balanceOf as paymentsBalance,
+  refund,
+  requestClose,
+  royaltiesHash,
   signQuoteFor,
+  specHash,
 } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import { loadOrCreatePeerKey } from "@trustedpods/p2p";
@@ -160,6 +165,8 @@ describe("tpod provider pods|earnings", () => {
       ratePerSecond: rate,
       minNoticeSeconds: 120,
       expiry: BigInt(Math.floor(Date.now() / 1000) + 3600),
+      specHash: specHash({ cpu: 100n, memory: 64n, storage: 0n, gpu: 0n }),
+      royaltiesHash: royaltiesHash([]),
     };
     const sig = await signQuoteFor(providerCtx, provider, quote);
     await openChannel(publisherCtx, {
@@ -183,6 +190,7 @@ describe("tpod provider pods|earnings", () => {
         channelId: `0x${"00".repeat(32)}`,
         token: chain.contracts.token,
         ratePerSecond: rate,
+        requiredRate: rate,
         reserved: { cpuMillis: 100n, memoryMiB: 32n, storageGiB: 0n, gpu: 0n },
         observed: null,
       });
@@ -210,7 +218,69 @@ describe("tpod provider pods|earnings", () => {
     expect(await paymentsBalance(providerCtx, provider.address, chain.contracts.token)).toBe(0n);
 
     const human = await tpod("provider", "earnings", "--config", configFile);
-    expect(human.out).toMatch(/withdrawable 0 TPT; claimed in total 0\.00000000005 TPT over 1 channel/);
+    expect(human.out).toContain(
+      "earned 0.00000000005 TPT in total (your share of 0.00000000005 TPT claimed over 1 channel(s)); withdrawn 0.00000000005 TPT; withdrawable 0 TPT",
+    );
+  });
+
+  it("earnings count settled channels too, so the totals add up: earned = withdrawn + withdrawable", async () => {
+    const provider = privateKeyToAccount(chain.accounts[PROVIDER]!.privateKey);
+    const publisher = chain.accounts[PUBLISHER]!.address;
+    const providerCtx = chain.context(PROVIDER);
+    const publisherCtx = chain.context(PUBLISHER);
+    const settledPod = `0x${"cd".repeat(32)}` as Hex;
+    const rate = 1_000_000n;
+    const quote = {
+      provider: provider.address,
+      publisher,
+      podId: settledPod,
+      token: chain.contracts.token,
+      ratePerSecond: rate,
+      minNoticeSeconds: 120,
+      expiry: BigInt(Math.floor(Date.now() / 1000) + 3600),
+      specHash: specHash({ cpu: 100n, memory: 64n, storage: 0n, gpu: 0n }),
+      royaltiesHash: royaltiesHash([]),
+    };
+    await openChannel(publisherCtx, {
+      quote,
+      quoteSignature: await signQuoteFor(providerCtx, provider, quote),
+      podId: settledPod,
+      deposit: rate * 1000n,
+      noticeSeconds: 120,
+    });
+    const mine = async (seconds: number) => {
+      await chain.publicClient.request({ method: "evm_increaseTime" as never, params: [seconds] as never });
+      await chain.publicClient.request({ method: "evm_mine" as never, params: [] as never });
+    };
+    await mine(100);
+    await claim(providerCtx, publisher, settledPod, rate * 60n);
+    // The publisher closes and, after the notice, settles: the contract deletes the channel's state, and the
+    // refund's own claim pays the provider the rest of what accrued up to the close.
+    await requestClose(publisherCtx, provider.address, settledPod);
+    await mine(121);
+    await refund(publisherCtx, provider.address, settledPod);
+    expect(
+      (await getChannel(publisherCtx, { publisher, provider: provider.address, podId: settledPod }))
+        .finalized,
+    ).toBe(true);
+
+    const e = JSON.parse((await tpod("provider", "earnings", "--config", configFile, "--json")).out);
+    const settled = e.channels.find((c: { podId: string }) => c.podId === settledPod);
+    expect(settled).toMatchObject({ state: "settled", closed: true, claimable: "0" });
+    // It paid what accrued up to the close: the 100 s before the close request plus its 120 s notice (and a second or two).
+    expect(BigInt(settled.claimed)).toBeGreaterThanOrEqual(rate * 220n);
+    expect(BigInt(settled.deposit)).toBe(rate * 1000n);
+    expect(BigInt(settled.claimed) + BigInt(settled.refunded)).toBe(rate * 1000n);
+    const withdrawable = await paymentsBalance(providerCtx, provider.address, chain.contracts.token);
+    expect(BigInt(e.withdrawable)).toBe(withdrawable);
+    expect(BigInt(e.earned)).toBe(BigInt(e.withdrawn) + withdrawable);
+    expect(BigInt(e.claimedTotal)).toBeGreaterThanOrEqual(withdrawable);
+    const human = await tpod("provider", "earnings", "--config", configFile);
+    expect(human.out).toMatch(
+      new RegExp(
+        `pod ${settledPod} {2}settled: claimed [0-9.]+ TPT of 0\\.000000001 TPT, [0-9.]+ TPT refunded`,
+      ),
+    );
   });
 
   it("pods lists what the daemon's state holds, deleted ones only with --all", async () => {

@@ -1,7 +1,13 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { type ProviderInput, Resource, registerProvider } from "@trustedpods/chain";
+import {
+  devnetReleaseInput,
+  type ProviderInput,
+  Resource,
+  registerProvider,
+  releaseId,
+} from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import { writeDevnetState } from "@trustedpods/publisher/node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -37,9 +43,15 @@ beforeAll(async () => {
   process.env.TPOD_HOME = home;
   chain = await startDevChain({ accounts: 4 });
   testProvider = await startTestProvider();
+  // As `tpod devnet up` does: the provider declares the devnet release (insecure-dev) the dev chain published.
   await registerProvider(
     chain.context(1),
-    input({ name: "alpha", regions: ["eu-west"], multiaddrs: testProvider.multiaddrs }),
+    input({
+      name: "alpha",
+      regions: ["eu-west"],
+      multiaddrs: testProvider.multiaddrs,
+      release: releaseId(devnetReleaseInput()),
+    }),
   );
   await registerProvider(
     chain.context(2),
@@ -111,6 +123,10 @@ describe("tpod providers on a running devnet (found without flags)", () => {
     expect(table.code).toBe(0);
     expect(table.out).toMatch(new RegExp(`^\\*\\s+${chain.accounts[2]!.address}\\s+beta\\s+ap-south`, "m"));
     expect(table.out).toMatch(/PRICE\/HOUR/);
+    // Each provider's declared release, by version (its evidence is what verify and deploy check).
+    expect(table.out).toMatch(/RELEASE/);
+    expect(table.out).toMatch(/alpha\s+eu-west\s+insecure-dev\s+devnet-insecure-dev\s/);
+    expect(table.out).toMatch(/beta\s+ap-south\s+insecure-dev\s+none\s/);
   });
 
   it("usage errors exit 2", async () => {
@@ -131,8 +147,17 @@ describe("tpod verify", () => {
       peerId: testProvider.peerId,
       tee: "insecure-dev",
       insecure: true,
-      policy: "devnet default (allows insecure-dev)",
+      policy: "devnet default (allows insecure-dev; a published, non-revoked release required)",
+      release: { version: "devnet-insecure-dev", id: releaseId(devnetReleaseInput()), required: true },
     });
+    expect(body.verified.join("\n")).toMatch(
+      /hardware: NONE.*\n.*release: devnet-insecure-dev.*\n.*image: sha256/,
+    );
+    const text = await tpod(["verify", chain.accounts[1]!.address]);
+    expect(text.out).toMatch(/^accepted .*insecure-dev evidence, release devnet-insecure-dev/);
+    expect(text.out).toMatch(
+      /^ {2}binding: the evidence's report data commits to this session's fresh nonce/m,
+    );
     expect(body.encryptionPublicKey).toBe(
       `0x${Buffer.from(testProvider.encryptionPublicKey).toString("hex")}`,
     );
@@ -152,8 +177,28 @@ describe("tpod verify", () => {
     writeFileSync(policy, "allowInsecureDev: true\n");
     const allowed = await tpod([...args, "--policy", policy]);
     expect(allowed.code).toBe(0);
-    expect(allowed.out).toMatch(/^accepted .*insecure-dev evidence/);
+    expect(allowed.out).toMatch(/^accepted .*insecure-dev evidence, release devnet-insecure-dev/);
     expect(allowed.err).toMatch(/warning: INSECURE/);
+  });
+
+  it("a policy file narrows by default (a release is still required) and widens only with releases: any", async () => {
+    const noReleases = join(home, "contracts-no-releases.json");
+    const { releases: _, ...rest } = chain.contracts;
+    writeFileSync(noReleases, JSON.stringify(rest));
+    const policy = join(home, "dev-policy.yaml");
+    writeFileSync(policy, "allowInsecureDev: true\n");
+    const args = ["verify", testProvider.multiaddrs[0]!, "--rpc", chain.rpcUrl, "--contracts", noReleases];
+    const narrowed = await tpod([...args, "--policy", policy, "--json"]);
+    expect(narrowed.code).toBe(1);
+    expect(JSON.parse(narrowed.out)).toMatchObject({
+      code: "ATTESTATION_REFUSED",
+      field: "release.registry",
+    });
+    const wide = join(home, "wide-policy.yaml");
+    writeFileSync(wide, "allowInsecureDev: true\nreleases: any\n");
+    const widened = await tpod([...args, "--policy", wide, "--json"]);
+    expect(widened.code).toBe(0);
+    expect(JSON.parse(widened.out)).toMatchObject({ accepted: true, release: null });
   });
 
   it("exit 1 for an unregistered address or an unreachable provider, 2 for a malformed target", async () => {
@@ -216,5 +261,83 @@ describe("tpod network", () => {
         ])
       ).code,
     ).toBe(2);
+  });
+});
+
+describe("tpod release (the devnet's release signer is its publisher key here)", () => {
+  const file = join(home, "release.json");
+  const measurement = "5f3a".repeat(24);
+
+  it("publish: a signer publishes a release file; list shows it with its measurements", async () => {
+    writeFileSync(
+      file,
+      JSON.stringify({
+        version: "1.0.0-test",
+        imageDigest: `sha256:${"ab".repeat(32)}`,
+        source: "git+https://example.org/image@abc",
+        measurements: [{ tee: "snp", config: "milan 4 vCPU", measurement }],
+      }),
+    );
+    const r = await tpod(["release", "publish", file, "--json"]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({
+      version: "1.0.0-test",
+      published: true,
+      approvals: 1,
+      threshold: 1,
+    });
+    const again = await tpod(["release", "publish", file]);
+    expect(again.code).toBe(1);
+    expect(again.err).toMatch(/ReleaseExists: release 0x\w+ is already published/);
+    const list = await tpod(["release", "list"]);
+    expect(list.out).toMatch(/1 of 1 signers publish, any one revokes/);
+    expect(list.out).toMatch(/^published 1\.0\.0-test {2}0x[0-9a-f]{64}$/m);
+    expect(list.out).toMatch(new RegExp(`snp +${measurement.slice(0, 24)}… {2}milan 4 vCPU`));
+  });
+
+  it("publish refuses a malformed file (exit 2) and a non-signer's key on chain (exit 1)", async () => {
+    const bad = join(home, "bad-release.json");
+    writeFileSync(
+      bad,
+      JSON.stringify({ version: "x", imageDigest: "00", measurements: [{ tee: "insecure-dev" }] }),
+    );
+    const r = await tpod(["release", "publish", bad]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/imageDigest must be 32 bytes of hex/);
+    const keyFile = join(home, "outsider.key");
+    writeFileSync(keyFile, `${chain.accounts[3]!.privateKey}\n`, { mode: 0o600 });
+    writeFileSync(
+      file,
+      JSON.stringify({
+        version: "2",
+        imageDigest: "cd".repeat(32),
+        measurements: [{ tee: "snp", measurement: "77".repeat(48) }],
+      }),
+    );
+    const outsider = await tpod(["release", "publish", file, "--key", keyFile]);
+    expect(outsider.code).toBe(1);
+    expect(outsider.err).toMatch(/NotSigner: 0x\w+ is not a release signer/);
+  });
+
+  it("revoke: tpod verify then refuses the provider, saying its release was revoked", async () => {
+    const id = releaseId(devnetReleaseInput());
+    expect((await tpod(["release", "revoke", id])).code).toBe(2); // --reason is required
+    const r = await tpod(["release", "revoke", id, "--reason", "test: devnet release withdrawn"]);
+    expect(r.code).toBe(0);
+    const v = await tpod(["verify", chain.accounts[1]!.address, "--json"]);
+    expect(v.code).toBe(1);
+    expect(JSON.parse(v.out)).toMatchObject({
+      accepted: false,
+      code: "ATTESTATION_REFUSED",
+      field: "release.revoked",
+    });
+    expect(v.err).toMatch(
+      /is release devnet-insecure-dev .*which was revoked at .*: test: devnet release withdrawn/,
+    );
+    const list = await tpod(["release", "list", "--json"]);
+    expect(JSON.parse(list.out).list[0]).toMatchObject({
+      status: "revoked",
+      revokeReason: "test: devnet release withdrawn",
+    });
   });
 });

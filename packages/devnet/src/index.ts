@@ -9,13 +9,14 @@
  */
 import { open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { registerProvider } from "@trustedpods/chain";
+import { devnetReleaseInput, registerProvider } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
-import { createIpfsNode, type IpfsNode } from "@trustedpods/ipfs";
+import { type BlockHttpServer, createIpfsNode, type IpfsNode, serveBlocksOverHttp } from "@trustedpods/ipfs";
 import type { PricingFile } from "@trustedpods/protocol";
 import {
   Daemon,
   type Gateway,
+  ListingMetadataPinner,
   loadConfig,
   PodmanEngine,
   type ProviderConfig,
@@ -54,6 +55,13 @@ export const DEFAULT_GATEWAY_PORT = 8080;
 export const DEFAULT_CHAIN_PORT = 8545;
 /** Pod hostnames are `NAME.localhost`: every resolver (and curl) maps *.localhost to loopback without setup. */
 export const DEVNET_BASE_DOMAIN = "localhost";
+
+/**
+ * The devnet chain mines a block every second when no transaction did (transactions still mine at once), so
+ * chain time runs like a real chain's: a run-out deposit or a notice period ends without waiting for someone's
+ * transaction.
+ */
+export const DEVNET_BLOCK_SECONDS = 1;
 
 /** Dev account indexes: 0 deploys the contracts, 1 is the provider, 2 the publisher. */
 const PROVIDER_ACCOUNT = 1;
@@ -104,7 +112,15 @@ export interface DevnetInfo {
   ready: true;
   rpcUrl: string;
   chainId: number;
-  contracts: { registry: Address; payments: Address; marketplace: Address; token: Address };
+  contracts: {
+    registry: Address;
+    payments: Address;
+    marketplace: Address;
+    releases: Address;
+    token: Address;
+  };
+  /** The devnet release (insecure-dev) its provider declares; its signers are dev accounts 0 and the publisher. */
+  release: { id: Hex; version: string };
   provider: {
     address: Address;
     peerId: string;
@@ -118,7 +134,8 @@ export interface DevnetInfo {
     metricsUrl: string;
   };
   gateway: { url: string; baseDomain: string; port: number };
-  ipfs: { multiaddrs: string[] };
+  /** `gatewayUrl`: the devnet IPFS node's raw blocks over HTTP (listing metadata for browsers). */
+  ipfs: { multiaddrs: string[]; gatewayUrl: string };
   publisher: { address: Address; privateKey: Hex; label: string };
   stateFile: string;
   pid: number;
@@ -134,6 +151,8 @@ export interface Devnet {
   vm?: ProviderVm;
   chain: DevChain;
   ipfs: IpfsNode;
+  /** Pins every listing's metadata on the devnet's IPFS node, so it outlives the developer's process. */
+  listingPins: ListingMetadataPinner;
   /** Resolves with a reason when a part dies on its own (anvil exits). */
   failed: Promise<string>;
   /**
@@ -321,7 +340,14 @@ async function startDevnetWith(o: DevnetOptions): Promise<Omit<Devnet, "daemon">
         : "starting the dev chain, the IPFS node and the Podman service...",
     );
     const [chainR, ipfsR, engineR] = await Promise.allSettled([
-      timed(timings, "chain", () => startDevChain({ port: chainPort })),
+      // The publisher account signs releases too, so `tpod release publish|revoke` can be tried on the devnet.
+      timed(timings, "chain", () =>
+        startDevChain({
+          port: chainPort,
+          blockTimeSeconds: DEVNET_BLOCK_SECONDS,
+          releaseSigners: [0, PUBLISHER_ACCOUNT],
+        }),
+      ),
       timed(timings, "ipfs", () =>
         createIpfsNode({
           dataDir: path.join(dir, "ipfs"),
@@ -439,13 +465,25 @@ async function startDevnetWith(o: DevnetOptions): Promise<Omit<Devnet, "daemon">
     const gatewayUrl = `http://${DEVNET_BASE_DOMAIN}:${provider.gatewayPort}/`;
 
     progress("registering the provider...");
+    // The devnet's provider runs no measured image: the dev chain published the devnet release (it lists the
+    // insecure-dev label), so the devnet's default policy checks releases exactly as a real network's does.
+    const release = { id: chain.devnetRelease! };
     const entry = await registrationFromConfig(config, {
       name: "devnet-provider",
       regions: ["local"],
       multiaddrs: d.multiaddrs,
       peerId: d.peerId,
+      release: release.id,
     });
     await timed(timings, "register", () => registerProvider(chain.context(PROVIDER_ACCOUNT), entry));
+
+    // Listing metadata outlives the developer's process: the devnet's node fetches and pins each listing's
+    // document, and serves it over HTTP to browsers (which cannot dial its TCP libp2p).
+    const listingPins = new ListingMetadataPinner({ chain: chain.context(0), store: ipfs });
+    listingPins.start();
+    undo.push(() => listingPins.stop());
+    const blocks: BlockHttpServer = await serveBlocksOverHttp(ipfs, { host: "127.0.0.1", port: 0 });
+    undo.push(() => blocks.close());
 
     const stateFile = tpodPaths(home).devnet;
     const uploadPeers = [...d.ipfs, ...ipfs.multiaddrs()];
@@ -467,7 +505,7 @@ async function startDevnetWith(o: DevnetOptions): Promise<Omit<Devnet, "daemon">
       ],
       // Publishers connect their upload node to these: the provider's own node first (its bitswap asks the peers
       // connected to it, so it finds the blocks on the upload node), then the devnet's node.
-      ipfs: { multiaddrs: uploadPeers },
+      ipfs: { multiaddrs: uploadPeers, gatewayUrl: blocks.url },
       gateway: { url: gatewayUrl, baseDomain: DEVNET_BASE_DOMAIN },
       pid: process.pid,
       startedAt: new Date().toISOString(),
@@ -481,6 +519,7 @@ async function startDevnetWith(o: DevnetOptions): Promise<Omit<Devnet, "daemon">
       rpcUrl: chain.rpcUrl,
       chainId: chain.chainId,
       contracts: chain.contracts,
+      release: { id: release.id, version: devnetReleaseInput().version },
       provider: {
         address: d.provider,
         peerId: d.peerId,
@@ -498,7 +537,7 @@ async function startDevnetWith(o: DevnetOptions): Promise<Omit<Devnet, "daemon">
         metricsUrl: d.metricsUrl,
       },
       gateway: { url: gatewayUrl, baseDomain: DEVNET_BASE_DOMAIN, port: provider.gatewayPort },
-      ipfs: { multiaddrs: uploadPeers },
+      ipfs: { multiaddrs: uploadPeers, gatewayUrl: blocks.url },
       publisher: { address: publisher.address, privateKey: publisher.privateKey, label: publisher.label },
       stateFile,
       pid: process.pid,
@@ -515,6 +554,8 @@ async function startDevnetWith(o: DevnetOptions): Promise<Omit<Devnet, "daemon">
     const stop = () => {
       stopping ??= (async () => {
         await removeDevnetState(home).catch(() => undefined);
+        await listingPins.stop().catch(() => undefined);
+        await blocks.close().catch(() => undefined);
         await provider.stop().catch(() => undefined);
         await ipfs.stop().catch(() => undefined);
         await chain.stop().catch(() => undefined);
@@ -529,6 +570,7 @@ async function startDevnetWith(o: DevnetOptions): Promise<Omit<Devnet, "daemon">
       ...(provider.vm ? { vm: provider.vm } : {}),
       chain,
       ipfs,
+      listingPins,
       failed,
       stop,
     };

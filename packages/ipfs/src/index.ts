@@ -8,9 +8,11 @@ export {
   fetchBlobFromPeer,
   type PeerTransport,
 } from "./fastpath.js";
+export * from "./http-blocks.js";
 export * from "./image.js";
 export * from "./kubo.js";
 export * from "./node.js";
 export * from "./podman.js";
+export * from "./probe.js";
 export * from "./secrets.js";
 export * from "./store.js";

@@ -43,6 +43,45 @@ export class MapView {
   }
 }
 
+/** A key and value with no space after the colon ("name:web"), which YAML reads as one string. */
+const NO_SPACE_AFTER_COLON = /^[A-Za-z_][\w.-]*:[^\s:/]/;
+
+/**
+ * What to do about the syntax errors people make most, by the yaml library's error code: the library says what
+ * it found, not what the author probably meant.
+ */
+export function syntaxHint(code: string, message: string, line: string): string | undefined {
+  switch (code) {
+    case "TAB_AS_INDENT":
+      return "YAML indents with spaces only: replace the tab at the start of this line with spaces";
+    case "BAD_INDENT":
+      if (/^Flow (sequence|mapping)/.test(message))
+        return "close the [ ] list or { } mapping, and indent its continuation lines more than its key";
+      return "this line's indentation does not line up with the keys above it: keys of one mapping must start in the same column (list items under their key, indented alike)";
+    case "MISSING_CHAR":
+      return /quote/.test(message)
+        ? "a quoted string is not closed: add the closing quote where the value ends (it runs on to here)"
+        : undefined;
+    case "MULTILINE_IMPLICIT_KEY":
+      return NO_SPACE_AFTER_COLON.test(line.trim())
+        ? 'a key needs a space after its colon ("name: web", not "name:web")'
+        : "a key must fit on one line: check for a missing space after a colon, or an unclosed quote or bracket above";
+    case "BLOCK_AS_IMPLICIT_KEY":
+      return "a value on the same line as its key cannot hold another key: put the nested keys on their own lines, indented, or quote the value";
+    case "DUPLICATE_KEY":
+      return "each key may appear only once in a mapping";
+    default:
+      return undefined;
+  }
+}
+
+/** The hint for a string where a mapping belongs that looks like "key:value" missing the space. */
+function missingSpaceHint(node: Node | null): string {
+  return node && isScalar(node) && typeof node.value === "string" && NO_SPACE_AFTER_COLON.test(node.value)
+    ? ` (it is the string "${node.value.length > 40 ? `${node.value.slice(0, 40)}…` : node.value}": a key needs a space after its colon, "name: web" not "name:web")`
+    : "";
+}
+
 /** The expected type, noting when the value is missing altogether (`key:` with nothing after it). */
 function emptyOr(node: Node | null, expected: string): string {
   return !node || (isScalar(node) && node.value === null) ? `${expected} (it is empty)` : expected;
@@ -87,7 +126,9 @@ export class YamlReader {
     const reader = new YamlReader(file, doc, lines);
     for (const e of [...doc.errors, ...doc.warnings]) {
       const { line, col } = lines.linePos(e.pos[0]);
-      const message = e.message.split("\n")[0]!.replace(/ at line \d+, column \d+.*$/, "");
+      const raw = e.message.split("\n")[0]!.replace(/ at line \d+, column \d+.*$/, "");
+      const hint = syntaxHint(e.code, raw, text.split("\n")[line - 1] ?? "");
+      const message = hint ? `${raw}: ${hint}` : raw;
       reader.diagnostics.push({ file, line, col, code: "YAML_SYNTAX", severity: "error", message });
     }
     if (doc.errors.length > 0) return { reader, root: undefined };
@@ -166,7 +207,8 @@ export class YamlReader {
     const node = this.resolve(raw);
     if (node && isScalar(node) && node.value === null) return new MapView(node, new Map());
     if (!node || !isMap(node)) {
-      if (!this.exhausted) this.report(node ?? anchor, "INVALID_TYPE", `${what} must be a mapping`);
+      if (!this.exhausted)
+        this.report(node ?? anchor, "INVALID_TYPE", `${what} must be a mapping${missingSpaceHint(node)}`);
       this.poison(path);
       return undefined;
     }

@@ -182,9 +182,38 @@ spec:
 
   it("reports YAML syntax errors with their position", () => {
     expect(errors("apiVersion: trustedpods/v1\nkind: Pod\nkind: Pod\nspec: [1, 2\n")).toEqual([
-      "pod.yaml:3:1: Map keys must be unique",
-      "pod.yaml:5:1: Flow sequence in block collection must be sufficiently indented and end with a ]",
+      "pod.yaml:3:1: Map keys must be unique: each key may appear only once in a mapping",
+      "pod.yaml:5:1: Flow sequence in block collection must be sufficiently indented and end with a ]: close the [ ] list or { } mapping, and indent its continuation lines more than its key",
     ]);
+  });
+
+  it("adds a hint to the YAML mistakes people make most, keeping FILE:LINE:COL", () => {
+    const head = "apiVersion: trustedpods/v1\nkind: Pod\n";
+    // A tab where YAML wants spaces.
+    expect(errors(`${head}metadata:\n\tname: web\n`)).toEqual([
+      "pod.yaml:4:1: Tabs are not allowed as indentation: YAML indents with spaces only: replace the tab at the start of this line with spaces",
+    ]);
+    // A key out of line with the keys above it.
+    expect(errors(`${head}spec:\n  containers:\n    - name: a\n   image: x\n`)).toEqual([
+      "pod.yaml:6:1: All mapping items must start at the same column: this line's indentation does not line up with the keys above it: keys of one mapping must start in the same column (list items under their key, indented alike)",
+    ]);
+    // A quote that never closes.
+    const [quote] = errors(`${head}metadata:\n  name: "web\nspec: {}\n`);
+    expect(quote).toMatch(
+      /^pod\.yaml:\d+:\d+: Missing closing "quote: a quoted string is not closed: add the closing quote/,
+    );
+    // No space after the colon: on a line of its own YAML reads one string where a mapping belongs...
+    expect(errors(`${head}metadata:\n  name:web\n`)).toContain(
+      'pod.yaml:4:3: metadata must be a mapping (it is the string "name:web": a key needs a space after its colon, "name: web" not "name:web")',
+    );
+    // ...and followed by another key, a key that spans lines.
+    expect(errors(`${head}metadata:\n  name:web\n  labels: {}\n`)[0]).toBe(
+      'pod.yaml:4:3: Implicit keys need to be on a single line: a key needs a space after its colon ("name: web", not "name:web")',
+    );
+    // A nested mapping on the key's own line.
+    expect(errors(`${head}metadata: name: web\n`)[0]).toMatch(
+      /^pod\.yaml:3:11: Nested mappings are not allowed in compact mappings: a value on the same line as its key cannot hold another key/,
+    );
   });
 
   it("checks the header, types and required keys", () => {

@@ -30,6 +30,8 @@ export interface PaymentGate {
   checkProvision(req: ProvisionPaymentRequest): Promise<void>;
   /** Also before an update: the new pod may cost more than the channel's rate. */
   checkUpdate?(req: ProvisionPaymentRequest): Promise<void>;
+  /** The update runs: the channel must pay the updated pod's price from now on. */
+  onUpdated?(req: ProvisionPaymentRequest): Promise<void> | void;
   /** The pod runs: start metering it. */
   onProvisioned(pod: ProvisionedPod): Promise<void> | void;
   /** The pod is gone: stop metering, settle what is owed. */

@@ -17,7 +17,7 @@ import {
   MIN_NONCE_BYTES,
 } from "@trustedpods/attestation";
 import { configfsTsmAttester } from "@trustedpods/attestation/node";
-import { paymentsDomain, signQuote } from "@trustedpods/chain";
+import { type ChainContext, paymentsDomain } from "@trustedpods/chain";
 import { type ContentStore, createIpfsNode, createKuboStore } from "@trustedpods/ipfs";
 import {
   createP2PNode,
@@ -61,12 +61,13 @@ import {
   createPublicClient,
   getAddress,
   type Hex,
+  hexToBytes,
   http,
   type LocalAccount,
 } from "viem";
 import type { Billing } from "./billing/billing.js";
 import { billingToWire, createDaemonBilling, providerChainContext } from "./billing/daemon-wiring.js";
-import { quoteTerms } from "./billing/quote.js";
+import { listingsOf, quoteTerms, royaltiesForPod, signPodQuote } from "./billing/quote.js";
 import type { BillingConfig } from "./billing/types.js";
 import type { AllowAllPaymentGate, PaymentGate } from "./billing-seam.js";
 import type { ProviderConfig } from "./config.js";
@@ -84,6 +85,7 @@ import { Metrics } from "./metrics.js";
 import { decodePod, PodManager } from "./pods.js";
 import { type ContentFetcher, IpfsContentFetcher } from "./provision/content.js";
 import { ListingImages } from "./provision/listing.js";
+import { ListingMetadataPinner } from "./provision/listing-pins.js";
 import { checkRunnable, enginePodId } from "./provision/translate.js";
 import { type EndpointRecord, type PodPhaseName, SqliteNonceStore, StateDb } from "./state/db.js";
 
@@ -154,6 +156,8 @@ export function podHash(pod: wire.Pod): Uint8Array {
 export class Daemon {
   private unregister: (() => Promise<void>)[] = [];
   private stopped = false;
+  /** Pins the metadata of the listings this provider is authorized for (absent with an injected fetcher). */
+  listingPins: ListingMetadataPinner | undefined;
 
   private constructor(
     readonly config: ProviderConfig,
@@ -229,6 +233,21 @@ export class Daemon {
         const peers = config.ipfs.kind === "helia" ? config.ipfs.peers : [];
         fetcher = new IpfsContentFetcher(store, encryptionKey, () => peers);
       }
+      let listingPins: ListingMetadataPinner | undefined;
+      if (ipfs && !deps.fetcher) {
+        // The metadata of listings this provider may run stays fetchable from its node after the developer's
+        // node is gone: publishers browsing the Marketplace read names and descriptions from it.
+        const pinner = new ListingMetadataPinner({
+          chain: () => providerChainContext(config, chainId, account),
+          provider: account.address,
+          store: ipfs,
+          pollMs: 2000,
+          log,
+        });
+        pinner.start();
+        cleanup.push(() => pinner.stop());
+        listingPins = pinner;
+      }
       let listings = deps.listings;
       if (!listings && ipfs) {
         const store = ipfs;
@@ -283,6 +302,11 @@ export class Daemon {
         log,
         metrics,
         stagingDir: path.join(config.dataDir, "staging"),
+        hostPaths: [
+          config.dataDir,
+          ...(config.ipfs.kind === "helia" ? [config.ipfs.dataDir] : []),
+          ...(config.engine.secretsDir ? [config.engine.secretsDir] : []),
+        ],
         baseDomain: config.gateway.baseDomain,
         publishHostIp: config.engine.publishHostIp,
         publicHost: config.engine.publicHost,
@@ -327,6 +351,7 @@ export class Daemon {
         metricsUrl,
         billing,
       );
+      daemon.listingPins = listingPins;
       await daemon.register();
       log.info(
         { peerId: node.peerId.toString(), provider: account.address, chainId },
@@ -358,6 +383,7 @@ export class Daemon {
     this.stopped = true;
     for (const u of this.unregister) await u().catch(() => undefined);
     await this.billing?.stop().catch(() => undefined);
+    await this.listingPins?.stop().catch(() => undefined);
     const gw = this.routes as Partial<Gateway>;
     if (gw !== undefined && typeof gw.close === "function" && "address" in gw)
       await gw.close().catch(() => undefined);
@@ -458,19 +484,20 @@ export class Daemon {
       throw new RpcError(ErrorCode.INVALID_ARGUMENT, "nonce must be 16 to 32 bytes", {
         details: { field: "nonce" },
       });
-    if (r.publisher.length !== 0 && r.publisher.length !== 20)
-      throw new RpcError(ErrorCode.INVALID_ARGUMENT, "publisher must be 20 bytes or empty", {
+    // A quote for "any" publisher or pod could be replayed onto a pod it did not price: both are required.
+    if (r.publisher.length !== 20 || r.publisher.every((b) => b === 0))
+      throw new RpcError(ErrorCode.INVALID_ARGUMENT, "publisher must be a non-zero 20-byte address", {
         details: { field: "publisher" },
       });
-    if (r.podId.length !== 0 && r.podId.length !== 32)
-      throw new RpcError(ErrorCode.INVALID_ARGUMENT, "pod_id must be 32 bytes or empty", {
+    if (r.podId.length !== 32 || r.podId.every((b) => b === 0))
+      throw new RpcError(ErrorCode.INVALID_ARGUMENT, "pod_id must be a non-zero 32-byte id", {
         details: { field: "pod_id" },
       });
     const pod = decodePod(r.pod);
     checkRunnable(pod);
-    let perSecond: bigint;
+    let price: ReturnType<typeof podPrice>;
     try {
-      perSecond = podPrice(pod, this.config.pricing).perSecond;
+      price = podPrice(pod, this.config.pricing);
     } catch (err) {
       if (err instanceof PricingError)
         throw new RpcError(ErrorCode.FAILED_PRECONDITION, err.message, {
@@ -478,24 +505,28 @@ export class Daemon {
         });
       throw err;
     }
-    const publisher = r.publisher.length
-      ? getAddress(bytesToHex(r.publisher))
-      : (`0x${"00".repeat(20)}` as Address);
-    const podId = r.podId.length ? bytesToHex(r.podId) : (`0x${"00".repeat(32)}` as Hex);
-    const expiry = BigInt(Math.floor(Date.now() / 1000) + this.config.billing.quoteTtlSeconds);
-    const payments = this.config.chain.payments;
-    const signature = await signQuote(this.account, paymentsDomain(this.chainId, payments), {
-      provider: this.account.address,
-      publisher,
-      podId,
-      token: getAddress(this.config.pricing.token),
-      ratePerSecond: perSecond,
-      minNoticeSeconds: this.config.billing.minNoticeSeconds,
-      expiry,
-    });
-    const units = podPrice(pod, this.config.pricing).lines;
-    const billed = Object.fromEntries(units.map((l) => [l.resource, l.units]));
-    const wirePod = podToWire(pod);
+    // The channel must pay royalties for exactly the listings this pod runs, at their terms: the quote signs
+    // that list, so a channel with any other cannot open with it.
+    const royalties = listingsOf(pod).length
+      ? await royaltiesForPod(await this.chain(), pod, this.account.address)
+      : [];
+    const signed = await signPodQuote(
+      this.account,
+      paymentsDomain(this.chainId, this.config.chain.payments),
+      {
+        pod,
+        price,
+        royalties,
+        provider: this.account.address,
+        publisher: getAddress(bytesToHex(r.publisher)),
+        podId: bytesToHex(r.podId),
+        token: getAddress(this.config.pricing.token),
+        minNoticeSeconds: this.config.billing.minNoticeSeconds,
+        expiry: BigInt(Math.floor(Date.now() / 1000) + this.config.billing.quoteTtlSeconds),
+      },
+    );
+    const q = signed.quote;
+    const billed = Object.fromEntries(price.lines.map((l) => [l.resource, l.units]));
     return {
       quote: {
         provider: this.account.address,
@@ -507,19 +538,32 @@ export class Daemon {
           storageBytes: (billed.storage ?? 0n) << 30n,
           gpuCount: billed.gpu ?? 0n,
         },
-        pricePerSecond: perSecond.toString(),
-        minNoticeSeconds: BigInt(this.config.billing.minNoticeSeconds),
-        expiresAt: expiry,
-        podHash: podHash(wirePod),
+        pricePerSecond: q.ratePerSecond.toString(),
+        minNoticeSeconds: BigInt(q.minNoticeSeconds),
+        expiresAt: q.expiry,
+        podHash: podHash(podToWire(pod)),
         nonce: r.nonce,
-        signature: Buffer.from(signature.slice(2), "hex"),
-        publisher: Buffer.from(publisher.slice(2), "hex"),
-        podId: Buffer.from(podId.slice(2), "hex"),
-        paymentsContract: payments,
+        signature: hexToBytes(signed.signature),
+        publisher: r.publisher,
+        podId: r.podId,
+        paymentsContract: this.config.chain.payments,
         // Unsigned terms (see pricing.proto): what this daemon's payment gate will check at provision.
         ...quoteTerms(this.billing?.config, this.config),
+        specHash: hexToBytes(q.specHash),
+        royalties: royalties.map((x) => ({ recipient: x.recipient, bps: x.bps, listingId: x.listingId })),
+        royaltiesHash: hexToBytes(q.royaltiesHash),
       },
     };
+  }
+
+  /** The provider's chain context for reads outside billing (listing terms in quotes); built once. */
+  private chainContext: Promise<ChainContext> | undefined;
+  private chain(): Promise<ChainContext> {
+    this.chainContext ??= providerChainContext(this.config, this.chainId, this.account).catch((err) => {
+      this.chainContext = undefined;
+      throw err;
+    });
+    return this.chainContext;
   }
 
   /** The body's pod id must be the one signed in the envelope; the pod is the signer's own. */
@@ -610,8 +654,11 @@ export class Daemon {
     checkRunnable(pod);
     this.owned(id);
     this.checkHostnames(id, pod);
-    await this.gate.checkUpdate?.({ id, publisher: c.request.publisher, podId, pod, channel: undefined });
+    const req = { id, publisher: c.request.publisher, podId, pod, channel: undefined };
+    await this.gate.checkUpdate?.(req);
     const endpoints = await this.pods.update(id, toBinary(wire.PodSchema, r.pod!), pod, c.signal);
+    // From now on the channel must pay the updated spec's price (the billing loop checks it every tick).
+    await this.gate.onUpdated?.(req);
     return { endpoints: endpoints.map(endpointToWire) };
   }
 

@@ -16,5 +16,7 @@ export * from "./metrics.js";
 export * from "./operator.js";
 export * from "./pods.js";
 export * from "./provision/content.js";
+export * from "./provision/failure.js";
+export * from "./provision/listing-pins.js";
 export * from "./provision/translate.js";
 export * from "./state/db.js";

@@ -9,9 +9,7 @@ import { DatabaseSync } from "node:sqlite";
 import {
   balanceOf,
   type ChainContext,
-  claimable,
   deregisterProvider,
-  getChannel,
   getProvider,
   isRegistered,
   type Price,
@@ -84,6 +82,8 @@ export interface RegistrationOptions {
   metadataCid?: string;
   /** The daemon's peer id; default: read from the config's peer key file. */
   peerId?: string;
+  /** The provider release it runs (a Releases id; publishers check its evidence against the release registry). */
+  release?: Hex;
 }
 
 /** The libp2p peer id of the daemon's key file (the daemon creates it at first start). */
@@ -130,6 +130,7 @@ export async function registrationFromConfig(
     token: getAddress(config.pricing.token),
     minNoticeSeconds: config.billing.minNoticeSeconds,
     prices: registryPrices(config.pricing),
+    ...(o.release ? { release: o.release } : {}),
   };
 }
 
@@ -281,79 +282,8 @@ export function listOperatorPods(config: ProviderConfig, o: { all?: boolean } = 
 }
 
 // ---------------------------------------------------------------------------------------------- earnings
-
-export interface ChannelEarning {
-  podId: Hex;
-  publisher: Address;
-  channelId: Hex;
-  /** Total claimed on chain from this channel (provider's share plus royalties). */
-  claimed: bigint;
-  deposit: bigint;
-  ratePerSecond: bigint;
-  /** Accrued but not yet claimed. */
-  claimable: bigint;
-  closed: boolean;
-}
-
-export interface Earnings {
-  provider: Address;
-  token: Address;
-  /** The provider's balance inside Payments: what `withdraw` moves to its wallet. */
-  withdrawable: bigint;
-  claimedTotal: bigint;
-  channels: ChannelEarning[];
-}
-
-/** Channels the billing module knows (from the state database), each read on chain. */
-export async function providerEarnings(config: ProviderConfig, chain: OperatorChain): Promise<Earnings> {
-  const token = getAddress(config.pricing.token);
-  const provider = chain.account.address;
-  const known: { podId: Hex; publisher: Address }[] = [];
-  if (existsSync(path.join(config.dataDir, "state.sqlite"))) {
-    const db = openStateReadOnly(config);
-    try {
-      if (hasTable(db, "billing_pods")) {
-        const rows = db.prepare("SELECT pod_id, publisher FROM billing_pods").all() as Record<
-          string,
-          unknown
-        >[];
-        for (const r of rows)
-          known.push({ podId: String(r.pod_id) as Hex, publisher: getAddress(String(r.publisher)) });
-      }
-    } finally {
-      db.close();
-    }
-  }
-  try {
-    const withdrawable = await balanceOf(chain.ctx, provider, token);
-    const channels: ChannelEarning[] = [];
-    for (const k of known) {
-      const key = { publisher: k.publisher, provider, podId: k.podId };
-      const c = await getChannel(chain.ctx, key);
-      if (!c.exists) continue;
-      channels.push({
-        podId: k.podId,
-        publisher: k.publisher,
-        channelId: c.id,
-        claimed: c.claimed,
-        deposit: c.deposit,
-        ratePerSecond: c.ratePerSecond,
-        claimable: c.finalized ? 0n : await claimable(chain.ctx, key),
-        closed: c.closeAt !== 0n || c.finalized,
-      });
-    }
-    return {
-      provider,
-      token,
-      withdrawable,
-      claimedTotal: channels.reduce((s, c) => s + c.claimed, 0n),
-      channels,
-    };
-  } catch (err) {
-    if (err instanceof OperatorError) throw err;
-    throw new OperatorError("CHAIN", `cannot read earnings: ${short(err)}`, { cause: err });
-  }
-}
+// What a provider earned is read from the chain's events by the publisher SDK (providerEarnings), so channels
+// that settled long ago count too; withdrawing is the operator's own transaction.
 
 /** Moves the whole withdrawable balance of the pricing token to the provider's wallet. */
 export async function withdrawEarnings(

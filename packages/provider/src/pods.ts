@@ -9,12 +9,14 @@ import { RpcError } from "@trustedpods/p2p";
 import { ErrorCode, type Pod, podFromWire, WireError, wire } from "@trustedpods/protocol";
 import type { Address, Hex } from "viem";
 import type { PaymentGate } from "./billing-seam.js";
-import { EngineError } from "./engine/errors.js";
 import type { Engine } from "./engine/types.js";
+import type { PodStopReason } from "./gateway/types.js";
 import type { RouteRegistry } from "./gateway-seam.js";
 import type { Logger } from "./log.js";
 import type { Metrics } from "./metrics.js";
 import type { ContentFetcher } from "./provision/content.js";
+import { type ProvisionStage, provisionFailure, Redactor } from "./provision/failure.js";
+import { localPortFree, movedPortNotes, reusableHostPorts } from "./provision/host-ports.js";
 import { checkListingContainer, type ListingImages } from "./provision/listing.js";
 import { endpointsOf, planRoutes, routesOf, toPodSpec } from "./provision/translate.js";
 import type { EndpointRecord, StateDb, StoredPod } from "./state/db.js";
@@ -37,7 +39,30 @@ export interface PodManagerOptions {
   holdProvisionMs?: number;
   /** Marketplace listing images (provision/listing.ts); absent: listing images are refused as UNIMPLEMENTED. */
   listings?: ListingImages;
+  /** The provider's own directories (data dir, IPFS, secrets): removed from the reasons publishers see. */
+  hostPaths?: string[];
+  /**
+   * Whether a recorded tcp host port is still free to ask for again (default: a bind probe on this host for the
+   * Podman engine, whose published ports are this host's; always true for other engines).
+   */
+  hostPortFree?: (hostIp: string, port: number) => Promise<boolean>;
 }
+
+/** What realize() did: the pod's endpoints and images, and notes for the publisher (a tcp port that moved). */
+interface Realized {
+  endpoints: EndpointRecord[];
+  images: Record<string, string>;
+  notes: string[];
+}
+
+/** A stopped pod's status message, per reason. */
+export const STOP_MESSAGES: Record<PodStopReason, string> = {
+  funds:
+    "stopped by billing: the payment channel's deposit ran out; top up the channel to restart it (volumes are kept until the notice period ends)",
+  closed: "stopped by billing: the payment channel closed; the pod is removed after the retention time",
+  underpaid:
+    "stopped by billing: the channel's rate is below the running pod's quoted price; the provider closed the channel (volumes are kept until the notice period ends)",
+};
 
 /** A pod as the wire sent it, decoded and validated; WireError becomes INVALID_ARGUMENT naming the field. */
 export function decodePod(msg: wire.Pod | undefined): Pod {
@@ -55,32 +80,11 @@ export function decodePod(msg: wire.Pod | undefined): Pod {
   }
 }
 
-function engineFailure(err: unknown): RpcError {
-  if (err instanceof RpcError) return err;
-  if (err instanceof EngineError) {
-    const code =
-      err.code === "INVALID_SPEC"
-        ? ErrorCode.INVALID_ARGUMENT
-        : err.code === "ENGINE_UNAVAILABLE"
-          ? ErrorCode.UNAVAILABLE
-          : err.code === "NOT_FOUND"
-            ? ErrorCode.NOT_FOUND
-            : ErrorCode.INTERNAL;
-    return new RpcError(code, `engine: ${err.message}`, { details: { reason: err.code.toLowerCase() } });
-  }
-  if ((err as Error)?.name === "GatewayError") {
-    const code = (err as { code?: string }).code;
-    return new RpcError(
-      code === "HOST_CONFLICT" ? ErrorCode.ALREADY_EXISTS : ErrorCode.INVALID_ARGUMENT,
-      (err as Error).message,
-      {
-        details: { field: "hostname", reason: String(code).toLowerCase() },
-      },
-    );
-  }
-  if ((err as Error)?.name === "AbortError" || (err as Error)?.name === "TimeoutError")
-    return new RpcError(ErrorCode.DEADLINE_EXCEEDED, "provisioning took too long or the caller went away");
-  return new RpcError(ErrorCode.INTERNAL, "provisioning failed");
+/** A failure outside realize() (which classifies its own): the same classes, the provider's paths removed. */
+function engineFailure(err: unknown, hostPaths: string[] = []): RpcError {
+  const redactor = new Redactor();
+  for (const p of hostPaths) redactor.addPath(p);
+  return provisionFailure(err, null, redactor);
 }
 
 /** A tiny semaphore so large pulls cannot all run at once. */
@@ -129,13 +133,35 @@ export class PodManager {
     id: string,
     pod: Pod,
     loaded: Record<string, string>,
+    previous: readonly EndpointRecord[],
     signal: AbortSignal,
-  ): Promise<{ endpoints: EndpointRecord[]; images: Record<string, string> }> {
+  ): Promise<Realized> {
+    const redactor = new Redactor();
+    for (const dir of [this.o.stagingDir, ...(this.o.hostPaths ?? [])]) redactor.addPath(dir);
+    for (const c of pod.containers) for (const e of c.env) if (e.kind === "value") redactor.addValue(e.value);
+    const progress: { stage: ProvisionStage | null } = { stage: null };
+    try {
+      return await this.realizeStages(id, pod, loaded, previous, signal, progress, redactor);
+    } catch (err) {
+      throw provisionFailure(err, progress.stage, redactor);
+    }
+  }
+
+  private async realizeStages(
+    id: string,
+    pod: Pod,
+    loaded: Record<string, string>,
+    previous: readonly EndpointRecord[],
+    signal: AbortSignal,
+    progress: { stage: ProvisionStage | null },
+    redactor: Redactor,
+  ): Promise<Realized> {
     const { engine, fetcher } = this.o;
     const images: Record<string, string> = {};
     const staging = path.join(this.o.stagingDir, id);
     await rm(staging, { recursive: true, force: true });
     await mkdir(staging, { recursive: true, mode: 0o700 });
+    progress.stage = "image";
     try {
       for (const [ci, c] of pod.containers.entries()) {
         if (c.image.kind === "listing") {
@@ -163,22 +189,40 @@ export class PodManager {
     } finally {
       await rm(staging, { recursive: true, force: true });
     }
+    progress.stage = "secret";
     const secrets = new Map<string, Uint8Array>();
-    for (const v of pod.volumes)
-      if (v.kind === "secret" && v.source.kind === "ipfs")
-        secrets.set(v.name, await this.o.fetcher.fetchSecret(v.source.cid, v.source.keyRef, signal));
-    signal.throwIfAborted();
-    const plan = planRoutes(pod, id, this.o.baseDomain);
-    const spec = toPodSpec(pod, {
-      id,
-      secrets,
-      images,
-      publishHostIp: this.o.publishHostIp,
-      hosts: plan.map((r) => r.hostname),
-    });
-    const status = await engine.apply(spec);
-    // The decrypted secrets now live only in the engine's tmpfs; drop our copies.
-    for (const b of secrets.values()) b.fill(0);
+    let status: Awaited<ReturnType<Engine["apply"]>>;
+    let plan: ReturnType<typeof planRoutes>;
+    let kept: Awaited<ReturnType<typeof reusableHostPorts>>;
+    try {
+      for (const v of pod.volumes)
+        if (v.kind === "secret" && v.source.kind === "ipfs") {
+          const bytes = await this.o.fetcher.fetchSecret(v.source.cid, v.source.keyRef, signal);
+          secrets.set(v.name, bytes);
+          redactor.addValue(bytes);
+        }
+      signal.throwIfAborted();
+      progress.stage = "gateway";
+      plan = planRoutes(pod, id, this.o.baseDomain);
+      progress.stage = "engine";
+      // tcp endpoints keep their host ports across updates and restarts: publishers and firewalls point at them.
+      kept = await reusableHostPorts(engine, id, previous, (port) =>
+        this.hostPortFree(this.o.publishHostIp, port),
+      );
+      const spec = toPodSpec(pod, {
+        id,
+        secrets,
+        images,
+        publishHostIp: this.o.publishHostIp,
+        hosts: plan.map((r) => r.hostname),
+        hostPorts: kept.hostPorts,
+      });
+      status = await engine.apply(spec);
+    } finally {
+      // The decrypted secrets now live only in the engine's tmpfs (or nowhere, after a failure): drop our copies.
+      for (const b of secrets.values()) b.fill(0);
+    }
+    progress.stage = "gateway";
     const published = status.containers.flatMap((c) =>
       c.ports.map((p) => ({ container: c.name, containerPort: p.containerPort, hostPort: p.hostPort })),
     );
@@ -188,7 +232,14 @@ export class PodManager {
       pod.replicas.min === 0 ? { scaleToZero: { idleMs: Number(pod.replicas.idleSeconds) * 1000 } } : {},
     );
     const endpoints = endpointsOf(pod, plan, published, this.o.publicHost, (h) => this.o.routes.urlFor(h));
-    return { endpoints, images };
+    const notes = movedPortNotes(kept.moved, endpoints);
+    for (const note of notes) this.o.log.warn({ pod: id }, note);
+    return { endpoints, images, notes };
+  }
+
+  private hostPortFree(hostIp: string, port: number): Promise<boolean> {
+    if (this.o.hostPortFree) return this.o.hostPortFree(hostIp, port);
+    return this.o.engine.kind === "podman" ? localPortFree(hostIp, port) : Promise.resolve(true);
   }
 
   /**
@@ -270,7 +321,7 @@ export class PodManager {
         });
         log.info({ pod: rec.id, publisher: rec.publisher, op: opId }, "provisioning");
         try {
-          const { endpoints, images } = await this.realize(rec.id, rec.pod, {}, this.deadline(signal));
+          const { endpoints, images } = await this.realize(rec.id, rec.pod, {}, [], this.deadline(signal));
           state.updatePod(rec.id, { images, endpoints });
           if (this.o.holdProvisionMs) await new Promise((r) => setTimeout(r, this.o.holdProvisionMs));
           state.transaction(() => {
@@ -287,7 +338,7 @@ export class PodManager {
           log.info({ pod: rec.id }, "provisioned");
           return endpoints;
         } catch (err) {
-          const e = engineFailure(err);
+          const e = engineFailure(err, [this.o.stagingDir, ...(this.o.hostPaths ?? [])]);
           log.warn({ pod: rec.id, code: e.codeName, error: e.message }, "provision failed; rolling back");
           await this.rollback(rec.id);
           state.transaction(() => {
@@ -321,28 +372,34 @@ export class PodManager {
       const opId = state.beginOperation(id, "update", manifest);
       log.info({ pod: id, op: opId }, "updating");
       try {
-        const out = await this.realize(id, pod, rec.images, this.deadline(signal));
+        const out = await this.realize(id, pod, rec.images, rec.endpoints, this.deadline(signal));
         state.transaction(() => {
           state.updatePod(id, {
             manifest,
             images: out.images,
             endpoints: out.endpoints,
             phase: "running",
-            message: "",
+            message: out.notes.join("; "),
           });
           state.finishOperation(opId, "done");
         });
         await this.removeUnusedImages(rec.images, out.images);
         return out.endpoints;
       } catch (err) {
-        const e = engineFailure(err);
+        const e = engineFailure(err, [this.o.stagingDir, ...(this.o.hostPaths ?? [])]);
         log.warn(
           { pod: id, code: e.codeName, error: e.message },
           "update failed; restoring the previous spec",
         );
         try {
           const old = podFromWire(fromBinary(wire.PodSchema, rec.manifest));
-          await this.realize(id, old, rec.images, AbortSignal.timeout(this.o.provisionTimeoutMs));
+          await this.realize(
+            id,
+            old,
+            rec.images,
+            rec.endpoints,
+            AbortSignal.timeout(this.o.provisionTimeoutMs),
+          );
           state.finishOperation(opId, "failed", e.message);
         } catch {
           state.transaction(() => {
@@ -369,17 +426,24 @@ export class PodManager {
 
   /**
    * Billing: the channel stopped paying (deposit ran out, channel closed). The containers stop, volumes and
-   * images stay, the gateway stops routing, and the phase becomes "stopped" so crash recovery leaves it stopped.
+   * images stay, the gateway answers the pod's hostnames with why it stopped, and the phase becomes "stopped" so
+   * crash recovery leaves it stopped.
    */
-  async suspend(id: string, message: string): Promise<void> {
+  async suspend(id: string, reason: PodStopReason, detail?: string): Promise<void> {
     return this.locked(id, async () => {
       const rec = this.o.state.getPod(id);
       if (!rec || rec.phase === "deleted" || rec.phase === "failed") return;
-      this.o.routes.removeRoutes(id);
+      this.stopRoutes(id, rec.manifest, reason);
       await this.o.engine.stop(id);
-      this.o.state.updatePod(id, { phase: "stopped", message });
+      const message = detail ?? STOP_MESSAGES[reason];
+      this.o.state.updatePod(id, { phase: "stopped", message, stopReason: reason });
       this.o.log.warn({ pod: id }, message);
     });
+  }
+
+  private stopRoutes(id: string, manifest: Uint8Array, reason: PodStopReason): void {
+    const pod = podFromWire(fromBinary(wire.PodSchema, manifest));
+    this.o.routes.stopRoutes(id, routesOf(planRoutes(pod, id, this.o.baseDomain)), reason);
   }
 
   /** Billing: a stopped pod is paid for again (top-up). Starts it and routes it again. */
@@ -471,6 +535,7 @@ export class PodManager {
             op.podKey,
             pod,
             rec.images,
+            rec.endpoints,
             AbortSignal.timeout(this.o.provisionTimeoutMs),
           );
           state.transaction(() => {
@@ -479,7 +544,7 @@ export class PodManager {
               images: out.images,
               endpoints: out.endpoints,
               phase: "running",
-              message: "",
+              message: out.notes.join("; "),
             });
             state.finishOperation(op.id, "done");
           });
@@ -503,6 +568,8 @@ export class PodManager {
       report.orphans.push(m.podId);
     }
     for (const rec of known.values()) {
+      // A pod billing stopped still answers why on its hostnames after a restart (not 404).
+      if (rec.phase === "stopped" && rec.stopReason) this.stopRoutes(rec.id, rec.manifest, rec.stopReason);
       if (rec.phase !== "running") continue;
       const pod = podFromWire(fromBinary(wire.PodSchema, rec.manifest));
       const status = await engine.status(rec.id).catch(() => undefined);
@@ -521,9 +588,14 @@ export class PodManager {
           rec.id,
           pod,
           rec.images,
+          rec.endpoints,
           AbortSignal.timeout(this.o.provisionTimeoutMs),
         );
-        state.updatePod(rec.id, { images: out.images, endpoints: out.endpoints });
+        state.updatePod(rec.id, {
+          images: out.images,
+          endpoints: out.endpoints,
+          ...(out.notes.length ? { message: out.notes.join("; ") } : {}),
+        });
         report.restarted.push(rec.id);
       } catch (err) {
         log.error({ pod: rec.id, err: (err as Error).message }, "cannot restart pod");

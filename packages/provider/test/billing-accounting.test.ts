@@ -9,7 +9,9 @@ import {
   paymentsAbi,
   paymentsEvents,
   requestClose,
+  royaltiesHash,
   signQuoteFor,
+  specHash,
   topUp,
 } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
@@ -82,6 +84,8 @@ describe("accrual math", () => {
       ratePerSecond: 1000n,
       minNoticeSeconds: 0,
       expiry: (await chainNow(chain)) + 3600n,
+      specHash: specHash({ cpu: 100n, memory: 64n, storage: 0n, gpu: 0n }),
+      royaltiesHash: royaltiesHash([]),
     };
     await changeRate(
       p.publisher,
@@ -111,7 +115,8 @@ describe("accrual math", () => {
 describe("accrual restart on a top-up after a run-out", () => {
   it("predicts the contract's channel after each top-up, and the claim cap second by second after it", async () => {
     const rate = 359n;
-    const ch = await openFor(p, { deposit: rate * 100n + 200n, notice: 900 });
+    // Notice 10 s: a top-up that restarts accrual must pay at least rate x 10 (TopUpTooSmall otherwise).
+    const ch = await openFor(p, { deposit: rate * 100n + 200n, notice: 10 });
     const key = { publisher: p.publisherAddr, provider: p.providerAddr, podId: ch.podId };
     const claimableOnChain = (blockNumber: bigint) =>
       chain.publicClient.readContract({
@@ -154,7 +159,7 @@ describe("accrual restart on a top-up after a run-out", () => {
     }
     // A zero top-up after the second run-out changes nothing; a real one restarts again.
     await topUpAt(ch.openedAt + 2000n, 0n);
-    const again = await topUpAt(ch.openedAt + 2100n, rate);
+    const again = await topUpAt(ch.openedAt + 2100n, rate * 10n);
     expect(again.after).toMatchObject({ accruedBefore: rate * 150n + 201n, since: ch.openedAt + 2100n });
   });
 });
@@ -234,6 +239,7 @@ describe("BillingStore", () => {
     channelId: `0x${"44".repeat(32)}` as const,
     token: `0x${"55".repeat(20)}` as const,
     ratePerSecond: 2n ** 90n,
+    requiredRate: 2n ** 90n,
     reserved: { cpuMillis: 100n, memoryMiB: 128n, storageGiB: 1n, gpu: 0n },
     observed: null,
   });

@@ -287,6 +287,21 @@ describe("ChannelGate.checkProvision", () => {
     expect(err.details.field).toBe("ratePerSecond");
     expect(err.message).toContain("the updated pod costs 718 wei/s, the channel pays 359 wei/s");
     await b.gate.checkUpdate({ ...req, channel: undefined });
+    expect(b.store.getPod("daemon-pod-1")?.requiredRate).toBe(359n);
+    // A cheaper update is accepted while the channel still pays more (its changeRate may follow); once it runs,
+    // the channel must keep paying at least the new price (the loop stops the pod below it).
+    const smaller = {
+      ...ch.pod,
+      containers: [
+        { ...ch.pod.containers[0]!, resources: { ...ch.pod.containers[0]!.resources, cpuMillis: 50n } },
+      ],
+    };
+    await b.gate.checkUpdate({ ...req, pod: smaller, channel: undefined });
+    expect(b.store.getPod("daemon-pod-1")?.requiredRate).toBe(359n);
+    b.gate.onUpdated({ ...req, pod: smaller, channel: undefined });
+    const required = b.store.getPod("daemon-pod-1")?.requiredRate;
+    expect(required).toBeLessThan(359n);
+    expect(b.store.getPod("daemon-pod-1")?.reserved.cpuMillis).toBe(50n);
 
     const wrong = await openFor(p, { rate: 1n, notice: 600 });
     const refused = await refusal(

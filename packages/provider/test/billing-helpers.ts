@@ -127,6 +127,7 @@ export async function openFor(p: Parties, opts: OpenOptions = {}) {
     publisher: p.publisherAddr,
     podId,
     minNoticeSeconds: 0,
+    royalties: opts.royalties ?? [],
     now: await chainNow(p.chain),
     ttlSeconds: 3600n,
   });

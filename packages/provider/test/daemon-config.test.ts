@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, defaultConfigText, loadConfig, parseConfig } from "../src/config.js";
 import { KeyError, loadAccountKey, loadOrCreateEncryptionKey } from "../src/keys.js";
 import { createLogger } from "../src/log.js";
-import { enginePodId } from "../src/provision/translate.js";
+import { enginePodId, recordedHostPorts } from "../src/provision/translate.js";
 import { SqliteNonceStore, StateDb } from "../src/state/db.js";
 
 const run = promisify(execFile);
@@ -204,6 +204,7 @@ describe("state", () => {
       { module: "billing", version: 1 },
       { module: "billing", version: 2 },
       { module: "core", version: 1 },
+      { module: "core", version: 2 },
     ]);
     expect(db.db.prepare("PRAGMA journal_mode").get()).toEqual({ journal_mode: "wal" });
     db.close();
@@ -239,6 +240,49 @@ describe("state", () => {
     expect(db.hostnamesInUse("other")).toEqual(new Set(["x.test"]));
     expect(db.podCountsByPhase().running).toBe(1);
     db.close();
+  });
+
+  it("remembers why billing stopped a pod across a reopen, and forgets it once the pod runs again", () => {
+    const dir = path.join(tmp, "state4");
+    let db = StateDb.open(dir);
+    const id = enginePodId("0x70997970C51812dc3A010C7d01b50e0d17dc79C8", `0x${"22".repeat(32)}`);
+    db.insertPod({
+      id,
+      publisher: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+      podId: `0x${"22".repeat(32)}`,
+      manifest: new Uint8Array([1]),
+      phase: "running",
+      message: "",
+      channel: null,
+      endpoints: [{ container: "db", containerPort: 5432, protocol: "tcp", tcpAddress: "127.0.0.1:40001" }],
+      images: {},
+    });
+    expect(db.getPod(id)?.stopReason).toBeNull();
+    db.updatePod(id, { phase: "stopped", message: "out of funds", stopReason: "funds" });
+    db.close();
+    // What recovery reads after a restart: the gateway answers 402 for it again.
+    db = StateDb.open(dir);
+    expect(db.getPod(id)).toMatchObject({ phase: "stopped", stopReason: "funds" });
+    expect(() => db.updatePod(id, { stopReason: "broke" as never })).toThrow(/CHECK constraint/);
+    db.updatePod(id, { phase: "running", message: "" });
+    expect(db.getPod(id)?.stopReason).toBeNull();
+    db.close();
+  });
+
+  it("reads a tcp endpoint's host port from records made before hostPort was kept", () => {
+    expect(
+      recordedHostPorts([
+        { container: "db", containerPort: 5432, protocol: "tcp", tcpAddress: "127.0.0.1:40001" },
+        { container: "db", containerPort: 6379, protocol: "tcp", tcpAddress: "[::1]:40002", hostPort: 40003 },
+        { container: "web", containerPort: 80, protocol: "http", hostname: "x.test" },
+        { container: "q", containerPort: 1, protocol: "tcp" },
+      ]),
+    ).toEqual(
+      new Map([
+        ["db/5432", 40001],
+        ["db/6379", 40003],
+      ]),
+    );
   });
 });
 

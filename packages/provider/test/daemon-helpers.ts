@@ -10,6 +10,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
+import type { Quote as ChainQuote, Royalty } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import { createIpfsNode, type IpfsNode, pushImage } from "@trustedpods/ipfs";
 import { openOciLayout } from "@trustedpods/oci";
@@ -28,7 +29,7 @@ import {
   QuoteRequestSchema,
   QuoteResponseSchema,
 } from "@trustedpods/protocol";
-import type { Hex, LocalAccount } from "viem";
+import { bytesToHex, getAddress, type Hex, type LocalAccount } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import type { Daemon } from "../src/daemon.js";
 
@@ -333,4 +334,31 @@ export function gatewayGet(
 export async function httpGet(url: string): Promise<{ status: number; body: string }> {
   const r = await fetch(url, { signal: AbortSignal.timeout(5000) });
   return { status: r.status, body: await r.text() };
+}
+
+/** The EIP-712 Quote (and royalty list) a wire quote signs, bound to `publisher` and `podId`. */
+export function chainQuoteOf(
+  quote: NonNullable<Awaited<ReturnType<Publisher["quote"]>>>,
+  publisher: `0x${string}`,
+  podId: Hex,
+): { quote: ChainQuote; signature: Hex; royalties: Royalty[] } {
+  return {
+    quote: {
+      provider: getAddress(quote.provider),
+      publisher,
+      podId,
+      token: getAddress(quote.pricing!.token),
+      ratePerSecond: BigInt(quote.pricePerSecond),
+      minNoticeSeconds: Number(quote.minNoticeSeconds),
+      expiry: quote.expiresAt,
+      specHash: bytesToHex(quote.specHash),
+      royaltiesHash: bytesToHex(quote.royaltiesHash),
+    },
+    signature: bytesToHex(quote.signature),
+    royalties: quote.royalties.map((r) => ({
+      recipient: getAddress(r.recipient),
+      bps: r.bps,
+      listingId: r.listingId,
+    })),
+  };
 }

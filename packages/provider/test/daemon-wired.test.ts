@@ -124,6 +124,8 @@ describe.skipIf(!haveTools)("daemon with billing and gateway", () => {
         ratePerSecond: rate,
         minNoticeSeconds: Number(quote.minNoticeSeconds),
         expiry: quote.expiresAt,
+        specHash: bytesToHex(quote.specHash),
+        royaltiesHash: bytesToHex(quote.royaltiesHash),
       },
       quoteSignature: bytesToHex(quote.signature),
       podId,

@@ -3,6 +3,7 @@
 // One daemon for the whole file; pods are shared between tests where that keeps the run short.
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -226,6 +227,8 @@ describe.skipIf(!haveTools)("provider daemon", () => {
         ratePerSecond: BigInt(quote.pricePerSecond),
         minNoticeSeconds: Number(quote.minNoticeSeconds),
         expiry: quote.expiresAt,
+        specHash: bytesToHex(quote.specHash),
+        royaltiesHash: bytesToHex(quote.royaltiesHash),
       },
       bytesToHex(quote.signature),
     );
@@ -239,6 +242,7 @@ describe.skipIf(!haveTools)("provider daemon", () => {
 
   let webId: Hex;
   let webEngineId: string;
+  let webAddr: string;
 
   it("provisions a busybox httpd pod with a decrypted secret and reaches it on its tcp port", async () => {
     webId = randomPodId();
@@ -270,6 +274,7 @@ describe.skipIf(!haveTools)("provider daemon", () => {
     expect(ep.target.case).toBe("tcpAddress");
     const addr = ep.target.value as string;
     expect(addr).toMatch(/^127\.0\.0\.1:\d+$/);
+    webAddr = addr;
     const page = await waitFor("httpd", async () => {
       const r = await httpGet(`http://${addr}/`);
       return r.status === 200 && r.body;
@@ -402,8 +407,58 @@ describe.skipIf(!haveTools)("provider daemon", () => {
     });
     expect(kept).toBe("kept\n");
     expect(await execIn(webEngineId, "web", ["sh", "-c", "echo -n $VERSION"])).toBe("2");
+    // The container was replaced (new env), and its tcp endpoint kept its host port: clients need no new address.
+    expect(addr).toBe(webAddr);
     const ops = daemon.state.operations(webEngineId).map((o) => `${o.kind}:${o.status}`);
     expect(ops).toEqual(["provision:done", "update:done"]);
+  });
+
+  it("moves a tcp endpoint whose recorded host port another program took, and says so in the status", async () => {
+    // Another program listens on a port; the pod's record says the pod had it (as after a restart in between).
+    const squatter = net.createServer();
+    await new Promise<void>((r) => squatter.listen(0, "127.0.0.1", r));
+    const taken = (squatter.address() as net.AddressInfo).port;
+    try {
+      const rec = daemon.state.getPod(webEngineId)!;
+      daemon.state.updatePod(webEngineId, {
+        endpoints: rec.endpoints.map((e) =>
+          e.protocol === "tcp" ? { ...e, hostPort: taken, tcpAddress: `127.0.0.1:${taken}` } : e,
+        ),
+      });
+      const p = pod(
+        "web",
+        [
+          container("web", plain, {
+            command: httpd(),
+            env: [{ name: "VERSION", kind: "value", value: "3" }],
+            ports: [{ containerPort: 8080, protocol: "tcp" }],
+            volumeMounts: [{ name: "data", mountPath: "/www/data", readOnly: false }],
+          }),
+        ],
+        [{ name: "data", kind: "persistent", sizeBytes: 16n << 20n }],
+      );
+      const res = await alice.call(
+        "update",
+        UpdateRequestSchema,
+        { podId: Buffer.from(webId.slice(2), "hex"), pod: podToWire(p) },
+        UpdateResponseSchema,
+        webId,
+      );
+      const addr = res.endpoints[0]!.target.value as string;
+      expect(addr).not.toBe(`127.0.0.1:${taken}`);
+      const page = await waitFor("moved httpd", async () => {
+        const r = await httpGet(`http://${addr}/data/f.txt`);
+        return r.status === 200 && r.body;
+      });
+      expect(page).toBe("kept\n");
+      const st = await status(webId);
+      expect(st.message).toBe(
+        `tcp port web/8080: host port ${taken} was taken by another program, so it moved to ${addr.split(":")[1]}`,
+      );
+      webAddr = addr;
+    } finally {
+      await new Promise((r) => squatter.close(r));
+    }
   });
 
   it("refuses forged, replayed, misdirected, oversized and foreign requests with the right codes", async () => {

@@ -202,7 +202,7 @@ describe("Kubernetes objects for a PodSpec", () => {
           { name: "b", image: "x/b:1", resources: res, ports: [{ containerPort: 80, protocol: "tcp" }] },
         ],
       }),
-    ).toThrow(/used twice/);
+    ).toThrow(/port 80 is already used by container a/);
   });
 
   it("catches deliberately broken objects (negative tests of the validators)", () => {

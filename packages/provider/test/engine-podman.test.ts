@@ -235,7 +235,7 @@ describe.skipIf(!haveTools)("PodmanEngine with real Podman", () => {
     }
   }, 60_000);
 
-  it("lets containers of a pod reach each other by name; pods and the host stay out of reach", async () => {
+  it("lets containers of a pod reach each other on localhost and by name; pods and the host stay out of reach", async () => {
     const a = pid("neta");
     const b = pid("netb");
     const two = (podId: string): PodSpec => ({
@@ -257,6 +257,14 @@ describe.skipIf(!haveTools)("PodmanEngine with real Podman", () => {
       return r.out.startsWith("HTTP/1.") ? r : undefined;
     });
     expect(ok.out).toMatch(/^HTTP\/1\.[01] /);
+    // One network namespace: localhost works too, and both containers have the pod's one address.
+    expect((await httpFrom(a, "client", "127.0.0.1", 8080)).out).toMatch(/^HTTP\/1\.[01] /);
+    expect((await exec(a, "client", ["cat", "/etc/hosts"])).out).toMatch(/^127\.0\.0\.1\s+web$/m);
+    expect(sa.containers.find((c) => c.name === "client")!.ip).toBe(
+      sa.containers.find((c) => c.name === "web")!.ip,
+    );
+    // Only web's port is web's: the client publishes nothing.
+    expect(sa.containers.find((c) => c.name === "client")!.ports).toEqual([]);
 
     const aWebIp = sa.containers.find((c) => c.name === "web")!.ip!;
     expect((await httpFrom(a, "client", aWebIp, 8080)).out).toMatch(/^HTTP\//);
@@ -299,6 +307,10 @@ describe.skipIf(!haveTools)("PodmanEngine with real Podman", () => {
         return r ? r.status : undefined;
       });
       expect(viaHost).toBe(404); // busybox httpd answers (no index.html): the port works
+      // Both containers report the counters of the one namespace: the pod's traffic is counted once.
+      const bStats = await engine.stats(b);
+      expect(bStats.containers.map((c) => c.rxBytes > 0)).toEqual([true, true]);
+      expect(bStats.rxBytes).toBeLessThan(bStats.containers[0]!.rxBytes + bStats.containers[1]!.rxBytes);
       const hostAddr = Object.values(os.networkInterfaces())
         .flat()
         .find((i) => i && i.family === "IPv4" && !i.internal && !i.address.startsWith("10.89."))?.address;
@@ -501,7 +513,119 @@ describe.skipIf(!haveTools)("PodmanEngine with real Podman", () => {
     expect(boomLines.filter((l) => l === "boom").length).toBeGreaterThanOrEqual(2);
   }, 60_000);
 
+  it("keeps the pod's address and ports across an update and a stop; start repairs a killed infra", async () => {
+    const podId = pid("infra");
+    const spec = (version: string, extra: string[] = []): PodSpec => ({
+      podId,
+      containers: [
+        {
+          name: "web",
+          image: busybox.ref,
+          command: ["httpd", "-f", "-p", "8080", "-h", "/"],
+          env: { VERSION: version },
+          ports: [{ containerPort: 8080, protocol: "tcp", hostPort: 0, hostIp: "127.0.0.1" }],
+          resources: res,
+        },
+        sleeper("client"),
+        ...extra.map((n) => sleeper(n)),
+      ],
+    });
+    const byName = (s: Awaited<ReturnType<typeof engine.status>>, n: string) =>
+      s.containers.find((c) => c.name === n)!;
+    const first = await apply(spec("1"));
+    const port = byName(first, "web").ports[0]!.hostPort;
+    const infra = () => engine.docker.getContainer(engine.infraName(podId)).inspect();
+    const infraId = (await infra()).Id;
+    expect(first.containers.map((c) => c.name)).toEqual(["client", "web"]); // the infra is not a container
+
+    // A changed container is replaced; the namespace, its address and its host port stay.
+    const second = await apply(spec("2"));
+    expect(byName(second, "web").id).not.toBe(byName(first, "web").id);
+    expect(byName(second, "client").id).toBe(byName(first, "client").id);
+    expect(byName(second, "web").ports[0]!.hostPort).toBe(port);
+    expect(byName(second, "web").ip).toBe(byName(first, "web").ip);
+    expect((await infra()).Id).toBe(infraId);
+    await waitFor("web by name after update", async () => {
+      const r = await httpFrom(podId, "client", "web", 8080);
+      return r.out.startsWith("HTTP/1.") ? r : undefined;
+    });
+
+    // A stop keeps the infra (address and port held); the start needs no new namespace.
+    await engine.stop(podId);
+    expect((await engine.status(podId)).running).toBe(false);
+    expect((await infra()).State.Running).toBe(true);
+    await engine.start(podId);
+    const woke = await engine.status(podId);
+    expect(byName(woke, "web").ports[0]!.hostPort).toBe(port);
+    const viaHost = await waitFor("host port after wake", async () => {
+      const r = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) }).catch(
+        () => undefined,
+      );
+      return r ? r.status : undefined;
+    });
+    expect(viaHost).toBe(404); // busybox httpd answers (no index.html)
+
+    // A killed infra takes the namespace with it: the pod is not running, and start rebuilds it.
+    await engine.docker.getContainer(infraId).kill();
+    const broken = await engine.status(podId);
+    expect(broken.running).toBe(false);
+    expect(byName(broken, "web").ip).toBeNull();
+    await engine.start(podId);
+    expect((await engine.status(podId)).running).toBe(true);
+    await waitFor("web by name after repair", async () => {
+      const r = await httpFrom(podId, "client", "web", 8080);
+      return r.out.startsWith("HTTP/1.") ? r : undefined;
+    });
+
+    // A new container changes the names in /etc/hosts: a new infra, every container joins it.
+    const third = await apply(spec("2", ["extra"]));
+    expect((await infra()).Id).not.toBe(infraId);
+    expect(byName(third, "client").id).not.toBe(byName(second, "client").id);
+    await waitFor("web from the new container", async () => {
+      const r = await httpFrom(podId, "extra", "web", 8080);
+      return r.out.startsWith("HTTP/1.") ? r : undefined;
+    });
+
+    await engine.remove(podId);
+    await expect(infra()).rejects.toThrow();
+    expect((await engine.listPods()).find((p) => p.podId === podId)).toBeUndefined();
+  }, 90_000);
+
+  it("refuses a command that is not in the image, naming it, before starting anything", async () => {
+    const podId = pid("nocmd");
+    await expect(
+      apply({ podId, containers: [{ ...sleeper("app"), command: ["/no/such/entrypoint"] }] }),
+    ).rejects.toMatchObject({
+      code: "ENGINE_FAILURE",
+      message: "container app: its command /no/such/entrypoint does not exist in the image",
+    });
+    await expect(
+      apply({ podId, containers: [{ ...sleeper("app"), command: ["no-such-tool", "x"] }] }),
+    ).rejects.toMatchObject({
+      code: "ENGINE_FAILURE",
+      message: expect.stringContaining("container app: its command no-such-tool is not in the image's PATH"),
+    });
+    // A directory is not a command; a bare name found on PATH is.
+    await expect(
+      apply({ podId, containers: [{ ...sleeper("app"), command: ["/bin"] }] }),
+    ).rejects.toMatchObject({
+      message: "container app: its command /bin is not an executable file",
+    });
+    expect((await apply({ podId, containers: [sleeper("app")] })).running).toBe(true);
+    await engine.remove(podId);
+  }, 60_000);
+
   it("rejects invalid specs before touching the engine", async () => {
+    // One network namespace: two containers cannot listen on one port.
+    await expect(
+      engine.apply({
+        podId: pid("clash"),
+        containers: [
+          { ...sleeper("a"), ports: [{ containerPort: 80, protocol: "http" }] },
+          { ...sleeper("b"), ports: [{ containerPort: 80, protocol: "tcp", hostPort: 0 }] },
+        ],
+      }),
+    ).rejects.toMatchObject({ code: "INVALID_SPEC", message: expect.stringContaining("already used") });
     await expect(engine.apply({ podId: "Bad_Id", containers: [sleeper("x")] })).rejects.toMatchObject({
       code: "INVALID_SPEC",
     });

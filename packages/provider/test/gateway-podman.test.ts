@@ -433,6 +433,41 @@ describe.skipIf(!haveTools).each(DATA_PLANES)(
       expect((await engine.status(p)).running).toBe(false);
     });
 
+    it("answers a pod stopped for lack of funds with 402 POD_STOPPED_FOR_FUNDS (not 404) until it runs again", async () => {
+      const p = pid("broke");
+      await apply(webPod(p, "broke"));
+      const host = gw.hostnameFor(`broke-${uid}`);
+      const routes = [{ hostname: host, container: "web", containerPort: 8080 }];
+      gw.setRoutes(p, routes, {});
+      await ready(`${gw.urlFor(host)}name.txt`);
+      await gw.settled();
+      // What billing does when the deposit runs out: the containers stop, the hostnames say why.
+      await engine.stop(p);
+      gw.stopRoutes(p, routes, "funds");
+      await gw.settled();
+      const r = await request(`${gw.urlFor(host)}name.txt`);
+      expect(r.status).toBe(402);
+      expect(r.headers["x-tpod-error"]).toBe("POD_STOPPED_FOR_FUNDS");
+      const body = JSON.parse(r.body.toString());
+      expect(body.error.code).toBe("POD_STOPPED_FOR_FUNDS");
+      expect(body.error.message).toMatch(/ran out of funds.*tops up/);
+      // The stopped pod keeps its hostname: nobody else can take it meanwhile.
+      expect(() => gw.setRoutes(pid("thief"), routes, {})).toThrow(/already belongs to another pod/);
+      // A closed channel: gone for good.
+      gw.stopRoutes(p, routes, "closed");
+      const closed = await request(`${gw.urlFor(host)}name.txt`);
+      expect([closed.status, closed.headers["x-tpod-error"]]).toEqual([410, "POD_CHANNEL_CLOSED"]);
+      // Topped up: running and routed again.
+      await engine.start(p);
+      gw.setRoutes(p, routes, {});
+      await ready(`${gw.urlFor(host)}name.txt`);
+      expect((await request(`${gw.urlFor(host)}name.txt`)).body.toString()).toBe("broke\n");
+      // Removed: the hostname is unknown again.
+      gw.removeRoutes(p);
+      await gw.settled();
+      expect((await request(`${gw.urlFor(host)}name.txt`)).status).toBe(404);
+    });
+
     describe("scale to zero", () => {
       it("stops an idle pod, wakes it for the next requests (one wake for concurrent ones) and answers them", async () => {
         const p = pid("zero");

@@ -119,9 +119,9 @@ const podOf = (name: string, containers: Container[]): Pod => ({
 });
 
 /** Quote from the daemon, then open the channel with `royalties` (and the listings' fees). */
-async function openFor(p: Pod, royalties: Royalty[], fees = 0n) {
+async function openFor(p: Pod, royalties: Royalty[], fees = 0n, quoted: Pod = p) {
   const podId = randomPodId();
-  const quote = await alice.quote(p, podId);
+  const quote = await alice.quote(quoted, podId);
   const rate = BigInt(quote.pricePerSecond);
   const opened = await openChannel(chain.context(2), {
     quote: {
@@ -132,6 +132,8 @@ async function openFor(p: Pod, royalties: Royalty[], fees = 0n) {
       ratePerSecond: rate,
       minNoticeSeconds: Number(quote.minNoticeSeconds),
       expiry: quote.expiresAt,
+      specHash: bytesToHex(quote.specHash),
+      royaltiesHash: bytesToHex(quote.royaltiesHash),
     },
     quoteSignature: bytesToHex(quote.signature),
     podId,
@@ -357,13 +359,22 @@ describe.skipIf(!haveTools)("marketplace end to end", () => {
 
   it("refuses a channel that does not pay every developer of the pod", async () => {
     const p = podOf("unpaid", [listingContainer("a", listingA, 8080), listingContainer("b", listingB, 8081)]);
-    const { podId } = await openFor(p, [
-      { recipient: chain.accounts[3]!.address, bps: 1000, listingId: listingA },
+    // The channel was opened with a quote for a pod of the same size running only listing A (the contract only
+    // opens a channel with the royalty list its quote signed), then a pod also running B is provisioned on it.
+    const onlyA = podOf("unpaid", [
+      listingContainer("a", listingA, 8080),
+      listingContainer("b", listingA, 8081),
     ]);
+    const { podId } = await openFor(
+      p,
+      [{ recipient: chain.accounts[3]!.address, bps: 1000, listingId: listingA }],
+      0n,
+      onlyA,
+    );
     const e = await refusal(provision(podId, p));
     expect(e.code).toBe(ErrorCode.PAYMENT_REQUIRED);
     expect(e.message).toContain(`royalty missing: the pod runs listing ${listingB}`);
-    // And the contract refuses a royalty below the listing's terms at opening.
+    // And the contract refuses a royalty list other than the quoted one (here: below the listing's terms).
     await expect(
       openFor(p, [
         { recipient: chain.accounts[3]!.address, bps: 999, listingId: listingA },

@@ -29,6 +29,7 @@ import {
 } from "@trustedpods/protocol";
 import { type Address, erc20Abi, type Hex, type LocalAccount } from "viem";
 import { PublisherError } from "./errors.js";
+import { formatAmount, formatDuration, formatRate } from "./format.js";
 import { breakdownLines, listingFeesIn, marketplacePlan, priceBreakdown } from "./listings.js";
 import type { NetworkClients, ResolvedNetwork, SelectedPolicy } from "./network.js";
 import {
@@ -37,8 +38,10 @@ import {
   depositFor,
   describeTerms,
   endpointsFromWire,
+  LOW_RUNWAY_SECONDS,
   type PodConnection,
   type PodEndpoints,
+  paidSeconds,
   podConnection,
   providerError,
   type QuotedTerms,
@@ -49,7 +52,6 @@ import type { PodRecord } from "./pods.js";
 import { whileProviderLags } from "./provider-lag.js";
 import {
   cheapestOffer,
-  formatAmount,
   getOffer,
   listOffers,
   type PricedOffer,
@@ -58,6 +60,7 @@ import {
   type TokenInfo,
   tokenInfo,
 } from "./providers.js";
+import { chainReleaseCheck, type ReleaseCheck } from "./releases.js";
 import { type ProviderAttestation, verifyProvider } from "./verify.js";
 
 export type DeployStep = "provider" | "attest" | "upload" | "quote" | "channel" | "provision";
@@ -114,12 +117,6 @@ export interface DeployOptions extends UploadOptions {
    * Quote.min_deposit_seconds send 0); default DEFAULT_MIN_DEPOSIT_SECONDS (3600). A quoted minimum wins.
    */
   minDepositSeconds?: number;
-  /**
-   * Royalty shares the channel pays (marketplace listings) and extra approval for listing fixed fees, passed to
-   * `openChannel` as they are.
-   */
-  royalties?: Royalty[];
-  fees?: bigint;
   /** Pod id (bytes32); default: random. */
   podId?: Hex;
   store?: PodRecorder;
@@ -131,7 +128,25 @@ export interface DeployOptions extends UploadOptions {
   confirmationTimeoutMs?: number;
   /** Deadline for the provision call (pulls included); default 10 minutes. */
   provisionTimeoutMs?: number;
+  /**
+   * Deadline of each step (DEFAULT_STEP_TIMEOUTS_MS otherwise): a step that takes longer fails with STEP_TIMEOUT
+   * naming it, so a deploy never hangs.
+   */
+  stepTimeoutsMs?: Partial<Record<DeployStep, number>>;
 }
+
+/**
+ * How long each deploy step may take before it fails with STEP_TIMEOUT. Generous: they bound a hang, not a slow
+ * network. The provision step holds the wait for confirmations (1 min) and the provision call (10 min).
+ */
+export const DEFAULT_STEP_TIMEOUTS_MS: Readonly<Record<DeployStep, number>> = Object.freeze({
+  provider: 60_000,
+  attest: 2 * 60_000,
+  upload: 30 * 60_000,
+  quote: 2 * 60_000,
+  channel: 5 * 60_000,
+  provision: 12 * 60_000,
+});
 
 export interface DeployResult {
   podId: Hex;
@@ -144,6 +159,12 @@ export interface DeployResult {
   noticeSeconds: number;
   /** The provider's terms the deposit and the wait before provisioning were planned with (from its quote). */
   terms: QuotedTerms;
+  /** Seconds the deposit pays for at the rate (undefined at rate 0). */
+  paidSeconds?: bigint;
+  /** Chain time (seconds) the deposit runs out, unless topped up: the channel's block time + paidSeconds. */
+  runsOutAt?: bigint;
+  /** Things the user should know, e.g. a deposit that runs out within LOW_RUNWAY_SECONDS. */
+  warnings: string[];
   token: TokenInfo;
   /** Milliseconds per step. */
   timings: Partial<Record<DeployStep, number>>;
@@ -154,17 +175,49 @@ export interface DeployResult {
 
 type Step = <T>(step: DeployStep, start: string, fn: () => Promise<T>, done: (r: T) => string) => Promise<T>;
 
+/** Settles as `work` does, or rejects with `timeout()` after `ms`; the timer never outlives the work. */
+export async function withDeadline<T>(work: Promise<T>, ms: number, timeout: () => Error): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(timeout()), ms);
+  });
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** What a step that ran out of time may have left behind, and what to do about it. */
+const AFTER_TIMEOUT: Partial<Record<DeployStep, string>> = {
+  channel:
+    "; the channel transaction may still be mined: `tpod pods` lists it from the chain and `tpod close` returns its deposit",
+  provision:
+    "; the payment channel is open: `tpod status` asks the provider about the pod, `tpod delete` removes it and closes the channel",
+};
+
 function stepper(
   onProgress: ((e: DeployProgress) => void) | undefined,
   timings: Partial<Record<DeployStep, number>>,
+  timeouts: Partial<Record<DeployStep, number>> = {},
 ): Step {
   return async (step, start, fn, done) => {
     onProgress?.({ step, phase: "start", message: start });
     const t0 = performance.now();
-    const r = await fn();
-    const ms = Math.round(performance.now() - t0);
-    timings[step] = (timings[step] ?? 0) + ms;
-    onProgress?.({ step, phase: "done", ms, message: done(r) });
+    const ms = timeouts[step] ?? DEFAULT_STEP_TIMEOUTS_MS[step];
+    const r = await withDeadline(
+      fn(),
+      ms,
+      () =>
+        new PublisherError(
+          "STEP_TIMEOUT",
+          `deploy step "${step}" (${start}) did not finish within ${formatDuration(Math.ceil(ms / 1000))}${AFTER_TIMEOUT[step] ?? ""}`,
+          { field: step, details: { step, timeoutMs: String(ms) } },
+        ),
+    );
+    const took = Math.round(performance.now() - t0);
+    timings[step] = (timings[step] ?? 0) + took;
+    onProgress?.({ step, phase: "done", ms: took, message: done(r) });
     return r;
   };
 }
@@ -312,13 +365,23 @@ async function checkBalance(
     );
 }
 
+/** verifyProvider's `releases` option for a chain context, when the network has a release registry. */
+export function releaseCheckOption(
+  ctx: ChainContext,
+  where: string,
+  declared?: Hex,
+): { releases?: ReleaseCheck } {
+  const check = chainReleaseCheck(ctx, where, declared);
+  return check ? { releases: check } : {};
+}
+
 /**
  * Deploys a pod: picks a provider, attests it, uploads images and secrets, gets a signed quote, opens the
  * payment channel, provisions, and records the pod. Every step reports its duration through `onProgress`.
  */
 export async function deploy(o: DeployOptions): Promise<DeployResult> {
   const timings: DeployResult["timings"] = {};
-  const step = stepper(o.onProgress, timings);
+  const step = stepper(o.onProgress, timings, o.stepTimeoutsMs);
   const ctx = o.clients.context;
   const publisher = o.account.address;
   const podId = (o.podId ?? randomPodId()).toLowerCase() as Hex;
@@ -350,9 +413,11 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
         multiaddrs: offer.multiaddrs,
         policy: o.policy.policy,
         policySource: o.policy.source,
+        ...releaseCheckOption(ctx, o.network.name, offer.release),
       }),
     (r) =>
-      `attested: ${r.evidence.tee} evidence${r.insecure ? " (insecure-dev: no TEE, allowed by the policy)" : ""}`,
+      `attested: ${r.evidence.tee} evidence${r.insecure ? " (insecure-dev: no TEE, allowed by the policy)" : ""}` +
+      (r.release ? `, release ${r.release.release.version}` : ""),
   );
   const uploading = step(
     "upload",
@@ -365,9 +430,13 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
             .join(", ")}`
         : "no local images",
   );
-  const [attestation, pushed] = await Promise.all([attesting, uploading.catch((e: unknown) => e)]);
-  if (pushed instanceof Error) throw pushed;
-  const { pod: withImages } = pushed as Awaited<typeof uploading>;
+  // Both settle before either error is thrown: a refused attestation must not leave the upload writing into an
+  // IPFS repo the caller is about to close and remove (its cleanup error would then hide the refusal).
+  const [attested, pushed] = await Promise.allSettled([attesting, uploading]);
+  if (attested.status === "rejected") throw attested.reason;
+  if (pushed.status === "rejected") throw pushed.reason;
+  const attestation = attested.value;
+  const { pod: withImages } = pushed.value;
   const pod = await step(
     "upload",
     "encrypting secrets to the provider's attested key",
@@ -393,7 +462,7 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
         ...(o.minDepositSeconds === undefined ? {} : { fallbackMinDepositSeconds: o.minDepositSeconds }),
       }),
     (q) =>
-      `price ${formatAmount(q.quote.ratePerSecond * 3600n, token)}/hour (${q.quote.ratePerSecond} base units/s), ${describeTerms(q.terms, q.quote.ratePerSecond, (a) => formatAmount(a, token))}`,
+      `price ${formatRate(q.quote.ratePerSecond, token)}, ${describeTerms(q.terms, q.quote.ratePerSecond, (a) => formatAmount(a, token))}`,
   );
   if (quote.quote.token !== offer.pricing.token)
     throw new PublisherError(
@@ -406,9 +475,19 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
     minDepositSeconds: quote.terms.minDepositSeconds,
     ratePerSecond: quote.quote.ratePerSecond,
   });
+  const paid = paidSeconds(deposit, quote.quote.ratePerSecond);
+  const warnings =
+    paid !== undefined && paid < BigInt(LOW_RUNWAY_SECONDS)
+      ? [
+          `this deposit pays for only ${formatDuration(paid)}: then the provider stops the pod, and deletes it with its volumes once the notice period passes without a top-up (\`tpod fund\` adds time)`,
+        ]
+      : [];
+  for (const w of warnings) o.onProgress?.({ step: "quote", phase: "start", message: `warning: ${w}` });
   const noticeSeconds = Math.max(o.noticeSeconds ?? 0, quote.quote.minNoticeSeconds);
-  // Listing terms come from the chain; explicit royalties/fees (DeployOptions) apply to pods without listings.
-  const fees = market ? listingFeesIn(market, token.address) : (o.fees ?? 0n);
+  // The channel carries exactly the royalty list the provider signed; it must be the listings' terms as we read
+  // them on chain (an extra listing would charge us its fixed fee).
+  checkQuotedRoyalties(quote.royalties, market?.royalties ?? []);
+  const fees = market ? listingFeesIn(market, token.address) : 0n;
   const breakdown = market
     ? breakdownLines(priceBreakdown(offer.address, quote.quote.ratePerSecond, market), (a) =>
         formatAmount(a, token),
@@ -429,7 +508,7 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
           podId,
           deposit,
           noticeSeconds,
-          royalties: market?.royalties ?? o.royalties ?? [],
+          royalties: quote.royalties,
           fees,
           approve: false,
         });
@@ -445,6 +524,7 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
     },
     (r) => `channel ${r.channelId} (tx ${r.hash})`,
   );
+  const openedAt = (await ctx.publicClient.getBlock({ blockNumber: channel.receipt.blockNumber })).timestamp;
 
   const confirmations = quote.terms.confirmations;
   const res = await step(
@@ -507,6 +587,8 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
     deposit,
     noticeSeconds,
     terms: quote.terms,
+    ...(paid !== undefined ? { paidSeconds: paid, runsOutAt: openedAt + paid } : {}),
+    warnings,
     token,
     timings,
     record,
@@ -546,7 +628,9 @@ function provisionError(err: unknown, channel: Hex): unknown {
 }
 
 export interface UpdateOptions extends UploadOptions {
-  record: PodRecord;
+  /** The pod: from the local record, or found on chain with its provider's addresses from the Registry. */
+  record: Pick<PodRecord, "podId" | "provider" | "multiaddrs" | "chainId"> &
+    Partial<Pick<PodRecord, "network">>;
   pod: Pod;
   clients: NetworkClients;
   account: LocalAccount;
@@ -584,8 +668,9 @@ export async function updatePod(o: UpdateOptions): Promise<UpdateResult> {
         multiaddrs: o.record.multiaddrs ?? [],
         policy: o.policy.policy,
         policySource: o.policy.source,
+        ...releaseCheckOption(ctx, o.record.network ?? "this network"),
       }),
-    (r) => `attested: ${r.evidence.tee} evidence`,
+    (r) => `attested: ${r.evidence.tee} evidence${r.release ? `, release ${r.release.release.version}` : ""}`,
   );
   const pod = await step(
     "upload",
@@ -597,6 +682,7 @@ export async function updatePod(o: UpdateOptions): Promise<UpdateResult> {
   const ch = await getChannel(ctx, key);
   if (!ch.exists || ch.finalized || ch.closeAt !== 0n)
     throw new PublisherError("CHANNEL_CLOSED", `the channel of pod ${o.record.podId} is closing or closed`);
+  const token = await tokenInfo(o.clients.publicClient, ch.token);
   const quote: CheckedQuote = await step(
     "quote",
     "asking for a signed quote",
@@ -607,17 +693,20 @@ export async function updatePod(o: UpdateOptions): Promise<UpdateResult> {
         publisher: o.account.address,
         payments: ctx.addresses.payments,
       }),
-    (q) => `${q.quote.ratePerSecond} base units/s`,
+    (q) => `price ${formatRate(q.quote.ratePerSecond, token)}`,
   );
   const rateChanged = quote.quote.ratePerSecond !== ch.ratePerSecond;
-  const changedAt = rateChanged
-    ? await step(
-        "channel",
-        `changing the channel's rate from ${ch.ratePerSecond} to ${quote.quote.ratePerSecond} base units/s`,
-        () => changePodRate(ctx, quote, o.record.podId),
-        () => "rate changed",
-      )
-    : undefined;
+  // The provider serves only while the channel pays at least the running spec's price: a higher price is paid
+  // before the update, a lower one after it (the provider accepts an update the channel overpays).
+  const rateUp = quote.quote.ratePerSecond > ch.ratePerSecond;
+  const changeRateStep = () =>
+    step(
+      "channel",
+      `changing the channel's rate from ${formatRate(ch.ratePerSecond, token)} to ${formatRate(quote.quote.ratePerSecond, token)}`,
+      () => changePodRate(ctx, quote, o.record.podId),
+      () => "rate changed",
+    );
+  const changedAt = rateUp ? await changeRateStep() : undefined;
   const res = await step(
     "provision",
     "updating the pod",
@@ -639,19 +728,37 @@ export async function updatePod(o: UpdateOptions): Promise<UpdateResult> {
           { timeoutMs: 600_000 },
         );
       try {
-        return rateChanged
-          ? await whileProviderLags("ratePerSecond", deadline, updateOnce)
-          : await updateOnce();
+        return rateUp ? await whileProviderLags("ratePerSecond", deadline, updateOnce) : await updateOnce();
       } catch (err) {
         throw providerError("update", err);
       }
     },
     () => "pod updated",
   );
+  if (rateChanged && !rateUp) await changeRateStep();
   return {
     endpoints: endpointsFromWire(res.endpoints),
     ratePerSecond: quote.quote.ratePerSecond,
     rateChanged,
     timings,
   };
+}
+
+/** The quote's royalty list must be exactly the listings' terms the publisher read on chain. */
+function checkQuotedRoyalties(quoted: readonly Royalty[], expected: readonly Royalty[]): void {
+  const show = (l: readonly Royalty[]) =>
+    `[${l.map((r) => `listing ${r.listingId}: ${r.bps} bps to ${r.recipient}`).join(", ")}]`;
+  const same =
+    quoted.length === expected.length &&
+    quoted.every(
+      (r, i) =>
+        r.listingId === expected[i]!.listingId &&
+        r.bps === expected[i]!.bps &&
+        r.recipient.toLowerCase() === expected[i]!.recipient.toLowerCase(),
+    );
+  if (!same)
+    throw new PublisherError(
+      "QUOTE_INVALID",
+      `the provider's quote asks for royalties ${show(quoted)}, but the pod's listings' terms on chain are ${show(expected)}`,
+    );
 }

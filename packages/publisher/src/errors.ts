@@ -41,6 +41,11 @@ export type PublisherErrorCode =
   | "POD_RECORD"
   /** The offered funds do not pay for the provider's minimum run time (details: the suggested amount). */
   | "DEPOSIT_TOO_SMALL"
+  /**
+   * A top-up of a channel whose deposit ran out pays less than the notice period at the rate, the least the
+   * contract accepts to restart the pod (details: the minimum).
+   */
+  | "TOP_UP_TOO_SMALL"
   /** The publisher's token balance is below the deposit. */
   | "INSUFFICIENT_FUNDS"
   /** The provider's quote is malformed, expired, for another pod, publisher or contract, or not signed by it. */
@@ -54,7 +59,11 @@ export type PublisherErrorCode =
   /** The pod's channel is closing or closed: the operation needs an open channel. */
   | "CHANNEL_CLOSED"
   /** A token amount is malformed or has more decimals than the token. */
-  | "INVALID_AMOUNT";
+  | "INVALID_AMOUNT"
+  /** A deploy step did not finish within its deadline (details: the step and the deadline). */
+  | "STEP_TIMEOUT"
+  /** A release file is malformed (see `field`). */
+  | "RELEASE_MALFORMED";
 
 export class PublisherError extends Error {
   override readonly name = "PublisherError";

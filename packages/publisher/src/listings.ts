@@ -17,7 +17,9 @@ export type MarketErrorCode =
   /** The chosen provider is not authorized for every listing the pod uses. */
   | "PROVIDER_NOT_AUTHORIZED"
   /** A developer operation failed (image, key, envelope, IPFS). */
-  | "DEVELOPER";
+  | "DEVELOPER"
+  /** No IPFS node or gateway the client knows served the listing's metadata (intact). */
+  | "METADATA_UNAVAILABLE";
 
 /** Every failure the marketplace SDK raises on purpose; codes are stable, messages say what to do. */
 export class MarketError extends Error {
@@ -213,7 +215,8 @@ export async function listingRequirements(
   listingIds: readonly bigint[],
   provider?: Address,
 ): Promise<ListingRequirements> {
-  const ids = [...new Set(listingIds)];
+  // Ascending: the order of the royalty list a provider's quote signs.
+  const ids = [...new Set(listingIds)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const listings: ListingInfo[] = [];
   for (const id of ids) {
     const info = await describeListing(ctx, id);

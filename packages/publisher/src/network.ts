@@ -29,6 +29,8 @@ export interface NetworkContracts {
   marketplace: Address;
   /** The payment token the network's providers price in, when the network has one (the devnet does). */
   token?: Address;
+  /** The release registry (Releases.sol); without it the default policy accepts no provider. */
+  releases?: Address;
 }
 
 /** One provider the devnet started. */
@@ -71,7 +73,8 @@ export interface DevnetState {
   providers?: DevnetProvider[];
   /**
    * The devnet's IPFS node: `multiaddrs` (with /p2p/ID) are where publishers push images and secrets (the
-   * provider dials it at start); `gatewayUrl` an IPFS HTTP gateway where one runs (the devnet has none).
+   * provider dials it at start); `gatewayUrl` serves that node's raw blocks over HTTP (`URL/ipfs/CID?format=raw`,
+   * what browsers read listing metadata from).
    */
   ipfs?: { multiaddrs?: string[]; gatewayUrl?: string };
   /** The devnet provider's HTTP gateway (the same as providers[0].gateway). */
@@ -168,6 +171,7 @@ export function parseContracts(v: unknown, field: string, bad: Bad, requireToken
     marketplace: address(c.marketplace, `${field}.marketplace`, bad),
   };
   if (c.token !== undefined || requireToken) out.token = address(c.token, `${field}.token`, bad);
+  if (c.releases !== undefined) out.releases = address(c.releases, `${field}.releases`, bad);
   return out;
 }
 
@@ -273,10 +277,24 @@ export function parseContractsFile(
   };
 }
 
-/** The devnet's default policy: accepts insecure-dev evidence (there is no TEE on a developer's machine). */
+/** The devnet's evidence rules: accepts insecure-dev evidence (there is no TEE on a developer's machine). */
 export const DEVNET_POLICY: Policy = Object.freeze({ allowInsecureDev: true });
-/** Every other network's default: genuine SEV-SNP, TDX or SGX evidence, no debug guests, no insecure-dev. */
+/** Every other network's evidence rules: genuine SEV-SNP, TDX or SGX evidence, no debug guests, no insecure-dev. */
 export const STRICT_POLICY: Policy = Object.freeze({});
+
+/**
+ * A policy as a network default applies it: a published, non-revoked release is required unless the policy
+ * itself says `releases: any`. A policy file therefore narrows the release requirement unless it widens it
+ * in so many words.
+ */
+export function requiringReleases(policy: Policy): Policy {
+  return policy.releases ? policy : { ...policy, releases: "required" };
+}
+
+/** The devnet's default: insecure-dev allowed, and its devnet release (which lists insecure-dev) required. */
+export const DEVNET_DEFAULT_POLICY: Policy = Object.freeze(requiringReleases(DEVNET_POLICY));
+/** Every other network's default: genuine TEE evidence whose measurement is in a published, non-revoked release. */
+export const NETWORK_DEFAULT_POLICY: Policy = Object.freeze(requiringReleases(STRICT_POLICY));
 
 export interface SelectedPolicy {
   policy: Policy;
@@ -286,18 +304,29 @@ export interface SelectedPolicy {
 
 /**
  * Which attestation policy applies: an explicit one (--policy), else the network file's, else the devnet's
- * (allows insecure-dev) on the devnet, else the strict default (refuses insecure-dev).
+ * (allows insecure-dev) on the devnet, else the strict default (refuses insecure-dev). Each requires a published,
+ * non-revoked release from the network's release registry unless the policy says `releases: any`.
  */
 export function selectPolicy(
   network: ResolvedNetwork | undefined,
   explicit?: { policy: Policy; source: string },
   fromNetworkFile?: Policy,
 ): SelectedPolicy {
-  if (explicit) return explicit;
+  if (explicit) return { policy: requiringReleases(explicit.policy), source: explicit.source };
   if (fromNetworkFile && network?.policyFile)
-    return { policy: fromNetworkFile, source: `network ${network.name} policy ${network.policyFile}` };
-  if (network?.isDevnet) return { policy: DEVNET_POLICY, source: "devnet default (allows insecure-dev)" };
-  return { policy: STRICT_POLICY, source: "default (genuine TEE evidence only; refuses insecure-dev)" };
+    return {
+      policy: requiringReleases(fromNetworkFile),
+      source: `network ${network.name} policy ${network.policyFile}`,
+    };
+  if (network?.isDevnet)
+    return {
+      policy: DEVNET_DEFAULT_POLICY,
+      source: "devnet default (allows insecure-dev; a published, non-revoked release required)",
+    };
+  return {
+    policy: NETWORK_DEFAULT_POLICY,
+    source: "default (genuine TEE evidence of a published, non-revoked release; refuses insecure-dev)",
+  };
 }
 
 export interface NetworkClients {
@@ -366,6 +395,7 @@ export async function connectNetwork(
       registry: network.contracts.registry,
       payments: network.contracts.payments,
       marketplace: network.contracts.marketplace,
+      ...(network.contracts.releases ? { releases: network.contracts.releases } : {}),
     },
     ...(walletClient ? { walletClient } : {}),
   };

@@ -11,12 +11,17 @@ import {
   type ChannelKey,
   type ChannelState,
   changeRate,
+  channelId,
   getChannel,
+  minRestartTopUp,
   paymentsDomain,
   type Quote,
+  type Royalty,
   recoverQuoteSigner,
   refund,
   requestClose,
+  royaltiesHash,
+  specHash,
   topUp,
 } from "@trustedpods/chain";
 import {
@@ -28,6 +33,7 @@ import {
   RpcError,
 } from "@trustedpods/p2p/browser";
 import {
+  billedUnits,
   ContainerState,
   DeleteRequestSchema,
   DeleteResponseSchema,
@@ -47,7 +53,9 @@ import {
   type Quote as WireQuote,
 } from "@trustedpods/protocol";
 import { type Account, type Address, bytesToHex, getAddress, type Hex, hexToBytes, isAddress } from "viem";
+import { openedChannels, type Settlement, settlements } from "./channel-events.js";
 import { PublisherError } from "./errors.js";
+import { formatAmount, formatDuration, formatRate } from "./format.js";
 import { shortMessage } from "./network.js";
 import type { PodRecord } from "./pods.js";
 
@@ -60,10 +68,18 @@ export const DEFAULT_MIN_DEPOSIT_SECONDS = 3600;
 const MAX_MIN_DEPOSIT_SECONDS = 10 * 365 * 86400;
 const MAX_CONFIRMATIONS = 1000;
 /**
- * Extra seconds a default or suggested deposit adds to the minimum: accrual starts when the channel opens, and
- * the provider checks what is left a few blocks later, so an exact minimum would be refused.
+ * Extra seconds a default or suggested deposit adds to the provider's minimum: the deposit starts paying when
+ * the channel opens, and the provider checks what is left a few blocks later, so a deposit of exactly the
+ * minimum would be refused. Named in DEPOSIT_TOO_SMALL's message so the suggested amount is explained.
  */
 export const DEPOSIT_MARGIN_SECONDS = 60;
+/**
+ * What a default deposit pays for (when the provider's minimum is shorter): several hours, so that a first pod
+ * does not stop, and lose its volumes, minutes after deploy. Whatever is not used comes back on close.
+ */
+export const DEFAULT_RUN_SECONDS = 6 * 3600;
+/** Less paid time left than this and deploy, status and pods warn that the pod will stop soon. */
+export const LOW_RUNWAY_SECONDS = 3600;
 
 /** Endpoints in the shape `tpod deploy --json` prints. */
 export interface PodEndpoints {
@@ -95,7 +111,7 @@ export function roundUpAmount(amount: bigint, digits = 2): bigint {
 
 export interface DepositCheck {
   ratePerSecond: bigint;
-  /** The funds offered, in token base units; undefined: use the default (the minimum plus a margin). */
+  /** The funds offered, in token base units; undefined: the default (DEFAULT_RUN_SECONDS, at least the minimum plus the margin). */
   funds?: bigint;
   /** The provider's minimum paid run time (the quote's terms); default DEFAULT_MIN_DEPOSIT_SECONDS. */
   minDepositSeconds?: number;
@@ -105,31 +121,46 @@ export interface DepositCheck {
   fundsFlag?: string;
 }
 
+/** Whole seconds a deposit pays for at a rate (undefined at rate 0: it never runs out). */
+export function paidSeconds(deposit: bigint, ratePerSecond: bigint): bigint | undefined {
+  return ratePerSecond > 0n ? deposit / ratePerSecond : undefined;
+}
+
 /**
- * The deposit to open the channel with: the funds given, or the minimum run time plus a margin. Funds that do
- * not pay for the minimum fail with DEPOSIT_TOO_SMALL naming the minimum (seconds and tokens) and the amount
- * that would do (rounded up).
+ * The deposit to open the channel with: the funds given, or by default what pays for DEFAULT_RUN_SECONDS (at
+ * least the minimum run time plus the margin), rounded up to two significant digits. Funds that do not pay for
+ * the minimum plus the margin fail with DEPOSIT_TOO_SMALL naming the minimum, the margin and why, and the
+ * amount that would do (rounded up).
  */
 export function depositFor(c: DepositCheck): bigint {
   const min = BigInt(c.minDepositSeconds ?? DEFAULT_MIN_DEPOSIT_SECONDS);
-  const need = c.ratePerSecond * (min + BigInt(DEPOSIT_MARGIN_SECONDS));
-  if (c.funds === undefined) return need;
+  const margin = BigInt(DEPOSIT_MARGIN_SECONDS);
+  const needSeconds = min + margin;
+  const need = c.ratePerSecond * needSeconds;
+  if (c.funds === undefined) {
+    const run = needSeconds > BigInt(DEFAULT_RUN_SECONDS) ? needSeconds : BigInt(DEFAULT_RUN_SECONDS);
+    return roundUpAmount(c.ratePerSecond * run);
+  }
   if (c.funds < need) {
+    const unit = { symbol: c.symbol ?? "", decimals: c.decimals };
     const offered = c.ratePerSecond === 0n ? 0n : c.funds / c.ratePerSecond;
     const minAmount = c.ratePerSecond * min;
     const suggested = roundUpAmount(need);
-    const unit = c.symbol ? ` ${c.symbol}` : "";
     const text = formatTokenAmount(suggested, c.decimals);
     const minText = formatTokenAmount(minAmount, c.decimals);
+    const flag = c.fundsFlag ?? "--funds";
     throw new PublisherError(
       "DEPOSIT_TOO_SMALL",
-      `deposit too small: the provider wants at least ${min} s paid in advance (${minText}${unit} at ${c.ratePerSecond} base units/s), you offered ${offered} s (${formatTokenAmount(c.funds, c.decimals)}${unit}); use ${c.fundsFlag ?? "--funds"} ${text}`,
+      `deposit too small: the provider wants ${min} s paid in advance (${formatAmount(minAmount, unit)}), and deploy adds a ${margin} s margin because the deposit starts paying when the channel opens, a few blocks before the provider checks it: ${needSeconds} s at ${formatRate(c.ratePerSecond, unit)} is ${formatAmount(need, unit)}. You offered ${offered} s (${formatAmount(c.funds, unit)}); use ${flag} ${text} (${needSeconds} s, rounded up) or more. Without ${flag}, deploy pays for ${formatDuration(DEFAULT_RUN_SECONDS)}.`,
       {
         field: "funds",
         details: {
           minSeconds: min.toString(),
+          marginSeconds: margin.toString(),
+          needSeconds: needSeconds.toString(),
           minAmount: minAmount.toString(),
           minAmountFormatted: minText,
+          needAmount: need.toString(),
           offeredSeconds: offered.toString(),
           suggested: suggested.toString(),
           suggestedFormatted: text,
@@ -266,11 +297,21 @@ export interface CheckedQuote {
   signature: Hex;
   wire: WireQuote;
   terms: QuotedTerms;
+  /** The royalty list the quote signed: the channel must be opened with exactly this list. */
+  royalties: Royalty[];
+}
+
+/** Listings a pod runs, ascending (the order of the royalty list a quote signs). */
+export function podListings(pod: Pod): bigint[] {
+  const ids = new Set<bigint>();
+  for (const c of pod.containers) if (c.image.kind === "listing") ids.add(c.image.listingId);
+  return [...ids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /**
  * Asks the provider for a signed quote bound to this publisher and pod, and checks it: signed by the provider
- * in our Payments contract's domain, for our chain, publisher and pod id, echoing our nonce, not expired.
+ * in our Payments contract's domain, for our chain, publisher and pod id, echoing our nonce, not expired, pricing
+ * exactly our pod's resources (spec hash), with one royalty entry per listing the pod runs and nothing else.
  */
 export async function requestQuote(
   conn: PodConnection,
@@ -314,6 +355,20 @@ export async function requestQuote(
   if (!w.pricing || !isAddress(w.pricing.token)) bad("has no pricing token");
   if (w.expiresAt <= BigInt(Math.floor(Date.now() / 1000))) bad("has already expired");
   if (w.signature.length !== 65) bad("signature is not 65 bytes");
+  const spec = specHash(billedUnits(o.pod));
+  if (bytesToHex(w.specHash) !== spec) bad("prices other resources than this pod's (spec hash differs)");
+  const royalties: Royalty[] = w.royalties.map((r) => {
+    if (!isAddress(r.recipient)) bad(`has a royalty to "${r.recipient}", not an address`);
+    return { recipient: getAddress(r.recipient), bps: r.bps, listingId: r.listingId };
+  });
+  const runs = podListings(o.pod);
+  // An entry for a listing the pod does not run would make us pay that listing's fixed fee for nothing.
+  if (royalties.map((r) => r.listingId).join(",") !== runs.join(","))
+    bad(
+      `asks for royalties to listings [${royalties.map((r) => r.listingId).join(", ")}], but the pod runs [${runs.join(", ")}]`,
+    );
+  if (bytesToHex(w.royaltiesHash) !== royaltiesHash(royalties))
+    bad("royalties hash does not match its royalties");
   const quote: Quote = {
     provider: getAddress(w.provider),
     publisher: getAddress(o.publisher),
@@ -322,13 +377,15 @@ export async function requestQuote(
     ratePerSecond: BigInt(w.pricePerSecond),
     minNoticeSeconds: Number(w.minNoticeSeconds),
     expiry: w.expiresAt,
+    specHash: spec,
+    royaltiesHash: royaltiesHash(royalties),
   };
   const signature = bytesToHex(w.signature);
   const signer = await recoverQuoteSigner(paymentsDomain(conn.chainId, o.payments), quote, signature).catch(
     () => bad("signature does not recover"),
   );
   if (getAddress(signer) !== quote.provider) bad(`is signed by ${signer}, not by the provider`);
-  return { quote, signature, wire: w, terms: quotedTerms(w, o.fallbackMinDepositSeconds) };
+  return { quote, signature, wire: w, terms: quotedTerms(w, o.fallbackMinDepositSeconds), royalties };
 }
 
 /** A pod's state as the provider reports it, in plain JSON-friendly values. */
@@ -348,7 +405,30 @@ export interface PodStatus {
     message: string;
   }[];
   endpoints: PodEndpoints;
-  billing: Record<string, unknown> | null;
+  billing: PodBilling | null;
+}
+
+/** The provider's billing view of a pod; amounts in token base units (decimal strings), times in chain seconds. */
+export interface PodBilling {
+  /** checked, running, stopped_funds, closed, deleted, removed or settled. */
+  state: string;
+  token: string;
+  ratePerSecond: string;
+  deposit: string;
+  claimed: string;
+  accrued: string;
+  remainingSeconds: number;
+  /** When the deposit runs out; 0: it does not (closing first, or zero rate). */
+  runsOutAt: number;
+  closeAt: number;
+  noticeSeconds: number;
+  /** When a stopped pod and its volumes are removed if nothing changes; 0: not scheduled. */
+  removeAt: number;
+  /** The chain time the figures were read at. */
+  chainTime: number;
+  warnings: string[];
+  cpuSeconds: number;
+  memoryBytes: number;
 }
 
 const phaseName = (p: PodPhase) => (PodPhase[p] ?? "UNSPECIFIED").toLowerCase().replace(/_/g, "-");
@@ -400,6 +480,7 @@ export async function podStatus(
           closeAt: Number(b.closeAt),
           noticeSeconds: Number(b.noticeSeconds),
           removeAt: Number(b.removeAt),
+          chainTime: Number(b.chainTime),
           warnings: [...b.warnings],
           cpuSeconds: b.cpuSeconds,
           memoryBytes: Number(b.memoryBytes),
@@ -523,6 +604,14 @@ export async function fundPod(
       "CHANNEL_CLOSED",
       `the channel of pod ${record.podId} is ${ch.finalized ? "settled" : ch.exists ? "closing" : "not open"}: a top-up cannot keep it running`,
     );
+  // A top-up that restarts a run-out pod must pay at least the notice period (the contract's TopUpTooSmall).
+  const minimum = minRestartTopUp(ch);
+  if (amount < minimum && (await onChain("read the channel", () => accrued(ctx, key))) >= ch.deposit)
+    throw new PublisherError(
+      "TOP_UP_TOO_SMALL",
+      `the deposit ran out: a top-up that restarts the pod must pay at least the notice period (${ch.noticeSeconds} s at ${ch.ratePerSecond} base units/s = ${minimum}); ${amount} is too little`,
+      { field: "amount", details: { minimum: minimum.toString() } },
+    );
   await onChain("top up", () => topUp(ctx, record.provider, record.podId, amount));
   return getChannel(ctx, key);
 }
@@ -542,19 +631,41 @@ export type CloseResult =
     | { state: "closing"; closeAt: bigint; refundable: bigint; channel: ChannelState }
     /** Already closing and the notice has not passed yet. */
     | { state: "waiting"; closeAt: bigint; secondsLeft: bigint; channel: ChannelState }
-    /** The notice passed: the provider was settled and the rest returned to the publisher. */
-    | { state: "refunded"; refunded: bigint; channel: ChannelState }
-    /** Nothing left to do. */
-    | { state: "settled"; channel: ChannelState }
+    /** The notice passed: the provider was settled and the rest returned to the publisher now. */
+    | { state: "refunded"; refunded: bigint; settlement: Settlement }
+    /** Settled before (by an earlier close): nothing left to do. */
+    | { state: "settled"; settlement: Settlement }
   ) & {
     /** The channel's token (a settled channel's own state no longer names it). */
     token: Address;
   };
 
 /**
+ * A settled channel's figures from its events: the contract deletes a channel's state when it settles, so only
+ * ChannelOpened (the token) and ChannelFinalized (claimed, refunded) still say what happened.
+ */
+async function settledChannel(
+  ctx: ChainContext,
+  key: ChannelKey,
+): Promise<{ settlement: Settlement; token: Address }> {
+  const id = channelId(key).toLowerCase() as Hex;
+  const [opened, settled] = await onChain("read the channel's events", () =>
+    Promise.all([
+      openedChannels(ctx, { publisher: key.publisher, provider: key.provider }),
+      settlements(ctx, [id]),
+    ]),
+  );
+  const settlement = settled.get(id);
+  const o = opened.find((c) => c.channelId === id);
+  if (!settlement || !o)
+    throw new PublisherError("CHAIN_FAILED", `channel ${id} is settled, but its events cannot be found`);
+  return { settlement, token: o.token };
+}
+
+/**
  * Closing is two steps on chain: `requestClose` starts the notice period (the provider may still claim what
  * accrues until `closeAt`), and after it `refund` settles the provider and returns the rest. Each call does the
- * next step that is possible now.
+ * next step that is possible now; on a settled channel it reports the settlement.
  */
 export async function closePod(
   ctx: ChainContext,
@@ -563,7 +674,7 @@ export async function closePod(
 ): Promise<CloseResult> {
   const key = { publisher, provider: record.provider, podId: record.podId };
   const ch = await onChain("read the channel", () => getChannel(ctx, key));
-  if (ch.finalized) return { state: "settled", channel: ch, token: ch.token };
+  if (ch.finalized) return { state: "settled", ...(await settledChannel(ctx, key)) };
   if (!ch.exists) throw new PublisherError("CHANNEL_CLOSED", `pod ${record.podId} has no channel on chain`);
   if (ch.closeAt === 0n) {
     try {
@@ -598,5 +709,15 @@ export async function closePod(
       token: ch.token,
     };
   const sent = await onChain("refund", () => refund(ctx, record.provider, record.podId));
-  return { state: "refunded", refunded: sent.result, channel: await getChannel(ctx, key), token: ch.token };
+  const { settlement } = await settledChannel(ctx, key);
+  return { state: "refunded", refunded: sent.result, settlement, token: ch.token };
+}
+
+/** True when the provider answered that it has no such pod (it removed it already, or never had it). */
+export function isNotFoundOnProvider(err: unknown): boolean {
+  return (
+    err instanceof PublisherError &&
+    err.code === "PROVIDER_REFUSED" &&
+    err.details?.providerCode === "NOT_FOUND"
+  );
 }

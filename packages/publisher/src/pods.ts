@@ -107,20 +107,32 @@ export function parsePodsFile(doc: unknown): PodsFile {
 }
 
 /**
- * Finds one pod by full id, unique id prefix (at least 6 hex digits after 0x, like a short git hash) or name.
- * Throws POD_RECORD when nothing or more than one pod matches.
+ * The pods a reference names: a full pod id or channel id, a unique id prefix (at least 6 hex digits after 0x,
+ * like a short git hash) or a name.
  */
-export function findPod(pods: PodRecord[], ref: string): PodRecord {
+export function matchPods(pods: PodRecord[], ref: string): PodRecord[] {
   const r = ref.toLowerCase();
-  const exact = pods.filter((p) => p.podId === r);
-  if (exact.length === 1) return exact[0]!;
+  const exact = pods.filter((p) => p.podId === r || p.channel === r);
+  if (exact.length === 1) return exact;
   const byPrefix = /^0x[0-9a-f]{6,63}$/.test(r) ? pods.filter((p) => p.podId.startsWith(r)) : [];
   const byName = pods.filter((p) => p.name === ref);
-  const matches = [...new Set([...exact, ...byPrefix, ...byName])];
+  return [...new Set([...exact, ...byPrefix, ...byName])];
+}
+
+/** Finds exactly one pod (see matchPods); throws POD_RECORD when nothing or more than one pod matches. */
+export function findPod(pods: PodRecord[], ref: string): PodRecord {
+  const matches = matchPods(pods, ref);
   if (matches.length === 1) return matches[0]!;
   if (matches.length === 0) throw new PublisherError("POD_RECORD", `no pod ${ref} in the local record`);
-  throw new PublisherError(
+  throw ambiguous(
+    ref,
+    matches.map((p) => p.podId),
+  );
+}
+
+export function ambiguous(ref: string, podIds: string[]): PublisherError {
+  return new PublisherError(
     "POD_RECORD",
-    `${ref} matches ${matches.length} pods (${matches.map((p) => p.podId.slice(0, 10)).join(", ")}): use the full pod id`,
+    `${ref} matches ${podIds.length} pods (${podIds.map((p) => p.slice(0, 10)).join(", ")}): use the full pod id`,
   );
 }

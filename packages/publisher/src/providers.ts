@@ -12,7 +12,6 @@ import {
   Resource,
 } from "@trustedpods/chain";
 import {
-  formatTokenAmount,
   type Pod,
   type PodPrice,
   type PricedResource,
@@ -20,7 +19,7 @@ import {
   PricingError,
   podPrice,
 } from "@trustedpods/protocol";
-import { type Address, erc20Abi, getAddress, type PublicClient, parseUnits } from "viem";
+import { type Address, erc20Abi, getAddress, type Hex, type PublicClient, parseUnits } from "viem";
 import { PublisherError } from "./errors.js";
 
 export interface ProviderOffer {
@@ -35,6 +34,8 @@ export interface ProviderOffer {
   pricing: Pricing & { token: Address };
   registeredAt: bigint;
   updatedAt: bigint;
+  /** The release id the provider declares it runs (zero: none). Its evidence is what counts. */
+  release: Hex;
 }
 
 export interface ProviderFilter {
@@ -86,6 +87,7 @@ export function offerFromRegistry(info: ProviderInfo): ProviderOffer {
     pricing: { token: getAddress(info.token), prices },
     registeredAt: info.registeredAt,
     updatedAt: info.updatedAt,
+    release: info.release,
   };
 }
 
@@ -214,9 +216,4 @@ export function parseTokenAmount(text: string, decimals: number): bigint {
   const frac = t.split(".")[1] ?? "";
   if (frac.length > decimals) throw new RangeError(`"${text}" has more than ${decimals} decimals`);
   return parseUnits(t, decimals);
-}
-
-/** "0.036 TPOD" for an amount in base units. */
-export function formatAmount(amount: bigint, token: TokenInfo): string {
-  return formatTokenAmount(amount, token.decimals, token.symbol);
 }

@@ -22,6 +22,7 @@ import {
 import { callUnary, errorCodeName, RpcError } from "@trustedpods/p2p/browser";
 import { AttestRequestSchema, type AttestResponse, AttestResponseSchema } from "@trustedpods/protocol";
 import { PublisherError } from "./errors.js";
+import { checkRelease, type ReleaseCheck, type ReleaseMatch, shortHex } from "./releases.js";
 
 export interface VerifyProviderOptions {
   /** The publisher's libp2p node (createP2PNode with no listen addresses). */
@@ -42,6 +43,11 @@ export interface VerifyProviderOptions {
   verify?: VerifyOptions;
   /** Test hook: the nonce to send (16..64 bytes); a fresh random one otherwise. */
   nonce?: Uint8Array;
+  /**
+   * The network's release registry. Required when the policy says `releases: "required"` (every default policy
+   * does); otherwise consulted only to say which release the provider runs.
+   */
+  releases?: ReleaseCheck;
 }
 
 export interface ProviderAttestation {
@@ -59,6 +65,12 @@ export interface ProviderAttestation {
   /** True for insecure-dev evidence (no TEE), which only a policy with allowInsecureDev accepts. */
   insecure: boolean;
   policySource: string;
+  /** The published release whose measurement the evidence carries, when a release registry was consulted. */
+  release?: ReleaseMatch;
+  /** Whether the policy required that release (false: it was looked up for information only). */
+  releaseRequired: boolean;
+  /** Without a required release: why none is shown (no registry, or the lookup's refusal). */
+  releaseNote?: string;
 }
 
 const DEFAULT_TIMEOUT_MS = 15_000;
@@ -190,6 +202,8 @@ export async function verifyProvider(o: VerifyProviderOptions): Promise<Provider
     if (err instanceof AttestationError) throw refusal(err, peerId, policySource);
     throw err;
   }
+  const releaseRequired = o.policy.releases === "required";
+  const { release, note } = await releaseOf(evidence, o.releases, releaseRequired, peerId, policySource);
   return {
     peerId,
     remoteAddr,
@@ -200,5 +214,98 @@ export async function verifyProvider(o: VerifyProviderOptions): Promise<Provider
     summary: summarize(evidence),
     insecure: evidence.tee === "insecure-dev",
     policySource,
+    ...(release ? { release } : {}),
+    releaseRequired,
+    ...(note ? { releaseNote: note } : {}),
   };
+}
+
+/**
+ * The release check after the evidence passed: refuses (ATTESTATION_REFUSED) when the policy requires a
+ * release and there is no registry or the measurement is not in a live release; without the requirement the
+ * registry is only asked, and an unknown or revoked measurement is no error.
+ */
+async function releaseOf(
+  evidence: VerifiedEvidence,
+  check: ReleaseCheck | undefined,
+  required: boolean,
+  peerId: string,
+  policySource: string,
+): Promise<{ release?: ReleaseMatch; note?: string }> {
+  if (required && !check) {
+    throw new PublisherError(
+      "ATTESTATION_REFUSED",
+      `the policy (${policySource}) accepts only providers running a published release, but this network has no ` +
+        "release registry (contracts.releases): add its address to the network, or use a policy file with " +
+        '"releases: any" and the measurements you accept',
+      { field: "release.registry" },
+    );
+  }
+  if (!check) return { note: "not checked: no release registry is known for this network" };
+  if (required) return { release: await checkRelease(evidence, check, peerId) };
+  return checkRelease(evidence, check, peerId).then(
+    (release) => ({ release }),
+    (err: Error) => ({ note: `${err.message} (the policy does not require a published release)` }),
+  );
+}
+
+const HARDWARE: Record<string, string> = {
+  snp: "AMD SEV-SNP",
+  tdx: "Intel TDX",
+  sgx: "Intel SGX",
+};
+
+/**
+ * What an accepted attestation established, in words, one line per fact: hardware and TCB, the release and its
+ * image, and how the evidence is bound to this connection. The CLI prints these and the web app shows them.
+ */
+export function describeAttestation(a: ProviderAttestation): string[] {
+  const ev = a.evidence;
+  const lines: string[] = [];
+  if (ev.tee === "insecure-dev") {
+    lines.push(
+      "hardware: NONE: insecure-dev evidence from no TEE proves nothing (accepted only on a devnet)",
+    );
+  } else {
+    const root =
+      ev.tee === "snp"
+        ? `report signed by its ${ev.snp?.signer.toUpperCase() ?? "VCEK"}, chained to AMD's pinned ARK-${ev.snp?.product ?? "?"}`
+        : "quote signed by the quoting enclave, PCK chained to Intel's pinned SGX Root CA";
+    lines.push(`hardware: genuine ${HARDWARE[ev.tee]} (${root})${ev.debug ? ", DEBUG guest" : ""}`);
+    const tcb = Object.entries(ev.tcb)
+      .filter(([, v]) => typeof v === "number")
+      .map(([k, v]) => `${k} ${v}`)
+      .slice(0, 6)
+      .join(", ");
+    const status =
+      ev.tcbStatus === "Unknown"
+        ? ev.tee === "snp"
+          ? "Unknown (AMD publishes no TCB status)"
+          : "Unknown (no collateral)"
+        : ev.tcbStatus;
+    lines.push(
+      `TCB: status ${status}${ev.advisoryIds.length ? `, advisories ${ev.advisoryIds.join(", ")}` : ""}${tcb ? `; ${tcb}` : ""}`,
+    );
+  }
+  if (a.release) {
+    const r = a.release.release;
+    lines.push(
+      `release: ${r.version} (${shortHex(r.id)}), published ${new Date(Number(r.publishedAt) * 1000).toISOString()}; ` +
+        `measured configuration "${a.release.measurement.config}"`,
+    );
+    lines.push(`image: sha256 ${r.imageDigest.slice(2)}${r.source ? ` (source: ${r.source})` : ""}`);
+    if (a.release.declaredMismatch)
+      lines.push(
+        `warning: the provider declares release ${shortHex(a.release.declaredMismatch)} in the Registry, but its evidence is release ${r.version}`,
+      );
+  } else {
+    lines.push(`release: ${a.releaseNote ?? "none"}`);
+  }
+  lines.push(
+    `binding: the evidence's report data commits to this session's fresh nonce, to the libp2p key of peer ` +
+      `${a.peerId} (which authenticated this connection to ${a.remoteAddr}) and to the encryption key ` +
+      `${shortHex(toHex(a.encryptionPublicKey), 24)} that secrets are sealed to`,
+  );
+  lines.push(`policy: ${a.policySource}`);
+  return lines;
 }

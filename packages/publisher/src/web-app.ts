@@ -30,6 +30,7 @@ import {
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { PublisherError } from "./errors.js";
+import { formatAmount } from "./format.js";
 import {
   connectNetwork,
   DEVNET_POLICY,
@@ -39,11 +40,11 @@ import {
   type NetworkContracts,
   parseContracts,
   type ResolvedNetwork,
+  requiringReleases,
   STRICT_POLICY,
   shortMessage,
 } from "./network.js";
 import {
-  formatAmount,
   listOffers,
   type PricedOffer,
   type ProviderOffer,
@@ -52,7 +53,8 @@ import {
   type TokenInfo,
   tokenInfo,
 } from "./providers.js";
-import { verifyProvider } from "./verify.js";
+import { chainReleaseCheck } from "./releases.js";
+import { describeAttestation, verifyProvider } from "./verify.js";
 
 /** `config.json` next to the web app: which chain it talks to, and on the devnet the dev key. */
 export interface WebAppConfig {
@@ -66,6 +68,11 @@ export interface WebAppConfig {
   devnet: boolean;
   /** The devnet's PUBLIC anvil test key, offered as "dev key" instead of a browser wallet. Never on a real chain. */
   devKey?: Hex;
+  /**
+   * IPFS HTTP gateways serving raw blocks (`GET URL/ipfs/CID?format=raw`): where the app reads listing metadata.
+   * Untrusted: every block is checked against its CID.
+   */
+  ipfsGateways?: string[];
 }
 
 const MAX_CONFIG_BYTES = 16 * 1024;
@@ -101,6 +108,16 @@ export function parseWebAppConfig(doc: unknown): WebAppConfig {
     if (!devnet) bad("is only allowed on the devnet", "devKey");
     devKey = d.devKey as Hex;
   }
+  let ipfsGateways: string[] | undefined;
+  if (d.ipfsGateways !== undefined) {
+    if (
+      !Array.isArray(d.ipfsGateways) ||
+      d.ipfsGateways.length > 8 ||
+      !d.ipfsGateways.every((u) => isHttpUrl(u))
+    )
+      bad("must be a list of at most 8 http(s) URLs", "ipfsGateways");
+    ipfsGateways = d.ipfsGateways as string[];
+  }
   return {
     version: 1,
     name: name as string,
@@ -109,6 +126,7 @@ export function parseWebAppConfig(doc: unknown): WebAppConfig {
     contracts,
     devnet,
     ...(devKey ? { devKey } : {}),
+    ...(ipfsGateways ? { ipfsGateways } : {}),
   };
 }
 
@@ -122,12 +140,16 @@ export function webAppConfigFromDevnet(state: DevnetState): WebAppConfig {
     contracts: state.contracts,
     devnet: true,
     ...(state.publisherKey ? { devKey: state.publisherKey } : {}),
+    ...(state.ipfs?.gatewayUrl ? { ipfsGateways: [state.ipfs.gatewayUrl] } : {}),
   };
 }
 
-/** The attestation policy the web app verifies with: insecure-dev only on the devnet. */
+/**
+ * The attestation policy the web app verifies with: insecure-dev only on the devnet, and everywhere a published,
+ * non-revoked release from the network's release registry.
+ */
 export function webPolicy(config: WebAppConfig): Policy {
-  return config.devnet ? DEVNET_POLICY : STRICT_POLICY;
+  return requiringReleases(config.devnet ? DEVNET_POLICY : STRICT_POLICY);
 }
 
 function resolvedFrom(config: WebAppConfig): ResolvedNetwork {
@@ -233,23 +255,56 @@ export async function loadProviderCards(ctx: ChainContext): Promise<ProviderCard
 }
 
 export type AttestationStatus =
-  | { state: "verified"; tee: string; insecure: boolean; peerId: string; summary: Record<string, unknown> }
+  | {
+      state: "verified";
+      tee: string;
+      insecure: boolean;
+      peerId: string;
+      summary: Record<string, unknown>;
+      /** The release the evidence matched, when a release registry was consulted. */
+      release?: { id: Hex; version: string; imageDigest: Hex; config: string };
+      /** What was verified, in words (describeAttestation). */
+      lines: string[];
+    }
   | { state: "refused" | "unreachable"; message: string };
 
-/** Attests one provider from this browser (fresh nonce, binding checked) and says the outcome in words. */
+/**
+ * Attests one provider from this browser (fresh nonce, binding checked, release looked up on `ctx`'s release
+ * registry) and says the outcome in words.
+ */
 export async function attestOffer(
   node: Libp2p,
   offer: ProviderOffer,
   policy: Policy,
+  ctx?: ChainContext,
 ): Promise<AttestationStatus> {
   try {
-    const r = await verifyProvider({ node, multiaddrs: offer.multiaddrs, policy, timeoutMs: 20_000 });
+    const releases = ctx ? chainReleaseCheck(ctx, "this network", offer.release) : undefined;
+    const r = await verifyProvider({
+      node,
+      multiaddrs: offer.multiaddrs,
+      policy,
+      timeoutMs: 20_000,
+      ...(releases ? { releases } : {}),
+    });
+    const rel = r.release;
     return {
       state: "verified",
       tee: r.evidence.tee,
       insecure: r.insecure,
       peerId: r.peerId,
       summary: r.summary,
+      ...(rel
+        ? {
+            release: {
+              id: rel.release.id,
+              version: rel.release.version,
+              imageDigest: rel.release.imageDigest,
+              config: rel.measurement.config,
+            },
+          }
+        : {}),
+      lines: describeAttestation(r),
     };
   } catch (err) {
     const refused = err instanceof PublisherError && err.code !== "PROVIDER_UNREACHABLE";
@@ -402,6 +457,11 @@ export function explainError(err: unknown): string {
       case "PROVIDER_REFUSED":
         if (/\(NOT_FOUND\)/.test(said))
           return "The provider does not run this pod (it was never provisioned there, or it was deleted). Its channel can still be closed to get the rest of the deposit back.";
+        // The provider's words say why (a missing entrypoint, an image that does not load): the fix is the publisher's.
+        if (/\((ENGINE_FAILED|IMAGE_FAILED)\)/.test(said))
+          return `${said}. The pod is not running: fix the image or the manifest and deploy again.`;
+        if (/\(GATEWAY_FAILED\)/.test(said))
+          return `${said}. The provider could not route the pod: try again, or choose another provider.`;
         return `${said}.`;
       case "NETWORK_UNREACHABLE":
         return `${said}. Check that the chain is running (on the devnet: \`tpod devnet up\`) and reload.`;

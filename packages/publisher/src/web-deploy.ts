@@ -15,6 +15,7 @@ import {
 } from "@trustedpods/protocol";
 import { type Address, bytesToHex, type Hex, hexToBytes } from "viem";
 import { PublisherError } from "./errors.js";
+import { formatAmount } from "./format.js";
 import type { NetworkClients } from "./network.js";
 import {
   depositFor,
@@ -31,13 +32,13 @@ import {
 import { whileProviderLags } from "./provider-lag.js";
 import {
   cheapestOffer,
-  formatAmount,
   getOffer,
   listOffers,
   parseTokenAmount,
   priceOffers,
   tokenInfo,
 } from "./providers.js";
+import { chainReleaseCheck } from "./releases.js";
 import { verifyProvider } from "./verify.js";
 
 export type WebDeployStep = "check" | "provider" | "attest" | "quote" | "channel" | "provision";
@@ -130,11 +131,18 @@ export async function deployFromBrowser(o: WebDeployOptions): Promise<WebDeployR
   say("provider", "done", `provider ${offer.name || offer.address}`);
 
   say("attest", "start", `verifying ${offer.name || offer.address}'s attestation in this browser`);
-  const att = await verifyProvider({ node: o.node, multiaddrs: offer.multiaddrs, policy: o.policy });
+  const releases = chainReleaseCheck(ctx, "this network", offer.release);
+  const att = await verifyProvider({
+    node: o.node,
+    multiaddrs: offer.multiaddrs,
+    policy: o.policy,
+    ...(releases ? { releases } : {}),
+  });
   say(
     "attest",
     "done",
-    `attested: ${att.evidence.tee}${att.insecure ? " (no TEE: accepted on the devnet only)" : ""}`,
+    `attested: ${att.evidence.tee}${att.insecure ? " (no TEE: accepted on the devnet only)" : ""}` +
+      (att.release ? `, release ${att.release.release.version}` : ""),
   );
 
   const conn = podConnection(o.node, { provider: offer.address, chainId: o.clients.chainId }, o.signer, [
@@ -173,6 +181,8 @@ export async function deployFromBrowser(o: WebDeployOptions): Promise<WebDeployR
     podId,
     deposit,
     noticeSeconds: quote.quote.minNoticeSeconds,
+    // Exactly the list the provider signed (one entry per listing the pod runs; requestQuote checked the ids).
+    royalties: quote.royalties,
     approve: false,
   });
   say("channel", "done", `channel open (${formatAmount(deposit, token)})`);

@@ -3,79 +3,79 @@
 // from the Payments contract. Top up and close are the channel operations any wallet can sign. Browser-safe.
 
 import type { Libp2p } from "@libp2p/interface";
-import {
-  type ChainContext,
-  type ChannelState,
-  explainError as explainChainError,
-  paymentsAbi,
-  requestClose,
-  topUp,
-} from "@trustedpods/chain";
-import {
-  type Account,
-  type Address,
-  type Chain,
-  getAbiItem,
-  type Hex,
-  type Transport,
-  type WalletClient,
-} from "viem";
+import { type ChainContext, type ChannelState, requestClose, topUp } from "@trustedpods/chain";
+import type { Account, Address, Chain, Hex, Transport, WalletClient } from "viem";
+import { openedChannels, type Settlement, settlements } from "./channel-events.js";
 import { PublisherError } from "./errors.js";
+import { formatAmount } from "./format.js";
 import { channelRunway, type PodConnection, podConnection } from "./pod-ops.js";
-import { formatAmount, getOffer, parseTokenAmount, type TokenInfo, tokenInfo } from "./providers.js";
+import { getOffer, parseTokenAmount, type TokenInfo, tokenInfo } from "./providers.js";
 
 export interface PodChannel {
   podId: Hex;
   provider: Address;
   publisher: Address;
-  channel: ChannelState;
+  channelId: Hex;
+  /** The channel's state on chain; absent once it settled (the contract then deletes it: see `settlement`). */
+  channel?: ChannelState;
   token: TokenInfo;
-  /** Tokens the provider has earned so far (claimed or not). */
+  /** The channel's rate (at opening, for a settled channel). */
+  ratePerSecond: bigint;
+  /** Tokens the provider has earned so far (claimed or not); for a settled channel, what it got in all. */
   accrued: bigint;
-  /** deposit − accrued: what is left to run on. */
+  /** deposit − accrued: what is left to run on (0 once settled). */
   remaining: bigint;
-  /** Seconds of running left at the current rate (undefined when the rate is 0). */
+  /** Seconds of running left at the current rate (undefined when the rate is 0 or the channel settled). */
   secondsLeft?: bigint;
-  /** "open", "closing" (notice period running) or "closed". */
+  /** "open", "closing" (notice period running) or "closed" (settled: the provider paid, the rest refunded). */
   state: "open" | "closing" | "closed";
-  formatted: { deposit: string; accrued: string; remaining: string; perHour: string };
+  /** A settled channel's final figures (ChannelFinalized). */
+  settlement?: Settlement;
+  formatted: { deposit: string; accrued: string; remaining: string; perHour: string; refunded?: string };
 }
 
-const MAX_CHANNELS = 200;
-const channelOpened = getAbiItem({ abi: paymentsAbi, name: "ChannelOpened" });
+const MAX_POD_CHANNELS = 200;
 
 /** Channels `publisher` opened on this Payments contract, newest first (at most 200). */
 export async function loadPodChannels(ctx: ChainContext, publisher: Address): Promise<PodChannel[]> {
-  let logs: { args: { podId?: Hex; provider?: Address } }[];
-  try {
-    logs = (await ctx.publicClient.getLogs({
-      address: ctx.addresses.payments,
-      event: channelOpened,
-      args: { publisher },
-      fromBlock: 0n,
-      toBlock: "latest",
-    })) as never;
-  } catch (err) {
-    throw explainChainError(err);
-  }
+  const opened = (await openedChannels(ctx, { publisher })).slice(-MAX_POD_CHANNELS).reverse();
+  const settled = await settlements(
+    ctx,
+    opened.map((o) => o.channelId),
+  );
   const out: PodChannel[] = [];
-  for (const log of logs.slice(-MAX_CHANNELS).reverse()) {
-    const { podId, provider } = log.args;
-    if (!podId || !provider) continue;
-    const key = { publisher, provider, podId };
+  for (const o of opened) {
+    const token = await tokenInfo(ctx.publicClient, o.token);
+    const base = { podId: o.podId, provider: o.provider, publisher, channelId: o.channelId, token };
+    const s = settled.get(o.channelId);
+    if (s) {
+      out.push({
+        ...base,
+        ratePerSecond: o.ratePerSecond,
+        accrued: s.claimed,
+        remaining: 0n,
+        state: "closed",
+        settlement: s,
+        formatted: {
+          deposit: formatAmount(s.deposit, token),
+          accrued: formatAmount(s.claimed, token),
+          remaining: formatAmount(0n, token),
+          perHour: formatAmount(o.ratePerSecond * 3600n, token),
+          refunded: formatAmount(s.refunded, token),
+        },
+      });
+      continue;
+    }
+    const key = { publisher, provider: o.provider, podId: o.podId };
     const { channel, spent, remaining, secondsLeft } = await channelRunway(ctx, key);
-    const token = await tokenInfo(ctx.publicClient, channel.token);
-    const state = channel.finalized ? "closed" : channel.closeAt !== 0n ? "closing" : "open";
     out.push({
-      podId,
-      provider,
-      publisher,
+      ...base,
       channel,
-      token,
+      ratePerSecond: channel.ratePerSecond,
       accrued: spent,
       remaining,
       ...(secondsLeft !== undefined ? { secondsLeft } : {}),
-      state,
+      state: channel.closeAt !== 0n ? "closing" : "open",
       formatted: {
         deposit: formatAmount(channel.deposit, token),
         accrued: formatAmount(spent, token),
@@ -85,18 +85,6 @@ export async function loadPodChannels(ctx: ChainContext, publisher: Address): Pr
     });
   }
   return out;
-}
-
-/** "3 h 20 min" style, for time left. */
-export function formatDuration(seconds: bigint): string {
-  const s = Number(seconds > 10n ** 12n ? 10n ** 12n : seconds);
-  const d = Math.floor(s / 86400);
-  const h = Math.floor((s % 86400) / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  if (d > 0) return `${d} d ${h} h`;
-  if (h > 0) return `${h} h ${m} min`;
-  if (m > 0) return `${m} min`;
-  return `${s} s`;
 }
 
 /** Adds `amountText` (decimal, in the channel's token) to a pod's deposit; approves the token first if needed. */
@@ -161,3 +149,38 @@ export async function podConnectionFor(
   const offer = await getOffer(ctx, pod.provider);
   return podConnection(node, { provider: pod.provider, chainId }, signer, offer.multiaddrs);
 }
+
+/**
+ * Calls the web app makes to one provider at once. A provider refuses more than 8 concurrent calls of one
+ * protocol from one peer (RESOURCE_EXHAUSTED), and My pods asks about every pod when it opens: 4 leaves room
+ * for the log streams and actions the user starts meanwhile.
+ */
+export const CALLS_PER_PROVIDER = 4;
+
+/** Runs calls with at most `max` in flight per provider; the others wait their turn, first come first served. */
+export class PerProviderLimit {
+  private readonly lanes = new Map<string, { active: number; waiting: (() => void)[] }>();
+  constructor(readonly max = CALLS_PER_PROVIDER) {}
+
+  async run<T>(provider: Address, call: () => Promise<T>): Promise<T> {
+    const id = provider.toLowerCase();
+    let lane = this.lanes.get(id);
+    if (!lane) {
+      lane = { active: 0, waiting: [] };
+      this.lanes.set(id, lane);
+    }
+    if (lane.active >= this.max) await new Promise<void>((go) => lane.waiting.push(go));
+    else lane.active++;
+    try {
+      return await call();
+    } finally {
+      // Hand the slot straight to the next caller (active stays counted), or free it.
+      const next = lane.waiting.shift();
+      if (next) next();
+      else if (--lane.active === 0) this.lanes.delete(id);
+    }
+  }
+}
+
+/** The web app's one limit for the status calls My pods makes. */
+export const providerCalls = new PerProviderLimit();

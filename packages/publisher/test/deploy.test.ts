@@ -9,6 +9,7 @@ import { EndpointSchema, QuoteSchema } from "@trustedpods/protocol";
 import { describe, expect, it } from "vitest";
 import {
   DEFAULT_MIN_DEPOSIT_SECONDS,
+  DEFAULT_RUN_SECONDS,
   DEPOSIT_MARGIN_SECONDS,
   depositFor,
   describeTerms,
@@ -21,11 +22,18 @@ import {
 import { encryptionKeyId } from "../src/node/index.js";
 
 describe("deposit", () => {
-  it("defaults to the minimum run time plus the margin at the quoted rate", () => {
-    expect(depositFor({ ratePerSecond: 100n, decimals: 18 })).toBe(
-      100n * BigInt(DEFAULT_MIN_DEPOSIT_SECONDS + DEPOSIT_MARGIN_SECONDS),
+  it("defaults to hours of running (DEFAULT_RUN_SECONDS), at least the minimum plus the margin, rounded up", () => {
+    expect(DEFAULT_RUN_SECONDS).toBe(6 * 3600);
+    // 100 × 21600 = 2160000, rounded up to two significant digits.
+    expect(depositFor({ ratePerSecond: 100n, decimals: 18 })).toBe(2_200_000n);
+    expect(depositFor({ ratePerSecond: 7n, decimals: 18, minDepositSeconds: 600 })).toBe(
+      roundUpAmount(7n * BigInt(DEFAULT_RUN_SECONDS)),
     );
-    expect(depositFor({ ratePerSecond: 7n, decimals: 18, minDepositSeconds: 600 })).toBe(7n * 660n);
+    // A provider that wants more than the default gets its minimum plus the margin.
+    expect(depositFor({ ratePerSecond: 100n, decimals: 18, minDepositSeconds: 86400 })).toBe(
+      roundUpAmount(100n * BigInt(86400 + DEPOSIT_MARGIN_SECONDS)),
+    );
+    expect(DEFAULT_MIN_DEPOSIT_SECONDS).toBe(3600);
   });
 
   it("keeps funds that pay for the minimum", () => {
@@ -47,10 +55,13 @@ describe("deposit", () => {
     expect(err.field).toBe("funds");
     // (3600 + 60) s × 10^14 = 0.366 tokens, rounded up to two significant digits: 0.37.
     expect(err.message).toBe(
-      "deposit too small: the provider wants at least 3600 s paid in advance (0.36 at 100000000000000 base units/s), you offered 600 s (0.06); use --funds 0.37",
+      "deposit too small: the provider wants 3600 s paid in advance (0.36), and deploy adds a 60 s margin because the deposit starts paying when the channel opens, a few blocks before the provider checks it: 3660 s at 0.36/hour is 0.366. You offered 600 s (0.06); use --funds 0.37 (3660 s, rounded up) or more. Without --funds, deploy pays for 6 h 0 min.",
     );
     expect(err.details).toMatchObject({
       minSeconds: "3600",
+      marginSeconds: "60",
+      needSeconds: "3660",
+      needAmount: (3660n * rate).toString(),
       minAmount: (3600n * rate).toString(),
       minAmountFormatted: "0.36",
       offeredSeconds: "600",
@@ -77,7 +88,7 @@ describe("deposit", () => {
     })() as PublisherError;
     expect(err.code).toBe("DEPOSIT_TOO_SMALL");
     expect(err.message).toBe(
-      "deposit too small: the provider wants at least 600 s paid in advance (0.0006 TPOD at 1000000000000 base units/s), you offered 1 s (0.000001 TPOD); use the Funds field 0.00066",
+      "deposit too small: the provider wants 600 s paid in advance (0.0006 TPOD), and deploy adds a 60 s margin because the deposit starts paying when the channel opens, a few blocks before the provider checks it: 660 s at 0.0036 TPOD/hour is 0.00066 TPOD. You offered 1 s (0.000001 TPOD); use the Funds field 0.00066 (660 s, rounded up) or more. Without the Funds field, deploy pays for 6 h 0 min.",
     );
   });
 

@@ -70,7 +70,7 @@ describe("network resolution", () => {
     });
     expect(n.contracts.registry).toBe(DEVNET_CONTRACTS.registry);
     expect(n.sources.rpcUrl).toBe(`devnet ${path}`);
-    expect((await loadPolicyFor(n)).policy).toEqual({ allowInsecureDev: true });
+    expect((await loadPolicyFor(n)).policy).toEqual({ allowInsecureDev: true, releases: "required" });
   });
 
   it("TPOD_HOME selects the home when no explicit home is given", async () => {
@@ -96,7 +96,7 @@ describe("network resolution", () => {
     expect(envRpc.rpcUrl).toBe("http://10.0.0.1:8545");
     expect(envRpc.sources).toEqual({ rpcUrl: "TPOD_RPC_URL", contracts: expect.stringMatching(/^devnet /) });
     expect(envRpc.isDevnet).toBe(false);
-    expect((await loadPolicyFor(envRpc)).policy).toEqual({});
+    expect((await loadPolicyFor(envRpc)).policy).toEqual({ releases: "required" });
 
     // The --rpc flag beats the environment.
     const flag = await resolveNetwork({
@@ -118,12 +118,12 @@ describe("network resolution", () => {
     // The network file's policy applies unless --policy names another.
     writeFileSync(join(h, "networks", "prod-policy.yaml"), "tee: [snp]\nallowDebug: false\n");
     const fromFile = await loadPolicyFor(named);
-    expect(fromFile.policy).toEqual({ tee: ["snp"], allowDebug: false });
+    expect(fromFile.policy).toEqual({ tee: ["snp"], allowDebug: false, releases: "required" });
     expect(fromFile.source).toMatch(/network prod policy/);
     const override = join(h, "override.yaml");
     writeFileSync(override, "allowInsecureDev: true\n");
     expect(await loadPolicyFor(named, override)).toEqual({
-      policy: { allowInsecureDev: true },
+      policy: { allowInsecureDev: true, releases: "required" },
       source: `--policy ${override}`,
     });
 

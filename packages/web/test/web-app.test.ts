@@ -17,11 +17,15 @@ import {
   getChannel,
   openChannel,
   Resource,
+  refund,
   registerProvider,
+  royaltiesHash,
   signQuoteFor,
+  specHash,
 } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
-import type { IpfsNode } from "@trustedpods/ipfs";
+import { type BlockHttpServer, type IpfsNode, putSecret, serveBlocksOverHttp } from "@trustedpods/ipfs";
+import { formatTokenAmount } from "@trustedpods/protocol";
 import { Daemon, loadConfig } from "@trustedpods/provider";
 import type { WebAppConfig } from "@trustedpods/publisher";
 import { writeDevnetState } from "@trustedpods/publisher/node";
@@ -59,6 +63,7 @@ let browser: HeadlessChromium | undefined;
 let context: BrowserContext;
 let podId: `0x${string}`;
 let pubIpfs: IpfsNode;
+let blocks: BlockHttpServer | undefined;
 /** busybox with /www/index.html, pushed to the publisher's IPFS node: what a browser can deploy by CID. */
 let ipfsImage: PushedImage;
 /** The pod `tpod deploy` started (the browser cannot deploy yet: the SDK's deploy() is Node-only). */
@@ -151,10 +156,23 @@ describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () =
         { resource: Resource.storage, pricePerUnitSecond: 3000n },
       ],
     });
-    // A developer's listing (royalty 10 %), for the marketplace page and the deploy warning.
+    // A developer's listing (royalty 10 %), for the marketplace page and the deploy warning. Its metadata is on
+    // an IPFS node the browser reads through that node's HTTP block gateway (as on the devnet).
+    const metadataCid = await putSecret(
+      pubIpfs,
+      new TextEncoder().encode(
+        JSON.stringify({
+          type: "trusted-pods/listing/v1",
+          name: "Busybox Pro",
+          description: "a tiny web server, sold by its developer",
+          image: { cid: "bafkreiexampleimage", digest: `sha256:${"ab".repeat(32)}` },
+        }),
+      ),
+    );
+    blocks = await serveBlocksOverHttp(pubIpfs, { host: "127.0.0.1", port: 0 });
     await createListing(chain.context(2), {
       manifestDigest: `0x${"ab".repeat(32)}`,
-      metadataCid: "bafkreiexamplelisting",
+      metadataCid: metadataCid.toString(),
       royaltyBps: 1000,
     });
     // A pod channel the publisher opened (as `tpod deploy` does), for "my pods".
@@ -168,6 +186,8 @@ describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () =
       ratePerSecond: 10n ** 12n,
       minNoticeSeconds: 600,
       expiry: BigInt(Math.floor(Date.now() / 1000) + 3600),
+      specHash: specHash({ cpu: 100n, memory: 64n, storage: 0n, gpu: 0n }),
+      royaltiesHash: royaltiesHash([]),
     };
     const sig = await signQuoteFor(provider, privateKeyToAccount(chain.accounts[1]!.privateKey), quote);
     await openChannel(chain.context(0), {
@@ -225,6 +245,7 @@ describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () =
       contracts: chain.contracts,
       devnet: true,
       devKey: chain.accounts[0]!.privateKey,
+      ipfsGateways: [blocks.url],
     };
     server = await serveWebApp({ config, root: www });
     // The same app pointed at a chain that is not there: the user must read what to do.
@@ -237,6 +258,7 @@ describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () =
     await browser?.close();
     await server?.close();
     await deadServer?.close();
+    await blocks?.close();
     if (daemon) {
       const engine = daemon.engine as PodmanEngine;
       for (const m of await engine.listPods()) await engine.remove(m.podId, { images: true });
@@ -271,6 +293,14 @@ describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () =
     });
     expect(await badge.getAttribute("data-state")).toBe("verified");
     expect(await badge.textContent()).toContain("insecure-dev");
+    // Verified in this browser against the release registry: the devnet release, in words.
+    expect(await badge.textContent()).toContain("release devnet-insecure-dev");
+    expect(await card.locator('[data-testid="release"]').textContent()).toMatch(
+      /^devnet-insecure-dev \(image sha256 0x/,
+    );
+    const verified = await card.locator('[data-testid="verified-lines"]').textContent();
+    expect(verified).toContain("hardware: NONE");
+    expect(verified).toContain("binding: the evidence's report data commits to this session's fresh nonce");
     expect(await page.locator('[data-testid="account"]').textContent()).toContain("dev key");
     await shot(page, "providers-wide");
     await page.setViewportSize({ width: 375, height: 800 });
@@ -280,14 +310,18 @@ describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () =
     await page.close();
   });
 
-  it("marketplace page lists the listing with its terms; deploy shows the developer's share and the warning", async () => {
+  it("marketplace page lists the listing with its name and terms; deploy shows the developer's share and the warning", async () => {
     const page = await context.newPage();
     await page.setViewportSize({ width: 375, height: 800 });
     await page.goto(`${server.url}#/market`);
     const listing = page.locator('[data-testid="listing"]');
     await listing.first().waitFor({ timeout: 30_000 });
+    // The name and description come from the listing's metadata on IPFS, read over HTTP and checked in the page.
+    await listing.getByRole("heading", { name: /Busybox Pro/ }).waitFor({ timeout: 30_000 });
     const text = await listing.textContent();
-    expect(text).toContain("Listing #1");
+    expect(text).toContain("Busybox Pro #1");
+    expect(text).toContain("a tiny web server, sold by its developer");
+    expect(text).not.toContain("not readable");
     expect(text).toContain("10.00% of every payment");
     expect(text).toContain("fixed (cannot be overridden)");
     expect(await fitsWidth(page)).toBe(true);
@@ -362,7 +396,7 @@ spec:
     const refused = page.locator('[data-testid="deploy-error"]');
     await refused.waitFor({ timeout: 60_000 });
     expect(await refused.textContent()).toMatch(
-      /^deposit too small: the provider wants at least 3600 s paid in advance \(.+\), you offered \d+ s \(.+\); use the Funds field 0\.\d+$/,
+      /^deposit too small: the provider wants 3600 s paid in advance \(.+\), and deploy adds a 60 s margin .+ You offered \d+ s \(.+\); use the Funds field 0\.\d+ \(3660 s, rounded up\) or more\. Without the Funds field, deploy pays for 6 h 0 min\.$/,
     );
     const quoted = await page.locator('[data-testid="deploy-steps"] li').allTextContents();
     expect(quoted.join("\n")).toContain("minimum paid time 3600 s (");
@@ -579,6 +613,38 @@ spec:
     expect(text).toContain("tpod devnet up");
     expect(text).not.toContain("..");
     await shot(page, "unreachable-wide");
+    await page.close();
+  });
+
+  // Last: it moves the chain's clock past the closed pod's notice period.
+  it("my pods: a settled pod shows as closed, with what the provider got and the refund, not a rate of 0", async () => {
+    const key = { publisher: chain.accounts[0]!.address, provider: chain.accounts[1]!.address, podId };
+    const ch = await getChannel(chain.context(0), key);
+    const head = (await chain.publicClient.getBlock()).timestamp;
+    await chain.publicClient.request({
+      method: "evm_increaseTime" as never,
+      params: [`0x${(ch.closeAt - head + 1n).toString(16)}`] as never,
+    });
+    await chain.publicClient.request({ method: "evm_mine" as never, params: [] as never });
+    const refunded = (await refund(chain.context(0), key.provider, podId)).result;
+    expect((await getChannel(chain.context(0), key)).finalized).toBe(true);
+    const page = await context.newPage();
+    await page.setViewportSize({ width: 375, height: 800 });
+    await page.goto(`${server.url}#/pods`);
+    const pod = page.locator(`[data-testid="pod"][data-pod="${podId}"]`);
+    await pod.waitFor({ timeout: 30_000 });
+    expect(await pod.locator('[data-testid="pod-state"]').textContent()).toBe("closed");
+    expect(await pod.locator('[data-testid="deposit"]').textContent()).toBe("7.5 TPT");
+    expect(await pod.locator('[data-testid="refunded"]').textContent()).toBe(
+      `${formatTokenAmount(refunded, 18)} TPT`,
+    );
+    expect(await pod.locator('[data-testid="paid"]').textContent()).toBe(
+      `${formatTokenAmount(7n * TOKEN + TOKEN / 2n - refunded, 18)} TPT`,
+    );
+    const text = (await pod.textContent()) ?? "";
+    expect(text).not.toContain("per hour");
+    expect(text).not.toContain("units");
+    await shot(page, "pods-closed-375");
     await page.close();
   });
 });

@@ -55,6 +55,10 @@ export async function attestVerify(
       { now },
     );
     if (policy) applyPolicy(ev, policy);
+    if (policy?.releases === "required")
+      io.err(
+        "note: the policy's `releases: required` is not checked here (no chain): `tpod verify PROVIDER` checks it against the network's release registry",
+      );
     const summary = summarize(ev);
     if (opts.json) printJson(io, { ...summary, policy: opts.policy ? "accepted" : "none" });
     else {

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { BulkMode, IpfsNode } from "@trustedpods/ipfs";
@@ -8,6 +8,9 @@ import { loadManifest } from "@trustedpods/protocol/node";
 import {
   connectNetwork,
   formatAmount,
+  formatChainTime,
+  formatDuration,
+  formatRate,
   type NetworkClients,
   PublisherError,
   parseTokenAmount,
@@ -23,6 +26,7 @@ import {
   tpodHome,
 } from "@trustedpods/publisher/node";
 import { type Address, getAddress, isAddress, type LocalAccount } from "viem";
+import { cleanUp, removeDirStep } from "../cleanup.js";
 import { type DeployOpts, parseImageTransfer, type SessionFlags } from "../commands/deploy.js";
 import type { CommandContext } from "../commands/index.js";
 import { CliError, ExitCode } from "../errors.js";
@@ -63,9 +67,10 @@ export async function openSession(flags: SessionFlags, o: { p2p?: boolean } = {}
     policy,
     node,
     store: PodStore.at(tpodHome()),
-    close: async () => {
-      await node?.stop();
-    },
+    close: () =>
+      cleanUp(node ? [{ what: "stop the libp2p node", run: () => node.stop() }] : [], {
+        warn: (m) => process.stderr.write(`warning: ${m}\n`),
+      }),
   };
 }
 
@@ -104,7 +109,8 @@ export async function openUploadNode(
   network: ResolvedNetwork,
   peers: string[] | undefined,
   bulk?: BulkMode[],
-): Promise<{ node: IpfsNode; close(): Promise<void> }> {
+  warn: (message: string) => void = (m) => process.stderr.write(`warning: ${m}\n`),
+): Promise<{ node: IpfsNode; dir: string; close(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), "tpod-deploy-ipfs-"));
   // The devnet provider pulls through its own IPFS node: connected to it, our node answers its bitswap wants.
   const list = peers?.length
@@ -126,20 +132,24 @@ export async function openUploadNode(
     for (const a of list) await node.dial(a).catch(() => {});
     return {
       node,
-      close: async () => {
-        await node.stop();
-        await rm(dir, { recursive: true, force: true });
-      },
+      dir,
+      // Best effort and bounded: a node that will not stop, or a datastore still being written while it stops
+      // (ENOTEMPTY), must neither hang the command nor hide its result.
+      close: () =>
+        cleanUp([{ what: "stop the upload IPFS node", run: () => node.stop() }, removeDirStep(dir)], {
+          warn,
+        }),
     };
   } catch (err) {
-    await rm(dir, { recursive: true, force: true });
+    await cleanUp([removeDirStep(dir)], { warn });
     throw err;
   }
 }
 
 export function progressPrinter(io: Io): (e: DeployProgress) => void {
   return (e) => {
-    if (e.phase === "start") io.err(`… ${e.message}`);
+    if (e.message.startsWith("warning: ")) io.err(e.message);
+    else if (e.phase === "start") io.err(`… ${e.message}`);
     else io.err(`✓ ${e.message} (${e.ms} ms)`);
   };
 }
@@ -182,7 +192,12 @@ export async function deployAction(
     throw new CliError(`--notice must be a whole number of seconds, got ${opts.notice}`, ExitCode.usage);
   const pod = loadPod(manifest);
   const s = await openSession(opts);
-  const upload = await openUploadNode(s.network, opts.ipfsPeer, bulk);
+  const upload = await openUploadNode(s.network, opts.ipfsPeer, bulk, (m) => io.err(`warning: ${m}`)).catch(
+    async (err: unknown) => {
+      await s.close();
+      throw err;
+    },
+  );
   try {
     const r = await deploy({
       pod,
@@ -217,14 +232,22 @@ export async function deployAction(
           minDepositQuoted: r.terms.quoted,
           confirmations: r.terms.confirmations,
         },
+        // How long the deposit keeps the pod running (chain time, seconds); null at rate 0.
+        runway: {
+          paidSeconds: r.paidSeconds?.toString() ?? null,
+          runsOutAt: r.runsOutAt?.toString() ?? null,
+          low: r.warnings.length > 0,
+        },
+        warnings: r.warnings,
       });
     else {
       io.out(`pod ${r.podId} (${pod.name}) on ${r.provider}`);
       io.out(
-        `channel ${r.channel}: ${formatAmount(r.deposit, r.token)} at ${formatAmount(r.ratePerSecond * 3600n, r.token)}/hour`,
+        `channel ${r.channel}: ${formatAmount(r.deposit, r.token)} at ${formatRate(r.ratePerSecond, r.token)}${runwayText(r)}`,
       );
       for (const u of r.endpoints.http) io.out(`http  ${u}`);
       for (const t of r.endpoints.tcp) io.out(`tcp   ${t.container}:${t.port} → ${t.address}`);
+      for (const w of r.warnings) io.err(`warning: ${w}`);
     }
   } catch (err) {
     throw failJson(io, opts.json, err);
@@ -232,4 +255,10 @@ export async function deployAction(
     await upload.close();
     await s.close();
   }
+}
+
+/** ", pays for 6 h 0 min (until 2026-11-22T07:00:00Z, chain time)": what the deposit buys, said at deploy. */
+function runwayText(r: { paidSeconds?: bigint; runsOutAt?: bigint }): string {
+  if (r.paidSeconds === undefined || r.runsOutAt === undefined) return "";
+  return `, pays for ${formatDuration(r.paidSeconds)} (until ${formatChainTime(r.runsOutAt)}); \`tpod fund\` adds time`;
 }

@@ -8,13 +8,16 @@ import {
   createKuboStore,
   IpfsError,
   type IpfsNode,
+  peersHoldBlock,
 } from "@trustedpods/ipfs";
 import { OciError } from "@trustedpods/oci";
 import { createP2PNode } from "@trustedpods/p2p";
 import {
+  chainReleaseCheck,
   connectNetwork,
   DEVELOPER_ARGS_WARNING,
   developerEarnings,
+  formatAmount,
   getOffer,
   listListings,
   MarketError,
@@ -40,20 +43,25 @@ import { printJson } from "../output.js";
 import { accountFromFlags, cliError, networkFromFlags } from "./network.js";
 
 /**
- * Runs `fn` with the developer's IPFS store. With `serve`, the embedded node then stays up (connected to the
- * --peer nodes, default the devnet's IPFS node) until SIGINT/SIGTERM, so providers can fetch the listing's image,
- * metadata and envelopes: the blocks are pinned in --ipfs-repo, but only a running node serves them.
+ * Runs `fn` with the developer's IPFS store, its embedded node connected to the --peer nodes (default the
+ * network's IPFS nodes, e.g. the devnet's). `handOff` names a document the network's nodes should hold before
+ * this node stops (the listing's metadata: the devnet's node pins it); the command waits for them and says
+ * whether they do. With `serve`, the node then stays up until SIGINT/SIGTERM, so providers can fetch the
+ * listing's image and envelopes: the blocks are pinned in --ipfs-repo, but only a running node serves them.
  */
 async function withStore<T>(
   flags: DevFlags,
+  network: { devnet?: { ipfs?: { multiaddrs?: string[] } } },
   fn: (store: ContentStore) => Promise<T>,
-  serve?: { io: CommandContext["io"]; peers: string[] },
+  opts: { io: CommandContext["io"]; serve?: boolean; handOff?: (result: T) => string | undefined },
 ): Promise<T> {
   const kubo = flags.kuboApi ?? process.env.TPOD_KUBO_API;
-  if (serve && kubo) throw new CliError("--serve needs the embedded node, not --kubo-api", ExitCode.usage);
+  if (opts.serve && kubo)
+    throw new CliError("--serve needs the embedded node, not --kubo-api", ExitCode.usage);
+  const serve = opts.serve ? { io: opts.io } : undefined;
   let node: IpfsNode | undefined;
   try {
-    const peers = flags.peer ?? serve?.peers ?? [];
+    const peers = flags.peer ?? network.devnet?.ipfs?.multiaddrs ?? [];
     if (!kubo)
       node = await createIpfsNode({
         dataDir: flags.ipfsRepo ?? process.env.TPOD_IPFS_REPO ?? join(homedir(), ".tpod", "ipfs"),
@@ -62,6 +70,8 @@ async function withStore<T>(
       });
     const store: ContentStore = node ?? createKuboStore({ url: kubo ?? "" });
     const result = await fn(store);
+    const doc = opts.handOff?.(result);
+    if (doc && node) await handOff(opts.io, doc, peers);
     if (serve && node) {
       serve.io.err(`serving on ${node.multiaddrs().join(" ")} (Ctrl-C to stop)`);
       await new Promise<void>((resolve) => {
@@ -75,6 +85,25 @@ async function withStore<T>(
   } finally {
     await node?.stop().catch(() => undefined);
   }
+}
+
+/** Waits until one of the network's nodes holds `cid` (fetched from this node), and says whether one does. */
+async function handOff(io: CommandContext["io"], cid: string, peers: string[]): Promise<void> {
+  if (peers.length === 0) {
+    io.err(
+      "warning: no IPFS node of the network is known: the listing's metadata is readable only while your node serves it (--serve)",
+    );
+    return;
+  }
+  io.err("waiting for the network's IPFS node to pin the listing's metadata...");
+  if (await peersHoldBlock(peers, cid, { timeoutMs: 30_000 }))
+    io.err(
+      "the listing's metadata is pinned by the network's IPFS node: publishers can read it without your node",
+    );
+  else
+    io.err(
+      "warning: no IPFS node of the network holds the listing's metadata yet: publishers see the listing without its name until one does; run with --serve to keep serving it",
+    );
 }
 
 function devError(err: unknown): unknown {
@@ -157,6 +186,7 @@ export async function devPublish({ io }: CommandContext, image: string, opts: De
   };
   await withStore(
     opts,
+    network,
     (store) =>
       publishListing({
         chain: clients.context,
@@ -172,7 +202,7 @@ export async function devPublish({ io }: CommandContext, image: string, opts: De
         allowEntrypointOverride: opts.allowEntrypointOverride ?? false,
         onProgress: (line) => io.err(line),
       }).then(report),
-    opts.serve ? { io, peers: network.devnet?.ipfs?.multiaddrs ?? [] } : undefined,
+    { io, ...(opts.serve ? { serve: true } : {}), handOff: (published) => published.metadataCid },
   );
 }
 
@@ -199,11 +229,13 @@ export async function devAuthorize(
   const node = await createP2PNode();
   let encryptionKey: Uint8Array;
   try {
+    const releases = chainReleaseCheck(clients.context, network.name, offer.release);
     const att = await verifyProvider({
       node,
       multiaddrs: offer.multiaddrs,
       policy: policy.policy,
       policySource: policy.source,
+      ...(releases ? { releases } : {}),
     });
     encryptionKey = att.encryptionPublicKey;
   } catch (err) {
@@ -215,6 +247,7 @@ export async function devAuthorize(
   const key = await loadOrCreateDeveloperKey(opts.imageKey ?? defaultDeveloperKeyFile(tpodHome()));
   await withStore(
     opts,
+    network,
     async (store) => {
       const out = await authorizeListingProvider({
         chain: clients.context,
@@ -229,7 +262,7 @@ export async function devAuthorize(
       else io.out(`authorized ${provider} for listing ${listingId} (key envelope ${out.envelopeCid})`);
       return out;
     },
-    opts.serve ? { io, peers: network.devnet?.ipfs?.multiaddrs ?? [] } : undefined,
+    { io, ...(opts.serve ? { serve: true } : {}) },
   );
 }
 
@@ -256,10 +289,15 @@ export async function devListings({ io }: CommandContext, opts: DevFlags) {
   if (opts.json) printJson(io, listings);
   else if (listings.length === 0) io.out("no listings");
   else
-    for (const l of listings)
+    for (const l of listings) {
+      const fee =
+        l.fixedFee === 0n
+          ? "none"
+          : formatAmount(l.fixedFee, await tokenInfo(clients.publicClient, l.feeToken));
       io.out(
-        `${l.listingId}\t${l.active ? "active" : "inactive"}\troyalty ${l.royaltyBps} bps\tfee ${l.fixedFee}\tentrypoint ${l.allowEntrypointOverride ? "overridable" : "fixed"}\tproviders ${l.authorizedProviders.join(",") || "none"}`,
+        `${l.listingId}\t${l.active ? "active" : "inactive"}\troyalty ${l.royaltyBps} bps\tfee ${fee}\tentrypoint ${l.allowEntrypointOverride ? "overridable" : "fixed"}\tproviders ${l.authorizedProviders.join(",") || "none"}`,
       );
+    }
 }
 
 /** `tpod dev earnings` */
@@ -267,11 +305,11 @@ export async function devEarnings({ io }: CommandContext, opts: DevFlags & { tok
   const { network, acct, clients } = await developerContext(opts);
   const token = tokenOf(opts, network.contracts.token);
   const e = await developerEarnings(clients.context, acct.address, token);
-  if (opts.json) printJson(io, e);
-  else
-    io.out(
-      `royalties ${e.royalties}\tfees ${e.fees}\twithdrawn ${e.withdrawn}\twithdrawable ${e.balance} (token ${token})`,
-    );
+  if (opts.json) return printJson(io, e);
+  const t = await tokenInfo(clients.publicClient, token);
+  io.out(
+    `royalties ${formatAmount(e.royalties, t)}, fees ${formatAmount(e.fees, t)}, withdrawn ${formatAmount(e.withdrawn, t)}, withdrawable ${formatAmount(e.balance, t)} (token ${token})`,
+  );
 }
 
 /** `tpod dev withdraw` */
@@ -281,6 +319,8 @@ export async function devWithdraw({ io }: CommandContext, opts: DevFlags & { tok
   const sent = await withdraw(clients.context, token).catch((err) => {
     throw devError(err);
   });
-  if (opts.json) printJson(io, { token, amount: sent.result, txHash: sent.hash });
-  else io.out(`withdrew ${sent.result} (token ${token})`);
+  if (opts.json) return printJson(io, { token, amount: sent.result, txHash: sent.hash });
+  io.out(
+    `withdrew ${formatAmount(sent.result, await tokenInfo(clients.publicClient, token))} (token ${token})`,
+  );
 }

@@ -8,7 +8,7 @@ import { CliError, ExitCode } from "../errors.js";
 export interface DevChainInfo {
   rpcUrl: string;
   chainId: number;
-  contracts: { registry: string; payments: string; marketplace: string; token: string };
+  contracts: { registry: string; payments: string; marketplace: string; releases: string; token: string };
   accounts: { address: string; privateKey: string; label: string }[];
 }
 
@@ -117,9 +117,14 @@ export async function devnetUp({ io }: CommandContext, opts: DevnetUpOpts) {
         `  provider VM booted from ${vm.imageDir} (console: ${info.provider.config.replace(/provider\.yaml$/, "console.log")})`,
       );
     io.err(
+      `  release    ${info.release.version} ${info.release.id} (insecure-dev: the devnet's only accepted "measurement")`,
+    );
+    io.err(
       `  gateway    ${info.gateway.url}  (pods are http://NAME.${info.gateway.baseDomain}:${info.gateway.port}/)`,
     );
-    io.err(`  publisher  ${info.publisher.address}  (PUBLIC TEST KEY: never use it on a real chain)`);
+    io.err(
+      `  publisher  ${info.publisher.address}  (PUBLIC TEST KEY: never use it on a real chain; also a release signer here)`,
+    );
     io.err(`  state file ${info.stateFile}: tpod commands use this devnet without flags`);
     if (web) io.err(`  web app    ${web.url}`);
     io.err("press Ctrl-C to stop (removes the devnet's pods and its state file)");
@@ -177,7 +182,8 @@ export async function devnetChain({ io }: CommandContext, opts: { port?: string;
   io.err("starting the dev chain (anvil) and deploying the contracts...");
   let chain: DevChain;
   try {
-    chain = await startDevChain({ port });
+    // A block every second when idle: chain time advances as on a real chain (transactions still mine at once).
+    chain = await startDevChain({ port, blockTimeSeconds: 1 });
   } catch (err) {
     throw new CliError(`cannot start the dev chain: ${(err as Error).message}`);
   }
@@ -187,6 +193,7 @@ export async function devnetChain({ io }: CommandContext, opts: { port?: string;
     io.err(`dev chain ready at ${info.rpcUrl} (chain id ${info.chainId})`);
     io.err(`  registry ${info.contracts.registry}  payments ${info.contracts.payments}`);
     io.err(`  marketplace ${info.contracts.marketplace}  token ${info.contracts.token}`);
+    io.err(`  releases ${info.contracts.releases} (release signer: account 0)`);
     io.err(
       `  ${info.accounts.length} funded accounts with PUBLIC TEST KEYS (never use them on a real chain)`,
     );

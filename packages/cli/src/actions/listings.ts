@@ -48,11 +48,13 @@ export async function listingsAction({ io }: CommandContext, one: string | undef
     let fetchDoc: ((cid: string) => Promise<Uint8Array>) | undefined;
     if (opts.metadata) {
       const kubo = opts.kuboApi ?? process.env.TPOD_KUBO_API;
+      // The network's own IPFS nodes (the devnet's, which pins every listing's metadata) unless --peer says.
+      const peers = opts.peer ?? network.devnet?.ipfs?.multiaddrs ?? [];
       if (!kubo)
         node = await createIpfsNode({
           dataDir: opts.ipfsRepo ?? process.env.TPOD_IPFS_REPO ?? join(homedir(), ".tpod", "ipfs"),
           network: "devnet",
-          ...(opts.peer ? { peers: opts.peer } : {}),
+          ...(peers.length ? { peers } : {}),
         });
       const store = node ?? createKuboStore({ url: kubo ?? "" });
       fetchDoc = (cid) =>

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { getAddress } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import type { CommandContext } from "../commands/index.js";
 import type { RegistryOpts } from "../commands/provider.js";
@@ -31,14 +32,6 @@ function operatorFailure(m: ProviderModule, err: unknown): never {
   throw err;
 }
 
-function formatUnits(v: bigint, decimals: number): string {
-  const neg = v < 0n;
-  const a = neg ? -v : v;
-  const base = 10n ** BigInt(decimals);
-  const frac = (a % base).toString().padStart(decimals, "0").replace(/0+$/, "");
-  return `${neg ? "-" : ""}${a / base}${frac ? `.${frac}` : ""}`;
-}
-
 /** `tpod provider pods` */
 export async function providerPods(
   { io }: CommandContext,
@@ -61,25 +54,35 @@ export async function providerPods(
   }
 }
 
-/** `tpod provider earnings` */
+/**
+ * `tpod provider earnings`: from the chain's events, so settled channels count too and the totals add up
+ * (earned = withdrawn + withdrawable, less what the account earned in other roles).
+ */
 export async function providerEarnings(
   { io }: CommandContext,
   opts: { config: string; withdraw?: boolean; json?: boolean },
 ) {
   const { m, config } = await loadProviderConfig(opts.config);
+  const { providerEarnings: earningsOf, formatAmount } = await import("@trustedpods/publisher");
   try {
     const chain = await m.operatorChain(config);
-    const e = await m.providerEarnings(config, chain);
+    const e = await earningsOf(chain.ctx, chain.account.address, getAddress(config.pricing.token)).catch(
+      (err: unknown) => {
+        throw new CliError(`cannot read earnings: ${(err as Error).message}`, ExitCode.failure);
+      },
+    );
     const withdrawn = opts.withdraw ? await m.withdrawEarnings(config, chain) : undefined;
     if (opts.json) return printJson(io, { ...e, ...(withdrawn ? { withdrawn } : {}) });
-    const u = (v: bigint) => `${formatUnits(v, config.pricing.decimals)} ${config.pricing.symbol}`;
+    const u = (v: bigint) => formatAmount(v, config.pricing);
     io.out(`provider ${e.provider}`);
     io.out(
-      `withdrawable ${u(e.withdrawable)}; claimed in total ${u(e.claimedTotal)} over ${e.channels.length} channel(s)`,
+      `earned ${u(e.earned)} in total (your share of ${u(e.claimedTotal)} claimed over ${e.channels.length} channel(s)); withdrawn ${u(e.withdrawn)}; withdrawable ${u(e.withdrawable)}`,
     );
     for (const c of e.channels)
       io.out(
-        `  pod ${c.podId}  claimed ${u(c.claimed)} of ${u(c.deposit)}; claimable now ${u(c.claimable)}${c.closed ? " (closing/closed)" : ""}`,
+        c.state === "settled"
+          ? `  pod ${c.podId}  settled: claimed ${u(c.claimed)} of ${u(c.deposit)}, ${u(c.refunded ?? 0n)} refunded`
+          : `  pod ${c.podId}  ${c.state}: claimed ${u(c.claimed)} of ${u(c.deposit)}; claimable now ${u(c.claimable)}`,
       );
     if (withdrawn)
       io.out(
@@ -175,6 +178,11 @@ export async function providerRegistry(
   action: "register" | "update" | "deregister",
   opts: RegistryOpts,
 ) {
+  if (opts.release !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(opts.release))
+    throw new CliError(
+      `--release must be a release id (0x and 64 hex digits), got "${opts.release}"`,
+      ExitCode.usage,
+    );
   const { m, config } = await loadProviderConfig(opts.config);
   try {
     const chain = await m.operatorChain(config);
@@ -187,6 +195,7 @@ export async function providerRegistry(
             ...(opts.teeType ? { teeTypes: opts.teeType } : {}),
             ...(opts.multiaddr ? { multiaddrs: opts.multiaddr } : {}),
             ...(opts.metadataCid ? { metadataCid: opts.metadataCid } : {}),
+            ...(opts.release ? { release: opts.release as `0x${string}` } : {}),
           });
     io.err(`${action}: provider ${chain.account.address} on ${config.chain.rpcUrl}...`);
     const r = await m.applyRegistration(chain, action, entry);
@@ -198,6 +207,7 @@ export async function providerRegistry(
           `  name ${r.entry.name}; tee ${r.entry.teeTypes.join(",")}; notice ${r.entry.minNoticeSeconds} s`,
         );
         io.out(`  multiaddrs ${r.entry.multiaddrs.join(" ")}`);
+        io.out(`  release ${r.entry.release ?? "none declared"}`);
         for (const p of r.entry.prices)
           io.out(
             `  resource ${["cpu", "memory", "storage", "gpu"][p.resource]}: ${p.pricePerUnitSecond} per unit-second`,

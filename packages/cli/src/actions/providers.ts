@@ -2,6 +2,7 @@ import { formatDiagnostic, ManifestError, type Pod } from "@trustedpods/protocol
 import { loadManifest } from "@trustedpods/protocol/node";
 import {
   connectNetwork,
+  declaredReleases,
   formatAmount,
   listOffers,
   type PricedOffer,
@@ -9,6 +10,7 @@ import {
   parseTokenAmount,
   perHour,
   priceOffers,
+  releaseLabel,
   type TokenInfo,
   tokenInfo,
 } from "@trustedpods/publisher";
@@ -29,10 +31,11 @@ function loadPod(path: string): Pod {
   }
 }
 
-function offerJson(o: PricedOffer, token: TokenInfo): Record<string, unknown> {
+function offerJson(o: PricedOffer, token: TokenInfo, release: string): Record<string, unknown> {
   return {
     address: o.address,
     name: o.name,
+    release: { id: o.release, declared: release },
     regions: o.regions,
     teeTypes: o.teeTypes,
     multiaddrs: o.multiaddrs,
@@ -94,6 +97,12 @@ export async function providersAction({ io }: CommandContext, opts: ProvidersOpt
         ? {}
         : { maxPerHour: (token) => parseTokenAmount(opts.maxPrice!, tokens.get(token)!.decimals) },
     );
+    // What each provider declares; its evidence decides at deploy and verify time.
+    const releases = await declaredReleases(
+      context,
+      offers.map((o) => o.release),
+    );
+    const label = (o: PricedOffer) => releaseLabel(o.release, releases.get(o.release));
     const fitting = priced.filter((o) => o.fits && o.price);
     const tokenSet = new Set(fitting.map((o) => o.pricing.token));
     const cheapest =
@@ -104,7 +113,7 @@ export async function providersAction({ io }: CommandContext, opts: ProvidersOpt
       printJson(io, {
         network: { name: network.name, rpcUrl: network.rpcUrl, chainId: network.chainId ?? null },
         manifest: opts.for ?? null,
-        providers: priced.map((o) => offerJson(o, tokens.get(o.pricing.token)!)),
+        providers: priced.map((o) => offerJson(o, tokens.get(o.pricing.token)!, label(o))),
         cheapest: cheapest?.address ?? null,
       });
       return;
@@ -113,7 +122,7 @@ export async function providersAction({ io }: CommandContext, opts: ProvidersOpt
       io.err("no registered provider matches");
       return;
     }
-    const header = ["", "PROVIDER", "NAME", "REGIONS", "TEE", pod ? "PRICE/HOUR" : "TOKEN"];
+    const header = ["", "PROVIDER", "NAME", "REGIONS", "TEE", "RELEASE", pod ? "PRICE/HOUR" : "TOKEN"];
     const rows = priced.map((o) => {
       const t = tokens.get(o.pricing.token)!;
       const last = pod
@@ -121,7 +130,15 @@ export async function providersAction({ io }: CommandContext, opts: ProvidersOpt
           ? formatAmount(perHour(o.price), t)
           : `- (${o.reason})`
         : t.symbol;
-      return [o === cheapest ? "*" : "", o.address, o.name, o.regions.join(","), o.teeTypes.join(","), last];
+      return [
+        o === cheapest ? "*" : "",
+        o.address,
+        o.name,
+        o.regions.join(","),
+        o.teeTypes.join(","),
+        label(o),
+        last,
+      ];
     });
     for (const line of table([header, ...rows])) io.out(line);
     if (pod && !cheapest) {

@@ -1,9 +1,12 @@
 import { multiaddr } from "@multiformats/multiaddr";
 import { createP2PNode } from "@trustedpods/p2p";
 import {
+  chainReleaseCheck,
   connectNetwork,
+  describeAttestation,
   getOffer,
   PublisherError,
+  type ReleaseCheck,
   type ResolvedNetwork,
   verifyProvider,
 } from "@trustedpods/publisher";
@@ -60,14 +63,21 @@ export async function verifyAction({ io, setExitCode }: CommandContext, target: 
   }
   let multiaddrs: string[] = [target];
   let provider: string | null = null;
-  if (isAddress) {
+  let releases: ReleaseCheck | undefined;
+  if (network) {
     try {
-      const { context } = await connectNetwork(network!);
-      const offer = await getOffer(context, getAddress(target));
-      provider = offer.address;
-      multiaddrs = offer.multiaddrs;
+      const { context } = await connectNetwork(network);
+      let declared: `0x${string}` | undefined;
+      if (isAddress) {
+        const offer = await getOffer(context, getAddress(target));
+        provider = offer.address;
+        multiaddrs = offer.multiaddrs;
+        declared = offer.release;
+      }
+      releases = chainReleaseCheck(context, network.name, declared);
     } catch (err) {
-      throw cliError(err);
+      // A multiaddr needs no chain: without one the release requirement refuses with its own message.
+      if (isAddress) throw cliError(err);
     }
   }
   if (!opts.json) io.err(`attesting ${provider ?? target} (policy: ${policy.source})...`);
@@ -79,7 +89,9 @@ export async function verifyAction({ io, setExitCode }: CommandContext, target: 
       policy: policy.policy,
       policySource: policy.source,
       timeoutMs,
+      ...(releases ? { releases } : {}),
     });
+    const lines = describeAttestation(r);
     const result = {
       accepted: true,
       provider,
@@ -89,13 +101,26 @@ export async function verifyAction({ io, setExitCode }: CommandContext, target: 
       insecure: r.insecure,
       encryptionPublicKey: bytesToHex(r.encryptionPublicKey),
       policy: policy.source,
+      release: r.release
+        ? {
+            id: r.release.release.id,
+            version: r.release.release.version,
+            imageDigest: r.release.release.imageDigest,
+            source: r.release.release.source,
+            configuration: r.release.measurement.config,
+            required: r.releaseRequired,
+            ...(r.release.declaredMismatch ? { declared: r.release.declaredMismatch } : {}),
+          }
+        : null,
+      verified: lines,
       evidence: r.summary,
     };
     if (opts.json) printJson(io, result);
     else {
       io.out(
-        `accepted ${provider ?? r.peerId}: ${r.evidence.tee} evidence, peer ${r.peerId} at ${r.remoteAddr}`,
+        `accepted ${provider ?? r.peerId}: ${r.evidence.tee} evidence${r.release ? `, release ${r.release.release.version}` : ""}, peer ${r.peerId} at ${r.remoteAddr}`,
       );
+      for (const line of lines) io.out(`  ${line}`);
       io.out(`encryption key ${result.encryptionPublicKey}`);
       for (const w of r.evidence.warnings) io.err(`warning: ${w}`);
     }
@@ -109,6 +134,7 @@ export async function verifyAction({ io, setExitCode }: CommandContext, target: 
         code: err.code,
         field: err.field ?? null,
         reason: err.message,
+        ...(err.details ? { details: err.details } : {}),
       });
     setExitCode(ExitCode.failure);
   } finally {

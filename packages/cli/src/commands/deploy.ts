@@ -75,7 +75,7 @@ export function registerDeploy(program: Command, ctx: CommandContext): void {
         .option("--provider <address>", "a registered provider's address instead of the cheapest that fits")
         .option(
           "--funds <amount>",
-          "deposit in tokens, e.g. 0.36 (default: the minimum run time the provider's quote asks for, plus a minute; less is refused before any money moves)",
+          "deposit in tokens, e.g. 0.36 (default: what pays for 6 hours at the quoted rate; less than the provider's minimum run time plus a 60 s margin is refused before any money moves)",
         )
         .option("--notice <seconds>", "close notice period (default: the provider's minimum)"),
     ),

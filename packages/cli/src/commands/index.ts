@@ -16,6 +16,7 @@ import { registerPods } from "./pods.js";
 import { registerProvider } from "./provider.js";
 import { registerProviderImage } from "./provider-image.js";
 import { registerProviders } from "./providers.js";
+import { registerRelease } from "./release.js";
 import { registerVerify } from "./verify.js";
 
 export interface CommandContext {
@@ -36,6 +37,7 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
   registerNetwork(program, ctx);
   registerProviders(program, ctx);
   registerVerify(program, ctx);
+  registerRelease(program, ctx);
   registerProvider(program, ctx);
   registerProviderImage(program.commands.find((c) => c.name() === "provider")!, ctx);
   registerDev(program, ctx);

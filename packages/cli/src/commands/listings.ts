@@ -31,7 +31,11 @@ export function registerListings(program: Command, ctx: CommandContext): void {
         "data dir of the embedded IPFS node (default $TPOD_IPFS_REPO or ~/.tpod/ipfs)",
       )
       .option("--kubo-api <url>", "use an external Kubo node (default $TPOD_KUBO_API)")
-      .option("--peer <multiaddr>", "IPFS peer to fetch metadata from (repeatable)", collect)
+      .option(
+        "--peer <multiaddr>",
+        "IPFS peer to fetch metadata from (repeatable; default the network's IPFS nodes, e.g. the devnet's)",
+        collect,
+      )
       .option("--timeout <seconds>", "per-document IPFS deadline (default 10)")
       .option("--json", "print as JSON"),
   ).action(async (one: string | undefined, opts: ListingsFlags) =>

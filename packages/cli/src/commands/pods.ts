@@ -6,11 +6,17 @@ import type { CommandContext } from "./index.js";
 
 const actions = () => import("../actions/pods.js");
 
+export interface BalanceOpts extends SessionFlags {
+  token?: string;
+}
+
 export function registerPods(program: Command, ctx: CommandContext): void {
   addSessionOptions(
     program
       .command("pods")
-      .description("list your pods on this network (from $TPOD_HOME/pods.json) with their live phase")
+      .description(
+        "list your pods on this network: the channels your key opened on chain (web app deploys included) with the names from $TPOD_HOME/pods.json, the live phase and the time the deposit still pays for",
+      )
       .option("--no-status", "do not ask the providers for the live phase"),
   ).action(async (opts: SessionFlags & { status: boolean }) => (await actions()).podsList(ctx, opts));
 
@@ -65,15 +71,27 @@ export function registerPods(program: Command, ctx: CommandContext): void {
       .description(
         "close a pod's payment channel: the first call starts the notice period; once it has passed, a second call settles the provider and refunds the rest",
       )
-      .argument("<pod>", "pod id, unique prefix or name"),
+      .argument("<pod>", "pod id, channel id, unique prefix of either, or name"),
   ).action(async (ref: string, opts: SessionFlags) => (await actions()).podClose(ctx, ref, opts));
 
   addSessionOptions(
     program
       .command("delete")
       .description(
-        "remove a pod from its provider (containers, volumes, secrets), then start closing its channel",
+        "remove a pod from its provider (containers, volumes, secrets), then start closing its channel; a pod the provider already removed still gets its channel closed",
       )
       .argument("<pod>", "pod id, unique prefix or name"),
   ).action(async (ref: string, opts: SessionFlags) => (await actions()).podDelete(ctx, ref, opts));
+
+  addSessionOptions(
+    program
+      .command("balance")
+      .description(
+        "your payment token and gas (native coin) balances, and earnings withdrawable from Payments",
+      )
+      .argument("[address]", "another account to look at (default: your key's)")
+      .option("--token <address>", "the payment token (default: the network's)"),
+  ).action(async (address: string | undefined, opts: BalanceOpts) =>
+    (await import("../actions/balance.js")).balanceAction(ctx, address, opts),
+  );
 }

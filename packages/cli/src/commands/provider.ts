@@ -12,6 +12,7 @@ export interface RegistryOpts {
   teeType?: string[];
   multiaddr?: string[];
   metadataCid?: string;
+  release?: string;
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -45,6 +46,10 @@ export function registerProvider(program: Command, ctx: CommandContext): void {
         collect,
       )
       .option("--metadata-cid <cid>", "IPFS CID of a metadata document")
+      .option(
+        "--release <id>",
+        "the provider release this host runs (its id from `tpod release list`); publishers still check the evidence",
+      )
       .option("--json", "print the result as JSON")
       .action(async (opts: RegistryOpts) => (await actions()).providerRegistry(ctx, action, opts));
   }

@@ -23,6 +23,11 @@ export interface ChannelTerms {
   closeAt: bigint;
 }
 
+/** The smaller of two bigints (Math.min does not take bigints). */
+export function minBig(a: bigint, b: bigint): bigint {
+  return a < b ? a : b;
+}
+
 /** The larger of two bigints (Math.max does not take bigints). */
 export function maxBig(a: bigint, b: bigint): bigint {
   if (a > b) return a;

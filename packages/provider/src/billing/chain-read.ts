@@ -7,6 +7,7 @@ import {
   explainError,
   marketplaceAbi,
   paymentsAbi,
+  type Royalty,
 } from "@trustedpods/chain";
 import type { Abi, Address } from "viem";
 import { ChainUnavailableError } from "./errors.js";
@@ -131,4 +132,48 @@ export async function listingPaymentAt(
     active,
     authorized,
   };
+}
+
+/** The royalty entries a channel carries, at a given block. */
+export async function royaltiesAt(
+  ctx: ChainContext,
+  id: Hex,
+  blockNumber: bigint | undefined,
+): Promise<readonly Royalty[]> {
+  return readAt<readonly Royalty[]>(
+    ctx,
+    { address: ctx.addresses.payments, abi: paymentsAbi, functionName: "getRoyalties", args: [id] },
+    blockNumber,
+    "read the channel's royalties",
+  );
+}
+
+export interface ListingTerms {
+  developer: Address;
+  royaltyBps: number;
+  active: boolean;
+  authorized: boolean;
+}
+
+/** A listing's current terms for this provider (a zero developer: no such listing), at a given block. */
+export async function listingTermsAt(
+  ctx: ChainContext,
+  listingId: bigint,
+  provider: Address,
+  blockNumber: bigint | undefined,
+): Promise<ListingTerms> {
+  const [developer, royaltyBps, , , active, authorized] = await readAt<
+    readonly [Address, number, Address, bigint, boolean, boolean]
+  >(
+    ctx,
+    {
+      address: ctx.addresses.marketplace,
+      abi: marketplaceAbi,
+      functionName: "terms",
+      args: [listingId, provider],
+    },
+    blockNumber,
+    `read the terms of listing ${listingId}`,
+  );
+  return { developer, royaltyBps, active, authorized };
 }

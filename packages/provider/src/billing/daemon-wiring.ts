@@ -19,6 +19,7 @@ import {
 } from "viem";
 import type { ProviderConfig } from "../config.js";
 import type { Engine } from "../engine/types.js";
+import type { PodStopReason } from "../gateway/types.js";
 import type { PodManager } from "../pods.js";
 import { Billing } from "./billing.js";
 import { asChainFailure } from "./chain-read.js";
@@ -39,11 +40,8 @@ const paymentsMarketplaceAbi = [
 /** PodLifecycle on the daemon's PodManager: billing's stops and removals are recorded as the daemon's phases. */
 export class DaemonPodLifecycle implements PodLifecycle {
   constructor(private readonly pods: () => PodManager) {}
-  stop(id: string): Promise<void> {
-    return this.pods().suspend(
-      id,
-      "stopped by billing: the payment channel no longer pays (deposit ran out or channel closed); volumes are kept",
-    );
+  stop(id: string, reason: PodStopReason, detail?: string): Promise<void> {
+    return this.pods().suspend(id, reason, detail);
   }
   start(id: string): Promise<void> {
     return this.pods().resume(id);

@@ -3,13 +3,15 @@ import { billedUnits, type Pod, type Pricing, PricingError, podPrice } from "@tr
 import { type Address, getAddress, isAddress } from "viem";
 import type { PaymentGate } from "../billing-seam.js";
 import { accruedAt } from "./accrual.js";
-import { chainPoints, channelAt, listingPaymentAt } from "./chain-read.js";
+import { chainPoints, channelAt, listingTermsAt, royaltiesAt } from "./chain-read.js";
 import { type ChannelProblem, PaymentRequiredError, UnknownPodError } from "./errors.js";
+import { listingsOf } from "./quote.js";
 import type { BillingStore, Reserved } from "./store.js";
 import type { BillingConfig, BillingGate, BillingLogger, Hex, ProvisionCheck } from "./types.js";
 
 const BYTES32_RE = /^0x[0-9a-fA-F]{64}$/;
 const ZERO32 = `0x${"00".repeat(32)}`;
+const ZERO_ADDRESS = "0x0000000000000000000000000000000000000000";
 
 export interface ChannelGateOptions {
   store: BillingStore;
@@ -35,17 +37,11 @@ export function reservedOf(pod: Pod): Reserved {
   return { cpuMillis: u.cpu, memoryMiB: u.memory, storageGiB: u.storage, gpu: u.gpu };
 }
 
-/** Listings a pod runs (each needs a royalty entry in the channel). */
-export function listingsOf(pod: Pod): bigint[] {
-  const ids = new Set<bigint>();
-  for (const c of pod.containers) if (c.image.kind === "listing") ids.add(c.image.listingId);
-  return [...ids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-}
-
 /**
  * The provision check: reads the channel at `latest - confirmations` and refuses (PaymentRequiredError naming every
- * field at fault) unless it pays this provider for this pod at the quoted rate, with enough deposit and notice and
- * every listing's royalty. A passing check is recorded; onProvisioned then starts billing.
+ * field at fault) unless it pays this provider for this pod at the quoted rate, with enough deposit and notice,
+ * and royalties for exactly the listings the pod runs (nothing else). A passing check is recorded, with the price
+ * the channel must keep paying; onProvisioned then starts billing.
  */
 export class ChannelGate implements PaymentGate, BillingGate {
   readonly provider: Address;
@@ -79,7 +75,7 @@ export class ChannelGate implements PaymentGate, BillingGate {
           message: `wrong Payments contract: the provider uses ${payments}, the channel reference names ${req.channel.paymentsContract}`,
         });
     }
-    const { problems, ch, confirmed } = await this.checkChannel(req, early);
+    const { problems, ch, confirmed, expected } = await this.checkChannel(req, early);
     if (problems.length > 0) throw new PaymentRequiredError(problems);
 
     this.opts.store.putChecked({
@@ -90,20 +86,27 @@ export class ChannelGate implements PaymentGate, BillingGate {
       channelId: ch.id,
       token: ch.token,
       ratePerSecond: ch.ratePerSecond,
+      requiredRate: expected,
       reserved: reservedOf(req.pod),
       observed: { ...ch, block: confirmed.number, time: confirmed.time },
     });
   }
 
   /**
-   * An update must keep paying for what runs: the channel (open, still this provider's) must pay the updated
-   * pod's price. A changed price needs a new quote and the publisher's changeRate first.
+   * An update must keep paying for what runs: the channel (open, still this provider's) must pay at least the
+   * updated pod's price, with royalties for exactly its listings. A higher price needs a new quote and the
+   * publisher's changeRate first; a lower one may follow the update (the channel then pays more until it does).
    */
   async checkUpdate(req: ProvisionCheck): Promise<void> {
     const { problems } = await this.checkChannel(req, [], true);
     if (problems.length > 0) throw new PaymentRequiredError(problems);
+  }
+
+  /** The update runs: from now on the channel must pay the updated spec's price (the loop checks every tick). */
+  onUpdated(req: ProvisionCheck): void {
     const key = this.keyOf(req);
-    if (this.opts.store.getPod(key)) this.opts.store.updateReserved(key, reservedOf(req.pod));
+    if (this.opts.store.getPod(key))
+      this.opts.store.updateReserved(key, reservedOf(req.pod), this.expectedRate(req));
   }
 
   private keyOf(req: ProvisionCheck): string {
@@ -166,11 +169,11 @@ export class ChannelGate implements PaymentGate, BillingGate {
         field: "token",
         message: `wrong token: the provider is paid in ${this.opts.token}, the channel holds ${ch.token}`,
       });
-    if (ch.ratePerSecond !== expected)
+    if (update ? ch.ratePerSecond < expected : ch.ratePerSecond !== expected)
       problems.push({
         field: "ratePerSecond",
         message: update
-          ? `rate mismatch: the updated pod costs ${expected} wei/s, the channel pays ${ch.ratePerSecond} wei/s: get a new quote and change the channel's rate (changeRate) first`
+          ? `rate too low: the updated pod costs ${expected} wei/s, the channel pays ${ch.ratePerSecond} wei/s: get a new quote and change the channel's rate (changeRate) first`
           : `rate mismatch: the provider quoted ${expected} wei/s for this pod, the channel pays ${ch.ratePerSecond} wei/s: open the channel with the quoted rate`,
       });
     if (ch.noticeSeconds < config.minNoticeSeconds)
@@ -193,33 +196,55 @@ export class ChannelGate implements PaymentGate, BillingGate {
         });
       }
     }
-    for (const listingId of listingsOf(req.pod)) {
-      const lp = await listingPaymentAt(this.opts.chain, ch.id, listingId, this.provider, confirmed.number);
+    problems.push(...(await this.royaltyProblems(req.pod, ch.id, confirmed.number)));
+    return { problems, ch, confirmed, expected };
+  }
+
+  /**
+   * The channel's royalties must be exactly one entry per listing the pod runs, paying its developer: an entry
+   * for anything else (a share with no listing, a listing the pod does not run) takes the provider's pay.
+   */
+  private async royaltyProblems(pod: Pod, id: Hex, block: bigint): Promise<ChannelProblem[]> {
+    const problems: ChannelProblem[] = [];
+    const entries = await royaltiesAt(this.opts.chain, id, block);
+    const runs = listingsOf(pod);
+    for (const listingId of runs) {
+      const t = await listingTermsAt(this.opts.chain, listingId, this.provider, block);
       const field = `royalties[listing ${listingId}]`;
-      if (lp.developer === "0x0000000000000000000000000000000000000000") {
+      if (t.developer === ZERO_ADDRESS) {
         problems.push({
           field,
           message: `listing ${listingId} does not exist: check the pod's image listing id`,
         });
         continue;
       }
-      if (!lp.pays)
+      const entry = entries.find((r) => r.listingId === listingId);
+      if (!entry)
         problems.push({
           field,
-          message: `royalty missing: the pod runs listing ${listingId}, whose developer ${lp.developer} requires ${lp.royaltyBps} bps, and the channel has no royalty entry for it: open the channel with {recipient: ${lp.developer}, bps: ${lp.royaltyBps}, listingId: ${listingId}}`,
+          message: `royalty missing: the pod runs listing ${listingId}, whose developer ${t.developer} requires ${t.royaltyBps} bps, and the channel has no royalty entry for it: open the channel with {recipient: ${t.developer}, bps: ${t.royaltyBps}, listingId: ${listingId}}`,
         });
-      else if (lp.recipient.toLowerCase() !== lp.developer.toLowerCase())
+      else if (entry.recipient.toLowerCase() !== t.developer.toLowerCase())
         problems.push({
           field,
-          message: `royalty for listing ${listingId} pays ${lp.recipient}, but the listing's developer is ${lp.developer}`,
+          message: `royalty for listing ${listingId} pays ${entry.recipient}, but the listing's developer is ${t.developer}`,
         });
-      if (!lp.authorized)
+      if (!t.authorized)
         problems.push({
           field: `listings[${listingId}]`,
           message: `this provider (${this.provider}) is not authorized for listing ${listingId}: pick a provider the developer authorized`,
         });
     }
-    return { problems, ch, confirmed, expected };
+    entries.forEach((r, i) => {
+      if (runs.includes(r.listingId)) return;
+      const what =
+        r.listingId === 0n ? "with no listing" : `for listing ${r.listingId}, which the pod does not run`;
+      problems.push({
+        field: `royalties[${i}]`,
+        message: `royalty not for this pod: entry ${i} gives ${r.recipient} ${r.bps} bps of every claim ${what}; a channel pays royalties only for the listings the pod runs: open a new channel with the royalty list of the provider's quote`,
+      });
+    });
+    return problems;
   }
 
   async onProvisioned(provisioned: string | { id: string }): Promise<void> {
@@ -232,8 +257,12 @@ export class ChannelGate implements PaymentGate, BillingGate {
       );
     if (pod.state !== "checked") return; // idempotent
     const start = await this.chainTimeOrNull();
+    // The channel accrued from its anchor while the provider waited for confirmations, pulled and started the pod:
+    // that time was not served, so the loop waives it (before its first claim).
+    const since = pod.observed?.since;
+    const waiver = start !== null && since !== undefined && start > since ? { since, until: start } : null;
     store.transaction(() => {
-      store.updatePod(podKey, { state: "running", lastError: null });
+      store.updatePod(podKey, { state: "running", lastError: null, waiver });
       store.openReservation(podKey, start);
     });
     this.opts.logger.info({ pod: podKey, rate: pod.ratePerSecond.toString() }, "billing started");

@@ -9,7 +9,16 @@ export {
   runOutTime,
 } from "./accrual.js";
 export { Billing, type BillingOptions } from "./billing.js";
-export { asChainFailure, type ChainPoint, chainPoints, channelAt, listingPaymentAt } from "./chain-read.js";
+export {
+  asChainFailure,
+  type ChainPoint,
+  chainPoints,
+  channelAt,
+  type ListingTerms,
+  listingPaymentAt,
+  listingTermsAt,
+  royaltiesAt,
+} from "./chain-read.js";
 export {
   billingToWire,
   createDaemonBilling,
@@ -23,12 +32,21 @@ export {
   PaymentRequiredError,
   UnknownPodError,
 } from "./errors.js";
-export { ChannelGate, type ChannelGateOptions, listingsOf, reservedOf } from "./gate.js";
+export { ChannelGate, type ChannelGateOptions, reservedOf } from "./gate.js";
 export { EngineLifecycle } from "./lifecycle.js";
 export { BillingLoop, type BillingLoopOptions, type TickResult } from "./loop.js";
 export { UsageMeter } from "./meter.js";
 export { BillingMetrics } from "./metrics.js";
-export { type QuoteParams, type QuoteTerms, quotePod, quoteTerms, type SignedQuote } from "./quote.js";
+export {
+  listingsOf,
+  podSpecHash,
+  type QuoteParams,
+  type QuoteTerms,
+  quotePod,
+  quoteTerms,
+  royaltiesForPod,
+  type SignedQuote,
+} from "./quote.js";
 export { type BillingStatus, billingStatus, reservedSeconds } from "./status.js";
 export * from "./store.js";
 export * from "./types.js";

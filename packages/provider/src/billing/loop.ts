@@ -1,6 +1,6 @@
 import { type ChainContext, ChainError, type ChannelState, gasLimit, paymentsAbi } from "@trustedpods/chain";
 import { TransactionNotFoundError, TransactionReceiptNotFoundError } from "viem";
-import { accruedAt, claimCap, maxBig, remainingSeconds, runOutTime } from "./accrual.js";
+import { accruedAt, claimCap, maxBig, minBig, remainingSeconds, runOutTime } from "./accrual.js";
 import { asChainFailure, type ChainPoint, chainPoints, channelAt } from "./chain-read.js";
 import { ChainUnavailableError } from "./errors.js";
 import type { BillingMetrics } from "./metrics.js";
@@ -34,9 +34,10 @@ const short = (err: unknown) => {
 /**
  * The billing loop. Every tick reads the chain head, then per pod: the channel at the confirmed block (what
  * lifecycle decisions rest on) and at the head (what claims rest on). It claims what accrued (computed exactly as
- * the contract does, never above its cap), stops a pod when its deposit runs out or its channel closes, restarts
- * it after a top-up, and removes it only when a successful chain read proves the notice period is over. An RPC
- * error changes nothing: the tick is retried with backoff.
+ * the contract does, never above its cap), stops a pod when its deposit runs out, its channel closes or its rate
+ * falls below the price of the spec that runs, restarts it after a top-up, waives the accrual of time the pod did
+ * not serve (provisioning, the restart after a top-up) before claiming, and removes it only when a successful
+ * chain read proves the notice period is over. An RPC error changes nothing: the tick is retried with backoff.
  */
 export class BillingLoop {
   private timer: NodeJS.Timeout | undefined;
@@ -209,7 +210,7 @@ export class BillingLoop {
     if (state === "running") {
       const runOut = runOutTime(conf);
       if (conf.closeAt !== 0n && now >= conf.closeAt) {
-        await this.opts.lifecycle.stop(pod.podKey);
+        await this.opts.lifecycle.stop(pod.podKey, "closed");
         stoppedAt = conf.closeAt;
         store.transaction(() => {
           store.closeReservation(pod.podKey, conf.closeAt);
@@ -225,8 +226,29 @@ export class BillingLoop {
           { pod: pod.podKey, closeAt: conf.closeAt.toString() },
           "billing: channel closed, pod stopped",
         );
+      } else if (conf.ratePerSecond < pod.requiredRate) {
+        // A rate change with a quote for another (cheaper) spec: the provider would serve this spec below its
+        // price. Stop it now and end the channel, so the publisher pays nothing more for a pod that does not run.
+        const reason = `stopped by billing: the channel pays ${conf.ratePerSecond} wei/s, less than the ${pod.requiredRate} wei/s the running pod was quoted at (its rate was changed with a quote for another spec); the provider closes the channel; volumes are kept until chain time ${now + conf.noticeSeconds}`;
+        await this.opts.lifecycle.stop(pod.podKey, "underpaid", reason);
+        stoppedAt = now;
+        store.transaction(() => {
+          store.closeReservation(pod.podKey, now);
+          store.resetUsageBaseline(pod.podKey);
+          store.updatePod(pod.podKey, {
+            state: "stopped_rate",
+            stoppedAt,
+            removeAt: now + conf.noticeSeconds,
+            waiver: null,
+          });
+        });
+        state = "stopped_rate";
+        this.opts.logger.warn(
+          { pod: pod.podKey, rate: conf.ratePerSecond.toString(), required: pod.requiredRate.toString() },
+          reason,
+        );
       } else if (runOut !== undefined && now >= runOut) {
-        await this.opts.lifecycle.stop(pod.podKey);
+        await this.opts.lifecycle.stop(pod.podKey, "funds");
         stoppedAt = runOut;
         store.transaction(() => {
           store.closeReservation(pod.podKey, runOut);
@@ -254,6 +276,14 @@ export class BillingLoop {
           store.openReservation(pod.podKey, now);
           store.updatePod(pod.podKey, { state: "running", stoppedAt: null, removeAt: null });
         });
+        // Accrual ran from the top-up (or, if it did not restart accrual, through the stop): the seconds until
+        // the pod serves again are waived with the next claim. (Chain down: the confirmed time, a bit less.)
+        const servingAt = maxBig(await this.headTimeOr(now), now);
+        const unservedFrom = maxBig(conf.since, stoppedAt ?? conf.since);
+        if (servingAt > unservedFrom)
+          store.updatePod(pod.podKey, {
+            waiver: { since: conf.since, until: conf.since + (servingAt - unservedFrom) },
+          });
         state = "running";
         stoppedAt = null;
         this.opts.logger.info(
@@ -261,14 +291,15 @@ export class BillingLoop {
           "billing: topped up, pod restarted",
         );
       }
-    } else if (state === "deleted") {
+    }
+    if (state === "deleted" || state === "stopped_rate") {
       if (stoppedAt === null) {
         stoppedAt = now;
         store.closeReservation(pod.podKey, now);
         store.updatePod(pod.podKey, { stoppedAt });
       }
       if (
-        config.closeOnDelete &&
+        (config.closeOnDelete || state === "stopped_rate") &&
         !pod.providerClosed &&
         (await this.providerClose(pod, conf, pts.head.time))
       ) {
@@ -278,8 +309,14 @@ export class BillingLoop {
       }
     }
 
-    // 2. Claim, from the head: the claim lands at or after its time, and accrual only grows with time.
-    await this.claim(pod, claimBasis.channel, claimBasis.time, state !== "running");
+    // 2. Claim, from the head: the claim lands at or after its time, and accrual only grows with time. A pending
+    // waiver of what the pod did not serve goes with the claim (claimWaiving), or alone when there is nothing to
+    // claim yet; no claim ever covers time still to be waived.
+    // A pod stopped for funds whose top-up restarted accrual is not serving yet: claim only up to that anchor.
+    if (state === "stopped_funds" && stoppedAt !== null && claimBasis.channel.since > stoppedAt)
+      claimBasis = { ...claimBasis, time: minBig(claimBasis.time, claimBasis.channel.since) };
+    const waive = this.pendingWaiver(pod, claimBasis.channel);
+    await this.claim(pod, claimBasis.channel, claimBasis.time, state !== "running", waive);
 
     // 3. Remove, after the last claim, only when the confirmed read proves the wait is over.
     if (state === "closed" && conf.closeAt !== 0n && now >= conf.closeAt + config.retainAfterCloseSeconds) {
@@ -287,14 +324,14 @@ export class BillingLoop {
       store.updatePod(pod.podKey, { state: "removed" });
       state = "removed";
       this.opts.logger.info({ pod: pod.podKey }, "billing: closed pod removed");
-    } else if (state === "stopped_funds" || state === "deleted") {
+    } else if (state === "stopped_funds" || state === "deleted" || state === "stopped_rate") {
       let removeAt = (stoppedAt ?? now) + conf.noticeSeconds;
       // A closing channel can no longer be topped up: its close time ends the wait too.
       if (state === "stopped_funds" && conf.closeAt !== 0n && conf.closeAt < removeAt)
         removeAt = maxBig(conf.closeAt, stoppedAt ?? now);
       if (now >= removeAt) {
         await this.removeAndStopAccrual(
-          { ...pod, providerClosed: pod.providerClosed || state === "deleted" },
+          { ...pod, providerClosed: pod.providerClosed || state === "deleted" || state === "stopped_rate" },
           conf,
         );
         state = "removed";
@@ -311,7 +348,8 @@ export class BillingLoop {
         return;
       }
     }
-    this.setWarnings({ ...pod, state }, this.warningsFor(state, conf, now, pod));
+    // With this tick's stop time: the record read at the start of the tick does not have it yet.
+    this.setWarnings({ ...pod, state, stoppedAt }, this.warningsFor(state, conf, now, { ...pod, stoppedAt }));
   }
 
   private warningsFor(
@@ -336,6 +374,10 @@ export class BillingLoop {
       );
     } else if (state === "deleted") {
       w.push(`deleted: volumes are kept until chain time ${(pod.stoppedAt ?? now) + c.noticeSeconds}`);
+    } else if (state === "stopped_rate") {
+      w.push(
+        `stopped: the channel's rate (${c.ratePerSecond} wei/s) fell below the price the running pod was quoted at (${pod.requiredRate} wei/s); the provider closed the channel; volumes are kept until chain time ${(pod.stoppedAt ?? now) + c.noticeSeconds}`,
+      );
     } else if (state === "closed") {
       w.push(`stopped: the channel closed at ${c.closeAt}`);
     }
@@ -352,7 +394,7 @@ export class BillingLoop {
   /** Stops the pod if it may still run, ends its reservation, and removes it. */
   private async endPod(pod: BillingPodRecord, now: bigint, why: string): Promise<void> {
     if (pod.state === "running") {
-      await this.opts.lifecycle.stop(pod.podKey);
+      await this.opts.lifecycle.stop(pod.podKey, "closed");
       this.opts.store.closeReservation(pod.podKey, pod.observed?.closeAt || now);
     }
     if (pod.state !== "removed") await this.opts.lifecycle.remove(pod.podKey);
@@ -390,6 +432,47 @@ export class BillingLoop {
     this.opts.store.updatePod(pod.podKey, { providerClosed: true });
     this.opts.logger.info({ pod: pod.podKey }, "billing: accrual stopped on chain (providerClose)");
     return true;
+  }
+
+  /** The chain head's time, or `fallback` when the chain does not answer. */
+  private async headTimeOr(fallback: bigint): Promise<bigint> {
+    try {
+      return (await chainPoints(this.opts.chain, 0)).head.time;
+    } catch {
+      return fallback;
+    }
+  }
+
+  /**
+   * The seconds of the pod's pending waiver, while the channel's anchor is still the one it was computed for; a
+   * moved anchor means it landed (or a rate change superseded it): then it is dropped. 0n when none.
+   */
+  private pendingWaiver(pod: BillingPodRecord, head: ChannelState): bigint {
+    const waiver = this.opts.store.getPod(pod.podKey)?.waiver;
+    if (!waiver) return 0n;
+    if (head.since !== waiver.since || waiver.until <= waiver.since) {
+      this.opts.store.updatePod(pod.podKey, { waiver: null });
+      return 0n;
+    }
+    return waiver.until - waiver.since;
+  }
+
+  /** Sends a waiver alone (nothing to claim yet); a refusal means the channel moved on: it is dropped. */
+  private async sendWaiver(pod: BillingPodRecord, seconds: bigint): Promise<void> {
+    const { store, logger } = this.opts;
+    try {
+      await this.send("waive", [pod.publisher, pod.podId, seconds]);
+    } catch (err) {
+      if (!(err instanceof ChainError)) throw err;
+      store.updatePod(pod.podKey, { waiver: null, lastError: short(err) });
+      logger.warn({ pod: pod.podKey, err: short(err) }, "billing: waiver refused by the contract; dropped");
+      return;
+    }
+    store.updatePod(pod.podKey, { waiver: null });
+    logger.info(
+      { pod: pod.podKey, seconds: seconds.toString() },
+      "billing: waived accrual the pod did not serve",
+    );
   }
 
   /**
@@ -433,16 +516,24 @@ export class BillingLoop {
     head: ChannelState,
     time: bigint,
     final: boolean,
+    waive = 0n,
   ): Promise<void> {
     const { store, config, metrics } = this.opts;
     if (!head.exists) return;
     if (store.pendingClaims(pod.podKey).length > 0) return; // one in flight: let it land first
-    const target = claimCap(head, time);
-    if (target <= head.claimed) return;
+    // With a waiver, the cap is the contract's once the anchor moved on by it.
+    const target = claimCap(waive > 0n ? { ...head, since: head.since + waive } : head, time);
+    if (target <= head.claimed) {
+      if (waive > 0n) await this.sendWaiver(pod, waive);
+      return;
+    }
     if (!final && target - head.claimed < config.minClaimAmount) return;
     const id = store.addClaimIntent(pod.podKey, head.id, target);
     try {
-      const hash = await this.write("claim", [pod.publisher, pod.podId, target]);
+      const hash =
+        waive > 0n
+          ? await this.write("claimWaiving", [pod.publisher, pod.podId, target, waive])
+          : await this.write("claim", [pod.publisher, pod.podId, target]);
       store.updateClaim(id, "sent", { txHash: hash });
       // The contract has no batch claim: instead, every pod's claim is sent first and the tick waits for all
       // receipts at its end, so one tick costs about one block time, not one per pod.
@@ -451,6 +542,8 @@ export class BillingLoop {
       if (err instanceof ChainError) {
         // The contract refused (e.g. someone's claim landed first): nothing was sent; the next tick re-reads.
         store.updateClaim(id, "failed", { error: err.message });
+        // A waiver the channel no longer allows (it moved on) is dropped rather than retried forever.
+        if (err.errorName === "WaiveTooLong") store.updatePod(pod.podKey, { waiver: null });
         metrics?.claims.inc({ result: "refused" });
         return;
       }
@@ -501,7 +594,10 @@ export class BillingLoop {
   }
 
   /** Simulates against the pending block (a revert becomes a ChainError before signing) and sends. */
-  private async write(functionName: "claim" | "providerClose", args: readonly unknown[]): Promise<Hex> {
+  private async write(
+    functionName: "claim" | "claimWaiving" | "providerClose" | "waive",
+    args: readonly unknown[],
+  ): Promise<Hex> {
     const { chain } = this.opts;
     const wallet = chain.walletClient;
     if (!wallet) throw new Error("the billing loop needs the provider's wallet client");
@@ -524,7 +620,7 @@ export class BillingLoop {
     }
   }
 
-  private async send(functionName: "providerClose", args: readonly unknown[]): Promise<void> {
+  private async send(functionName: "providerClose" | "waive", args: readonly unknown[]): Promise<void> {
     const hash = await this.write(functionName, args);
     try {
       const r = await this.opts.chain.publicClient.waitForTransactionReceipt({

@@ -2,7 +2,16 @@ import { Counter, Gauge, type Registry } from "prom-client";
 import { billingStatus } from "./status.js";
 import type { BillingStore, PodState } from "./store.js";
 
-const STATES: PodState[] = ["checked", "running", "stopped_funds", "closed", "deleted", "removed", "settled"];
+const STATES: PodState[] = [
+  "checked",
+  "running",
+  "stopped_funds",
+  "closed",
+  "deleted",
+  "stopped_rate",
+  "removed",
+  "settled",
+];
 
 /**
  * Prometheus metrics of billing. Per-pod gauges are computed from the SQLite store at scrape time, so they survive

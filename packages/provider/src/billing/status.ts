@@ -86,7 +86,9 @@ export function billingStatus(store: BillingStore, podKey: string): BillingStatu
     noticeSeconds: terms.noticeSeconds,
     removeAt:
       pod.removeAt ??
-      (pod.state === "deleted" && pod.stoppedAt !== null && o ? pod.stoppedAt + o.noticeSeconds : null),
+      ((pod.state === "deleted" || pod.state === "stopped_rate") && pod.stoppedAt !== null && o
+        ? pod.stoppedAt + o.noticeSeconds
+        : null),
     observedBlock: o?.block,
     chainTime: o?.time,
     warnings: pod.warnings,

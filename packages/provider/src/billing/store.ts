@@ -17,6 +17,11 @@ export type PodState =
   | "closed"
   /** The publisher deleted the pod; volumes kept until the notice period ends. */
   | "deleted"
+  /**
+   * Stopped because the channel's rate fell below the price of the spec that runs (a rate change with a quote
+   * for another spec): the provider closed the channel; volumes kept until the notice period ends.
+   */
+  | "stopped_rate"
   /** Removed from the engine; the final claim may still be pending. */
   | "removed"
   /** Nothing left to do. */
@@ -53,6 +58,8 @@ export interface BillingPodRecord {
   channelId: Hex;
   token: Hex;
   ratePerSecond: bigint;
+  /** The price the running spec was quoted at: the channel's rate must stay at or above it. */
+  requiredRate: bigint;
   reserved: Reserved;
   state: PodState;
   /** Chain second the pod was stopped (run out, close) or deleted at, as the contract sees it. */
@@ -60,6 +67,11 @@ export interface BillingPodRecord {
   /** Chain second from which removal is allowed (positive evidence still re-read before removing). */
   removeAt: bigint | null;
   providerClosed: boolean;
+  /**
+   * Accrual the provider owes back (waive): the pod started serving at `until`, later than the channel's accrual
+   * anchor `since` (provisioning, or the restart after a top-up). Sent while the channel's anchor is still `since`.
+   */
+  waiver: { since: bigint; until: bigint } | null;
   observed: ObservedChannel | null;
   warnings: string[];
   lastError: string | null;
@@ -103,7 +115,7 @@ export interface Reservation {
   end: bigint | null;
 }
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 const MIGRATIONS: Record<number, string> = {
   1: `
@@ -167,9 +179,21 @@ const MIGRATIONS: Record<number, string> = {
       samples INTEGER NOT NULL DEFAULT 0,
       last_ms INTEGER
     );`,
+  // The price the running spec was quoted at, and a pending waiver of unserved accrual.
+  2: `
+    ALTER TABLE billing_pods ADD COLUMN required_rate TEXT;
+    ALTER TABLE billing_pods ADD COLUMN waive_since TEXT;
+    ALTER TABLE billing_pods ADD COLUMN waive_until TEXT;`,
 };
 
-const ACTIVE_STATES: PodState[] = ["running", "stopped_funds", "closed", "deleted", "removed"];
+const ACTIVE_STATES: PodState[] = [
+  "running",
+  "stopped_funds",
+  "closed",
+  "deleted",
+  "stopped_rate",
+  "removed",
+];
 
 type Row = Record<string, SQLInputValue>;
 
@@ -247,7 +271,14 @@ export class BillingStore {
   putChecked(
     p: Omit<
       BillingPodRecord,
-      "state" | "stoppedAt" | "removeAt" | "providerClosed" | "warnings" | "lastError" | "updatedMs"
+      | "state"
+      | "stoppedAt"
+      | "removeAt"
+      | "providerClosed"
+      | "waiver"
+      | "warnings"
+      | "lastError"
+      | "updatedMs"
     >,
   ): void {
     const existing = this.getPod(p.podKey);
@@ -257,8 +288,8 @@ export class BillingStore {
       this.db.prepare("DELETE FROM billing_pods WHERE pod_key = ?").run(p.podKey);
       this.db
         .prepare(
-          `INSERT INTO billing_pods (pod_key, pod_id, publisher, provider, channel_id, token, rate, reserved, state,
-             observed, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'checked', ?, ?)`,
+          `INSERT INTO billing_pods (pod_key, pod_id, publisher, provider, channel_id, token, rate, required_rate,
+             reserved, state, observed, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'checked', ?, ?)`,
         )
         .run(
           p.podKey,
@@ -268,6 +299,7 @@ export class BillingStore {
           p.channelId,
           p.token,
           p.ratePerSecond.toString(),
+          p.requiredRate.toString(),
           JSON.stringify(p.reserved, (_k, v) => (typeof v === "bigint" ? v.toString() : v)),
           observedToJson(p.observed),
           Date.now(),
@@ -275,13 +307,16 @@ export class BillingStore {
     });
   }
 
-  /** An update changed what the pod reserves. */
-  updateReserved(podKey: string, reserved: Reserved): void {
-    this.db.prepare("UPDATE billing_pods SET reserved = ?, updated_ms = ? WHERE pod_key = ?").run(
-      JSON.stringify(reserved, (_k, v) => (typeof v === "bigint" ? v.toString() : v)),
-      Date.now(),
-      podKey,
-    );
+  /** An update changed what the pod reserves and the price its channel must pay. */
+  updateReserved(podKey: string, reserved: Reserved, requiredRate: bigint): void {
+    this.db
+      .prepare("UPDATE billing_pods SET reserved = ?, required_rate = ?, updated_ms = ? WHERE pod_key = ?")
+      .run(
+        JSON.stringify(reserved, (_k, v) => (typeof v === "bigint" ? v.toString() : v)),
+        requiredRate.toString(),
+        Date.now(),
+        podKey,
+      );
   }
 
   getPod(podKey: string): BillingPodRecord | undefined {
@@ -319,6 +354,7 @@ export class BillingStore {
         | "warnings"
         | "lastError"
         | "ratePerSecond"
+        | "waiver"
       >
     >,
   ): void {
@@ -336,6 +372,10 @@ export class BillingStore {
     if (patch.warnings !== undefined) set("warnings", JSON.stringify(patch.warnings));
     if (patch.lastError !== undefined) set("last_error", patch.lastError);
     if (patch.ratePerSecond !== undefined) set("rate", patch.ratePerSecond.toString());
+    if (patch.waiver !== undefined) {
+      set("waive_since", str(patch.waiver?.since ?? null));
+      set("waive_until", str(patch.waiver?.until ?? null));
+    }
     set("updated_ms", Date.now());
     this.db.prepare(`UPDATE billing_pods SET ${sets.join(", ")} WHERE pod_key = ?`).run(...args, podKey);
   }
@@ -350,6 +390,8 @@ export class BillingStore {
       channelId: r.channel_id as Hex,
       token: r.token as Hex,
       ratePerSecond: big(r.rate),
+      // Rows from before schema 2 were checked at exactly the pod's price.
+      requiredRate: big(r.required_rate ?? r.rate),
       reserved: {
         cpuMillis: big(reserved.cpuMillis),
         memoryMiB: big(reserved.memoryMiB),
@@ -360,6 +402,10 @@ export class BillingStore {
       stoppedAt: bigOrNull(r.stopped_at),
       removeAt: bigOrNull(r.remove_at),
       providerClosed: r.provider_closed === 1,
+      waiver:
+        r.waive_since === null || r.waive_since === undefined
+          ? null
+          : { since: big(r.waive_since), until: big(r.waive_until) },
       observed: observedFromJson(r.observed),
       warnings: JSON.parse(r.warnings as string) as string[],
       lastError: (r.last_error as string | null) ?? null,

@@ -1,5 +1,6 @@
 import type { Pod } from "@trustedpods/protocol";
 import type { PodStats } from "../engine/types.js";
+import type { PodStopReason } from "../gateway/types.js";
 
 export type Hex = `0x${string}`;
 
@@ -10,6 +11,7 @@ export type Hex = `0x${string}`;
 export interface BillingGate {
   checkProvision(req: ProvisionCheck): Promise<void>;
   checkUpdate(req: ProvisionCheck): Promise<void>;
+  onUpdated(req: ProvisionCheck): void;
   onProvisioned(pod: string | { id: string }): Promise<void>;
   onDeleted(id: string): Promise<void>;
 }
@@ -35,8 +37,12 @@ export interface ProvisionCheck {
 
 /** The controls billing needs from the daemon. Every method must be idempotent. */
 export interface PodLifecycle {
-  /** Stop every container; keep volumes, images and the pod's definition. */
-  stop(podId: string): Promise<void>;
+  /**
+   * Stop every container; keep volumes, images and the pod's definition. `reason`: the deposit ran out (a
+   * top-up restarts it), the channel closed, or the channel pays less than the running pod's price; the gateway
+   * tells the pod's visitors which. `detail` replaces the reason's standard message for the publisher.
+   */
+  stop(podId: string, reason: PodStopReason, detail?: string): Promise<void>;
   start(podId: string): Promise<void>;
   /** Delete everything of the pod. */
   remove(podId: string): Promise<void>;

@@ -5,10 +5,11 @@ import os from "node:os";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import Docker from "dockerode";
-import { EngineError } from "./errors.js";
+import { EngineError, engineReason } from "./errors.js";
 import { HostFirewall } from "./firewall.js";
 import { prepareImageArchive } from "./image-archive.js";
 import { LogDemuxer, mergeAsync } from "./logstream.js";
+import { ensurePauseImage, PAUSE_ENTRYPOINT } from "./pause-image.js";
 import { type PodmanService, pingSocket, startPodmanService } from "./podman-service.js";
 import { SecretStore } from "./secrets.js";
 import type {
@@ -38,6 +39,8 @@ export const LABEL = {
   owner: "io.trustedpods.owner",
   pod: "io.trustedpods.pod",
   container: "io.trustedpods.container",
+  /** The pod's infra container: holds the network namespace its containers share. */
+  infra: "io.trustedpods.infra",
   volume: "io.trustedpods.volume",
   volumeKind: "io.trustedpods.volume-kind",
   volumeSize: "io.trustedpods.volume-size",
@@ -61,6 +64,8 @@ export interface PodmanEngineOptions {
   publishHostIp?: string;
   /** Seconds a container gets between SIGTERM and SIGKILL on stop. */
   stopTimeoutSeconds?: number;
+  /** catatonit binary for the infra (pause) image; default: where Debian's catatonit package puts it. */
+  pauseBinary?: string;
 }
 
 interface HealthTracker {
@@ -72,6 +77,10 @@ interface HealthTracker {
 }
 
 const NANO_PER_MILLICORE = 1_000_000;
+/** The PATH a container gets when neither its image nor its spec sets one (Podman's default). */
+const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/** catatonit in pause mode needs well under a MiB; Podman refuses limits under 6 MiB. */
+const INFRA_MEMORY_BYTES = 16 * 1024 * 1024;
 
 function hashOf(value: unknown): string {
   return createHash("sha256").update(JSON.stringify(value)).digest("hex").slice(0, 32);
@@ -90,6 +99,12 @@ async function ignore404<T>(p: Promise<T>): Promise<T | undefined> {
     if (statusCode(err) === 500 && /image not known/.test(String(err))) return undefined;
     throw err;
   }
+}
+
+/** A Docker-API failure as an EngineError that names what failed (a container, the pod's network). */
+function failed(what: string, err: unknown): EngineError {
+  if (err instanceof EngineError) return err;
+  return new EngineError("ENGINE_FAILURE", `${what}: ${engineReason(err)}`, { cause: err });
 }
 
 function toState(s: string | undefined): ContainerState {
@@ -141,6 +156,7 @@ export class PodmanEngine implements Engine {
   private readonly health = new Map<string, Map<string, HealthTracker>>();
   private readonly healthSpecs = new Map<string, Map<string, HealthCheckSpec>>();
   private closed = false;
+  private pauseRef: Promise<string> | null = null;
   private readonly locks = new Map<string, Promise<void>>();
 
   private constructor(
@@ -186,6 +202,11 @@ export class PodmanEngine implements Engine {
 
   containerName(podId: string, container: string): string {
     return `tpod-${podId}-${container}`;
+  }
+
+  /** `_` appears in no pod id or container name: no container of any pod can take this name. */
+  infraName(podId: string): string {
+    return `tpod-${podId}_infra`;
   }
 
   volumeName(podId: string, volume: string): string {
@@ -305,10 +326,21 @@ export class PodmanEngine implements Engine {
     return this.locked(podId, () => this.removeLocked(podId, options));
   }
 
+  private pauseImage(): Promise<string> {
+    if (!this.pauseRef) {
+      this.pauseRef = ensurePauseImage(this.docker, this.options.pauseBinary);
+      this.pauseRef.catch(() => {
+        this.pauseRef = null;
+      });
+    }
+    return this.pauseRef;
+  }
+
   private async applyLocked(spec: PodSpec): Promise<PodStatus> {
     const podId = spec.podId;
     this.stopHealth(podId);
     await this.ensureNetwork(podId);
+    const pauseImage = await this.pauseImage();
 
     // Secret volumes first: containers bind-mount their directories.
     const secretHashes = new Map<string, string>();
@@ -326,7 +358,12 @@ export class PodmanEngine implements Engine {
       spec.containers.map((c) => [
         c.name,
         hashOf({
-          c,
+          // The host port asked for is left out: the daemon asks again for the one a container already has, and
+          // hasHostPorts() below replaces a container whose ports differ from those asked for.
+          c: {
+            ...c,
+            ports: c.ports?.map(({ hostPort, ...p }) => ({ ...p, published: hostPort !== undefined })),
+          },
           restart: spec.restart ?? null,
           labels: spec.labels ?? null,
           // A changed secret or a changed volume kind means a new container (bind mounts pin directories).
@@ -338,17 +375,38 @@ export class PodmanEngine implements Engine {
       ]),
     );
 
+    // The infra holds the namespace, the published ports and the /etc/hosts names: a change to any of them
+    // means a new infra, and every container joined to the old one goes with it. Otherwise it stays, and so do
+    // the pod's address and its published host ports.
+    // The host port asked for is left out of the hash: the daemon asks again for the one the pod already has
+    // (tcp endpoints keep their ports across updates), and hasHostPorts() replaces an infra whose ports differ.
+    const infraHash = hashOf({
+      pauseImage,
+      ports: spec.containers.flatMap((c) =>
+        (c.ports ?? []).map(({ hostPort, ...p }) => ({ ...p, published: hostPort !== undefined })),
+      ),
+      names: spec.containers.map((c) => c.name).sort(),
+    });
+    let infra = await this.infraContainer(podId);
+    const infraChanged =
+      infra?.Labels[LABEL.specHash] !== infraHash || !(await this.hasHostPorts(infra.Id, spec));
+
     // Replace containers whose spec changed, remove those no longer wanted.
     const existing = await this.podContainers(podId);
     const keep = new Set<string>();
     for (const info of existing) {
       const name = info.Labels[LABEL.container] ?? "";
-      if (desired.has(name) && info.Labels[LABEL.specHash] === hashes.get(name)) {
+      if (!infraChanged && desired.has(name) && info.Labels[LABEL.specHash] === hashes.get(name)) {
         keep.add(name);
         continue;
       }
       await this.docker.getContainer(info.Id).remove({ force: true });
     }
+    if (infra && infraChanged) {
+      await ignore404(this.docker.getContainer(infra.Id).remove({ force: true }));
+      infra = undefined;
+    }
+    const infraId = infra?.Id ?? (await this.createInfra(spec, pauseImage, infraHash));
 
     // emptyDir volumes live as long as the containers using them: recreate them when anything is recreated.
     const recreating = spec.containers.some((c) => !keep.has(c.name));
@@ -377,7 +435,8 @@ export class PodmanEngine implements Engine {
 
     for (const c of spec.containers) {
       if (keep.has(c.name)) continue;
-      await this.createContainer(spec, c, hashes.get(c.name)!);
+      const id = await this.createContainer(spec, c, hashes.get(c.name)!, infraId);
+      await this.checkCommand(c, id);
     }
     this.healthSpecs.set(
       podId,
@@ -387,9 +446,86 @@ export class PodmanEngine implements Engine {
     return this.status(podId);
   }
 
-  private async createContainer(spec: PodSpec, c: ContainerSpec, specHash: string): Promise<void> {
+  /** Whether the infra publishes every port on the host port the spec asks for (0 asks for none in particular). */
+  private async hasHostPorts(id: string, spec: PodSpec): Promise<boolean> {
+    const asked = spec.containers.flatMap((c) => c.ports ?? []).filter((p) => p.hostPort);
+    if (asked.length === 0) return true;
+    const bindings =
+      (await ignore404(this.docker.getContainer(id).inspect()))?.HostConfig?.PortBindings ?? {};
+    return asked.every((p) =>
+      (bindings[`${p.containerPort}/tcp`] as { HostPort?: string }[] | undefined)?.some(
+        (b) => Number(b.HostPort) === p.hostPort,
+      ),
+    );
+  }
+
+  /** Every container's ports, published on the infra (the namespace's owner), in Docker's two shapes. */
+  private portBindings(spec: PodSpec): {
+    exposed: Record<string, object>;
+    bindings: Record<string, { HostIp: string; HostPort: string }[]>;
+  } {
+    const exposed: Record<string, object> = {};
+    const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
+    for (const c of spec.containers) {
+      for (const p of c.ports ?? []) {
+        const key = `${p.containerPort}/tcp`;
+        exposed[key] = {};
+        if (p.hostPort !== undefined) {
+          const ip = p.hostIp ?? this.options.publishHostIp ?? "";
+          // Through the compat API netavark 1.4 takes "0.0.0.0" literally (a DNAT rule for destination
+          // 0.0.0.0/32 that never matches); the empty address means all addresses.
+          bindings[key] = [{ HostIp: ip === "0.0.0.0" ? "" : ip, HostPort: String(p.hostPort) }];
+        }
+      }
+    }
+    return { exposed, bindings };
+  }
+
+  /**
+   * The pod's infra container: catatonit in pause mode on the pod's network. Its namespace is the pod's (one
+   * address, every container on localhost), it publishes the pod's ports, and its /etc/hosts, which the
+   * joined containers share, maps every container name to 127.0.0.1: names work without any DNS plugin.
+   */
+  private async createInfra(spec: PodSpec, image: string, specHash: string): Promise<string> {
     const podId = spec.podId;
     const net = this.networkName(podId);
+    const { exposed, bindings } = this.portBindings(spec);
+    const created = await this.docker
+      .createContainer({
+        name: this.infraName(podId),
+        Image: image,
+        Entrypoint: PAUSE_ENTRYPOINT,
+        Cmd: [],
+        ExposedPorts: exposed,
+        Labels: { ...this.baseLabels(podId), [LABEL.infra]: "true", [LABEL.specHash]: specHash },
+        StopTimeout: 1,
+        HostConfig: {
+          NanoCpus: 100 * NANO_PER_MILLICORE,
+          Memory: INFRA_MEMORY_BYTES,
+          MemorySwap: INFRA_MEMORY_BYTES,
+          PidsLimit: 8,
+          PortBindings: bindings,
+          NetworkMode: net,
+          ExtraHosts: spec.containers.map((c) => `${c.name}:127.0.0.1`),
+          ReadonlyRootfs: true,
+          CapDrop: ["ALL"],
+          SecurityOpt: ["no-new-privileges"],
+          RestartPolicy: { Name: "no" },
+        },
+      })
+      .catch((err: unknown) => {
+        throw failed("the pod's network namespace", err);
+      });
+    return created.id;
+  }
+
+  private async createContainer(
+    spec: PodSpec,
+    c: ContainerSpec,
+    specHash: string,
+    infraId: string,
+  ): Promise<string> {
+    const podId = spec.podId;
     const binds: string[] = [];
     for (const m of c.mounts ?? []) {
       const v = spec.volumes!.find((x) => x.name === m.volume)!;
@@ -399,73 +535,167 @@ export class PodmanEngine implements Engine {
       const ro = m.readOnly || v.kind === "secret";
       binds.push(`${source}:${m.path}:${ro ? "ro" : "rw"}`);
     }
-    const exposed: Record<string, object> = {};
-    const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
     const protocols: Record<string, PortProtocol> = {};
-    for (const p of c.ports ?? []) {
-      const key = `${p.containerPort}/tcp`;
-      exposed[key] = {};
-      protocols[String(p.containerPort)] = p.protocol;
-      if (p.hostPort !== undefined) {
-        const ip = p.hostIp ?? this.options.publishHostIp ?? "";
-        // Through the compat API netavark 1.4 takes "0.0.0.0" literally (a DNAT rule for destination
-        // 0.0.0.0/32 that never matches); the empty address means all addresses.
-        bindings[key] = [{ HostIp: ip === "0.0.0.0" ? "" : ip, HostPort: String(p.hostPort) }];
-      }
-    }
+    for (const p of c.ports ?? []) protocols[String(p.containerPort)] = p.protocol;
     const restart = spec.restart ?? { mode: "on-failure", maxRetries: 5 };
     const userLabels = Object.fromEntries(
       Object.entries(spec.labels ?? {}).map(([k, v]) => [`${LABEL.user}${k}`, v]),
     );
     const r = c.resources;
-    await this.docker.createContainer({
-      name: this.containerName(podId, c.name),
-      Hostname: c.name,
-      Image: c.image,
-      ...(c.command ? { Entrypoint: c.command } : {}),
-      ...(c.args ? { Cmd: c.args } : {}),
-      Env: Object.entries(c.env ?? {}).map(([k, v]) => `${k}=${v}`),
-      ...(c.workingDir ? { WorkingDir: c.workingDir } : {}),
-      ExposedPorts: exposed,
-      Labels: {
-        ...userLabels,
-        ...this.baseLabels(podId),
-        [LABEL.container]: c.name,
-        [LABEL.specHash]: specHash,
-        [LABEL.protocols]: JSON.stringify(protocols),
-      },
-      StopTimeout: this.options.stopTimeoutSeconds ?? 10,
-      HostConfig: {
-        // An init as PID 1 forwards SIGTERM: a shell or busybox httpd as PID 1 ignores it and stop waits 10 s.
-        Init: true,
-        NanoCpus: r.cpuMillis * NANO_PER_MILLICORE,
-        Memory: r.memoryBytes,
-        MemorySwap: r.memoryBytes,
-        PidsLimit: r.pids,
-        Binds: binds,
-        PortBindings: bindings,
-        NetworkMode: net,
-        RestartPolicy:
-          restart.mode === "never"
-            ? { Name: "no" }
-            : restart.mode === "always"
-              ? { Name: "always" }
-              : { Name: "on-failure", MaximumRetryCount: restart.maxRetries ?? 5 },
-        SecurityOpt: ["no-new-privileges"],
-      },
-      NetworkingConfig: { EndpointsConfig: { [net]: { Aliases: [c.name] } } },
-    });
+    const container = await this.docker
+      .createContainer({
+        name: this.containerName(podId, c.name),
+        Hostname: c.name,
+        Image: c.image,
+        ...(c.command ? { Entrypoint: c.command } : {}),
+        ...(c.args ? { Cmd: c.args } : {}),
+        Env: Object.entries(c.env ?? {}).map(([k, v]) => `${k}=${v}`),
+        ...(c.workingDir ? { WorkingDir: c.workingDir } : {}),
+        Labels: {
+          ...userLabels,
+          ...this.baseLabels(podId),
+          [LABEL.container]: c.name,
+          [LABEL.specHash]: specHash,
+          [LABEL.protocols]: JSON.stringify(protocols),
+        },
+        StopTimeout: this.options.stopTimeoutSeconds ?? 10,
+        HostConfig: {
+          // An init as PID 1 forwards SIGTERM: a shell or busybox httpd as PID 1 ignores it and stop waits 10 s.
+          Init: true,
+          NanoCpus: r.cpuMillis * NANO_PER_MILLICORE,
+          Memory: r.memoryBytes,
+          MemorySwap: r.memoryBytes,
+          PidsLimit: r.pids,
+          Binds: binds,
+          // The infra's namespace: its address, its published ports, its /etc/hosts.
+          NetworkMode: `container:${infraId}`,
+          RestartPolicy:
+            restart.mode === "never"
+              ? { Name: "no" }
+              : restart.mode === "always"
+                ? { Name: "always" }
+                : { Name: "on-failure", MaximumRetryCount: restart.maxRetries ?? 5 },
+          SecurityOpt: ["no-new-privileges"],
+        },
+      })
+      .catch((err: unknown) => {
+        throw failed(`container ${c.name} could not be created`, err);
+      });
+    return container.id;
+  }
+
+  /**
+   * A command that is not in the image fails only after the start, inside the container (the init runs, then
+   * cannot exec it) and says just "No such file or directory": look for it first, as the runtime would (PATH
+   * for a bare name), so the publisher learns which command is missing.
+   */
+  private async checkCommand(c: ContainerSpec, id: string): Promise<void> {
+    const image = (await this.docker.getImage(c.image).inspect()).Config ?? {};
+    const entrypoint = c.command ?? image.Entrypoint ?? [];
+    const cmd = c.args ?? (c.command ? [] : (image.Cmd ?? []));
+    const argv0 = entrypoint[0] ?? cmd[0];
+    if (!argv0)
+      throw new EngineError("INVALID_SPEC", `container ${c.name}: no command, and its image has none`);
+    const envPath = (env: string[] | undefined) => env?.find((e) => e.startsWith("PATH="))?.slice(5);
+    const searchPath = c.env?.PATH ?? envPath(image.Env) ?? DEFAULT_PATH;
+    const workDir = c.workingDir ?? (image.WorkingDir || "/");
+    const candidates = argv0.includes("/")
+      ? [path.posix.resolve(workDir, argv0)]
+      : searchPath
+          .split(":")
+          .filter((d) => d.startsWith("/"))
+          .map((d) => path.posix.join(d, argv0));
+    for (const file of candidates) {
+      const st = await this.pathStat(id, file);
+      if (!st) continue;
+      if (st.isDir || (st.mode & 0o111) === 0)
+        throw new EngineError(
+          "ENGINE_FAILURE",
+          `container ${c.name}: its command ${file} is not an executable file`,
+        );
+      return;
+    }
+    throw new EngineError(
+      "ENGINE_FAILURE",
+      argv0.includes("/")
+        ? `container ${c.name}: its command ${argv0} does not exist in the image`
+        : `container ${c.name}: its command ${argv0} is not in the image's PATH (${searchPath})`,
+    );
+  }
+
+  /** What the container's filesystem has at `file` (a created container is enough), or null. */
+  private async pathStat(id: string, file: string): Promise<{ mode: number; isDir: boolean } | null> {
+    let res: Readable | undefined;
+    try {
+      res = (await this.docker.getContainer(id).infoArchive({ path: file })) as unknown as Readable;
+      const header = (res as unknown as { headers: Record<string, string | undefined> }).headers[
+        "x-docker-container-path-stat"
+      ];
+      if (!header) return { mode: 0o755, isDir: false };
+      const st = JSON.parse(Buffer.from(header, "base64").toString("utf8")) as {
+        mode?: number;
+        isDir?: boolean;
+      };
+      return { mode: st.mode ?? 0, isDir: st.isDir === true };
+    } catch (err) {
+      if (statusCode(err) === 404) return null;
+      throw failed(`cannot look into container ${id.slice(0, 12)}`, err);
+    } finally {
+      res?.destroy();
+    }
   }
 
   // ---------------------------------------------------------------- lifecycle
 
+  /** The pod's own containers, without its infra. */
   private async podContainers(podId: string): Promise<Docker.ContainerInfo[]> {
     const list = await this.docker.listContainers({ all: true, filters: this.podFilter(podId) });
-    return list.filter((c) => this.isOurs(c.Labels, podId));
+    return list.filter((c) => this.isOurs(c.Labels, podId) && c.Labels[LABEL.infra] !== "true");
+  }
+
+  private async infraContainer(podId: string): Promise<Docker.ContainerInfo | undefined> {
+    const list = await this.docker.listContainers({
+      all: true,
+      filters: JSON.stringify({ name: [this.infraName(podId)] }),
+    });
+    // The name filter matches substrings: only the exact name, with our labels, is the infra.
+    return list.find(
+      (c) =>
+        this.isOurs(c.Labels, podId) &&
+        c.Labels[LABEL.infra] === "true" &&
+        c.Names.some((n) => n.replace(/^\//, "") === this.infraName(podId)),
+    );
+  }
+
+  /**
+   * Starts the infra when it is not running. A new namespace comes with it: containers still running in the
+   * old one (the infra was killed) are stopped so that starting them joins the new one. Says whether it did.
+   */
+  private async ensureInfraRunning(podId: string, list: Docker.ContainerInfo[]): Promise<boolean> {
+    const infra = await this.infraContainer(podId);
+    if (!infra || infra.State === "running") return false;
+    await Promise.all(
+      list
+        .filter((i) => i.State === "running")
+        .map((i) =>
+          this.docker
+            .getContainer(i.Id)
+            .stop({ t: this.options.stopTimeoutSeconds ?? 10 })
+            .catch((err: unknown) => {
+              if (statusCode(err) !== 304 && statusCode(err) !== 404) throw err;
+            }),
+        ),
+    );
+    try {
+      await this.docker.getContainer(infra.Id).start();
+    } catch (err) {
+      if (statusCode(err) !== 304) throw failed("the pod's network namespace could not start", err);
+    }
+    return true;
   }
 
   private async startLocked(podId: string): Promise<void> {
-    const list = await this.podContainers(podId);
+    let list = await this.podContainers(podId);
     if (list.length === 0) throw new EngineError("NOT_FOUND", `pod ${podId} has no containers`);
     // After a host reboot the tmpfs is empty: the daemon must apply() again with the decrypted secrets.
     for (const info of list) {
@@ -482,17 +712,21 @@ export class PodmanEngine implements Engine {
       }
     }
     await this.ensureNetwork(podId);
+    if (await this.ensureInfraRunning(podId, list)) list = await this.podContainers(podId);
     for (const info of list) {
       if (info.State === "running") continue;
       try {
         await this.docker.getContainer(info.Id).start();
       } catch (err) {
-        if (statusCode(err) !== 304) throw err;
+        if (statusCode(err) !== 304)
+          throw failed(`container ${info.Labels[LABEL.container] ?? info.Id} could not start`, err);
       }
     }
     this.startHealth(podId, list);
   }
 
+  // The infra keeps running: a stopped pod keeps its address and published ports, and a wake (scale to zero)
+  // does not pay for a new namespace. It runs nothing of the tenant's (catatonit only).
   private async stopLocked(podId: string): Promise<void> {
     this.stopHealth(podId);
     const list = await this.podContainers(podId);
@@ -513,6 +747,9 @@ export class PodmanEngine implements Engine {
     for (const info of await this.podContainers(podId)) {
       await ignore404(this.docker.getContainer(info.Id).remove({ force: true, v: true }));
     }
+    // Last: Podman refuses to remove a container that others still join.
+    const infra = await this.infraContainer(podId);
+    if (infra) await ignore404(this.docker.getContainer(infra.Id).remove({ force: true }));
     const vols = await this.docker.listVolumes({ filters: this.podFilter(podId) });
     for (const v of vols.Volumes ?? []) {
       if (this.isOurs(v.Labels, podId)) await ignore404(this.docker.getVolume(v.Name).remove());
@@ -534,6 +771,9 @@ export class PodmanEngine implements Engine {
     assertPodId(podId);
     const net = this.networkName(podId);
     const list = await this.podContainers(podId);
+    const infra = await this.infraContainer(podId);
+    // Without its infra's namespace a container has no address anyone can reach (an infra that was killed).
+    const netUp = !infra || infra.State === "running";
     const trackers = this.health.get(podId);
     const containers: ContainerStatus[] = [];
     for (const info of list) {
@@ -542,9 +782,11 @@ export class PodmanEngine implements Engine {
       if (!ins) continue;
       const protocols = JSON.parse(info.Labels[LABEL.protocols] ?? "{}") as Record<string, PortProtocol>;
       const ports: PublishedPort[] = [];
+      // A joined container reports every port of the namespace: only its own are its.
       for (const [key, binds] of Object.entries(ins.NetworkSettings.Ports ?? {})) {
+        const containerPort = Number(key.split("/")[0]);
+        if (!(String(containerPort) in protocols)) continue;
         for (const b of binds ?? []) {
-          const containerPort = Number(key.split("/")[0]);
           ports.push({
             containerPort,
             protocol: protocols[String(containerPort)] ?? "tcp",
@@ -567,14 +809,14 @@ export class PodmanEngine implements Engine {
         restarts: ins.RestartCount ?? 0,
         startedAt: parseDate(ins.State.StartedAt),
         finishedAt: parseDate(ins.State.FinishedAt),
-        ip: state === "running" ? ip : null,
+        ip: state === "running" && netUp ? ip : null,
         ports,
       });
     }
     containers.sort((a, b) => a.name.localeCompare(b.name));
     return {
       podId,
-      running: containers.length > 0 && containers.every((c) => c.state === "running"),
+      running: netUp && containers.length > 0 && containers.every((c) => c.state === "running"),
       containers,
     };
   }
@@ -765,8 +1007,9 @@ export class PodmanEngine implements Engine {
       containers,
       cpuSeconds: sum((c) => c.cpuSeconds),
       memoryBytes: sum((c) => c.memoryBytes),
-      rxBytes: sum((c) => c.rxBytes),
-      txBytes: sum((c) => c.txBytes),
+      // Every container of the pod reports the counters of the one namespace they share: counted once.
+      rxBytes: Math.max(0, ...containers.map((c) => c.rxBytes)),
+      txBytes: Math.max(0, ...containers.map((c) => c.txBytes)),
     };
   }
 
@@ -863,7 +1106,9 @@ export class PodmanEngine implements Engine {
     const filters = this.podFilter();
     for (const c of await this.docker.listContainers({ all: true, filters })) {
       const id = c.Labels[LABEL.pod];
-      if (id && this.isOurs(c.Labels)) get(id).containers.push(c.Labels[LABEL.container] ?? c.Id);
+      if (!id || !this.isOurs(c.Labels)) continue;
+      const pod = get(id);
+      if (c.Labels[LABEL.infra] !== "true") pod.containers.push(c.Labels[LABEL.container] ?? c.Id);
     }
     for (const n of await this.docker.listNetworks({ filters })) {
       const id = n.Labels?.[LABEL.pod];

@@ -48,6 +48,8 @@ export function validatePodSpec(spec: PodSpec): void {
     }
   }
   const names = new Set<string>();
+  // The containers of a pod share one network namespace: two cannot listen on one port.
+  const podPorts = new Map<number, string>();
   for (const c of spec.containers) {
     assertName("container", c.name);
     if (names.has(c.name)) fail(`duplicate container ${c.name}`);
@@ -67,6 +69,13 @@ export function validatePodSpec(spec: PodSpec): void {
       const key = String(p.containerPort);
       if (seen.has(key)) fail(`container ${c.name}: duplicate port ${key}`);
       seen.add(key);
+      const owner = podPorts.get(p.containerPort);
+      if (owner !== undefined) {
+        fail(
+          `container ${c.name}: port ${key} is already used by container ${owner} (one network namespace)`,
+        );
+      }
+      podPorts.set(p.containerPort, c.name);
     }
     for (const m of c.mounts ?? []) {
       if (!volumes.has(m.volume)) fail(`container ${c.name}: unknown volume ${m.volume}`);

@@ -1,4 +1,4 @@
-import type { GatewayErrorCode } from "./types.js";
+import type { GatewayErrorCode, PodStopReason } from "./types.js";
 
 const STATUS: Record<GatewayErrorCode, number> = {
   INVALID_ROUTE: 500,
@@ -7,6 +7,10 @@ const STATUS: Record<GatewayErrorCode, number> = {
   UNKNOWN_HOST: 404,
   BODY_TOO_LARGE: 413,
   POD_NOT_RUNNING: 503,
+  // Payment Required: the pod runs again once its channel is topped up.
+  POD_STOPPED_FOR_FUNDS: 402,
+  // Gone: a closed channel cannot be topped up; the pod is removed after its retention time.
+  POD_CHANNEL_CLOSED: 410,
   POD_START_FAILED: 503,
   POD_START_TIMEOUT: 504,
   UPSTREAM_UNREACHABLE: 502,
@@ -85,4 +89,22 @@ export function toGatewayError(
       withCause,
     );
   return new GatewayError(fallback, `the pod could not be reached: ${messageOf(err)}`, withCause);
+}
+
+/** What a stopped pod's hostnames answer. */
+export function stoppedPodError(host: string, reason: PodStopReason): GatewayError {
+  if (reason === "funds")
+    return new GatewayError(
+      "POD_STOPPED_FOR_FUNDS",
+      `the pod at ${host} is stopped: its payment channel ran out of funds. It starts again when its publisher tops up the channel (tpod fund); its volumes are kept until the channel's notice period ends`,
+    );
+  if (reason === "underpaid")
+    return new GatewayError(
+      "POD_CHANNEL_CLOSED",
+      `the pod at ${host} is stopped: its payment channel's rate was cut below the pod's price, so the provider closed it`,
+    );
+  return new GatewayError(
+    "POD_CHANNEL_CLOSED",
+    `the pod at ${host} is stopped: its payment channel was closed, and it will be removed`,
+  );
 }

@@ -7,7 +7,7 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type net from "node:net";
 import type { Duplex } from "node:stream";
 import type { Engine } from "../engine/types.js";
-import { errorBody, GatewayError, toGatewayError } from "./errors.js";
+import { errorBody, GatewayError, stoppedPodError, toGatewayError } from "./errors.js";
 import { hostOf, normalizeHost, readHead } from "./headers.js";
 import { type HostEntry, newPodEntry, type PodEntry, PodLifecycle, upstreamKey } from "./lifecycle.js";
 import type { NginxRoute } from "./nginx/config.js";
@@ -23,6 +23,7 @@ import type {
   GatewayPodState,
   GatewayRequestEvent,
   HttpRoute,
+  PodStopReason,
   PodWaker,
 } from "./types.js";
 import { forwardUpgrade, rawError } from "./upgrade.js";
@@ -57,6 +58,8 @@ class HttpGateway implements Gateway, ProxyHost {
   private readonly lifecycle: PodLifecycle;
   private readonly pods = new Map<string, PodEntry>();
   private readonly hosts = new Map<string, HostEntry>();
+  /** Hostnames of stopped pods the provider keeps: they answer why the pod is stopped, and stay the pod's. */
+  private readonly stoppedHosts = new Map<string, { podId: string; reason: PodStopReason }>();
   private closed = false;
   private bound: { host: string; port: number } | null = null;
   /** nginx on the public port when the native data plane is on; this server then listens on its socket. */
@@ -154,6 +157,9 @@ class HttpGateway implements Gateway, ProxyHost {
       const t = !pod.scaleToZero ? this.lifecycle.ready(pod, entry.key) : undefined;
       routes.push({ hostname, podId: pod.podId, upstream: t ? { host: t.host, port: t.port } : null });
     }
+    // A stopped pod's hostnames go to this gateway, which answers why (nginx has no container to send them to).
+    for (const [hostname, stop] of this.stoppedHosts)
+      routes.push({ hostname, podId: stop.podId, upstream: null });
     this.frontDoor.update(routes);
   }
 
@@ -187,9 +193,10 @@ class HttpGateway implements Gateway, ProxyHost {
 
   setRoutes(podId: string, routes: HttpRoute[], opts: { scaleToZero?: { idleMs: number } }): void {
     if (this.closed) throw new GatewayError("GATEWAY_CLOSING", "the gateway is closed");
-    const clean = validateRoutes(podId, routes, this.options.baseDomain, (h) => this.hosts.get(h)?.pod.podId);
+    const clean = validateRoutes(podId, routes, this.options.baseDomain, (h) => this.ownerOf(h));
     const idleMs = opts.scaleToZero?.idleMs;
     validateIdleMs(idleMs);
+    this.dropStopped(podId);
     if (clean.length === 0) {
       this.removeRoutes(podId);
       return;
@@ -216,15 +223,41 @@ class HttpGateway implements Gateway, ProxyHost {
     this.pushRoutes();
   }
 
+  stopRoutes(podId: string, routes: HttpRoute[], reason: PodStopReason): void {
+    if (this.closed) throw new GatewayError("GATEWAY_CLOSING", "the gateway is closed");
+    const clean = validateRoutes(podId, routes, this.options.baseDomain, (h) => this.ownerOf(h));
+    this.dropRoutes(podId);
+    this.dropStopped(podId);
+    for (const r of clean) this.stoppedHosts.set(r.hostname, { podId, reason });
+    this.pushRoutes();
+  }
+
   removeRoutes(podId: string): void {
+    const dropped = this.dropRoutes(podId);
+    if (this.dropStopped(podId) || dropped) this.pushRoutes();
+  }
+
+  /** Which pod holds a hostname now, running or stopped. */
+  private ownerOf(hostname: string): string | undefined {
+    return this.hosts.get(hostname)?.pod.podId ?? this.stoppedHosts.get(hostname)?.podId;
+  }
+
+  private dropRoutes(podId: string): boolean {
     const pod = this.pods.get(podId);
-    if (!pod) return;
+    if (!pod) return false;
     this.pods.delete(podId);
     for (const r of pod.routes) {
       if (this.hosts.get(r.hostname)?.pod === pod) this.hosts.delete(r.hostname);
     }
     this.lifecycle.drop(pod);
-    this.pushRoutes();
+    return true;
+  }
+
+  private dropStopped(podId: string): boolean {
+    let any = false;
+    for (const [hostname, stop] of this.stoppedHosts)
+      if (stop.podId === podId) any = this.stoppedHosts.delete(hostname);
+    return any;
   }
 
   routesOf(podId: string): HttpRoute[] {
@@ -288,7 +321,11 @@ class HttpGateway implements Gateway, ProxyHost {
   private admit(host: string | null): HostEntry | GatewayError {
     if (this.closed) return new GatewayError("GATEWAY_CLOSING", "the gateway is shutting down");
     if (!host) return new GatewayError("MISSING_HOST", "the request has no valid Host header");
-    return this.hosts.get(host) ?? new GatewayError("UNKNOWN_HOST", `no pod is served at ${host}`);
+    const hit = this.hosts.get(host);
+    if (hit) return hit;
+    const stop = this.stoppedHosts.get(host);
+    if (stop) return stoppedPodError(host, stop.reason);
+    return new GatewayError("UNKNOWN_HOST", `no pod is served at ${host}`);
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -381,6 +418,7 @@ class HttpGateway implements Gateway, ProxyHost {
     for (const pod of this.pods.values()) this.lifecycle.drop(pod);
     this.pods.clear();
     this.hosts.clear();
+    this.stoppedHosts.clear();
     await done;
   }
 }

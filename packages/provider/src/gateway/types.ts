@@ -11,9 +11,17 @@ export interface HttpRoute {
   containerPort: number;
 }
 
+/** Why a pod the provider keeps is stopped: its deposit ran out (a top-up restarts it), or its channel closed. */
+export type PodStopReason = "funds" | "closed" | "underpaid";
+
 export interface RouteRegistry {
   /** Replaces the pod's routes (and its scale-to-zero setting). */
   setRoutes(podId: string, routes: HttpRoute[], opts: { scaleToZero?: { idleMs: number } }): void;
+  /**
+   * The pod is stopped but kept: its hostnames stay its own and answer why (402 POD_STOPPED_FOR_FUNDS, 410
+   * POD_CHANNEL_CLOSED) instead of 404, until setRoutes (restarted) or removeRoutes (gone).
+   */
+  stopRoutes(podId: string, routes: HttpRoute[], reason: PodStopReason): void;
   removeRoutes(podId: string): void;
   /** The URL a publisher can fetch. */
   urlFor(hostname: string): string;
@@ -142,6 +150,8 @@ export type GatewayErrorCode =
   | "UNKNOWN_HOST"
   | "BODY_TOO_LARGE"
   | "POD_NOT_RUNNING"
+  | "POD_STOPPED_FOR_FUNDS"
+  | "POD_CHANNEL_CLOSED"
   | "POD_START_FAILED"
   | "POD_START_TIMEOUT"
   | "UPSTREAM_UNREACHABLE"

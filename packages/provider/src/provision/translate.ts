@@ -34,6 +34,15 @@ function invalid(field: string, message: string): RpcError {
 
 /** Checks what this provider's engine cannot run although the manifest is valid (names, sizes, image kinds). */
 export function checkRunnable(pod: Pod): void {
+  // A pod is priced (and its channel claimed) for max replicas, and the engines run one container set per pod:
+  // more than one replica would be paid for and not run. Refused at quote, provision and update, before any
+  // money moves.
+  if (pod.replicas.max > 1)
+    throw new RpcError(
+      ErrorCode.FAILED_PRECONDITION,
+      `this provider runs one replica per pod, and the pod asks for up to ${pod.replicas.max} (spec.replicas.max): a pod is priced for its max replicas, so it would pay for replicas that do not run; set replicas to at most 1`,
+      { details: { field: "spec.replicas.max", reason: "replicas-unsupported" } },
+    );
   pod.containers.forEach((c, i) => {
     if (!ENGINE_NAME_RE.test(c.name))
       throw invalid(`spec.containers[${i}].name`, `container name "${c.name}" is longer than 32 characters`);
@@ -95,6 +104,35 @@ export interface TranslateOptions {
   images: Record<string, string>;
   publishHostIp: string;
   hosts: string[];
+  /**
+   * Host ports the pod's tcp ports had before (tcpPortKey → port): asked for again so an update or a restart keeps
+   * them. A port not in the map gets whatever the engine picks.
+   */
+  hostPorts?: ReadonlyMap<string, number>;
+}
+
+/** The key of one tcp port of a pod in TranslateOptions.hostPorts. */
+export function tcpPortKey(container: string, containerPort: number): string {
+  return `${container}/${containerPort}`;
+}
+
+/** The host port an endpoint record was published on (records made before hostPort was kept: from the address). */
+export function hostPortOf(e: EndpointRecord): number | undefined {
+  if (e.protocol !== "tcp") return undefined;
+  if (e.hostPort !== undefined) return e.hostPort;
+  const m = /:(\d{1,5})$/.exec(e.tcpAddress ?? "");
+  const port = m ? Number(m[1]) : 0;
+  return port >= 1 && port <= 65535 ? port : undefined;
+}
+
+/** The host ports of a pod's recorded tcp endpoints, keyed by tcpPortKey. */
+export function recordedHostPorts(endpoints: readonly EndpointRecord[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const e of endpoints) {
+    const port = hostPortOf(e);
+    if (port !== undefined) out.set(tcpPortKey(e.container, e.containerPort), port);
+  }
+  return out;
 }
 
 /**
@@ -168,7 +206,7 @@ export function toPodSpec(pod: Pod, o: TranslateOptions): PodSpec {
           : {
               containerPort: p.containerPort,
               protocol: "tcp" as const,
-              hostPort: 0,
+              hostPort: o.hostPorts?.get(tcpPortKey(c.name, p.containerPort)) ?? 0,
               ...(o.publishHostIp ? { hostIp: o.publishHostIp } : {}),
             },
       ),
@@ -238,7 +276,10 @@ export function endpointsOf(
           containerPort: p.containerPort,
           protocol: "tcp",
           ...(pub
-            ? { tcpAddress: `${publicHost.includes(":") ? `[${publicHost}]` : publicHost}:${pub.hostPort}` }
+            ? {
+                tcpAddress: `${publicHost.includes(":") ? `[${publicHost}]` : publicHost}:${pub.hostPort}`,
+                hostPort: pub.hostPort,
+              }
             : {}),
         });
       }

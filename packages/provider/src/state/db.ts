@@ -8,6 +8,7 @@ import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import type { NonceRecord, NonceStore } from "@trustedpods/p2p";
 import { type Address, getAddress, type Hex } from "viem";
+import type { PodStopReason } from "../gateway/types.js";
 
 export type PodPhaseName = "pending" | "running" | "stopped" | "failed" | "deleted";
 export type OperationKind = "provision" | "update" | "delete";
@@ -21,6 +22,8 @@ export interface EndpointRecord {
   hostname?: string;
   url?: string;
   tcpAddress?: string;
+  /** tcp: the host port the engine published it on, asked for again on update and restart so it stays. */
+  hostPort?: number;
 }
 
 export interface StoredPod {
@@ -37,6 +40,8 @@ export interface StoredPod {
   endpoints: EndpointRecord[];
   /** Engine image refs per container, for recovery and cleanup. */
   images: Record<string, string>;
+  /** Why billing stopped the pod (phase "stopped"): the gateway answers it for the pod's hostnames. */
+  stopReason: PodStopReason | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -114,7 +119,7 @@ export class StateDb {
 
   // ------------------------------------------------------------------------------------------------ pods
 
-  insertPod(p: Omit<StoredPod, "createdAt" | "updatedAt">): void {
+  insertPod(p: Omit<StoredPod, "createdAt" | "updatedAt" | "stopReason">): void {
     const now = Date.now();
     this.db
       .prepare(
@@ -158,16 +163,21 @@ export class StateDb {
 
   updatePod(
     id: string,
-    fields: Partial<Pick<StoredPod, "phase" | "message" | "endpoints" | "images" | "manifest">>,
+    fields: Partial<
+      Pick<StoredPod, "phase" | "message" | "endpoints" | "images" | "manifest" | "stopReason">
+    >,
   ): void {
     const sets: string[] = [];
-    const values: (string | number | Uint8Array)[] = [];
+    const values: (string | number | Uint8Array | null)[] = [];
     if (fields.phase !== undefined) sets.push("phase = ?") && values.push(fields.phase);
     if (fields.message !== undefined) sets.push("message = ?") && values.push(fields.message);
     if (fields.endpoints !== undefined)
       sets.push("endpoints = ?") && values.push(JSON.stringify(fields.endpoints));
     if (fields.images !== undefined) sets.push("images = ?") && values.push(JSON.stringify(fields.images));
     if (fields.manifest !== undefined) sets.push("manifest = ?") && values.push(fields.manifest);
+    // Leaving "stopped" forgets why it stopped.
+    if (fields.stopReason !== undefined || (fields.phase !== undefined && fields.phase !== "stopped"))
+      sets.push("stop_reason = ?") && values.push(fields.stopReason ?? null);
     sets.push("updated_at = ?");
     values.push(Date.now());
     this.db.prepare(`UPDATE pods SET ${sets.join(", ")} WHERE id = ?`).run(...values, id);
@@ -252,6 +262,7 @@ const CORE_MIGRATIONS = [
      PRIMARY KEY (publisher, nonce)
    );
    CREATE INDEX nonces_expiry ON nonces (expiry);`,
+  "ALTER TABLE pods ADD COLUMN stop_reason TEXT CHECK (stop_reason IN ('funds', 'closed', 'underpaid'))",
 ] as const;
 
 function podFromRow(row: Row): StoredPod {
@@ -265,6 +276,7 @@ function podFromRow(row: Row): StoredPod {
     channel: row.channel ? (JSON.parse(String(row.channel)) as StoredPod["channel"]) : null,
     endpoints: JSON.parse(String(row.endpoints)) as EndpointRecord[],
     images: JSON.parse(String(row.images)) as Record<string, string>,
+    stopReason: (row.stop_reason ?? null) as PodStopReason | null,
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
   };

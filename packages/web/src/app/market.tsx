@@ -1,5 +1,14 @@
 // Marketplace listings from the Marketplace contract: terms and a sample manifest for each.
-import { formatAmount, type ListingRow, loadListings, tokenInfo } from "@trustedpods/publisher";
+import {
+  fetchRawBlockOverHttp,
+  formatAmount,
+  type ListingMetadataDoc,
+  type ListingRow,
+  loadListings,
+  parseListingMetadataDoc,
+  tokenInfo,
+  type WebAppConfig,
+} from "@trustedpods/publisher";
 import type { PageProps } from "./app.js";
 import { Show, short, useLoad } from "./ui.js";
 
@@ -21,7 +30,24 @@ spec:
 `;
 }
 
-export function MarketPage({ conn }: PageProps) {
+/** A listing's name and description from the network's IPFS gateways (each block checked against its CID). */
+async function metadataOf(
+  config: WebAppConfig,
+  l: ListingRow,
+): Promise<{ metadata?: ListingMetadataDoc; metadataError?: string }> {
+  if (!l.metadataCid) return { metadataError: "the listing names no metadata" };
+  if (!config.ipfsGateways?.length) return { metadataError: "this network names no IPFS gateway" };
+  try {
+    const bytes = await fetchRawBlockOverHttp(config.ipfsGateways, l.metadataCid, {
+      signal: AbortSignal.timeout(10_000),
+    });
+    return { metadata: parseListingMetadataDoc(bytes) };
+  } catch (err) {
+    return { metadataError: (err as Error).message };
+  }
+}
+
+export function MarketPage({ config, conn }: PageProps) {
   const [rows] = useLoad(async () => {
     const list = await loadListings(conn.context);
     return Promise.all(
@@ -31,9 +57,10 @@ export function MarketPage({ conn }: PageProps) {
           l.fixedFee > 0n
             ? formatAmount(l.fixedFee, await tokenInfo(conn.publicClient, l.feeToken))
             : undefined,
+        ...(await metadataOf(config, l)),
       })),
     );
-  }, [conn]);
+  }, [conn, config]);
   return (
     <section>
       <p class="lead">
@@ -46,8 +73,8 @@ export function MarketPage({ conn }: PageProps) {
             <p class="empty">No listing on this chain yet. Developers create them with `tpod market list`.</p>
           ) : (
             <ul class="cards">
-              {list.map(({ l, fee }) => (
-                <Listing key={String(l.id)} l={l} fee={fee} />
+              {list.map((row) => (
+                <Listing key={String(row.l.id)} {...row} />
               ))}
             </ul>
           )
@@ -57,17 +84,33 @@ export function MarketPage({ conn }: PageProps) {
   );
 }
 
-function Listing({ l, fee }: { l: ListingRow; fee: string | undefined }) {
+function Listing({
+  l,
+  fee,
+  metadata,
+  metadataError,
+}: {
+  l: ListingRow;
+  fee: string | undefined;
+  metadata?: ListingMetadataDoc;
+  metadataError?: string;
+}) {
+  // Generated, not the developer's sample: it names this listing's id, which the developer did not know yet.
+  const sample = sampleManifest(l.id);
   const use = () => {
-    sessionStorage.setItem(DRAFT_KEY, sampleManifest(l.id));
+    sessionStorage.setItem(DRAFT_KEY, sample);
     location.hash = "#/deploy";
   };
   return (
     <li class="card" data-testid="listing">
       <div class="card-head">
-        <h2>Listing #{String(l.id)}</h2>
+        <h2>
+          {metadata ? metadata.name : `Listing #${l.id}`}
+          {metadata ? <span class="muted"> #{String(l.id)}</span> : null}
+        </h2>
         <span class={`badge ${l.active ? "good" : "bad"}`}>{l.active ? "active" : "inactive"}</span>
       </div>
+      {metadata?.description ? <p class="about">{metadata.description}</p> : null}
       <dl>
         <dt>Developer</dt>
         <dd class="mono" title={l.developer}>
@@ -84,11 +127,14 @@ function Listing({ l, fee }: { l: ListingRow; fee: string | undefined }) {
           {short(l.manifestDigest, 8)}
         </dd>
         <dt>Metadata</dt>
-        <dd class="mono">{l.metadataCid || "—"}</dd>
+        <dd class="mono" title={metadataError ?? ""}>
+          {l.metadataCid || "—"}
+          {metadataError ? <span class="muted"> (not readable: {metadataError})</span> : null}
+        </dd>
       </dl>
       <details>
         <summary>Sample manifest</summary>
-        <pre>{sampleManifest(l.id)}</pre>
+        <pre>{sample}</pre>
       </details>
       <button type="button" onClick={use} disabled={!l.active}>
         Deploy this

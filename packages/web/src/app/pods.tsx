@@ -11,6 +11,7 @@ import {
   podConnectionFor,
   podLogs,
   podStatus,
+  providerCalls,
   topUpPod,
   webPodSigner,
 } from "@trustedpods/publisher";
@@ -44,7 +45,7 @@ export function PodsPage({ conn, getNode }: PageProps) {
           ) : (
             <ul class="cards">
               {list.map((p) => (
-                <PodItem key={p.channel.id} pod={p} conn={conn} getNode={getNode} reload={reload} />
+                <PodItem key={p.channelId} pod={p} conn={conn} getNode={getNode} reload={reload} />
               ))}
             </ul>
           )
@@ -80,20 +81,34 @@ function PodItem({
       <dl>
         <dt>Provider</dt>
         <dd class="mono">{short(pod.provider)}</dd>
-        <dt>Rate</dt>
-        <dd>{pod.formatted.perHour} per hour</dd>
-        <dt>Deposit</dt>
-        <dd data-testid="deposit">{pod.formatted.deposit}</dd>
-        <dt>Used</dt>
-        <dd>{pod.formatted.accrued}</dd>
-        <dt>Remaining</dt>
-        <dd data-testid="remaining">
-          {pod.formatted.remaining}
-          {pod.secondsLeft !== undefined && pod.state === "open"
-            ? ` (about ${formatDuration(pod.secondsLeft)})`
-            : ""}
-        </dd>
-        {pod.channel.closeAt !== 0n ? (
+        {pod.settlement ? (
+          // Settled: the contract deleted the channel; its events say what the provider got and what came back.
+          <>
+            <dt>Deposit</dt>
+            <dd data-testid="deposit">{pod.formatted.deposit}</dd>
+            <dt>Paid to the provider</dt>
+            <dd data-testid="paid">{pod.formatted.accrued}</dd>
+            <dt>Refunded</dt>
+            <dd data-testid="refunded">{pod.formatted.refunded}</dd>
+          </>
+        ) : (
+          <>
+            <dt>Rate</dt>
+            <dd>{pod.formatted.perHour} per hour</dd>
+            <dt>Deposit</dt>
+            <dd data-testid="deposit">{pod.formatted.deposit}</dd>
+            <dt>Used</dt>
+            <dd>{pod.formatted.accrued}</dd>
+            <dt>Remaining</dt>
+            <dd data-testid="remaining">
+              {pod.formatted.remaining}
+              {pod.secondsLeft !== undefined && pod.state === "open"
+                ? ` (about ${formatDuration(pod.secondsLeft)})`
+                : ""}
+            </dd>
+          </>
+        )}
+        {pod.channel && pod.channel.closeAt !== 0n ? (
           <>
             <dt>Closes at</dt>
             <dd>{new Date(Number(pod.channel.closeAt) * 1000).toLocaleString()}</dd>
@@ -162,8 +177,10 @@ function PodLive({ podId, provider }: { podId: PodChannel["podId"]; provider: Pr
   useEffect(() => {
     let live = true;
     setStatus("loading");
+    // At most CALLS_PER_PROVIDER at once per provider: My pods opens every pod's status together, and a
+    // provider refuses more than 8 concurrent calls from one peer.
     provider()
-      .then((c) => podStatus(c, podId))
+      .then((c) => providerCalls.run(c.provider, () => podStatus(c, podId)))
       .then(
         (s) => live && setStatus(s),
         (err) => live && setStatus({ error: explainError(err) }),

@@ -1,5 +1,7 @@
 // Providers from the Registry: regions, TEE types, prices, and attestation verified right here in the browser
 // (fresh nonce over libp2p WebSockets, evidence checked by @trustedpods/attestation against the app's policy).
+
+import type { ChainContext } from "@trustedpods/chain";
 import {
   type AttestationStatus,
   attestOffer,
@@ -12,12 +14,13 @@ import type { PageProps } from "./app.js";
 import { Show, short, useLoad } from "./ui.js";
 
 export function ProvidersPage({ config, conn, getNode }: PageProps) {
+  const ctx = conn.context;
   const [cards, reload] = useLoad(() => loadProviderCards(conn.context), [conn]);
   return (
     <section>
       <p class="lead">
         Every provider registered on chain. Each one is asked to prove, from this browser, that it runs inside
-        a Trusted Execution Environment.{" "}
+        a Trusted Execution Environment, and that what it runs is a published, non-revoked provider release.{" "}
         {config.devnet
           ? "On the devnet, providers without a TEE (insecure-dev) are accepted and labeled."
           : ""}
@@ -32,7 +35,7 @@ export function ProvidersPage({ config, conn, getNode }: PageProps) {
           ) : (
             <ul class="cards">
               {list.map((c) => (
-                <ProviderItem key={c.offer.address} card={c} config={config} getNode={getNode} />
+                <ProviderItem key={c.offer.address} card={c} config={config} getNode={getNode} ctx={ctx} />
               ))}
             </ul>
           )
@@ -42,7 +45,12 @@ export function ProvidersPage({ config, conn, getNode }: PageProps) {
   );
 }
 
-function ProviderItem({ card, config, getNode }: { card: ProviderCard } & Omit<PageProps, "conn">) {
+function ProviderItem({
+  card,
+  config,
+  getNode,
+  ctx,
+}: { card: ProviderCard; ctx: ChainContext } & Omit<PageProps, "conn">) {
   const { offer } = card;
   const [att, setAtt] = useState<AttestationStatus | "checking">("checking");
   const [n, setN] = useState(0);
@@ -50,7 +58,7 @@ function ProviderItem({ card, config, getNode }: { card: ProviderCard } & Omit<P
     let live = true;
     setAtt("checking");
     getNode()
-      .then((node) => attestOffer(node, offer, webPolicy(config)))
+      .then((node) => attestOffer(node, offer, webPolicy(config), ctx))
       .then(
         (r) => live && setAtt(r),
         (err) => live && setAtt({ state: "unreachable", message: String(err?.message ?? err) }),
@@ -58,7 +66,7 @@ function ProviderItem({ card, config, getNode }: { card: ProviderCard } & Omit<P
     return () => {
       live = false;
     };
-  }, [offer, config, getNode, n]);
+  }, [offer, config, getNode, ctx, n]);
   return (
     <li class="card" data-testid="provider" data-address={offer.address}>
       <div class="card-head">
@@ -80,7 +88,25 @@ function ProviderItem({ card, config, getNode }: { card: ProviderCard } & Omit<P
         </dd>
         <dt>Notice</dt>
         <dd>at least {offer.minNoticeSeconds} s before closing</dd>
+        <dt>Release</dt>
+        <dd data-testid="release">
+          {att !== "checking" && att.state === "verified" && att.release
+            ? `${att.release.version} (image sha256 ${short(att.release.imageDigest)})`
+            : /^0x0+$/.test(offer.release)
+              ? "none declared"
+              : `declares ${short(offer.release)}`}
+        </dd>
       </dl>
+      {att !== "checking" && att.state === "verified" ? (
+        <details class="verified" data-testid="verified-lines">
+          <summary>What this browser verified</summary>
+          <ul>
+            {att.lines.map((l) => (
+              <li key={l}>{l}</li>
+            ))}
+          </ul>
+        </details>
+      ) : null}
       {att !== "checking" && att.state !== "verified" ? (
         <p class="error" role="alert">
           {att.message}{" "}
@@ -109,6 +135,7 @@ function AttestationBadge({ att }: { att: AttestationStatus | "checking" }) {
         title={`peer ${att.peerId}`}
       >
         {att.insecure ? "verified: insecure-dev (no TEE, devnet only)" : `verified: ${att.tee}`}
+        {att.release ? `, release ${att.release.version}` : ""}
       </span>
     );
   return (
