@@ -1,10 +1,13 @@
 // tpod provider image measure through the CLI, on a synthetic image with the shared AmdSev OVMF fixture: the
 // text and JSON outputs (one measurement per vCPU count and CPU model), the refusal of Debian's kind of
-// firmware (no kernel hashes table) with exit 1, and usage errors with exit 2. The build itself is tested in
+// firmware (no kernel hashes table) with exit 1, and usage errors with exit 2; --vmm-type combinations and
+// the release notes --write-notes writes (a release file tpod release publish accepts as is). The build itself is tested in
 // packages/provider-image (TPOD_IMAGE_TESTS=1: it takes minutes).
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { parseReleaseFile } from "@trustedpods/publisher";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   AMDSEV_OVMF_HASH,
@@ -90,6 +93,107 @@ describe.skipIf(!HAVE_SNP_TESTDATA)("tpod provider image measure", () => {
     expect(r.code, r.err).toBe(0);
     const rows = r.out.split("\n").filter((l) => /vCPU {2}[0-9a-f]{96}$/.test(l));
     expect(rows).toHaveLength(24);
+  });
+
+  it("measures qemu per CPU model and ec2 once per vCPU count (--vmm-type, repeatable)", async () => {
+    const r = await tpod([
+      ...base(),
+      "--ovmf",
+      amdSev,
+      "--vcpus",
+      "1,2",
+      "--vcpu-type",
+      "EPYC-Milan",
+      "--vmm-type",
+      "qemu",
+      "--vmm-type",
+      "ec2",
+      "--json",
+    ]);
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out);
+    expect(j.vmmTypes).toEqual(["qemu", "ec2"]);
+    expect(
+      j.measurements.map((m: { vmmType: string; vcpuType: string; vcpus: number }) =>
+        [m.vmmType, m.vcpuType, m.vcpus].join("/"),
+      ),
+    ).toEqual(["qemu/EPYC-Milan/1", "qemu/EPYC-Milan/2", "ec2/any/1", "ec2/any/2"]);
+    // The VMM type is part of the measurement.
+    expect(j.measurements[2].measurement).not.toBe(j.measurements[0].measurement);
+    const ec2 = await tpod([
+      "measure",
+      "snp",
+      "--ovmf",
+      amdSev,
+      "--ovmf-hash",
+      AMDSEV_OVMF_HASH,
+      "--vcpus",
+      "2",
+      "--vmm-type",
+      "ec2",
+      "--kernel",
+      path.join(image, "vmlinuz"),
+      "--initrd",
+      path.join(image, "initrd.img"),
+      "--append",
+      j.image.cmdline,
+    ]);
+    expect(ec2.code, ec2.err).toBe(0);
+    expect(ec2.out.trim()).toBe(j.measurements[3].measurement);
+    expect((await tpod([...base(), "--ovmf", amdSev, "--vmm-type", "xen"])).code).toBe(2);
+  });
+
+  it("--write-notes writes release notes and a publishable release file for the supported configurations", async () => {
+    const notesDir = path.join(dir, "noted");
+    const manifest = await syntheticImage(notesDir);
+    const r = await tpod([
+      "provider",
+      "image",
+      "measure",
+      "--image",
+      notesDir,
+      "--ovmf",
+      amdSev,
+      "--ovmf-hash",
+      AMDSEV_OVMF_HASH,
+      "--write-notes",
+      "--json",
+    ]);
+    expect(r.code, r.err).toBe(0);
+    const release = parseReleaseFile(
+      JSON.parse(await readFile(path.join(notesDir, "release.json"), "utf8")),
+      "release.json",
+    );
+    expect(release.version).toBe(`provider-image-${manifest.digest.slice(0, 12)}`);
+    expect(release.imageDigest).toBe(`0x${manifest.digest}`);
+    // EPYC-v4, EPYC-Milan, EPYC-Genoa at 1, 2, 4, 8 vCPUs under QEMU: 12 of a release's 16.
+    expect(release.measurements).toHaveLength(12);
+    const milan4 = release.measurements.find((m) => m.config.startsWith("EPYC-Milan, 4 vCPU, qemu, fw "));
+    const listed = await tpod([
+      "provider",
+      "image",
+      "measure",
+      "--image",
+      notesDir,
+      "--ovmf-hash",
+      AMDSEV_OVMF_HASH,
+      "--ovmf",
+      amdSev,
+      "--vcpus",
+      "4",
+      "--vcpu-type",
+      "EPYC-Milan",
+      "--json",
+    ]);
+    expect(milan4?.value).toBe(`0x${JSON.parse(listed.out).measurements[0].measurement}`);
+    const notes = await readFile(path.join(notesDir, "RELEASE-NOTES.md"), "utf8");
+    expect(notes).toContain(manifest.digest);
+    expect(notes).toContain(`| EPYC-Milan | 4 | qemu | \`${milan4!.value.slice(2)}\` |`);
+  });
+
+  it("without --write-notes the image directory is not touched", async () => {
+    expect(existsSync(path.join(image, "release.json"))).toBe(false);
+    expect(existsSync(path.join(image, "RELEASE-NOTES.md"))).toBe(false);
   });
 
   it("refuses firmware that would not measure the kernel (exit 1)", async () => {

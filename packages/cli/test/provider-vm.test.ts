@@ -1,7 +1,11 @@
 // The provider image booted as a second host: `tpod devnet up --provider-vm DIR` starts the chain and IPFS on
 // this machine and the provider daemon inside a QEMU (TCG) VM from the image, reached only through loopback
-// port forwards. Then, as a publisher would: verify (libp2p attest), deploy examples/hello (quote, channel,
-// IPFS image pull into the VM, provision), HTTP through the VM's gateway, delete; SIGTERM stops the VM.
+// port forwards. The devnet publishes the image's release (its digest, its SNP measurements when the image
+// has release notes, and the insecure-dev label: TCG has no TEE) and the VM registers declaring it. Then, as a
+// publisher would with the default devnet policy (no --policy): verify (libp2p attest, the release named),
+// deploy examples/hello (quote, channel, IPFS image pull into the VM, provision), HTTP through the VM's
+// gateway, delete; a release signer revokes the image's release and the next deploy is refused before any
+// money moves; SIGTERM stops the VM.
 //
 // Slow (the guest boots under TCG: minutes), so only with TPOD_VM_TESTS=1, and TPOD_VM_IMAGE=DIR naming an
 // image tpod provider image build made (about 9 minutes to build one).
@@ -14,6 +18,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
+import { getProvider, paymentsAbi } from "@trustedpods/chain";
+import { readManifest } from "@trustedpods/provider-image";
+import { type Address, createPublicClient, erc20Abi, type Hex, http as viemHttp } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run } from "../src/main.js";
 
@@ -54,6 +61,30 @@ function get(port: number, host: string): Promise<{ status: number; body: string
     });
     req.once("error", reject);
   });
+}
+
+function chainClient() {
+  return createPublicClient({ transport: viemHttp(info.rpcUrl) });
+}
+
+function tokenBalance(who: Address): Promise<bigint> {
+  return chainClient().readContract({
+    address: info.provider.pricing.token,
+    abi: erc20Abi,
+    functionName: "balanceOf",
+    args: [who],
+  });
+}
+
+/** Every channel ever opened on the devnet's Payments contract. */
+async function channelCount(): Promise<number> {
+  const opened = await chainClient().getContractEvents({
+    address: info.contracts.payments as Hex,
+    abi: paymentsAbi,
+    eventName: "ChannelOpened",
+    fromBlock: 0n,
+  });
+  return opened.length;
 }
 
 /** The pid of this test's QEMU: the one whose state disk is under this test's TPOD_HOME. */
@@ -125,13 +156,36 @@ describe.skipIf(!ENABLED)("tpod devnet up --provider-vm", () => {
     expect(info.gateway.url).toBe(`http://localhost:${info.gateway.port}/`);
   });
 
-  it("answers a libp2p attest from the host (tpod verify, insecure-dev on the devnet)", async () => {
+  it("registers the VM declaring the release the devnet published for the image", async () => {
+    const manifest = await readManifest(imageDir);
+    expect(info.release.version).toBe(`provider-image-${manifest.digest.slice(0, 12)}-devnet`);
+    const r = await tpod(["release", "list", "--json"]);
+    expect(r.code, r.err).toBe(0);
+    const listed = JSON.parse(r.out);
+    const releases: { id: string; version: string; imageDigest: string; status: string }[] = listed.list;
+    // The image's release is the devnet's only one: the in-process devnet release is not published here.
+    expect(releases.map((x) => x.version)).toEqual([info.release.version]);
+    expect(releases[0]!.id).toBe(info.release.id);
+    expect(releases[0]!.imageDigest).toBe(`0x${manifest.digest}`);
+    expect(releases[0]!.status).toBe("published");
+    const entry = await getProvider(
+      {
+        publicClient: chainClient(),
+        addresses: info.contracts,
+      } as unknown as Parameters<typeof getProvider>[0],
+      info.provider.address,
+    );
+    expect(entry.release).toBe(info.release.id);
+  });
+
+  it("answers a libp2p attest from the host (tpod verify, default policy: the image's release)", async () => {
     const r = await tpod(["verify", info.provider.address, "--timeout", "120", "--json"]);
     expect(r.code, r.err).toBe(0);
     const v = JSON.parse(r.out);
     expect(v.accepted).toBe(true);
     expect(v.tee).toBe("insecure-dev");
     expect(v.peerId).toBe(info.provider.peerId);
+    expect(v.release).toMatchObject({ id: info.release.id, version: info.release.version });
   }, 180_000);
 
   it(
@@ -166,6 +220,39 @@ describe.skipIf(!ENABLED)("tpod devnet up --provider-vm", () => {
       expect(after.status).not.toBe(200);
     },
     15 * 60_000,
+  );
+
+  it(
+    "refuses a deploy to the VM once a release signer revoked its release, before any money moves",
+    async () => {
+      // The publisher account is a release signer on the devnet; one signer's revocation takes effect at once.
+      const rv = await tpod([
+        "release",
+        "revoke",
+        info.release.id,
+        "--reason",
+        "test: provider VM image withdrawn",
+      ]);
+      expect(rv.code, rv.err).toBe(0);
+      const before = { balance: await tokenBalance(info.publisher.address), channels: await channelCount() };
+      expect(before.channels).toBe(1); // the hello deploy's
+
+      const manifest = path.join(home, "hello.yaml");
+      const r = await tpod(["deploy", manifest, "--image-transfer", "none", "--json"]);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(
+        new RegExp(
+          `is release ${info.release.version} .*which was revoked at .*: test: provider VM image withdrawn`,
+        ),
+      );
+      expect(JSON.parse(r.out).error).toMatchObject({
+        code: "ATTESTATION_REFUSED",
+        field: "release.revoked",
+      });
+      expect(await tokenBalance(info.publisher.address)).toBe(before.balance);
+      expect(await channelCount()).toBe(before.channels);
+    },
+    5 * 60_000,
   );
 
   it("stops on SIGTERM and takes the VM down with it", async () => {

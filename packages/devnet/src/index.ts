@@ -9,7 +9,7 @@
  */
 import { open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { devnetReleaseInput, registerProvider } from "@trustedpods/chain";
+import { devnetReleaseInput, publishRelease, type ReleaseInput, registerProvider } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import { type BlockHttpServer, createIpfsNode, type IpfsNode, serveBlocksOverHttp } from "@trustedpods/ipfs";
 import type { PricingFile } from "@trustedpods/protocol";
@@ -32,9 +32,14 @@ import {
   writeDevnetState,
 } from "@trustedpods/publisher/node";
 import type { Address, Hex } from "viem";
-import { startVmProvider, type VmProviderOptions } from "./vm-provider.js";
+import { startVmProvider, type VmProviderOptions, vmReleaseInput } from "./vm-provider.js";
 
-export { VM_ENGINE_OWNER, type VmProviderOptions, vmProviderYaml } from "./vm-provider.js";
+export {
+  VM_ENGINE_OWNER,
+  type VmProviderOptions,
+  vmProviderYaml,
+  vmReleaseInput,
+} from "./vm-provider.js";
 
 export type DevnetErrorCode = "ALREADY_RUNNING" | "DIR_NOT_DEVNET" | "PORT_IN_USE" | "START_FAILED";
 
@@ -119,7 +124,7 @@ export interface DevnetInfo {
     releases: Address;
     token: Address;
   };
-  /** The devnet release (insecure-dev) its provider declares; its signers are dev accounts 0 and the publisher. */
+  /** The release its provider declares (the devnet release, or the provider VM image's); signed by dev accounts 0 and the publisher. */
   release: { id: Hex; version: string };
   provider: {
     address: Address;
@@ -346,6 +351,8 @@ async function startDevnetWith(o: DevnetOptions): Promise<Omit<Devnet, "daemon">
           port: chainPort,
           blockTimeSeconds: DEVNET_BLOCK_SECONDS,
           releaseSigners: [0, PUBLISHER_ACCOUNT],
+          // A provider VM runs an image: the devnet publishes that image's release instead (below).
+          ...(o.providerVm ? { devnetRelease: false } : {}),
         }),
       ),
       timed(timings, "ipfs", () =>
@@ -395,6 +402,17 @@ async function startDevnetWith(o: DevnetOptions): Promise<Omit<Devnet, "daemon">
 
     const providerAccount = chain.accounts[PROVIDER_ACCOUNT]!;
     const publisher = chain.accounts[PUBLISHER_ACCOUNT]!;
+    // The in-process provider runs no image: the dev chain published the devnet release (it lists the
+    // insecure-dev label). A provider VM runs a built image: account 0 (a release signer, threshold 1)
+    // publishes that image's release, so the devnet's default policy checks the VM's release exactly as a real
+    // network's does, and `tpod release revoke` withdraws it.
+    let releaseInput: ReleaseInput = devnetReleaseInput();
+    let releaseId = chain.devnetRelease;
+    if (o.providerVm) {
+      releaseInput = await vmReleaseInput(o.providerVm.imageDir);
+      releaseId = (await publishRelease(chain.context(0), releaseInput)).id;
+    }
+    const release = { id: releaseId!, version: releaseInput.version };
     let provider: StartedProvider;
     if (o.providerVm) {
       progress("booting the provider VM (TCG: a few minutes)...");
@@ -465,9 +483,6 @@ async function startDevnetWith(o: DevnetOptions): Promise<Omit<Devnet, "daemon">
     const gatewayUrl = `http://${DEVNET_BASE_DOMAIN}:${provider.gatewayPort}/`;
 
     progress("registering the provider...");
-    // The devnet's provider runs no measured image: the dev chain published the devnet release (it lists the
-    // insecure-dev label), so the devnet's default policy checks releases exactly as a real network's does.
-    const release = { id: chain.devnetRelease! };
     const entry = await registrationFromConfig(config, {
       name: "devnet-provider",
       regions: ["local"],
@@ -519,7 +534,7 @@ async function startDevnetWith(o: DevnetOptions): Promise<Omit<Devnet, "daemon">
       rpcUrl: chain.rpcUrl,
       chainId: chain.chainId,
       contracts: chain.contracts,
-      release: { id: release.id, version: devnetReleaseInput().version },
+      release,
       provider: {
         address: d.provider,
         peerId: d.peerId,

@@ -4,8 +4,9 @@
  * libp2p, IPFS and gateway ports, and points the daemon at the devnet's chain and IPFS node on the host's
  * loopback (10.0.2.2 from inside the guest). Nothing listens on any other address.
  */
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { INSECURE_DEV_RELEASE_VALUE, type ReleaseInput, ReleaseTee } from "@trustedpods/chain";
 import type { DevChain } from "@trustedpods/chain/node";
 import type { PricingFile } from "@trustedpods/protocol";
 import { loadConfig, type ProviderConfig } from "@trustedpods/provider";
@@ -15,11 +16,16 @@ import {
   GUEST_PORTS,
   type GuestPort,
   hostMultiaddr,
+  imageReleaseVersion,
+  MAX_RELEASE_MEASUREMENTS,
   makeStateDisk,
   type ProviderVm,
+  RELEASE_FILE,
+  readManifest,
   startProviderVm,
 } from "@trustedpods/provider-image";
-import type { Address } from "viem";
+import { parseReleaseFile } from "@trustedpods/publisher";
+import { type Address, type Hex, zeroHash } from "viem";
 
 /** Podman owner label of the VM daemon's pods (the guest's Podman holds only its own). */
 export const VM_ENGINE_OWNER = "devnet-vm";
@@ -111,6 +117,38 @@ export interface StartedVmProvider {
   info: { peerId: string; multiaddrs: string[]; ipfs: string[]; provider: Address; metricsUrl: string };
   gatewayPort: number;
   vm: ProviderVm;
+}
+
+/**
+ * The release a devnet with a provider VM publishes for its image: the image's digest and its SEV-SNP
+ * measurements (its release.json, when the build was given firmware), plus the insecure-dev label, because
+ * the VM runs under TCG without a TEE and its daemon sends insecure-dev evidence. Publishers check the VM's
+ * evidence against this release exactly as a real network checks a measured guest against its release, and a
+ * release signer's revocation refuses it the same way.
+ */
+export async function vmReleaseInput(imageDir: string): Promise<ReleaseInput> {
+  const manifest = await readManifest(imageDir);
+  const file = path.join(imageDir, RELEASE_FILE);
+  const text = await readFile(file, "utf8").catch((err: NodeJS.ErrnoException) => {
+    if (err.code === "ENOENT") return undefined;
+    throw err;
+  });
+  const measured = text === undefined ? [] : parseReleaseFile(JSON.parse(text), file).measurements;
+  return {
+    // Not the image's own release version: this one also accepts evidence from no TEE.
+    version: `${imageReleaseVersion(manifest)}-devnet`,
+    imageDigest: `0x${manifest.digest}` as Hex,
+    source: `tpod devnet up --provider-vm: image commit ${manifest.commit}`.slice(0, 256),
+    measurements: [
+      ...measured.slice(0, MAX_RELEASE_MEASUREMENTS - 1),
+      {
+        tee: ReleaseTee["insecure-dev"],
+        config: "devnet provider VM, QEMU TCG, no TEE",
+        value: INSECURE_DEV_RELEASE_VALUE,
+        firmware: zeroHash,
+      },
+    ],
+  };
 }
 
 /** Writes the state disk, boots the VM and waits for the daemon's ready line. */

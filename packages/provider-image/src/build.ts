@@ -15,6 +15,14 @@ import { fileURLToPath } from "node:url";
 import { ImageError } from "./errors.js";
 import { formatLock, type ImageLock, lockDifferences, nodePin, parseLock } from "./lock.js";
 import { type ImageManifest, imageDigest, MANIFEST_FILE } from "./manifest.js";
+import { measureImage } from "./measure.js";
+import {
+  type ReleaseFile,
+  SUPPORTED_VCPU_TYPES,
+  SUPPORTED_VCPUS,
+  SUPPORTED_VMM_TYPES,
+  writeReleaseNotes,
+} from "./release.js";
 
 /** The image/ directory of this package: build scripts and the files that go into the image. */
 export const IMAGE_SOURCES = fileURLToPath(new URL("../image/", import.meta.url));
@@ -46,6 +54,12 @@ export interface BuildOptions {
   mirror?: string;
   /** Fail unless the image digest is this one (a rebuild that verifies a published image). */
   expectDigest?: string;
+  /**
+   * The firmware providers launch the image with (an OvmfPkg/AmdSev build), for the release notes'
+   * measurements; with ovmfHash its last pages suffice. Without it the notes list no measurement.
+   */
+  ovmf?: Uint8Array;
+  ovmfHash?: Uint8Array;
   progress?: (message: string) => void;
 }
 
@@ -53,6 +67,8 @@ export interface BuildResult {
   manifest: ImageManifest;
   outDir: string;
   seconds: number;
+  /** The release file written with the notes (no measurements when no firmware was given). */
+  release: ReleaseFile;
   /** apt packages the build installed on this machine (empty when all were there). */
   installed: string[];
 }
@@ -301,7 +317,27 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
       "DIGEST_MISMATCH",
       `the rebuilt image's digest is ${manifest.digest}, expected ${o.expectDigest}: the image is not what was published`,
     );
-  return { manifest, outDir, seconds: Math.round((performance.now() - t0) / 1000), installed };
+  const release = await writeImageReleaseNotes(outDir, manifest, o);
+  return { manifest, outDir, seconds: Math.round((performance.now() - t0) / 1000), release, installed };
+}
+
+/** The release notes of a built image: its measurement per supported configuration when firmware is given. */
+export async function writeImageReleaseNotes(
+  outDir: string,
+  manifest: ImageManifest,
+  fw: { ovmf?: Uint8Array; ovmfHash?: Uint8Array },
+): Promise<ReleaseFile> {
+  const measured = fw.ovmf
+    ? await measureImage({
+        imageDir: outDir,
+        ovmf: fw.ovmf,
+        ...(fw.ovmfHash ? { ovmfHash: fw.ovmfHash } : {}),
+        vcpus: [...SUPPORTED_VCPUS],
+        vcpuTypes: [...SUPPORTED_VCPU_TYPES],
+        vmmTypes: [...SUPPORTED_VMM_TYPES],
+      })
+    : undefined;
+  return writeReleaseNotes(outDir, manifest, measured);
 }
 
 async function writeManifest(

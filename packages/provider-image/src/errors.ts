@@ -6,7 +6,8 @@ export type ImageErrorCode =
   | "NODE_INTEGRITY"
   | "DIGEST_MISMATCH"
   | "BAD_IMAGE_DIR"
-  | "VM_FAILED";
+  | "VM_FAILED"
+  | "TOO_MANY_MEASUREMENTS";
 
 /** Every failure of the image builder, measurer and launcher, with a code scripts can test. */
 export class ImageError extends Error {

@@ -6,6 +6,7 @@ export {
   ensureBuildTools,
   ensureHostPackages,
   IMAGE_SOURCES,
+  writeImageReleaseNotes,
 } from "./build.js";
 export { ImageError, type ImageErrorCode } from "./errors.js";
 export { formatLock, type ImageLock, type LockEntry, lockDifferences, parseLock } from "./lock.js";
@@ -18,6 +19,20 @@ export {
   type ImageMeasureOptions,
   measureImage,
 } from "./measure.js";
+export {
+  configLabel,
+  imageReleaseVersion,
+  MAX_RELEASE_MEASUREMENTS,
+  RELEASE_FILE,
+  RELEASE_NOTES_FILE,
+  type ReleaseFile,
+  type ReleaseFileMeasurement,
+  releaseFileOf,
+  SUPPORTED_VCPU_TYPES,
+  SUPPORTED_VCPUS,
+  SUPPORTED_VMM_TYPES,
+  writeReleaseNotes,
+} from "./release.js";
 export {
   ensureQemu,
   freePort,

@@ -11,7 +11,7 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { MeasureError, measureSev, snpOvmfHash, toHex } from "@trustedpods/attestation";
+import { MeasureError, measureSev, snpOvmfHash, toHex, type VmmType } from "@trustedpods/attestation";
 import { ImageError } from "./errors.js";
 import { type ImageManifest, readManifest } from "./manifest.js";
 
@@ -27,13 +27,20 @@ export interface ImageMeasureOptions {
   ovmfHash?: Uint8Array;
   vcpus?: number[];
   vcpuTypes?: string[];
+  /**
+   * The VMMs the guest may be launched by (default qemu). QEMU puts the vCPU model's CPUID signature in the
+   * VMSA, so each model gets its own digest; ec2 uses a fixed value, so it is measured once per vCPU count.
+   */
+  vmmTypes?: VmmType[];
   guestFeatures?: bigint;
   kvmInit?: "init2" | "legacy";
 }
 
 export interface ImageMeasurement {
   vcpus: number;
+  /** The QEMU CPU model; "any" for ec2 (its VMSA does not depend on the model). */
   vcpuType: string;
+  vmmType: VmmType;
   /** SHA-384 launch digest, hex: the report's MEASUREMENT. */
   measurement: string;
 }
@@ -42,7 +49,7 @@ export interface ImageMeasurements {
   image: { digest: string; commit: string; dirty: boolean; rootHash: string; cmdline: string };
   firmware: { sha256: string; ovmfHash: string };
   mode: "snp";
-  vmmType: "qemu";
+  vmmTypes: VmmType[];
   kvmInit: "init2" | "legacy";
   guestFeatures: string;
   measurements: ImageMeasurement[];
@@ -67,31 +74,36 @@ export async function measureImage(o: ImageMeasureOptions): Promise<ImageMeasure
   const guestFeatures = o.guestFeatures ?? 0x1n;
   const ovmfHash = o.ovmfHash ?? (await snpOvmfHash(o.ovmf));
   const boot = { kernel, initrd, append: manifest.cmdline };
+  const vmmTypes = o.vmmTypes ?? ["qemu"];
+  const configs = vmmTypes.flatMap((vmmType) =>
+    (vmmType === "qemu" ? vcpuTypes : ["any"]).flatMap((vcpuType) =>
+      vcpus.map((n) => ({ vmmType, vcpuType, vcpus: n })),
+    ),
+  );
   const measurements: ImageMeasurement[] = [];
-  for (const vcpuType of vcpuTypes)
-    for (const n of vcpus) {
-      try {
-        const m = await measureSev({
-          mode: "snp",
-          ovmf: o.ovmf,
-          ovmfHash,
-          vcpus: n,
-          vcpuType,
-          vmmType: "qemu",
-          kvmInit,
-          guestFeatures,
-          boot,
-        });
-        measurements.push({ vcpus: n, vcpuType, measurement: toHex(m.digest) });
-      } catch (err) {
-        if (err instanceof MeasureError && err.code === "OVMF_NO_KERNEL_HASHES")
-          throw new MeasureError(
-            err.code,
-            "this firmware has no kernel hashes table, so the kernel, initrd and command line (and with them the root file system) would not be measured: launch the image with an OvmfPkg/AmdSev build (docs/provider-image.md)",
-          );
-        throw err;
-      }
+  for (const c of configs) {
+    try {
+      const m = await measureSev({
+        mode: "snp",
+        ovmf: o.ovmf,
+        ovmfHash,
+        vcpus: c.vcpus,
+        ...(c.vmmType === "qemu" ? { vcpuType: c.vcpuType } : {}),
+        vmmType: c.vmmType,
+        kvmInit,
+        guestFeatures,
+        boot,
+      });
+      measurements.push({ ...c, measurement: toHex(m.digest) });
+    } catch (err) {
+      if (err instanceof MeasureError && err.code === "OVMF_NO_KERNEL_HASHES")
+        throw new MeasureError(
+          err.code,
+          "this firmware has no kernel hashes table, so the kernel, initrd and command line (and with them the root file system) would not be measured: launch the image with an OvmfPkg/AmdSev build (docs/provider-image.md)",
+        );
+      throw err;
     }
+  }
   return {
     image: {
       digest: manifest.digest,
@@ -102,7 +114,7 @@ export async function measureImage(o: ImageMeasureOptions): Promise<ImageMeasure
     },
     firmware: { sha256: createHash("sha256").update(o.ovmf).digest("hex"), ovmfHash: toHex(ovmfHash) },
     mode: "snp",
-    vmmType: "qemu",
+    vmmTypes,
     kvmInit,
     guestFeatures: `0x${guestFeatures.toString(16)}`,
     measurements,

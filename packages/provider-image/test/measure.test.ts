@@ -2,6 +2,8 @@
 // the SEV-SNP launch digest of a measured direct boot of exactly the image's kernel, initrd and command line
 // (so the dm-verity root hash in it), firmware without a kernel hashes table is refused, and files that are
 // not the manifest's are refused.
+
+import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -13,7 +15,7 @@ import {
   snpFixture,
   syntheticImage,
 } from "../../../test-support/provider-image.js";
-import { ImageError, measureImage } from "../src/index.js";
+import { ImageError, measureImage, RELEASE_FILE, releaseFileOf, writeReleaseNotes } from "../src/index.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -103,6 +105,31 @@ describe.skipIf(!HAVE_SNP_TESTDATA)("measureImage", () => {
     );
     expect(err).toBeInstanceOf(ImageError);
     expect((err as ImageError).code).toBe("DIGEST_MISMATCH");
+  });
+
+  it("release notes without firmware list no measurement and write no release file", async () => {
+    const image = path.join(dir, "e");
+    const manifest = await syntheticImage(image);
+    const release = await writeReleaseNotes(image, manifest);
+    expect(release.measurements).toEqual([]);
+    expect(existsSync(path.join(image, RELEASE_FILE))).toBe(false);
+    const notes = await readFile(path.join(image, "RELEASE-NOTES.md"), "utf8");
+    expect(notes).toContain(manifest.digest);
+    expect(notes).toMatch(/None: the build was given no firmware/);
+  });
+
+  it("refuses more configurations than a release holds", async () => {
+    const image = path.join(dir, "f");
+    const manifest = await syntheticImage(image);
+    const many = await measureImage({ imageDir: image, ovmf: amdSev(), ovmfHash, vcpus: [1, 2, 3, 4, 5, 6] });
+    expect(many.measurements).toHaveLength(18);
+    let err: unknown;
+    try {
+      releaseFileOf(manifest, many);
+    } catch (e) {
+      err = e;
+    }
+    expect((err as ImageError).code).toBe("TOO_MANY_MEASUREMENTS");
   });
 
   it("refuses a directory without a manifest", async () => {

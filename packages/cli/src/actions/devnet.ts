@@ -117,7 +117,7 @@ export async function devnetUp({ io }: CommandContext, opts: DevnetUpOpts) {
         `  provider VM booted from ${vm.imageDir} (console: ${info.provider.config.replace(/provider\.yaml$/, "console.log")})`,
       );
     io.err(
-      `  release    ${info.release.version} ${info.release.id} (insecure-dev: the devnet's only accepted "measurement")`,
+      `  release    ${info.release.version} ${info.release.id} (${vm ? "the provider VM image's release; it also lists insecure-dev, the VM has no TEE" : `insecure-dev: the devnet's only accepted "measurement"`})`,
     );
     io.err(
       `  gateway    ${info.gateway.url}  (pods are http://NAME.${info.gateway.baseDomain}:${info.gateway.port}/)`,

@@ -16,6 +16,7 @@ export async function imageBuild({ io }: CommandContext, opts: ImageBuildOpts): 
   if (opts.lock === false && opts.updateLock) throw usage("--no-lock and --update-lock exclude each other");
   if (opts.expect !== undefined && !/^(sha256:)?[0-9a-f]{64}$/.test(opts.expect))
     throw usage("--expect must be a SHA-256 image digest (64 hex digits)");
+  const fw = await readFirmware(opts);
   const { buildImage, ImageError } = await import("@trustedpods/provider-image");
   try {
     const r = await buildImage({
@@ -30,6 +31,7 @@ export async function imageBuild({ io }: CommandContext, opts: ImageBuildOpts): 
       ...(opts.updateLock ? { updateLock: true } : {}),
       ...(opts.mirror ? { mirror: opts.mirror } : {}),
       ...(opts.expect ? { expectDigest: opts.expect } : {}),
+      ...fw,
       progress: (m) => io.err(m),
     });
     if (opts.json) return printJson(io, { ...r.manifest, outDir: r.outDir, seconds: r.seconds });
@@ -40,12 +42,39 @@ export async function imageBuild({ io }: CommandContext, opts: ImageBuildOpts): 
     for (const [name, f] of Object.entries(m.files))
       io.out(`  ${name.padEnd(14)} ${f.sha256}  ${f.size} bytes`);
     io.out(`  cmdline    ${m.cmdline}`);
+    io.out(
+      r.release.measurements.length > 0
+        ? `  release    ${r.release.version}: ${r.release.measurements.length} SEV-SNP measurements in release.json and RELEASE-NOTES.md`
+        : `  release    ${r.release.version}: no measurements (no --ovmf given); RELEASE-NOTES.md says how to add them`,
+    );
     io.out(`built in ${r.seconds} s into ${r.outDir}`);
     if (r.installed.length) io.err(`installed from apt: ${r.installed.join(" ")}`);
   } catch (err) {
     if (err instanceof ImageError) throw new CliError(`${err.code}: ${err.message}`);
     throw err;
   }
+}
+
+/** --ovmf and --ovmf-hash, read and checked (nothing when --ovmf is absent). */
+async function readFirmware(opts: {
+  ovmf?: string;
+  ovmfHash?: string;
+}): Promise<{ ovmf?: Uint8Array; ovmfHash?: Uint8Array }> {
+  if (opts.ovmfHash !== undefined && opts.ovmf === undefined)
+    throw usage("--ovmf-hash needs --ovmf (the firmware's last pages at least)");
+  if (opts.ovmf === undefined) return {};
+  let ovmfHash: Uint8Array | undefined;
+  if (opts.ovmfHash !== undefined) {
+    const d = opts.ovmfHash.replace(/^0x/i, "");
+    if (!/^[0-9a-fA-F]{96}$/.test(d)) throw usage("--ovmf-hash: must be 48 bytes of hex");
+    ovmfHash = Uint8Array.from(Buffer.from(d, "hex"));
+  }
+  const ovmf = new Uint8Array(
+    await readFile(opts.ovmf).catch((err: Error) => {
+      throw new CliError(`OVMF image ${opts.ovmf} cannot be read: ${err.message}`);
+    }),
+  );
+  return { ovmf, ...(ovmfHash ? { ovmfHash } : {}) };
 }
 
 /** "1-8", "2", "1,2,4" */
@@ -75,37 +104,47 @@ export async function imageMeasure(
     if (!re.test(d)) throw usage(`${flag}: not valid hex`);
     return d;
   };
-  const ovmfHash =
-    opts.ovmfHash === undefined
-      ? undefined
-      : Uint8Array.from(Buffer.from(hexDigits("--ovmf-hash", opts.ovmfHash, /^[0-9a-fA-F]{96}$/), "hex"));
   const guestFeatures =
     opts.guestFeatures === undefined
       ? undefined
       : BigInt(`0x${hexDigits("--guest-features", opts.guestFeatures, /^[0-9a-fA-F]{1,16}$/)}`);
-  const ovmf = new Uint8Array(
-    await readFile(opts.ovmf).catch((err: Error) => {
-      throw new CliError(`OVMF image ${opts.ovmf} cannot be read: ${err.message}`);
-    }),
+  const vmmTypes = opts.vmmType ?? ["qemu"];
+  for (const v of vmmTypes)
+    if (v !== "qemu" && v !== "ec2") throw usage(`--vmm-type must be qemu or ec2, got "${v}"`);
+  const { ovmf, ovmfHash } = await readFirmware(opts);
+  const { measureImage, readManifest, writeImageReleaseNotes, ImageError } = await import(
+    "@trustedpods/provider-image"
   );
-  const { measureImage, ImageError } = await import("@trustedpods/provider-image");
   const { MeasureError } = await import("@trustedpods/attestation");
   try {
     const r = await measureImage({
       imageDir: opts.image,
-      ovmf,
+      ovmf: ovmf!,
       vcpus,
+      vmmTypes: vmmTypes as ("qemu" | "ec2")[],
       kvmInit: opts.kvmInit,
       ...(ovmfHash ? { ovmfHash } : {}),
       ...(opts.vcpuType?.length ? { vcpuTypes: opts.vcpuType } : {}),
       ...(guestFeatures !== undefined ? { guestFeatures } : {}),
     });
-    if (opts.json) return printJson(io, r);
+    const notes = opts.writeNotes
+      ? await writeImageReleaseNotes(opts.image, await readManifest(opts.image), {
+          ovmf: ovmf!,
+          ...(ovmfHash ? { ovmfHash } : {}),
+        })
+      : undefined;
+    if (opts.json) return printJson(io, notes ? { ...r, release: notes } : r);
     io.out(`image ${r.image.digest} (commit ${r.image.commit}${r.image.dirty ? ", dirty" : ""})`);
     io.out(`firmware sha256 ${r.firmware.sha256}`);
-    io.out(`SEV-SNP, QEMU, kvm ${r.kvmInit}, guest features ${r.guestFeatures}, measured direct boot`);
+    io.out(`SEV-SNP, kvm ${r.kvmInit}, guest features ${r.guestFeatures}, measured direct boot`);
     for (const m of r.measurements)
-      io.out(`${m.vcpuType.padEnd(12)} ${String(m.vcpus).padStart(3)} vCPU  ${m.measurement}`);
+      io.out(
+        `${m.vmmType.padEnd(5)} ${m.vcpuType.padEnd(12)} ${String(m.vcpus).padStart(3)} vCPU  ${m.measurement}`,
+      );
+    if (notes)
+      io.out(
+        `wrote RELEASE-NOTES.md and release.json (${notes.version}, ${notes.measurements.length} configurations) into ${opts.image}`,
+      );
   } catch (err) {
     if (err instanceof ImageError) throw new CliError(`${err.code}: ${err.message}`);
     if (err instanceof MeasureError) {

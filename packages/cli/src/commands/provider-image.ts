@@ -11,6 +11,8 @@ export interface ImageBuildOpts {
   updateLock?: boolean;
   mirror?: string;
   expect?: string;
+  ovmf?: string;
+  ovmfHash?: string;
   json?: boolean;
 }
 
@@ -20,6 +22,8 @@ export interface ImageMeasureOpts {
   ovmfHash?: string;
   vcpus: string;
   vcpuType?: string[];
+  vmmType?: string[];
+  writeNotes?: boolean;
   guestFeatures?: string;
   kvmInit: string;
   json?: boolean;
@@ -45,6 +49,11 @@ export function registerProviderImage(provider: Command, ctx: CommandContext): v
     .option("--update-lock", "build with current versions and rewrite the lock file")
     .option("--mirror <url>", "Debian mirror (e.g. a snapshot.debian.org URL matching the lock's date)")
     .option("--expect <digest>", "fail unless the image digest is this one (verifying a published image)")
+    .option(
+      "--ovmf <file>",
+      "the firmware providers launch the image with (an OvmfPkg/AmdSev build): the release notes then list the measurement per supported configuration",
+    )
+    .option("--ovmf-hash <hex>", "SNP digest over the firmware pages, when --ovmf is only its last pages")
     .option("--json", "print the manifest as JSON")
     .action(async (opts: ImageBuildOpts) => (await actions()).imageBuild(ctx, opts));
   image
@@ -63,6 +72,11 @@ export function registerProviderImage(provider: Command, ctx: CommandContext): v
       "--vcpu-type <type>",
       "QEMU CPU model (repeatable; default EPYC-v4, EPYC-Milan, EPYC-Genoa)",
       collect,
+    )
+    .option("--vmm-type <type>", "qemu or ec2 (repeatable; default qemu)", collect)
+    .option(
+      "--write-notes",
+      "also write the image's release notes (RELEASE-NOTES.md, release.json for tpod release publish) for the supported configurations: EPYC-v4, EPYC-Milan, EPYC-Genoa at 1, 2, 4, 8 vCPUs under QEMU",
     )
     .option("--guest-features <hex>", "VMSA SEV_FEATURES (default 0x1)")
     .option("--kvm-init <kind>", "init2 or legacy (tpod measure snp --help)", "init2")
