@@ -168,6 +168,12 @@ describe.skipIf(!HAVE_SNP_TESTDATA)("tpod provider image measure", () => {
     expect(release.imageDigest).toBe(`0x${manifest.digest}`);
     // EPYC-v4, EPYC-Milan, EPYC-Genoa at 1, 2, 4, 8 vCPUs under QEMU: 12 of a release's 16.
     expect(release.measurements).toHaveLength(12);
+    // Measured from the firmware's last pages and their digest: the whole file's SHA-256 is unknown (zero),
+    // and the configuration names the page digest instead.
+    for (const m of release.measurements) expect(m.firmware).toBe(`0x${"0".repeat(64)}`);
+    expect(release.measurements[0]!.config).toBe(
+      `EPYC-v4, 1 vCPU, qemu, fw pages ${AMDSEV_OVMF_HASH.slice(0, 8)}`,
+    );
     const milan4 = release.measurements.find((m) => m.config.startsWith("EPYC-Milan, 4 vCPU, qemu, fw "));
     const listed = await tpod([
       "provider",

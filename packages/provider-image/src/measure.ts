@@ -47,7 +47,11 @@ export interface ImageMeasurement {
 
 export interface ImageMeasurements {
   image: { digest: string; commit: string; dirty: boolean; rootHash: string; cmdline: string };
-  firmware: { sha256: string; ovmfHash: string };
+  /**
+   * sha256: of the firmware file given; partial: it was only the firmware's last pages (ovmfHash given), so
+   * that sha256 is not the firmware's and says nothing to a provider comparing its file.
+   */
+  firmware: { sha256: string; ovmfHash: string; partial: boolean };
   mode: "snp";
   vmmTypes: VmmType[];
   kvmInit: "init2" | "legacy";
@@ -112,7 +116,11 @@ export async function measureImage(o: ImageMeasureOptions): Promise<ImageMeasure
       rootHash: manifest.rootHash,
       cmdline: manifest.cmdline,
     },
-    firmware: { sha256: createHash("sha256").update(o.ovmf).digest("hex"), ovmfHash: toHex(ovmfHash) },
+    firmware: {
+      sha256: createHash("sha256").update(o.ovmf).digest("hex"),
+      ovmfHash: toHex(ovmfHash),
+      partial: o.ovmfHash !== undefined,
+    },
     mode: "snp",
     vmmTypes,
     kvmInit,

@@ -47,24 +47,26 @@ export function imageReleaseVersion(m: Pick<ImageManifest, "digest">): string {
   return `provider-image-${m.digest.slice(0, 12)}`;
 }
 
-/** "EPYC-Milan, 4 vCPU, qemu, fw 1a2b3c4d": what a launch needs to reproduce the measurement. */
-export function configLabel(
-  vcpuType: string,
-  vcpus: number,
-  vmmType: string,
-  firmwareSha256: string,
-): string {
-  return `${vcpuType}, ${vcpus} vCPU, ${vmmType}, fw ${firmwareSha256.slice(0, 8)}`;
+/**
+ * "EPYC-Milan, 4 vCPU, qemu, fw 1a2b3c4d": what a launch needs to reproduce the measurement (the firmware's
+ * SHA-256, or "pages 086e2e91" for its SNP page digest when only that is known).
+ */
+export function configLabel(vcpuType: string, vcpus: number, vmmType: string, firmware: string): string {
+  const fw = firmware.startsWith("pages ") ? firmware.slice(0, 14) : firmware.slice(0, 8);
+  return `${vcpuType}, ${vcpus} vCPU, ${vmmType}, fw ${fw}`;
 }
 
 /** The release file of an image and its measurements (undefined measurements: none, no firmware given). */
 export function releaseFileOf(manifest: ImageManifest, measured?: ImageMeasurements): ReleaseFile {
+  // The firmware field names the whole firmware binary; from its last pages alone it is unknown (zero).
+  const firmware = measured?.firmware.partial ? "0".repeat(64) : (measured?.firmware.sha256 ?? "");
+  const fwLabel = measured?.firmware.partial ? `pages ${measured.firmware.ovmfHash}` : firmware;
   const measurements = (measured?.measurements ?? []).map(
     (x): ReleaseFileMeasurement => ({
       tee: "snp",
-      config: configLabel(x.vcpuType, x.vcpus, x.vmmType, measured!.firmware.sha256),
+      config: configLabel(x.vcpuType, x.vcpus, x.vmmType, fwLabel),
       measurement: x.measurement,
-      firmware: measured!.firmware.sha256,
+      firmware,
     }),
   );
   if (measurements.length > MAX_RELEASE_MEASUREMENTS)
@@ -106,7 +108,9 @@ function notesText(manifest: ImageManifest, release: ReleaseFile, measured?: Ima
   lines.push(
     "## SEV-SNP measurements (measured direct boot)",
     "",
-    `Firmware SHA-256 \`${measured.firmware.sha256}\` (its SNP page digest \`${measured.firmware.ovmfHash}\`),`,
+    measured.firmware.partial
+      ? `Firmware: SNP page digest \`${measured.firmware.ovmfHash}\` (computed from the firmware's last pages and that digest: the whole file's SHA-256 was not given, so release.json lists it as zero),`
+      : `Firmware SHA-256 \`${measured.firmware.sha256}\` (its SNP page digest \`${measured.firmware.ovmfHash}\`),`,
     `KVM ${measured.kvmInit}, guest features ${measured.guestFeatures}. Launch with exactly this kernel, initrd and`,
     "command line (QEMU `-kernel -initrd -append`, `kernel-hashes=on`).",
     "",
