@@ -176,7 +176,7 @@ describe.skipIf(!ENABLED)("tpod devnet up --provider-vm", () => {
       info.provider.address,
     );
     expect(entry.release).toBe(info.release.id);
-  });
+  }, 120_000);
 
   it("answers a libp2p attest from the host (tpod verify, default policy: the image's release)", async () => {
     const r = await tpod(["verify", info.provider.address, "--timeout", "120", "--json"]);
@@ -196,9 +196,9 @@ describe.skipIf(!ENABLED)("tpod devnet up --provider-vm", () => {
       await writeFile(manifest, text.replace(/image: .*/, `image: ${image}`));
       await execFileP(path.join(repo, "examples/hello/build.sh"), [image]);
       const t0 = Date.now();
-      // The layers move inside the libp2p streams (no bulk channel): with the default modes the first provision
-      // into a fresh VM failed twice here (once no block arrived before the deadline, once the stream closed
-      // without an answer), while "none" passed every time; the cause is not found yet (docs/provider-image.md).
+      // The layers move inside the libp2p streams (no bulk channel). The first provision into a fresh VM has
+      // failed here with the default modes and once (after the merge with main, load average 20) with "none"
+      // too: no block reached the guest before its 300 s deadline (docs/provider-image.md, Known problem).
       const r = await tpod(["deploy", manifest, "--image-transfer", "none", "--json"]);
       expect(r.code, r.err).toBe(0);
       console.log(`deploy into the VM took ${Math.round((Date.now() - t0) / 1000)} s`);
