@@ -153,6 +153,9 @@ export function podHash(pod: wire.Pod): Uint8Array {
   return createHash("sha256").update(toBinary(wire.PodSchema, pod)).digest();
 }
 
+/** How long a delete may take before the publisher is told DEADLINE_EXCEEDED (its client waits as long). */
+const DELETE_TIMEOUT_MS = 120_000;
+
 export class Daemon {
   private unregister: (() => Promise<void>)[] = [];
   private stopped = false;
@@ -439,7 +442,9 @@ export class Daemon {
         DeleteRequestSchema,
         DeleteResponseSchema,
         (r, c) => this.delete(r, c),
-        max,
+        // Removing a pod stops its containers (a 10 s grace each) and deletes volumes and images: on a slow
+        // host (a provider VM under emulation) that outlasts the 30 s default. Publishers wait 120 s for it.
+        { ...max, timeoutMs: DELETE_TIMEOUT_MS },
       ),
       await serveSignedUnary(
         s,
