@@ -2,6 +2,7 @@
 // with real Helia nodes on loopback: the upload node opened with the parsed modes, a provider-side node pulling
 // the pushed image with its default preferences (plain first), and the transport every blob came over.
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import {
@@ -107,5 +108,34 @@ describe("the upload node serves only the modes asked for", () => {
 
   it("none: every byte stays in the libp2p stream", async () => {
     expect(await transportsFor("none", "none")).toEqual(["libp2p"]);
+  });
+
+  it("connects to the provider's node, and warns (does not fail) when a peer stays unreachable", async () => {
+    // A port nothing listens on: free it again at once.
+    const closed = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, "127.0.0.1", () => {
+        const port = (srv.address() as { port: number }).port;
+        srv.close(() => resolve(port));
+      });
+    });
+    // No peer id: with the provider's, libp2p would answer with the connection it already has.
+    const unreachable = `/ip4/127.0.0.1/tcp/${closed}`;
+    const warnings: string[] = [];
+    const upload = await openUploadNode(
+      {} as ResolvedNetwork,
+      [provider.multiaddrs()[0]!, unreachable],
+      [],
+      (m) => warnings.push(m),
+    );
+    try {
+      // Without this connection the provider's bitswap could never ask the upload node for a block.
+      expect(upload.node.libp2p.getConnections().map((c) => c.remotePeer.toString())).toContain(
+        provider.peerId,
+      );
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain(`cannot connect to ${unreachable} (3 attempts:`);
+    } finally {
+      await upload.close();
+    }
   });
 });

@@ -9,7 +9,7 @@
  */
 import { open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { devnetReleaseInput, registerProvider } from "@trustedpods/chain";
+import { devnetReleaseInput, publishRelease, type ReleaseInput, registerProvider } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import { type BlockHttpServer, createIpfsNode, type IpfsNode, serveBlocksOverHttp } from "@trustedpods/ipfs";
 import type { PricingFile } from "@trustedpods/protocol";
@@ -23,6 +23,7 @@ import {
   registrationFromConfig,
   registryPrices,
 } from "@trustedpods/provider";
+import type { ProviderVm } from "@trustedpods/provider-image";
 import type { DevnetState } from "@trustedpods/publisher";
 import {
   ensurePrivateDir,
@@ -31,6 +32,14 @@ import {
   writeDevnetState,
 } from "@trustedpods/publisher/node";
 import type { Address, Hex } from "viem";
+import { startVmProvider, type VmProviderOptions, vmReleaseInput } from "./vm-provider.js";
+
+export {
+  VM_ENGINE_OWNER,
+  type VmProviderOptions,
+  vmProviderYaml,
+  vmReleaseInput,
+} from "./vm-provider.js";
 
 export type DevnetErrorCode = "ALREADY_RUNNING" | "DIR_NOT_DEVNET" | "PORT_IN_USE" | "START_FAILED";
 
@@ -96,6 +105,11 @@ export interface DevnetOptions {
   logLevel?: ProviderConfig["log"]["level"];
   /** Progress messages. */
   progress?: (message: string) => void;
+  /**
+   * Run the provider in a QEMU VM booted from a built provider image (tpod provider image build) instead of
+   * in this process: a second host on this machine (startVmDevnet).
+   */
+  providerVm?: VmProviderOptions;
 }
 
 /** The ready line `tpod devnet up` prints. */
@@ -110,7 +124,7 @@ export interface DevnetInfo {
     releases: Address;
     token: Address;
   };
-  /** The devnet release (insecure-dev) its provider declares; its signers are dev accounts 0 and the publisher. */
+  /** The release its provider declares (the devnet release, or the provider VM image's); signed by dev accounts 0 and the publisher. */
   release: { id: Hex; version: string };
   provider: {
     address: Address;
@@ -138,6 +152,8 @@ export interface DevnetInfo {
 export interface Devnet {
   info: DevnetInfo;
   daemon: Daemon;
+  /** The provider VM when the devnet runs its provider in one (startVmDevnet). */
+  vm?: ProviderVm;
   chain: DevChain;
   ipfs: IpfsNode;
   /** Pins every listing's metadata on the devnet's IPFS node, so it outlives the developer's process. */
@@ -280,6 +296,28 @@ function portInUse(err: unknown): boolean {
  * contract deployment), the devnet's IPFS node and the Podman service; the daemon needs all three.
  */
 export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
+  if (o.providerVm)
+    throw new DevnetError(
+      "START_FAILED",
+      "startDevnet runs its provider in process: use startVmDevnet for a VM",
+    );
+  return (await startDevnetWith(o)) as Devnet;
+}
+
+/** The devnet with its provider in a VM: no in-process daemon (daemon is undefined), vm is set. */
+export type VmDevnet = Omit<Devnet, "daemon" | "vm"> & { vm: ProviderVm };
+
+/**
+ * The devnet whose provider runs in a QEMU VM booted from a provider image: the chain, the IPFS node and the
+ * registration are the same; the daemon (and its Podman, nginx, pods) live in the guest and are reached
+ * through host-loopback port forwards.
+ */
+export async function startVmDevnet(o: DevnetOptions & { providerVm: VmProviderOptions }): Promise<VmDevnet> {
+  const d = await startDevnetWith(o);
+  return d as unknown as VmDevnet;
+}
+
+async function startDevnetWith(o: DevnetOptions): Promise<Omit<Devnet, "daemon"> & { daemon?: Daemon }> {
   const t0 = performance.now();
   const timings: Record<string, number> = {};
   const progress = o.progress ?? (() => {});
@@ -301,7 +339,11 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
     const dataDir = path.join(providerDir, "data");
     await ensurePrivateDir(dataDir);
 
-    progress("starting the dev chain, the IPFS node and the Podman service...");
+    progress(
+      o.providerVm
+        ? "starting the dev chain and the IPFS node..."
+        : "starting the dev chain, the IPFS node and the Podman service...",
+    );
     const [chainR, ipfsR, engineR] = await Promise.allSettled([
       // The publisher account signs releases too, so `tpod release publish|revoke` can be tried on the devnet.
       timed(timings, "chain", () =>
@@ -309,6 +351,8 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
           port: chainPort,
           blockTimeSeconds: DEVNET_BLOCK_SECONDS,
           releaseSigners: [0, PUBLISHER_ACCOUNT],
+          // A provider VM runs an image: the devnet publishes that image's release instead (below).
+          ...(o.providerVm ? { devnetRelease: false } : {}),
         }),
       ),
       timed(timings, "ipfs", () =>
@@ -318,13 +362,19 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
           network: "devnet",
         }),
       ),
-      timed(timings, "engine", () =>
-        PodmanEngine.open({ runDir: path.join(dataDir, "engine"), owner, publishHostIp: "127.0.0.1" }),
-      ),
+      // A provider VM brings its own Podman.
+      o.providerVm
+        ? Promise.resolve(undefined)
+        : timed(timings, "engine", () =>
+            PodmanEngine.open({ runDir: path.join(dataDir, "engine"), owner, publishHostIp: "127.0.0.1" }),
+          ),
     ]);
     if (chainR.status === "fulfilled") undo.push(() => chainR.value.stop());
     if (ipfsR.status === "fulfilled") undo.push(() => ipfsR.value.stop());
-    if (engineR.status === "fulfilled") undo.push(() => engineR.value.close());
+    if (engineR.status === "fulfilled" && engineR.value) {
+      const e = engineR.value;
+      undo.push(() => e.close());
+    }
     if (chainR.status === "rejected") {
       if (portInUse(chainR.reason))
         throw new DevnetError(
@@ -352,44 +402,87 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
 
     const providerAccount = chain.accounts[PROVIDER_ACCOUNT]!;
     const publisher = chain.accounts[PUBLISHER_ACCOUNT]!;
-    await writeFile(path.join(dataDir, "account.key"), `${providerAccount.privateKey}\n`, { mode: 0o600 });
-    const configFile = path.join(providerDir, "provider.yaml");
-    await writeFile(
-      configFile,
-      providerYaml({
-        dataDir,
-        chain,
-        gatewayPort,
-        ipfsPeers: ipfs.multiaddrs(),
-        owner,
-        logLevel: o.logLevel ?? "warn",
-      }),
-      { mode: 0o600 },
-    );
-    const config = loadConfig(configFile);
-
-    progress("starting the provider daemon...");
-    let daemon: Daemon;
-    try {
-      daemon = await timed(timings, "daemon", () => Daemon.start(config, { engine }));
-    } catch (err) {
-      if (portInUse(err))
-        throw new DevnetError(
-          "PORT_IN_USE",
-          `gateway port ${gatewayPort} is in use: stop what listens there or pass --gateway-port (0 = any free port)`,
-          { cause: err },
-        );
-      throw new DevnetError("START_FAILED", `provider daemon: ${(err as Error).message}`, { cause: err });
+    // The in-process provider runs no image: the dev chain published the devnet release (it lists the
+    // insecure-dev label). A provider VM runs a built image: account 0 (a release signer, threshold 1)
+    // publishes that image's release, so the devnet's default policy checks the VM's release exactly as a real
+    // network's does, and `tpod release revoke` withdraws it.
+    let releaseInput: ReleaseInput = devnetReleaseInput();
+    let releaseId = chain.devnetRelease;
+    if (o.providerVm) {
+      releaseInput = await vmReleaseInput(o.providerVm.imageDir);
+      releaseId = (await publishRelease(chain.context(0), releaseInput)).id;
     }
-    undo.push(() => daemon.stop());
-    const d = daemon.info();
-    const gw = daemon.routes as unknown as Gateway;
-    const gatewayUrl = `http://${DEVNET_BASE_DOMAIN}:${gw.address.port}/`;
+    const release = { id: releaseId!, version: releaseInput.version };
+    let provider: StartedProvider;
+    if (o.providerVm) {
+      progress("booting the provider VM (TCG: a few minutes)...");
+      const vm = await timed(timings, "daemon", () =>
+        startVmProvider({
+          ...o.providerVm!,
+          dir: providerDir,
+          chain,
+          accountKey: providerAccount.privateKey,
+          ipfsPeers: ipfs.multiaddrs(),
+          pricing: devnetPricing(chain.contracts.token),
+          billing: DEVNET_BILLING,
+          gatewayPort,
+          logLevel: o.logLevel ?? "warn",
+        }),
+      );
+      provider = { ...vm, stop: () => vm.vm.stop() };
+    } else {
+      await writeFile(path.join(dataDir, "account.key"), `${providerAccount.privateKey}\n`, { mode: 0o600 });
+      const configFile = path.join(providerDir, "provider.yaml");
+      await writeFile(
+        configFile,
+        providerYaml({
+          dataDir,
+          chain,
+          gatewayPort,
+          ipfsPeers: ipfs.multiaddrs(),
+          owner,
+          logLevel: o.logLevel ?? "warn",
+        }),
+        { mode: 0o600 },
+      );
+      const config = loadConfig(configFile);
+      progress("starting the provider daemon...");
+      let daemon: Daemon;
+      try {
+        daemon = await timed(timings, "daemon", () => Daemon.start(config, { engine: engine! }));
+      } catch (err) {
+        if (portInUse(err))
+          throw new DevnetError(
+            "PORT_IN_USE",
+            `gateway port ${gatewayPort} is in use: stop what listens there or pass --gateway-port (0 = any free port)`,
+            { cause: err },
+          );
+        throw new DevnetError("START_FAILED", `provider daemon: ${(err as Error).message}`, { cause: err });
+      }
+      const gw = daemon.routes as unknown as Gateway;
+      provider = {
+        config,
+        configFile,
+        info: daemon.info(),
+        gatewayPort: gw.address.port,
+        daemon,
+        stop: async () => {
+          await daemon.stop().catch(() => undefined);
+          // Pods go with the devnet: their channels are on a chain that is about to vanish.
+          const pods = await engine!.listPods().catch(() => []);
+          await Promise.all(
+            pods.map((p) => engine!.remove(p.podId, { images: true }).catch(() => undefined)),
+          );
+          await engine!.close().catch(() => undefined);
+        },
+      };
+    }
+    undo.push(() => provider.stop());
+    const { config, configFile } = provider;
+    const d = provider.info;
+    const gatewayUrl = `http://${DEVNET_BASE_DOMAIN}:${provider.gatewayPort}/`;
 
     progress("registering the provider...");
-    // The devnet's provider runs no measured image: the dev chain published the devnet release (it lists the
-    // insecure-dev label), so the devnet's default policy checks releases exactly as a real network's does.
-    const release = { id: chain.devnetRelease! };
     const entry = await registrationFromConfig(config, {
       name: "devnet-provider",
       regions: ["local"],
@@ -441,7 +534,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       rpcUrl: chain.rpcUrl,
       chainId: chain.chainId,
       contracts: chain.contracts,
-      release: { id: release.id, version: devnetReleaseInput().version },
+      release,
       provider: {
         address: d.provider,
         peerId: d.peerId,
@@ -458,7 +551,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
         minDepositSeconds: DEVNET_BILLING.minDepositSeconds,
         metricsUrl: d.metricsUrl,
       },
-      gateway: { url: gatewayUrl, baseDomain: DEVNET_BASE_DOMAIN, port: gw.address.port },
+      gateway: { url: gatewayUrl, baseDomain: DEVNET_BASE_DOMAIN, port: provider.gatewayPort },
       ipfs: { multiaddrs: uploadPeers, gatewayUrl: blocks.url },
       publisher: { address: publisher.address, privateKey: publisher.privateKey, label: publisher.label },
       stateFile,
@@ -469,6 +562,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
 
     const failed = new Promise<string>((resolve) => {
       chain.anvil.process.once("exit", (code) => resolve(`anvil exited unexpectedly (code ${code})`));
+      void provider.vm?.exited.then((code) => resolve(`the provider VM stopped (qemu exit ${code})`));
     });
 
     let stopping: Promise<void> | undefined;
@@ -477,11 +571,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
         await removeDevnetState(home).catch(() => undefined);
         await listingPins.stop().catch(() => undefined);
         await blocks.close().catch(() => undefined);
-        await daemon.stop().catch(() => undefined);
-        // Pods go with the devnet: their channels are on a chain that is about to vanish.
-        const pods = await engine.listPods().catch(() => []);
-        await Promise.all(pods.map((p) => engine.remove(p.podId, { images: true }).catch(() => undefined)));
-        await engine.close().catch(() => undefined);
+        await provider.stop().catch(() => undefined);
         await ipfs.stop().catch(() => undefined);
         await chain.stop().catch(() => undefined);
         // The working directory stays for inspection (provider state, config); the next start empties it.
@@ -489,12 +579,33 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       })();
       return stopping;
     };
-    return { info, daemon, chain, ipfs, listingPins, failed, stop };
+    return {
+      info,
+      ...(provider.daemon ? { daemon: provider.daemon } : {}),
+      ...(provider.vm ? { vm: provider.vm } : {}),
+      chain,
+      ipfs,
+      listingPins,
+      failed,
+      stop,
+    };
   } catch (err) {
     await rollback();
     if (prepared) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     throw err;
   }
+}
+
+/** The provider a devnet runs: in process (daemon) or in a VM (vm). */
+interface StartedProvider {
+  config: ProviderConfig;
+  configFile: string;
+  info: { peerId: string; multiaddrs: string[]; ipfs: string[]; provider: Address; metricsUrl: string };
+  gatewayPort: number;
+  daemon?: Daemon;
+  vm?: ProviderVm;
+  /** Stops the provider and removes its pods. */
+  stop(): Promise<void>;
 }
 
 function registryPricesByName(p: PricingFile): [string, string][] {

@@ -129,7 +129,7 @@ export async function openUploadNode(
       network: loopback ? "devnet" : "private",
       ...(bulk ? { bulk } : {}),
     });
-    for (const a of list) await node.dial(a).catch(() => {});
+    for (const a of list) await dialUploadPeer(node, a, warn);
     return {
       node,
       dir,
@@ -144,6 +144,30 @@ export async function openUploadNode(
     await cleanUp([removeDirStep(dir)], { warn });
     throw err;
   }
+}
+
+/** Dial attempts per upload peer: a provider in a VM under emulation can miss libp2p's per-address deadline. */
+const UPLOAD_DIAL_ATTEMPTS = 3;
+
+/**
+ * Connects the upload node to a peer that will fetch from it, retrying a failed dial: a provider that is not
+ * connected to the upload node can never get the blocks by bitswap (bitswap asks only connected peers, and a
+ * provider behind NAT or in a VM cannot dial back), so its provision would wait until its deadline. A peer
+ * still unreachable is a warning, not an error: the provider may reach the blocks another way (the devnet's node).
+ */
+async function dialUploadPeer(node: IpfsNode, addr: string, warn: (message: string) => void): Promise<void> {
+  let last: unknown;
+  for (let attempt = 1; attempt <= UPLOAD_DIAL_ATTEMPTS; attempt++) {
+    try {
+      await node.dial(addr);
+      return;
+    } catch (err) {
+      last = err;
+    }
+  }
+  warn(
+    `the upload IPFS node cannot connect to ${addr} (${UPLOAD_DIAL_ATTEMPTS} attempts: ${(last as Error)?.message ?? last}): a provider there fetches images only if it reaches them another way`,
+  );
 }
 
 export function progressPrinter(io: Io): (e: DeployProgress) => void {

@@ -30,6 +30,13 @@ function parsePort(value: string | undefined, flag = "--port"): number {
   return port;
 }
 
+function positiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new CliError(`${flag} must be a positive integer, got "${value}"`, ExitCode.usage);
+  return n;
+}
+
 /** Resolves on the first SIGINT/SIGTERM (a second one exits at once), or with a reason when a part dies. */
 function untilSignal(failed: Promise<string>): Promise<string | undefined> {
   return new Promise((resolve) => {
@@ -73,19 +80,27 @@ export async function devnetUp({ io }: CommandContext, opts: DevnetUpOpts) {
       ExitCode.usage,
     );
   // Loaded on use: the devnet pulls in anvil, Helia, libp2p and node:sqlite.
-  const { DevnetError, startDevnet } = await import("@trustedpods/devnet");
+  const vm = opts.providerVm
+    ? {
+        imageDir: opts.providerVm,
+        memoryMiB: positiveInt(opts.vmMemory, "--vm-memory"),
+        cpus: positiveInt(opts.vmCpus, "--vm-cpus"),
+      }
+    : undefined;
+  const { DevnetError, startDevnet, startVmDevnet } = await import("@trustedpods/devnet");
   const { tpodHome } = await import("@trustedpods/publisher/node");
-  let net: Awaited<ReturnType<typeof startDevnet>>;
+  let net: Pick<Awaited<ReturnType<typeof startDevnet>>, "info" | "failed" | "stop">;
   try {
-    net = await startDevnet({
+    const o = {
       home: tpodHome(),
       gatewayPort,
       chainPort,
       engineOwner: opts.engineOwner,
       logLevel: opts.logLevel as LogLevel,
       ...(opts.dir ? { dir: opts.dir } : {}),
-      progress: (m) => io.err(m),
-    });
+      progress: (m: string) => io.err(m),
+    };
+    net = vm ? await startVmDevnet({ ...o, providerVm: vm }) : await startDevnet(o);
   } catch (err) {
     if (err instanceof DevnetError) throw new CliError(`cannot start the devnet: ${err.message}`);
     throw new CliError(`cannot start the devnet: ${(err as Error).message}`);
@@ -97,8 +112,12 @@ export async function devnetUp({ io }: CommandContext, opts: DevnetUpOpts) {
     io.err(`devnet ready in ${(info.startupMs / 1000).toFixed(1)} s`);
     io.err(`  chain      ${info.rpcUrl} (chain id ${info.chainId})`);
     io.err(`  provider   ${info.provider.address}  peer ${info.provider.peerId}`);
+    if (vm)
+      io.err(
+        `  provider VM booted from ${vm.imageDir} (console: ${info.provider.config.replace(/provider\.yaml$/, "console.log")})`,
+      );
     io.err(
-      `  release    ${info.release.version} ${info.release.id} (insecure-dev: the devnet's only accepted "measurement")`,
+      `  release    ${info.release.version} ${info.release.id} (${vm ? "the provider VM image's release; it also lists insecure-dev, the VM has no TEE" : `insecure-dev: the devnet's only accepted "measurement"`})`,
     );
     io.err(
       `  gateway    ${info.gateway.url}  (pods are http://NAME.${info.gateway.baseDomain}:${info.gateway.port}/)`,

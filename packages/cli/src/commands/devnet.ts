@@ -15,6 +15,9 @@ export interface DevnetUpOpts {
   dir?: string;
   engineOwner: string;
   logLevel: string;
+  providerVm?: string;
+  vmMemory: string;
+  vmCpus: string;
 }
 
 const actions = () => import("../actions/devnet.js");
@@ -40,6 +43,12 @@ export function registerDevnet(program: Command, ctx: CommandContext): void {
       "devnet",
     )
     .option("--log-level <level>", `provider daemon log level on stderr (${LOG_LEVELS.join(", ")})`, "warn")
+    .option(
+      "--provider-vm <image-dir>",
+      "run the provider in a QEMU VM booted from this image (tpod provider image build) instead of in this process: a second host reached through loopback port forwards",
+    )
+    .option("--vm-memory <MiB>", "provider VM memory", "2048")
+    .option("--vm-cpus <n>", "provider VM vCPUs", "2")
     .action(async (opts: DevnetUpOpts) => (await actions()).devnetUp(ctx, opts));
   devnet
     .command("status")

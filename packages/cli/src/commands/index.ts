@@ -14,6 +14,7 @@ import { registerMeasure } from "./measure.js";
 import { registerNetwork } from "./network.js";
 import { registerPods } from "./pods.js";
 import { registerProvider } from "./provider.js";
+import { registerProviderImage } from "./provider-image.js";
 import { registerProviders } from "./providers.js";
 import { registerRelease } from "./release.js";
 import { registerVerify } from "./verify.js";
@@ -38,6 +39,7 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
   registerVerify(program, ctx);
   registerRelease(program, ctx);
   registerProvider(program, ctx);
+  registerProviderImage(program.commands.find((c) => c.name() === "provider")!, ctx);
   registerDev(program, ctx);
   registerListings(program, ctx);
   registerDeploy(program, ctx);

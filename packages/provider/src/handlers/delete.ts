@@ -4,7 +4,7 @@ import { DeleteRequestSchema, DeleteResponseSchema } from "@trustedpods/protocol
 import type { PodManager } from "../pods.js";
 import type { StateDb } from "../state/db.js";
 import { ownedPod, podKey } from "./admission.js";
-import { shortCall } from "./limits.js";
+import { deleteCall } from "./limits.js";
 import { signed } from "./serve.js";
 
 export interface DeleteDeps {
@@ -24,5 +24,5 @@ export const deleteProtocol = signed(
   DeleteRequestSchema,
   DeleteResponseSchema,
   deletePod,
-  shortCall,
+  deleteCall,
 );

@@ -15,3 +15,11 @@ export function shortCall(l: HandlerLimits): ServerOptions {
 export function longCall(l: HandlerLimits): ServerOptions {
   return { maxMessageBytes: l.maxRequestBytes, timeoutMs: l.provisionTimeoutSeconds * 1000 + 30_000 };
 }
+
+/** How long a delete may take: as long as the publisher's client waits (a provider VM under TCG needs more than 30 s). */
+export const DELETE_TIMEOUT_MS = 120_000;
+
+/** Deletes stop and remove every container and network of a pod: longer than a short call. */
+export function deleteCall(l: HandlerLimits): ServerOptions {
+  return { maxMessageBytes: l.maxRequestBytes, timeoutMs: DELETE_TIMEOUT_MS };
+}
