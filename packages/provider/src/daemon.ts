@@ -3,7 +3,7 @@
  * `Daemon.start(config)` returns once recovery finished and the node listens; `stop()` undoes it in reverse.
  */
 import { createHash } from "node:crypto";
-import { mkdir, readdir, readFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { publicKeyToProtobuf } from "@libp2p/crypto/keys";
@@ -71,7 +71,7 @@ import { listingsOf, quoteTerms, royaltiesForPod, signPodQuote } from "./billing
 import type { BillingConfig } from "./billing/types.js";
 import type { AllowAllPaymentGate, PaymentGate } from "./billing-seam.js";
 import type { ProviderConfig } from "./config.js";
-import { PodmanEngine } from "./engine/podman.js";
+import { createEngine } from "./engine/factory.js";
 import type { Engine } from "./engine/types.js";
 import { createGateway } from "./gateway/gateway.js";
 import { nginxDirFor } from "./gateway/nginx/front-door.js";
@@ -201,15 +201,7 @@ export class Daemon {
       let engine = deps.engine;
       const ownEngine = !engine;
       if (!engine) {
-        if (!config.engine.socket)
-          await reapStalePodmanService(path.join(config.dataDir, "engine", "podman.sock"), log);
-        engine = await PodmanEngine.open({
-          runDir: path.join(config.dataDir, "engine"),
-          owner: config.engine.owner,
-          publishHostIp: config.engine.publishHostIp,
-          ...(config.engine.socket ? { socketPath: config.engine.socket } : {}),
-          ...(config.engine.secretsDir ? { secretsDir: config.engine.secretsDir } : {}),
-        });
+        engine = await createEngine(config, { log });
         const e = engine;
         cleanup.push(() => e.close());
       }
@@ -827,42 +819,6 @@ function nginxFor(
     return undefined;
   }
   return { binary, dir: nginxDirFor(config.dataDir), ...(workers ? { workers } : {}) };
-}
-
-/**
- * A daemon killed with SIGKILL leaves the `podman system service` it started running on its socket. Before
- * starting a new one, end that process: found by its exact command line (our own socket path), ended by pid.
- */
-async function reapStalePodmanService(socketPath: string, log: Logger): Promise<void> {
-  const want = `unix://${socketPath}`;
-  let entries: string[];
-  try {
-    entries = await readdir("/proc");
-  } catch {
-    return;
-  }
-  for (const e of entries) {
-    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
-    const argv = await readFile(`/proc/${e}/cmdline`, "utf8")
-      .then((t) => t.split("\0"))
-      .catch(() => [] as string[]);
-    if (argv.includes("system") && argv.includes("service") && argv.includes(want)) {
-      log.warn({ pid: Number(e) }, "stopping the podman service a previous daemon run left behind");
-      try {
-        process.kill(Number(e), "SIGTERM");
-      } catch {
-        continue;
-      }
-      for (let i = 0; i < 50; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        try {
-          process.kill(Number(e), 0);
-        } catch {
-          break;
-        }
-      }
-    }
-  }
 }
 
 async function askChainId(rpcUrl: string): Promise<number> {

@@ -1,4 +1,5 @@
 export * from "./errors.js";
+export { createEngine, type EngineFactoryDeps } from "./factory.js";
 export { FIREWALL_CHAIN, HostFirewall } from "./firewall.js";
 export { prepareImageArchive } from "./image-archive.js";
 export {
@@ -13,6 +14,7 @@ export {
   toWire,
 } from "./kubernetes.js";
 export { FIELD_MANAGER, KubernetesApplier } from "./kubernetes-apply.js";
+export { KubernetesEngine, type KubernetesEngineOptions } from "./kubernetes-engine.js";
 export { LogDemuxer, mergeAsync } from "./logstream.js";
 export { LABEL, PodmanEngine, type PodmanEngineOptions } from "./podman.js";
 export { type PodmanService, pingSocket, startPodmanService } from "./podman-service.js";
