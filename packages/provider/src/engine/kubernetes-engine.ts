@@ -1,16 +1,17 @@
 // The Engine contract on a Kubernetes cluster, through @kubernetes/client-node. One namespace per pod holds
 // every object of the pod (kubernetes.ts builds them); the Deployment's replica count is the pod's on/off switch.
-import { PassThrough } from "node:stream";
 import {
   AppsV1Api,
   CoreV1Api,
   KubeConfig,
-  Log,
   type V1ContainerStatus,
   type V1Deployment,
   type V1Pod,
   Watch,
 } from "@kubernetes/client-node";
+// client-node's request context carries the kubeconfig's credentials and TLS settings (its own Log uses it).
+import { HttpMethod, RequestContext } from "@kubernetes/client-node/dist/gen/http/http.js";
+import { fetch } from "undici";
 import { EngineError } from "./errors.js";
 import { K8S_LABEL, type KubernetesOptions, kubernetesObjects, namespaceFor } from "./kubernetes.js";
 import { KubernetesApplier } from "./kubernetes-apply.js";
@@ -122,7 +123,6 @@ export class KubernetesEngine implements Engine {
   private readonly core: CoreV1Api;
   private readonly apps: AppsV1Api;
   private readonly watcher: Watch;
-  private readonly logClient: Log;
   private readonly open = new Set<AbortController>();
   private closed = false;
 
@@ -134,7 +134,6 @@ export class KubernetesEngine implements Engine {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.apps = kubeConfig.makeApiClient(AppsV1Api);
     this.watcher = new Watch(kubeConfig);
-    this.logClient = new Log(kubeConfig);
   }
 
   /** Reads a kubeconfig file (optionally one of its contexts); a file that cannot be used is a typed error. */
@@ -432,7 +431,11 @@ export class KubernetesEngine implements Engine {
     }
   }
 
-  /** One container's log with kubelet timestamps; Kubernetes does not keep stdout and stderr apart. */
+  /**
+   * One container's log with kubelet timestamps; Kubernetes does not keep stdout and stderr apart. The request
+   * is made here rather than with client-node's Log, whose piped stream throws an uncaught AbortError when a
+   * followed log is cancelled.
+   */
   private async *containerLogs(
     namespace: string,
     pod: string,
@@ -440,51 +443,42 @@ export class KubernetesEngine implements Engine {
     options: LogOptions,
     signal: AbortSignal,
   ): AsyncGenerator<LogLine> {
-    const out = new PassThrough();
-    const ended = new Promise<void>((resolve) => {
-      out.on("end", resolve);
-      out.on("close", resolve);
-    });
-    let ctl: AbortController;
+    const cluster = this.kubeConfig.getCurrentCluster();
+    if (!cluster) throw new EngineError("ENGINE_UNAVAILABLE", "kubeconfig has no current cluster");
+    const url = new URL(`${cluster.server}/api/v1/namespaces/${namespace}/pods/${pod}/log`);
+    url.searchParams.set("container", container);
+    url.searchParams.set("timestamps", "true");
+    url.searchParams.set("follow", String(options.follow ?? false));
+    if (options.since) url.searchParams.set("sinceTime", options.since.toISOString());
+    if (options.tail !== undefined) url.searchParams.set("tailLines", String(options.tail));
+    const ctx = new RequestContext(url.toString(), HttpMethod.GET);
+    await this.kubeConfig.applySecurityAuthentication(ctx);
+    let body: AsyncIterable<Uint8Array>;
     try {
-      ctl = await this.logClient.log(
-        namespace,
-        pod,
-        container,
-        out,
-        (err: unknown) => {
-          if (err && !signal.aborted) out.destroy(err as Error);
-          else out.end();
-        },
-        {
-          follow: options.follow ?? false,
-          timestamps: true,
-          ...(options.since ? { sinceTime: options.since.toISOString() } : {}),
-          ...(options.tail !== undefined ? { tailLines: options.tail } : {}),
-        },
-      );
+      const res = await fetch(url, { headers: ctx.getHeaders(), dispatcher: ctx.getDispatcher(), signal });
+      if (res.status !== 200 || !res.body) {
+        const text = await res.text().catch(() => "");
+        throw Object.assign(new Error(`HTTP ${res.status}`), { code: res.status, body: text });
+      }
+      body = res.body;
     } catch (err) {
+      if (signal.aborted) return;
       throw failure(`logs of ${namespace}/${pod}/${container}`, err);
     }
-    const stop = () => {
-      ctl.abort();
-      out.end();
-    };
-    signal.addEventListener("abort", stop, { once: true });
+    const decoder = new TextDecoder();
     let rest = "";
     try {
-      for await (const chunk of out) {
-        rest += String(chunk);
+      for await (const chunk of body) {
+        rest += decoder.decode(chunk, { stream: true });
         const lines = rest.split("\n");
         rest = lines.pop() ?? "";
         for (const l of lines) yield this.logLine(container, l);
       }
-      if (rest) yield this.logLine(container, rest);
-      await ended;
-    } finally {
-      signal.removeEventListener("abort", stop);
-      ctl.abort();
+    } catch (err) {
+      if (!signal.aborted) throw failure(`logs of ${namespace}/${pod}/${container}`, err);
+      return;
     }
+    if (rest) yield this.logLine(container, rest);
   }
 
   private logLine(container: string, raw: string): LogLine {
