@@ -211,6 +211,29 @@ export class FakeKubeApiServer {
     for (const f of this.logFollowers.get(k) ?? []) f(entry);
   }
 
+  /** The kubelet's report that the waiting containers of a namespace's pods now run and are ready. */
+  kubeletReady(namespace: string): void {
+    const prt = RESOURCES.find((r) => r.kind === "Pod")!;
+    for (const p of this.list("Pod", namespace)) {
+      const now = new Date().toISOString();
+      p.status.phase = "Running";
+      p.status.conditions = [
+        { type: "PodScheduled", status: "True" },
+        { type: "Ready", status: "True" },
+      ];
+      p.status.containerStatuses = p.status.containerStatuses.map((c: Obj) => ({
+        ...c,
+        imageID: `fake-image://${c.image}`,
+        containerID: `fake://${p.metadata.uid}/${c.name}`,
+        ready: true,
+        started: true,
+        state: { running: { startedAt: now } },
+      }));
+      this.put(prt, keyOf(prt, namespace, p.metadata.name), p, "MODIFIED");
+    }
+    for (const d of this.list("Deployment", namespace)) this.reconcileDeployment(namespace, d.metadata.name);
+  }
+
   /** Another client's write to an object (bumps its resourceVersion): what a concurrent writer does. */
   touch(kind: string, namespace: string | undefined, name: string): void {
     const rt = RESOURCES.find((r) => r.kind === kind);

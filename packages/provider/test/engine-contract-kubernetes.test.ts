@@ -1,12 +1,12 @@
 // The engine contract on Kubernetes: always against the FAKE API server of test-support/ (a real HTTP server
 // speaking the Kubernetes API that validates every object against the OpenAPI schemas but runs no
 // containers), and against a real cluster when TPOD_KUBECONFIG names a kubeconfig (TPOD_K8S_IMAGE: an image
-// with busybox the cluster can pull, default busybox:1.36). Then what only the fake can show: the objects,
-// 409 conflicts, foreground deletion and a pod that never gets ready.
+// with busybox the cluster can pull, default busybox:1.36). What only the fake can show (the objects sent,
+// 409 conflicts, foreground deletion, a pod that never gets ready) is in engine-kubernetes.test.ts.
 import { KubeConfig } from "@kubernetes/client-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe } from "vitest";
 import { FakeKubeApiServer } from "../../../test-support/kube-fake-apiserver.js";
-import { EngineError, KubernetesEngine, type PodSpec } from "../src/index.js";
+import { KubernetesEngine } from "../src/index.js";
 import { engineContract } from "./engine-contract.js";
 
 function fakeKubeConfig(server: string): KubeConfig {
