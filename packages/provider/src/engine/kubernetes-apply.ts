@@ -17,6 +17,22 @@ import type { PodSpec } from "./types.js";
 
 export const FIELD_MANAGER = "trustedpods-provider";
 
+/** The API server's own words (its Status body's message), else the error's message. */
+export function apiReason(err: unknown): string {
+  const body = (err as { body?: unknown } | null)?.body;
+  if (typeof body === "string") {
+    try {
+      const m = (JSON.parse(body) as { message?: unknown }).message;
+      if (typeof m === "string") return m;
+    } catch {
+      // not JSON: fall through
+    }
+  } else if (body && typeof (body as { message?: unknown }).message === "string") {
+    return (body as { message: string }).message;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
 /**
  * Applies a pod's objects to a cluster with server-side apply (one field manager, forced: the provider owns
  * these objects). KubernetesEngine builds the Engine contract on it: replica changes (start/stop) and
@@ -52,7 +68,7 @@ export class KubernetesApplier {
     } catch (err) {
       throw new EngineError(
         "ENGINE_FAILURE",
-        `apply ${obj.kind} ${obj.metadata?.namespace ?? ""}/${obj.metadata?.name ?? ""}: ${(err as Error).message}`,
+        `apply ${obj.kind} ${obj.metadata?.namespace ?? ""}/${obj.metadata?.name ?? ""}: ${apiReason(err)}`,
         { cause: err },
       );
     }

@@ -13,8 +13,8 @@ import {
 import { HttpMethod, RequestContext } from "@kubernetes/client-node/dist/gen/http/http.js";
 import { fetch } from "undici";
 import { EngineError } from "./errors.js";
-import { K8S_LABEL, type KubernetesOptions, kubernetesObjects, namespaceFor } from "./kubernetes.js";
-import { KubernetesApplier } from "./kubernetes-apply.js";
+import { K8S_LABEL, type KubernetesObjects, type KubernetesOptions, namespaceFor } from "./kubernetes.js";
+import { apiReason, KubernetesApplier } from "./kubernetes-apply.js";
 import { mergeAsync } from "./logstream.js";
 import type {
   ContainerState,
@@ -48,22 +48,6 @@ function httpCode(err: unknown): number | undefined {
   const e = err as { code?: unknown; statusCode?: unknown } | null;
   const c = e?.code ?? e?.statusCode;
   return typeof c === "number" ? c : undefined;
-}
-
-/** The API server's own words (its Status body's message), else the error's message. */
-function apiReason(err: unknown): string {
-  const body = (err as { body?: unknown } | null)?.body;
-  if (typeof body === "string") {
-    try {
-      const m = (JSON.parse(body) as { message?: unknown }).message;
-      if (typeof m === "string") return m;
-    } catch {
-      // not JSON: fall through
-    }
-  } else if (body && typeof (body as { message?: unknown }).message === "string") {
-    return (body as { message: string }).message;
-  }
-  return err instanceof Error ? err.message : String(err);
 }
 
 function failure(what: string, err: unknown): EngineError {
@@ -173,9 +157,9 @@ export class KubernetesEngine implements Engine {
 
   async apply(spec: PodSpec): Promise<PodStatus> {
     validatePodSpec(spec);
-    const objects = kubernetesObjects(spec, this.options);
+    let objects: KubernetesObjects;
     try {
-      await this.applier.apply(spec);
+      objects = await this.applier.apply(spec);
     } catch (err) {
       throw failure(`apply pod ${spec.podId}`, err);
     }
