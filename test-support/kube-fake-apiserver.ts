@@ -142,6 +142,8 @@ export interface FakeWaiting {
 export interface FakeKubeApiServerOptions {
   /** Run the stand-ins for the deployment controller, scheduler and kubelet (default true). */
   simulateWorkloads?: boolean;
+  /** How long a deleted pod of a scaled-down Deployment stays terminating (default 200 ms). */
+  terminationGraceMs?: number;
 }
 
 const keyOf = (rt: ResourceType, ns: string | undefined, name: string) =>
@@ -771,13 +773,11 @@ export class FakeKubeApiServer {
     const d = this.store.get(dkey);
     if (!d || d.metadata.deletionTimestamp) return;
     const hash = createHash("sha256").update(JSON.stringify(d.spec.template)).digest("hex").slice(0, 10);
-    const owned = this.dependentsOf(d).filter((o) => o.kind === "Pod");
+    const owned = this.dependentsOf(d).filter((o) => o.kind === "Pod" && !o.metadata.deletionTimestamp);
     const desired = d.spec.replicas as number;
     let current = owned.filter((p) => p.metadata.labels?.["pod-template-hash"] === hash);
-    for (const p of owned) if (!current.includes(p)) this.remove(p, "Background");
-    while (current.length > desired) {
-      this.remove(current.pop(), "Background");
-    }
+    for (const p of owned) if (!current.includes(p)) this.terminate(p);
+    while (current.length > desired) this.terminate(current.pop()!);
     while (current.length < desired) {
       const pod = this.podFor(d, hash);
       this.admit(prt, ns, pod);
@@ -795,6 +795,22 @@ export class FakeKubeApiServer {
       ...(current.length - ready ? { unavailableReplicas: current.length - ready } : {}),
     };
     if (JSON.stringify(fresh.status) !== JSON.stringify(d.status)) this.put(drt, dkey, fresh, "MODIFIED");
+  }
+
+  /**
+   * Graceful pod deletion as the kubelet does it: the pod is marked (deletionTimestamp) and disappears when
+   * its containers have stopped, here after `terminationGraceMs`. The Deployment stops counting it at once.
+   */
+  private terminate(pod: Obj): void {
+    const prt = RESOURCES.find((r) => r.kind === "Pod")!;
+    const key = keyOf(prt, pod.metadata.namespace, pod.metadata.name);
+    const p = this.store.get(key);
+    if (!p || p.metadata.deletionTimestamp) return;
+    const marked = clone(p);
+    marked.metadata.deletionTimestamp = new Date().toISOString();
+    marked.metadata.deletionGracePeriodSeconds = 30;
+    this.put(prt, key, marked, "MODIFIED");
+    setTimeout(() => this.remove(this.store.get(key), "Background"), this.options.terminationGraceMs ?? 200);
   }
 
   private podFor(d: Obj, hash: string): Obj {

@@ -178,6 +178,26 @@ export class KubernetesEngine implements Engine {
     assertPodId(podId);
     await this.setReplicas(podId, 0);
     await this.waitForReplicas(podId, 0);
+    await this.waitForPodsGone(podId);
+  }
+
+  /**
+   * The Deployment stops counting a pod once it is terminating; its containers run until the grace period
+   * ends. Stop returns when the pods are gone, as Podman's stop returns when the containers have exited.
+   */
+  private async waitForPodsGone(podId: string): Promise<void> {
+    const namespace = this.ns(podId);
+    const labelSelector = `${K8S_LABEL.pod}=${podId}`;
+    await this.waitFor(
+      `the pods of ${podId} to terminate`,
+      `/api/v1/namespaces/${namespace}/pods`,
+      { labelSelector },
+      async () => {
+        const list = await this.core.listNamespacedPod({ namespace, labelSelector });
+        return list.items.length === 0 || (list.metadata?.resourceVersion ?? "0");
+      },
+      this.options.goneTimeoutMs ?? 120_000,
+    );
   }
 
   /** Images live in the cluster's registries, not in this engine: options.images has nothing to remove. */
