@@ -123,7 +123,17 @@ describe("createEngine", () => {
     ).catch((e: unknown) => e);
     expect(e1).toBeInstanceOf(EngineError);
     expect((e1 as EngineError).code).toBe("ENGINE_UNAVAILABLE");
-    expect((e1 as EngineError).message).toContain(missing);
+    expect((e1 as EngineError).message).toBe(`kubeconfig ${missing}: no such file`);
+    // A broken file is reported without quoting it: the line at fault may hold a token.
+    const broken = path.join(tmp, "broken");
+    await writeFile(broken, "users: [{name: u, user: {token: s3cret-token}}\n  ]: :\n");
+    const e0 = await createEngine(
+      { dataDir: tmp, engine: { ...engineConfig, kubeconfig: broken } },
+      { log },
+    ).catch((e: unknown) => e);
+    expect((e0 as EngineError).code).toBe("ENGINE_UNAVAILABLE");
+    expect((e0 as EngineError).message).toMatch(/^kubeconfig .*broken: not valid YAML/);
+    expect((e0 as EngineError).message).not.toContain("token");
     const file = path.join(tmp, "kubeconfig2");
     await writeFile(file, kubeconfigText(server));
     const e2 = await createEngine(

@@ -101,6 +101,20 @@ function notReadyReasons(pods: V1Pod[]): string[] {
   return out;
 }
 
+/**
+ * Why a kubeconfig could not be read, without its contents: a YAML error's message quotes the offending line,
+ * which may hold a token or a key.
+ */
+function kubeconfigProblem(err: unknown): string {
+  const e = err as { code?: unknown; reason?: unknown; mark?: unknown; message?: unknown };
+  if (e.code === "ENOENT") return "no such file";
+  if (typeof e.code === "string") return `cannot read it (${e.code})`;
+  if (e.mark !== undefined) return `not valid YAML${typeof e.reason === "string" ? ` (${e.reason})` : ""}`;
+  return String(e.message ?? err)
+    .split("\n")[0]!
+    .slice(0, 200);
+}
+
 export class KubernetesEngine implements Engine {
   readonly kind = "kubernetes";
   readonly applier: KubernetesApplier;
@@ -129,7 +143,7 @@ export class KubernetesEngine implements Engine {
     try {
       kc.loadFromFile(file);
     } catch (err) {
-      throw new EngineError("ENGINE_UNAVAILABLE", `kubeconfig ${file}: ${(err as Error).message}`, {
+      throw new EngineError("ENGINE_UNAVAILABLE", `kubeconfig ${file}: ${kubeconfigProblem(err)}`, {
         cause: err,
       });
     }
