@@ -3,6 +3,7 @@
  * validatePod checks it wherever it came from (YAML on disk or protobuf from the network).
  */
 import type { DiagnosticCode } from "./diagnostics.js";
+import type * as pb from "./gen/trustedpods/v1/pod_pb.js";
 
 export interface Pod {
   name: string;
@@ -44,11 +45,8 @@ export interface Port {
   hostname?: string;
 }
 
-export interface VolumeMount {
-  name: string;
-  mountPath: string;
-  readOnly: boolean;
-}
+/** Same fields as the wire's (proto/trustedpods/v1/pod.proto is their one declaration). */
+export type VolumeMount = Pick<pb.VolumeMount, "name" | "mountPath" | "readOnly">;
 
 export type SecretSource = { kind: "file"; path: string } | { kind: "ipfs"; cid: string; keyRef: string };
 
@@ -65,22 +63,18 @@ export interface Resources {
   gpu: bigint;
 }
 
-export interface Replicas {
-  min: number;
-  max: number;
-  /** Idle time before scaling to zero; 0n exactly when min > 0. */
-  idleSeconds: bigint;
-}
+/** Same fields as the wire's; idleSeconds (time before scaling to zero) is 0n exactly when min > 0. */
+export type Replicas = Pick<pb.Replicas, "min" | "max" | "idleSeconds">;
 
-export type Probe = { kind: "http"; path: string; port: number } | { kind: "exec"; command: string[] };
+export type Probe =
+  | ({ kind: "http" } & Pick<pb.HttpProbe, "path" | "port">)
+  | ({ kind: "exec" } & Pick<pb.ExecProbe, "command">);
 
-export interface HealthCheck {
-  probe: Probe;
-  intervalMs: bigint;
-  timeoutMs: bigint;
-  retries: number;
-  startPeriodMs: bigint;
-}
+/** The wire's timing fields; the probe as a tagged union instead of the wire's oneof. */
+export type HealthCheck = { probe: Probe } & Pick<
+  pb.HealthCheck,
+  "intervalMs" | "timeoutMs" | "retries" | "startPeriodMs"
+>;
 
 /** Defaults the manifest applies to omitted fields (documented in docs/manifest.md). */
 export const DEFAULTS = {

@@ -1,26 +1,31 @@
 /**
- * Where the daemon asks the billing module whether a pod is paid for. The billing module (src/billing)
- * implements PaymentGate against the Payments contract; the daemon only calls it at these points.
+ * The one contract between the daemon and whatever decides a pod is paid for. The billing module (src/billing)
+ * implements it against the Payments contract (ChannelGate); the daemon calls it at these points only.
  */
 import type { Pod } from "@trustedpods/protocol";
 import type { Address, Hex } from "viem";
 
-export interface ProvisionPaymentRequest {
-  /** Engine pod id (derived from publisher and pod id). */
-  id: string;
-  publisher: Address;
-  podId: Hex;
-  pod: Pod;
-  /** The channel reference from the request. */
-  channel: { chainId: bigint; paymentsContract: string } | undefined;
+/** Where the channel lives, as the provision request names it (protocol ChannelRef). */
+export interface PaymentChannelRef {
+  chainId: bigint;
+  paymentsContract: string;
 }
 
-export interface ProvisionedPod {
-  id: string;
+export interface ProvisionPaymentRequest {
+  /** The daemon's name for the pod (engine pod id); absent (callers without a daemon): the gate derives it. */
+  id?: string;
   publisher: Address;
+  /** bytes32 pod id that keys the channel. */
   podId: Hex;
   pod: Pod;
+  /** The rate the provider quoted; default: the pod's price under the provider's pricing. */
+  quotedRatePerSecond?: bigint;
+  /** The channel reference from the request; absent on an update (the pod keeps the channel it started with). */
+  channel: PaymentChannelRef | undefined;
 }
+
+/** A pod that now runs: the admitted request without its channel terms, under the daemon's name. */
+export type ProvisionedPod = Pick<ProvisionPaymentRequest, "publisher" | "podId" | "pod"> & { id: string };
 
 export interface PaymentGate {
   /**

@@ -2,92 +2,43 @@
  * The provider daemon: wires config, keys, state, engine, IPFS, p2p handlers, metrics and recovery together.
  * `Daemon.start(config)` returns once recovery finished and the node listens; `stop()` undoes it in reverse.
  */
-import { createHash } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import { publicKeyToProtobuf } from "@libp2p/crypto/keys";
 import type { Ed25519PrivateKey } from "@libp2p/interface";
-import {
-  type Attester,
-  computeReportData,
-  envelopeToProto,
-  insecureDevAttester,
-  MAX_NONCE_BYTES,
-  MIN_NONCE_BYTES,
-} from "@trustedpods/attestation";
+import { type Attester, insecureDevAttester } from "@trustedpods/attestation";
 import { configfsTsmAttester } from "@trustedpods/attestation/node";
-import { type ChainContext, paymentsDomain } from "@trustedpods/chain";
+import type { ChainContext } from "@trustedpods/chain";
 import { type ContentStore, createIpfsNode, createKuboStore } from "@trustedpods/ipfs";
-import {
-  createP2PNode,
-  loadOrCreatePeerKey,
-  type P2PNode,
-  ReplayCache,
-  RpcError,
-  type SignedCallContext,
-} from "@trustedpods/p2p";
-import {
-  AttestRequestSchema,
-  AttestResponseSchema,
-  ContainerState,
-  DeleteRequestSchema,
-  DeleteResponseSchema,
-  type Endpoint,
-  ErrorCode,
-  LogEntrySchema,
-  LogStream,
-  LogsRequestSchema,
-  type PodBilling,
-  PodPhase,
-  PricingError,
-  ProvisionRequestSchema,
-  ProvisionResponseSchema,
-  podPrice,
-  podToWire,
-  pricingToWire,
-  QuoteRequestSchema,
-  QuoteResponseSchema,
-  StatusRequestSchema,
-  StatusResponseSchema,
-  UpdateRequestSchema,
-  UpdateResponseSchema,
-  wire,
-} from "@trustedpods/protocol";
-import { Counter, Gauge } from "prom-client";
-import {
-  type Address,
-  bytesToHex,
-  createPublicClient,
-  getAddress,
-  type Hex,
-  hexToBytes,
-  http,
-  type LocalAccount,
-} from "viem";
+import { createP2PNode, loadOrCreatePeerKey, type P2PNode, ReplayCache } from "@trustedpods/p2p";
+import type { PodBilling } from "@trustedpods/protocol";
+import { type Address, createPublicClient, http, type LocalAccount } from "viem";
 import type { Billing } from "./billing/billing.js";
 import { billingToWire, createDaemonBilling, providerChainContext } from "./billing/daemon-wiring.js";
-import { listingsOf, quoteTerms, royaltiesForPod, signPodQuote } from "./billing/quote.js";
 import type { BillingConfig } from "./billing/types.js";
 import type { AllowAllPaymentGate, PaymentGate } from "./billing-seam.js";
 import type { ProviderConfig } from "./config.js";
 import { createEngine } from "./engine/factory.js";
 import type { Engine } from "./engine/types.js";
-import { createGateway } from "./gateway/gateway.js";
-import { nginxDirFor } from "./gateway/nginx/front-door.js";
-import { findNginx } from "./gateway/nginx/process.js";
+import { startGateway } from "./gateway/start.js";
 import type { Gateway } from "./gateway/types.js";
 import type { RouteRegistry } from "./gateway-seam.js";
-import { type ServeContext, serveSignedStream, serveSignedUnary, serveUnary } from "./handlers/serve.js";
+import type { AdmissionDeps } from "./handlers/admission.js";
+import { attestProtocol } from "./handlers/attest.js";
+import { deleteProtocol } from "./handlers/delete.js";
+import { logsProtocol } from "./handlers/logs.js";
+import { provisionProtocol } from "./handlers/provision.js";
+import { quoteProtocol } from "./handlers/quote.js";
+import type { Protocol, ServeContext } from "./handlers/serve.js";
+import { statusProtocol } from "./handlers/status.js";
+import { updateProtocol } from "./handlers/update.js";
 import { type EncryptionKey, loadAccountKey, loadOrCreateEncryptionKey } from "./keys.js";
 import { createLogger, type Logger } from "./log.js";
 import { Metrics } from "./metrics.js";
-import { decodePod, PodManager } from "./pods.js";
+import { PodManager } from "./pods.js";
 import { type ContentFetcher, IpfsContentFetcher } from "./provision/content.js";
 import { ListingImages } from "./provision/listing.js";
 import { ListingMetadataPinner } from "./provision/listing-pins.js";
-import { checkRunnable, enginePodId } from "./provision/translate.js";
-import { type EndpointRecord, type PodPhaseName, SqliteNonceStore, StateDb } from "./state/db.js";
+import { SqliteNonceStore, StateDb } from "./state/db.js";
 
 export interface DaemonDeps {
   /**
@@ -122,36 +73,7 @@ export interface DaemonInfo {
   ipfs: string[];
 }
 
-const PHASE: Record<PodPhaseName, PodPhase> = {
-  pending: PodPhase.PENDING,
-  running: PodPhase.RUNNING,
-  stopped: PodPhase.STOPPED,
-  failed: PodPhase.FAILED,
-  deleted: PodPhase.DELETED,
-};
-
-function bytes32(b: Uint8Array, field: string): Hex {
-  if (b.length !== 32)
-    throw new RpcError(ErrorCode.INVALID_ARGUMENT, `${field} must be 32 bytes`, { details: { field } });
-  return bytesToHex(b);
-}
-
-function endpointToWire(e: EndpointRecord): Endpoint {
-  return {
-    container: e.container,
-    containerPort: e.containerPort,
-    target: e.url
-      ? { case: "httpUrl", value: e.url }
-      : e.tcpAddress
-        ? { case: "tcpAddress", value: e.tcpAddress }
-        : { case: undefined },
-  } as Endpoint;
-}
-
-/** SHA-256 of the pod's canonical wire encoding (re-encoded from the validated typed pod). */
-export function podHash(pod: wire.Pod): Uint8Array {
-  return createHash("sha256").update(toBinary(wire.PodSchema, pod)).digest();
-}
+export { podHash } from "./handlers/quote.js";
 
 export class Daemon {
   private unregister: (() => Promise<void>)[] = [];
@@ -201,9 +123,9 @@ export class Daemon {
       let engine = deps.engine;
       const ownEngine = !engine;
       if (!engine) {
-        engine = await createEngine(config, { log });
-        const e = engine;
+        const e = await createEngine(config, log);
         cleanup.push(() => e.close());
+        engine = e;
       }
 
       let ipfs: (ContentStore & { multiaddrs?: () => string[]; stop?: () => Promise<void> }) | undefined;
@@ -397,155 +319,36 @@ export class Daemon {
       log: this.log,
       verifier: { provider: this.account.address, chainId: this.chainId, replay },
     };
-    const max = { maxMessageBytes: this.config.limits.maxRequestBytes };
-    const long = { ...max, timeoutMs: this.config.limits.provisionTimeoutSeconds * 1000 + 30_000 };
-    this.unregister.push(
-      await serveUnary(
-        s,
-        "attest",
-        AttestRequestSchema,
-        AttestResponseSchema,
-        (r) => this.attest(r.nonce),
-        max,
-      ),
-      await serveUnary(s, "quote", QuoteRequestSchema, QuoteResponseSchema, (r) => this.quote(r), max),
-      await serveSignedUnary(
-        s,
-        "provision",
-        ProvisionRequestSchema,
-        ProvisionResponseSchema,
-        (r, c) => this.provision(r, c),
-        long,
-      ),
-      await serveSignedUnary(
-        s,
-        "update",
-        UpdateRequestSchema,
-        UpdateResponseSchema,
-        (r, c) => this.update(r, c),
-        long,
-      ),
-      await serveSignedUnary(
-        s,
-        "delete",
-        DeleteRequestSchema,
-        DeleteResponseSchema,
-        (r, c) => this.delete(r, c),
-        max,
-      ),
-      await serveSignedUnary(
-        s,
-        "status",
-        StatusRequestSchema,
-        StatusResponseSchema,
-        (r, c) => this.status(r, c),
-        max,
-      ),
-      await serveSignedStream(s, "logs", LogsRequestSchema, LogEntrySchema, (r, c) => this.logs(r, c), max),
-    );
-  }
-
-  private async attest(nonce: Uint8Array) {
-    if (nonce.length < MIN_NONCE_BYTES || nonce.length > MAX_NONCE_BYTES)
-      throw new RpcError(
-        ErrorCode.INVALID_ARGUMENT,
-        `nonce must be ${MIN_NONCE_BYTES} to ${MAX_NONCE_BYTES} bytes`,
-        {
-          details: { field: "nonce" },
-        },
-      );
-    const libp2pPublicKey = publicKeyToProtobuf(this.peerKey.publicKey);
-    const encryptionPublicKey = this.encryptionKey.publicKeyDer;
-    let evidence: Awaited<ReturnType<Attester["attest"]>>;
-    try {
-      evidence = await this.attester.attest(
-        await computeReportData({ nonce, libp2pPublicKey, encryptionPublicKey }),
-      );
-    } catch (err) {
-      this.log.error({ err: (err as Error).message }, "attester failed");
-      throw new RpcError(
-        ErrorCode.ATTESTATION_FAILED,
-        `the ${this.attester.kind} attester could not produce evidence`,
-      );
-    }
-    return { evidence: envelopeToProto(evidence), libp2pPublicKey, encryptionPublicKey };
-  }
-
-  private async quote(r: { pod?: wire.Pod; nonce: Uint8Array; publisher: Uint8Array; podId: Uint8Array }) {
-    if (r.nonce.length < 16 || r.nonce.length > 32)
-      throw new RpcError(ErrorCode.INVALID_ARGUMENT, "nonce must be 16 to 32 bytes", {
-        details: { field: "nonce" },
-      });
-    // A quote for "any" publisher or pod could be replayed onto a pod it did not price: both are required.
-    if (r.publisher.length !== 20 || r.publisher.every((b) => b === 0))
-      throw new RpcError(ErrorCode.INVALID_ARGUMENT, "publisher must be a non-zero 20-byte address", {
-        details: { field: "publisher" },
-      });
-    if (r.podId.length !== 32 || r.podId.every((b) => b === 0))
-      throw new RpcError(ErrorCode.INVALID_ARGUMENT, "pod_id must be a non-zero 32-byte id", {
-        details: { field: "pod_id" },
-      });
-    const pod = decodePod(r.pod);
-    checkRunnable(pod);
-    let price: ReturnType<typeof podPrice>;
-    try {
-      price = podPrice(pod, this.config.pricing);
-    } catch (err) {
-      if (err instanceof PricingError)
-        throw new RpcError(ErrorCode.FAILED_PRECONDITION, err.message, {
-          details: { field: "resources", reason: err.code },
-        });
-      throw err;
-    }
-    // The channel must pay royalties for exactly the listings this pod runs, at their terms: the quote signs
-    // that list, so a channel with any other cannot open with it.
-    const royalties = listingsOf(pod).length
-      ? await royaltiesForPod(await this.chain(), pod, this.account.address)
-      : [];
-    const signed = await signPodQuote(
-      this.account,
-      paymentsDomain(this.chainId, this.config.chain.payments),
-      {
-        pod,
-        price,
-        royalties,
-        provider: this.account.address,
-        publisher: getAddress(bytesToHex(r.publisher)),
-        podId: bytesToHex(r.podId),
-        token: getAddress(this.config.pricing.token),
-        minNoticeSeconds: this.config.billing.minNoticeSeconds,
-        expiry: BigInt(Math.floor(Date.now() / 1000) + this.config.billing.quoteTtlSeconds),
-      },
-    );
-    const q = signed.quote;
-    const billed = Object.fromEntries(price.lines.map((l) => [l.resource, l.units]));
-    return {
-      quote: {
-        provider: this.account.address,
-        chainId: BigInt(this.chainId),
-        pricing: pricingToWire(this.config.pricing),
-        billed: {
-          cpuMillis: billed.cpu ?? 0n,
-          memoryBytes: (billed.memory ?? 0n) << 20n,
-          storageBytes: (billed.storage ?? 0n) << 30n,
-          gpuCount: billed.gpu ?? 0n,
-        },
-        pricePerSecond: q.ratePerSecond.toString(),
-        minNoticeSeconds: BigInt(q.minNoticeSeconds),
-        expiresAt: q.expiry,
-        podHash: podHash(podToWire(pod)),
-        nonce: r.nonce,
-        signature: hexToBytes(signed.signature),
-        publisher: r.publisher,
-        podId: r.podId,
-        paymentsContract: this.config.chain.payments,
-        // Unsigned terms (see pricing.proto): what this daemon's payment gate will check at provision.
-        ...quoteTerms(this.billing?.config, this.config),
-        specHash: hexToBytes(q.specHash),
-        royalties: royalties.map((x) => ({ recipient: x.recipient, bps: x.bps, listingId: x.listingId })),
-        royaltiesHash: hexToBytes(q.royaltiesHash),
-      },
+    const limits = this.config.limits;
+    const admission: AdmissionDeps = {
+      state: this.state,
+      gate: this.gate,
+      chainId: this.chainId,
+      baseDomain: this.config.gateway.baseDomain,
+      maxPods: limits.maxPods,
     };
+    const pods = { state: this.state, engine: this.engine };
+    const serve = <D>(p: Protocol<D>, deps: D) => p.serve(s, deps, limits);
+    this.unregister.push(
+      await serve(attestProtocol, {
+        attester: this.attester,
+        peerKey: this.peerKey,
+        encryptionPublicKeyDer: this.encryptionKey.publicKeyDer,
+        log: this.log,
+      }),
+      await serve(quoteProtocol, {
+        account: this.account,
+        chainId: this.chainId,
+        config: this.config,
+        billing: () => this.billing?.config,
+        chain: () => this.chain(),
+      }),
+      await serve(provisionProtocol, { ...admission, pods: this.pods }),
+      await serve(updateProtocol, { ...admission, pods: this.pods }),
+      await serve(deleteProtocol, { state: this.state, pods: this.pods }),
+      await serve(statusProtocol, { ...pods, billingOf: (id: string) => this.billingOf(id) }),
+      await serve(logsProtocol, pods),
+    );
   }
 
   /** The provider's chain context for reads outside billing (listing terms in quotes); built once. */
@@ -558,267 +361,12 @@ export class Daemon {
     return this.chainContext;
   }
 
-  /** The body's pod id must be the one signed in the envelope; the pod is the signer's own. */
-  private podKey(bodyPodId: Uint8Array, c: SignedCallContext): { id: string; podId: Hex } {
-    const podId = bytes32(bodyPodId, "pod_id");
-    if (podId.toLowerCase() !== c.request.podId.toLowerCase())
-      throw new RpcError(ErrorCode.INVALID_ARGUMENT, "pod_id differs from the signed request's pod id", {
-        details: { field: "pod_id" },
-      });
-    return { id: enginePodId(c.request.publisher, podId), podId };
-  }
-
-  private owned(id: string) {
-    const rec = this.state.getPod(id);
-    // Pods are looked up by (signer, pod id): another publisher's pod is simply not found.
-    if (!rec) throw new RpcError(ErrorCode.NOT_FOUND, "no such pod", { details: { field: "pod_id" } });
-    return rec;
-  }
-
-  /**
-   * Requested hostnames must be one label under the gateway's base domain (a pod cannot claim someone else's
-   * domain on this provider) and not used by another pod.
-   */
-  private checkHostnames(id: string, pod: ReturnType<typeof decodePod>): void {
-    const used = this.state.hostnamesInUse(id);
-    const suffix = `.${this.config.gateway.baseDomain}`;
-    for (const c of pod.containers)
-      for (const p of c.ports) {
-        if (p.hostname && (!p.hostname.endsWith(suffix) || p.hostname.slice(0, -suffix.length).includes(".")))
-          throw new RpcError(
-            ErrorCode.INVALID_ARGUMENT,
-            `hostname ${p.hostname} must be NAME${suffix} on this provider`,
-            {
-              details: { field: "hostname" },
-            },
-          );
-        if (p.hostname && used.has(p.hostname))
-          throw new RpcError(ErrorCode.ALREADY_EXISTS, `hostname ${p.hostname} is used by another pod`, {
-            details: { field: "hostname" },
-          });
-      }
-  }
-
-  private async provision(
-    r: { podId: Uint8Array; pod?: wire.Pod; channel?: { chainId: bigint; paymentsContract: string } },
-    c: SignedCallContext,
-  ) {
-    const { id, podId } = this.podKey(r.podId, c);
-    const pod = decodePod(r.pod);
-    checkRunnable(pod);
-    if (r.channel && r.channel.chainId !== BigInt(this.chainId))
-      throw new RpcError(
-        ErrorCode.INVALID_ARGUMENT,
-        `channel is on chain ${r.channel.chainId}, not ${this.chainId}`,
-        {
-          details: { field: "channel.chain_id" },
-        },
-      );
-    if (this.state.countActivePods() >= this.config.limits.maxPods)
-      throw new RpcError(ErrorCode.RESOURCE_EXHAUSTED, "this provider runs as many pods as it accepts", {
-        details: { reason: "max-pods" },
-      });
-    this.checkHostnames(id, pod);
-    const channel = r.channel
-      ? { chainId: r.channel.chainId, paymentsContract: r.channel.paymentsContract }
-      : undefined;
-    // Payment first: nothing is pulled, decrypted or started for a pod nobody pays for.
-    await this.gate.checkProvision({ id, publisher: c.request.publisher, podId, pod, channel });
-    const endpoints = await this.pods.provision(
-      {
-        id,
-        publisher: c.request.publisher,
-        podId,
-        manifest: toBinary(wire.PodSchema, r.pod!),
-        pod,
-        channel: channel
-          ? { chainId: channel.chainId.toString(), paymentsContract: channel.paymentsContract }
-          : null,
-      },
-      c.signal,
-    );
-    return { podId: r.podId, endpoints: endpoints.map(endpointToWire) };
-  }
-
-  private async update(r: { podId: Uint8Array; pod?: wire.Pod }, c: SignedCallContext) {
-    const { id, podId } = this.podKey(r.podId, c);
-    const pod = decodePod(r.pod);
-    checkRunnable(pod);
-    this.owned(id);
-    this.checkHostnames(id, pod);
-    const req = { id, publisher: c.request.publisher, podId, pod, channel: undefined };
-    await this.gate.checkUpdate?.(req);
-    const endpoints = await this.pods.update(id, toBinary(wire.PodSchema, r.pod!), pod, c.signal);
-    // From now on the channel must pay the updated spec's price (the billing loop checks it every tick).
-    await this.gate.onUpdated?.(req);
-    return { endpoints: endpoints.map(endpointToWire) };
-  }
-
-  private async delete(r: { podId: Uint8Array }, c: SignedCallContext) {
-    const { id } = this.podKey(r.podId, c);
-    this.owned(id);
-    await this.pods.delete(id);
-    return { volumesKeptUntil: 0n };
-  }
-
-  private async status(r: { podId: Uint8Array }, c: SignedCallContext) {
-    const { id } = this.podKey(r.podId, c);
-    const rec = this.owned(id);
-    let phase = PHASE[rec.phase];
-    const containers: {
-      name: string;
-      state: ContainerState;
-      healthy: boolean;
-      restartCount: number;
-      exitCode: number;
-      startedAtMs: bigint;
-      message: string;
-    }[] = [];
-    let replicas = 0;
-    if (rec.phase === "running" || rec.phase === "stopped") {
-      const st = await this.engine.status(id).catch(() => undefined);
-      for (const ct of st?.containers ?? []) {
-        const state =
-          ct.state === "running"
-            ? ContainerState.RUNNING
-            : ct.state === "exited" || ct.state === "dead"
-              ? ContainerState.EXITED
-              : ContainerState.WAITING;
-        containers.push({
-          name: ct.name,
-          state,
-          healthy: ct.health !== "unhealthy" && ct.state === "running",
-          restartCount: ct.restarts,
-          exitCode: ct.exitCode ?? 0,
-          startedAtMs: BigInt(ct.startedAt?.getTime() ?? 0),
-          message: ct.health === "none" ? "" : `health: ${ct.health}`,
-        });
-      }
-      replicas = st?.running ? 1 : 0;
-      if (rec.phase === "running" && !st?.running) {
-        const pod = decodePod(fromWireBytes(rec.manifest));
-        if (pod.replicas.min === 0) phase = PodPhase.SCALED_TO_ZERO;
-      }
-    }
-    return {
-      podId: r.podId,
-      phase,
-      message: rec.message,
-      containers,
-      endpoints: rec.endpoints.map(endpointToWire),
-      replicas,
-      billing: this.billingOf(id),
-    };
-  }
-
   /** The pod's billing summary for status (none with a test gate, or before billing knew the pod). */
   private billingOf(id: string): PodBilling | undefined {
     const billing = this.billing;
     if (!billing?.store.getPod(id)) return undefined;
     return billingToWire(billing.billingStatus(id));
   }
-
-  private async *logs(
-    r: { podId: Uint8Array; container: string; follow: boolean; sinceMs: bigint; tail: number },
-    c: SignedCallContext,
-  ) {
-    const { id } = this.podKey(r.podId, c);
-    const rec = this.owned(id);
-    if (rec.phase !== "running" && rec.phase !== "stopped")
-      throw new RpcError(ErrorCode.FAILED_PRECONDITION, `the pod is ${rec.phase}: no logs`, {
-        details: { field: "pod_id" },
-      });
-    const pod = decodePod(fromWireBytes(rec.manifest));
-    if (r.container && !pod.containers.some((x) => x.name === r.container))
-      throw new RpcError(ErrorCode.NOT_FOUND, `no container ${r.container} in this pod`, {
-        details: { field: "container" },
-      });
-    const lines = this.engine.logs(id, {
-      follow: r.follow,
-      signal: c.signal,
-      ...(r.container ? { containers: [r.container] } : {}),
-      ...(r.sinceMs > 0n ? { since: new Date(Number(r.sinceMs)) } : {}),
-      ...(r.tail > 0 ? { tail: r.tail } : {}),
-    });
-    for await (const l of lines) {
-      yield {
-        container: l.container,
-        replica: 0,
-        timestampMs: BigInt(l.time.getTime()),
-        stream: l.stream === "stderr" ? LogStream.STDERR : LogStream.STDOUT,
-        line: l.line,
-      };
-    }
-  }
-}
-
-function fromWireBytes(b: Uint8Array): wire.Pod {
-  return fromBinary(wire.PodSchema, b);
-}
-
-/**
- * The HTTP gateway on `gateway.listen`. Its waker starts a scaled-to-zero pod only while the daemon's state says
- * the pod runs, so a pod stopped for non-payment or being deleted is never woken by a request.
- */
-async function startGateway(
-  config: ProviderConfig,
-  d: { engine: Engine; state: StateDb; metrics: Metrics; log: Logger },
-): Promise<Gateway> {
-  const i = config.gateway.listen.lastIndexOf(":");
-  const host = config.gateway.listen.slice(0, i).replace(/^\[|\]$/g, "");
-  const port = Number(config.gateway.listen.slice(i + 1));
-  const requests = new Counter({
-    name: "tpod_provider_gateway_requests_total",
-    help: "HTTP requests through the gateway, by status class and gateway error",
-    labelNames: ["status", "error"],
-    registers: [d.metrics.registry],
-  });
-  const nginx = nginxFor(config, d.log);
-  const gw = await createGateway({
-    ...(nginx ? { nginx } : {}),
-    engine: d.engine,
-    waker: {
-      async wake(id) {
-        const phase = d.state.getPod(id)?.phase;
-        if (phase !== "running") throw new Error(`pod ${id} is ${phase ?? "unknown"}: not woken`);
-        await d.engine.start(id);
-      },
-      sleep: (id) => d.engine.stop(id),
-    },
-    listen: { host, port },
-    baseDomain: config.gateway.baseDomain,
-    ...(config.gateway.publicUrl ? { publicUrl: config.gateway.publicUrl } : {}),
-    log: d.log.child({ module: "gateway" }),
-    onRequest: (e) => requests.inc({ status: `${Math.floor(e.status / 100)}xx`, error: e.error ?? "" }),
-  });
-  new Gauge({
-    name: "tpod_provider_gateway_info",
-    help: "The gateway's data plane (nginx in front of the Node gateway, or the Node gateway alone)",
-    labelNames: ["data_plane"],
-    registers: [d.metrics.registry],
-  }).set({ data_plane: gw.dataPlane }, 1);
-  return gw;
-}
-
-/** The native data plane's settings, or undefined for the Node gateway alone (dataPlane node, or auto without nginx). */
-function nginxFor(
-  config: ProviderConfig,
-  log: Logger,
-): { binary: string; dir: string; workers?: number } | undefined {
-  const { dataPlane, nginx, workers } = config.gateway;
-  if (dataPlane === "node") return undefined;
-  const binary = findNginx(nginx);
-  if (!binary) {
-    if (dataPlane === "nginx")
-      throw new Error(
-        `gateway.dataPlane is nginx but ${nginx ? `${nginx} does not exist` : "no nginx binary was found"}: apt install nginx, or set gateway.nginx`,
-      );
-    log.warn(
-      "gateway: nginx is not installed; the Node gateway serves the port alone (slower for busy pods)",
-    );
-    return undefined;
-  }
-  return { binary, dir: nginxDirFor(config.dataDir), ...(workers ? { workers } : {}) };
 }
 
 async function askChainId(rpcUrl: string): Promise<number> {

@@ -5,11 +5,11 @@ export * from "./billing/index.js";
 export * from "./billing-seam.js";
 export * from "./config.js";
 export * from "./daemon.js";
+export * from "./engine/factory.js";
 export * from "./engine/index.js";
 export * from "./gateway/index.js";
-// gateway/ declares the same RouteRegistry as the daemon's seam; the root exports the seam's.
-export type { RouteRegistry } from "./gateway-seam.js";
-export * from "./gateway-seam.js";
+export { NoGateway, type Route } from "./gateway-seam.js";
+export * from "./handlers/admission.js";
 export * from "./keys.js";
 export * from "./log.js";
 export * from "./metrics.js";

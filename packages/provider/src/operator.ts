@@ -4,8 +4,6 @@
  * Everything here works while the daemon runs: the state database is opened read-only (WAL lets readers in).
  */
 import { existsSync } from "node:fs";
-import path from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import {
   balanceOf,
   type ChainContext,
@@ -33,7 +31,7 @@ import {
 } from "viem";
 import type { ProviderConfig } from "./config.js";
 import { loadAccountKey } from "./keys.js";
-import type { EndpointRecord, PodPhaseName } from "./state/db.js";
+import { type EndpointRecord, type PodPhaseName, StateDb, stateFile } from "./state/db.js";
 
 export type OperatorErrorCode =
   | "NO_REGISTRY"
@@ -238,46 +236,36 @@ export interface OperatorPod {
   updatedAt: string;
 }
 
-function openStateReadOnly(config: ProviderConfig): DatabaseSync {
-  const file = path.join(config.dataDir, "state.sqlite");
-  if (!existsSync(file))
+function openStateReadOnly(config: ProviderConfig): StateDb {
+  const state = StateDb.openReadOnly(config.dataDir);
+  if (!state)
     throw new OperatorError(
       "NO_STATE",
-      `no daemon state at ${file}: the daemon has not run with this config yet (tpod provider serve --config ${config.file})`,
+      `no daemon state at ${stateFile(config.dataDir)}: the daemon has not run with this config yet (tpod provider serve --config ${config.file})`,
     );
-  const db = new DatabaseSync(file, { readOnly: true });
-  db.exec("PRAGMA busy_timeout = 5000");
-  return db;
-}
-
-function hasTable(db: DatabaseSync, name: string): boolean {
-  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
+  return state;
 }
 
 /** The daemon's pods from its state database, read-only (deleted pods only when asked). */
 export function listOperatorPods(config: ProviderConfig, o: { all?: boolean } = {}): OperatorPod[] {
-  const db = openStateReadOnly(config);
+  const state = openStateReadOnly(config);
   try {
-    if (!hasTable(db, "pods")) return [];
-    const rows = db
-      .prepare(
-        "SELECT id, publisher, pod_id, phase, message, endpoints, created_at, updated_at FROM pods ORDER BY created_at",
-      )
-      .all() as Record<string, unknown>[];
-    return rows
-      .map((r) => ({
-        id: String(r.id),
-        publisher: getAddress(String(r.publisher)),
-        podId: String(r.pod_id) as Hex,
-        phase: String(r.phase) as PodPhaseName,
-        message: String(r.message ?? ""),
-        endpoints: JSON.parse(String(r.endpoints ?? "[]")) as EndpointRecord[],
-        createdAt: new Date(Number(r.created_at)).toISOString(),
-        updatedAt: new Date(Number(r.updated_at)).toISOString(),
-      }))
-      .filter((p) => o.all || p.phase !== "deleted");
+    if (!state.hasTable("pods")) return [];
+    return state
+      .listPods()
+      .filter((p) => o.all || p.phase !== "deleted")
+      .map((p) => ({
+        id: p.id,
+        publisher: p.publisher,
+        podId: p.podId,
+        phase: p.phase,
+        message: p.message,
+        endpoints: p.endpoints,
+        createdAt: new Date(p.createdAt).toISOString(),
+        updatedAt: new Date(p.updatedAt).toISOString(),
+      }));
   } finally {
-    db.close();
+    state.close();
   }
 }
 

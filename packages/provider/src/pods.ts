@@ -6,7 +6,7 @@ import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
 import { RpcError } from "@trustedpods/p2p";
-import { ErrorCode, type Pod, podFromWire, WireError, wire } from "@trustedpods/protocol";
+import { ErrorCode, type Pod, podFromWire, wire } from "@trustedpods/protocol";
 import type { Address, Hex } from "viem";
 import type { PaymentGate } from "./billing-seam.js";
 import type { Engine } from "./engine/types.js";
@@ -63,22 +63,6 @@ export const STOP_MESSAGES: Record<PodStopReason, string> = {
   underpaid:
     "stopped by billing: the channel's rate is below the running pod's quoted price; the provider closed the channel (volumes are kept until the notice period ends)",
 };
-
-/** A pod as the wire sent it, decoded and validated; WireError becomes INVALID_ARGUMENT naming the field. */
-export function decodePod(msg: wire.Pod | undefined): Pod {
-  if (!msg) throw new RpcError(ErrorCode.INVALID_ARGUMENT, "pod is missing", { details: { field: "pod" } });
-  try {
-    return podFromWire(msg);
-  } catch (err) {
-    if (err instanceof WireError) {
-      const first = err.issues[0];
-      throw new RpcError(ErrorCode.INVALID_ARGUMENT, `invalid pod: ${err.message}`, {
-        details: { field: first ? first.path.join(".") : "pod", reason: "invalid-pod" },
-      });
-    }
-    throw err;
-  }
-}
 
 /** A failure outside realize() (which classifies its own): the same classes, the provider's paths removed. */
 function engineFailure(err: unknown, hostPaths: string[] = []): RpcError {

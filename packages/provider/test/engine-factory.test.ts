@@ -101,7 +101,7 @@ describe("createEngine", () => {
           context: "provider",
         },
       },
-      { log },
+      log,
     );
     expect(engine).toBeInstanceOf(KubernetesEngine);
     expect(engine.kind).toBe("kubernetes");
@@ -119,7 +119,7 @@ describe("createEngine", () => {
     const missing = path.join(tmp, "nope");
     const e1 = await createEngine(
       { dataDir: tmp, engine: { ...engineConfig, kubeconfig: missing } },
-      { log },
+      log,
     ).catch((e: unknown) => e);
     expect(e1).toBeInstanceOf(EngineError);
     expect((e1 as EngineError).code).toBe("ENGINE_UNAVAILABLE");
@@ -129,7 +129,7 @@ describe("createEngine", () => {
     await writeFile(broken, "users: [{name: u, user: {token: s3cret-token}}\n  ]: :\n");
     const e0 = await createEngine(
       { dataDir: tmp, engine: { ...engineConfig, kubeconfig: broken } },
-      { log },
+      log,
     ).catch((e: unknown) => e);
     expect((e0 as EngineError).code).toBe("ENGINE_UNAVAILABLE");
     expect((e0 as EngineError).message).toMatch(/^kubeconfig .*broken: not valid YAML/);
@@ -138,7 +138,7 @@ describe("createEngine", () => {
     await writeFile(file, kubeconfigText(server));
     const e2 = await createEngine(
       { dataDir: tmp, engine: { ...engineConfig, kubeconfig: file, context: "elsewhere" } },
-      { log },
+      log,
     ).catch((e: unknown) => e);
     expect((e2 as EngineError).code).toBe("ENGINE_UNAVAILABLE");
     expect((e2 as EngineError).message).toMatch(/has no context "elsewhere" \(it has: provider\)/);

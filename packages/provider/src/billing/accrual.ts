@@ -6,22 +6,13 @@
  * Everything here starts from the channel as `getChannel` returns it: `since` and `accruedBefore` are the anchor
  * the contract keeps (opening, last rate change, or last top-up after a run-out), never the opening time assumed.
  */
+import type { ChannelState } from "@trustedpods/chain";
 
-/** The channel fields the math needs (a subset of @trustedpods/chain's ChannelState). */
-export interface ChannelTerms {
-  deposit: bigint;
-  claimed: bigint;
-  ratePerSecond: bigint;
-  /** Accrual anchor: the opening time, the last rate change, or the last top-up that restarted accrual. */
-  since: bigint;
-  /**
-   * Owed from before `since`: what accrued before a rate change, or the old deposit when a top-up found it used
-   * up (0n when neither happened).
-   */
-  accruedBefore: bigint;
-  /** 0n while open; accrual stops here. */
-  closeAt: bigint;
-}
+/** The channel fields the math needs: @trustedpods/chain's ChannelState (getChannel) is their one declaration. */
+export type ChannelTerms = Pick<
+  ChannelState,
+  "deposit" | "claimed" | "ratePerSecond" | "since" | "accruedBefore" | "closeAt"
+>;
 
 /** The smaller of two bigints (Math.min does not take bigints). */
 export function minBig(a: bigint, b: bigint): bigint {

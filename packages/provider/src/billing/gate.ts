@@ -7,7 +7,7 @@ import { chainPoints, channelAt, listingTermsAt, royaltiesAt } from "./chain-rea
 import { type ChannelProblem, PaymentRequiredError, UnknownPodError } from "./errors.js";
 import { listingsOf } from "./quote.js";
 import type { BillingStore, Reserved } from "./store.js";
-import type { BillingConfig, BillingGate, BillingLogger, Hex, ProvisionCheck } from "./types.js";
+import type { BillingConfig, BillingLogger, Hex, ProvisionCheck } from "./types.js";
 
 const BYTES32_RE = /^0x[0-9a-fA-F]{64}$/;
 const ZERO32 = `0x${"00".repeat(32)}`;
@@ -43,7 +43,7 @@ export function reservedOf(pod: Pod): Reserved {
  * and royalties for exactly the listings the pod runs (nothing else). A passing check is recorded, with the price
  * the channel must keep paying; onProvisioned then starts billing.
  */
-export class ChannelGate implements PaymentGate, BillingGate {
+export class ChannelGate implements PaymentGate {
   readonly provider: Address;
   private readonly podKeyOf: (podId: Hex) => string;
 

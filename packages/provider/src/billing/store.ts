@@ -1,4 +1,6 @@
 import type { DatabaseSync, SQLInputValue } from "node:sqlite";
+import type { ChannelState } from "@trustedpods/chain";
+import { transaction } from "../state/db.js";
 import type { Hex } from "./types.js";
 
 /**
@@ -35,20 +37,11 @@ export interface Reserved {
   gpu: bigint;
 }
 
-/** What the loop last read from chain about a channel. */
-export interface ObservedChannel {
+/** What the loop last read from chain about a channel: ChannelState's terms at a block. */
+export type ObservedChannel = Omit<ChannelState, "id" | "token" | "royaltyCount"> & {
   block: bigint;
   time: bigint;
-  deposit: bigint;
-  claimed: bigint;
-  ratePerSecond: bigint;
-  since: bigint;
-  accruedBefore: bigint;
-  closeAt: bigint;
-  noticeSeconds: bigint;
-  exists: boolean;
-  finalized: boolean;
-}
+};
 
 export interface BillingPodRecord {
   podKey: string;
@@ -251,18 +244,9 @@ export class BillingStore {
     }
   }
 
-  /** Runs `fn` in one SQLite transaction (nested calls join the outer one). */
+  /** Runs `fn` in one SQLite transaction (nested calls, the daemon's included, join the outer one). */
   transaction<T>(fn: () => T): T {
-    if (this.db.isTransaction) return fn();
-    this.db.exec("BEGIN IMMEDIATE");
-    try {
-      const out = fn();
-      this.db.exec("COMMIT");
-      return out;
-    } catch (err) {
-      this.db.exec("ROLLBACK");
-      throw err;
-    }
+    return transaction(this.db, fn);
   }
 
   // ---------------------------------------------------------------- pods

@@ -1,39 +1,16 @@
-import type { Pod } from "@trustedpods/protocol";
 import type { PodStats } from "../engine/types.js";
 import type { PodStopReason } from "../gateway/types.js";
 
 export type Hex = `0x${string}`;
 
 /**
- * The daemon's seam (src/billing-seam.ts) is what ChannelGate implements; this is the same shape with the
- * request widened for callers without a daemon id or with an explicit quoted rate.
+ * The provision check's request is the daemon's seam's (src/billing-seam.ts): ChannelGate implements that
+ * PaymentGate; these names stay for billing's own callers.
  */
-export interface BillingGate {
-  checkProvision(req: ProvisionCheck): Promise<void>;
-  checkUpdate(req: ProvisionCheck): Promise<void>;
-  onUpdated(req: ProvisionCheck): void;
-  onProvisioned(pod: string | { id: string }): Promise<void>;
-  onDeleted(id: string): Promise<void>;
-}
-
-/** Where the channel lives, as the provision request names it (protocol ChannelRef). */
-export interface ChannelRefLike {
-  chainId: bigint;
-  paymentsContract: string;
-}
-
-export interface ProvisionCheck {
-  /** The daemon's name for the pod (engine pod id); default `podKeyOf(podId)`. */
-  id?: string;
-  publisher: Hex;
-  /** bytes32 pod id that keys the channel. */
-  podId: Hex;
-  pod: Pod;
-  /** The rate the provider quoted; default: the pod's price under the provider's pricing. */
-  quotedRatePerSecond?: bigint;
-  /** Absent on an update (the channel is the one the pod was provisioned with). */
-  channel: ChannelRefLike | undefined;
-}
+export type {
+  PaymentChannelRef as ChannelRefLike,
+  ProvisionPaymentRequest as ProvisionCheck,
+} from "../billing-seam.js";
 
 /** The controls billing needs from the daemon. Every method must be idempotent. */
 export interface PodLifecycle {

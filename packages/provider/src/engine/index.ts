@@ -1,5 +1,4 @@
 export * from "./errors.js";
-export { createEngine, type EngineFactoryDeps } from "./factory.js";
 export { FIREWALL_CHAIN, HostFirewall } from "./firewall.js";
 export { prepareImageArchive } from "./image-archive.js";
 export {

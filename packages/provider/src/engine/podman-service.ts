@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, readdir, readFile } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
 import { EngineError } from "./errors.js";
@@ -72,4 +72,43 @@ export async function startPodmanService(runDir: string, timeoutMs = 20_000): Pr
       clearTimeout(timer);
     },
   };
+}
+
+/**
+ * A daemon killed with SIGKILL leaves the `podman system service` it started running on its socket. Before
+ * starting a new one, end that process: found by its exact command line (our own socket path), ended by pid.
+ */
+export async function reapStalePodmanService(
+  socketPath: string,
+  log: { warn(obj: object, msg: string): void },
+): Promise<void> {
+  const want = `unix://${socketPath}`;
+  let entries: string[];
+  try {
+    entries = await readdir("/proc");
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    const argv = await readFile(`/proc/${e}/cmdline`, "utf8")
+      .then((t) => t.split("\0"))
+      .catch(() => [] as string[]);
+    if (argv.includes("system") && argv.includes("service") && argv.includes(want)) {
+      log.warn({ pid: Number(e) }, "stopping the podman service a previous daemon run left behind");
+      try {
+        process.kill(Number(e), "SIGTERM");
+      } catch {
+        continue;
+      }
+      for (let i = 0; i < 50; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        try {
+          process.kill(Number(e), 0);
+        } catch {
+          break;
+        }
+      }
+    }
+  }
 }

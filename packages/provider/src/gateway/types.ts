@@ -1,5 +1,5 @@
-// The gateway's seam with the provider daemon. The daemon programs against RouteRegistry and provides a
-// PodWaker; the same interfaces live in the daemon's gateway-seam.ts (kept identical on purpose).
+// The gateway's seam with the provider daemon: the daemon programs against RouteRegistry (declared here only;
+// src/gateway-seam.ts re-exports it with a stand-in for tests) and provides a PodWaker.
 import type { Engine } from "../engine/types.js";
 
 /** One hostname routed to one container port of a pod. */
@@ -14,16 +14,21 @@ export interface HttpRoute {
 /** Why a pod the provider keeps is stopped: its deposit ran out (a top-up restarts it), or its channel closed. */
 export type PodStopReason = "funds" | "closed" | "underpaid";
 
+export interface RouteOptions {
+  /** Stop the pod after this much idle time; start it again on the next request (min replicas 0). */
+  scaleToZero?: { idleMs: number };
+}
+
 export interface RouteRegistry {
   /** Replaces the pod's routes (and its scale-to-zero setting). */
-  setRoutes(podId: string, routes: HttpRoute[], opts: { scaleToZero?: { idleMs: number } }): void;
+  setRoutes(podId: string, routes: HttpRoute[], opts: RouteOptions): void;
   /**
    * The pod is stopped but kept: its hostnames stay its own and answer why (402 POD_STOPPED_FOR_FUNDS, 410
    * POD_CHANNEL_CLOSED) instead of 404, until setRoutes (restarted) or removeRoutes (gone).
    */
   stopRoutes(podId: string, routes: HttpRoute[], reason: PodStopReason): void;
   removeRoutes(podId: string): void;
-  /** The URL a publisher can fetch. */
+  /** The URL a publisher can fetch ("" when there is none). */
   urlFor(hostname: string): string;
 }
 

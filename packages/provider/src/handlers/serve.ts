@@ -20,6 +20,7 @@ import {
 import { ErrorCode, SignedRequestSchema } from "@trustedpods/protocol";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
+import type { HandlerLimits } from "./limits.js";
 
 export interface ServeContext {
   node: Libp2p;
@@ -75,6 +76,23 @@ async function open<I extends DescMessage>(
   return { body, context: { ...context, request: verified } };
 }
 
+/** Runs one call with request accounting: OK counted, refusals and failures counted and logged with their code. */
+async function counted<T>(
+  s: ServeContext,
+  name: string,
+  context: CallContext,
+  run: () => Promise<T>,
+): Promise<T> {
+  try {
+    const out = await run();
+    s.metrics.requests.inc({ protocol: name, code: "OK" });
+    return out;
+  } catch (err) {
+    account(s, name, context.peer.toString(), err);
+    throw err;
+  }
+}
+
 export function serveUnary<I extends DescMessage, O extends DescMessage>(
   s: ServeContext,
   name: string,
@@ -83,23 +101,9 @@ export function serveUnary<I extends DescMessage, O extends DescMessage>(
   handler: (request: MessageShape<I>, context: CallContext) => Promise<MessageInitShape<O>>,
   o: ServerOptions = {},
 ): Promise<() => Promise<void>> {
-  return registerUnary(
-    s.node,
-    name,
-    req,
-    res,
-    async (request, context) => {
-      try {
-        const out = await handler(request, context);
-        s.metrics.requests.inc({ protocol: name, code: "OK" });
-        return out;
-      } catch (err) {
-        account(s, name, context.peer.toString(), err);
-        throw err;
-      }
-    },
-    options(s, o),
-  );
+  const handle = (request: MessageShape<I>, context: CallContext) =>
+    counted(s, name, context, () => handler(request, context));
+  return registerUnary(s.node, name, req, res, handle, options(s, o));
 }
 
 export function serveSignedUnary<I extends DescMessage, O extends DescMessage>(
@@ -110,24 +114,12 @@ export function serveSignedUnary<I extends DescMessage, O extends DescMessage>(
   handler: (request: MessageShape<I>, context: SignedCallContext) => Promise<MessageInitShape<O>>,
   o: ServerOptions = {},
 ): Promise<() => Promise<void>> {
-  return registerUnary(
-    s.node,
-    name,
-    SignedRequestSchema,
-    res,
-    async (signed, context) => {
-      try {
-        const opened = await open(s, name, req, signed, context);
-        const out = await handler(opened.body, opened.context);
-        s.metrics.requests.inc({ protocol: name, code: "OK" });
-        return out;
-      } catch (err) {
-        account(s, name, context.peer.toString(), err);
-        throw err;
-      }
-    },
-    options(s, o),
-  );
+  const handle = (signed: MessageShape<typeof SignedRequestSchema>, context: CallContext) =>
+    counted(s, name, context, async () => {
+      const opened = await open(s, name, req, signed, context);
+      return handler(opened.body, opened.context);
+    });
+  return registerUnary(s.node, name, SignedRequestSchema, res, handle, options(s, o));
 }
 
 export function serveSignedStream<I extends DescMessage, O extends DescMessage>(
@@ -155,4 +147,51 @@ export function serveSignedStream<I extends DescMessage, O extends DescMessage>(
     },
     options(s, o),
   );
+}
+
+/** One protocol of the daemon: its name, its wire types, its limits and its handler over dependencies `D`. */
+export interface Protocol<D> {
+  name: string;
+  serve(s: ServeContext, deps: D, limits: HandlerLimits): Promise<() => Promise<void>>;
+}
+
+type Limits = (l: HandlerLimits) => ServerOptions;
+
+/** An unsigned request/response protocol (anyone may call it). */
+export function unary<I extends DescMessage, O extends DescMessage, D>(
+  name: string,
+  req: I,
+  res: O,
+  handle: (deps: D, request: MessageShape<I>) => Promise<MessageInitShape<O>>,
+  limits: Limits,
+): Protocol<D> {
+  return { name, serve: (s, d, l) => serveUnary(s, name, req, res, (r) => handle(d, r), limits(l)) };
+}
+
+/** A signed request/response protocol: the handler sees the verified signer. */
+export function signed<I extends DescMessage, O extends DescMessage, D>(
+  name: string,
+  req: I,
+  res: O,
+  handle: (deps: D, request: MessageShape<I>, c: SignedCallContext) => Promise<MessageInitShape<O>>,
+  limits: Limits,
+): Protocol<D> {
+  return {
+    name,
+    serve: (s, d, l) => serveSignedUnary(s, name, req, res, (r, c) => handle(d, r, c), limits(l)),
+  };
+}
+
+/** A signed request answered by a stream. */
+export function signedStream<I extends DescMessage, O extends DescMessage, D>(
+  name: string,
+  req: I,
+  res: O,
+  handle: (deps: D, request: MessageShape<I>, c: SignedCallContext) => AsyncIterable<MessageInitShape<O>>,
+  limits: Limits,
+): Protocol<D> {
+  return {
+    name,
+    serve: (s, d, l) => serveSignedStream(s, name, req, res, (r, c) => handle(d, r, c), limits(l)),
+  };
 }

@@ -13,8 +13,6 @@ import type { EndpointRecord } from "../state/db.js";
 
 /** Processes per container; the manifest has no field for it, so the provider caps it. */
 export const PIDS_PER_CONTAINER = 1024;
-const ENGINE_NAME_RE = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
-const MIN_MEMORY = 6 * 1024 * 1024;
 
 /**
  * The engine's id of a publisher's pod. Pod ids are chosen by publishers (the channel is keyed by publisher and
@@ -30,46 +28,6 @@ export function enginePodId(publisher: string, podId: Hex): string {
 
 function invalid(field: string, message: string): RpcError {
   return new RpcError(ErrorCode.INVALID_ARGUMENT, message, { details: { field } });
-}
-
-/** Checks what this provider's engine cannot run although the manifest is valid (names, sizes, image kinds). */
-export function checkRunnable(pod: Pod): void {
-  // A pod is priced (and its channel claimed) for max replicas, and the engines run one container set per pod:
-  // more than one replica would be paid for and not run. Refused at quote, provision and update, before any
-  // money moves.
-  if (pod.replicas.max > 1)
-    throw new RpcError(
-      ErrorCode.FAILED_PRECONDITION,
-      `this provider runs one replica per pod, and the pod asks for up to ${pod.replicas.max} (spec.replicas.max): a pod is priced for its max replicas, so it would pay for replicas that do not run; set replicas to at most 1`,
-      { details: { field: "spec.replicas.max", reason: "replicas-unsupported" } },
-    );
-  pod.containers.forEach((c, i) => {
-    if (!ENGINE_NAME_RE.test(c.name))
-      throw invalid(`spec.containers[${i}].name`, `container name "${c.name}" is longer than 32 characters`);
-    if (c.resources.memoryBytes < BigInt(MIN_MEMORY))
-      throw invalid(`spec.containers[${i}].resources.memory`, "memory must be at least 6Mi on this provider");
-    if (c.resources.gpu > 0n)
-      throw new RpcError(ErrorCode.FAILED_PRECONDITION, "this provider has no GPUs", {
-        details: { field: `spec.containers[${i}].resources.gpu` },
-      });
-    if (c.image.kind === "local")
-      throw invalid(
-        `spec.containers[${i}].image`,
-        `image "${c.image.name}" is a local name: upload it to IPFS before provisioning`,
-      );
-    c.volumeMounts.forEach((m, j) => {
-      const v = pod.volumes.find((x) => x.name === m.name);
-      if (v?.kind === "secret" && path.posix.dirname(m.mountPath) === "/")
-        throw invalid(
-          `spec.containers[${i}].volumeMounts[${j}].mountPath`,
-          "a secret file must be mounted below a directory, not in /",
-        );
-    });
-  });
-  pod.volumes.forEach((v, i) => {
-    if (!ENGINE_NAME_RE.test(v.name))
-      throw invalid(`spec.volumes[${i}].name`, `volume name "${v.name}" is longer than 32 characters`);
-  });
 }
 
 export interface HttpRoutePlan {

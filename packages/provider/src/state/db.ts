@@ -1,9 +1,10 @@
 /**
  * The daemon's state in SQLite (node:sqlite, WAL) in the data dir: pods, an operations journal for crash
- * recovery, the replay cache's nonces, and schema migrations. Other modules (billing) add their own tables
- * through `migrate(module, steps)` on the same database.
+ * recovery, the replay cache's nonces, and schema migrations. The one connection is shared: other modules
+ * (billing's BillingStore) keep their tables on it and use this module's `transaction`, so a transaction opened
+ * by one joins the other's instead of failing. Tools outside the daemon read it through `openReadOnly`.
  */
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import type { NonceRecord, NonceStore } from "@trustedpods/p2p";
@@ -60,6 +61,28 @@ export interface OperationRecord {
 
 type Row = Record<string, unknown>;
 
+/** The state database's file in a data dir. */
+export function stateFile(dataDir: string): string {
+  return path.join(dataDir, "state.sqlite");
+}
+
+/**
+ * Runs `fn` in one SQLite transaction on `db`. Nesting-safe: inside an open transaction `fn` joins it, so the
+ * outermost caller commits or rolls back everything (SQLite has no nested BEGIN).
+ */
+export function transaction<T>(db: DatabaseSync, fn: () => T): T {
+  if (db.isTransaction) return fn();
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    const out = fn();
+    db.exec("COMMIT");
+    return out;
+  } catch (err) {
+    db.exec("ROLLBACK");
+    throw err;
+  }
+}
+
 export class StateDb {
   readonly db: DatabaseSync;
 
@@ -69,7 +92,7 @@ export class StateDb {
 
   static open(dataDir: string): StateDb {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    const db = new DatabaseSync(path.join(dataDir, "state.sqlite"));
+    const db = new DatabaseSync(stateFile(dataDir));
     db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = FULL");
     db.exec("PRAGMA foreign_keys = ON");
@@ -101,16 +124,28 @@ export class StateDb {
     }
   }
 
+  /**
+   * The state of a data dir for reading while the daemon runs (WAL lets readers in); no migrations run.
+   * Undefined when the daemon never ran there.
+   */
+  static openReadOnly(dataDir: string): StateDb | undefined {
+    const file = stateFile(dataDir);
+    if (!existsSync(file)) return undefined;
+    const db = new DatabaseSync(file, { readOnly: true });
+    db.exec("PRAGMA busy_timeout = 5000");
+    return new StateDb(db);
+  }
+
+  /** Runs `fn` in one transaction; nested calls (from any module on this connection) join the outer one. */
   transaction<T>(fn: () => T): T {
-    this.db.exec("BEGIN IMMEDIATE");
-    try {
-      const out = fn();
-      this.db.exec("COMMIT");
-      return out;
-    } catch (err) {
-      this.db.exec("ROLLBACK");
-      throw err;
-    }
+    return transaction(this.db, fn);
+  }
+
+  /** Whether a table exists (a read-only view of a state the daemon created with an older schema). */
+  hasTable(name: string): boolean {
+    return (
+      this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined
+    );
   }
 
   close(): void {
