@@ -41,8 +41,8 @@ export interface ProviderConfig {
     quoteTtlSeconds: number;
   };
   engine: {
-    kind: "podman";
-    /** Docker-compatible API socket; absent: the daemon starts `podman system service` itself. */
+    kind: "podman" | "kubernetes";
+    /** Podman only: Docker-compatible API socket; absent: the daemon starts `podman system service` itself. */
     socket?: string;
     /** Separates several daemons (or tests) on one Podman. */
     owner: string;
@@ -50,8 +50,18 @@ export interface ProviderConfig {
     publishHostIp: string;
     /** Host name or address reported in tcp endpoints. */
     publicHost: string;
-    /** tmpfs directory for secret volumes (engine default when absent). */
+    /** Podman only: tmpfs directory for secret volumes (engine default when absent). */
     secretsDir?: string;
+    /** Kubernetes only (required there): the kubeconfig file the provider reaches its cluster with. */
+    kubeconfig?: string;
+    /** Kubernetes only: a context of the kubeconfig (its current context when absent). */
+    context?: string;
+    /** Kubernetes only: each pod lives in namespace PREFIX + pod id (default "tpod-"). */
+    namespacePrefix?: string;
+    /** Kubernetes only: RuntimeClass of the pods, e.g. kata-qemu-snp (Confidential Containers). */
+    runtimeClassName?: string;
+    /** Kubernetes only: StorageClass of persistent volumes (the cluster's default when absent). */
+    storageClassName?: string;
   };
   gateway: {
     listen: string;
@@ -94,7 +104,59 @@ const HOSTPORT_RE = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 const DOMAIN_RE =
   /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const OWNER_RE = /^[a-z0-9][a-z0-9-]{0,30}$/;
+// A namespace name is at most 63 characters and a pod id at most 40: the prefix gets the other 23.
+const NAMESPACE_PREFIX_RE = /^[a-z]([a-z0-9-]{0,22})?$/;
+const DNS_SUBDOMAIN_RE = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
+const PODMAN_ONLY = ["socket", "secretsDir"] as const;
+const KUBERNETES_ONLY = [
+  "kubeconfig",
+  "context",
+  "namespacePrefix",
+  "runtimeClassName",
+  "storageClassName",
+] as const;
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+/** The keys that belong to one engine kind: refused under the other, required ones reported when missing. */
+function readEngineKindKeys(
+  r: Reader,
+  m: Map<string, Node | null>,
+  engine: ProviderConfig["engine"],
+  configDir: string,
+): void {
+  const foreign = engine.kind === "kubernetes" ? PODMAN_ONLY : KUBERNETES_ONLY;
+  const other = engine.kind === "kubernetes" ? "podman" : "kubernetes";
+  for (const k of foreign)
+    if (m.has(k))
+      r.report(m.get(k), `engine.${k} applies to engine.kind ${other} only (kind is ${engine.kind})`);
+  if (engine.kind !== "kubernetes") return;
+  if (!m.has("kubeconfig"))
+    r.report(m.get("kind"), 'engine.kind kubernetes needs "kubeconfig" (the path of a kubeconfig file)');
+  else {
+    const f = r.string(m.get("kubeconfig"), "engine.kubeconfig");
+    if (f !== undefined) engine.kubeconfig = resolveIn(configDir, f);
+  }
+  if (m.has("context")) {
+    const c = r.string(m.get("context"), "engine.context");
+    if (c !== undefined) engine.context = c;
+  }
+  if (m.has("namespacePrefix")) {
+    const p = r.string(m.get("namespacePrefix"), "engine.namespacePrefix");
+    if (p !== undefined && !NAMESPACE_PREFIX_RE.test(p))
+      r.report(
+        m.get("namespacePrefix"),
+        `engine.namespacePrefix "${p}" must start with a lowercase letter and be lowercase letters, digits and '-' (at most 23: namespace names stop at 63 and pod ids take 40)`,
+      );
+    else if (p !== undefined) engine.namespacePrefix = p;
+  }
+  for (const k of ["runtimeClassName", "storageClassName"] as const) {
+    if (!m.has(k)) continue;
+    const v = r.string(m.get(k), `engine.${k}`);
+    if (v !== undefined && !DNS_SUBDOMAIN_RE.test(v))
+      r.report(m.get(k), `engine.${k} "${v}" is not a Kubernetes object name (lowercase DNS subdomain)`);
+    else if (v !== undefined) engine[k] = v;
+  }
+}
 
 /** Walks the YAML tree collecting located errors; getters return undefined after reporting. */
 class Reader {
@@ -369,8 +431,11 @@ export function parseConfig(text: string, file: string): ProviderConfig {
       "publishHostIp",
       "publicHost",
       "secretsDir",
+      ...KUBERNETES_ONLY,
     ]);
-    if (m?.has("kind")) r.oneOf(m.get("kind"), "engine.kind", ["podman"] as const);
+    if (m?.has("kind"))
+      engine.kind = r.oneOf(m.get("kind"), "engine.kind", ["podman", "kubernetes"] as const) ?? "podman";
+    if (m) readEngineKindKeys(r, m, engine, configDir);
     if (m?.has("socket")) engine.socket = r.string(m.get("socket"), "engine.socket");
     if (m?.has("owner")) {
       const o = r.string(m.get("owner"), "engine.owner");
@@ -597,6 +662,12 @@ engine:
   owner: default             # separates several daemons sharing one Podman
   publishHostIp: ""          # host address tcp ports are published on ("" = all)
   publicHost: 127.0.0.1      # host name reported in tcp endpoints
+  # Or run pods on a Kubernetes cluster (docs/engines.md; socket is then not used):
+  # kind: kubernetes
+  # kubeconfig: /etc/trustedpods/kubeconfig
+  # context: provider          # absent: the kubeconfig's current context
+  # namespacePrefix: tpod-     # each pod gets namespace PREFIX + pod id
+  # runtimeClassName: kata-qemu-snp
 
 gateway:
   listen: 0.0.0.0:8080       # the HTTP entry point (routes by Host header)

@@ -1,25 +1,26 @@
 // Kubernetes objects, validated against the Kubernetes OpenAPI schemas shipped by `kubernetes-models`
 // (its validate() is generated from the upstream OpenAPI spec) and, for KEDA's CRD, against a schema written
-// from the CRD. There is no API server here: the applier runs against FakeKubeApiServer, a fake named as
-// such, which only records the requests client-node sends.
-import http from "node:http";
-import type { AddressInfo } from "node:net";
-import { KubeConfig } from "@kubernetes/client-node";
+// from the CRD. There is no API server here: KubernetesEngine runs against the FAKE API server of
+// test-support/ (kube-fake-apiserver.ts), which validates what it stores and answers as an API server does
+// for what the engine uses; it runs no containers.
+import { KubeConfig, KubernetesObjectApi, PatchStrategy } from "@kubernetes/client-node";
 import { Deployment } from "kubernetes-models/apps/v1";
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { RuntimeClass } from "kubernetes-models/node.k8s.io/v1";
 import { Namespace, PersistentVolumeClaim, Secret, Service } from "kubernetes-models/v1";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FakeKubeApiServer, type RecordedRequest } from "../../../test-support/kube-fake-apiserver.js";
+import { validateHTTPScaledObject } from "../../../test-support/kube-keda-schema.js";
 import {
+  EngineError,
   FIELD_MANAGER,
-  KubernetesApplier,
+  KubernetesEngine,
   kubernetesObjects,
   orderedObjects,
   type PodSpec,
   runtimeClass,
   toWire,
 } from "../src/index.js";
-import { validateHTTPScaledObject } from "./engine-keda-schema.js";
 
 // Wire JSON is walked freely in assertions; a wrong path fails the assertion, not the compiler.
 // biome-ignore lint/suspicious/noExplicitAny: see above
@@ -233,88 +234,52 @@ describe("Kubernetes objects for a PodSpec", () => {
   });
 });
 
-/** FAKE Kubernetes API server: answers discovery and records requests. It runs no admission or storage. */
-class FakeKubeApiServer {
-  readonly requests: { method: string; url: string; contentType: string; body: string }[] = [];
-  private server = http.createServer((req, res) => this.handle(req, res));
-  private static readonly RESOURCES: Record<string, { name: string; kind: string; namespaced: boolean }[]> = {
-    "/api/v1": [
-      { name: "namespaces", kind: "Namespace", namespaced: false },
-      { name: "secrets", kind: "Secret", namespaced: true },
-      { name: "persistentvolumeclaims", kind: "PersistentVolumeClaim", namespaced: true },
-      { name: "services", kind: "Service", namespaced: true },
-    ],
-    "/apis/apps/v1": [{ name: "deployments", kind: "Deployment", namespaced: true }],
-    "/apis/networking.k8s.io/v1": [{ name: "networkpolicies", kind: "NetworkPolicy", namespaced: true }],
-    "/apis/http.keda.sh/v1alpha1": [
-      { name: "httpscaledobjects", kind: "HTTPScaledObject", namespaced: true },
-    ],
-  };
-
-  async start(): Promise<string> {
-    await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", r));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  stop(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((r) => this.server.close(() => r()));
-  }
-
-  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    let body = "";
-    req.on("data", (d) => {
-      body += d;
-    });
-    req.on("end", () => {
-      const url = req.url ?? "";
-      this.requests.push({
-        method: req.method ?? "",
-        url,
-        contentType: req.headers["content-type"] ?? "",
-        body,
-      });
-      const path = url.split("?")[0]!;
-      res.setHeader("content-type", "application/json");
-      const resources = FakeKubeApiServer.RESOURCES[path];
-      if (req.method === "GET" && resources) {
-        res.end(JSON.stringify({ kind: "APIResourceList", groupVersion: path, resources }));
-      } else if (req.method === "GET") {
-        res.end(JSON.stringify({ kind: "List", apiVersion: "v1", metadata: {}, items: [] }));
-      } else if (req.method === "PATCH") {
-        res.end(body || "{}");
-      } else if (req.method === "DELETE") {
-        res.end(JSON.stringify({ kind: "Status", apiVersion: "v1", status: "Success" }));
-      } else {
-        res.statusCode = 405;
-        res.end("{}");
-      }
-    });
-  }
+function fakeKubeConfig(server: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: "fake", server, skipTLSVerify: true }],
+    users: [{ name: "fake", token: "fake-token" }],
+    contexts: [{ name: "fake", cluster: "fake", user: "fake" }],
+    currentContext: "fake",
+  });
+  return kc;
 }
 
-describe("KubernetesApplier against FakeKubeApiServer (no real cluster here)", () => {
+const plainPod = (podId: string): PodSpec => ({
+  podId,
+  containers: [
+    {
+      name: "app",
+      image: "registry.provider.local/app:1",
+      command: ["sleep", "3600"],
+      ports: [{ containerPort: 8080, protocol: "http" }],
+      resources: res,
+    },
+  ],
+  volumes: [{ name: "data", kind: "persistent", sizeBytes: 1024 ** 2 }],
+});
+
+describe("KubernetesEngine against the FAKE API server (no real cluster here)", () => {
   const fake = new FakeKubeApiServer();
-  let applier: KubernetesApplier;
+  let kc: KubeConfig;
+  let engine: KubernetesEngine;
+  const since = (n: number) => fake.requests.slice(n);
 
   beforeAll(async () => {
-    const server = await fake.start();
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: "fake", server, skipTLSVerify: true }],
-      users: [{ name: "fake", token: "fake-token" }],
-      contexts: [{ name: "fake", cluster: "fake", user: "fake" }],
-      currentContext: "fake",
-    });
-    applier = new KubernetesApplier(kc, { runtimeClassName: "kata-qemu-tdx" });
+    kc = fakeKubeConfig(await fake.start());
+    engine = new KubernetesEngine(kc, { runtimeClassName: "kata-qemu-tdx", readyTimeoutMs: 20_000 });
   });
 
-  afterAll(() => fake.stop());
+  afterAll(async () => {
+    await engine.close();
+    await fake.stop();
+  });
 
-  it("server-side applies every object in order with one field manager, then scales and deletes", async () => {
-    await applier.apply(spec);
-    const patches = fake.requests.filter((r) => r.method === "PATCH");
-    expect(patches.map((r) => r.url.split("?")[0])).toEqual([
+  it("server-side applies every object in order with one field manager; the fake stored each, validated", async () => {
+    const n = fake.requests.length;
+    await engine.apply(spec);
+    const patches = since(n).filter((r) => r.method === "PATCH");
+    expect(patches.map((r) => r.path)).toEqual([
       "/api/v1/namespaces/tpod-k8s-demo",
       "/apis/networking.k8s.io/v1/namespaces/tpod-k8s-demo/networkpolicies/default-deny",
       "/apis/networking.k8s.io/v1/namespaces/tpod-k8s-demo/networkpolicies/allow-same-namespace",
@@ -330,24 +295,161 @@ describe("KubernetesApplier against FakeKubeApiServer (no real cluster here)", (
     ]);
     for (const p of patches) {
       expect(p.contentType).toContain("application/apply-patch+yaml");
-      const q = new URL(p.url, "http://x").searchParams;
-      expect(q.get("fieldManager")).toBe(FIELD_MANAGER);
-      expect(q.get("force")).toBe("true");
+      expect(p.query.get("fieldManager")).toBe(FIELD_MANAGER);
+      expect(p.query.get("force")).toBe("true");
+      expect(p.status).toBe(201);
     }
-    const sentDeployment = JSON.parse(patches[10]!.body) as Wire;
-    expect(sentDeployment.spec.template.spec.runtimeClassName).toBe("kata-qemu-tdx");
-    expect(() => validate(sentDeployment as never)).not.toThrow();
-    const sentPolicy = JSON.parse(patches[2]!.body);
-    expect(sentPolicy.spec.ingress[0].from).toEqual([{ podSelector: {} }]);
+    const stored = fake.get("Deployment", "tpod-k8s-demo", "pod")!;
+    expect(stored.spec.template.spec.runtimeClassName).toBe("kata-qemu-tdx");
+    // KEDA owns the replica count: the engine sent none, the API server defaulted it.
+    expect(JSON.parse(patches[10]!.body).spec.replicas).toBeUndefined();
+    expect(stored.spec.replicas).toBe(1);
+    expect(fake.get("NetworkPolicy", "tpod-k8s-demo", "allow-same-namespace")!.spec.ingress[0].from).toEqual([
+      { podSelector: {} },
+    ]);
+    expect(fake.get("HTTPScaledObject", "tpod-k8s-demo", "pod")!.spec.scaleTargetRef.port).toBe(8080);
     // Pruning lists the pod's objects by label.
-    expect(fake.requests.some((r) => r.method === "GET" && r.url.includes("labelSelector="))).toBe(true);
+    expect(
+      since(n).some(
+        (r) => r.method === "GET" && r.query.get("labelSelector") === "trustedpods.io/pod=k8s-demo",
+      ),
+    ).toBe(true);
+    await engine.remove("k8s-demo");
+  });
 
-    fake.requests.length = 0;
-    await applier.scale("k8s-demo", 0);
-    expect(JSON.parse(fake.requests.find((r) => r.method === "PATCH")!.body).spec).toEqual({ replicas: 0 });
-    await applier.remove("k8s-demo");
-    expect(fake.requests.find((r) => r.method === "DELETE")?.url.split("?")[0]).toBe(
-      "/api/v1/namespaces/tpod-k8s-demo",
-    );
+  it("the fake refuses what a real API server refuses: invalid objects (422), partial applies (422), no fieldManager (400)", async () => {
+    await engine.apply(plainPod("refusals"));
+    const api = KubernetesObjectApi.makeApiClient(kc);
+    const dep = toWire(kubernetesObjects(plainPod("refusals")).deployment) as Wire;
+    dep.spec.template.spec.containers[0].ports[0].containerPort = "eighty";
+    const apply = (o: Wire, manager: string | undefined = FIELD_MANAGER) =>
+      api.patch(o as never, undefined, undefined, manager, true, PatchStrategy.ServerSideApply).then(
+        () => 200,
+        (e: { code?: number }) => e.code,
+      );
+    expect(await apply(dep)).toBe(422);
+    // What KubernetesApplier.scale used to send: with one field manager owning the Deployment, a partial apply
+    // drops selector and template, and the API server refuses the result.
+    const partial = {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: "pod", namespace: "tpod-refusals" },
+      spec: { replicas: 0 },
+    };
+    expect(await apply(partial)).toBe(422);
+    expect(await apply(toWire(kubernetesObjects(plainPod("refusals")).deployment) as Wire, "")).toBe(400);
+    expect(fake.get("Deployment", "tpod-refusals", "pod")!.spec.replicas).toBe(1);
+    await engine.remove("refusals");
+  });
+
+  it("stop scales to zero through the scale subresource and redoes a change that lost a race (409)", async () => {
+    await engine.apply(plainPod("race"));
+    const n = fake.requests.length;
+    let raced = false;
+    fake.beforeRequest = (method, path) => {
+      // Another writer (KEDA, an operator) changes the Deployment between the engine's read and its write.
+      if (!raced && method === "PUT" && path.endsWith("/deployments/pod/scale")) {
+        raced = true;
+        fake.touch("Deployment", "tpod-race", "pod");
+      }
+    };
+    try {
+      await engine.stop("race");
+    } finally {
+      fake.beforeRequest = undefined;
+    }
+    const puts = since(n).filter((r: RecordedRequest) => r.method === "PUT");
+    expect(puts.map((r) => [r.path, r.status])).toEqual([
+      ["/apis/apps/v1/namespaces/tpod-race/deployments/pod/scale", 409],
+      ["/apis/apps/v1/namespaces/tpod-race/deployments/pod/scale", 200],
+    ]);
+    expect(since(n).some((r) => r.method === "PATCH")).toBe(false);
+    expect(fake.get("Deployment", "tpod-race", "pod")!.spec.replicas).toBe(0);
+    expect(fake.list("Pod", "tpod-race")).toEqual([]);
+    // A new apply takes the replica count back (forced apply) and runs the pod again; volumes were kept.
+    const claimUid = fake.get("PersistentVolumeClaim", "tpod-race", "data-data")!.metadata.uid;
+    expect((await engine.apply(plainPod("race"))).running).toBe(true);
+    expect(fake.get("Deployment", "tpod-race", "pod")!.spec.replicas).toBe(1);
+    expect(fake.get("PersistentVolumeClaim", "tpod-race", "data-data")!.metadata.uid).toBe(claimUid);
+    await engine.remove("race");
+  });
+
+  it("remove deletes the namespace in the foreground and returns once it is gone", async () => {
+    await engine.apply(plainPod("gone"));
+    const n = fake.requests.length;
+    const d0 = fake.deletions.length;
+    await engine.remove("gone");
+    const del = since(n).find((r) => r.method === "DELETE")!;
+    expect(del.path).toBe("/api/v1/namespaces/tpod-gone");
+    const sent = del.body ? (JSON.parse(del.body) as Wire).propagationPolicy : undefined;
+    expect(sent ?? del.query.get("propagationPolicy")).toBe("Foreground");
+    expect(fake.get("Namespace", undefined, "tpod-gone")).toBeUndefined();
+    const order = fake.deletions.slice(d0);
+    expect(order.at(-1)).toBe("Namespace /tpod-gone");
+    const podAt = order.findIndex((d) => d.startsWith("Pod tpod-gone/"));
+    expect(podAt).toBeGreaterThanOrEqual(0);
+    expect(podAt).toBeLessThan(order.indexOf("Deployment tpod-gone/pod"));
+    expect(order).toContain("PersistentVolumeClaim tpod-gone/data-data");
+    // Deleting what is not there is 404 from the API server and nothing from the engine.
+    await engine.remove("gone");
+    expect(
+      since(n)
+        .filter((r) => r.method === "DELETE")
+        .map((r) => r.status),
+    ).toEqual([200, 404]);
+  });
+
+  it("apply fails with the kubelet's reason when the pod never gets ready; status says why", async () => {
+    const impatient = new KubernetesEngine(kc, { readyTimeoutMs: 1_000 });
+    fake.waiting = {
+      reason: "ImagePullBackOff",
+      message: 'Back-off pulling image "registry.provider.local/app:1"',
+    };
+    try {
+      const err = await impatient.apply(plainPod("stuck")).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(EngineError);
+      expect((err as EngineError).code).toBe("ENGINE_FAILURE");
+      expect((err as EngineError).message).toMatch(/app: ImagePullBackOff \(Back-off pulling image/);
+      const st = await impatient.status("stuck");
+      expect(st.running).toBe(false);
+      expect(st.containers.map((c) => [c.name, c.state])).toEqual([["app", "created"]]);
+    } finally {
+      fake.waiting = undefined;
+      await impatient.remove("stuck");
+      await impatient.close();
+    }
+  });
+
+  it("apply waits on a watch of the Deployment and returns when the kubelet reports the pod ready", async () => {
+    fake.waiting = { reason: "ContainerCreating" };
+    const n = fake.requests.length;
+    fake.beforeRequest = (method, path) => {
+      // The engine is now waiting on its watch: the kubelet finishes starting the containers.
+      if (method === "GET" && path === "/apis/apps/v1/namespaces/tpod-watched/deployments") {
+        fake.beforeRequest = undefined;
+        setImmediate(() => fake.kubeletReady("tpod-watched"));
+      }
+    };
+    try {
+      const st = await engine.apply(plainPod("watched"));
+      expect(st.running).toBe(true);
+    } finally {
+      fake.waiting = undefined;
+      fake.beforeRequest = undefined;
+    }
+    const watches = since(n).filter((r) => r.query.get("watch") === "true");
+    expect(watches.length).toBeGreaterThan(0);
+    expect(watches[0]!.query.get("fieldSelector")).toBe("metadata.name=pod");
+    // From the version the engine had read: no event between its read and its watch can be missed.
+    expect(Number(watches[0]!.query.get("resourceVersion"))).toBeGreaterThan(0);
+    await engine.remove("watched");
+  });
+
+  it("refuses what it cannot do on Kubernetes with typed errors", async () => {
+    await expect(engine.loadImage("x", "app", { kind: "oci-layout", dir: "/nope" })).rejects.toMatchObject({
+      code: "IMAGE_LOAD_FAILED",
+    });
+    await expect(engine.stats("x")).rejects.toMatchObject({ code: "ENGINE_FAILURE" });
+    await expect(engine.stop("never-applied")).rejects.toMatchObject({ code: "NOT_FOUND" });
   });
 });

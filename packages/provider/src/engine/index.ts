@@ -13,6 +13,7 @@ export {
   toWire,
 } from "./kubernetes.js";
 export { FIELD_MANAGER, KubernetesApplier } from "./kubernetes-apply.js";
+export { KubernetesEngine, type KubernetesEngineOptions } from "./kubernetes-engine.js";
 export { LogDemuxer, mergeAsync } from "./logstream.js";
 export { LABEL, PodmanEngine, type PodmanEngineOptions } from "./podman.js";
 export { type PodmanService, pingSocket, startPodmanService } from "./podman-service.js";

@@ -17,10 +17,26 @@ import type { PodSpec } from "./types.js";
 
 export const FIELD_MANAGER = "trustedpods-provider";
 
+/** The API server's own words (its Status body's message), else the error's message. */
+export function apiReason(err: unknown): string {
+  const body = (err as { body?: unknown } | null)?.body;
+  if (typeof body === "string") {
+    try {
+      const m = (JSON.parse(body) as { message?: unknown }).message;
+      if (typeof m === "string") return m;
+    } catch {
+      // not JSON: fall through
+    }
+  } else if (body && typeof (body as { message?: unknown }).message === "string") {
+    return (body as { message: string }).message;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
 /**
  * Applies a pod's objects to a cluster with server-side apply (one field manager, forced: the provider owns
- * these objects). Covers apply, scale (start/stop) and remove; logs, stats and images on Kubernetes go
- * through the cluster's own tooling and are not part of this class.
+ * these objects). KubernetesEngine builds the Engine contract on it: replica changes (start/stop) and
+ * deletion go through the engine, which uses the scale subresource and foreground namespace deletion.
  */
 export class KubernetesApplier {
   readonly client: KubernetesObjectApi;
@@ -52,7 +68,7 @@ export class KubernetesApplier {
     } catch (err) {
       throw new EngineError(
         "ENGINE_FAILURE",
-        `apply ${obj.kind} ${obj.metadata?.namespace ?? ""}/${obj.metadata?.name ?? ""}: ${(err as Error).message}`,
+        `apply ${obj.kind} ${obj.metadata?.namespace ?? ""}/${obj.metadata?.name ?? ""}: ${apiReason(err)}`,
         { cause: err },
       );
     }
@@ -86,27 +102,6 @@ export class KubernetesApplier {
           });
         }
       }
-    }
-  }
-
-  /** Start (1) or stop (0) the pod; volumes and everything else stay. */
-  async scale(podId: string, replicas: 0 | 1): Promise<void> {
-    const ns = namespaceFor(podId, this.options);
-    await this.serverSideApply({
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      metadata: { name: "pod", namespace: ns },
-      spec: { replicas },
-    } as KubernetesObject);
-  }
-
-  /** Deleting the namespace deletes every object of the pod, PVCs included. */
-  async remove(podId: string): Promise<void> {
-    const ns = namespaceFor(podId, this.options);
-    try {
-      await this.client.delete({ apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
-    } catch (err) {
-      if ((err as { code?: number }).code !== 404) throw err;
     }
   }
 
