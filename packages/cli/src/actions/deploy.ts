@@ -7,6 +7,7 @@ import { formatDiagnostic, ManifestError, type Pod } from "@trustedpods/protocol
 import { loadManifest } from "@trustedpods/protocol/node";
 import {
   connectNetwork,
+  type DeployProgress,
   formatAmount,
   formatChainTime,
   formatDuration,
@@ -17,14 +18,7 @@ import {
   type ResolvedNetwork,
   type SelectedPolicy,
 } from "@trustedpods/publisher";
-import {
-  type DeployProgress,
-  deploy,
-  loadPolicyFor,
-  PodStore,
-  type ResolvedAccount,
-  tpodHome,
-} from "@trustedpods/publisher/node";
+import { deploy, loadPolicyFor, PodStore, type ResolvedAccount, tpodHome } from "@trustedpods/publisher/node";
 import { type Address, getAddress, isAddress, type LocalAccount } from "viem";
 import { cleanUp, removeDirStep } from "../cleanup.js";
 import { type DeployOpts, parseImageTransfer, type SessionFlags } from "../commands/deploy.js";

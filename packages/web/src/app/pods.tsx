@@ -3,6 +3,7 @@
 import {
   closePodChannel,
   deletePodOnProvider,
+  describeClose,
   explainError,
   formatDuration,
   loadPodChannels,
@@ -16,7 +17,7 @@ import {
   webPodSigner,
 } from "@trustedpods/publisher";
 import { useEffect, useRef, useState } from "preact/hooks";
-import type { PageProps } from "./app.js";
+import type { PageProps } from "./page.js";
 import { ActionButton, Show, short, useLoad } from "./ui.js";
 
 export function PodsPage({ conn, getNode }: PageProps) {
@@ -116,6 +117,21 @@ function PodItem({
         ) : null}
       </dl>
       {pod.state !== "closed" && canSign ? <PodLive podId={pod.podId} provider={provider} /> : null}
+      {pod.state === "closing" ? (
+        <div class="row">
+          <ActionButton
+            label="Refund"
+            busyLabel="Settling the channel and refunding the rest…"
+            testid="refund"
+            disabled={!canSign}
+            run={async () => {
+              const r = await closePodChannel(conn.context, pod);
+              reload();
+              return describeClose(r, pod.token);
+            }}
+          />
+        </div>
+      ) : null}
       {pod.state === "open" ? (
         <div class="row">
           <label class="inline">
@@ -146,9 +162,9 @@ function PodItem({
             testid="close"
             disabled={!canSign}
             run={async () => {
-              await closePodChannel(conn.context, pod);
+              const r = await closePodChannel(conn.context, pod);
               reload();
-              return "Close requested: the notice period runs, then the rest is refunded.";
+              return describeClose(r, pod.token);
             }}
           />
           <ActionButton
