@@ -166,6 +166,9 @@ function QuoteView({ quote }: { quote: ManifestQuote }) {
   );
 }
 
+/** A warning or a price line the deploy flow reports along the way (not a step). */
+const isNote = (p: DeployProgress) => /^(warning|price): /.test(p.message);
+
 /** Fund and deploy with a progress list; the result links the pod's endpoints and My pods. */
 function DeployBox({ text, config, conn, getNode }: PageProps & { text: string }) {
   const [funds, setFunds] = useState("");
@@ -188,7 +191,11 @@ function DeployBox({ text, config, conn, getNode }: PageProps & { text: string }
         networkName: config.name,
         ...(funds.trim() ? { funds } : {}),
         onProgress: (p) =>
-          setSteps((prev) => [...prev.filter((x) => !(x.step === p.step && p.phase === "done")), p]),
+          // A step's "done" replaces its "start"; warnings and price lines stay.
+          setSteps((prev) => [
+            ...prev.filter((x) => isNote(x) || !(x.step === p.step && p.phase === "done")),
+            p,
+          ]),
       });
       setDone(result);
     } catch (err) {
@@ -222,8 +229,8 @@ function DeployBox({ text, config, conn, getNode }: PageProps & { text: string }
       {steps.length ? (
         <ol class="steps" data-testid="deploy-steps">
           {steps.map((p) => (
-            <li key={`${p.step}:${p.message}`} class={p.phase}>
-              {p.phase === "done" ? "✓ " : "… "}
+            <li key={`${p.step}:${p.message}`} class={isNote(p) ? "note" : p.phase}>
+              {isNote(p) ? "" : p.phase === "done" ? "✓ " : "… "}
               {p.message}
             </li>
           ))}
