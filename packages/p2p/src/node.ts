@@ -1,5 +1,5 @@
-import { noise } from "@chainsafe/libp2p-noise";
-import { yamux } from "@chainsafe/libp2p-yamux";
+import { noise } from "@libp2p/noise";
+import { yamux } from "@libp2p/yamux";
 import { generateKeyPair } from "@libp2p/crypto/keys";
 import type { ConnectionGater, Ed25519PrivateKey, Libp2p } from "@libp2p/interface";
 import { tcp } from "@libp2p/tcp";

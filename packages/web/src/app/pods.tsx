@@ -126,7 +126,8 @@ function PodItem({
             disabled={!canSign}
             run={async () => {
               const r = await closePodChannel(conn.context, pod);
-              reload();
+              // Still in the notice period: nothing changed on chain, and the message must stay on screen.
+              if (r.state !== "waiting") reload();
               return describeClose(r, pod.token);
             }}
           />
