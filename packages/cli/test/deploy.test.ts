@@ -44,7 +44,7 @@ import { deploy, PodStore } from "@trustedpods/publisher/node";
 import { type Address, erc20Abi, getAddress, type Hex, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { haveTools, waitFor } from "../../provider/test/daemon-helpers.js";
+import { haveTools, waitFor } from "../../../test-support/provider-world.js";
 import { run } from "../src/main.js";
 
 const exec = promisify(execFile);

@@ -29,7 +29,7 @@ import { deploy } from "@trustedpods/publisher/node";
 import { type Address, erc20Abi, type Hex, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { haveTools } from "../../provider/test/daemon-helpers.js";
+import { haveTools } from "../../../test-support/provider-world.js";
 import { run } from "../src/main.js";
 
 const exec = promisify(execFile);

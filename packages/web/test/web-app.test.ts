@@ -24,10 +24,11 @@ import {
   specHash,
 } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
+import { run as tpod } from "@trustedpods/cli";
 import { type BlockHttpServer, type IpfsNode, putSecret, serveBlocksOverHttp } from "@trustedpods/ipfs";
 import { createP2PNode } from "@trustedpods/p2p";
 import { formatTokenAmount } from "@trustedpods/protocol";
-import { Daemon, loadConfig } from "@trustedpods/provider";
+import { Daemon, loadConfig, type PodmanEngine } from "@trustedpods/provider";
 import { DEVNET_POLICY, openedChannels, verifyProvider, type WebAppConfig } from "@trustedpods/publisher";
 import {
   authorizeListingProvider,
@@ -35,20 +36,18 @@ import {
   publishListing,
   writeDevnetState,
 } from "@trustedpods/publisher/node";
-import type { BrowserContext, Page } from "playwright-core";
+import type { BrowserContext, Locator, Page } from "playwright-core";
 import { erc20Abi } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CHROMIUM, type HeadlessChromium, launchChromium } from "../../../test-support/chromium.js";
-import { run as tpod } from "../../cli/src/main.js";
-import type { PodmanEngine } from "../../provider/src/engine/podman.js";
 import {
   buildBusyboxLayout,
   type PushedImage,
   providerConfigYaml,
   pushLayout,
   startPublisherIpfs,
-} from "../../provider/test/daemon-helpers.js";
+} from "../../../test-support/provider-world.js";
 import { buildWebApp, serveWebApp, type WebAppServer } from "../src/node/index.js";
 
 const exec = promisify(execFile);
@@ -174,6 +173,42 @@ async function deployOutcome(page: Page, timeout = 150_000): Promise<void> {
       throw new Error(`deploy failed: ${await error.textContent()}`);
     }),
   ]);
+}
+
+/** A busybox httpd pod whose image is the one pushed to IPFS, named by its CID and the given digest. */
+function ipfsSiteManifest(name: string, digest: string): string {
+  return `apiVersion: trustedpods/v1
+kind: Pod
+metadata:
+  name: ${name}
+spec:
+  containers:
+    - name: site
+      image:
+        ipfs: ${ipfsImage.cid}
+        digest: ${digest}
+      command: [/bin/busybox, httpd, -f, -p, "8080", -h, /www]
+      ports:
+        - containerPort: 8080
+          http: {}
+      resources: {cpu: 100m, memory: 32Mi}
+`;
+}
+
+/** Opens the deployed pod's first URL from the deploy box in a new tab until it answers `text`. */
+async function expectSiteSays(done: Locator, text: string, timeout = 30_000): Promise<void> {
+  const url = await done.locator("a[target=_blank]").first().getAttribute("href");
+  const site = await context.newPage();
+  await expect
+    .poll(
+      async () => {
+        const r = await site.goto(url!).catch(() => null);
+        return r?.ok() ? (await site.textContent("body"))?.trim() : undefined;
+      },
+      { timeout },
+    )
+    .toBe(text);
+  await site.close();
 }
 
 async function shot(page: Page, name: string): Promise<void> {
@@ -452,22 +487,7 @@ describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () =
     await page.goto(`${server.url}#/deploy`);
     const editor = page.locator('[data-testid="manifest"]');
     await editor.waitFor();
-    await editor.fill(`apiVersion: trustedpods/v1
-kind: Pod
-metadata:
-  name: from-browser
-spec:
-  containers:
-    - name: site
-      image:
-        ipfs: ${ipfsImage.cid}
-        digest: ${ipfsImage.digest}
-      command: [/bin/busybox, httpd, -f, -p, "8080", -h, /www]
-      ports:
-        - containerPort: 8080
-          http: {}
-      resources: {cpu: 100m, memory: 32Mi}
-`);
+    await editor.fill(ipfsSiteManifest("from-browser", ipfsImage.digest));
     // Too little for the provider's quoted minimum (its config's default, 3600 s): refused before the channel,
     // naming the minimum and the field to fix.
     await page.locator('[data-testid="funds"]').fill("0.0000000001");
@@ -508,18 +528,7 @@ spec:
     };
     expect((await getChannel(chain.context(0), key)).deposit).toBe(10n ** 15n);
     await shot(page, "deploy-done-wide");
-    const url = await done.locator("a[target=_blank]").first().getAttribute("href");
-    const site = await context.newPage();
-    await expect
-      .poll(
-        async () => {
-          const r = await site.goto(url!).catch(() => null);
-          return r?.ok() ? (await site.textContent("body"))?.trim() : undefined;
-        },
-        { timeout: 30_000 },
-      )
-      .toBe("deployed from the browser");
-    await site.close();
+    await expectSiteSays(done, "deployed from the browser");
     await page.close();
   }, 200_000);
 
@@ -561,18 +570,7 @@ spec:
     });
     expect(ch.deposit).toBe(10n ** 15n);
     await shot(page, "deploy-listing-done-wide");
-    const url = await done.locator("a[target=_blank]").first().getAttribute("href");
-    const site = await context.newPage();
-    await expect
-      .poll(
-        async () => {
-          const r = await site.goto(url!).catch(() => null);
-          return r?.ok() ? (await site.textContent("body"))?.trim() : undefined;
-        },
-        { timeout: 60_000 },
-      )
-      .toBe("sold on the marketplace");
-    await site.close();
+    await expectSiteSays(done, "sold on the marketplace", 60_000);
     await page.close();
   }, 240_000);
 
@@ -758,22 +756,7 @@ spec:
     await editor.waitFor();
     // The image is on IPFS, but the digest is not its manifest's: the provider finds out only when it pulls, after
     // the channel opened.
-    await editor.fill(`apiVersion: trustedpods/v1
-kind: Pod
-metadata:
-  name: refused
-spec:
-  containers:
-    - name: site
-      image:
-        ipfs: ${ipfsImage.cid}
-        digest: sha256:${"0".repeat(64)}
-      command: [/bin/busybox, httpd, -f, -p, "8080", -h, /www]
-      ports:
-        - containerPort: 8080
-          http: {}
-      resources: {cpu: 100m, memory: 32Mi}
-`);
+    await editor.fill(ipfsSiteManifest("refused", `sha256:${"0".repeat(64)}`));
     await page.locator('[data-testid="funds"]').fill("0.002");
     await page.locator('[data-testid="deploy"]').click();
     const error = page.locator('[data-testid="deploy-error"]');
