@@ -31,6 +31,7 @@ import {
   DEFAULT_RUN_SECONDS,
   DEPOSIT_MARGIN_SECONDS,
   DEVNET_POLICY,
+  type DeployProgress,
   depositFor,
   PublisherError,
   podConnection,
@@ -39,11 +40,11 @@ import {
   roundUpAmount,
   tokenInfo,
 } from "@trustedpods/publisher";
-import { type DeployProgress, deploy, PodStore } from "@trustedpods/publisher/node";
+import { deploy, PodStore } from "@trustedpods/publisher/node";
 import { type Address, erc20Abi, getAddress, type Hex, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { haveTools, waitFor } from "../../provider/test/daemon-helpers.js";
+import { haveTools, waitFor } from "../../../test-support/provider-world.js";
 import { run } from "../src/main.js";
 
 const exec = promisify(execFile);

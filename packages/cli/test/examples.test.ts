@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { type Devnet, startDevnet } from "@trustedpods/devnet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { haveTools, waitFor } from "../../provider/test/daemon-helpers.js";
+import { haveTools, waitFor } from "../../../test-support/provider-world.js";
 import { run } from "../src/main.js";
 
 const exec = promisify(execFile);

@@ -15,6 +15,7 @@ import { DEVNET_BILLING, type Devnet, startDevnet } from "@trustedpods/devnet";
 import { createP2PNode, type P2PNode } from "@trustedpods/p2p";
 import { formatTokenAmount, parseManifest } from "@trustedpods/protocol";
 import type { Daemon } from "@trustedpods/provider";
+import type { DeployProgress } from "@trustedpods/publisher";
 import {
   connectNetwork,
   DEFAULT_RUN_SECONDS,
@@ -24,11 +25,11 @@ import {
   type ResolvedNetwork,
   roundUpAmount,
 } from "@trustedpods/publisher";
-import { type DeployProgress, deploy } from "@trustedpods/publisher/node";
+import { deploy } from "@trustedpods/publisher/node";
 import { type Address, erc20Abi, type Hex, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { haveTools } from "../../provider/test/daemon-helpers.js";
+import { haveTools } from "../../../test-support/provider-world.js";
 import { run } from "../src/main.js";
 
 const exec = promisify(execFile);

@@ -21,12 +21,11 @@ import {
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import { createIpfsNode, type IpfsNode } from "@trustedpods/ipfs";
 import { formatTokenAmount } from "@trustedpods/protocol";
-import { Daemon, loadConfig } from "@trustedpods/provider";
+import { Daemon, loadConfig, type PodmanEngine } from "@trustedpods/provider";
 import { writeDevnetState } from "@trustedpods/publisher/node";
 import { erc20Abi, type Hex, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { PodmanEngine } from "../../provider/src/engine/podman.js";
-import { haveTools, providerConfigYaml, waitFor } from "../../provider/test/daemon-helpers.js";
+import { haveTools, providerConfigYaml, waitFor } from "../../../test-support/provider-world.js";
 import { run } from "../src/main.js";
 
 const exec = promisify(execFile);

@@ -10,7 +10,7 @@ import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import { Daemon, loadConfig } from "@trustedpods/provider";
 import { writeDevnetState } from "@trustedpods/publisher/node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { providerConfigYaml } from "../../provider/test/daemon-helpers.js";
+import { providerConfigYaml } from "../../../test-support/provider-world.js";
 import { run } from "../src/main.js";
 
 const HAVE_PODMAN = existsSync("/usr/bin/podman");

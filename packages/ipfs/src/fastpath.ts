@@ -1,9 +1,9 @@
 import type { AbortOptions, Connection, Libp2p, Stream } from "@libp2p/interface";
 import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
+import type { CID } from "multiformats/cid";
 import { readLocalFile } from "./blob.js";
 import { type BulkMode, type BulkServer, type BulkTicket, openBulkStream } from "./bulk.js";
 import { BlobProtocolError, IpfsTimeoutError } from "./errors.js";
-import type { IpfsNode } from "./node.js";
 
 /**
  * A direct, digest-addressed blob stream between two peers. The IPFS publication (root object → CIDs) stays the
@@ -81,11 +81,18 @@ async function sendAll(stream: Stream, data: Uint8Array, opts: AbortOptions): Pr
 const REQUEST_TIMEOUT_MS = 10_000;
 const DRAIN_TIMEOUT_MS = 30_000;
 
+/** What serving blobs needs of a node (IpfsNode has it): declared here so fastpath does not import node.ts back. */
+export interface BlobServingNode {
+  readonly libp2p: Libp2p;
+  lookupBlob(digest: string): Promise<{ cid: CID; size: number } | undefined>;
+  readLocalBlock(cid: CID): Promise<Uint8Array>;
+}
+
 /**
  * Serves blobs this node has published (recorded with `recordBlob`) from its local blockstore only; with `bulk`,
  * hands requesters that accept its mode a ticket for the bulk channel instead of streaming inline.
  */
-export async function registerBlobProtocol(node: IpfsNode, bulk?: BulkServer): Promise<void> {
+export async function registerBlobProtocol(node: BlobServingNode, bulk?: BulkServer): Promise<void> {
   await node.libp2p.handle(
     BLOB_PROTOCOL,
     async (stream, connection) => {

@@ -1,9 +1,9 @@
-import { noise } from "@chainsafe/libp2p-noise";
-import { yamux } from "@chainsafe/libp2p-yamux";
 import { generateKeyPair } from "@libp2p/crypto/keys";
 import type { ConnectionGater, Ed25519PrivateKey, Libp2p } from "@libp2p/interface";
+import { noise } from "@libp2p/noise";
 import { tcp } from "@libp2p/tcp";
 import { webSockets } from "@libp2p/websockets";
+import { yamux } from "@libp2p/yamux";
 import { createLibp2p } from "libp2p";
 
 export type P2PTransport = "tcp" | "ws";

@@ -8,7 +8,7 @@ import {
   paymentsAbi,
   type Royalty,
 } from "@trustedpods/chain";
-import type { Pod } from "@trustedpods/protocol";
+import { checkManifest, type Pod } from "@trustedpods/protocol";
 import { type Address, getAddress } from "viem";
 
 export type MarketErrorCode =
@@ -408,4 +408,43 @@ export function breakdownLines(lines: PriceLine[], fmt: (amount: bigint) => stri
     (l) =>
       `${fmt(l.perSecond * 3600n)}/hour${l.once > 0n ? ` + ${fmt(l.once)} once` : ""} to ${l.payee}: ${l.what}`,
   );
+}
+
+/** A manifest for a listing whose developer gave no usable sample: one container running the listed image. */
+export function genericListingManifest(listingId: bigint): string {
+  return `apiVersion: trustedpods/v1
+kind: Pod
+metadata:
+  name: listing-${listingId}
+spec:
+  containers:
+    - name: app
+      image:
+        listing: "${listingId}"
+      resources:
+        cpu: 250m
+        memory: 128Mi
+`;
+}
+
+/** `listing: VALUE` in YAML (block or flow style): VALUE quoted or bare, up to a comma, brace or comment. */
+const LISTING_REF = /(\blisting:[ \t]*)("[^"\n]*"|'[^'\n]*'|[^\s,}#]+)/g;
+
+/**
+ * The manifest "Deploy this" starts from: the developer's sample (its ports, arguments, volumes and resources are
+ * what the software needs), with every listing reference pointed at this listing. The developer wrote the sample
+ * before the listing had an id, so whatever it put there is replaced. A sample that does not parse as a pod
+ * running this listing gives the generic manifest, with `source` saying so.
+ */
+export function manifestForListing(
+  listingId: bigint,
+  sample?: string,
+): { text: string; source: "developer" | "generic" } {
+  if (sample && /\blisting:/.test(sample)) {
+    const text = sample.replace(LISTING_REF, (_m, key: string) => `${key}"${listingId}"`);
+    const pod = checkManifest(text, "sample.yaml").pod;
+    if (pod && listingsOfPod(pod).every((id) => id === listingId) && listingsOfPod(pod).length === 1)
+      return { text, source: "developer" };
+  }
+  return { text: genericListingManifest(listingId), source: "generic" };
 }

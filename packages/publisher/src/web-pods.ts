@@ -3,12 +3,14 @@
 // from the Payments contract. Top up and close are the channel operations any wallet can sign. Browser-safe.
 
 import type { Libp2p } from "@libp2p/interface";
-import { type ChainContext, type ChannelState, requestClose, topUp } from "@trustedpods/chain";
+import { type ChainContext, type ChannelState, topUp } from "@trustedpods/chain";
 import type { Account, Address, Chain, Hex, Transport, WalletClient } from "viem";
+import { type CloseResult, closePod } from "./actions/close.js";
+import { channelRunway } from "./actions/runway.js";
 import { openedChannels, type Settlement, settlements } from "./channel-events.js";
+import { type PodConnection, podConnection } from "./connection.js";
 import { PublisherError } from "./errors.js";
-import { formatAmount } from "./format.js";
-import { channelRunway, type PodConnection, podConnection } from "./pod-ops.js";
+import { formatAmount, formatDuration } from "./format.js";
 import { getOffer, parseTokenAmount, type TokenInfo, tokenInfo } from "./providers.js";
 
 export interface PodChannel {
@@ -106,13 +108,32 @@ export async function topUpPod(ctx: ChainContext, pod: PodChannel, amountText: s
 }
 
 /**
- * Starts the channel's notice period: the provider may still claim what accrues until then, and the rest comes
- * back to the publisher. (Stopping the pod itself is the provider's delete call, made by the SDK's deploy flow.)
+ * The next step of closing a pod's channel, found on chain (no local record needed): an open channel starts its
+ * notice period (the provider may still claim what accrues until then); a closing one whose notice has passed
+ * settles the provider and refunds the rest to the publisher; before that it says how long is left. (Stopping
+ * the pod itself is the provider's delete call.)
  */
-export async function closePodChannel(ctx: ChainContext, pod: PodChannel): Promise<Hex> {
-  if (pod.state !== "open")
-    throw new PublisherError("POD_RECORD", `pod ${pod.podId.slice(0, 10)}… is already ${pod.state}`);
-  return (await requestClose(ctx, pod.provider, pod.podId)).hash;
+export async function closePodChannel(ctx: ChainContext, pod: PodChannel): Promise<CloseResult> {
+  if (pod.state === "closed")
+    throw new PublisherError(
+      "CHANNEL_CLOSED",
+      `pod ${pod.podId.slice(0, 10)}… is already closed and refunded`,
+    );
+  return closePod(ctx, { provider: pod.provider, podId: pod.podId }, pod.publisher);
+}
+
+/** What a close step did, in words, with the channel's token. */
+export function describeClose(r: CloseResult, token: TokenInfo): string {
+  switch (r.state) {
+    case "closing":
+      return `Close requested: the provider can claim until ${new Date(Number(r.closeAt) * 1000).toLocaleString()}; then Refund returns about ${formatAmount(r.refundable, token)}.`;
+    case "waiting":
+      return `The notice period runs for ${formatDuration(r.secondsLeft)} more; Refund returns the rest after that.`;
+    case "refunded":
+      return `Refunded ${formatAmount(r.refunded, token)}; the provider got ${formatAmount(r.settlement.claimed, token)}.`;
+    case "settled":
+      return `Already settled: ${formatAmount(r.settlement.refunded, token)} was refunded.`;
+  }
 }
 
 /**

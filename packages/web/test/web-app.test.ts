@@ -24,24 +24,30 @@ import {
   specHash,
 } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
+import { run as tpod } from "@trustedpods/cli";
 import { type BlockHttpServer, type IpfsNode, putSecret, serveBlocksOverHttp } from "@trustedpods/ipfs";
+import { createP2PNode } from "@trustedpods/p2p";
 import { formatTokenAmount } from "@trustedpods/protocol";
-import { Daemon, loadConfig } from "@trustedpods/provider";
-import type { WebAppConfig } from "@trustedpods/publisher";
-import { writeDevnetState } from "@trustedpods/publisher/node";
-import type { BrowserContext, Page } from "playwright-core";
+import { Daemon, loadConfig, type PodmanEngine } from "@trustedpods/provider";
+import { DEVNET_POLICY, openedChannels, verifyProvider, type WebAppConfig } from "@trustedpods/publisher";
+import {
+  authorizeListingProvider,
+  loadOrCreateDeveloperKey,
+  publishListing,
+  writeDevnetState,
+} from "@trustedpods/publisher/node";
+import type { BrowserContext, Locator, Page } from "playwright-core";
+import { erc20Abi } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CHROMIUM, type HeadlessChromium, launchChromium } from "../../../test-support/chromium.js";
-import { run as tpod } from "../../cli/src/main.js";
-import type { PodmanEngine } from "../../provider/src/engine/podman.js";
 import {
   buildBusyboxLayout,
   type PushedImage,
   providerConfigYaml,
   pushLayout,
   startPublisherIpfs,
-} from "../../provider/test/daemon-helpers.js";
+} from "../../../test-support/provider-world.js";
 import { buildWebApp, serveWebApp, type WebAppServer } from "../src/node/index.js";
 
 const exec = promisify(execFile);
@@ -66,6 +72,25 @@ let pubIpfs: IpfsNode;
 let blocks: BlockHttpServer | undefined;
 /** busybox with /www/index.html, pushed to the publisher's IPFS node: what a browser can deploy by CID. */
 let ipfsImage: PushedImage;
+/** A real marketplace listing: an encrypted busybox site the provider is authorized for, with a sample manifest. */
+let realListing: bigint;
+const LISTING_FEE = 5000n;
+/** The developer's sample: written before the listing existed, so its listing reference is a placeholder. */
+const listingSample = `apiVersion: trustedpods/v1
+kind: Pod
+metadata:
+  name: busybox-site
+spec:
+  containers:
+    - name: site
+      image:
+        listing: "the id this listing gets"
+      args: ["sh", "-c", "exec httpd -f -p 8080 -h /www"]
+      ports:
+        - containerPort: 8080
+          http: {}
+      resources: {cpu: 100m, memory: 32Mi}
+`;
 /** The pod `tpod deploy` started (the browser cannot deploy yet: the SDK's deploy() is Node-only). */
 let deployed: { podId: `0x${string}`; endpoints: { http: string[] } };
 
@@ -97,6 +122,94 @@ spec:
           http: {}
       resources: {cpu: 100m, memory: 32Mi}
 `;
+
+/**
+ * Encrypts a busybox site as a developer would (`tpod dev publish`), lists it with a fixed fee and the sample
+ * manifest, attests the provider and authorizes it with its key envelope (`tpod dev authorize`).
+ */
+async function publishRealListing(): Promise<bigint> {
+  const layout = await buildBusyboxLayout(
+    mkdirSync(join(tmp, "listing"), { recursive: true }) ?? join(tmp, "listing"),
+    `localhost/tpod-web-listing-${uid}:latest`,
+    "sold on the marketplace\n",
+  );
+  const key = await loadOrCreateDeveloperKey(join(tmp, "dev", "image-key.pem"));
+  const published = await publishListing({
+    chain: chain.context(2),
+    store: pubIpfs,
+    image: layout,
+    key,
+    name: "Busybox Site",
+    description: "a static site, encrypted for authorized providers",
+    sampleManifest: listingSample,
+    royaltyBps: 1500,
+    feeToken: chain.contracts.token,
+    fixedFee: LISTING_FEE,
+  });
+  const node = await createP2PNode({ transports: ["tcp"] });
+  try {
+    const att = await verifyProvider({ node, multiaddrs: daemon.info().multiaddrs, policy: DEVNET_POLICY });
+    await authorizeListingProvider({
+      chain: chain.context(2),
+      store: pubIpfs,
+      listingId: published.listingId,
+      provider: daemon.info().provider,
+      providerEncryptionKey: att.encryptionPublicKey,
+      key: key.privateKey,
+    });
+  } finally {
+    await node.stop();
+  }
+  return published.listingId;
+}
+
+/** Waits for the deploy box to finish; a deploy error fails with its text. */
+async function deployOutcome(page: Page, timeout = 150_000): Promise<void> {
+  const done = page.locator('[data-testid="deploy-done"]');
+  const error = page.locator('[data-testid="deploy-error"]');
+  await Promise.race([
+    done.waitFor({ timeout }),
+    error.waitFor({ timeout }).then(async () => {
+      throw new Error(`deploy failed: ${await error.textContent()}`);
+    }),
+  ]);
+}
+
+/** A busybox httpd pod whose image is the one pushed to IPFS, named by its CID and the given digest. */
+function ipfsSiteManifest(name: string, digest: string): string {
+  return `apiVersion: trustedpods/v1
+kind: Pod
+metadata:
+  name: ${name}
+spec:
+  containers:
+    - name: site
+      image:
+        ipfs: ${ipfsImage.cid}
+        digest: ${digest}
+      command: [/bin/busybox, httpd, -f, -p, "8080", -h, /www]
+      ports:
+        - containerPort: 8080
+          http: {}
+      resources: {cpu: 100m, memory: 32Mi}
+`;
+}
+
+/** Opens the deployed pod's first URL from the deploy box in a new tab until it answers `text`. */
+async function expectSiteSays(done: Locator, text: string, timeout = 30_000): Promise<void> {
+  const url = await done.locator("a[target=_blank]").first().getAttribute("href");
+  const site = await context.newPage();
+  await expect
+    .poll(
+      async () => {
+        const r = await site.goto(url!).catch(() => null);
+        return r?.ok() ? (await site.textContent("body"))?.trim() : undefined;
+      },
+      { timeout },
+    )
+    .toBe(text);
+  await site.close();
+}
 
 async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
@@ -223,6 +336,7 @@ describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () =
         "deployed from the browser\n",
       ),
     );
+    realListing = await publishRealListing();
     const manifestFile = join(tmp, "web.yaml");
     await writeFile(manifestFile, webManifest);
     let out = "";
@@ -314,9 +428,9 @@ describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () =
     const page = await context.newPage();
     await page.setViewportSize({ width: 375, height: 800 });
     await page.goto(`${server.url}#/market`);
-    const listing = page.locator('[data-testid="listing"]');
-    await listing.first().waitFor({ timeout: 30_000 });
+    await page.locator('[data-testid="listing"]').first().waitFor({ timeout: 30_000 });
     // The name and description come from the listing's metadata on IPFS, read over HTTP and checked in the page.
+    const listing = page.locator('[data-testid="listing"]').filter({ hasText: "Busybox Pro" });
     await listing.getByRole("heading", { name: /Busybox Pro/ }).waitFor({ timeout: 30_000 });
     const text = await listing.textContent();
     expect(text).toContain("Busybox Pro #1");
@@ -373,22 +487,7 @@ describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () =
     await page.goto(`${server.url}#/deploy`);
     const editor = page.locator('[data-testid="manifest"]');
     await editor.waitFor();
-    await editor.fill(`apiVersion: trustedpods/v1
-kind: Pod
-metadata:
-  name: from-browser
-spec:
-  containers:
-    - name: site
-      image:
-        ipfs: ${ipfsImage.cid}
-        digest: ${ipfsImage.digest}
-      command: [/bin/busybox, httpd, -f, -p, "8080", -h, /www]
-      ports:
-        - containerPort: 8080
-          http: {}
-      resources: {cpu: 100m, memory: 32Mi}
-`);
+    await editor.fill(ipfsSiteManifest("from-browser", ipfsImage.digest));
     // Too little for the provider's quoted minimum (its config's default, 3600 s): refused before the channel,
     // naming the minimum and the field to fix.
     await page.locator('[data-testid="funds"]').fill("0.0000000001");
@@ -417,7 +516,8 @@ spec:
         }),
     ]);
     const steps = await page.locator('[data-testid="deploy-steps"] li').allTextContents();
-    expect(steps.map((t) => t.slice(0, 1))).toEqual(["✓", "✓", "✓", "✓", "✓"]);
+    // provider, attest, upload (nothing to push: the image is on IPFS), quote, channel, provision.
+    expect(steps.map((t) => t.slice(0, 1))).toEqual(["✓", "✓", "✓", "✓", "✓", "✓"]);
     expect(steps.join("\n")).toContain("attested: insecure-dev");
     expect(steps.join("\n")).toContain("minimum paid time 3600 s (");
     const podIdDeployed = (await done.getAttribute("data-pod")) as `0x${string}`;
@@ -428,20 +528,51 @@ spec:
     };
     expect((await getChannel(chain.context(0), key)).deposit).toBe(10n ** 15n);
     await shot(page, "deploy-done-wide");
-    const url = await done.locator("a[target=_blank]").first().getAttribute("href");
-    const site = await context.newPage();
-    await expect
-      .poll(
-        async () => {
-          const r = await site.goto(url!).catch(() => null);
-          return r?.ok() ? (await site.textContent("body"))?.trim() : undefined;
-        },
-        { timeout: 30_000 },
-      )
-      .toBe("deployed from the browser");
-    await site.close();
+    await expectSiteSays(done, "deployed from the browser");
     await page.close();
   }, 200_000);
+
+  it("marketplace: 'Deploy this' on a real listing starts from the developer's sample and deploys it from the browser, paying the royalty and the fee", async () => {
+    const developer = chain.accounts[2]!.address;
+    const feesBefore = await balanceOf(chain.context(2), developer, chain.contracts.token);
+    const page = await context.newPage();
+    await page.goto(`${server.url}#/market`);
+    const listing = page.locator('[data-testid="listing"]').filter({ hasText: "Busybox Site" });
+    await listing.getByRole("heading", { name: /Busybox Site/ }).waitFor({ timeout: 30_000 });
+    await listing.getByRole("button", { name: "Deploy this" }).click();
+    await page.waitForURL(/#\/deploy$/);
+    const manifest = await page.locator('[data-testid="manifest"]').inputValue();
+    // The developer's sample (its arguments and port), pointed at this listing's id.
+    expect(manifest).toContain(`listing: "${realListing}"`);
+    expect(manifest).toContain("exec httpd -f -p 8080 -h /www");
+    expect(manifest).not.toContain("the id this listing gets");
+    await page.locator('[data-testid="funds"]').fill("0.001");
+    await page.locator('[data-testid="deploy"]').click();
+    await deployOutcome(page);
+    const done = page.locator('[data-testid="deploy-done"]');
+    const steps = (await page.locator('[data-testid="deploy-steps"] li').allTextContents()).join("\n");
+    expect(steps).toContain("warning: This pod uses the Marketplace");
+    expect(steps).toContain("✓ provider devnet-provider");
+    // The breakdown names the developer's 15 % and its fixed fee.
+    const breakdown = await done.locator('[data-testid="deploy-breakdown"] li').allTextContents();
+    expect(
+      breakdown.some((l) => l.includes(developer) && l.includes("15% of what the provider claims")),
+    ).toBe(true);
+    // The channel paid the listing's fixed fee to the developer at opening: the royalty list was the listing's.
+    expect(await balanceOf(chain.context(2), developer, chain.contracts.token)).toBe(
+      feesBefore + LISTING_FEE,
+    );
+    const podIdDeployed = (await done.getAttribute("data-pod")) as `0x${string}`;
+    const ch = await getChannel(chain.context(0), {
+      publisher: chain.accounts[0]!.address,
+      provider: chain.accounts[1]!.address,
+      podId: podIdDeployed,
+    });
+    expect(ch.deposit).toBe(10n ** 15n);
+    await shot(page, "deploy-listing-done-wide");
+    await expectSiteSays(done, "sold on the marketplace", 60_000);
+    await page.close();
+  }, 240_000);
 
   it("my pods: shows the pod's channel, tops it up from the browser and closes it", async () => {
     const page = await context.newPage();
@@ -616,14 +747,89 @@ spec:
     await page.close();
   });
 
-  // Last: it moves the chain's clock past the closed pod's notice period.
-  it("my pods: a settled pod shows as closed, with what the provider got and the refund, not a rate of 0", async () => {
-    const key = { publisher: chain.accounts[0]!.address, provider: chain.accounts[1]!.address, podId };
+  // Moves the chain's clock past its own channel's notice period.
+  it("a provision refused after the channel opened is refunded from My pods: Close, then Refund after the notice", async () => {
+    const publisher = chain.accounts[0]!.address;
+    const page = await context.newPage();
+    await page.goto(`${server.url}#/deploy`);
+    const editor = page.locator('[data-testid="manifest"]');
+    await editor.waitFor();
+    // The image is on IPFS, but the digest is not its manifest's: the provider finds out only when it pulls, after
+    // the channel opened.
+    await editor.fill(ipfsSiteManifest("refused", `sha256:${"0".repeat(64)}`));
+    await page.locator('[data-testid="funds"]').fill("0.002");
+    await page.locator('[data-testid="deploy"]').click();
+    const error = page.locator('[data-testid="deploy-error"]');
+    await error.waitFor({ timeout: 150_000 });
+    const said = (await error.textContent()) ?? "";
+    expect(said).toContain("the provider refused");
+    expect(said).toContain("close it under My pods to get the deposit back");
+    const channelId = /payment channel (0x[0-9a-f]{64}) is open/.exec(said)?.[1];
+    expect(channelId).toBeDefined();
+    const opened = (await openedChannels(chain.context(0), { publisher })).find(
+      (c) => c.channelId === channelId,
+    );
+    expect(opened).toBeDefined();
+    const key = { publisher, provider: opened!.provider, podId: opened!.podId };
+    const deposit = (await getChannel(chain.context(0), key)).deposit;
+    expect(deposit).toBe(2n * 10n ** 15n);
+
+    // My pods finds it on chain (the browser keeps no record): Close starts the notice period.
+    await page.goto(`${server.url}#/pods`);
+    const pod = page.locator(`[data-testid="pod"][data-pod="${opened!.podId}"]`);
+    await pod.waitFor({ timeout: 30_000 });
+    expect(await pod.locator('[data-testid="pod-state"]').textContent()).toBe("open");
+    await pod.locator('[data-testid="close"]').click();
+    await expect
+      .poll(() => pod.locator('[data-testid="pod-state"]').textContent(), { timeout: 30_000 })
+      .toBe("closing");
+    // Refund before the notice passed moves nothing and says how long is left.
+    const tokenBalance = () =>
+      chain.publicClient.readContract({
+        address: chain.contracts.token,
+        abi: erc20Abi,
+        functionName: "balanceOf",
+        args: [publisher],
+      });
+    const before = await tokenBalance();
+    await pod.locator('[data-testid="refund"]').click();
+    await pod.getByText(/The notice period runs for/).waitFor({ timeout: 30_000 });
+    expect(await tokenBalance()).toBe(before);
     const ch = await getChannel(chain.context(0), key);
     const head = (await chain.publicClient.getBlock()).timestamp;
     await chain.publicClient.request({
       method: "evm_increaseTime" as never,
       params: [`0x${(ch.closeAt - head + 1n).toString(16)}`] as never,
+    });
+    await chain.publicClient.request({ method: "evm_mine" as never, params: [] as never });
+    await page.reload();
+    await pod.waitFor({ timeout: 30_000 });
+    await pod.locator('[data-testid="refund"]').click();
+    await expect
+      .poll(() => pod.locator('[data-testid="pod-state"]').textContent(), { timeout: 30_000 })
+      .toBe("closed");
+    expect((await getChannel(chain.context(0), key)).finalized).toBe(true);
+    const back = (await tokenBalance()) - before;
+    // The provider may claim what accrued until the close; everything else came back to the publisher's wallet.
+    expect(back).toBeGreaterThan(0n);
+    expect(back).toBeLessThanOrEqual(deposit);
+    expect(await pod.locator('[data-testid="refunded"]').textContent()).toBe(
+      `${formatTokenAmount(back, 18)} TPT`,
+    );
+    await shot(page, "pods-refunded-wide");
+    await page.close();
+  }, 240_000);
+
+  // Last: it moves the chain's clock past the closed pod's notice period.
+  it("my pods: a settled pod shows as closed, with what the provider got and the refund, not a rate of 0", async () => {
+    const key = { publisher: chain.accounts[0]!.address, provider: chain.accounts[1]!.address, podId };
+    const ch = await getChannel(chain.context(0), key);
+    const head = (await chain.publicClient.getBlock()).timestamp;
+    // The refund test before may have moved the clock past this channel's notice already.
+    const ahead = ch.closeAt > head ? ch.closeAt - head + 1n : 1n;
+    await chain.publicClient.request({
+      method: "evm_increaseTime" as never,
+      params: [`0x${ahead.toString(16)}`] as never,
     });
     await chain.publicClient.request({ method: "evm_mine" as never, params: [] as never });
     const refunded = (await refund(chain.context(0), key.provider, podId)).result;

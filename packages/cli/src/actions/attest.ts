@@ -7,9 +7,9 @@ import {
   verifyEvidence,
 } from "@trustedpods/attestation";
 import { loadCertificates, loadCollateral, loadPolicy, readBounded } from "@trustedpods/attestation/node";
-import type { AttestVerifyOpts } from "../commands/attest.js";
-import type { CommandContext } from "../commands/index.js";
+import type { CommandContext } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
+import type { AttestVerifyOpts } from "../options/attest.js";
 import { printJson } from "../output.js";
 
 const TYPES = ["snp", "tdx", "sgx"] as const;

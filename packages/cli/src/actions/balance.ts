@@ -1,9 +1,9 @@
 import { balanceOf } from "@trustedpods/chain";
 import { connectNetwork, formatAmount, tokenInfo } from "@trustedpods/publisher";
 import { type Address, erc20Abi, getAddress, isAddress } from "viem";
-import type { CommandContext } from "../commands/index.js";
-import type { BalanceOpts } from "../commands/pods.js";
+import type { CommandContext } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
+import type { BalanceOpts } from "../options/pods.js";
 import { printJson } from "../output.js";
 import { accountFromFlags, cliError, keyRefFromFlags, networkFromFlags } from "./network.js";
 

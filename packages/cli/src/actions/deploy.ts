@@ -7,6 +7,7 @@ import { formatDiagnostic, ManifestError, type Pod } from "@trustedpods/protocol
 import { loadManifest } from "@trustedpods/protocol/node";
 import {
   connectNetwork,
+  type DeployProgress,
   formatAmount,
   formatChainTime,
   formatDuration,
@@ -17,19 +18,12 @@ import {
   type ResolvedNetwork,
   type SelectedPolicy,
 } from "@trustedpods/publisher";
-import {
-  type DeployProgress,
-  deploy,
-  loadPolicyFor,
-  PodStore,
-  type ResolvedAccount,
-  tpodHome,
-} from "@trustedpods/publisher/node";
+import { deploy, loadPolicyFor, PodStore, type ResolvedAccount, tpodHome } from "@trustedpods/publisher/node";
 import { type Address, getAddress, isAddress, type LocalAccount } from "viem";
 import { cleanUp, removeDirStep } from "../cleanup.js";
-import { type DeployOpts, parseImageTransfer, type SessionFlags } from "../commands/deploy.js";
-import type { CommandContext } from "../commands/index.js";
+import type { CommandContext } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
+import { type DeployOpts, parseImageTransfer, type SessionFlags } from "../options/deploy.js";
 import { type Io, printJson } from "../output.js";
 import { accountFromFlags, cliError, networkFromFlags } from "./network.js";
 

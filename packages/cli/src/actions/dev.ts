@@ -36,9 +36,9 @@ import {
   tpodHome,
 } from "@trustedpods/publisher/node";
 import { type Address, getAddress, isAddress } from "viem";
-import type { DevFlags, DevPublishOpts } from "../commands/dev.js";
-import type { CommandContext } from "../commands/index.js";
+import type { CommandContext } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
+import type { DevFlags, DevPublishOpts } from "../options/dev.js";
 import { printJson } from "../output.js";
 import { accountFromFlags, cliError, networkFromFlags } from "./network.js";
 

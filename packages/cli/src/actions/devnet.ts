@@ -1,8 +1,8 @@
 import { readFile } from "node:fs/promises";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
-import { type DevnetUpOpts, LOG_LEVELS, type LogLevel } from "../commands/devnet.js";
-import type { CommandContext } from "../commands/index.js";
+import type { CommandContext } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
+import { type DevnetUpOpts, LOG_LEVELS, type LogLevel } from "../options/devnet.js";
 
 /** The one JSON line `tpod devnet chain` prints: everything a client needs to use the dev chain. */
 export interface DevChainInfo {

@@ -17,9 +17,9 @@ import {
   pushImage,
 } from "@trustedpods/ipfs";
 import { OciError, openOciLayout } from "@trustedpods/oci";
-import type { IpfsCliOpts } from "../commands/image-ipfs.js";
-import type { CommandContext } from "../commands/index.js";
+import type { CommandContext } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
+import type { IpfsCliOpts } from "../options/image-ipfs.js";
 import { type Io, printJson } from "../output.js";
 
 function defaultRepo(): string {

@@ -16,9 +16,9 @@ import {
   removeRecipientsLayout,
   type WalkedNode,
 } from "@trustedpods/oci";
-import type { CommonOpts, InspectOpts } from "../commands/image.js";
-import type { CommandContext } from "../commands/index.js";
+import type { CommandContext } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
+import type { CommonOpts, InspectOpts } from "../options/image.js";
 import { type Io, printJson } from "../output.js";
 
 /** Turns this package's typed errors into exit code 1 with their message; anything else propagates. */

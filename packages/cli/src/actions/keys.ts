@@ -7,9 +7,9 @@ import {
   tpodHome,
   tpodPaths,
 } from "@trustedpods/publisher/node";
-import type { CommandContext } from "../commands/index.js";
-import type { PassOpts } from "../commands/keys.js";
+import type { CommandContext } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
+import type { PassOpts } from "../options/keys.js";
 import { printJson } from "../output.js";
 import { cliError } from "./network.js";
 

@@ -9,9 +9,9 @@ import {
   MAX_LISTING_DOC,
   MarketError,
 } from "@trustedpods/publisher";
-import type { CommandContext } from "../commands/index.js";
-import type { ListingsFlags } from "../commands/listings.js";
+import type { CommandContext } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
+import type { ListingsFlags } from "../options/listings.js";
 import { printJson } from "../output.js";
 import { cliError, networkFromFlags } from "./network.js";
 

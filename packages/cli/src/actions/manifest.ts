@@ -19,7 +19,7 @@ import {
   type Volume,
 } from "@trustedpods/protocol";
 import { loadManifest, loadPricing, readYamlFile } from "@trustedpods/protocol/node";
-import type { CommandContext } from "../commands/index.js";
+import type { CommandContext } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
 import { type Io, printJson } from "../output.js";
 

@@ -13,9 +13,9 @@ import {
   VMM_TYPES,
   type VmmType,
 } from "@trustedpods/attestation";
-import type { CommandContext } from "../commands/index.js";
-import type { MeasureSnpOpts } from "../commands/measure.js";
+import type { CommandContext } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
+import type { MeasureSnpOpts } from "../options/measure.js";
 import { printJson } from "../output.js";
 
 /** Firmware images are a few MiB; anything much larger is the wrong file. */

@@ -10,9 +10,9 @@ import {
   unlockKey,
   writeNetworkFile,
 } from "@trustedpods/publisher/node";
-import type { CommandContext } from "../commands/index.js";
-import type { KeyFlags, NetworkAddOpts, NetworkFlags } from "../commands/network.js";
+import type { CommandContext } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
+import type { KeyFlags, NetworkAddOpts, NetworkFlags } from "../options/network.js";
 import { printJson } from "../output.js";
 
 /** Which key a command would use, without unlocking it. */

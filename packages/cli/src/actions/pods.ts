@@ -33,9 +33,9 @@ import {
 } from "@trustedpods/publisher";
 import { updatePod } from "@trustedpods/publisher/node";
 import type { Address, Hex } from "viem";
-import { parseImageTransfer, type SessionFlags, type UploadFlags } from "../commands/deploy.js";
-import type { CommandContext } from "../commands/index.js";
+import type { CommandContext } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
+import { parseImageTransfer, type SessionFlags, type UploadFlags } from "../options/deploy.js";
 import { formatTable, printJson, shortHex } from "../output.js";
 import {
   checkAmountSyntax,

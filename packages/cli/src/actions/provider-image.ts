@@ -1,9 +1,9 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { CommandContext } from "../commands/index.js";
-import type { ImageBuildOpts, ImageMeasureOpts } from "../commands/provider-image.js";
+import type { CommandContext } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
+import type { ImageBuildOpts, ImageMeasureOpts } from "../options/provider-image.js";
 import { printJson } from "../output.js";
 
 const usage = (message: string) => new CliError(message, ExitCode.usage);

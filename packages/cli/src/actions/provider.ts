@@ -3,9 +3,9 @@ import { readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { getAddress } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import type { CommandContext } from "../commands/index.js";
-import type { RegistryOpts } from "../commands/provider.js";
+import type { CommandContext } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
+import type { RegistryOpts } from "../options/provider.js";
 import { printJson } from "../output.js";
 
 type ProviderModule = typeof import("@trustedpods/provider");

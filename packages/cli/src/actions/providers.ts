@@ -15,9 +15,9 @@ import {
   tokenInfo,
 } from "@trustedpods/publisher";
 import { type Address, getAddress, isAddress } from "viem";
-import type { CommandContext } from "../commands/index.js";
-import type { ProvidersOpts } from "../commands/providers.js";
+import type { CommandContext } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
+import type { ProvidersOpts } from "../options/providers.js";
 import { printJson } from "../output.js";
 import { cliError, networkFromFlags } from "./network.js";
 

@@ -17,9 +17,9 @@ import {
   parseReleaseFile,
 } from "@trustedpods/publisher";
 import type { Hex } from "viem";
-import type { CommandContext } from "../commands/index.js";
-import type { ReleaseFlags, ReleaseRevokeOpts } from "../commands/release.js";
+import type { CommandContext } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
+import type { ReleaseFlags, ReleaseRevokeOpts } from "../options/release.js";
 import { printJson } from "../output.js";
 import { accountFromFlags, cliError, networkFromFlags } from "./network.js";
 

@@ -12,10 +12,10 @@ import {
 } from "@trustedpods/publisher";
 import { loadPolicyFor } from "@trustedpods/publisher/node";
 import { bytesToHex, getAddress } from "viem";
-import type { CommandContext } from "../commands/index.js";
-import type { NetworkFlags } from "../commands/network.js";
-import type { VerifyOpts } from "../commands/verify.js";
+import type { CommandContext } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
+import type { NetworkFlags } from "../options/network.js";
+import type { VerifyOpts } from "../options/verify.js";
 import { printJson } from "../output.js";
 import { cliError, networkFromFlags } from "./network.js";
 

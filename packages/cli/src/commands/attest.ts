@@ -1,16 +1,10 @@
 import type { Command } from "commander";
-import type { CommandContext } from "./index.js";
+import type { CommandContext } from "../context.js";
+import type { AttestVerifyOpts } from "../options/attest.js";
+
+export type { AttestVerifyOpts } from "../options/attest.js";
 
 // Definitions only; the verifiers (ASN.1, X.509) load on use from ../actions/attest.js.
-
-export interface AttestVerifyOpts {
-  type: string;
-  cert: string[];
-  collateral?: string;
-  now?: string;
-  policy?: string;
-  json?: boolean;
-}
 
 const actions = () => import("../actions/attest.js");
 

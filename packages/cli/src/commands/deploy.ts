@@ -1,52 +1,19 @@
-import type { BulkMode } from "@trustedpods/ipfs";
 import type { Command } from "commander";
-import { CliError, ExitCode } from "../errors.js";
-import type { CommandContext } from "./index.js";
-import { addKeyOptions, addNetworkOptions, type KeyFlags, type NetworkFlags } from "./network.js";
+import type { CommandContext } from "../context.js";
+import type { DeployOpts } from "../options/deploy.js";
+import { addKeyOptions, addNetworkOptions } from "./network.js";
+
+export {
+  type DeployOpts,
+  parseImageTransfer,
+  type SessionFlags,
+  type UploadFlags,
+} from "../options/deploy.js";
 
 // Definitions only; the deploy flow (publisher SDK, viem, libp2p, Helia) loads on use from ../actions/deploy.js.
 
-export interface SessionFlags extends NetworkFlags, KeyFlags {
-  policy?: string;
-  json?: boolean;
-}
-
-export interface DeployOpts extends SessionFlags {
-  provider?: string;
-  funds?: string;
-  notice?: string;
-  ipfsPeer?: string[];
-  imageTransfer?: string;
-}
-
-/** The upload node's flags, shared by deploy and update. */
-export interface UploadFlags {
-  ipfsPeer?: string[];
-  imageTransfer?: string;
-}
-
 const IMAGE_TRANSFER_HELP =
   "how the provider may fetch this command's image layers beside IPFS: plain,tls (default: the provider picks, plain first), tls (bytes confidential on the wire), none (libp2p stream and bitswap only); every byte is digest-checked either way";
-
-/**
- * `--image-transfer` → the bulk channel modes the upload node serves. "plain" gives up the layers' confidentiality
- * on the wire (their digests still guard integrity; see docs/ipfs.md), so a publisher may keep to "tls" or "none".
- */
-export function parseImageTransfer(text: string | undefined): BulkMode[] | undefined {
-  if (text === undefined) return undefined;
-  const words = text.split(",").map((w) => w.trim());
-  if (words.length === 1 && words[0] === "none") return [];
-  const modes: BulkMode[] = [];
-  for (const w of words) {
-    if (w !== "plain" && w !== "tls")
-      throw new CliError(
-        `--image-transfer takes plain, tls, plain,tls or none, got "${text}"`,
-        ExitCode.usage,
-      );
-    if (!modes.includes(w)) modes.push(w);
-  }
-  return modes;
-}
 
 export function addUploadOptions(cmd: Command, peerHelp: string): Command {
   return cmd

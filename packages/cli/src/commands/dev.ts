@@ -1,17 +1,12 @@
 import type { Command } from "commander";
-import type { CommandContext } from "./index.js";
-import { addKeyOptions, addNetworkOptions, type KeyFlags, type NetworkFlags } from "./network.js";
+import type { CommandContext } from "../context.js";
+import type { DevFlags, DevPublishOpts } from "../options/dev.js";
+import { addKeyOptions, addNetworkOptions } from "./network.js";
+
+export type { DevFlags, DevPublishOpts } from "../options/dev.js";
 
 // `tpod dev ...`: the developer side of the Marketplace (docs/marketplace.md). Definitions only; the SDK, viem,
 // libp2p and Helia load on use from ../actions/dev.js.
-
-export interface DevFlags extends NetworkFlags, KeyFlags {
-  json?: boolean;
-  imageKey?: string;
-  ipfsRepo?: string;
-  kuboApi?: string;
-  peer?: string[];
-}
 
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
@@ -30,17 +25,6 @@ function addImageKey(cmd: Command): Command {
     "--image-key <file>",
     "the developer's image key, PEM PKCS#8 (default $TPOD_HOME/developer/image-key.pem, created 0600 on first publish)",
   );
-}
-
-export interface DevPublishOpts extends DevFlags {
-  royalty: string;
-  fee?: string;
-  token?: string;
-  allowEntrypointOverride?: boolean;
-  manifest?: string;
-  name?: string;
-  description?: string;
-  serve?: boolean;
 }
 
 const actions = () => import("../actions/dev.js");

@@ -1,24 +1,11 @@
 import type { Command } from "commander";
-import type { CommandContext } from "./index.js";
+import type { CommandContext } from "../context.js";
+import { type DevnetUpOpts, LOG_LEVELS } from "../options/devnet.js";
+
+export { type DevnetUpOpts, LOG_LEVELS, type LogLevel } from "../options/devnet.js";
 
 // Definitions only; anvil, the contracts, Helia, libp2p and the provider daemon load on use from
 // ../actions/devnet.js.
-
-export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
-
-export interface DevnetUpOpts {
-  json?: boolean;
-  gatewayPort: string;
-  chainPort: string;
-  webPort: string;
-  dir?: string;
-  engineOwner: string;
-  logLevel: string;
-  providerVm?: string;
-  vmMemory: string;
-  vmCpus: string;
-}
 
 const actions = () => import("../actions/devnet.js");
 

@@ -2,9 +2,9 @@ import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import type { Command } from "commander";
+import type { CommandContext } from "../context.js";
 import { ExitCode } from "../errors.js";
 import { printJson } from "../output.js";
-import type { CommandContext } from "./index.js";
 
 const run = promisify(execFile);
 

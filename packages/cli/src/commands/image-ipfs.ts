@@ -1,23 +1,14 @@
 import type { Command } from "commander";
-import type { CommandContext } from "./index.js";
+import type { CommandContext } from "../context.js";
+import type { IpfsCliOpts } from "../options/image-ipfs.js";
+
+export type { IpfsCliOpts } from "../options/image-ipfs.js";
 
 // `tpod image push|pull` and the CID half of `tpod image inspect`: images stored on IPFS by root CID.
 // Which IPFS node: --kubo-api URL (an external Kubo node), else an embedded Helia node whose data lives in
 // --ipfs-repo DIR (default $TPOD_IPFS_REPO or ~/.tpod/ipfs). --peer MULTIADDR names publisher nodes to fetch
 // from (the devnet's long-lived node, or a `tpod image push --serve`).
 // Definitions only: Helia and libp2p load on use from ../actions/image-ipfs.js.
-
-export interface IpfsCliOpts {
-  ipfsRepo?: string;
-  kuboApi?: string;
-  peer?: string[];
-  listen?: string[];
-  network?: string;
-  timeout?: string;
-  json?: boolean;
-  quiet?: boolean;
-  ref?: string;
-}
 
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 

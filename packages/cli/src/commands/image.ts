@@ -1,6 +1,9 @@
 import type { Command } from "commander";
-import { addIpfsOptions, type IpfsCliOpts, registerImageIpfs } from "./image-ipfs.js";
-import type { CommandContext } from "./index.js";
+import type { CommandContext } from "../context.js";
+import type { CommonOpts, InspectOpts } from "../options/image.js";
+import { addIpfsOptions, registerImageIpfs } from "./image-ipfs.js";
+
+export type { CommonOpts, InspectOpts } from "../options/image.js";
 
 // `tpod image ...`: definitions only. The OCI code loads on use from ../actions/image.js (and Helia/libp2p
 // from ../actions/image-ipfs.js only for push, pull and inspecting a CID).
@@ -8,14 +11,6 @@ import type { CommandContext } from "./index.js";
 
 // No default value: commander then reports a missing required option as a usage error (exit 2).
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
-
-export interface CommonOpts {
-  json?: boolean;
-  ref?: string;
-  quiet?: boolean;
-}
-
-export type InspectOpts = CommonOpts & IpfsCliOpts;
 
 const actions = () => import("../actions/image.js");
 

@@ -1,6 +1,5 @@
 import type { Command } from "commander";
-import type { ExitCode } from "../errors.js";
-import type { Io } from "../output.js";
+import type { CommandContext } from "../context.js";
 import { registerAttest } from "./attest.js";
 import { registerDeploy } from "./deploy.js";
 import { registerDev } from "./dev.js";
@@ -19,11 +18,7 @@ import { registerProviders } from "./providers.js";
 import { registerRelease } from "./release.js";
 import { registerVerify } from "./verify.js";
 
-export interface CommandContext {
-  io: Io;
-  /** Records the exit code for a command that finished without throwing but did not succeed. */
-  setExitCode(code: ExitCode): void;
-}
+export type { CommandContext } from "../context.js";
 
 /** Every command group registers itself here; one line per group keeps main.ts free of command logic. */
 export function registerCommands(program: Command, ctx: CommandContext): void {

@@ -1,13 +1,10 @@
 import type { Command } from "commander";
-import type { CommandContext } from "./index.js";
+import type { CommandContext } from "../context.js";
+import type { PassOpts } from "../options/keys.js";
+
+export type { PassOpts } from "../options/keys.js";
 
 // Definitions only; the keystore code (publisher SDK, scrypt) loads on use from ../actions/keys.js.
-
-export interface PassOpts {
-  passwordFile?: string;
-  label?: string;
-  json?: boolean;
-}
 
 const PASSWORD_HELP =
   "file whose first line is the passphrase (default: TPOD_PASSWORD, else asked on the terminal; never an argument)";

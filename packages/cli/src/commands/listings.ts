@@ -1,18 +1,11 @@
 import type { Command } from "commander";
-import type { CommandContext } from "./index.js";
-import { addNetworkOptions, type NetworkFlags } from "./network.js";
+import type { CommandContext } from "../context.js";
+import type { ListingsFlags } from "../options/listings.js";
+import { addNetworkOptions } from "./network.js";
+
+export type { ListingsFlags } from "../options/listings.js";
 
 // Definitions only; the SDK, viem and Helia load on use from ../actions/listings.js.
-
-export interface ListingsFlags extends NetworkFlags {
-  json?: boolean;
-  all?: boolean;
-  metadata: boolean;
-  ipfsRepo?: string;
-  kuboApi?: string;
-  peer?: string[];
-  timeout?: string;
-}
 
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 

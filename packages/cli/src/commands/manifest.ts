@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import type { CommandContext } from "./index.js";
+import type { CommandContext } from "../context.js";
 
 // Definitions only; the manifest parser and pricing code load on use from ../actions/manifest.js.
 

@@ -1,24 +1,10 @@
 import type { Command } from "commander";
-import type { CommandContext } from "./index.js";
+import type { CommandContext } from "../context.js";
+import type { MeasureSnpOpts } from "../options/measure.js";
+
+export type { MeasureSnpOpts } from "../options/measure.js";
 
 // Definitions only; the computation loads on use from ../actions/measure.js.
-
-export interface MeasureSnpOpts {
-  ovmf: string;
-  ovmfHash?: string;
-  ovmfHashOnly?: boolean;
-  kernel?: string;
-  initrd?: string;
-  append?: string;
-  vcpus?: string;
-  vcpuType?: string;
-  vcpuSig?: string;
-  vmmType: string;
-  kvmInit: string;
-  mode: string;
-  guestFeatures?: string;
-  json?: boolean;
-}
 
 const actions = () => import("../actions/measure.js");
 

@@ -1,15 +1,11 @@
 import type { Command } from "commander";
-import type { CommandContext } from "./index.js";
+import type { CommandContext } from "../context.js";
+import type { KeyFlags, NetworkAddOpts, NetworkFlags } from "../options/network.js";
+
+export type { KeyFlags, NetworkAddOpts, NetworkFlags } from "../options/network.js";
 
 // Definitions only: the actions (and the publisher SDK, viem, libp2p they need) load on use from
 // ../actions/network.js, so `tpod --help` and the light commands do not pay for them.
-
-/** The flags every command that talks to the chain takes. */
-export interface NetworkFlags {
-  rpc?: string;
-  contracts?: string;
-  network?: string;
-}
 
 /** Adds --rpc, --contracts and --network to a command (see docs/cli.md, "Finding the network"). */
 export function addNetworkOptions(cmd: Command): Command {
@@ -17,12 +13,6 @@ export function addNetworkOptions(cmd: Command): Command {
     .option("--rpc <url>", "chain RPC URL (default: TPOD_RPC_URL, the network file, or the running devnet)")
     .option("--contracts <file>", "JSON file with the contract addresses (default: TPOD_CONTRACTS, ...)")
     .option("--network <name>", "use $TPOD_HOME/networks/NAME.json (default: TPOD_NETWORK)");
-}
-
-/** The flags every command that signs takes. */
-export interface KeyFlags {
-  key?: string;
-  passwordFile?: string;
 }
 
 /** Adds --key and --password-file to a command (see docs/cli.md, "Keys"). */
@@ -36,14 +26,6 @@ export function addKeyOptions(cmd: Command): Command {
       "--password-file <file>",
       "file whose first line is the keystore passphrase (default: TPOD_PASSWORD, or asked)",
     );
-}
-
-export interface NetworkAddOpts {
-  rpc: string;
-  contracts: string;
-  chainId?: string;
-  policy?: string;
-  json?: boolean;
 }
 
 const actions = () => import("../actions/network.js");

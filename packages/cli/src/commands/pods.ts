@@ -1,14 +1,13 @@
 import type { Command } from "commander";
+import type { CommandContext } from "../context.js";
+import type { BalanceOpts } from "../options/pods.js";
 import { addSessionOptions, addUploadOptions, type SessionFlags, type UploadFlags } from "./deploy.js";
-import type { CommandContext } from "./index.js";
+
+export type { BalanceOpts } from "../options/pods.js";
 
 // Definitions only; the publisher SDK, viem and libp2p load on use from ../actions/pods.js.
 
 const actions = () => import("../actions/pods.js");
-
-export interface BalanceOpts extends SessionFlags {
-  token?: string;
-}
 
 export function registerPods(program: Command, ctx: CommandContext): void {
   addSessionOptions(

@@ -1,33 +1,10 @@
 import type { Command } from "commander";
-import type { CommandContext } from "./index.js";
+import type { CommandContext } from "../context.js";
+import type { ImageBuildOpts, ImageMeasureOpts } from "../options/provider-image.js";
+
+export type { ImageBuildOpts, ImageMeasureOpts } from "../options/provider-image.js";
 
 // Definitions only; the builder and the measurement code load on use from ../actions/provider-image.js.
-
-export interface ImageBuildOpts {
-  out: string;
-  workDir?: string;
-  /** A file, true (the default lock) or false (--no-lock). */
-  lock?: string | boolean;
-  updateLock?: boolean;
-  mirror?: string;
-  expect?: string;
-  ovmf?: string;
-  ovmfHash?: string;
-  json?: boolean;
-}
-
-export interface ImageMeasureOpts {
-  image: string;
-  ovmf: string;
-  ovmfHash?: string;
-  vcpus: string;
-  vcpuType?: string[];
-  vmmType?: string[];
-  writeNotes?: boolean;
-  guestFeatures?: string;
-  kvmInit: string;
-  json?: boolean;
-}
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 const actions = () => import("../actions/provider-image.js");

@@ -1,19 +1,11 @@
 import type { Command } from "commander";
-import type { CommandContext } from "./index.js";
+import type { CommandContext } from "../context.js";
+import type { RegistryOpts } from "../options/provider.js";
+
+export type { RegistryOpts } from "../options/provider.js";
 
 // Definitions only; the provider daemon (node:sqlite, libp2p, Helia, dockerode) and viem load on use from
 // ../actions/provider.js.
-
-export interface RegistryOpts {
-  config: string;
-  json?: boolean;
-  name?: string;
-  region?: string[];
-  teeType?: string[];
-  multiaddr?: string[];
-  metadataCid?: string;
-  release?: string;
-}
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 

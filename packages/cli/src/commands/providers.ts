@@ -1,17 +1,11 @@
 import type { Command } from "commander";
-import type { CommandContext } from "./index.js";
-import { addNetworkOptions, type NetworkFlags } from "./network.js";
+import type { CommandContext } from "../context.js";
+import type { ProvidersOpts } from "../options/providers.js";
+import { addNetworkOptions } from "./network.js";
+
+export type { ProvidersOpts } from "../options/providers.js";
 
 // Definitions only; the SDK and viem load on use from ../actions/providers.js.
-
-export interface ProvidersOpts extends NetworkFlags {
-  for?: string;
-  region?: string;
-  tee?: string;
-  token?: string;
-  maxPrice?: string;
-  json?: boolean;
-}
 
 const actions = () => import("../actions/providers.js");
 

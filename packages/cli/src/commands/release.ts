@@ -1,17 +1,12 @@
 import type { Command } from "commander";
-import type { CommandContext } from "./index.js";
-import { addKeyOptions, addNetworkOptions, type KeyFlags, type NetworkFlags } from "./network.js";
+import type { CommandContext } from "../context.js";
+import type { ReleaseFlags, ReleaseRevokeOpts } from "../options/release.js";
+import { addKeyOptions, addNetworkOptions } from "./network.js";
+
+export type { ReleaseFlags, ReleaseRevokeOpts } from "../options/release.js";
 
 // `tpod release ...`: the release registry (docs/cli.md, docs/attestation.md). Definitions only; the SDK and
 // viem load on use from ../actions/release.js.
-
-export interface ReleaseFlags extends NetworkFlags, KeyFlags {
-  json?: boolean;
-}
-
-export interface ReleaseRevokeOpts extends ReleaseFlags {
-  reason: string;
-}
 
 const actions = () => import("../actions/release.js");
 

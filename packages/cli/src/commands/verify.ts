@@ -1,14 +1,11 @@
 import type { Command } from "commander";
-import type { CommandContext } from "./index.js";
-import { addNetworkOptions, type NetworkFlags } from "./network.js";
+import type { CommandContext } from "../context.js";
+import type { VerifyOpts } from "../options/verify.js";
+import { addNetworkOptions } from "./network.js";
+
+export type { VerifyOpts } from "../options/verify.js";
 
 // Definitions only; libp2p, the SDK and viem load on use from ../actions/verify.js.
-
-export interface VerifyOpts extends NetworkFlags {
-  policy?: string;
-  timeout?: string;
-  json?: boolean;
-}
 
 const actions = () => import("../actions/verify.js");
 

@@ -16,12 +16,6 @@ import { MarketPage } from "./market.js";
 import { PodsPage } from "./pods.js";
 import { ProvidersPage } from "./providers.js";
 
-export interface PageProps {
-  config: WebAppConfig;
-  conn: WebConnection;
-  getNode: () => Promise<P2PNode>;
-}
-
 const ROUTES = [
   { path: "providers", label: "Providers", Page: ProvidersPage },
   { path: "market", label: "Marketplace", Page: MarketPage },

@@ -1,19 +1,18 @@
 // Deploy: edit or upload a manifest (or start from a listing), check it, and see its price on every provider,
 // split into the provider's and the developers' parts, with the marketplace warning.
 import {
+  type DeployProgress,
   deployFromBrowser,
   explainError,
   type ManifestQuote,
   podForBrowserDeploy,
   quoteManifest,
-  type WebDeployProgress,
   type WebDeployResult,
   webPodSigner,
   webPolicy,
 } from "@trustedpods/publisher";
 import { useState } from "preact/hooks";
-import type { PageProps } from "./app.js";
-import { DRAFT_KEY } from "./market.js";
+import { DRAFT_KEY, type PageProps } from "./page.js";
 import { ActionButton, short } from "./ui.js";
 
 const MAX_UPLOAD = 1024 * 1024;
@@ -167,10 +166,13 @@ function QuoteView({ quote }: { quote: ManifestQuote }) {
   );
 }
 
+/** A warning or a price line the deploy flow reports along the way (not a step). */
+const isNote = (p: DeployProgress) => /^(warning|price): /.test(p.message);
+
 /** Fund and deploy with a progress list; the result links the pod's endpoints and My pods. */
 function DeployBox({ text, config, conn, getNode }: PageProps & { text: string }) {
   const [funds, setFunds] = useState("");
-  const [steps, setSteps] = useState<WebDeployProgress[]>([]);
+  const [steps, setSteps] = useState<DeployProgress[]>([]);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string>();
   const [done, setDone] = useState<WebDeployResult>();
@@ -186,9 +188,14 @@ function DeployBox({ text, config, conn, getNode }: PageProps & { text: string }
         signer: webPodSigner(conn.walletClient),
         node: await getNode(),
         policy: webPolicy(config),
+        networkName: config.name,
         ...(funds.trim() ? { funds } : {}),
         onProgress: (p) =>
-          setSteps((prev) => [...prev.filter((x) => !(x.step === p.step && p.state === "done")), p]),
+          // A step's "done" replaces its "start"; warnings and price lines stay.
+          setSteps((prev) => [
+            ...prev.filter((x) => isNote(x) || !(x.step === p.step && p.phase === "done")),
+            p,
+          ]),
       });
       setDone(result);
     } catch (err) {
@@ -222,8 +229,8 @@ function DeployBox({ text, config, conn, getNode }: PageProps & { text: string }
       {steps.length ? (
         <ol class="steps" data-testid="deploy-steps">
           {steps.map((p) => (
-            <li key={p.step} class={p.state}>
-              {p.state === "done" ? "✓ " : "… "}
+            <li key={`${p.step}:${p.message}`} class={isNote(p) ? "note" : p.phase}>
+              {isNote(p) ? "" : p.phase === "done" ? "✓ " : "… "}
               {p.message}
             </li>
           ))}
@@ -240,6 +247,13 @@ function DeployBox({ text, config, conn, getNode }: PageProps & { text: string }
             Deployed <span class="mono">{short(done.podId, 8)}</span>. See it under{" "}
             <a href="#/pods">My pods</a>.
           </p>
+          {done.marketplace ? (
+            <ul class="warnings" data-testid="deploy-breakdown">
+              {done.marketplace.breakdown.map((line) => (
+                <li key={line}>{line}</li>
+              ))}
+            </ul>
+          ) : null}
           {done.endpoints.http.map((u) => (
             <div key={u}>
               <a href={u} target="_blank" rel="noreferrer">

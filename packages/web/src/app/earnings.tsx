@@ -2,7 +2,7 @@
 // token. The page says which role(s) the account has (listings it created, its Registry entry).
 import { loadEarnings, loadListings, loadProviderCards, withdrawEarnings } from "@trustedpods/publisher";
 import type { Address } from "viem";
-import type { PageProps } from "./app.js";
+import type { PageProps } from "./page.js";
 import { ActionButton, Show, useLoad } from "./ui.js";
 
 export function EarningsPage({ config, conn }: PageProps) {

@@ -5,30 +5,13 @@ import {
   type ListingMetadataDoc,
   type ListingRow,
   loadListings,
+  manifestForListing,
   parseListingMetadataDoc,
   tokenInfo,
   type WebAppConfig,
 } from "@trustedpods/publisher";
-import type { PageProps } from "./app.js";
+import { DRAFT_KEY, type PageProps } from "./page.js";
 import { Show, short, useLoad } from "./ui.js";
-
-export const DRAFT_KEY = "tpod.deploy.draft";
-
-export function sampleManifest(id: bigint): string {
-  return `apiVersion: trustedpods/v1
-kind: Pod
-metadata:
-  name: listing-${id}
-spec:
-  containers:
-    - name: app
-      image:
-        listing: "${id}"
-      resources:
-        cpu: 250m
-        memory: 128Mi
-`;
-}
 
 /** A listing's name and description from the network's IPFS gateways (each block checked against its CID). */
 async function metadataOf(
@@ -95,10 +78,10 @@ function Listing({
   metadata?: ListingMetadataDoc;
   metadataError?: string;
 }) {
-  // Generated, not the developer's sample: it names this listing's id, which the developer did not know yet.
-  const sample = sampleManifest(l.id);
+  // The developer's sample pointed at this listing's id (which the developer did not know when writing it).
+  const sample = manifestForListing(l.id, metadata?.sampleManifest);
   const use = () => {
-    sessionStorage.setItem(DRAFT_KEY, sample);
+    sessionStorage.setItem(DRAFT_KEY, sample.text);
     location.hash = "#/deploy";
   };
   return (
@@ -133,8 +116,11 @@ function Listing({
         </dd>
       </dl>
       <details>
-        <summary>Sample manifest</summary>
-        <pre>{sample}</pre>
+        <summary>
+          Sample manifest
+          {sample.source === "developer" ? " (the developer's)" : " (generic: the developer gave none)"}
+        </summary>
+        <pre data-testid="listing-sample">{sample.text}</pre>
       </details>
       <button type="button" onClick={use} disabled={!l.active}>
         Deploy this

@@ -3,6 +3,7 @@
 import {
   closePodChannel,
   deletePodOnProvider,
+  describeClose,
   explainError,
   formatDuration,
   loadPodChannels,
@@ -16,7 +17,7 @@ import {
   webPodSigner,
 } from "@trustedpods/publisher";
 import { useEffect, useRef, useState } from "preact/hooks";
-import type { PageProps } from "./app.js";
+import type { PageProps } from "./page.js";
 import { ActionButton, Show, short, useLoad } from "./ui.js";
 
 export function PodsPage({ conn, getNode }: PageProps) {
@@ -116,6 +117,11 @@ function PodItem({
         ) : null}
       </dl>
       {pod.state !== "closed" && canSign ? <PodLive podId={pod.podId} provider={provider} /> : null}
+      {pod.state === "closing" ? (
+        <div class="row">
+          <CloseStep pod={pod} conn={conn} reload={reload} disabled={!canSign} />
+        </div>
+      ) : null}
       {pod.state === "open" ? (
         <div class="row">
           <label class="inline">
@@ -140,17 +146,7 @@ function PodItem({
               return "Topped up.";
             }}
           />
-          <ActionButton
-            label="Close"
-            busyLabel="Requesting close on chain…"
-            testid="close"
-            disabled={!canSign}
-            run={async () => {
-              await closePodChannel(conn.context, pod);
-              reload();
-              return "Close requested: the notice period runs, then the rest is refunded.";
-            }}
-          />
+          <CloseStep pod={pod} conn={conn} reload={reload} disabled={!canSign} />
           <ActionButton
             label="Delete"
             busyLabel="Asking the provider to remove the pod…"
@@ -165,6 +161,38 @@ function PodItem({
         </div>
       ) : null}
     </li>
+  );
+}
+
+/**
+ * The next step of closing the pod's channel: Close on an open channel (starts the notice period), Refund on a
+ * closing one (settles it once the notice passed; before that it says how long is left).
+ */
+function CloseStep({
+  pod,
+  conn,
+  reload,
+  disabled,
+}: {
+  pod: PodChannel;
+  conn: PageProps["conn"];
+  reload: () => void;
+  disabled: boolean;
+}) {
+  const open = pod.state === "open";
+  return (
+    <ActionButton
+      label={open ? "Close" : "Refund"}
+      busyLabel={open ? "Requesting close on chain…" : "Settling the channel and refunding the rest…"}
+      testid={open ? "close" : "refund"}
+      disabled={disabled}
+      run={async () => {
+        const r = await closePodChannel(conn.context, pod);
+        // Still in the notice period: nothing changed on chain, and the message must stay on screen.
+        if (r.state !== "waiting") reload();
+        return describeClose(r, pod.token);
+      }}
+    />
   );
 }
 

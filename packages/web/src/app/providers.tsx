@@ -10,7 +10,7 @@ import {
   webPolicy,
 } from "@trustedpods/publisher";
 import { useEffect, useState } from "preact/hooks";
-import type { PageProps } from "./app.js";
+import type { PageProps } from "./page.js";
 import { Show, short, useLoad } from "./ui.js";
 
 export function ProvidersPage({ config, conn, getNode }: PageProps) {

@@ -40,8 +40,8 @@ import {
   MAX_LISTING_DOC,
   MarketError,
   parseListingMetadataDoc,
-} from "./listings.js";
-import { assertPrivateFile, ensurePrivateDir, writeFileAtomic } from "./node/files.js";
+} from "../listings.js";
+import { assertPrivateFile, ensurePrivateDir, writeFileAtomic } from "./files.js";
 
 export interface DeveloperKey {
   /** The developer's image key (EC P-256/P-384 or RSA): first recipient of every layer, so it can re-wrap. */

@@ -1,0 +1,8 @@
+export interface AttestVerifyOpts {
+  type: string;
+  cert: string[];
+  collateral?: string;
+  now?: string;
+  policy?: string;
+  json?: boolean;
+}

@@ -1,0 +1,5 @@
+export interface PassOpts {
+  passwordFile?: string;
+  label?: string;
+  json?: boolean;
+}

@@ -1,0 +1,16 @@
+export interface MeasureSnpOpts {
+  ovmf: string;
+  ovmfHash?: string;
+  ovmfHashOnly?: boolean;
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  vcpus?: string;
+  vcpuType?: string;
+  vcpuSig?: string;
+  vmmType: string;
+  kvmInit: string;
+  mode: string;
+  guestFeatures?: string;
+  json?: boolean;
+}

@@ -1,0 +1,5 @@
+import type { SessionFlags } from "./deploy.js";
+
+export interface BalanceOpts extends SessionFlags {
+  token?: string;
+}
