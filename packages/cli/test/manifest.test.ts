@@ -57,7 +57,7 @@ describe("tpod manifest validate", () => {
     const { io, err } = capture();
     expect(await run(["manifest", "validate", bad, examples[0]!, missing], io)).toBe(1);
     expect(err).toEqual([
-      `${bad}:10:11: a port needs "http" or "tcp"`,
+      `${bad}:10:11: a port needs "http", "tcp" or "udp"`,
       `${bad}:10:26: port 0 is out of range (1-65535)`,
       `${bad}:11:11: unknown key "htp" in port (did you mean "http"?)`,
       `${missing}:1:1: no such file`,
@@ -114,7 +114,7 @@ describe("tpod manifest validate", () => {
     expect(failure?.stdout).toBe("");
     expect(failure?.stderr).toBe(
       [
-        `${bad}:10:11: a port needs "http" or "tcp"`,
+        `${bad}:10:11: a port needs "http", "tcp" or "udp"`,
         `${bad}:10:26: port 0 is out of range (1-65535)`,
         `${bad}:11:11: unknown key "htp" in port (did you mean "http"?)`,
         "",

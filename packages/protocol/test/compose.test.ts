@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { type ComposeImport, importCompose } from "../src/compose.js";
+import { type ComposeImport, importCompose } from "../src/compose/index.js";
 import { formatDiagnostic } from "../src/diagnostics.js";
 import { parseManifest } from "../src/manifest.js";
 import { parseDotEnv, ShellSplitError, shellSplit } from "../src/shell.js";

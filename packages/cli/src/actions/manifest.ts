@@ -2,14 +2,12 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import {
   billedUnits,
-  type ComposeImport,
   type Container,
   formatBytes,
   formatCpu,
   formatDiagnostic,
   formatDuration,
   formatTokenAmount,
-  importCompose,
   ManifestError,
   type Pod,
   PricingError,
@@ -18,6 +16,7 @@ import {
   podPrice,
   type Volume,
 } from "@trustedpods/protocol";
+import { type ComposeImport, importCompose } from "@trustedpods/protocol/compose";
 import { loadManifest, loadPricing, readYamlFile } from "@trustedpods/protocol/node";
 import type { CommandContext } from "../commands/index.js";
 import { CliError, ExitCode } from "../errors.js";
