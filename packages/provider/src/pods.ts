@@ -224,7 +224,12 @@ export class PodManager {
     }
     progress.stage = "gateway";
     const published = status.containers.flatMap((c) =>
-      c.ports.map((p) => ({ container: c.name, containerPort: p.containerPort, hostPort: p.hostPort })),
+      c.ports.map((p) => ({
+        container: c.name,
+        containerPort: p.containerPort,
+        hostPort: p.hostPort,
+        protocol: p.protocol,
+      })),
     );
     this.o.routes.setRoutes(
       id,

@@ -247,6 +247,7 @@ export async function deployAction(
       );
       for (const u of r.endpoints.http) io.out(`http  ${u}`);
       for (const t of r.endpoints.tcp) io.out(`tcp   ${t.container}:${t.port} → ${t.address}`);
+      for (const u of r.endpoints.udp) io.out(`udp   ${u.container}:${u.port} → ${u.address}`);
       for (const w of r.warnings) io.err(`warning: ${w}`);
     }
   } catch (err) {

@@ -66,7 +66,7 @@ function describeContainer(c: Container): string[] {
   for (const p of c.ports) {
     const name = p.name ? ` (${p.name})` : "";
     const target =
-      p.protocol === "http" ? `http, hostname ${p.hostname ?? "assigned by the provider"}` : "tcp";
+      p.protocol === "http" ? `http, hostname ${p.hostname ?? "assigned by the provider"}` : p.protocol;
     lines.push(`    port:      ${p.containerPort}${name} ${target}`);
   }
   // Names only: values may be credentials.

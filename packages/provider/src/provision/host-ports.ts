@@ -1,11 +1,11 @@
 /**
- * Keeping a pod's tcp host ports across updates and restarts: the ports recorded for the pod are asked for again,
+ * Keeping a pod's tcp and udp host ports across updates and restarts: the ports recorded for the pod are asked for again,
  * unless another program took one meanwhile (then the engine picks a new one and the publisher is told).
  */
 import net from "node:net";
 import type { Engine } from "../engine/types.js";
 import type { EndpointRecord } from "../state/db.js";
-import { recordedHostPorts, tcpPortKey } from "./translate.js";
+import { hostPortKey, recordedHostPorts } from "./translate.js";
 
 /** Whether nothing listens on `port` at `hostIp` ("" = every address) on this host: binds it briefly to find out. */
 export function localPortFree(hostIp: string, port: number): Promise<boolean> {
@@ -49,7 +49,9 @@ export async function reusableHostPorts(
 /** What the publisher reads in the pod's status message when a port could not be kept. */
 export function movedPortNotes(moved: readonly MovedPort[], endpoints: readonly EndpointRecord[]): string[] {
   return moved.map((m) => {
-    const now = endpoints.find((e) => tcpPortKey(e.container, e.containerPort) === m.key)?.hostPort;
-    return `tcp port ${m.key}: host port ${m.from} was taken by another program, so it moved to ${now ?? "a new port"}`;
+    const now = endpoints.find(
+      (e) => e.protocol !== "http" && hostPortKey(e.container, e.containerPort, e.protocol) === m.key,
+    )?.hostPort;
+    return `${m.key.endsWith("/udp") ? "udp" : "tcp"} port ${m.key}: host port ${m.from} was taken by another program, so it moved to ${now ?? "a new port"}`;
   });
 }
