@@ -352,7 +352,7 @@ describe("KubernetesApplier against FakeKubeApiServer (no real cluster here)", (
       expect(q.get("fieldManager")).toBe(FIELD_MANAGER);
       expect(q.get("force")).toBe("true");
     }
-    const sentDeployment = JSON.parse(patches[10]!.body) as Wire;
+    const sentDeployment = JSON.parse(patches.find((p) => p.url.includes("/deployments/"))!.body) as Wire;
     expect(sentDeployment.spec.template.spec.runtimeClassName).toBe("kata-qemu-tdx");
     expect(() => validate(sentDeployment as never)).not.toThrow();
     const sentPolicy = JSON.parse(patches[2]!.body);
