@@ -31,6 +31,7 @@ import { type DeployOpts, parseImageTransfer, type SessionFlags } from "../comma
 import type { CommandContext } from "../commands/index.js";
 import { CliError, ExitCode } from "../errors.js";
 import { type Io, printJson } from "../output.js";
+import { isComposeFile, loadComposeProject } from "./manifest.js";
 import { accountFromFlags, cliError, networkFromFlags } from "./network.js";
 
 /** What every publisher pod command needs: the network, the signing account, chain clients and a libp2p node. */
@@ -190,7 +191,9 @@ export async function deployAction(
   const bulk = parseImageTransfer(opts.imageTransfer);
   if (opts.notice !== undefined && !/^\d{1,9}$/.test(opts.notice))
     throw new CliError(`--notice must be a whole number of seconds, got ${opts.notice}`, ExitCode.usage);
-  const pod = loadPod(manifest);
+  const pod = isComposeFile(manifest)
+    ? (await loadComposeProject(io, manifest, { build: true })).pod!
+    : loadPod(manifest);
   const s = await openSession(opts);
   const upload = await openUploadNode(s.network, opts.ipfsPeer, bulk, (m) => io.err(`warning: ${m}`)).catch(
     async (err: unknown) => {

@@ -16,11 +16,12 @@ import {
   podPrice,
   type Volume,
 } from "@trustedpods/protocol";
-import { type ComposeImport, importCompose } from "@trustedpods/protocol/compose";
+import { type ComposeImport, importCompose, looksLikeCompose } from "@trustedpods/protocol/compose";
 import { loadManifest, loadPricing, readYamlFile } from "@trustedpods/protocol/node";
 import type { CommandContext } from "../commands/index.js";
 import { CliError, ExitCode } from "../errors.js";
 import { type Io, printJson } from "../output.js";
+import { buildComposeImages, ComposeBuildError } from "./compose-build.js";
 
 /** Prints each error as `FILE:LINE:COL: message` on stderr; rethrows anything that is not a manifest error. */
 function reportManifestError(io: Io, err: unknown): void {
@@ -195,19 +196,65 @@ export function manifestValidate(
   if (!validate(io, files, opts.json === true)) setExitCode(ExitCode.failure);
 }
 
-/** `tpod manifest import COMPOSE_FILE` */
-export function manifestImport({ io, setExitCode }: CommandContext, file: string): void {
+/**
+ * Whether a file is a Compose file rather than a pod manifest: by its name (compose.yaml, docker-compose.yml,
+ * ...), else by its content (top-level services: and no kind: Pod).
+ */
+export function isComposeFile(file: string): boolean {
+  if (/(^|[-.])compose\.ya?ml$/.test(basename(file))) return true;
+  try {
+    return looksLikeCompose(readFileSync(file, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Imports a Compose file (warnings and errors on stderr, as `tpod manifest import` prints them) and builds the
+ * images of its build: services unless told not to, printing the build's progress. Throws a CliError when the
+ * file does not import or a build fails.
+ */
+export async function loadComposeProject(
+  io: Io,
+  file: string,
+  opts: { build: boolean },
+): Promise<ComposeImport> {
   let result: ComposeImport;
   try {
     result = importComposeFile(file);
   } catch (err) {
-    reportManifestError(io, err);
-    setExitCode(ExitCode.failure);
-    return;
+    if (err instanceof ManifestError)
+      throw new CliError(err.diagnostics.map(formatDiagnostic).join("\n"), ExitCode.failure);
+    throw err;
   }
   for (const d of result.diagnostics) io.err(formatDiagnostic(d));
-  if (result.manifest === undefined) setExitCode(ExitCode.failure);
-  else io.out(result.manifest);
+  if (result.manifest === undefined)
+    throw new CliError(`${file}: not imported (fix the errors above)`, ExitCode.failure);
+  if (opts.build && result.builds.length > 0) {
+    const start = Date.now();
+    io.err(
+      `… building ${plural(result.builds.length, "image")} (podman build, base images from the local store)`,
+    );
+    try {
+      await buildComposeImages(result.builds, dirname(resolve(file)), { progress: (l) => io.err(l) });
+    } catch (err) {
+      if (err instanceof ComposeBuildError)
+        throw new CliError(`${err.code}: ${err.message}`, ExitCode.failure);
+      throw err;
+    }
+    io.err(`✓ built ${result.builds.map((b) => b.image).join(", ")} (${Date.now() - start} ms)`);
+  }
+  return result;
+}
+
+/** `tpod manifest import COMPOSE_FILE` */
+export async function manifestImport(
+  { io }: CommandContext,
+  file: string,
+  opts: { build?: boolean } = {},
+): Promise<void> {
+  const result = await loadComposeProject(io, file, { build: opts.build !== false });
+  io.out(result.manifest!);
 }
 
 /** `tpod manifest show FILE` */
