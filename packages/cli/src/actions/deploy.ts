@@ -191,9 +191,7 @@ export async function deployAction(
   const bulk = parseImageTransfer(opts.imageTransfer);
   if (opts.notice !== undefined && !/^\d{1,9}$/.test(opts.notice))
     throw new CliError(`--notice must be a whole number of seconds, got ${opts.notice}`, ExitCode.usage);
-  const pod = isComposeFile(manifest)
-    ? (await loadComposeProject(io, manifest, { build: true })).pod!
-    : loadPod(manifest);
+  const pod = isComposeFile(manifest) ? (await loadComposeProject(io, manifest)).pod! : loadPod(manifest);
   const s = await openSession(opts);
   const upload = await openUploadNode(s.network, opts.ipfsPeer, bulk, (m) => io.err(`warning: ${m}`)).catch(
     async (err: unknown) => {

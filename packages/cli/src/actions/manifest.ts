@@ -210,15 +210,10 @@ export function isComposeFile(file: string): boolean {
 }
 
 /**
- * Imports a Compose file (warnings and errors on stderr, as `tpod manifest import` prints them) and builds the
- * images of its build: services unless told not to, printing the build's progress. Throws a CliError when the
- * file does not import or a build fails.
+ * Imports a Compose file for deploy (warnings and errors on stderr, as `tpod manifest import` prints them) and
+ * builds the images of its build: services. Throws a CliError when the file does not import or a build fails.
  */
-export async function loadComposeProject(
-  io: Io,
-  file: string,
-  opts: { build: boolean },
-): Promise<ComposeImport> {
+export async function loadComposeProject(io: Io, file: string): Promise<ComposeImport> {
   let result: ComposeImport;
   try {
     result = importComposeFile(file);
@@ -230,31 +225,47 @@ export async function loadComposeProject(
   for (const d of result.diagnostics) io.err(formatDiagnostic(d));
   if (result.manifest === undefined)
     throw new CliError(`${file}: not imported (fix the errors above)`, ExitCode.failure);
-  if (opts.build && result.builds.length > 0) {
-    const start = Date.now();
-    io.err(
-      `… building ${plural(result.builds.length, "image")} (podman build, base images from the local store)`,
-    );
-    try {
-      await buildComposeImages(result.builds, dirname(resolve(file)), { progress: (l) => io.err(l) });
-    } catch (err) {
-      if (err instanceof ComposeBuildError)
-        throw new CliError(`${err.code}: ${err.message}`, ExitCode.failure);
-      throw err;
-    }
-    io.err(`✓ built ${result.builds.map((b) => b.image).join(", ")} (${Date.now() - start} ms)`);
-  }
+  await buildProjectImages(io, file, result);
   return result;
+}
+
+/** Builds a Compose project's build: images with progress on stderr; a failed build is a CliError with its code. */
+async function buildProjectImages(io: Io, file: string, result: ComposeImport): Promise<void> {
+  if (result.builds.length === 0) return;
+  const start = Date.now();
+  io.err(
+    `… building ${plural(result.builds.length, "image")} (podman build, base images from the local store)`,
+  );
+  try {
+    await buildComposeImages(result.builds, dirname(resolve(file)), { progress: (l) => io.err(l) });
+  } catch (err) {
+    if (err instanceof ComposeBuildError) throw new CliError(`${err.code}: ${err.message}`, ExitCode.failure);
+    throw err;
+  }
+  io.err(`✓ built ${result.builds.map((b) => b.image).join(", ")} (${Date.now() - start} ms)`);
 }
 
 /** `tpod manifest import COMPOSE_FILE` */
 export async function manifestImport(
-  { io }: CommandContext,
+  { io, setExitCode }: CommandContext,
   file: string,
   opts: { build?: boolean } = {},
 ): Promise<void> {
-  const result = await loadComposeProject(io, file, { build: opts.build !== false });
-  io.out(result.manifest!);
+  let result: ComposeImport;
+  try {
+    result = importComposeFile(file);
+  } catch (err) {
+    reportManifestError(io, err);
+    setExitCode(ExitCode.failure);
+    return;
+  }
+  for (const d of result.diagnostics) io.err(formatDiagnostic(d));
+  if (result.manifest === undefined) {
+    setExitCode(ExitCode.failure);
+    return;
+  }
+  if (opts.build !== false) await buildProjectImages(io, file, result);
+  io.out(result.manifest);
 }
 
 /** `tpod manifest show FILE` */
