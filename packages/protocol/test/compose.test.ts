@@ -86,7 +86,7 @@ describe("Compose build: forms", () => {
         args: { VERSION: "1.2.3" },
         labels: { "org.example.team": "api" },
         noCache: true,
-        line: 12,
+        line: 15,
         col: 5,
       },
       {
@@ -97,7 +97,7 @@ describe("Compose build: forms", () => {
         args: { MODE: "batch", VERSION: "1.2.3" },
         labels: {},
         noCache: false,
-        line: 28,
+        line: 31,
         col: 5,
       },
       {
@@ -109,7 +109,7 @@ describe("Compose build: forms", () => {
         args: {},
         labels: {},
         noCache: false,
-        line: 35,
+        line: 38,
         col: 5,
       },
       {
@@ -120,7 +120,7 @@ describe("Compose build: forms", () => {
         args: {},
         labels: {},
         noCache: false,
-        line: 41,
+        line: 44,
         col: 5,
       },
     ]);

@@ -6,7 +6,7 @@
 import { isMap, type Node } from "yaml";
 import type { Container, PathSegment, Volume, VolumeMount } from "../pod.js";
 import type { Entry, MapView } from "../yaml-reader.js";
-import { basename, type ComposeContext, toDnsLabel } from "./context.js";
+import { basename, type ComposeContext, joinPath, toDnsLabel } from "./context.js";
 import { parseComposeBytes } from "./quantities.js";
 
 /** Size of a persistent volume made from a named Compose volume, which has no size. */
@@ -29,8 +29,11 @@ export class VolumeMapper {
     private readonly topConfigs: MapView | undefined,
   ) {}
 
-  /** A service's tmpfs: and volumes:. */
-  volumeMounts(m: MapView, c: Container, path: PathSegment[]): void {
+  /**
+   * A service's tmpfs: and volumes:. buildContext is the service's build context when it has build: (a
+   * read-only bind mount from inside it overlays files the image was built from).
+   */
+  volumeMounts(m: MapView, c: Container, path: PathSegment[], buildContext?: string): void {
     const { r } = this.cx;
     const tmpfs = m.get("tmpfs");
     if (tmpfs) {
@@ -49,7 +52,7 @@ export class VolumeMapper {
     for (const item of r.seq(volumes.value, [], "volumes", volumes.keyNode)) {
       const node = r.resolve(item);
       const spec = node && isMap(node) ? this.longVolume(node) : this.shortVolume(item, volumes);
-      if (spec?.target) this.oneMount(c, path, node, spec);
+      if (spec?.target) this.oneMount(c, path, node, spec, buildContext);
     }
   }
 
@@ -89,7 +92,13 @@ export class VolumeMapper {
     return { type, source, target, readOnly: mode.includes("ro") };
   }
 
-  private oneMount(c: Container, path: PathSegment[], node: Node | null, v: MountSource): void {
+  private oneMount(
+    c: Container,
+    path: PathSegment[],
+    node: Node | null,
+    v: MountSource,
+    buildContext: string | undefined,
+  ): void {
     const { r } = this.cx;
     const { type, source, target, readOnly } = v;
     if (type === "tmpfs" || (type === "volume" && source === "")) {
@@ -143,6 +152,15 @@ export class VolumeMapper {
         `bind mount of host file ${source} becomes secret volume "${name}" (encrypted, read-only in the pod)`,
       );
       this.mount(c, path, name, target, true, node);
+      return;
+    }
+    if (readOnly && buildContext !== undefined && isInside(source, buildContext)) {
+      // The development pattern: the source the image was built from, mounted over it for live reload.
+      r.warn(
+        node,
+        "UNSUPPORTED",
+        `read-only bind mount of ${source} dropped: it is inside the build context ${buildContext}, so the image built from it has these files (rebuild to change them)`,
+      );
       return;
     }
     if (readOnly) {
@@ -298,6 +316,14 @@ interface MountSource {
 }
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** Whether a relative host path lies inside a relative directory, as written from the Compose file's directory. */
+function isInside(path: string, dir: string): boolean {
+  if (path.startsWith("/") || path.startsWith("~") || dir.startsWith("/")) return false;
+  const p = joinPath(".", path);
+  const d = joinPath(".", dir);
+  return d === "." || p === d || p.startsWith(`${d}/`);
+}
 
 function guessKind(path: string): "file" | "directory" {
   const base = basename(path);
