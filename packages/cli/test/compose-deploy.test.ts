@@ -58,11 +58,14 @@ async function writeProject(dir: string): Promise<string> {
     "web/Containerfile": `FROM ${BASE}\nCOPY index.html /www/index.html\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n`,
     "web/index.html": "hello over http from a compose build\n",
     // Long form: a named Dockerfile, build args (one from .env through interpolation), a multi-stage target.
+    // (The Containerfile's own ${BASE_IMAGE} references: plain strings, not templates.)
     "echo/Dockerfile.tcp": [
       "ARG BASE_IMAGE",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a Containerfile ARG reference
       "FROM ${BASE_IMAGE} AS script",
       "ARG GREETING=unset",
       `RUN printf '#!/bin/sh\\necho "%s over tcp"\\n' "$GREETING" > /greet.sh && chmod +x /greet.sh`,
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a Containerfile ARG reference
       "FROM ${BASE_IMAGE} AS final",
       "COPY --from=script /greet.sh /greet.sh",
       'CMD ["nc", "-ll", "-p", "7000", "-e", "/greet.sh"]',

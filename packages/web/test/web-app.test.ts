@@ -386,13 +386,11 @@ describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () =
       "    cap_add: []",
       "",
     ].join("\n");
-    await page
-      .locator('input[type="file"]')
-      .setInputFiles({
-        name: "docker-compose.yml",
-        mimeType: "application/yaml",
-        buffer: Buffer.from(compose),
-      });
+    await page.locator('input[type="file"]').setInputFiles({
+      name: "docker-compose.yml",
+      mimeType: "application/yaml",
+      buffer: Buffer.from(compose),
+    });
     const notes = page.locator('[data-testid="compose-import"]');
     await notes.waitFor({ timeout: 10_000 });
     expect(await notes.textContent()).toContain("Imported docker-compose.yml");
