@@ -1,4 +1,3 @@
-export * from "./compose.js";
 export * from "./diagnostics.js";
 export * from "./duration.js";
 export * from "./gen/trustedpods/v1/attestation_pb.js";

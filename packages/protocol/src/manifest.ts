@@ -45,7 +45,7 @@ const CONTAINER_KEYS = [
 ] as const;
 const IMAGE_KEYS = ["ipfs", "digest", "listing"] as const;
 const ENV_KEYS = ["name", "value", "valueFrom"] as const;
-const PORT_KEYS = ["name", "containerPort", "http", "tcp"] as const;
+const PORT_KEYS = ["name", "containerPort", "http", "tcp", "udp"] as const;
 const MOUNT_KEYS = ["name", "mountPath", "readOnly"] as const;
 const RESOURCE_KEYS = ["cpu", "memory", "storage", "gpu"] as const;
 const VOLUME_KEYS = ["name", "emptyDir", "persistent", "secret"] as const;
@@ -240,9 +240,12 @@ class ManifestReader {
       port.containerPort = r.integer(cp.value, [...path, "containerPort"], "containerPort", cp.keyNode) ?? 1;
     const http = m.get("http");
     const tcp = m.get("tcp");
+    const udp = m.get("udp");
     // The placeholder protocol (tcp) cannot cause further errors, so the port's other fields are still checked.
-    if (http && tcp) r.report(tcp.keyNode, "CONFLICT", 'a port is either "http" or "tcp", not both');
-    else if (!http && !tcp) r.report(m.node, "MISSING_KEY", 'a port needs "http" or "tcp"');
+    const given = [http, tcp, udp].filter((e) => e !== undefined);
+    if (given.length > 1)
+      r.report(given[1]!.keyNode, "CONFLICT", 'a port is one of "http", "tcp" or "udp", not several');
+    else if (given.length === 0) r.report(m.node, "MISSING_KEY", 'a port needs "http", "tcp" or "udp"');
     if (http) {
       port.protocol = "http";
       const h = r.map(http.value, [...path, "http"], "http", ["hostname"], http.keyNode);
@@ -250,6 +253,9 @@ class ManifestReader {
       if (hostname !== undefined) port.hostname = hostname;
     } else if (tcp) {
       r.map(tcp.value, [...path, "tcp"], "tcp", [], tcp.keyNode);
+    } else if (udp) {
+      port.protocol = "udp";
+      r.map(udp.value, [...path, "udp"], "udp", [], udp.keyNode);
     }
     return port;
   }
@@ -518,7 +524,9 @@ function containerObject(c: Container): Record<string, unknown> {
       containerPort: p.containerPort,
       ...(p.protocol === "http"
         ? { http: p.hostname !== undefined ? { hostname: p.hostname } : {} }
-        : { tcp: {} }),
+        : p.protocol === "udp"
+          ? { udp: {} }
+          : { tcp: {} }),
     }));
   if (c.volumeMounts.length)
     o.volumeMounts = c.volumeMounts.map((m) => ({

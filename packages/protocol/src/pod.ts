@@ -40,7 +40,8 @@ export type EnvVar =
 export interface Port {
   name?: string;
   containerPort: number;
-  protocol: "http" | "tcp";
+  /** http: through the provider's gateway; tcp and udp: published on a host port. */
+  protocol: "http" | "tcp" | "udp";
   /** http only; absent lets the provider assign one. */
   hostname?: string;
 }
@@ -285,7 +286,8 @@ function checkVolumes(out: IssueList, volumes: Volume[]): Map<string, Volume> {
 }
 
 interface PodWide {
-  containerPorts: Map<number, string>;
+  /** Published ports by portKey (a udp port may share its number with a tcp or http one). */
+  containerPorts: Map<string, string>;
   portNames: Set<string>;
   hostnames: Set<string>;
   volumes: Map<string, Volume>;
@@ -297,14 +299,15 @@ function checkPorts(out: IssueList, path: PathSegment[], c: Container, wide: Pod
   c.ports.forEach((p, j) => {
     const pp = [...path, "ports", j];
     checkPort(out, [...pp, "containerPort"], p.containerPort);
-    const owner = wide.containerPorts.get(p.containerPort);
+    const key = p.protocol === "udp" ? `${p.containerPort}/udp` : String(p.containerPort);
+    const owner = wide.containerPorts.get(key);
     if (owner !== undefined) {
       out.add(
         [...pp, "containerPort"],
         "DUPLICATE",
-        `port ${p.containerPort} is already published by container "${owner}" (containers share the pod's network)`,
+        `port ${key} is already published by container "${owner}" (containers share the pod's network)`,
       );
-    } else wide.containerPorts.set(p.containerPort, c.name);
+    } else wide.containerPorts.set(key, c.name);
     if (p.name !== undefined) {
       const problem = dnsLabelProblem(p.name);
       if (problem) out.add([...pp, "name"], "INVALID_NAME", `port name ${problem}`);
@@ -313,7 +316,7 @@ function checkPorts(out: IssueList, path: PathSegment[], c: Container, wide: Pod
       wide.portNames.add(p.name);
     }
     if (p.hostname !== undefined) {
-      if (p.protocol !== "http") out.add([...pp, "tcp"], "CONFLICT", "only http ports have a hostname");
+      if (p.protocol !== "http") out.add([...pp, p.protocol], "CONFLICT", "only http ports have a hostname");
       else if (!isHostname(p.hostname))
         out.add(
           [...pp, "http", "hostname"],

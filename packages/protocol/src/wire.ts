@@ -64,7 +64,9 @@ function portToWire(p: Port): pb.Port {
     protocol:
       p.protocol === "http"
         ? { case: "http", value: { hostname: p.hostname ?? "" } }
-        : { case: "tcp", value: {} },
+        : p.protocol === "udp"
+          ? { case: "udp", value: {} }
+          : { case: "tcp", value: {} },
   });
 }
 
@@ -193,7 +195,9 @@ function containerFromWire(c: pb.Container, path: (string | number)[], issues: I
           ...(h ? { hostname: h } : {}),
         };
       }
-      if (p.protocol.case !== "tcp") missing(issues, [...path, "ports", j], "protocol (http or tcp)");
+      if (p.protocol.case === "udp")
+        return { ...(p.name ? { name: p.name } : {}), containerPort: p.containerPort, protocol: "udp" };
+      if (p.protocol.case !== "tcp") missing(issues, [...path, "ports", j], "protocol (http, tcp or udp)");
       return { ...(p.name ? { name: p.name } : {}), containerPort: p.containerPort, protocol: "tcp" };
     }),
     volumeMounts: c.volumeMounts.map((m) => ({ name: m.name, mountPath: m.mountPath, readOnly: m.readOnly })),

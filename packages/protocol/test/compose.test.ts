@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { type ComposeImport, importCompose } from "../src/compose.js";
+import { type ComposeImport, importCompose } from "../src/compose/index.js";
 import { formatDiagnostic } from "../src/diagnostics.js";
 import { parseManifest } from "../src/manifest.js";
 import { parseDotEnv, ShellSplitError, shellSplit } from "../src/shell.js";
@@ -34,7 +34,14 @@ function expectFile(path: string, actual: string): void {
 describe("Compose import of realistic files: exact manifest and diagnostics", () => {
   const names = readdirSync(fixtures).sort();
   it("has the fixtures", () => {
-    expect(names).toEqual(["unsupported", "web-postgres-redis", "wordpress", "worker-queue"]);
+    expect(names).toEqual([
+      "build-errors",
+      "builds",
+      "unsupported",
+      "web-postgres-redis",
+      "wordpress",
+      "worker-queue",
+    ]);
   });
 
   it.each(names)("%s", (name) => {
@@ -43,7 +50,7 @@ describe("Compose import of realistic files: exact manifest and diagnostics", ()
       join(fixtures, name, "expected-diagnostics.txt"),
       result.diagnostics.map((d) => `${formatDiagnostic(d)}\n`).join(""),
     );
-    if (name === "unsupported") {
+    if (name === "unsupported" || name === "build-errors") {
       expect(result.manifest).toBeUndefined();
       return;
     }
@@ -51,6 +58,87 @@ describe("Compose import of realistic files: exact manifest and diagnostics", ()
     expectFile(join(fixtures, name, "expected-pod.yaml"), result.manifest!);
     // What import prints is a valid manifest that reads back as the same pod.
     expect(parseManifest(result.manifest!, "imported.yaml")).toEqual(result.pod);
+  });
+});
+
+describe("Compose build: forms", () => {
+  it("reads every build form into the builds to run, tagged as the manifest names the images", () => {
+    const r = importFixture("builds");
+    expect(r.builds).toEqual([
+      {
+        service: "web",
+        container: "web",
+        image: "builds-web",
+        context: "./web",
+        args: {},
+        labels: {},
+        noCache: false,
+        line: 6,
+        col: 5,
+      },
+      {
+        service: "api",
+        container: "api",
+        image: "example/api:1.2.3",
+        context: "./api",
+        dockerfile: "docker/Dockerfile.prod",
+        target: "release",
+        args: { VERSION: "1.2.3" },
+        labels: { "org.example.team": "api" },
+        noCache: true,
+        line: 15,
+        col: 5,
+      },
+      {
+        service: "worker",
+        container: "worker",
+        image: "builds-worker",
+        context: "worker",
+        args: { MODE: "batch", VERSION: "1.2.3" },
+        labels: {},
+        noCache: false,
+        line: 31,
+        col: 5,
+      },
+      {
+        service: "inline",
+        container: "inline",
+        image: "builds-inline",
+        context: ".",
+        dockerfileInline: 'FROM localhost/base:1\nCMD ["sleep", "inf"]\n',
+        args: {},
+        labels: {},
+        noCache: false,
+        line: 38,
+        col: 5,
+      },
+      {
+        service: "dns",
+        container: "dns",
+        image: "builds-dns",
+        context: "dns",
+        args: {},
+        labels: {},
+        noCache: false,
+        line: 44,
+        col: 5,
+      },
+    ]);
+    expect(r.pod!.containers.map((c) => c.image)).toEqual(
+      r.builds.map((b) => ({ kind: "local", name: b.image })),
+    );
+    expect(r.pod!.containers.at(-1)!.ports).toEqual([
+      { containerPort: 53, protocol: "udp" },
+      { containerPort: 53, protocol: "tcp" },
+      { containerPort: 6000, protocol: "udp" },
+      { containerPort: 6001, protocol: "udp" },
+    ]);
+  });
+
+  it("refuses what cannot be built or run here, and builds nothing", () => {
+    const r = importFixture("build-errors");
+    expect(r.builds).toEqual([]);
+    expect(r.pod).toBeUndefined();
   });
 });
 

@@ -240,7 +240,7 @@ spec:
       "pod.yaml:7:14: image must be a string",
       "pod.yaml:8:16: command must be a list",
       "pod.yaml:9:31: containerPort must be a non-negative integer",
-      `pod.yaml:9:47: a port is either "http" or "tcp", not both`,
+      `pod.yaml:9:47: a port is one of "http", "tcp" or "udp", not several`,
       `pod.yaml:11:7: a volume needs "emptyDir", "persistent" or "secret"`,
       "pod.yaml:13:7: a volume has one kind, not emptyDir and persistent",
     ]);

@@ -190,8 +190,8 @@ export class PodManager {
       plan = planRoutes(pod, id, this.o.baseDomain);
       progress.stage = "engine";
       // tcp endpoints keep their host ports across updates and restarts: publishers and firewalls point at them.
-      kept = await reusableHostPorts(engine, id, previous, (port) =>
-        this.hostPortFree(this.o.publishHostIp, port),
+      kept = await reusableHostPorts(engine, id, previous, (port, transport) =>
+        this.hostPortFree(this.o.publishHostIp, port, transport),
       );
       const spec = toPodSpec(pod, {
         id,
@@ -208,7 +208,12 @@ export class PodManager {
     }
     progress.stage = "gateway";
     const published = status.containers.flatMap((c) =>
-      c.ports.map((p) => ({ container: c.name, containerPort: p.containerPort, hostPort: p.hostPort })),
+      c.ports.map((p) => ({
+        container: c.name,
+        containerPort: p.containerPort,
+        hostPort: p.hostPort,
+        protocol: p.protocol,
+      })),
     );
     this.o.routes.setRoutes(
       id,
@@ -221,9 +226,9 @@ export class PodManager {
     return { endpoints, images, notes };
   }
 
-  private hostPortFree(hostIp: string, port: number): Promise<boolean> {
+  private hostPortFree(hostIp: string, port: number, transport: "tcp" | "udp"): Promise<boolean> {
     if (this.o.hostPortFree) return this.o.hostPortFree(hostIp, port);
-    return this.o.engine.kind === "podman" ? localPortFree(hostIp, port) : Promise.resolve(true);
+    return this.o.engine.kind === "podman" ? localPortFree(hostIp, port, transport) : Promise.resolve(true);
   }
 
   /**

@@ -42,6 +42,8 @@ const spec: PodSpec = {
       ports: [
         { containerPort: 8080, protocol: "http" },
         { containerPort: 5432, protocol: "tcp", hostPort: 30432 },
+        // The same number on the other transport is a different port (DNS listens on 53/tcp and 53/udp).
+        { containerPort: 5432, protocol: "udp", hostPort: 30433 },
       ],
       mounts: [
         { volume: "data", path: "/data" },
@@ -110,8 +112,10 @@ describe("Kubernetes objects for a PodSpec", () => {
       "NetworkPolicy",
       "NetworkPolicy",
       "NetworkPolicy",
+      "NetworkPolicy",
       "Secret",
       "PersistentVolumeClaim",
+      "Service",
       "Service",
       "Service",
       "Deployment",
@@ -156,6 +160,18 @@ describe("Kubernetes objects for a PodSpec", () => {
     ]);
     expect(byKindName("Service", "tcp").spec.type).toBe("NodePort");
     expect(byKindName("Service", "tcp").spec.ports[0].nodePort).toBe(30432);
+    expect(byKindName("Service", "udp").spec.type).toBe("NodePort");
+    expect(byKindName("Service", "udp").spec.ports).toEqual([
+      { name: "udp-5432", port: 5432, targetPort: 5432, protocol: "UDP", nodePort: 30433 },
+    ]);
+    expect(web.ports).toEqual([
+      { containerPort: 8080, protocol: "TCP" },
+      { containerPort: 5432, protocol: "TCP" },
+      { containerPort: 5432, protocol: "UDP" },
+    ]);
+    expect(byKindName("NetworkPolicy", "allow-public-udp").spec.ingress[0].ports).toEqual([
+      { protocol: "UDP", port: 5432 },
+    ]);
     const so = byKindName("HTTPScaledObject", "pod");
     expect(so.spec).toMatchObject({
       hosts: ["k8s-demo.pods.provider.example"],
@@ -286,10 +302,12 @@ describe("KubernetesEngine against the FAKE API server (no real cluster here)", 
       "/apis/networking.k8s.io/v1/namespaces/tpod-k8s-demo/networkpolicies/allow-dns-and-internet",
       "/apis/networking.k8s.io/v1/namespaces/tpod-k8s-demo/networkpolicies/allow-gateway",
       "/apis/networking.k8s.io/v1/namespaces/tpod-k8s-demo/networkpolicies/allow-public-tcp",
+      "/apis/networking.k8s.io/v1/namespaces/tpod-k8s-demo/networkpolicies/allow-public-udp",
       "/api/v1/namespaces/tpod-k8s-demo/secrets/secret-creds",
       "/api/v1/namespaces/tpod-k8s-demo/persistentvolumeclaims/data-data",
       "/api/v1/namespaces/tpod-k8s-demo/services/http",
       "/api/v1/namespaces/tpod-k8s-demo/services/tcp",
+      "/api/v1/namespaces/tpod-k8s-demo/services/udp",
       "/apis/apps/v1/namespaces/tpod-k8s-demo/deployments/pod",
       "/apis/http.keda.sh/v1alpha1/namespaces/tpod-k8s-demo/httpscaledobjects/pod",
     ]);

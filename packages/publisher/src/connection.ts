@@ -13,14 +13,17 @@ import type { PodRecord } from "./pods.js";
 export interface PodEndpoints {
   http: string[];
   tcp: { container: string; port: number; address: string }[];
+  udp: { container: string; port: number; address: string }[];
 }
 
 export function endpointsFromWire(list: readonly Endpoint[]): PodEndpoints {
-  const out: PodEndpoints = { http: [], tcp: [] };
+  const out: PodEndpoints = { http: [], tcp: [], udp: [] };
   for (const e of list) {
     if (e.target.case === "httpUrl" && e.target.value) out.http.push(e.target.value);
     else if (e.target.case === "tcpAddress")
       out.tcp.push({ container: e.container, port: e.containerPort, address: e.target.value });
+    else if (e.target.case === "udpAddress")
+      out.udp.push({ container: e.container, port: e.containerPort, address: e.target.value });
   }
   return out;
 }

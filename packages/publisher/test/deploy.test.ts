@@ -183,10 +183,16 @@ describe("endpoints", () => {
         target: { case: "tcpAddress", value: "127.0.0.1:4000" },
       }),
       create(EndpointSchema, { container: "x", containerPort: 1, target: { case: "httpUrl", value: "" } }),
+      create(EndpointSchema, {
+        container: "dns",
+        containerPort: 53,
+        target: { case: "udpAddress", value: "127.0.0.1:4001" },
+      }),
     ]);
     expect(e).toEqual({
       http: ["http://a.localhost:8080/"],
       tcp: [{ container: "db", port: 6379, address: "127.0.0.1:4000" }],
+      udp: [{ container: "dns", port: 53, address: "127.0.0.1:4001" }],
     });
   });
 });

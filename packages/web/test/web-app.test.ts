@@ -482,6 +482,55 @@ describe.skipIf(!HAVE)("the web app in headless Chromium against a devnet", () =
     await page.close();
   });
 
+  it("deploy page: an uploaded Compose file is imported with its warnings, and priced", async () => {
+    const page = await context.newPage();
+    await page.goto(`${server.url}#/deploy`);
+    await page.locator('[data-testid="manifest"]').waitFor();
+    const compose = [
+      "name: game",
+      "services:",
+      "  server:",
+      "    build: ./server",
+      "    ports:",
+      '      - "27015:27015/udp"',
+      '      - "8080:8080"',
+      "    depends_on: [db]",
+      "  db:",
+      "    image: postgres:16",
+      "    cap_add: []",
+      "",
+    ].join("\n");
+    await page.locator('input[type="file"]').setInputFiles({
+      name: "docker-compose.yml",
+      mimeType: "application/yaml",
+      buffer: Buffer.from(compose),
+    });
+    const notes = page.locator('[data-testid="compose-import"]');
+    await notes.waitFor({ timeout: 10_000 });
+    expect(await notes.textContent()).toContain("Imported docker-compose.yml");
+    expect(await notes.textContent()).toContain("line 8: depends_on: dropped");
+    expect(await page.locator('[data-testid="compose-builds"]').textContent()).toContain(
+      "tpod deploy docker-compose.yml",
+    );
+    const manifest = await page.locator('[data-testid="manifest"]').inputValue();
+    expect(manifest).toContain("kind: Pod");
+    expect(manifest).toMatch(/containerPort: 27015\n\s+udp: \{\}/);
+    await page.locator('[data-testid="price"]').click();
+    await page.locator('[data-testid="quote-row"]').first().waitFor({ timeout: 30_000 });
+    await shot(page, "deploy-compose-wide");
+
+    // What a pod cannot have is refused with its line, as the CLI refuses it.
+    await page
+      .locator('[data-testid="manifest"]')
+      .fill("services:\n  a:\n    image: x\n    privileged: true\n");
+    await page.locator('[data-testid="price"]').click();
+    const refused = page.locator('[data-testid="compose-import"] .error');
+    await refused.waitFor({ timeout: 10_000 });
+    expect(await refused.textContent()).toContain("line 4, column 5: privileged: not supported");
+    await page.evaluate(() => sessionStorage.clear());
+    await page.close();
+  });
+
   it("deploy page: funds and deploys an IPFS-image pod from the browser with progress; its URL answers", async () => {
     const page = await context.newPage();
     await page.goto(`${server.url}#/deploy`);

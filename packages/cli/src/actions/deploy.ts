@@ -25,6 +25,7 @@ import type { CommandContext } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
 import { type DeployOpts, parseImageTransfer, type SessionFlags } from "../options/deploy.js";
 import { type Io, printJson } from "../output.js";
+import { isComposeFile, loadComposeProject } from "./manifest.js";
 import { accountFromFlags, cliError, networkFromFlags } from "./network.js";
 
 /** What every publisher pod command needs: the network, the signing account, chain clients and a libp2p node. */
@@ -208,7 +209,7 @@ export async function deployAction(
   const bulk = parseImageTransfer(opts.imageTransfer);
   if (opts.notice !== undefined && !/^\d{1,9}$/.test(opts.notice))
     throw new CliError(`--notice must be a whole number of seconds, got ${opts.notice}`, ExitCode.usage);
-  const pod = loadPod(manifest);
+  const pod = isComposeFile(manifest) ? (await loadComposeProject(io, manifest)).pod! : loadPod(manifest);
   const s = await openSession(opts);
   const upload = await openUploadNode(s.network, opts.ipfsPeer, bulk, (m) => io.err(`warning: ${m}`)).catch(
     async (err: unknown) => {
@@ -265,6 +266,7 @@ export async function deployAction(
       );
       for (const u of r.endpoints.http) io.out(`http  ${u}`);
       for (const t of r.endpoints.tcp) io.out(`tcp   ${t.container}:${t.port} → ${t.address}`);
+      for (const u of r.endpoints.udp) io.out(`udp   ${u.container}:${u.port} → ${u.address}`);
       for (const w of r.warnings) io.err(`warning: ${w}`);
     }
   } catch (err) {

@@ -2,14 +2,12 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import {
   billedUnits,
-  type ComposeImport,
   type Container,
   formatBytes,
   formatCpu,
   formatDiagnostic,
   formatDuration,
   formatTokenAmount,
-  importCompose,
   ManifestError,
   type Pod,
   PricingError,
@@ -18,10 +16,12 @@ import {
   podPrice,
   type Volume,
 } from "@trustedpods/protocol";
+import { type ComposeImport, importCompose, looksLikeCompose } from "@trustedpods/protocol/compose";
 import { loadManifest, loadPricing, readYamlFile } from "@trustedpods/protocol/node";
 import type { CommandContext } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
 import { type Io, printJson } from "../output.js";
+import { buildComposeImages, ComposeBuildError } from "./compose-build.js";
 
 /** Prints each error as `FILE:LINE:COL: message` on stderr; rethrows anything that is not a manifest error. */
 function reportManifestError(io: Io, err: unknown): void {
@@ -67,7 +67,7 @@ function describeContainer(c: Container): string[] {
   for (const p of c.ports) {
     const name = p.name ? ` (${p.name})` : "";
     const target =
-      p.protocol === "http" ? `http, hostname ${p.hostname ?? "assigned by the provider"}` : "tcp";
+      p.protocol === "http" ? `http, hostname ${p.hostname ?? "assigned by the provider"}` : p.protocol;
     lines.push(`    port:      ${p.containerPort}${name} ${target}`);
   }
   // Names only: values may be credentials.
@@ -196,8 +196,61 @@ export function manifestValidate(
   if (!validate(io, files, opts.json === true)) setExitCode(ExitCode.failure);
 }
 
+/**
+ * Whether a file is a Compose file rather than a pod manifest: by its name (compose.yaml, docker-compose.yml,
+ * ...), else by its content (top-level services: and no kind: Pod).
+ */
+export function isComposeFile(file: string): boolean {
+  if (/(^|[-.])compose\.ya?ml$/.test(basename(file))) return true;
+  try {
+    return looksLikeCompose(readFileSync(file, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Imports a Compose file for deploy (warnings and errors on stderr, as `tpod manifest import` prints them) and
+ * builds the images of its build: services. Throws a CliError when the file does not import or a build fails.
+ */
+export async function loadComposeProject(io: Io, file: string): Promise<ComposeImport> {
+  let result: ComposeImport;
+  try {
+    result = importComposeFile(file);
+  } catch (err) {
+    if (err instanceof ManifestError)
+      throw new CliError(err.diagnostics.map(formatDiagnostic).join("\n"), ExitCode.failure);
+    throw err;
+  }
+  for (const d of result.diagnostics) io.err(formatDiagnostic(d));
+  if (result.manifest === undefined)
+    throw new CliError(`${file}: not imported (fix the errors above)`, ExitCode.failure);
+  await buildProjectImages(io, file, result);
+  return result;
+}
+
+/** Builds a Compose project's build: images with progress on stderr; a failed build is a CliError with its code. */
+async function buildProjectImages(io: Io, file: string, result: ComposeImport): Promise<void> {
+  if (result.builds.length === 0) return;
+  const start = Date.now();
+  io.err(
+    `… building ${plural(result.builds.length, "image")} (podman build, base images from the local store)`,
+  );
+  try {
+    await buildComposeImages(result.builds, dirname(resolve(file)), { progress: (l) => io.err(l) });
+  } catch (err) {
+    if (err instanceof ComposeBuildError) throw new CliError(`${err.code}: ${err.message}`, ExitCode.failure);
+    throw err;
+  }
+  io.err(`✓ built ${result.builds.map((b) => b.image).join(", ")} (${Date.now() - start} ms)`);
+}
+
 /** `tpod manifest import COMPOSE_FILE` */
-export function manifestImport({ io, setExitCode }: CommandContext, file: string): void {
+export async function manifestImport(
+  { io, setExitCode }: CommandContext,
+  file: string,
+  opts: { build?: boolean } = {},
+): Promise<void> {
   let result: ComposeImport;
   try {
     result = importComposeFile(file);
@@ -207,8 +260,12 @@ export function manifestImport({ io, setExitCode }: CommandContext, file: string
     return;
   }
   for (const d of result.diagnostics) io.err(formatDiagnostic(d));
-  if (result.manifest === undefined) setExitCode(ExitCode.failure);
-  else io.out(result.manifest);
+  if (result.manifest === undefined) {
+    setExitCode(ExitCode.failure);
+    return;
+  }
+  if (opts.build !== false) await buildProjectImages(io, file, result);
+  io.out(result.manifest);
 }
 
 /** `tpod manifest show FILE` */

@@ -177,6 +177,7 @@ function statusLines(st: PodStatus): string[] {
     );
   for (const u of st.endpoints.http) out.push(`  http ${u}`);
   for (const t of st.endpoints.tcp) out.push(`  tcp  ${t.container}:${t.port} → ${t.address}`);
+  for (const u of st.endpoints.udp) out.push(`  udp  ${u.container}:${u.port} → ${u.address}`);
   return out;
 }
 
@@ -456,6 +457,7 @@ export async function podUpdate(
         );
         for (const u of res.endpoints.http) io.out(`http  ${u}`);
         for (const t of res.endpoints.tcp) io.out(`tcp   ${t.container}:${t.port} → ${t.address}`);
+        for (const u of res.endpoints.udp) io.out(`udp   ${u.container}:${u.port} → ${u.address}`);
       }
     } finally {
       await upload.close();

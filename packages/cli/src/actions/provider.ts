@@ -47,7 +47,9 @@ export async function providerPods(
   if (opts.json) return printJson(io, pods);
   if (pods.length === 0) return io.out("no pods");
   for (const p of pods) {
-    const eps = p.endpoints.map((e) => e.url ?? e.tcpAddress ?? `${e.container}:${e.containerPort}`);
+    const eps = p.endpoints.map(
+      (e) => e.url ?? e.tcpAddress ?? e.udpAddress ?? `${e.container}:${e.containerPort}`,
+    );
     io.out(`${p.podId}  ${p.phase.padEnd(8)}  publisher ${p.publisher}  since ${p.createdAt}`);
     if (eps.length) io.out(`    ${eps.join("  ")}`);
     if (p.message) io.out(`    ${p.message}`);

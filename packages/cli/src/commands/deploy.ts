@@ -38,7 +38,10 @@ export function registerDeploy(program: Command, ctx: CommandContext): void {
         .description(
           "deploy a pod: pick a provider (cheapest that fits, or --provider), attest it, push local images and secrets, open the payment channel, provision, print the endpoints",
         )
-        .argument("<manifest>", "pod manifest (YAML)")
+        .argument(
+          "<manifest>",
+          "pod manifest (YAML), or a Compose file (compose.yaml, docker-compose.yml: imported with the same warnings as tpod manifest import, build: services built first)",
+        )
         .option("--provider <address>", "a registered provider's address instead of the cheapest that fits")
         .option(
           "--funds <amount>",

@@ -19,9 +19,17 @@ export function registerManifest(program: Command, ctx: CommandContext): void {
 
   manifest
     .command("import")
-    .description("convert a docker-compose file into a pod manifest (YAML on stdout, warnings on stderr)")
+    .description(
+      "convert a docker-compose file into a pod manifest (YAML on stdout, warnings on stderr); services with build: are built first with podman build, from base images in the local store",
+    )
     .argument("<compose-file>", "docker-compose.yml")
-    .action(async (file: string) => (await actions()).manifestImport(ctx, file));
+    .option(
+      "--no-build",
+      "do not build the images of build: services (the manifest names them as local images)",
+    )
+    .action(async (file: string, opts: { build?: boolean }) =>
+      (await actions()).manifestImport(ctx, file, opts),
+    );
 
   manifest
     .command("show")

@@ -18,7 +18,7 @@ import type {
 import { ObjectSerializer } from "@kubernetes/client-node/dist/serializer.js";
 import { getSerializationType } from "@kubernetes/client-node/dist/util.js";
 import { EngineError } from "./errors.js";
-import type { ContainerSpec, HealthCheckSpec, PodSpec } from "./types.js";
+import type { ContainerSpec, HealthCheckSpec, PodSpec, PortProtocol } from "./types.js";
 import { assertPodId, validatePodSpec } from "./validate.js";
 
 /** KEDA HTTP add-on's HTTPScaledObject (http.keda.sh/v1alpha1); client-node has no model for CRDs. */
@@ -90,7 +90,10 @@ function container(c: ContainerSpec): V1Container {
     ...(c.args ? { args: c.args } : {}),
     ...(c.workingDir ? { workingDir: c.workingDir } : {}),
     env: Object.entries(c.env ?? {}).map(([name, value]) => ({ name, value })),
-    ports: (c.ports ?? []).map((p) => ({ containerPort: p.containerPort, protocol: "TCP" })),
+    ports: (c.ports ?? []).map((p) => ({
+      containerPort: p.containerPort,
+      protocol: k8sProtocol(p.protocol),
+    })),
     volumeMounts: (c.mounts ?? []).map((m) => ({
       name: m.volume,
       mountPath: m.path,
@@ -129,14 +132,16 @@ export function kubernetesObjects(spec: PodSpec, options: KubernetesOptions = {}
   const meta = (name: string) => ({ name, namespace: ns, labels });
   const httpPorts = spec.containers.flatMap((c) => (c.ports ?? []).filter((p) => p.protocol === "http"));
   const tcpPorts = spec.containers.flatMap((c) => (c.ports ?? []).filter((p) => p.protocol === "tcp"));
-  const allPorts = [...httpPorts, ...tcpPorts];
-  // Containers of a Kubernetes pod share one network namespace: a port can only be used once.
-  const seen = new Set<number>();
+  const udpPorts = spec.containers.flatMap((c) => (c.ports ?? []).filter((p) => p.protocol === "udp"));
+  const allPorts = [...httpPorts, ...tcpPorts, ...udpPorts];
+  // Containers of a Kubernetes pod share one network namespace: a port can only be used once per transport.
+  const seen = new Set<string>();
   for (const p of allPorts) {
-    if (seen.has(p.containerPort)) {
-      throw new EngineError("INVALID_SPEC", `port ${p.containerPort} is used twice in one pod`);
+    const key = `${p.containerPort}/${k8sProtocol(p.protocol)}`;
+    if (seen.has(key)) {
+      throw new EngineError("INVALID_SPEC", `port ${key} is used twice in one pod`);
     }
-    seen.add(p.containerPort);
+    seen.add(key);
   }
 
   const namespace: V1Namespace = {
@@ -232,19 +237,23 @@ export function kubernetesObjects(spec: PodSpec, options: KubernetesOptions = {}
       },
     });
   }
-  if (tcpPorts.length > 0) {
+  for (const [transport, ports] of [
+    ["tcp", tcpPorts],
+    ["udp", udpPorts],
+  ] as const) {
+    if (ports.length === 0) continue;
     services.push({
       apiVersion: "v1",
       kind: "Service",
-      metadata: meta("tcp"),
+      metadata: meta(transport),
       spec: {
         type: "NodePort",
         selector,
-        ports: tcpPorts.map((p) => ({
-          name: `tcp-${p.containerPort}`,
+        ports: ports.map((p) => ({
+          name: `${transport}-${p.containerPort}`,
           port: p.containerPort,
           targetPort: p.containerPort,
-          protocol: "TCP",
+          protocol: k8sProtocol(transport),
           // The NodePort range is the cluster's; other requested ports are left to the cluster to choose.
           ...(p.hostPort && p.hostPort >= 30000 && p.hostPort <= 32767 ? { nodePort: p.hostPort } : {}),
         })),
@@ -321,18 +330,22 @@ export function kubernetesObjects(spec: PodSpec, options: KubernetesOptions = {}
       },
     });
   }
-  if (tcpPorts.length > 0) {
+  for (const [transport, ports] of [
+    ["tcp", tcpPorts],
+    ["udp", udpPorts],
+  ] as const) {
+    if (ports.length === 0) continue;
     networkPolicies.push({
       apiVersion: "networking.k8s.io/v1",
       kind: "NetworkPolicy",
-      metadata: meta("allow-public-tcp"),
+      metadata: meta(`allow-public-${transport}`),
       spec: {
         podSelector: { matchLabels: selector },
         policyTypes: ["Ingress"],
         ingress: [
           {
             _from: [{ ipBlock: { cidr: "0.0.0.0/0" } }],
-            ports: tcpPorts.map((p) => ({ protocol: "TCP", port: p.containerPort })),
+            ports: ports.map((p) => ({ protocol: k8sProtocol(transport), port: p.containerPort })),
           },
         ],
       },
@@ -391,4 +404,9 @@ export function runtimeClass(name: string, handler = name): V1RuntimeClass {
 export function namespaceFor(podId: string, options: KubernetesOptions = {}): string {
   assertPodId(podId);
   return `${options.namespacePrefix ?? "tpod-"}${podId}`;
+}
+
+/** Kubernetes' protocol of a port: http is served over TCP. */
+function k8sProtocol(protocol: PortProtocol): "TCP" | "UDP" {
+  return protocol === "udp" ? "UDP" : "TCP";
 }

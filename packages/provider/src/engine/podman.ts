@@ -453,7 +453,7 @@ export class PodmanEngine implements Engine {
     const bindings =
       (await ignore404(this.docker.getContainer(id).inspect()))?.HostConfig?.PortBindings ?? {};
     return asked.every((p) =>
-      (bindings[`${p.containerPort}/tcp`] as { HostPort?: string }[] | undefined)?.some(
+      (bindings[dockerPortKey(p)] as { HostPort?: string }[] | undefined)?.some(
         (b) => Number(b.HostPort) === p.hostPort,
       ),
     );
@@ -468,7 +468,7 @@ export class PodmanEngine implements Engine {
     const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
     for (const c of spec.containers) {
       for (const p of c.ports ?? []) {
-        const key = `${p.containerPort}/tcp`;
+        const key = dockerPortKey(p);
         exposed[key] = {};
         if (p.hostPort !== undefined) {
           const ip = p.hostIp ?? this.options.publishHostIp ?? "";
@@ -536,7 +536,7 @@ export class PodmanEngine implements Engine {
       binds.push(`${source}:${m.path}:${ro ? "ro" : "rw"}`);
     }
     const protocols: Record<string, PortProtocol> = {};
-    for (const p of c.ports ?? []) protocols[String(p.containerPort)] = p.protocol;
+    for (const p of c.ports ?? []) protocols[protocolLabelKey(p.containerPort, p.protocol)] = p.protocol;
     const restart = spec.restart ?? { mode: "on-failure", maxRetries: 5 };
     const userLabels = Object.fromEntries(
       Object.entries(spec.labels ?? {}).map(([k, v]) => [`${LABEL.user}${k}`, v]),
@@ -784,12 +784,14 @@ export class PodmanEngine implements Engine {
       const ports: PublishedPort[] = [];
       // A joined container reports every port of the namespace: only its own are its.
       for (const [key, binds] of Object.entries(ins.NetworkSettings.Ports ?? {})) {
-        const containerPort = Number(key.split("/")[0]);
-        if (!(String(containerPort) in protocols)) continue;
+        const [port = "", transport] = key.split("/");
+        const containerPort = Number(port);
+        const labelKey = protocolLabelKey(containerPort, transport === "udp" ? "udp" : "tcp");
+        if (!(labelKey in protocols)) continue;
         for (const b of binds ?? []) {
           ports.push({
             containerPort,
-            protocol: protocols[String(containerPort)] ?? "tcp",
+            protocol: protocols[labelKey] ?? "tcp",
             hostIp: b.HostIp,
             hostPort: Number(b.HostPort),
           });
@@ -1134,4 +1136,17 @@ export class PodmanEngine implements Engine {
 
 export function defaultRunDir(): string {
   return path.join(os.tmpdir(), `tpod-engine-${process.pid}`);
+}
+
+/** Docker's key of a published port: "PORT/tcp" or "PORT/udp" (http ports are tcp). */
+function dockerPortKey(p: { containerPort: number; protocol: PortProtocol }): string {
+  return `${p.containerPort}/${p.protocol === "udp" ? "udp" : "tcp"}`;
+}
+
+/**
+ * The key of a port in a container's protocols label: the bare number for tcp and http (as labels written before
+ * udp existed have it), "PORT/udp" for udp, so one number can be published on both transports.
+ */
+function protocolLabelKey(containerPort: number, protocol: PortProtocol): string {
+  return protocol === "udp" ? `${containerPort}/udp` : String(containerPort);
 }

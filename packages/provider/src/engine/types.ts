@@ -5,7 +5,8 @@
 export const POD_ID_PATTERN = /^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$/;
 export const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
 
-export type PortProtocol = "http" | "tcp";
+/** http ports are routed by the gateway; tcp and udp ports are published on host ports. */
+export type PortProtocol = "http" | "tcp" | "udp";
 
 export interface PortSpec {
   containerPort: number;

@@ -49,7 +49,7 @@ export function validatePodSpec(spec: PodSpec): void {
   }
   const names = new Set<string>();
   // The containers of a pod share one network namespace: two cannot listen on one port.
-  const podPorts = new Map<number, string>();
+  const podPorts = new Map<string, string>();
   for (const c of spec.containers) {
     assertName("container", c.name);
     if (names.has(c.name)) fail(`duplicate container ${c.name}`);
@@ -65,17 +65,19 @@ export function validatePodSpec(spec: PodSpec): void {
     for (const p of c.ports ?? []) {
       assertPort(p.containerPort, "container port", false);
       if (p.hostPort !== undefined) assertPort(p.hostPort, "host port", true);
-      if (p.protocol !== "http" && p.protocol !== "tcp") fail(`port protocol ${String(p.protocol)}`);
-      const key = String(p.containerPort);
+      if (p.protocol !== "http" && p.protocol !== "tcp" && p.protocol !== "udp")
+        fail(`port protocol ${String(p.protocol)}`);
+      // One namespace: a number is taken once per transport (53/tcp and 53/udp may both be published).
+      const key = p.protocol === "udp" ? `${p.containerPort}/udp` : String(p.containerPort);
       if (seen.has(key)) fail(`container ${c.name}: duplicate port ${key}`);
       seen.add(key);
-      const owner = podPorts.get(p.containerPort);
+      const owner = podPorts.get(key);
       if (owner !== undefined) {
         fail(
           `container ${c.name}: port ${key} is already used by container ${owner} (one network namespace)`,
         );
       }
-      podPorts.set(p.containerPort, c.name);
+      podPorts.set(key, c.name);
     }
     for (const m of c.mounts ?? []) {
       if (!volumes.has(m.volume)) fail(`container ${c.name}: unknown volume ${m.volume}`);

@@ -19,7 +19,9 @@ export function endpointToWire(e: EndpointRecord): Endpoint {
       ? { case: "httpUrl", value: e.url }
       : e.tcpAddress
         ? { case: "tcpAddress", value: e.tcpAddress }
-        : { case: undefined },
+        : e.udpAddress
+          ? { case: "udpAddress", value: e.udpAddress }
+          : { case: undefined },
   } as Endpoint;
 }
 

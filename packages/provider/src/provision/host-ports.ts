@@ -1,14 +1,33 @@
 /**
- * Keeping a pod's tcp host ports across updates and restarts: the ports recorded for the pod are asked for again,
+ * Keeping a pod's tcp and udp host ports across updates and restarts: the ports recorded for the pod are asked for again,
  * unless another program took one meanwhile (then the engine picks a new one and the publisher is told).
  */
+import dgram from "node:dgram";
 import net from "node:net";
 import type { Engine } from "../engine/types.js";
 import type { EndpointRecord } from "../state/db.js";
-import { recordedHostPorts, tcpPortKey } from "./translate.js";
+import { type HostTransport, hostPortKey, recordedHostPorts } from "./translate.js";
 
-/** Whether nothing listens on `port` at `hostIp` ("" = every address) on this host: binds it briefly to find out. */
-export function localPortFree(hostIp: string, port: number): Promise<boolean> {
+/**
+ * Whether nothing listens on `port` at `hostIp` ("" = every address) on this host, on the port's transport:
+ * binds it briefly to find out.
+ */
+export function localPortFree(
+  hostIp: string,
+  port: number,
+  transport: HostTransport = "tcp",
+): Promise<boolean> {
+  if (transport === "udp")
+    return new Promise((resolve) => {
+      const socket = dgram.createSocket({ type: hostIp.includes(":") ? "udp6" : "udp4", reuseAddr: false });
+      socket.once("error", () => {
+        socket.close();
+        resolve(false);
+      });
+      socket.bind({ address: hostIp || "0.0.0.0", port, exclusive: true }, () =>
+        socket.close(() => resolve(true)),
+      );
+    });
   return new Promise((resolve) => {
     const server = net.createServer();
     server.once("error", () => resolve(false));
@@ -31,7 +50,7 @@ export async function reusableHostPorts(
   engine: Engine,
   podId: string,
   previous: readonly EndpointRecord[],
-  isFree: (port: number) => Promise<boolean>,
+  isFree: (port: number, transport: HostTransport) => Promise<boolean>,
 ): Promise<{ hostPorts: Map<string, number>; moved: MovedPort[] }> {
   const hostPorts = recordedHostPorts(previous);
   const moved: MovedPort[] = [];
@@ -39,7 +58,7 @@ export async function reusableHostPorts(
   const status = await engine.status(podId).catch(() => undefined);
   const ours = new Set(status?.containers.flatMap((c) => c.ports.map((p) => p.hostPort)) ?? []);
   for (const [key, port] of hostPorts) {
-    if (ours.has(port) || (await isFree(port))) continue;
+    if (ours.has(port) || (await isFree(port, key.endsWith("/udp") ? "udp" : "tcp"))) continue;
     hostPorts.delete(key);
     moved.push({ key, from: port });
   }
@@ -49,7 +68,9 @@ export async function reusableHostPorts(
 /** What the publisher reads in the pod's status message when a port could not be kept. */
 export function movedPortNotes(moved: readonly MovedPort[], endpoints: readonly EndpointRecord[]): string[] {
   return moved.map((m) => {
-    const now = endpoints.find((e) => tcpPortKey(e.container, e.containerPort) === m.key)?.hostPort;
-    return `tcp port ${m.key}: host port ${m.from} was taken by another program, so it moved to ${now ?? "a new port"}`;
+    const now = endpoints.find(
+      (e) => e.protocol !== "http" && hostPortKey(e.container, e.containerPort, e.protocol) === m.key,
+    )?.hostPort;
+    return `${m.key.endsWith("/udp") ? "udp" : "tcp"} port ${m.key}: host port ${m.from} was taken by another program, so it moved to ${now ?? "a new port"}`;
   });
 }

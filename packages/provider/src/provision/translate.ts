@@ -63,32 +63,40 @@ export interface TranslateOptions {
   publishHostIp: string;
   hosts: string[];
   /**
-   * Host ports the pod's tcp ports had before (tcpPortKey → port): asked for again so an update or a restart keeps
-   * them. A port not in the map gets whatever the engine picks.
+   * Host ports the pod's tcp and udp ports had before (hostPortKey → port): asked for again so an update or a
+   * restart keeps them. A port not in the map gets whatever the engine picks.
    */
   hostPorts?: ReadonlyMap<string, number>;
 }
 
-/** The key of one tcp port of a pod in TranslateOptions.hostPorts. */
-export function tcpPortKey(container: string, containerPort: number): string {
-  return `${container}/${containerPort}`;
+/** Ports published on a host port (http ports go through the gateway). */
+export type HostTransport = "tcp" | "udp";
+
+/** The key of one host-published port of a pod in TranslateOptions.hostPorts (tcp keys as before udp existed). */
+export function hostPortKey(
+  container: string,
+  containerPort: number,
+  transport: HostTransport = "tcp",
+): string {
+  return transport === "udp" ? `${container}/${containerPort}/udp` : `${container}/${containerPort}`;
 }
 
 /** The host port an endpoint record was published on (records made before hostPort was kept: from the address). */
 export function hostPortOf(e: EndpointRecord): number | undefined {
-  if (e.protocol !== "tcp") return undefined;
+  if (e.protocol === "http") return undefined;
   if (e.hostPort !== undefined) return e.hostPort;
-  const m = /:(\d{1,5})$/.exec(e.tcpAddress ?? "");
+  const m = /:(\d{1,5})$/.exec(e.tcpAddress ?? e.udpAddress ?? "");
   const port = m ? Number(m[1]) : 0;
   return port >= 1 && port <= 65535 ? port : undefined;
 }
 
-/** The host ports of a pod's recorded tcp endpoints, keyed by tcpPortKey. */
+/** The host ports of a pod's recorded tcp and udp endpoints, keyed by hostPortKey. */
 export function recordedHostPorts(endpoints: readonly EndpointRecord[]): Map<string, number> {
   const out = new Map<string, number>();
   for (const e of endpoints) {
     const port = hostPortOf(e);
-    if (port !== undefined) out.set(tcpPortKey(e.container, e.containerPort), port);
+    if (port !== undefined && e.protocol !== "http")
+      out.set(hostPortKey(e.container, e.containerPort, e.protocol), port);
   }
   return out;
 }
@@ -163,8 +171,8 @@ export function toPodSpec(pod: Pod, o: TranslateOptions): PodSpec {
           ? { containerPort: p.containerPort, protocol: "http" as const }
           : {
               containerPort: p.containerPort,
-              protocol: "tcp" as const,
-              hostPort: o.hostPorts?.get(tcpPortKey(c.name, p.containerPort)) ?? 0,
+              protocol: p.protocol,
+              hostPort: o.hostPorts?.get(hostPortKey(c.name, p.containerPort, p.protocol)) ?? 0,
               ...(o.publishHostIp ? { hostIp: o.publishHostIp } : {}),
             },
       ),
@@ -206,11 +214,11 @@ export function toPodSpec(pod: Pod, o: TranslateOptions): PodSpec {
   };
 }
 
-/** Endpoints from the plan and the engine's published tcp ports. */
+/** Endpoints from the plan and the engine's published tcp and udp ports. */
 export function endpointsOf(
   pod: Pod,
   plan: HttpRoutePlan[],
-  published: { container: string; containerPort: number; hostPort: number }[],
+  published: { container: string; containerPort: number; hostPort: number; protocol?: string }[],
   publicHost: string,
   urlFor: (hostname: string) => string,
 ): EndpointRecord[] {
@@ -228,14 +236,21 @@ export function endpointsOf(
           ...(url ? { url } : {}),
         });
       } else {
-        const pub = published.find((x) => x.container === c.name && x.containerPort === p.containerPort);
+        // Engines report a udp port's protocol; a published port without one is tcp (status before udp).
+        const pub = published.find(
+          (x) =>
+            x.container === c.name &&
+            x.containerPort === p.containerPort &&
+            (x.protocol === "udp") === (p.protocol === "udp"),
+        );
+        const address = pub && `${publicHost.includes(":") ? `[${publicHost}]` : publicHost}:${pub.hostPort}`;
         out.push({
           container: c.name,
           containerPort: p.containerPort,
-          protocol: "tcp",
-          ...(pub
+          protocol: p.protocol,
+          ...(pub && address
             ? {
-                tcpAddress: `${publicHost.includes(":") ? `[${publicHost}]` : publicHost}:${pub.hostPort}`,
+                ...(p.protocol === "udp" ? { udpAddress: address } : { tcpAddress: address }),
                 hostPort: pub.hostPort,
               }
             : {}),

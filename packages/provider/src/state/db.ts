@@ -18,12 +18,14 @@ export type OperationStatus = "pending" | "done" | "failed";
 export interface EndpointRecord {
   container: string;
   containerPort: number;
-  protocol: "http" | "tcp";
+  protocol: "http" | "tcp" | "udp";
   /** http: the hostname routed by the gateway, tcp: "host:port". */
   hostname?: string;
   url?: string;
   tcpAddress?: string;
-  /** tcp: the host port the engine published it on, asked for again on update and restart so it stays. */
+  /** udp: "host:port" to send datagrams to. */
+  udpAddress?: string;
+  /** tcp and udp: the host port the engine published it on, asked for again on update and restart so it stays. */
   hostPort?: number;
 }
 

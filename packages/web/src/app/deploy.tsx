@@ -1,5 +1,8 @@
 // Deploy: edit or upload a manifest (or start from a listing), check it, and see its price on every provider,
 // split into the provider's and the developers' parts, with the marketplace warning.
+
+import type { Diagnostic } from "@trustedpods/protocol";
+import { importCompose, looksLikeCompose } from "@trustedpods/protocol/compose";
 import {
   type DeployProgress,
   deployFromBrowser,
@@ -37,14 +40,41 @@ spec:
         memory: 32Mi
 `;
 
+/** What importing a Compose file said: the same located warnings and errors as `tpod manifest import`. */
+interface ComposeNotes {
+  file: string;
+  diagnostics: Diagnostic[];
+  /** Services with build: (a browser cannot build their images). */
+  builds: string[];
+  imported: boolean;
+}
+
 export function DeployPage({ config, conn, getNode }: PageProps) {
   const [text, setText] = useState(() => sessionStorage.getItem(DRAFT_KEY) ?? EXAMPLE);
   const [quote, setQuote] = useState<ManifestQuote>();
   const [uploadError, setUploadError] = useState<string>();
+  const [compose, setCompose] = useState<ComposeNotes>();
   const edit = (t: string) => {
     setText(t);
     setQuote(undefined);
     sessionStorage.setItem(DRAFT_KEY, t);
+  };
+  /** A Compose file becomes its manifest in the editor (with the import's notes); a manifest goes in as it is. */
+  const accept = (t: string, file: string): string => {
+    if (!looksLikeCompose(t)) {
+      setCompose(undefined);
+      edit(t);
+      return t;
+    }
+    const r = importCompose(t, file);
+    setCompose({
+      file,
+      diagnostics: r.diagnostics,
+      builds: r.builds.map((b) => b.service),
+      imported: r.manifest !== undefined,
+    });
+    edit(r.manifest ?? t);
+    return r.manifest ?? t;
   };
   const upload = async (file: File | undefined) => {
     setUploadError(undefined);
@@ -53,13 +83,14 @@ export function DeployPage({ config, conn, getNode }: PageProps) {
       setUploadError(`${file.name} is ${file.size} bytes; a manifest may be at most 1 MiB.`);
       return;
     }
-    edit(await file.text());
+    accept(await file.text(), file.name);
   };
   return (
     <section>
       <p class="lead">
-        Write or upload a pod manifest (see docs/manifest.md), then check it and compare prices. Prices come
-        from the Registry and are computed here with the same math providers bill with.
+        Write or upload a pod manifest (see docs/manifest.md) or a docker-compose file (imported into a
+        manifest), then check it and compare prices. Prices come from the Registry and are computed here with
+        the same math providers bill with.
       </p>
       <label class="field">
         <span>Manifest (YAML)</span>
@@ -79,6 +110,7 @@ export function DeployPage({ config, conn, getNode }: PageProps) {
           onChange={(e) => upload((e.target as HTMLInputElement).files?.[0])}
         />
       </label>
+      {compose ? <ComposeView notes={compose} /> : null}
       {uploadError ? (
         <p class="error" role="alert">
           {uploadError}
@@ -89,7 +121,9 @@ export function DeployPage({ config, conn, getNode }: PageProps) {
         busyLabel="Checking the manifest and reading provider prices…"
         testid="price"
         run={async () => {
-          const q = await quoteManifest(conn.context, text);
+          // Compose text pasted into the editor is imported first, as an uploaded Compose file is.
+          const manifest = looksLikeCompose(text) ? accept(text, "compose.yaml") : text;
+          const q = await quoteManifest(conn.context, manifest);
           setQuote(q);
           return undefined;
         }}
@@ -97,6 +131,43 @@ export function DeployPage({ config, conn, getNode }: PageProps) {
       {quote ? <QuoteView quote={quote} /> : null}
       <DeployBox text={text} config={config} conn={conn} getNode={getNode} />
     </section>
+  );
+}
+
+function ComposeView({ notes }: { notes: ComposeNotes }) {
+  const errors = notes.diagnostics.filter((d) => d.severity === "error");
+  const warnings = notes.diagnostics.filter((d) => d.severity !== "error");
+  return (
+    <div class="quote" data-testid="compose-import">
+      <p>
+        {notes.imported
+          ? `Imported ${notes.file} into the manifest above (${warnings.length} warning(s)).`
+          : `${notes.file} could not be imported: ${errors.length} problem(s).`}
+      </p>
+      {errors.length ? (
+        <ul class="error" role="alert">
+          {errors.map((d) => (
+            <li key={`${d.line}:${d.col}:${d.message}`}>
+              line {d.line}, column {d.col}: {d.message}
+            </li>
+          ))}
+        </ul>
+      ) : null}
+      {warnings.length ? (
+        <ul class="warnings">
+          {warnings.map((d) => (
+            <li key={`${d.line}:${d.col}:${d.message}`}>
+              line {d.line}: {d.message}
+            </li>
+          ))}
+        </ul>
+      ) : null}
+      {notes.imported && notes.builds.length ? (
+        <p class="warn-box" role="note" data-testid="compose-builds">
+          {`Services ${notes.builds.join(", ")} build their images: a browser cannot build or push them. Deploy this project with \`tpod deploy ${notes.file}\`, or push the images and name them as ipfs: images here.`}
+        </p>
+      ) : null}
+    </div>
   );
 }
 

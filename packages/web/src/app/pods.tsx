@@ -245,11 +245,18 @@ function PodLive({ podId, provider }: { podId: PodChannel["podId"]; provider: Pr
               </div>
             ))}
             {status.endpoints.tcp.map((t) => (
-              <div key={t.address} class="mono">
-                {t.container}:{t.port} → {t.address}
+              <div key={`tcp ${t.address}`} class="mono">
+                tcp {t.container}:{t.port} → {t.address}
               </div>
             ))}
-            {status.endpoints.http.length + status.endpoints.tcp.length === 0 ? "none" : null}
+            {status.endpoints.udp.map((u) => (
+              <div key={`udp ${u.address}`} class="mono">
+                udp {u.container}:{u.port} → {u.address}
+              </div>
+            ))}
+            {status.endpoints.http.length + status.endpoints.tcp.length + status.endpoints.udp.length === 0
+              ? "none"
+              : null}
           </dd>
         </dl>
       )}

@@ -1,0 +1,157 @@
+/**
+ * What every part of a Compose import shares: the YAML reader (positions, diagnostics), the options, and
+ * Compose's variable interpolation, which applies to every scalar the import reads.
+ */
+import { isSeq, type Node } from "yaml";
+import type { PathSegment } from "../pod.js";
+import type { Entry, YamlReader } from "../yaml-reader.js";
+import type { ComposeImportOptions } from "./types.js";
+
+export class ComposeContext {
+  readonly env: Record<string, string>;
+
+  constructor(
+    readonly r: YamlReader,
+    readonly file: string,
+    readonly options: ComposeImportOptions,
+  ) {
+    this.env = options.env ?? {};
+  }
+
+  /** ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?err}, ${VAR:+alt}, $VAR and $$, as Compose reads them. */
+  interpolate(text: string, node: Node | null): string {
+    let out = "";
+    let i = 0;
+    while (i < text.length) {
+      const ch = text[i]!;
+      if (ch !== "$") {
+        out += ch;
+        i++;
+        continue;
+      }
+      const next = text[i + 1];
+      if (next === "$") {
+        out += "$";
+        i += 2;
+      } else if (next === "{") {
+        let depth = 1;
+        let j = i + 2;
+        while (j < text.length && depth > 0) {
+          if (text[j] === "{") depth++;
+          else if (text[j] === "}") depth--;
+          j++;
+        }
+        if (depth > 0) {
+          this.r.report(node, "INVALID_VALUE", `unterminated \${ in "${text.slice(0, 60)}"`);
+          return out + text.slice(i);
+        }
+        out += this.expand(text.slice(i + 2, j - 1), node);
+        i = j;
+      } else {
+        const m = /^[A-Za-z_][A-Za-z0-9_]*/.exec(text.slice(i + 1));
+        if (!m) {
+          out += "$";
+          i++;
+          continue;
+        }
+        out += this.lookup(m[0], node);
+        i += 1 + m[0].length;
+      }
+    }
+    return out;
+  }
+
+  private lookup(name: string, node: Node | null): string {
+    const v = this.env[name];
+    if (v !== undefined) return v;
+    this.r.warn(
+      node,
+      "UNKNOWN_REFERENCE",
+      `variable ${name} is not set: using an empty string (set it in .env)`,
+    );
+    return "";
+  }
+
+  private expand(expr: string, node: Node | null): string {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)(?:(:?)([-?+])([\s\S]*))?$/.exec(expr);
+    if (!m) {
+      this.r.report(node, "INVALID_VALUE", `"\${${expr}}" is not a valid substitution`);
+      return "";
+    }
+    const [, name = "", colon, op, arg = ""] = m;
+    if (!op) return this.lookup(name, node);
+    const value = this.env[name];
+    const set = colon ? value !== undefined && value !== "" : value !== undefined;
+    if (op === "-") return set ? value! : this.interpolate(arg, node);
+    if (op === "+") return set ? this.interpolate(arg, node) : "";
+    if (!set) this.r.report(node, "MISSING_KEY", `variable ${name} is required${arg ? `: ${arg}` : ""}`);
+    return value ?? "";
+  }
+
+  /** A scalar's text (numbers and booleans as written), interpolated. */
+  text(raw: Node | null, path: PathSegment[], what: string, anchor?: Node | null): string | undefined {
+    const t = this.r.scalarText(raw, path, what, anchor ?? undefined);
+    if (t === undefined) return undefined;
+    const errorsBefore = this.r.diagnostics.length;
+    const value = this.interpolate(t, this.r.resolve(raw));
+    // A failed substitution is reported once; checks of the resulting value would only repeat it.
+    if (this.r.diagnostics.slice(errorsBefore).some((d) => d.severity === "error")) this.r.poison(path);
+    return value;
+  }
+
+  /** An entry's interpolated text, or undefined when the entry is absent. */
+  entryText(e: Entry | undefined, path: PathSegment[] = []): string | undefined {
+    return e && this.text(e.value, path, e.key, e.keyNode);
+  }
+
+  /** A string or a list of strings. */
+  stringOrList(e: Entry, what: string): { node: Node | null; value: string }[] {
+    const node = this.r.resolve(e.value);
+    if (node && isSeq(node)) {
+      return (node.items as (Node | null)[]).map((n) => ({
+        node: n,
+        value: this.text(n, [], `${what} items`, e.keyNode) ?? "",
+      }));
+    }
+    const v = this.text(e.value, [], what, e.keyNode);
+    return v === undefined ? [] : [{ node, value: v }];
+  }
+}
+
+/** A name as a DNS label (lower case, letters, digits and dashes, at most 63 characters); may be empty. */
+export function toDnsLabel(name: string): string {
+  return name
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 63)
+    .replace(/-+$/, "");
+}
+
+// POSIX path pieces without node:path, so compose import also runs in browsers.
+function pathSegments(path: string): string[] {
+  return path.split("/").filter((p) => p !== "" && p !== ".");
+}
+
+/** The last segment of a path ("./conf/app.conf/" gives "app.conf"). */
+export function basename(path: string): string {
+  return pathSegments(path).at(-1) ?? "";
+}
+
+/** The name of the directory holding a file path as written ("app/docker-compose.yml" gives "app"). */
+export function directoryName(file: string): string {
+  return pathSegments(file).at(-2) ?? "";
+}
+
+/** Joins a relative path onto a directory as written (absolute paths stay as they are). */
+export function joinPath(dir: string, path: string): string {
+  if (path.startsWith("/")) return path;
+  const parts = [...pathSegments(dir), ...pathSegments(path)];
+  const out: string[] = [];
+  for (const p of parts) {
+    if (p === ".." && out.length > 0 && out.at(-1) !== "..") out.pop();
+    else out.push(p);
+  }
+  const joined = out.join("/") || ".";
+  return dir.startsWith("/") ? `/${joined}` : joined;
+}

@@ -1,0 +1,121 @@
+/**
+ * Compose import: turns a docker-compose file into one pod. Services become containers (they share the pod's
+ * network, and each container name resolves to 127.0.0.1), published ports become http, tcp or udp ports,
+ * named volumes persistent volumes, build: contexts images built locally before deploying, and whatever a pod
+ * cannot express is a located warning when it can be dropped safely, or an error when the pod would not work
+ * without it. The mapping is documented in docs/manifest.md.
+ *
+ * Split by concern: context (interpolation, shared reader), keys (refused and dropped keys), service, build,
+ * ports, volumes, environment, resources, healthcheck. Browser-safe (no node: imports).
+ */
+import type { Node } from "yaml";
+import { formatDiagnostic } from "../diagnostics.js";
+import { formatManifest } from "../manifest.js";
+import { type Pod, validatePod } from "../pod.js";
+import { YamlReader } from "../yaml-reader.js";
+import { ComposeContext, directoryName, toDnsLabel } from "./context.js";
+import { TOP_KEYS } from "./keys.js";
+import { checkSharedPorts } from "./ports.js";
+import { readService, type ServiceState } from "./service.js";
+import type { ComposeBuild, ComposeImport, ComposeImportOptions } from "./types.js";
+import { VolumeMapper } from "./volumes.js";
+
+export { HTTP_PORTS } from "./ports.js";
+export { COMPOSE_DEFAULT_RESOURCES } from "./resources.js";
+export type { ComposeBuild, ComposeImport, ComposeImportOptions } from "./types.js";
+export { COMPOSE_DEFAULT_VOLUME_SIZE } from "./volumes.js";
+
+/** The names a Compose file may have, as `docker compose` looks for them. */
+export const COMPOSE_FILE_NAMES = [
+  "compose.yaml",
+  "compose.yml",
+  "docker-compose.yaml",
+  "docker-compose.yml",
+];
+
+/** Whether a YAML text is a Compose file rather than a pod manifest (a manifest has apiVersion and kind). */
+export function looksLikeCompose(text: string): boolean {
+  return /^services\s*:/m.test(text) && !/^kind\s*:\s*Pod\b/m.test(text);
+}
+
+function readProject(cx: ComposeContext, root: Node): { pod: Pod; builds: ComposeBuild[] } | undefined {
+  const r = cx.r;
+  const top = r.map(root, [], "the Compose file", TOP_KEYS);
+  if (!top) return undefined;
+  for (const key of ["include", "models"]) {
+    const e = top.get(key);
+    if (e) r.report(e.keyNode, "UNSUPPORTED", `${key}: not supported; merge the files into one`);
+  }
+  const networks = top.get("networks");
+  if (networks)
+    r.warn(
+      networks.keyNode,
+      "UNSUPPORTED",
+      "networks: dropped; a pod has one network shared by all its containers",
+    );
+  const section = (key: string) => {
+    const e = top.get(key);
+    return e ? r.map(e.value, [key], key, undefined, e.keyNode) : undefined;
+  };
+  const volumes = new VolumeMapper(cx, section("volumes"), section("secrets"), section("configs"));
+
+  const nameEntry = top.get("name");
+  const rawName = nameEntry
+    ? (cx.text(nameEntry.value, [], "name", nameEntry.keyNode) ?? "")
+    : (cx.options.projectName ?? directoryName(cx.file));
+  const podName = toDnsLabel(rawName) || "compose";
+  if (nameEntry) r.record(["metadata", "name"], nameEntry.value);
+
+  const servicesEntry = r.require(top, "services", "the Compose file", []);
+  const services =
+    servicesEntry && r.map(servicesEntry.value, ["services"], "services", undefined, servicesEntry.keyNode);
+  if (!services) return undefined;
+  const states: ServiceState[] = [];
+  for (const e of services.entries.values()) {
+    if (e.key.startsWith("x-")) continue;
+    const state = readService(cx, volumes, e, states.length, podName);
+    if (state) states.push(state);
+  }
+  if (states.length === 0) {
+    r.report(servicesEntry.value ?? servicesEntry.keyNode, "MISSING_KEY", "no services to import");
+    return undefined;
+  }
+  checkSharedPorts(cx, states);
+  return {
+    pod: {
+      name: podName,
+      containers: states.map((s) => s.container),
+      volumes: volumes.volumes,
+      replicas: { min: 1, max: 1, idleSeconds: 0n },
+    },
+    builds: states.flatMap((s) => (s.build ? [s.build] : [])),
+  };
+}
+
+/**
+ * Converts a Compose file into one pod. Returns the pod and its manifest YAML when there are no errors, the
+ * images to build first, and the diagnostics (errors and warnings, in source order) either way. Never throws
+ * for bad input.
+ */
+export function importCompose(text: string, file: string, options: ComposeImportOptions = {}): ComposeImport {
+  const { reader, root } = YamlReader.parse(text, file);
+  // Content merged from one anchor into several services would repeat the same located message: keep one.
+  const sorted = () =>
+    reader.diagnostics
+      .sort((a, b) => a.line - b.line || a.col - b.col)
+      .filter((d, i, all) => i === 0 || formatDiagnostic(d) !== formatDiagnostic(all[i - 1]!));
+  if (!root) {
+    if (!reader.hasErrors()) reader.report(null, "MISSING_KEY", "the Compose file is empty");
+    return { builds: [], diagnostics: sorted() };
+  }
+  const project = readProject(new ComposeContext(reader, file, options), root);
+  if (project) {
+    for (const issue of validatePod(project.pod)) {
+      if (reader.isPoisoned(issue.path)) continue;
+      reader.report(reader.nodeAt(issue.path) ?? null, issue.code, issue.message);
+    }
+  }
+  const diagnostics = sorted();
+  if (!project || reader.hasErrors()) return { builds: [], diagnostics };
+  return { ...project, manifest: formatManifest(project.pod), diagnostics };
+}

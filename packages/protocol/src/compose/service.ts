@@ -1,0 +1,137 @@
+/** One Compose service becomes one container of the pod. */
+import { isScalar, isSeq, type Node } from "yaml";
+import { type Container, DEFAULTS, isDnsLabel, type PathSegment } from "../pod.js";
+import { ShellSplitError, shellSplit } from "../shell.js";
+import type { Entry, MapView } from "../yaml-reader.js";
+import { readBuild } from "./build.js";
+import { type ComposeContext, toDnsLabel } from "./context.js";
+import { readEnvironment } from "./environment.js";
+import { readHealthcheck } from "./healthcheck.js";
+import { checkServiceKey, SERVICE_KEYS } from "./keys.js";
+import { type Listens, readPorts } from "./ports.js";
+import { COMPOSE_DEFAULT_RESOURCES, readResources } from "./resources.js";
+import type { ComposeBuild } from "./types.js";
+import type { VolumeMapper } from "./volumes.js";
+
+export interface ServiceState {
+  name: string;
+  container: Container;
+  /** Ports this service listens on (published or exposed), for the same-port check. */
+  listens: Listens;
+  build?: ComposeBuild;
+}
+
+/** The container of one service, or undefined when the service is not imported (a profile) or unreadable. */
+export function readService(
+  cx: ComposeContext,
+  volumes: VolumeMapper,
+  e: Entry,
+  index: number,
+  podName: string,
+): ServiceState | undefined {
+  const r = cx.r;
+  const path: PathSegment[] = ["spec", "containers", index];
+  const m = r.map(e.value, path, `service "${e.key}"`, SERVICE_KEYS, e.keyNode);
+  if (!m) return undefined;
+  const profiles = m.get("profiles");
+  if (profiles) {
+    r.warn(
+      profiles.keyNode,
+      "UNSUPPORTED",
+      `service "${e.key}" is only started with a profile: not imported`,
+    );
+    return undefined;
+  }
+  const name = toDnsLabel(e.key);
+  r.record([...path, "name"], e.keyNode);
+  if (name !== e.key && isDnsLabel(name))
+    r.warn(
+      e.keyNode,
+      "INVALID_NAME",
+      `service "${e.key}" becomes container "${name}" (container names are DNS labels)`,
+    );
+  const container: Container = {
+    name: name || e.key,
+    image: { kind: "local", name: "" },
+    command: [],
+    args: [],
+    env: [],
+    ports: [],
+    volumeMounts: [],
+    resources: { ...COMPOSE_DEFAULT_RESOURCES, storageBytes: DEFAULTS.storageBytes, gpu: 0n },
+  };
+  const state: ServiceState = { name: e.key, container, listens: new Map() };
+  const build = readImage(cx, m, e, path, container, podName);
+  if (build) state.build = build;
+  for (const key of m.entries.keys()) checkServiceKey(r, m, key);
+  const command = m.get("command");
+  if (command) container.args = argv(cx, command, [...path, "args"]);
+  const entrypoint = m.get("entrypoint");
+  if (entrypoint) container.command = argv(cx, entrypoint, [...path, "command"]);
+  const wd = m.get("working_dir");
+  if (wd) {
+    const v = cx.text(wd.value, [...path, "workingDir"], "working_dir", wd.keyNode);
+    if (v !== undefined) container.workingDir = v;
+  }
+  container.env = readEnvironment(cx, m, path);
+  readPorts(cx, m, container.ports, state.listens, path);
+  volumes.volumeMounts(m, container, path, state.build?.context);
+  volumes.secretMounts(m, container, path, "secrets");
+  volumes.secretMounts(m, container, path, "configs");
+  readResources(cx, m, container);
+  const hc = m.get("healthcheck");
+  if (hc) {
+    const h = readHealthcheck(cx, hc, [...path, "healthCheck"]);
+    if (h) container.healthCheck = h;
+  }
+  return state;
+}
+
+/**
+ * The container's image: image: names it; with build: it is built first and tagged with that name (or with
+ * Compose's `<project>-<service>` when there is no image:).
+ */
+function readImage(
+  cx: ComposeContext,
+  m: MapView,
+  e: Entry,
+  path: PathSegment[],
+  c: Container,
+  podName: string,
+): ComposeBuild | undefined {
+  const image = m.get("image");
+  const build = m.get("build");
+  const named = image && cx.text(image.value, [...path, "image"], "image", image.keyNode);
+  if (!image && !build) {
+    cx.r.report(e.keyNode, "MISSING_KEY", `service "${e.key}" needs an image or a build`);
+    cx.r.poison([...path, "image"]);
+    return undefined;
+  }
+  if (!build) {
+    c.image = { kind: "local", name: named ?? "" };
+    return undefined;
+  }
+  const tag = named || `${podName}-${c.name}`;
+  c.image = { kind: "local", name: tag };
+  if (build && !named) cx.r.record([...path, "image"], build.keyNode);
+  return readBuild(cx, build, e.key, c.name, tag);
+}
+
+function argv(cx: ComposeContext, e: Entry, path: PathSegment[]): string[] {
+  const node = cx.r.resolve(e.value);
+  if (node && isScalar(node) && node.value === null) return [];
+  if (node && isSeq(node)) {
+    return (node.items as (Node | null)[]).map(
+      (n, i) => cx.text(n, [...path, i], `${e.key} items`, e.keyNode) ?? "",
+    );
+  }
+  const text = cx.text(e.value, path, e.key, e.keyNode);
+  if (text === undefined) return [];
+  try {
+    return shellSplit(text);
+  } catch (err) {
+    if (!(err instanceof ShellSplitError)) throw err;
+    cx.r.report(node, "INVALID_VALUE", `${e.key}: ${err.message}`);
+    return [];
+  }
+}

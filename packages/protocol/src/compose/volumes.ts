@@ -1,0 +1,331 @@
+/**
+ * Volumes: named volumes become persistent volumes, anonymous volumes and tmpfs emptyDirs, bind-mounted host
+ * files and file-based secrets and configs secret volumes (encrypted, shipped with the pod), bind-mounted
+ * directories empty persistent volumes. Host paths a pod cannot have (the engine's socket, /proc, ...) are refused.
+ */
+import { isMap, type Node } from "yaml";
+import type { Container, PathSegment, Volume, VolumeMount } from "../pod.js";
+import type { Entry, MapView } from "../yaml-reader.js";
+import { basename, type ComposeContext, joinPath, toDnsLabel } from "./context.js";
+import { parseComposeBytes } from "./quantities.js";
+
+/** Size of a persistent volume made from a named Compose volume, which has no size. */
+export const COMPOSE_DEFAULT_VOLUME_SIZE = 1n << 30n;
+
+const HOST_ONLY_PATHS = /^\/(var\/run|run|proc|sys|dev)(\/|$)|docker\.sock|podman\.sock/;
+
+/** The pod's volumes, made as services mount them (one pod volume per Compose volume, file or secret). */
+export class VolumeMapper {
+  readonly volumes: Volume[] = [];
+  private readonly volumeIndex = new Map<string, number>();
+  /** Pod volume names already given to a source (a host file, a named volume, a secret). */
+  private readonly namesBySource = new Map<string, string>();
+  private readonly warnedVolumes = new Set<string>();
+
+  constructor(
+    private readonly cx: ComposeContext,
+    private readonly namedVolumes: MapView | undefined,
+    private readonly topSecrets: MapView | undefined,
+    private readonly topConfigs: MapView | undefined,
+  ) {}
+
+  /**
+   * A service's tmpfs: and volumes:. buildContext is the service's build context when it has build: (a
+   * read-only bind mount from inside it overlays files the image was built from).
+   */
+  volumeMounts(m: MapView, c: Container, path: PathSegment[], buildContext?: string): void {
+    const { r } = this.cx;
+    const tmpfs = m.get("tmpfs");
+    if (tmpfs) {
+      for (const t of this.cx.stringOrList(tmpfs, "tmpfs")) {
+        const target = t.value.split(":")[0]!;
+        const name = this.podVolume(
+          this.uniqueVolumeName(`${c.name}-tmpfs`),
+          () => ({ kind: "emptyDir" }),
+          t.node,
+        );
+        this.mount(c, path, name, target, false, t.node);
+      }
+    }
+    const volumes = m.get("volumes");
+    if (!volumes) return;
+    for (const item of r.seq(volumes.value, [], "volumes", volumes.keyNode)) {
+      const node = r.resolve(item);
+      const spec = node && isMap(node) ? this.longVolume(node) : this.shortVolume(item, volumes);
+      if (spec?.target) this.oneMount(c, path, node, spec, buildContext);
+    }
+  }
+
+  private longVolume(node: Node): MountSource {
+    const { r } = this.cx;
+    const vm = r.map(node, [], "volume", [
+      "type",
+      "source",
+      "target",
+      "read_only",
+      "consistency",
+      "bind",
+      "volume",
+      "tmpfs",
+      "image",
+    ])!;
+    const t = r.require(vm, "target", "a volume", []);
+    const ro = vm.get("read_only");
+    return {
+      type: this.cx.entryText(vm.get("type")) ?? "volume",
+      source: this.cx.entryText(vm.get("source")) ?? "",
+      target: (t && this.cx.text(t.value, [], "target", t.keyNode)) ?? "",
+      readOnly: (ro && r.boolean(ro.value, [], "read_only", ro.keyNode)) ?? false,
+    };
+  }
+
+  private shortVolume(item: Node | null, volumes: Entry): MountSource | undefined {
+    const t = this.cx.text(item, [], "volumes items", volumes.keyNode);
+    if (t === undefined) return undefined;
+    const parts = t.split(":");
+    let source = "";
+    let target = "";
+    if (parts.length === 1) target = parts[0]!;
+    else [source = "", target = ""] = parts;
+    const mode = parts.length > 2 ? parts[2]!.split(",") : [];
+    const type = source === "" ? "volume" : /^[./~]/.test(source) ? "bind" : "volume";
+    return { type, source, target, readOnly: mode.includes("ro") };
+  }
+
+  private oneMount(
+    c: Container,
+    path: PathSegment[],
+    node: Node | null,
+    v: MountSource,
+    buildContext: string | undefined,
+  ): void {
+    const { r } = this.cx;
+    const { type, source, target, readOnly } = v;
+    if (type === "tmpfs" || (type === "volume" && source === "")) {
+      const name = this.podVolume(
+        this.uniqueVolumeName(`${c.name}-${type === "tmpfs" ? "tmpfs" : "scratch"}`),
+        () => ({ kind: "emptyDir" }),
+        node,
+      );
+      if (type !== "tmpfs")
+        r.warn(
+          node,
+          "UNSUPPORTED",
+          `anonymous volume at ${target} becomes an emptyDir (its data does not outlive the replica)`,
+        );
+      this.mount(c, path, name, target, readOnly, node);
+      return;
+    }
+    if (type === "volume") {
+      const declared = this.namedVolumes?.get(source);
+      if (!declared) {
+        r.report(
+          node,
+          "UNKNOWN_REFERENCE",
+          `volume "${source}" is not declared under the top-level volumes:`,
+        );
+        return;
+      }
+      this.mount(c, path, this.namedVolume(source, declared), target, readOnly, node);
+      return;
+    }
+    if (type !== "bind") {
+      r.report(node, "UNSUPPORTED", `volume type ${type} is not supported`);
+      return;
+    }
+    if (HOST_ONLY_PATHS.test(source)) {
+      r.report(
+        node,
+        "UNSUPPORTED",
+        `bind mount of ${source}: host paths like this are not available to pods (remove the mount; a pod cannot control the host's container engine or devices)`,
+      );
+      return;
+    }
+    const known = this.cx.options.pathKind?.(source);
+    const kind = known === "file" || known === "directory" ? known : guessKind(source);
+    if (kind === "file") {
+      const name = this.nameFor(`file:${source}`, basename(source).replace(/\./g, "-"));
+      this.podVolume(name, () => ({ kind: "secret", source: { kind: "file", path: source } }), node);
+      r.warn(
+        node,
+        "UNSUPPORTED",
+        `bind mount of host file ${source} becomes secret volume "${name}" (encrypted, read-only in the pod)`,
+      );
+      this.mount(c, path, name, target, true, node);
+      return;
+    }
+    if (readOnly && buildContext !== undefined && isInside(source, buildContext)) {
+      // The development pattern: the source the image was built from, mounted over it for live reload.
+      r.warn(
+        node,
+        "UNSUPPORTED",
+        `read-only bind mount of ${source} dropped: it is inside the build context ${buildContext}, so the image built from it has these files (rebuild to change them)`,
+      );
+      return;
+    }
+    if (readOnly) {
+      r.report(
+        node,
+        "UNSUPPORTED",
+        `read-only bind mount of host directory ${source}: its files cannot be shipped; copy them into the image`,
+      );
+      return;
+    }
+    const name = this.podVolume(
+      this.uniqueVolumeName(basename(source) || "data"),
+      () => ({ kind: "persistent", sizeBytes: COMPOSE_DEFAULT_VOLUME_SIZE }),
+      node,
+    );
+    r.warn(
+      node,
+      "UNSUPPORTED",
+      `bind mount of host directory ${source} becomes persistent volume "${name}" of 1Gi, initially empty (its files are not copied)`,
+    );
+    this.mount(c, path, name, target, false, node);
+  }
+
+  private namedVolume(source: string, declared: Entry): string {
+    const key = `named:${source}`;
+    const known = this.namesBySource.get(key);
+    if (known) return known;
+    const { r } = this.cx;
+    const name = this.nameFor(key, source);
+    let size = COMPOSE_DEFAULT_VOLUME_SIZE;
+    const dm = r.map(declared.value, [], `volume "${source}"`, undefined, declared.keyNode);
+    const external = dm?.get("external");
+    if (external)
+      r.warn(
+        external.keyNode,
+        "UNSUPPORTED",
+        `external volume "${source}" becomes a new, empty persistent volume`,
+      );
+    const sizeText =
+      dm?.get("driver_opts") && r.map(dm.get("driver_opts")!.value, [], "driver_opts")?.get("size");
+    if (sizeText) {
+      const t = this.cx.text(sizeText.value, [], "size", sizeText.keyNode);
+      const parsed = t === undefined ? undefined : parseComposeBytes(t);
+      if (parsed !== undefined && parsed > 0n) size = parsed;
+    } else if (!this.warnedVolumes.has(source)) {
+      this.warnedVolumes.add(source);
+      r.warn(
+        declared.keyNode,
+        "MISSING_KEY",
+        `volume "${source}" becomes persistent volume "${name}" of 1Gi (Compose gives no size; change it in the manifest)`,
+      );
+    }
+    this.podVolume(name, () => ({ kind: "persistent", sizeBytes: size }), declared.keyNode);
+    return name;
+  }
+
+  /** A service's secrets: or configs:; only file-based ones can be shipped with the pod. */
+  secretMounts(m: MapView, c: Container, path: PathSegment[], key: "secrets" | "configs"): void {
+    const { r } = this.cx;
+    const e = m.get(key);
+    if (!e) return;
+    const what = key.slice(0, -1);
+    const top = key === "secrets" ? this.topSecrets : this.topConfigs;
+    for (const item of r.seq(e.value, [], key, e.keyNode)) {
+      const node = r.resolve(item);
+      let source: string | undefined;
+      let target: string | undefined;
+      if (node && isMap(node)) {
+        const sm = r.map(node, [], what, ["source", "target", "uid", "gid", "mode"])!;
+        const src = r.require(sm, "source", `a ${what}`, []);
+        source = src && this.cx.text(src.value, [], "source", src.keyNode);
+        target = this.cx.entryText(sm.get("target"));
+      } else source = this.cx.text(item, [], `${key} items`, e.keyNode);
+      if (!source) continue;
+      const decl = top?.get(source);
+      if (!decl) {
+        r.report(
+          node,
+          "UNKNOWN_REFERENCE",
+          `${what} "${source}" is not declared under the top-level ${key}:`,
+        );
+        continue;
+      }
+      const dm = r.map(decl.value, [], `${what} "${source}"`, undefined, decl.keyNode);
+      const filePath = this.cx.entryText(dm?.get("file"));
+      if (!filePath) {
+        const how = ["environment", "content", "external"].find((k) => dm?.has(k)) ?? "no file";
+        r.report(
+          decl.keyNode,
+          "UNSUPPORTED",
+          `${what} "${source}" (${how}): only file-based ${key} can be imported`,
+        );
+        continue;
+      }
+      const name = this.nameFor(`${key}:${source}`, source);
+      this.podVolume(
+        name,
+        () => ({ kind: "secret", source: { kind: "file", path: filePath } }),
+        decl.keyNode,
+      );
+      const base = key === "secrets" ? "/run/secrets/" : "/";
+      const mountPath = target ? (target.startsWith("/") ? target : `${base}${target}`) : `${base}${source}`;
+      this.mount(c, path, name, mountPath, true, node);
+    }
+  }
+
+  /** The pod volume named name, created on first use. */
+  private podVolume(name: string, make: () => DistributiveOmit<Volume, "name">, node: Node | null): string {
+    if (this.volumeIndex.has(name)) return name;
+    const i = this.volumes.length;
+    this.volumes.push({ ...make(), name } as Volume);
+    this.volumeIndex.set(name, i);
+    this.cx.r.record(["spec", "volumes", i, "name"], node);
+    return name;
+  }
+
+  /** The one name a source's volume gets, however many services mount it. */
+  private nameFor(sourceKey: string, base: string): string {
+    const known = this.namesBySource.get(sourceKey);
+    if (known) return known;
+    const name = this.uniqueVolumeName(base);
+    this.namesBySource.set(sourceKey, name);
+    return name;
+  }
+
+  private uniqueVolumeName(base: string): string {
+    const root = toDnsLabel(base).slice(0, 55) || "volume";
+    let name = root;
+    for (let n = 2; this.volumeIndex.has(name); n++) name = `${root}-${n}`;
+    return name;
+  }
+
+  private mount(
+    c: Container,
+    path: PathSegment[],
+    volume: string,
+    target: string,
+    readOnly: boolean,
+    node: Node | null,
+  ): void {
+    const j = c.volumeMounts.length;
+    this.cx.r.record([...path, "volumeMounts", j, "mountPath"], node);
+    this.cx.r.record([...path, "volumeMounts", j, "name"], node);
+    c.volumeMounts.push({ name: volume, mountPath: target, readOnly } satisfies VolumeMount);
+  }
+}
+
+interface MountSource {
+  type: string;
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** Whether a relative host path lies inside a relative directory, as written from the Compose file's directory. */
+function isInside(path: string, dir: string): boolean {
+  if (path.startsWith("/") || path.startsWith("~") || dir.startsWith("/")) return false;
+  const p = joinPath(".", path);
+  const d = joinPath(".", dir);
+  return d === "." || p === d || p.startsWith(`${d}/`);
+}
+
+function guessKind(path: string): "file" | "directory" {
+  const base = basename(path);
+  return base.includes(".") && base !== "." && base !== ".." && !base.endsWith(".d") ? "file" : "directory";
+}
