@@ -66,6 +66,8 @@ export class BillingLoop {
   private inFlight: Promise<string[]>[] = [];
   /** Claims found due during the current tick, sent at its end. */
   private due: DueClaim[] = [];
+  /** Removed pods whose channel may be fully claimed once this tick's claims landed. */
+  private settleChecks: BillingPodRecord[] = [];
 
   constructor(private readonly opts: BillingLoopOptions) {}
 
@@ -152,6 +154,14 @@ export class BillingLoop {
   }
 
   private async doTick(): Promise<TickResult> {
+    const started = performance.now();
+    const result = await this.tickPods();
+    this.opts.metrics?.lastTickSeconds.set((performance.now() - started) / 1000);
+    this.opts.metrics?.lastTickPods.set(result.pods);
+    return result;
+  }
+
+  private async tickPods(): Promise<TickResult> {
     const { store, chain, config, logger, metrics } = this.opts;
     let points: { head: ChainPoint; confirmed: ChainPoint };
     try {
@@ -165,6 +175,7 @@ export class BillingLoop {
     const errors: string[] = [];
     this.inFlight = [];
     this.due = [];
+    this.settleChecks = [];
     const failed = (podKey: string, err: unknown) => {
       if (err instanceof ChainUnavailableError) metrics?.rpcErrors.inc();
       errors.push(`${podKey}: ${short(err)}`);
@@ -181,6 +192,8 @@ export class BillingLoop {
     await this.sendDueClaims(failed);
     for (const e of await Promise.all(this.inFlight)) errors.push(...e);
     this.inFlight = [];
+    for (const pod of this.settleChecks) await this.settleIfClaimed(pod).catch((err) => failed(pod.podKey, err));
+    this.settleChecks = [];
     return { ok: errors.length === 0, chainTime: points.confirmed.time, pods: pods.length, errors };
   }
 
@@ -362,18 +375,22 @@ export class BillingLoop {
       }
     }
 
-    if (state === "removed") {
-      const fresh = await channelAt(chain, key, undefined);
-      // Once accrual has a stop (closeAt), claimCap at that time is all the channel will ever owe.
-      const closed = fresh.closeAt !== 0n;
-      if (!fresh.exists || (closed && fresh.claimed >= claimCap(fresh, fresh.closeAt))) {
-        store.updatePod(pod.podKey, { state: "settled", warnings: [] });
-        this.opts.logger.info({ pod: pod.podKey, claimed: fresh.claimed.toString() }, "billing: settled");
-        return;
-      }
-    }
+    // Settled once the final claim (sent at the tick's end) landed: checked after the tick's claims.
+    if (state === "removed") this.settleChecks.push(pod);
     // With this tick's stop time: the record read at the start of the tick does not have it yet.
     this.setWarnings({ ...pod, state, stoppedAt }, this.warningsFor(state, conf, now, { ...pod, stoppedAt }));
+  }
+
+  /** A removed pod is settled when its channel is gone or everything it will ever owe has been claimed. */
+  private async settleIfClaimed(pod: BillingPodRecord): Promise<void> {
+    const key = { publisher: pod.publisher, provider: pod.provider, podId: pod.podId };
+    const fresh = await channelAt(this.opts.chain, key, undefined);
+    // Once accrual has a stop (closeAt), claimCap at that time is all the channel will ever owe.
+    const closed = fresh.closeAt !== 0n;
+    if (!fresh.exists || (closed && fresh.claimed >= claimCap(fresh, fresh.closeAt))) {
+      this.opts.store.updatePod(pod.podKey, { state: "settled", warnings: [] });
+      this.opts.logger.info({ pod: pod.podKey, claimed: fresh.claimed.toString() }, "billing: settled");
+    }
   }
 
   private warningsFor(

@@ -77,6 +77,18 @@ interface HealthTracker {
 }
 
 const NANO_PER_MILLICORE = 1_000_000;
+/** The kernel refuses a CFS quota below 1 ms per period; its longest period is 1 s. */
+const MIN_CFS_QUOTA_US = 1000;
+const MAX_CFS_PERIOD_US = 1_000_000;
+
+/**
+ * The CPU limit of `cpuMillis` millicores. NanoCpus uses a 100 ms period, where less than 10m gives a quota under
+ * the kernel's 1 ms minimum (the create fails): such small limits use the longest period instead (1m = 1 ms/s).
+ */
+function cpuLimit(cpuMillis: number): { NanoCpus: number } | { CpuPeriod: number; CpuQuota: number } {
+  if (cpuMillis * 100 >= MIN_CFS_QUOTA_US) return { NanoCpus: cpuMillis * NANO_PER_MILLICORE };
+  return { CpuPeriod: MAX_CFS_PERIOD_US, CpuQuota: Math.max(MIN_CFS_QUOTA_US, cpuMillis * 1000) };
+}
 /** The PATH a container gets when neither its image nor its spec sets one (Podman's default). */
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /** catatonit in pause mode needs well under a MiB; Podman refuses limits under 6 MiB. */
@@ -562,7 +574,7 @@ export class PodmanEngine implements Engine {
         HostConfig: {
           // An init as PID 1 forwards SIGTERM: a shell or busybox httpd as PID 1 ignores it and stop waits 10 s.
           Init: true,
-          NanoCpus: r.cpuMillis * NANO_PER_MILLICORE,
+          ...cpuLimit(r.cpuMillis),
           Memory: r.memoryBytes,
           MemorySwap: r.memoryBytes,
           PidsLimit: r.pids,
