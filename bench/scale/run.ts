@@ -213,6 +213,34 @@ async function podmanFloor(ids: string[]) {
   };
 }
 
+/** Containers, networks and per-pod images of this run's provider (owner label), never anything else. */
+async function removeLeftovers(): Promise<void> {
+  const label = `label=io.trustedpods.owner=${OWNER}`;
+  const list = async (args: string[]) =>
+    (await exec("podman", args)).stdout
+      .split("\n")
+      .map((l) => l.trim())
+      .filter(Boolean);
+  const pods = await list([
+    "ps",
+    "-a",
+    "--filter",
+    label,
+    "--format",
+    '{{index .Labels "io.trustedpods.pod"}}',
+  ]);
+  const ids = await list(["ps", "-aq", "--filter", label]);
+  if (ids.length) await exec("podman", ["rm", "-f", "-t", "0", "--depend", ...ids]);
+  for (const n of await list(["network", "ls", "-q", "--filter", label]))
+    await exec("podman", ["network", "rm", n]);
+  for (const v of await list(["volume", "ls", "-q", "--filter", label]))
+    await exec("podman", ["volume", "rm", "-f", v]);
+  const images = await list(["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+  const ours = images.filter((i) => [...new Set(pods)].some((p) => i.startsWith(`localhost/tpod-${p}/`)));
+  if (ours.length) await exec("podman", ["rmi", "-f", ...ours]);
+  log(`cleanup: removed ${ids.length} containers and ${ours.length} images left over`);
+}
+
 async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const t = performance.now();
   const v = await fn();
@@ -250,7 +278,9 @@ async function main(): Promise<void> {
     .replace(/p2p:\n {2}listen: \[[^\]]*\]/, `p2p:\n  listen: ${JSON.stringify(p2pPorts)}`)
     .replace(/gateway:\n {2}listen: 127\.0\.0\.1:\d+/, `gateway:\n  listen: 127.0.0.1:${gwPort}`)
     .replace(/( {4}listen: )\["\/ip4\/127\.0\.0\.1\/tcp\/0"\]/, `$1${JSON.stringify(ipfsPorts)}`)
-    .replace(/log:\n {2}level: \w+/, "log:\n  level: warn");
+    .replace(/log:\n {2}level: \w+/, "log:\n  level: warn")
+    // Provisions queue behind each other in Podman: on a loaded machine 8 at once take minutes.
+    .replace(/provisionTimeoutSeconds: \d+/, "provisionTimeoutSeconds: 900");
   await writeFile(configFile, yaml, { mode: 0o600 });
   log(`daemon moved to its own process: p2p ${p2pPorts.map(port).join(",")}, gateway ${gwPort}`);
   let daemon = await startDaemon(configFile);
@@ -286,6 +316,7 @@ async function main(): Promise<void> {
       for (const a of providerInfo.ipfs) await ipfs.dial(a).catch(() => {});
       publishers.push({ index, account, ipfs, node, clients: await connectNetwork(network, { account }) });
     }
+    const stepTimes: Record<string, number>[] = [];
     const deployOne = async (pub: (typeof publishers)[number], name: string) => {
       const r = await deploy({
         pod: parseManifest(manifest(name), `${name}.yaml`),
@@ -296,32 +327,48 @@ async function main(): Promise<void> {
         node: pub.node,
         ipfs: pub.ipfs,
         minDepositSeconds: devnet.info.provider.minDepositSeconds,
+        provisionTimeoutMs: 1_000_000,
       });
       deployed.push({ podId: r.podId, host: new URL(r.endpoints.http[0]!).host, publisher: pub.index });
+      stepTimes.push(r.timings as Record<string, number>);
     };
 
     // 1. Deploys: sequential, then parallel publishers.
+    let seqFailures = 0;
     const [, seqMs] = await timed(async () => {
       for (let i = 0; i < SEQUENTIAL; i++) {
-        await deployOne(publishers[0]!, `s${i}`);
-        log(`deployed ${deployed.length}/${N}`);
+        await deployOne(publishers[0]!, `s${i}`)
+          .then(() => log(`deployed ${deployed.length}/${N}: ${JSON.stringify(stepTimes.at(-1))}`))
+          .catch((err) => {
+            seqFailures++;
+            log(`deploy s${i} failed: ${(err as Error).message.split("\n")[0]}`);
+          });
       }
     });
     row(
       "deploy, sequential (1 publisher)",
       `${((SEQUENTIAL / seqMs) * 60_000).toFixed(1)} pods/min`,
-      `${SEQUENTIAL} pods, ${(seqMs / SEQUENTIAL).toFixed(0)} ms each`,
+      `${SEQUENTIAL} pods, ${(seqMs / SEQUENTIAL).toFixed(0)} ms each, ${seqFailures} failed`,
+    );
+    const steps = Object.keys(stepTimes[0] ?? {});
+    row(
+      "deploy steps, sequential (median ms)",
+      steps.map((k) => `${k} ${median(stepTimes.map((t) => t[k] ?? 0)).toFixed(0)}`).join(", "),
     );
     const rest = N - SEQUENTIAL;
     if (rest > 0) {
       let next = 0;
+      let failures = 0;
       const [, parMs] = await timed(() =>
         Promise.all(
           publishers.map(async (pub) => {
             for (;;) {
               const i = next++;
               if (i >= rest) return;
-              await deployOne(pub, `p${i}`);
+              await deployOne(pub, `p${i}`).catch((err) => {
+                failures++;
+                log(`deploy p${i} failed: ${(err as Error).message.split("\n")[0]}`);
+              });
               if (deployed.length % 10 === 0) log(`deployed ${deployed.length}/${N}`);
             }
           }),
@@ -330,7 +377,7 @@ async function main(): Promise<void> {
       row(
         `deploy, ${PARALLEL} publishers in parallel`,
         `${((rest / parMs) * 60_000).toFixed(1)} pods/min`,
-        `${rest} pods`,
+        `${rest} pods, ${failures} failed`,
       );
     }
     const containers = await ourContainers();
@@ -351,7 +398,7 @@ async function main(): Promise<void> {
     const metricsUrl = daemon.info.metricsUrl;
     let tickPods = await metric(metricsUrl, "tpod_billing_last_tick_pods");
     const waitTick = performance.now();
-    while ((tickPods ?? 0) < N && performance.now() - waitTick < 90_000) {
+    while ((tickPods ?? 0) < deployed.length && performance.now() - waitTick < 90_000) {
       await new Promise((r) => setTimeout(r, 2000));
       tickPods = await metric(metricsUrl, "tpod_billing_last_tick_pods");
     }
@@ -420,8 +467,23 @@ async function main(): Promise<void> {
     for (const d of deployed) if ((await getOnce(gwPort, d.host, 10_000)) === 200) answering++;
     row("pods answering through the gateway after the restart", `${answering}/${deployed.length}`);
 
-    // 7. Podman's floor.
+    // 7. Podman's floor: its per-container memory, and `podman run -d` of the same image at today's load.
     const floor = await podmanFloor(containers.map((c) => c.id));
+    const runs: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const name = `tpod-bench-scale-run-${uid}-${i}`;
+      runs.push(
+        (
+          await timed(() => exec("podman", ["run", "-d", "--init", "--name", name, "--cpus", "0.01", IMAGE]))
+        )[1],
+      );
+      await exec("podman", ["rm", "-f", "-t", "0", name]).catch(() => {});
+    }
+    row(
+      "floor: `podman run -d` of the same image",
+      `${(median(runs) / 1000).toFixed(1)} s`,
+      "median of 3, at this load",
+    );
     row(
       "floor: conmon RSS per container",
       `${(floor.conmonKiBPerContainer / 1024).toFixed(2)} MiB`,
@@ -434,7 +496,7 @@ async function main(): Promise<void> {
     );
     row(
       "daemon RSS per pod vs floor",
-      `${((b.rssKiB / 1024 / N) * 1000).toFixed(0)} KiB/pod`,
+      `${(b.rssKiB / deployed.length).toFixed(0)} KiB/pod`,
       `floor ${(floor.conmonKiBPerContainer + (floor.containerMiBPerContainer * 1024 || 0)).toFixed(0)} KiB/pod`,
     );
   } catch (err) {
@@ -444,23 +506,8 @@ async function main(): Promise<void> {
     await stopDaemon(daemon.child).catch(() => {});
     for (const p of publishers) await Promise.all([p.ipfs.stop(), p.node.stop()]).catch(() => {});
     await devnet.stop().catch((e) => log(`devnet stop: ${e}`));
-    // Whatever is left of ours, by label and name only.
-    const left = await exec("podman", ["ps", "-aq", "--filter", `label=io.trustedpods.owner=${OWNER}`]).catch(
-      () => ({
-        stdout: "",
-      }),
-    );
-    const ids = left.stdout.split("\n").filter(Boolean);
-    if (ids.length) await exec("podman", ["rm", "-f", "-t", "0", ...ids]).catch(() => {});
-    const pods = await exec("podman", [
-      "pod",
-      "ps",
-      "-q",
-      "--filter",
-      `label=io.trustedpods.owner=${OWNER}`,
-    ]).catch(() => ({ stdout: "" }));
-    const podIds = pods.stdout.split("\n").filter(Boolean);
-    if (podIds.length) await exec("podman", ["pod", "rm", "-f", ...podIds]).catch(() => {});
+    // Whatever is left of ours, by the provider's owner label only (and the images named after its pods).
+    await removeLeftovers().catch((e) => log(`cleanup: ${e}`));
     await exec("buildah", ["rmi", "-f", IMAGE]).catch(() => {});
     // A stopped Helia node's peer store may still write a file: retry the removal.
     await rm(tmp, { recursive: true, force: true, maxRetries: 5, retryDelay: 500 }).catch(() => {});

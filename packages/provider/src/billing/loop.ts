@@ -192,7 +192,8 @@ export class BillingLoop {
     await this.sendDueClaims(failed);
     for (const e of await Promise.all(this.inFlight)) errors.push(...e);
     this.inFlight = [];
-    for (const pod of this.settleChecks) await this.settleIfClaimed(pod).catch((err) => failed(pod.podKey, err));
+    for (const pod of this.settleChecks)
+      await this.settleIfClaimed(pod).catch((err) => failed(pod.podKey, err));
     this.settleChecks = [];
     return { ok: errors.length === 0, chainTime: points.confirmed.time, pods: pods.length, errors };
   }
