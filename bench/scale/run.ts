@@ -250,6 +250,15 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function main(): Promise<void> {
   const tmp = await mkdtemp(join(tmpdir(), "tpod-bench-scale-"));
+  // A Podman store of its own (buildah, the devnet's and the daemon's Podman services, the podman CLI here all read
+  // CONTAINERS_STORAGE_CONF): other sessions' containers on this shared machine neither slow its listings nor
+  // break them (a foreign container stuck in "Removing" made every create fail in the shared store).
+  const storageConf = join(tmp, "storage.conf");
+  await writeFile(
+    storageConf,
+    `[storage]\ndriver = "overlay"\ngraphroot = "${join(tmp, "storage/root")}"\nrunroot = "${join(tmp, "storage/run")}"\n`,
+  );
+  process.env.CONTAINERS_STORAGE_CONF = storageConf;
   const load0 = loadavg()[0]!;
   log(
     `N = ${N}, load average ${loadavg()

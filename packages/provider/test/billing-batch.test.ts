@@ -145,9 +145,8 @@ describe("billing loop: batched claims", () => {
     for (const ch of channels) expect((await getChannel(p.provider, keyOf(ch.podId))).claimed).toBe(0n);
     const deferred = dear.log.lines.find((l) => l.msg.startsWith("billing: claims deferred"));
     expect(deferred?.obj).toMatchObject({ deferred: 3 });
-    expect(
-      BigInt((deferred?.obj as { worthClaimingInSeconds: string }).worthClaimingInSeconds),
-    ).toBeGreaterThan(10n ** 6n);
+    const cadence = (deferred!.obj as { worthClaimingInSeconds: string }).worthClaimingInSeconds;
+    expect(BigInt(cadence)).toBeGreaterThan(10n ** 6n);
 
     // The operator prices the token higher (1 ether = 10^8 base units): the same channels now pay, in one batch.
     await dear.billing.stop();
