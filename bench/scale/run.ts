@@ -422,7 +422,10 @@ async function main(): Promise<void> {
 
     // 4. Requests/s spread over every pod: through the gateway against direct.
     const gwTargets = deployed.map((d) => ({ port: gwPort, host: d.host }));
-    const directTargets = containers.map((c) => ({ port: c.port, host: "127.0.0.1" }));
+    // The pod's infra container publishes its ports (the others join its namespace).
+    const directTargets = containers
+      .filter((c) => c.port > 0)
+      .map((c) => ({ port: c.port, host: "127.0.0.1" }));
     const direct = await load(directTargets, LOAD_SECONDS);
     const gw = await load(gwTargets, LOAD_SECONDS);
     row(

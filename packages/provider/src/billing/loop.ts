@@ -43,6 +43,8 @@ interface DueClaim extends ClaimCandidate {
 }
 
 const MAX_ERROR_CHARS = 500;
+/** Pods a tick works on at once. */
+const TICK_CONCURRENCY = 8;
 const short = (err: unknown) => {
   const m = err instanceof Error ? err.message : String(err);
   return m.length > MAX_ERROR_CHARS ? `${m.slice(0, MAX_ERROR_CHARS)}...` : m;
@@ -182,13 +184,20 @@ export class BillingLoop {
       store.updatePod(podKey, { lastError: short(err) });
       logger.warn({ pod: podKey, err: short(err) }, "billing: pod step failed, retrying next tick");
     };
-    for (const pod of pods) {
-      try {
-        await this.processPod(pod, points);
-      } catch (err) {
-        failed(pod.podKey, err);
+    // Pods are independent: their chain reads overlap (a few at a time), so a tick's wall time is not one RPC
+    // round trip per pod after another (bench/scale: 50 pods one by one took 6 s on a loaded machine).
+    let next = 0;
+    const worker = async () => {
+      for (let i = next++; i < pods.length; i = next++) {
+        const pod = pods[i]!;
+        try {
+          await this.processPod(pod, points);
+        } catch (err) {
+          failed(pod.podKey, err);
+        }
       }
-    }
+    };
+    await Promise.all(Array.from({ length: Math.min(TICK_CONCURRENCY, pods.length) }, worker));
     await this.sendDueClaims(failed);
     for (const e of await Promise.all(this.inFlight)) errors.push(...e);
     this.inFlight = [];
