@@ -57,6 +57,15 @@ contract Payments is EIP712, ReentrancyGuardTransient {
         uint64 listingId;
     }
 
+    /// @notice One entry of `claimBatch`: the channel (publisher, podId; the provider is the caller), the cumulative
+    ///         total to claim, and the seconds of accrual to give up first (0: none), as `claimWaiving` does.
+    struct BatchClaim {
+        address publisher;
+        bytes32 podId;
+        uint256 cumulative;
+        uint256 waiveSeconds;
+    }
+
     struct Channel {
         // slot 0: the money
         uint128 deposit;
@@ -117,6 +126,9 @@ contract Payments is EIP712, ReentrancyGuardTransient {
     ///         the channel's `since` moved on by as much (read it with getChannel).
     event AccrualWaived(bytes32 indexed channelId, uint256 seconds_);
     event Claimed(bytes32 indexed channelId, uint256 cumulative, uint256 amount, uint256 providerAmount);
+    /// @notice A `claimBatch` entry that moved nothing: `reason` is the selector of the error the single claim
+    ///         (`claim` / `claimWaiving`) would have reverted with, e.g. ChannelNotFound for a settled channel.
+    event ClaimSkipped(bytes32 indexed channelId, bytes4 reason);
     event RoyaltyPaid(bytes32 indexed channelId, address indexed recipient, uint256 amount);
     event CloseRequested(bytes32 indexed channelId, address indexed by, uint256 closeAt);
     event ChannelFinalized(bytes32 indexed channelId, uint256 claimed, uint256 refund);
@@ -354,6 +366,41 @@ contract Payments is EIP712, ReentrancyGuardTransient {
         _claim(channelId, c, cumulative, 0);
     }
 
+    /// @notice Claims many of the caller's channels in one transaction. Each entry gets exactly the single claim's
+    ///         rules (`claimWaiving` when `waiveSeconds` is not 0, else `claim`): the channel is keyed by the caller
+    ///         as provider, the cap is the deposit and what accrued, royalties are split per channel and every
+    ///         channel emits its own events. An entry the single claim would refuse is skipped whole (no waiver, no
+    ///         money, a `ClaimSkipped` event with that error's selector) instead of reverting the batch: a channel's
+    ///         state can change between the provider's read and the batch's block (the publisher settles it after
+    ///         its notice period), and one such channel must not cost the provider every other channel's claim.
+    ///         Entries are applied in order, so a repeated channel is capped by what the earlier entry claimed.
+    /// @return claimedCount how many entries moved money
+    function claimBatch(BatchClaim[] calldata claims) external nonReentrant returns (uint256 claimedCount) {
+        uint256 n = claims.length;
+        // The provider's share is summed per token and credited once: one balance write per run of one token.
+        uint32 runToken;
+        uint256 runAmount;
+        for (uint256 i = 0; i < n; ++i) {
+            BatchClaim calldata e = claims[i];
+            bytes32 channelId = channelIdOf(e.publisher, msg.sender, e.podId);
+            Channel storage c = _channels[channelId];
+            (bytes4 refusal, uint256 amount) = _tryClaim(channelId, c, e.cumulative, e.waiveSeconds);
+            if (refusal != bytes4(0)) {
+                emit ClaimSkipped(channelId, refusal);
+                continue;
+            }
+            uint32 tokenId = c.tokenId;
+            if (tokenId != runToken) {
+                if (runAmount != 0) _balances[msg.sender][runToken] += runAmount;
+                runToken = tokenId;
+                runAmount = 0;
+            }
+            runAmount += amount;
+            ++claimedCount;
+        }
+        if (runAmount != 0) _balances[msg.sender][runToken] += runAmount;
+    }
+
     // ------------------------------------------------------------------ everyone
 
     /// @notice Sends the caller its whole balance of `token` (provider earnings, royalties, fixed fees).
@@ -533,11 +580,73 @@ contract Payments is EIP712, ReentrancyGuardTransient {
         emit Claimed(channelId, cumulative, amount, providerAmount);
     }
 
+    /// @dev `claimWaiving`'s checks and effects without reverting: every check runs before any write, and a refusal
+    ///      returns the selector the single claim would revert with (nothing written). On success the channel and the
+    ///      royalty balances are updated and the events emitted; the provider's share is returned, not credited.
+    function _tryClaim(bytes32 channelId, Channel storage c, uint256 cumulative, uint256 waiveSeconds)
+        private
+        returns (bytes4 refusal, uint256 providerAmount)
+    {
+        if (c.tokenId == 0) return (ChannelNotFound.selector, 0);
+        uint256 nowSeconds = _now();
+        uint256 since = c.since;
+        if (waiveSeconds != 0) {
+            uint256 end = nowSeconds;
+            uint256 closeAt = c.closeAt;
+            if (closeAt != 0 && closeAt < end) end = closeAt;
+            if (waiveSeconds > (end > since ? end - since : 0)) return (WaiveTooLong.selector, 0);
+            since += waiveSeconds;
+        }
+        uint256 claimed = c.claimed;
+        if (cumulative <= claimed) return (NothingToClaim.selector, 0);
+        if (cumulative > c.deposit) return (ClaimExceedsDeposit.selector, 0);
+        if (cumulative > _accruedSince(channelId, c, nowSeconds, since)) return (ClaimExceedsAccrued.selector, 0);
+        if (waiveSeconds != 0) {
+            c.since = uint40(since);
+            emit AccrualWaived(channelId, waiveSeconds);
+        }
+        c.claimed = uint128(cumulative);
+        uint256 amount = cumulative - claimed;
+        providerAmount = _splitRoyalties(channelId, c.tokenId, c.royaltyCount, amount);
+        emit Claimed(channelId, cumulative, amount, providerAmount);
+    }
+
+    /// @dev `_accruedAt` with the anchor given (a waiver not yet written).
+    function _accruedSince(bytes32 channelId, Channel storage c, uint256 t, uint256 since)
+        private
+        view
+        returns (uint256 total)
+    {
+        uint256 closeAt = c.closeAt;
+        if (closeAt != 0 && t > closeAt) t = closeAt;
+        if (t > since) total = uint256(c.rate) * (t - since);
+        if (c.flags & FLAG_ACCRUED_BEFORE != 0) total += _accruedBefore[channelId];
+    }
+
+    /// @dev The royalty part of `_credit`: pays each recipient its share (rounded down) and returns the rest.
+    function _splitRoyalties(bytes32 channelId, uint32 tokenId, uint256 royaltyCount, uint256 amount)
+        private
+        returns (uint256 rest)
+    {
+        rest = amount;
+        for (uint256 i = 0; i < royaltyCount; ++i) {
+            Royalty storage r = _royalties[channelId][i];
+            uint256 share = amount * r.bps / BPS;
+            if (share != 0) {
+                address recipient = r.recipient;
+                _balances[recipient][tokenId] += share;
+                rest -= share;
+                emit RoyaltyPaid(channelId, recipient, share);
+            }
+        }
+    }
+
     /// @dev Splits `amount` between the royalty recipients (rounded down) and the provider (the remainder).
     function _credit(bytes32 channelId, address provider, uint32 tokenId, uint256 royaltyCount, uint256 amount)
         private
         returns (uint256 rest)
     {
+        // Inlined rather than calling _splitRoyalties: the single claim's path stays as cheap as before the batch.
         rest = amount;
         for (uint256 i = 0; i < royaltyCount; ++i) {
             Royalty storage r = _royalties[channelId][i];

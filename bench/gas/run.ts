@@ -5,6 +5,7 @@ import {
   type ChainContext,
   changeRate,
   claim,
+  claimBatch,
   claimWaiving,
   claimWithVoucher,
   createListing,
@@ -42,6 +43,8 @@ const REFERENCE = {
 const REFERENCE_TOTAL =
   REFERENCE.create + REFERENCE.firstClaim + 9 * REFERENCE.steadyClaim + REFERENCE.unlock + REFERENCE.refund;
 const TARGET_STEADY_CLAIM = 45_000;
+/** claimBatch of 50 channels against 50 separate steady claims. */
+const TARGET_BATCH_RATIO_50 = 0.6;
 const TARGET_TOTAL = 618_000;
 
 let podCounter = 0;
@@ -327,6 +330,58 @@ async function main(): Promise<void> {
     await increaseTime(chain, 3600);
     daemonTotal += (await refund(publisher, providerAddr, daemonLife.podId)).receipt.gasUsed;
     record("open + claimWaiving + 9 claims + close", daemonTotal, REFERENCE_TOTAL, TARGET_TOTAL);
+
+    // Batched claims: k steady channels (each claimed before) in one claimBatch against k separate claims.
+    const batchPods: Hex[] = [];
+    for (let i = 0; i < 50; i++) batchPods.push((await open([])).podId);
+    const batchRoyaltyPods: Hex[] = [];
+    for (let i = 0; i < 10; i++) batchRoyaltyPods.push((await open([listed[0]!])).podId);
+    const cumulativeOf = new Map<Hex, bigint>();
+    const next = (podId: Hex) => {
+      const c = (cumulativeOf.get(podId) ?? 0n) + rate * 5n;
+      cumulativeOf.set(podId, c);
+      return c;
+    };
+    await increaseTime(chain, 60);
+    for (const podId of [...batchPods, ...batchRoyaltyPods])
+      await claim(provider, publisherAddr, podId, next(podId));
+    const separately = async (pods: Hex[]) => {
+      await increaseTime(chain, 30);
+      let gas = 0n;
+      for (const podId of pods)
+        gas += (await claim(provider, publisherAddr, podId, next(podId))).receipt.gasUsed;
+      return gas;
+    };
+    const batched = async (pods: Hex[]) => {
+      await increaseTime(chain, 30);
+      const entries = pods.map((podId) => ({
+        publisher: publisherAddr,
+        podId,
+        cumulative: next(podId),
+        waiveSeconds: 0n,
+      }));
+      const sent = await claimBatch(provider, entries);
+      if (sent.result !== BigInt(pods.length))
+        throw new Error(`batch claimed ${sent.result} of ${pods.length}`);
+      return sent.receipt.gasUsed;
+    };
+    for (const [k, pods, label] of [
+      [1, batchPods, "0 royalties"],
+      [10, batchPods, "0 royalties"],
+      [50, batchPods, "0 royalties"],
+      [10, batchRoyaltyPods, "1 royalty each"],
+    ] as const) {
+      const subset = pods.slice(0, k);
+      const apart = await separately(subset);
+      const together = await batched(subset);
+      record(`${k} steady claims, separate txs (${label})`, apart);
+      record(
+        `claimBatch of ${k} (${label}), per channel ${(Number(together) / k) | 0}`,
+        together,
+        Number(apart),
+        k === 50 && label === "0 royalties" ? Math.floor(Number(apart) * TARGET_BATCH_RATIO_50) : undefined,
+      );
+    }
   } finally {
     await chain.stop();
   }

@@ -272,6 +272,51 @@ export function claimWaiving(
   });
 }
 
+/**
+ * One entry of a batch claim: the channel of `publisher`'s `podId` with the sender as provider, the cumulative total
+ * to claim and the seconds of accrual to give up first (0n: a plain claim; otherwise claimWaiving's rules).
+ */
+export interface BatchClaim {
+  publisher: Address;
+  podId: Hex;
+  cumulative: bigint;
+  waiveSeconds: bigint;
+}
+
+/**
+ * Provider: claims many channels in one transaction, each under the single claim's rules. An entry the single claim
+ * would refuse is skipped (nothing moves for it) and reported by `skippedClaims`; the result is how many paid.
+ */
+export function claimBatch(ctx: ChainContext, claims: readonly BatchClaim[]): Promise<Sent<bigint>> {
+  return send<bigint>(ctx, { ...p(ctx), functionName: "claimBatch", args: [claims] });
+}
+
+const paymentsErrorBySelector: ReadonlyMap<string, string> = new Map(
+  paymentsAbi
+    .filter((item) => item.type === "error")
+    .map((e) => {
+      const signature = `${e.name}(${e.inputs.map((i) => i.type).join(",")})`;
+      return [keccak256(toHex(signature)).slice(0, 10), e.name] as const;
+    }),
+);
+
+/** The entries of a batch claim that were skipped, with the contract error the single claim would have raised. */
+export function skippedClaims(
+  ctx: ChainContext,
+  receipt: Parameters<typeof eventsOf>[1],
+): { channelId: Hex; errorName: string }[] {
+  return paymentsEvents(ctx, receipt).flatMap((e) =>
+    e.eventName === "ClaimSkipped"
+      ? [
+          {
+            channelId: e.args.channelId,
+            errorName: paymentsErrorBySelector.get(e.args.reason) ?? e.args.reason,
+          },
+        ]
+      : [],
+  );
+}
+
 /** Provider: stops accrual now. */
 export function providerClose(ctx: ChainContext, publisher: Address, podId: Hex): Promise<Sent> {
   return send(ctx, { ...p(ctx), functionName: "providerClose", args: [publisher, podId] });

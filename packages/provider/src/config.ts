@@ -39,6 +39,11 @@ export interface ProviderConfig {
     /** A channel's deposit must pay at least this long at the quoted rate (the billing module checks it). */
     minDepositSeconds: number;
     quoteTtlSeconds: number;
+    /**
+     * Token base units one ether (10^18 wei of the chain's native currency) is worth: claims are weighed against
+     * their gas with it (never more gas than a claim collects). Absent: gas is not priced (every due claim is sent).
+     */
+    tokenUnitsPerEther?: bigint;
   };
   engine: {
     kind: "podman" | "kubernetes";
@@ -399,12 +404,17 @@ export function parseConfig(text: string, file: string): ProviderConfig {
   }
 
   // billing
-  const billing = { minNoticeSeconds: 3600, minDepositSeconds: 3600, quoteTtlSeconds: 300 };
+  const billing: ProviderConfig["billing"] = {
+    minNoticeSeconds: 3600,
+    minDepositSeconds: 3600,
+    quoteTtlSeconds: 300,
+  };
   if (top.has("billing")) {
     const m = r.map(top.get("billing"), "billing", [
       "minNoticeSeconds",
       "minDepositSeconds",
       "quoteTtlSeconds",
+      "tokenUnitsPerEther",
     ]);
     if (m?.has("minNoticeSeconds"))
       billing.minNoticeSeconds =
@@ -414,6 +424,18 @@ export function parseConfig(text: string, file: string): ProviderConfig {
         r.int(m.get("minDepositSeconds"), "billing.minDepositSeconds", 0, 10 * 365 * 86400) ?? 0;
     if (m?.has("quoteTtlSeconds"))
       billing.quoteTtlSeconds = r.int(m.get("quoteTtlSeconds"), "billing.quoteTtlSeconds", 10, 86400) ?? 300;
+    if (m?.has("tokenUnitsPerEther")) {
+      const node = m.get("tokenUnitsPerEther");
+      const v = isScalar(node) ? node.value : undefined;
+      // A string keeps amounts above 2^53 exact (YAML numbers are floats).
+      const text = typeof v === "string" ? v : Number.isSafeInteger(v) ? String(v) : "";
+      if (/^[1-9][0-9]{0,76}$/.test(text)) billing.tokenUnitsPerEther = BigInt(text);
+      else
+        r.report(
+          node,
+          'billing.tokenUnitsPerEther must be a positive integer of token base units per ether, e.g. "3000000000" (a quoted string above 2^53)',
+        );
+    }
   }
 
   // engine
@@ -655,6 +677,8 @@ billing:
   minNoticeSeconds: 3600    # shortest close notice accepted (quotes carry it)
   minDepositSeconds: 3600   # a channel's deposit must pay at least this long at the quoted rate
   quoteTtlSeconds: 300      # quotes expire after this
+  # tokenUnitsPerEther: "3000000000"  # token base units one ether buys (e.g. 6-decimal USD at 3000/ETH): claims
+  #                                   # then never cost more gas than they collect; absent: gas is not priced
 
 engine:
   kind: podman

@@ -68,6 +68,23 @@ describe("provider config", () => {
     ]);
   });
 
+  it("reads billing.tokenUnitsPerEther exactly (a string above 2^53), and refuses a fraction or zero", () => {
+    const base = defaultConfigText({ payments: "0x5FbDB2315678afecb367f032d93F642f64180aa3" });
+    expect(parseConfig(base, path.join(tmp, "p.yaml")).billing.tokenUnitsPerEther).toBeUndefined();
+    const withPrice = (v: string) => base.replace(/^billing:\n/m, `billing:\n  tokenUnitsPerEther: ${v}\n`);
+    expect(
+      parseConfig(withPrice('"3000000000000000000000001"'), path.join(tmp, "p.yaml")).billing
+        .tokenUnitsPerEther,
+    ).toBe(3_000_000_000_000_000_000_000_001n);
+    expect(parseConfig(withPrice("3000000000"), path.join(tmp, "p.yaml")).billing.tokenUnitsPerEther).toBe(
+      3_000_000_000n,
+    );
+    for (const bad of ["1.5", "0", '"-3"', "3e30"])
+      expect(errorsOf(withPrice(bad)).join()).toContain(
+        "billing.tokenUnitsPerEther must be a positive integer",
+      );
+  });
+
   it("reports every error at once, located, in file order", () => {
     const text = [
       "dataDir: 3",

@@ -124,6 +124,7 @@ export async function createDaemonBilling(o: DaemonBillingOptions): Promise<Bill
       confirmations: o.config.chain.confirmations,
       minRunSeconds: BigInt(o.config.billing.minDepositSeconds),
       minNoticeSeconds: BigInt(o.config.billing.minNoticeSeconds),
+      tokenUnitsPerEther: o.config.billing.tokenUnitsPerEther,
       ...o.overrides,
     },
   });

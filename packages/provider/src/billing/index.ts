@@ -20,6 +20,15 @@ export {
   royaltiesAt,
 } from "./chain-read.js";
 export {
+  CLAIM_GAS,
+  type ClaimCandidate,
+  type ClaimPlan,
+  type ClaimPolicyInput,
+  claimGas,
+  gasCostInToken,
+  planClaims,
+} from "./claim-policy.js";
+export {
   billingToWire,
   createDaemonBilling,
   type DaemonBillingOptions,

@@ -1,7 +1,16 @@
-import { type ChainContext, ChainError, type ChannelState, gasLimit, paymentsAbi } from "@trustedpods/chain";
+import {
+  type BatchClaim,
+  type ChainContext,
+  ChainError,
+  type ChannelState,
+  gasLimit,
+  paymentsAbi,
+  skippedClaims,
+} from "@trustedpods/chain";
 import { TransactionNotFoundError, TransactionReceiptNotFoundError } from "viem";
 import { accruedAt, claimCap, maxBig, minBig, remainingSeconds, runOutTime } from "./accrual.js";
 import { asChainFailure, type ChainPoint, chainPoints, channelAt } from "./chain-read.js";
+import { type ClaimCandidate, planClaims } from "./claim-policy.js";
 import { ChainUnavailableError } from "./errors.js";
 import type { BillingMetrics } from "./metrics.js";
 import type { BillingPodRecord, BillingStore, ObservedChannel } from "./store.js";
@@ -25,7 +34,17 @@ export interface TickResult {
   errors: string[];
 }
 
+/** A claim a pod's step found due; the tick's end plans and sends them together (claim-policy.ts). */
+interface DueClaim extends ClaimCandidate {
+  pod: BillingPodRecord;
+  channel: ChannelState;
+  target: bigint;
+  waive: bigint;
+}
+
 const MAX_ERROR_CHARS = 500;
+/** Pods a tick works on at once. */
+const TICK_CONCURRENCY = 8;
 const short = (err: unknown) => {
   const m = err instanceof Error ? err.message : String(err);
   return m.length > MAX_ERROR_CHARS ? `${m.slice(0, MAX_ERROR_CHARS)}...` : m;
@@ -46,7 +65,11 @@ export class BillingLoop {
   private stopped = true;
   private failures = 0;
   /** Receipts of the claims sent during the current tick. */
-  private inFlight: Promise<string | undefined>[] = [];
+  private inFlight: Promise<string[]>[] = [];
+  /** Claims found due during the current tick, sent at its end. */
+  private due: DueClaim[] = [];
+  /** Removed pods whose channel may be fully claimed once this tick's claims landed. */
+  private settleChecks: BillingPodRecord[] = [];
 
   constructor(private readonly opts: BillingLoopOptions) {}
 
@@ -133,6 +156,14 @@ export class BillingLoop {
   }
 
   private async doTick(): Promise<TickResult> {
+    const started = performance.now();
+    const result = await this.tickPods();
+    this.opts.metrics?.lastTickSeconds.set((performance.now() - started) / 1000);
+    this.opts.metrics?.lastTickPods.set(result.pods);
+    return result;
+  }
+
+  private async tickPods(): Promise<TickResult> {
     const { store, chain, config, logger, metrics } = this.opts;
     let points: { head: ChainPoint; confirmed: ChainPoint };
     try {
@@ -145,18 +176,34 @@ export class BillingLoop {
     const pods = store.activePods();
     const errors: string[] = [];
     this.inFlight = [];
-    for (const pod of pods) {
-      try {
-        await this.processPod(pod, points);
-      } catch (err) {
-        if (err instanceof ChainUnavailableError) metrics?.rpcErrors.inc();
-        errors.push(`${pod.podKey}: ${short(err)}`);
-        store.updatePod(pod.podKey, { lastError: short(err) });
-        logger.warn({ pod: pod.podKey, err: short(err) }, "billing: pod step failed, retrying next tick");
+    this.due = [];
+    this.settleChecks = [];
+    const failed = (podKey: string, err: unknown) => {
+      if (err instanceof ChainUnavailableError) metrics?.rpcErrors.inc();
+      errors.push(`${podKey}: ${short(err)}`);
+      store.updatePod(podKey, { lastError: short(err) });
+      logger.warn({ pod: podKey, err: short(err) }, "billing: pod step failed, retrying next tick");
+    };
+    // Pods are independent: their chain reads overlap (a few at a time), so a tick's wall time is not one RPC
+    // round trip per pod after another (bench/scale: 50 pods one by one took 6 s on a loaded machine).
+    let next = 0;
+    const worker = async () => {
+      for (let i = next++; i < pods.length; i = next++) {
+        const pod = pods[i]!;
+        try {
+          await this.processPod(pod, points);
+        } catch (err) {
+          failed(pod.podKey, err);
+        }
       }
-    }
-    for (const e of await Promise.all(this.inFlight)) if (e) errors.push(e);
+    };
+    await Promise.all(Array.from({ length: Math.min(TICK_CONCURRENCY, pods.length) }, worker));
+    await this.sendDueClaims(failed);
+    for (const e of await Promise.all(this.inFlight)) errors.push(...e);
     this.inFlight = [];
+    for (const pod of this.settleChecks)
+      await this.settleIfClaimed(pod).catch((err) => failed(pod.podKey, err));
+    this.settleChecks = [];
     return { ok: errors.length === 0, chainTime: points.confirmed.time, pods: pods.length, errors };
   }
 
@@ -338,18 +385,22 @@ export class BillingLoop {
       }
     }
 
-    if (state === "removed") {
-      const fresh = await channelAt(chain, key, undefined);
-      // Once accrual has a stop (closeAt), claimCap at that time is all the channel will ever owe.
-      const closed = fresh.closeAt !== 0n;
-      if (!fresh.exists || (closed && fresh.claimed >= claimCap(fresh, fresh.closeAt))) {
-        store.updatePod(pod.podKey, { state: "settled", warnings: [] });
-        this.opts.logger.info({ pod: pod.podKey, claimed: fresh.claimed.toString() }, "billing: settled");
-        return;
-      }
-    }
+    // Settled once the final claim (sent at the tick's end) landed: checked after the tick's claims.
+    if (state === "removed") this.settleChecks.push(pod);
     // With this tick's stop time: the record read at the start of the tick does not have it yet.
     this.setWarnings({ ...pod, state, stoppedAt }, this.warningsFor(state, conf, now, { ...pod, stoppedAt }));
+  }
+
+  /** A removed pod is settled when its channel is gone or everything it will ever owe has been claimed. */
+  private async settleIfClaimed(pod: BillingPodRecord): Promise<void> {
+    const key = { publisher: pod.publisher, provider: pod.provider, podId: pod.podId };
+    const fresh = await channelAt(this.opts.chain, key, undefined);
+    // Once accrual has a stop (closeAt), claimCap at that time is all the channel will ever owe.
+    const closed = fresh.closeAt !== 0n;
+    if (!fresh.exists || (closed && fresh.claimed >= claimCap(fresh, fresh.closeAt))) {
+      this.opts.store.updatePod(pod.podKey, { state: "settled", warnings: [] });
+      this.opts.logger.info({ pod: pod.podKey, claimed: fresh.claimed.toString() }, "billing: settled");
+    }
   }
 
   private warningsFor(
@@ -493,9 +544,15 @@ export class BillingLoop {
       }
       try {
         const r = await chain.publicClient.getTransactionReceipt({ hash: c.txHash });
-        store.updateClaim(c.id, r.status === "success" ? "confirmed" : "failed", {
-          ...(r.status === "success" ? {} : { error: "reverted" }),
-        });
+        // A batch claim succeeds as a whole while skipping entries: look for this channel among the skipped.
+        const skip = skippedClaims(chain, r).find(
+          (k) => k.channelId.toLowerCase() === c.channelId.toLowerCase(),
+        );
+        if (r.status === "success" && !skip) store.updateClaim(c.id, "confirmed");
+        else
+          store.updateClaim(c.id, "failed", {
+            error: skip ? `skipped by the contract: ${skip.errorName}` : "reverted",
+          });
       } catch (err) {
         if (!(err instanceof TransactionReceiptNotFoundError))
           throw asChainFailure(err, "read a claim receipt");
@@ -510,7 +567,10 @@ export class BillingLoop {
     }
   }
 
-  /** Claims up to the contract's cap at `time` when there is enough to claim (or anything, when final). */
+  /**
+   * Queues a claim up to the contract's cap at `time` when there is enough to claim (or anything, when final); the
+   * tick's end decides with the gas price whether and in which batch it goes (sendDueClaims).
+   */
   private async claim(
     pod: BillingPodRecord,
     head: ChannelState,
@@ -518,7 +578,7 @@ export class BillingLoop {
     final: boolean,
     waive = 0n,
   ): Promise<void> {
-    const { store, config, metrics } = this.opts;
+    const { store, config } = this.opts;
     if (!head.exists) return;
     if (store.pendingClaims(pod.podKey).length > 0) return; // one in flight: let it land first
     // With a waiver, the cap is the contract's once the anchor moved on by it.
@@ -528,16 +588,80 @@ export class BillingLoop {
       return;
     }
     if (!final && target - head.claimed < config.minClaimAmount) return;
-    const id = store.addClaimIntent(pod.podKey, head.id, target);
+    this.due.push({
+      podKey: pod.podKey,
+      owed: target - head.claimed,
+      ratePerSecond: final || head.closeAt !== 0n ? 0n : head.ratePerSecond,
+      royalties: Number(head.royaltyCount),
+      final,
+      pod,
+      channel: head,
+      target,
+      waive,
+    });
+  }
+
+  /**
+   * Sends the tick's due claims as the policy plans them: many channels per `claimBatch` transaction, only when a
+   * transaction collects more than its gas costs (claim-policy.ts). Receipts are awaited at the tick's end, so a
+   * tick costs about one block time whatever the number of pods.
+   */
+  private async sendDueClaims(failed: (podKey: string, err: unknown) => void): Promise<void> {
+    const { chain, config, logger } = this.opts;
+    const due = this.due;
+    this.due = [];
+    if (due.length === 0) return;
+    let gasPrice = 0n;
+    if (config.tokenUnitsPerEther !== undefined) {
+      try {
+        gasPrice = await chain.publicClient.getGasPrice();
+      } catch (err) {
+        const e = asChainFailure(err, "read the gas price");
+        for (const d of due) failed(d.podKey, e);
+        return;
+      }
+    }
+    const plan = planClaims<DueClaim>({
+      candidates: due,
+      gasPrice,
+      tokenUnitsPerEther: config.tokenUnitsPerEther,
+      minReturn: config.minClaimReturn,
+      maxBatch: config.maxClaimBatch,
+    });
+    if (plan.deferred.length > 0)
+      logger.info(
+        {
+          deferred: plan.deferred.length,
+          owed: plan.deferred.reduce((s, d) => s + d.owed, 0n).toString(),
+          gasPrice: gasPrice.toString(),
+          ...(plan.nextClaimInSeconds !== undefined
+            ? { worthClaimingInSeconds: plan.nextClaimInSeconds.toString() }
+            : {}),
+        },
+        "billing: claims deferred: they would not pay for their gas yet",
+      );
+    for (const batch of plan.batches) {
+      try {
+        if (batch.length === 1) await this.sendSingle(batch[0]!);
+        else await this.sendBatch(batch);
+      } catch (err) {
+        for (const d of batch) failed(d.podKey, err);
+      }
+    }
+  }
+
+  /** One channel: a plain claim (or claimWaiving), cheaper than a batch of one. */
+  private async sendSingle(d: DueClaim): Promise<void> {
+    const { store, metrics } = this.opts;
+    const { pod, target, waive } = d;
+    const id = store.addClaimIntent(pod.podKey, d.channel.id, target);
     try {
       const hash =
         waive > 0n
           ? await this.write("claimWaiving", [pod.publisher, pod.podId, target, waive])
           : await this.write("claim", [pod.publisher, pod.podId, target]);
       store.updateClaim(id, "sent", { txHash: hash });
-      // The contract has no batch claim: instead, every pod's claim is sent first and the tick waits for all
-      // receipts at its end, so one tick costs about one block time, not one per pod.
-      this.inFlight.push(this.confirmClaim(pod, id, hash, target, head.claimed));
+      this.inFlight.push(this.confirmClaims([{ d, id }], hash));
     } catch (err) {
       if (err instanceof ChainError) {
         // The contract refused (e.g. someone's claim landed first): nothing was sent; the next tick re-reads.
@@ -553,49 +677,98 @@ export class BillingLoop {
     }
   }
 
-  /** Waits for a sent claim's receipt; an error leaves it "sent" for reconcileClaims (returned for the tick). */
-  private async confirmClaim(
-    pod: BillingPodRecord,
-    id: number,
-    hash: Hex,
-    target: bigint,
-    before: bigint,
-  ): Promise<string | undefined> {
-    const { store, metrics, logger } = this.opts;
+  /** Many channels in one claimBatch; an entry the contract skips is reported by its receipt (confirmClaims). */
+  private async sendBatch(batch: DueClaim[]): Promise<void> {
+    const { store, metrics } = this.opts;
+    const sent = batch.map((d) => ({ d, id: store.addClaimIntent(d.podKey, d.channel.id, d.target) }));
+    const entries: BatchClaim[] = batch.map((d) => ({
+      publisher: d.pod.publisher,
+      podId: d.pod.podId,
+      cumulative: d.target,
+      waiveSeconds: d.waive,
+    }));
     try {
-      const receipt = await this.opts.chain.publicClient.waitForTransactionReceipt({
+      const hash = await this.write("claimBatch", [entries]);
+      for (const s of sent) store.updateClaim(s.id, "sent", { txHash: hash });
+      this.inFlight.push(this.confirmClaims(sent, hash));
+    } catch (err) {
+      if (err instanceof ChainError) {
+        // The batch skips refused entries instead of reverting: a refusal here is of the transaction itself.
+        for (const s of sent) store.updateClaim(s.id, "failed", { error: err.message });
+        metrics?.claims.inc({ result: "refused" }, sent.length);
+        return;
+      }
+      metrics?.claims.inc({ result: "unknown" }, sent.length);
+      throw asChainFailure(err, "send a batch claim");
+    }
+  }
+
+  /**
+   * Waits for a claim transaction's receipt and settles each of its claims: confirmed, or failed when it reverted
+   * or the batch skipped that channel. A wait error leaves them "sent" for reconcileClaims; returns the errors.
+   */
+  private async confirmClaims(sent: { d: DueClaim; id: number }[], hash: Hex): Promise<string[]> {
+    const { store, metrics, logger, chain } = this.opts;
+    let receipt: Awaited<ReturnType<typeof chain.publicClient.waitForTransactionReceipt>>;
+    try {
+      receipt = await chain.publicClient.waitForTransactionReceipt({
         hash,
         timeout: 60_000,
         pollingInterval: 250,
       });
-      if (receipt.status !== "success") {
-        store.updateClaim(id, "failed", { error: "reverted" });
-        metrics?.claims.inc({ result: "reverted" });
-        return `${pod.podKey}: claim ${hash} reverted`;
+    } catch (err) {
+      metrics?.claims.inc({ result: "unknown" }, sent.length);
+      const msg = short(asChainFailure(err, "confirm a claim"));
+      for (const { d } of sent) store.updatePod(d.podKey, { lastError: `${d.podKey}: ${msg}` });
+      logger.warn(
+        { pods: sent.length, tx: hash },
+        "billing: claim receipt not seen yet; reconciled next tick",
+      );
+      return sent.map(({ d }) => `${d.podKey}: ${msg}`);
+    }
+    if (receipt.status !== "success") {
+      for (const { id } of sent) store.updateClaim(id, "failed", { error: "reverted" });
+      metrics?.claims.inc({ result: "reverted" }, sent.length);
+      return sent.map(({ d }) => `${d.podKey}: claim ${hash} reverted`);
+    }
+    const skipped = new Map(
+      skippedClaims(chain, receipt).map((k) => [k.channelId.toLowerCase(), k.errorName]),
+    );
+    for (const { d, id } of sent) {
+      const refusal = skipped.get(d.channel.id.toLowerCase());
+      if (refusal !== undefined) {
+        store.updateClaim(id, "failed", { error: `skipped by the contract: ${refusal}` });
+        if (refusal === "WaiveTooLong") store.updatePod(d.podKey, { waiver: null });
+        metrics?.claims.inc({ result: "refused" });
+        logger.warn(
+          { pod: d.podKey, tx: hash, refusal },
+          "billing: claim skipped by the contract; re-read next tick",
+        );
+        continue;
       }
       store.updateClaim(id, "confirmed");
-      const seen = store.getPod(pod.podKey)?.observed;
-      if (seen && seen.claimed < target)
-        store.updatePod(pod.podKey, { observed: { ...seen, claimed: target } });
+      const seen = store.getPod(d.podKey)?.observed;
+      if (seen && seen.claimed < d.target)
+        store.updatePod(d.podKey, { observed: { ...seen, claimed: d.target } });
       metrics?.claims.inc({ result: "confirmed" });
-      metrics?.claimedAmount.inc(Number(target - before));
+      metrics?.claimedAmount.inc(Number(d.owed));
       logger.info(
-        { pod: pod.podKey, cumulative: target.toString(), amount: (target - before).toString(), tx: hash },
+        {
+          pod: d.podKey,
+          cumulative: d.target.toString(),
+          amount: d.owed.toString(),
+          tx: hash,
+          ...(sent.length > 1 ? { batch: sent.length } : {}),
+        },
         "billing: claimed",
       );
-      return undefined;
-    } catch (err) {
-      metrics?.claims.inc({ result: "unknown" });
-      const msg = `${pod.podKey}: ${short(asChainFailure(err, "confirm a claim"))}`;
-      store.updatePod(pod.podKey, { lastError: msg });
-      logger.warn({ pod: pod.podKey, tx: hash }, "billing: claim receipt not seen yet; reconciled next tick");
-      return msg;
     }
+    return [];
   }
 
   /** Simulates against the pending block (a revert becomes a ChainError before signing) and sends. */
   private async write(
-    functionName: "claim" | "claimWaiving" | "providerClose" | "waive",
+    functionName: "claim" | "claimWaiving" | "claimBatch" | "providerClose" | "waive",
     args: readonly unknown[],
   ): Promise<Hex> {
     const { chain } = this.opts;

@@ -23,6 +23,8 @@ export class BillingMetrics {
   readonly claimedAmount: Counter;
   readonly rpcErrors: Counter;
   readonly usageSamples: Counter;
+  readonly lastTickSeconds: Gauge;
+  readonly lastTickPods: Gauge;
 
   constructor(registry: Registry, store: BillingStore) {
     const registers = [registry];
@@ -40,6 +42,16 @@ export class BillingMetrics {
     this.rpcErrors = new Counter({
       name: "tpod_billing_rpc_errors_total",
       help: "Chain reads or writes that failed for RPC reasons (nothing is deleted because of them)",
+      registers,
+    });
+    this.lastTickSeconds = new Gauge({
+      name: "tpod_billing_last_tick_seconds",
+      help: "Wall time of the last billing tick: chain reads of every pod, lifecycle steps, claims sent and confirmed",
+      registers,
+    });
+    this.lastTickPods = new Gauge({
+      name: "tpod_billing_last_tick_pods",
+      help: "Pods the last billing tick went through",
       registers,
     });
     this.usageSamples = new Counter({

@@ -59,6 +59,16 @@ export interface BillingConfig {
   restartPollMs: number;
   /** Do not claim less than this (token base units), except the final claim of a stopped or closed pod. */
   minClaimAmount: bigint;
+  /**
+   * The provider's price of its pricing token: token base units one ether (10^18 wei of the chain's native
+   * currency) is worth, so claims can be weighed against their gas. undefined: gas is not priced, every due claim
+   * is sent (batched); set it on any chain where gas costs money.
+   */
+  tokenUnitsPerEther: bigint | undefined;
+  /** A claim transaction must collect at least this many times what its gas costs (1 = break even). */
+  minClaimReturn: bigint;
+  /** Most channels claimed in one transaction (claimBatch); bounded by the block gas limit (~12,000 gas each). */
+  maxClaimBatch: number;
   /** How often usage is sampled from the engine (ms). */
   meterIntervalMs: number;
   /** Keep a closed pod's volumes this long after the close time before removing it (chain seconds). */
@@ -79,6 +89,9 @@ export const DEFAULT_BILLING_CONFIG: BillingConfig = {
   claimIntervalMs: 60_000,
   restartPollMs: 5_000,
   minClaimAmount: 0n,
+  tokenUnitsPerEther: undefined,
+  minClaimReturn: 2n,
+  maxClaimBatch: 100,
   meterIntervalMs: 15_000,
   retainAfterCloseSeconds: 0n,
   closeOnDelete: true,

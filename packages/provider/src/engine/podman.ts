@@ -77,6 +77,17 @@ interface HealthTracker {
 }
 
 const NANO_PER_MILLICORE = 1_000_000;
+/**
+ * The smallest CPU limit a container gets: the kernel refuses a CFS quota under 1 ms, and NanoCpus uses a 100 ms
+ * period, so less than 10m would fail the create. Smaller requests are raised to it, as Kubernetes does (its
+ * kubelet's minimum quota); a longer period would keep 1m exact but leaves runc's own start-up and every request
+ * 1 ms of CPU per second (a 1m busybox pod took ~45 s to start that way). Pricing still charges what was asked.
+ */
+export const MIN_CPU_MILLIS = 10;
+
+function cpuLimit(cpuMillis: number): { NanoCpus: number } {
+  return { NanoCpus: Math.max(MIN_CPU_MILLIS, cpuMillis) * NANO_PER_MILLICORE };
+}
 /** The PATH a container gets when neither its image nor its spec sets one (Podman's default). */
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /** catatonit in pause mode needs well under a MiB; Podman refuses limits under 6 MiB. */
@@ -562,7 +573,7 @@ export class PodmanEngine implements Engine {
         HostConfig: {
           // An init as PID 1 forwards SIGTERM: a shell or busybox httpd as PID 1 ignores it and stop waits 10 s.
           Init: true,
-          NanoCpus: r.cpuMillis * NANO_PER_MILLICORE,
+          ...cpuLimit(r.cpuMillis),
           Memory: r.memoryBytes,
           MemorySwap: r.memoryBytes,
           PidsLimit: r.pids,
