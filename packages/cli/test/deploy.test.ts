@@ -612,17 +612,20 @@ describe.skipIf(!haveTools)("deploy", () => {
     expect(claimed).toBeGreaterThanOrEqual((await getChannel(ctx, key)).ratePerSecond * 300n);
     // Delete: the provider removes the pod and the channel starts closing. The daemon's final claim at delete
     // may close the channel itself, so the refund can be due at once; otherwise after the notice period.
+    // The balance before the delete: on a loaded machine the notice can pass before `tpod close` runs and the
+    // provider then settles the channel itself ("settled"); either way the refund reaches the publisher once.
+    const before = await tokenBalance(publisher);
     const del = await cli(["delete", "web", "--json"]);
     expect(del.code, del.err).toBe(0);
     expect(JSON.parse(del.out).deleted).toBe(true);
-    const before = await tokenBalance(publisher);
     let closed = JSON.parse((await cli(["close", "web", "--json"])).out);
     if (closed.state === "waiting") {
       await advance(Number(closed.secondsLeft) + 1);
       closed = JSON.parse((await cli(["close", "web", "--json"])).out);
     }
-    expect(closed.state).toBe("refunded");
+    expect(["refunded", "settled"]).toContain(closed.state);
     const refunded = BigInt(closed.refunded);
+    expect(refunded).toBeGreaterThan(0n);
     expect(await tokenBalance(publisher)).toBe(before + refunded);
     // The channel's final settlement: everything the provider claimed plus the refund is the whole deposit.
     const history = await channelHistory(ctx, out.channel);

@@ -149,7 +149,7 @@ describe.skipIf(!cliBuilt)("tpod provider init", () => {
     }).catch((e: { code: number; stderr: string }) => e);
     expect(bad).toMatchObject({ code: 1 });
     expect((bad as { stderr: string }).stderr).toContain("cannot read");
-  });
+  }, 180000);
 });
 
 describe("keys", () => {

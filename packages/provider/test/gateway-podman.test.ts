@@ -661,7 +661,7 @@ describe.skipIf(!haveTools).each(DATA_PLANES)(
         expect(r.status).toBe(504);
         expect(r.headers["x-tpod-error"]).toBe("POD_START_TIMEOUT");
         expect(r.headers["retry-after"]).toBe("7");
-      });
+      }, 120000);
     });
   },
 );

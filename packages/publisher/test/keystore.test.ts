@@ -82,7 +82,7 @@ describe("Web3 Secret Storage v3", () => {
     });
     expect(ks.crypto.ciphertext).toBe(SCRYPT_VECTOR.crypto.ciphertext);
     expect(ks.crypto.mac).toBe(SCRYPT_VECTOR.crypto.mac);
-  });
+  }, 180000);
 
   it("node:crypto's scrypt (the CLI's) derives what the pure-JS one (the browser's) derives", async () => {
     const pw = new TextEncoder().encode("testpassword");
