@@ -573,7 +573,8 @@ describe.skipIf(!haveTools)("deploy", () => {
       confirmations: 0,
     });
     expect(BigInt(terms.ratePerSecond as string)).toBeGreaterThan(0n);
-    expect(Object.keys(out.endpoints)).toEqual(["http", "tcp"]);
+    expect(Object.keys(out.endpoints)).toEqual(["http", "tcp", "udp"]);
+    expect(out.endpoints.udp).toEqual([]);
     expect((await waitFor("the URL", () => ok(out.endpoints.http[0]!))).trim()).toBe("hello from the cli");
     const pods = JSON.parse((await cli(["pods", "--json"])).out) as { podId: string; phase: string }[];
     expect(pods.find((p) => p.podId === out.podId)?.phase).toBe("running");
