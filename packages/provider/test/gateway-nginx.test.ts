@@ -129,6 +129,10 @@ describe.skipIf(!haveTools || !NGINX)("nginx data plane with real Podman", () =>
     // The first request finds the pod through the Node gateway, which then hands the host to nginx.
     expect(await waitFor("the pod", () => nameTxt().catch(() => undefined))).toBe("first");
     await gw.settled();
+    // The hand-over is asynchronous: wait until nginx's config routes the host before counting direct requests.
+    await waitFor("nginx.conf routing the host", async () =>
+      (await readFile(path.join(nginxDir(), "nginx.conf"), "utf8")).includes(host),
+    );
     events.length = 0;
     for (let i = 0; i < 5; i++) expect(await nameTxt()).toBe("first");
     const post = await request(`${gw.urlFor(host)}cgi-bin/sha`, { method: "POST", body: "abc" });
@@ -152,8 +156,13 @@ describe.skipIf(!haveTools || !NGINX)("nginx data plane with real Podman", () =>
     const after = (await engine.status(podId)).containers[0]!.ip;
     expect(await waitFor("the new container", async () => (await nameTxt()) === "second")).toBe(true);
     await gw.settled();
-    const conf = await readFile(path.join(nginxDir(), "nginx.conf"), "utf8");
-    expect(conf).toContain(`server ${after}:8080 max_fails=0;`);
+    // The request through Node schedules the address refresh; nginx's config is rewritten when it lands.
+    const newAddress = `server ${after}:8080 max_fails=0;`;
+    const conf = await waitFor("nginx.conf with the new address", async () => {
+      const text = await readFile(path.join(nginxDir(), "nginx.conf"), "utf8");
+      return text.includes(newAddress) ? text : undefined;
+    });
+    expect(conf).toContain(newAddress);
     if (before !== after) expect(conf).not.toContain(`server ${before}:8080`);
   });
 
