@@ -551,7 +551,7 @@ describe.skipIf(!haveTools)("deploy", () => {
       podId: Hex;
       provider: Address;
       channel: Hex;
-      endpoints: { http: string[]; tcp: unknown[] };
+      endpoints: { http: string[]; tcp: unknown[]; udp: unknown[] };
     };
     expect(Object.keys(out)).toEqual([
       "podId",
