@@ -14,6 +14,7 @@ import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { type Devnet, startDevnet } from "@trustedpods/devnet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { localhostLookup } from "../../../test-support/localhost.js";
 import { haveTools, waitFor } from "../../provider/test/daemon-helpers.js";
 import { run } from "../src/main.js";
 
@@ -131,11 +132,7 @@ function get(url: string): Promise<string | false> {
       url,
       {
         timeout: 5000,
-        lookup: (_host, o, cb) => {
-          const done = cb as (e: Error | null, a?: unknown, f?: number) => void;
-          if ((o as { all?: boolean }).all) return done(null, [{ address: "127.0.0.1", family: 4 }]);
-          return done(null, "127.0.0.1", 4);
-        },
+        lookup: localhostLookup,
       },
       (res) => {
         let body = "";

@@ -44,6 +44,7 @@ import { deploy, PodStore } from "@trustedpods/publisher/node";
 import { type Address, erc20Abi, getAddress, type Hex, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { localhostLookup } from "../../../test-support/localhost.js";
 import { haveTools, waitFor } from "../../../test-support/provider-world.js";
 import { run } from "../src/main.js";
 
@@ -81,13 +82,7 @@ function get(url: string): Promise<{ status: number; body: string }> {
       url,
       {
         timeout: 10_000,
-        lookup: (host, o, cb) => {
-          const done = cb as (e: Error | null, a?: unknown, f?: number) => void;
-          if (host !== "localhost" && !host.endsWith(".localhost"))
-            return done(new Error(`unexpected host ${host}`));
-          if ((o as { all?: boolean }).all) return done(null, [{ address: "127.0.0.1", family: 4 }]);
-          return done(null, "127.0.0.1", 4);
-        },
+        lookup: localhostLookup,
       },
       (res) => {
         let body = "";

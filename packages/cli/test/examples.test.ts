@@ -11,6 +11,7 @@ import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { type Devnet, startDevnet } from "@trustedpods/devnet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { localhostLookup } from "../../../test-support/localhost.js";
 import { haveTools, waitFor } from "../../../test-support/provider-world.js";
 import { run } from "../src/main.js";
 
@@ -75,11 +76,7 @@ function get(url: string): Promise<{ status: number; body: string }> {
       url,
       {
         timeout: 10_000,
-        lookup: (_host, o, cb) => {
-          const reply = cb as (e: Error | null, a?: unknown, f?: number) => void;
-          if ((o as { all?: boolean }).all) return reply(null, [{ address: "127.0.0.1", family: 4 }]);
-          return reply(null, "127.0.0.1", 4);
-        },
+        lookup: localhostLookup,
       },
       (res) => {
         let body = "";
