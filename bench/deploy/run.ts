@@ -22,33 +22,13 @@ import { parseManifest } from "@trustedpods/protocol";
 import { connectNetwork, DEVNET_POLICY } from "@trustedpods/publisher";
 import { deploy } from "@trustedpods/publisher/node";
 import { privateKeyToAccount } from "viem/accounts";
+import { buildBusyboxHttpdImage } from "../busybox-httpd.ts";
 
 const exec = promisify(execFile);
 const argRounds = process.argv.indexOf("--rounds");
 const ROUNDS = argRounds > 0 ? Number(process.argv[argRounds + 1]) : 3;
 const uid = randomBytes(4).toString("hex");
 const IMAGE = `localhost/tpod-bench-deploy-${uid}:latest`;
-
-async function buildImage(dir: string): Promise<void> {
-  const ctr = (await exec("buildah", ["from", "scratch"])).stdout.trim();
-  try {
-    await exec("buildah", ["copy", ctr, "/bin/busybox", "/bin/busybox"]);
-    await exec("buildah", ["run", ctr, "--", "/bin/busybox", "--install", "-s", "/bin"]);
-    await exec("sh", ["-c", `mkdir -p ${dir}/www && echo hello > ${dir}/www/index.html`]);
-    await exec("buildah", ["copy", ctr, `${dir}/www`, "/www"]);
-    await exec("buildah", [
-      "config",
-      "--entrypoint",
-      "[]",
-      "--cmd",
-      '["httpd","-f","-p","8080","-h","/www"]',
-      ctr,
-    ]);
-    await exec("buildah", ["commit", "-q", ctr, IMAGE]);
-  } finally {
-    await exec("buildah", ["rm", ctr]).catch(() => {});
-  }
-}
 
 function getOnce(port: number, host: string): Promise<number> {
   return new Promise((resolve) => {
@@ -97,7 +77,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function main(): Promise<void> {
   const tmp = await mkdtemp(join(tmpdir(), "tpod-bench-deploy-"));
-  await buildImage(tmp);
+  await buildBusyboxHttpdImage(tmp, IMAGE);
   const devnet = await startDevnet({
     home: join(tmp, "home"),
     gatewayPort: 0,

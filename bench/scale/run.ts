@@ -26,6 +26,7 @@ import { connectNetwork, DEVNET_POLICY, podConnection, podStatus } from "@truste
 import { deploy } from "@trustedpods/publisher/node";
 import type { Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
+import { buildBusyboxHttpdImage } from "../busybox-httpd.ts";
 
 const exec = promisify(execFile);
 const arg = (name: string, dflt: number) => {
@@ -42,27 +43,6 @@ const IMAGE = `localhost/tpod-bench-scale-${uid}:latest`;
 const OWNER = `scale${uid}`;
 const CLI = resolve("packages/cli/dist/main.js");
 const log = (m: string) => console.error(`[scale ${new Date().toISOString().slice(11, 19)}] ${m}`);
-
-async function buildImage(dir: string): Promise<void> {
-  const ctr = (await exec("buildah", ["from", "scratch"])).stdout.trim();
-  try {
-    await exec("buildah", ["copy", ctr, "/bin/busybox", "/bin/busybox"]);
-    await exec("buildah", ["run", ctr, "--", "/bin/busybox", "--install", "-s", "/bin"]);
-    await exec("sh", ["-c", `mkdir -p ${dir}/www && echo hello > ${dir}/www/index.html`]);
-    await exec("buildah", ["copy", ctr, `${dir}/www`, "/www"]);
-    await exec("buildah", [
-      "config",
-      "--entrypoint",
-      "[]",
-      "--cmd",
-      '["httpd","-f","-p","8080","-h","/www"]',
-      ctr,
-    ]);
-    await exec("buildah", ["commit", "-q", ctr, IMAGE]);
-  } finally {
-    await exec("buildah", ["rm", ctr]).catch(() => {});
-  }
-}
 
 const manifest = (name: string) => `apiVersion: trustedpods/v1
 kind: Pod
@@ -265,7 +245,7 @@ async function main(): Promise<void> {
       .map((x) => x.toFixed(1))
       .join(" ")}`,
   );
-  await buildImage(tmp);
+  await buildBusyboxHttpdImage(tmp, IMAGE);
   const devnet = await startDevnet({
     home: join(tmp, "home"),
     gatewayPort: 0,
