@@ -16,6 +16,7 @@ import type { Billing } from "./billing/billing.js";
 import { billingToWire, createDaemonBilling, providerChainContext } from "./billing/daemon-wiring.js";
 import type { BillingConfig } from "./billing/types.js";
 import type { AllowAllPaymentGate, PaymentGate } from "./billing-seam.js";
+import { chainClock } from "./chain-clock.js";
 import type { ProviderConfig } from "./config.js";
 import { createEngine } from "./engine/factory.js";
 import type { Engine } from "./engine/types.js";
@@ -342,6 +343,7 @@ export class Daemon {
         config: this.config,
         billing: () => this.billing?.config,
         chain: () => this.chain(),
+        clock: chainClock(() => this.chain()),
       }),
       await serve(provisionProtocol, { ...admission, pods: this.pods }),
       await serve(updateProtocol, { ...admission, pods: this.pods }),

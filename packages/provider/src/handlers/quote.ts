@@ -19,6 +19,7 @@ import {
 import { bytesToHex, getAddress, hexToBytes, type LocalAccount } from "viem";
 import { listingsOf, quoteTerms, royaltiesForPod, signPodQuote } from "../billing/quote.js";
 import type { BillingConfig } from "../billing/types.js";
+import type { ChainClock } from "../chain-clock.js";
 import type { ProviderConfig } from "../config.js";
 import { admitPod } from "./admission.js";
 import { shortCall } from "./limits.js";
@@ -32,6 +33,8 @@ export interface QuoteDeps {
   billing: () => Pick<BillingConfig, "minRunSeconds" | "confirmations"> | undefined;
   /** The chain, for the listing terms of marketplace pods (read only when the pod runs a listing). */
   chain: () => Promise<ChainContext>;
+  /** The chain's time: Payments.open compares the quote's expiry with it, not with this host's clock. */
+  clock: ChainClock;
 }
 
 /** SHA-256 of the pod's canonical wire encoding (re-encoded from the validated typed pod). */
@@ -88,7 +91,7 @@ export async function quote(d: QuoteDeps, r: QuoteRequest) {
     podId: bytesToHex(r.podId),
     token: getAddress(config.pricing.token),
     minNoticeSeconds: config.billing.minNoticeSeconds,
-    expiry: BigInt(Math.floor(Date.now() / 1000) + config.billing.quoteTtlSeconds),
+    expiry: (await d.clock.now()) + BigInt(config.billing.quoteTtlSeconds),
   });
   const q = signed.quote;
   const billed = Object.fromEntries(price.lines.map((l) => [l.resource, l.units]));

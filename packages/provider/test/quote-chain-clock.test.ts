@@ -1,0 +1,144 @@
+// A quote's expiry is compared by Payments.open with the chain's clock, so the provider must set it from that
+// clock too: a chain whose time runs ahead of the provider's wall clock (an L2 sequencer, a devnet that was
+// advanced) made every quote arrive already expired and no publisher could open a channel.
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { type ChainContext, openChannel, type Quote } from "@trustedpods/chain";
+import { type DevChain, startDevChain } from "@trustedpods/chain/node";
+import { type Pod, podToWire } from "@trustedpods/protocol";
+import { bytesToHex, getAddress, type Hex, hexToBytes, toHex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { providerConfigYaml } from "../../../test-support/provider-world.js";
+import { chainClock } from "../src/chain-clock.js";
+import { parseConfig } from "../src/config.js";
+import { quote } from "../src/handlers/quote.js";
+
+const TWO_HOURS = 2 * 3600;
+let chain: DevChain;
+let tmp: string;
+
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), "tpod-quote-clock-"));
+  chain = await startDevChain({ devnetRelease: false });
+}, 120_000);
+afterAll(async () => {
+  await chain?.stop();
+  await rm(tmp, { recursive: true, force: true });
+});
+
+const pod: Pod = {
+  name: "clock",
+  containers: [
+    {
+      name: "web",
+      image: {
+        kind: "ipfs",
+        cid: "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
+        digest: `sha256:${"ab".repeat(32)}`,
+      },
+      command: [],
+      args: [],
+      env: [],
+      ports: [],
+      volumeMounts: [],
+      resources: { cpuMillis: 100n, memoryBytes: 64n << 20n, storageBytes: 0n, gpu: 0n },
+    },
+  ],
+  volumes: [],
+  replicas: { min: 1, max: 1, idleSeconds: 0n },
+};
+
+async function advanceChainClock(seconds: number): Promise<bigint> {
+  await chain.publicClient.request({
+    method: "evm_increaseTime" as never,
+    params: [toHex(seconds)] as never,
+  });
+  await chain.publicClient.request({ method: "evm_mine" as never, params: [] as never });
+  return (await chain.publicClient.getBlock()).timestamp;
+}
+
+it("signs an expiry the chain has not passed when the chain's clock runs ahead of the wall clock", async () => {
+  const chainNow = await advanceChainClock(TWO_HOURS);
+  expect(chainNow).toBeGreaterThan(BigInt(Math.floor(Date.now() / 1000) + TWO_HOURS - 60));
+
+  const config = parseConfig(
+    providerConfigYaml({
+      dataDir: tmp,
+      chain,
+      accountKeyFile: path.join(tmp, "key"),
+      owner: "o",
+      ipfsPeers: [],
+    }),
+    "provider.yaml",
+  );
+  const publisher = chain.context(2);
+  const podId = bytesToHex(randomBytes(32));
+  const res = await quote(
+    {
+      account: privateKeyToAccount(chain.accounts[1]!.privateKey),
+      chainId: chain.chainId,
+      config,
+      billing: () => undefined,
+      chain: async () => chain.context(1),
+      clock: chainClock(async () => chain.context(1)),
+    },
+    {
+      pod: podToWire(pod),
+      nonce: randomBytes(16),
+      publisher: hexToBytes(chain.accounts[2]!.address),
+      podId: hexToBytes(podId),
+    },
+  );
+  const w = res.quote;
+  expect(w.expiresAt).toBeGreaterThanOrEqual(chainNow + BigInt(config.billing.quoteTtlSeconds));
+
+  const signed: Quote = {
+    provider: getAddress(w.provider),
+    publisher: chain.accounts[2]!.address,
+    podId,
+    token: getAddress(w.pricing!.token),
+    ratePerSecond: BigInt(w.pricePerSecond),
+    minNoticeSeconds: Number(w.minNoticeSeconds),
+    expiry: w.expiresAt,
+    specHash: bytesToHex(w.specHash),
+    royaltiesHash: bytesToHex(w.royaltiesHash),
+  };
+  const rate = signed.ratePerSecond;
+  const opened = await openChannel(publisher, {
+    quote: signed,
+    quoteSignature: bytesToHex(w.signature) as Hex,
+    podId,
+    deposit: rate * 3600n,
+    noticeSeconds: signed.minNoticeSeconds,
+  });
+  expect(opened.receipt.status).toBe("success");
+}, 120_000);
+
+it("reads the chain at most once per refresh interval and falls back to the wall clock when it cannot", async () => {
+  let reads = 0;
+  const ahead = BigInt(Math.floor(Date.now() / 1000) + 5000);
+  const ctx = {
+    publicClient: {
+      getBlock: async () => {
+        reads++;
+        return { timestamp: ahead };
+      },
+    },
+  } as unknown as ChainContext;
+  const clock = chainClock(async () => ctx, 60_000);
+  const [a, b] = await Promise.all([clock.now(), clock.now()]);
+  await clock.now();
+  expect(reads).toBe(1);
+  expect(a).toBeGreaterThanOrEqual(ahead);
+  expect(b).toBeGreaterThanOrEqual(ahead);
+
+  const unreachable = chainClock(async () => {
+    throw new Error("connection refused");
+  });
+  const wall = BigInt(Math.floor(Date.now() / 1000));
+  const got = await unreachable.now();
+  expect(got >= wall && got <= wall + 2n).toBe(true);
+});
