@@ -21,9 +21,7 @@ export async function authenticodeSha384(image: Uint8Array): Promise<Uint8Array>
 
 /** The byte ranges of the image that enter the hash, in hash order. */
 export function authenticodeRanges(image: Uint8Array): Range[] {
-  const view = new DataView(image.buffer, image.byteOffset, image.byteLength);
-  const u16 = (at: number) => (inside(image, at, 2), view.getUint16(at, true));
-  const u32 = (at: number) => (inside(image, at, 4), view.getUint32(at, true));
+  const { u16, u32 } = headerReader(image);
 
   if (image.length < 0x40 || image[0] !== 0x4d || image[1] !== 0x5a) notPe("it does not start with MZ");
   const pe = u32(0x3c);
@@ -82,9 +80,23 @@ function sectionsInFileOrder(
   return sections.sort((a, b) => a.start - b.start);
 }
 
-function inside(image: Uint8Array, at: number, size: number): void {
-  if (at < 0 || at + size > image.length)
-    notPe(`a header field at 0x${at.toString(16)} is outside the image`);
+/** Little-endian header fields, refused when they lie outside the image. */
+function headerReader(image: Uint8Array) {
+  const view = new DataView(image.buffer, image.byteOffset, image.byteLength);
+  const inside = (at: number, size: number) => {
+    if (at < 0 || at + size > image.length)
+      notPe(`a header field at 0x${at.toString(16)} is outside the image`);
+  };
+  return {
+    u16: (at: number) => {
+      inside(at, 2);
+      return view.getUint16(at, true);
+    },
+    u32: (at: number) => {
+      inside(at, 4);
+      return view.getUint32(at, true);
+    },
+  };
 }
 
 function notPe(why: string): never {
