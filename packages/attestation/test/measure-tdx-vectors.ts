@@ -4,7 +4,7 @@
 // - "aleph pinned": digests that repository's tests pin; the RTMR2 pair is stated there as read from
 //   hardware (QEMU 10.2.4, edk2-stable202602 TDVF, Ubuntu 7.0.0-34 kernel), which we could not re-check.
 // The multi-MB inputs are not in the repository: the gated tests look for them in TDX_TESTDATA (see
-// measure-tdx.test.ts and docs/attestation.md, "TDX measurement").
+// measure-tdx.test.ts and docs/measure.md, "TDX measurement").
 
 export interface FirmwareVector {
   /** File name in the TDX test-data directory. */

@@ -40,7 +40,7 @@ import {
   withSections,
 } from "./tdx-images.js";
 
-/** Where the gated tests find the Debian firmware and kernel (docs/attestation.md, "TDX measurement"). */
+/** Where the gated tests find the Debian firmware and kernel (docs/measure.md, "TDX measurement"). */
 const TDX_TESTDATA = resolve(
   process.env.TPOD_TDX_TESTDATA ?? resolve(import.meta.dirname, "../../../.tpod-test/tdx"),
 );

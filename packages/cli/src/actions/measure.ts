@@ -185,7 +185,7 @@ export async function measureTdx({ io, setExitCode }: CommandContext, opts: Meas
       );
     if (!opts.json && boot) {
       io.err(
-        "note: RTMR1/RTMR2 assume edk2's QEMU kernel loader of 2025.05 and later; RTMR0 is not computed (docs/measure.md)",
+        "note: RTMR1/RTMR2 assume a recent edk2 kernel loader (not Debian's 2025.02 OVMF); RTMR0 is not computed (docs/measure.md)",
       );
     }
   } catch (err) {

@@ -1,9 +1,9 @@
 // RTMR1 and RTMR2 of a QEMU direct kernel boot (-kernel/-initrd/-append) under a TDVF: the event digests
 // the firmware and the kernel's EFI stub extend, replayed as the TDX module does for TDG.MR.RTMR.EXTEND
-// (RTMR = SHA-384(RTMR || digest), starting from zeros). The event layout is the one of an edk2 TDVF whose
-// QEMU loader starts the kernel's EFI stub on the unmodified image and prefixes "initrd=initrd " to the
-// command line when there is an initrd (edk2 GenericQemuLoadImageLib, 2025 and later); docs/attestation.md
-// ("TDX measurement") says which firmware builds this covers and which it does not.
+// (RTMR = SHA-384(RTMR || digest), starting from zeros). The event layout is the one of a recent edk2 TDVF
+// whose QEMU loader starts the kernel's EFI stub on the unmodified image and prefixes "initrd=initrd " to the
+// command line when there is an initrd (GenericQemuLoadImageLib); older loaders hash a kernel QEMU patched and
+// append the initrd token instead. docs/measure.md ("TDX measurement") says what this covers and what not.
 import { concat } from "../../bytes.js";
 import { sha384 } from "../../crypto.js";
 import { measureFail } from "../errors.js";
