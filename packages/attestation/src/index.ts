@@ -18,6 +18,7 @@ export { intelRoot, verifyIntelQuote } from "./intel/verify.js";
 export * from "./launch.js";
 export * from "./measure/errors.js";
 export * from "./measure/snp/index.js";
+export * from "./measure/tdx/index.js";
 export * from "./policy.js";
 export * from "./roots.js";
 export * from "./snp/report.js";

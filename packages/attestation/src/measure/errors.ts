@@ -13,6 +13,10 @@ export type MeasureErrorCode =
   | "OVMF_NO_KERNEL_HASHES"
   /** The firmware's metadata names a section type this code does not know how to measure. */
   | "OVMF_UNKNOWN_SECTION"
+  /** The firmware carries no TDX metadata (TDVF descriptor): it was not built to boot a TDX guest. */
+  | "TDVF_NO_METADATA"
+  /** The kernel given for a TDX direct boot is not a PE/COFF image (no EFI stub) or its headers are corrupt. */
+  | "KERNEL_NOT_PE"
   /** The vCPU type is not one of the known QEMU CPU models. */
   | "UNKNOWN_VCPU_TYPE"
   /** An argument is out of range or inconsistent with the others. */

@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import type { CommandContext } from "../context.js";
-import type { MeasureSnpOpts } from "../options/measure.js";
+import type { MeasureSnpOpts, MeasureTdxOpts } from "../options/measure.js";
 
-export type { MeasureSnpOpts } from "../options/measure.js";
+export type { MeasureSnpOpts, MeasureTdxOpts } from "../options/measure.js";
 
 // Definitions only; the computation loads on use from ../actions/measure.js.
 
@@ -47,4 +47,20 @@ export function registerMeasure(program: Command, ctx: CommandContext): void {
     )
     .option("--json", "print the result as JSON")
     .action(async (opts: MeasureSnpOpts) => (await actions()).measureSnp(ctx, opts));
+  measure
+    .command("tdx")
+    .description(
+      "expected Intel TDX MRTD of a TDVF guest, and RTMR1/RTMR2 of a direct kernel boot (exit 0 ok, 1 failed, 2 usage)",
+    )
+    .requiredOption("--firmware <file>", "the unified TDVF image given to QEMU with -bios (OVMF.fd)")
+    .option("--kernel <file>", "direct boot: the kernel (a bzImage with an EFI stub); adds RTMR1 and RTMR2")
+    .option("--initrd <file>", "direct boot: the initrd (with --kernel)")
+    .option("--append <cmdline>", "direct boot: the kernel command line (with --kernel)")
+    .option(
+      "--page-order <order>",
+      "the host's SEAMCALL order: per-page (upstream KVM, Linux >= 6.16, QEMU >= 10.1) or per-section (older TDX hosts)",
+      "per-page",
+    )
+    .option("--json", "print the result as JSON")
+    .action(async (opts: MeasureTdxOpts) => (await actions()).measureTdx(ctx, opts));
 }

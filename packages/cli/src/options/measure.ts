@@ -14,3 +14,12 @@ export interface MeasureSnpOpts {
   guestFeatures?: string;
   json?: boolean;
 }
+
+export interface MeasureTdxOpts {
+  firmware: string;
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  pageOrder: string;
+  json?: boolean;
+}

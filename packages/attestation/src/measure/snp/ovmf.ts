@@ -73,10 +73,10 @@ export function parseOvmf(data: Uint8Array): OvmfImage {
   return image;
 }
 
-const key = (guid: Uint8Array) => Array.from(guid, (b) => b.toString(16).padStart(2, "0")).join("");
+export const key = (guid: Uint8Array) => Array.from(guid, (b) => b.toString(16).padStart(2, "0")).join("");
 
 /** Entries are laid out backwards from the footer: each one's size and GUID follow its data. */
-function parseFooterTable(data: Uint8Array): Map<string, Uint8Array> {
+export function parseFooterTable(data: Uint8Array): Map<string, Uint8Array> {
   const table = new Map<string, Uint8Array>();
   const footerStart = data.length - FOOTER_DISTANCE_FROM_END - ENTRY_HEADER_SIZE;
   if (footerStart < 0) return table;
