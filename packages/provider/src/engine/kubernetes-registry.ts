@@ -174,7 +174,8 @@ export class KubernetesRegistry {
         `docker://${ref}`,
       ]);
     } catch (err) {
-      if (/manifest unknown|not found/i.test((err as Error).message)) return;
+      // Gone already (skopeo says "Image may not exist" for a 404): removal is idempotent.
+      if (/manifest unknown|not found|may not exist/i.test((err as Error).message)) return;
       throw err;
     }
   }
