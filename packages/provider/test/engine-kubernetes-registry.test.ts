@@ -239,3 +239,22 @@ describe.skipIf(REGISTRY_MISSING)("KubernetesEngine images through a REAL regist
     await bare.close();
   });
 });
+
+describe("the FAKE kubelet parses image references", () => {
+  it("a ref it cannot parse never runs (InvalidImageName in apply's error); a ref by digest runs", async () => {
+    const fake = new FakeKubeApiServer();
+    const engine = new KubernetesEngine(fakeKubeConfig(await fake.start()), { readyTimeoutMs: 1_500 });
+    try {
+      const err = await engine.apply(spec("bad-ref", "repo@sha256:not-a-digest")).catch((e: unknown) => e);
+      expect((err as EngineError).code).toBe("ENGINE_FAILURE");
+      expect((err as Error).message).toMatch(/web: InvalidImageName/);
+      const pinned = `127.0.0.1:5000/tpod/good-ref/web@sha256:${"ab".repeat(32)}`;
+      const st = await engine.apply(spec("good-ref", pinned));
+      expect(st.running).toBe(true);
+      expect(fake.list("Pod", "tpod-good-ref")[0]?.status.containerStatuses[0].imageID).toBe(pinned);
+    } finally {
+      await engine.close();
+      await fake.stop();
+    }
+  }, 30_000);
+});
