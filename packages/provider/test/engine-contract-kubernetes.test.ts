@@ -80,11 +80,29 @@ describe.skipIf(!realKubeconfig)("Kubernetes against a real cluster (TPOD_KUBECO
   engineContract(
     "kubernetes (real cluster)",
     async () => {
+      // TPOD_K8S_REGISTRY (host[:port]/path the cluster pulls from; TPOD_K8S_REGISTRY_TLS=false for plain
+      // HTTP on loopback) turns on the provision path: a busybox layout built here is pushed there.
+      const repository = process.env.TPOD_K8S_REGISTRY;
       const engine = KubernetesEngine.fromKubeconfigFile(realKubeconfig ?? "", {
         namespacePrefix: "tpod-ct-",
         ...(process.env.TPOD_K8S_CONTEXT ? { context: process.env.TPOD_K8S_CONTEXT } : {}),
+        ...(repository
+          ? { registry: { repository, tlsVerify: process.env.TPOD_K8S_REGISTRY_TLS !== "false" } }
+          : {}),
       });
-      return { engine, image: process.env.TPOD_K8S_IMAGE ?? "busybox:1.36", close: () => engine.close() };
+      const tmp = repository ? await mkdtemp(path.join(os.tmpdir(), "tpod-contract-real-")) : undefined;
+      if (tmp) await buildBusyboxLayout(path.join(tmp, "busybox"), "contract-real");
+      return {
+        engine,
+        image: process.env.TPOD_K8S_IMAGE ?? "busybox:1.36",
+        ...(tmp
+          ? { imageSource: { kind: "oci-layout" as const, dir: path.join(tmp, "busybox") } }
+          : { noImageSource: "TPOD_K8S_REGISTRY is not set" }),
+        close: async () => {
+          await engine.close();
+          if (tmp) await rm(tmp, { recursive: true, force: true });
+        },
+      };
     },
     300_000,
   );
