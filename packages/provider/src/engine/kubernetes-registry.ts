@@ -129,6 +129,9 @@ export class KubernetesRegistry {
     assertPodId(podId);
     if (!NAME_PATTERN.test(container))
       throw new EngineError("INVALID_SPEC", `invalid container name ${container}`);
+    // skopeo's oci:, oci-archive: and docker-archive: names end the path at a ':' (what follows is a tag).
+    const where = source.kind === "oci-layout" ? source.dir : source.path;
+    if (where.includes(":")) bad(`image path ${where} contains ':', which skopeo would read as a tag`);
     if (source.kind === "oci-layout") return this.pushLayout(source.dir, this.repositoryOf(podId, container));
     const tmp = path.join(this.options.workDir ?? os.tmpdir(), `tpod-push-${randomBytes(8).toString("hex")}`);
     await mkdir(tmp, { recursive: true, mode: 0o700 });
