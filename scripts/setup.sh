@@ -17,9 +17,11 @@ NODE_MAJOR_WANTED=22
 # the backend machines set up so far already run, naming containernetworking-plugins itself (podman only needs
 # some network stack, which netavark would also satisfy) and adding CNI's dnsname plugin for names;
 # a machine whose Podman already chose netavark gets aardvark-dns instead (pod_dns_packages).
-# curl: start.sh fetches the pod; iptables: the provider's pod firewall; procps: `ps` in the tests.
+# curl: start.sh fetches the pod; iptables: the provider's pod firewall; procps: `ps` in the tests;
+# docker-registry: the real registry the Kubernetes engine's image tests push to (each test starts its own on a
+# free loopback port; the package's service is not started, by the policy-rc.d below, as nginx's is not).
 APT_PACKAGES=(podman buildah skopeo runc catatonit containernetworking-plugins busybox-static uidmap slirp4netns
-  fuse-overlayfs iptables openssl curl procps chromium wrk nginx)
+  fuse-overlayfs iptables openssl curl procps chromium wrk nginx docker-registry)
 
 log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
 

@@ -151,6 +151,22 @@ const keyOf = (rt: ResourceType, ns: string | undefined, name: string) =>
 const apiVersionOf = (rt: ResourceType) => (rt.group ? `${rt.group}/${rt.version}` : rt.version);
 const clone = <T>(o: T): T => structuredClone(o);
 
+// An image reference as the kubelet parses it (distribution's reference grammar): [domain[:port]/]path[:tag][@digest].
+const REF_DOMAIN = String.raw`(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?/)?`;
+const REF_COMPONENT = "[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*";
+const IMAGE_REF_RE = new RegExp(
+  String.raw`^${REF_DOMAIN}${REF_COMPONENT}(?:/${REF_COMPONENT})*(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$`,
+);
+
+/** Why the kubelet would not pull `image` (InvalidImageName), or undefined. */
+function invalidImage(image: unknown): FakeWaiting | undefined {
+  if (typeof image === "string" && image.length <= 255 && IMAGE_REF_RE.test(image)) return undefined;
+  return {
+    reason: "InvalidImageName",
+    message: `couldn't parse image reference ${JSON.stringify(image)}: invalid reference format`,
+  };
+}
+
 export class FakeKubeApiServer {
   readonly requests: RecordedRequest[] = [];
   /** Deletions in the order the fake carried them out ("Kind ns/name"). */
@@ -815,9 +831,10 @@ export class FakeKubeApiServer {
 
   private podFor(d: Obj, hash: string): Obj {
     const now = new Date().toISOString();
-    const waiting = this.waiting;
     const uid = randomUUID();
     const containers = d.spec.template.spec.containers as Obj[];
+    // As a kubelet: a reference it cannot parse is never pulled, and the pod stays pending.
+    const waiting = this.waiting ?? containers.map((c) => invalidImage(c.image)).find((w) => w !== undefined);
     return {
       apiVersion: "v1",
       kind: "Pod",
@@ -849,7 +866,8 @@ export class FakeKubeApiServer {
         containerStatuses: containers.map((c) => ({
           name: c.name,
           image: c.image,
-          imageID: waiting ? "" : `fake-image://${c.image}`,
+          // A runtime reports the digest it pulled; for a ref by digest that is the ref's own digest.
+          imageID: waiting ? "" : String(c.image).includes("@") ? c.image : `fake-image://${c.image}`,
           ...(waiting ? {} : { containerID: `fake://${uid}/${c.name}` }),
           ready: !waiting,
           started: !waiting,

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { didYouMean, ManifestError, type PricingFile, parsePricing } from "@trustedpods/protocol";
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLMap } from "yaml";
+import { registryProblem } from "./engine/kubernetes-registry.js";
 
 export type AttesterKind = "insecure-dev" | "configfs-tsm";
 
@@ -67,6 +68,11 @@ export interface ProviderConfig {
     runtimeClassName?: string;
     /** Kubernetes only: StorageClass of persistent volumes (the cluster's default when absent). */
     storageClassName?: string;
+    /**
+     * Kubernetes only: the registry pod images are pushed to by digest and the cluster pulls from. It receives
+     * decrypted images, so the operator must declare it inside the provider's TEE boundary (`insideTee: true`).
+     */
+    registry?: { repository: string; authFile?: string; tlsVerify: boolean };
   };
   gateway: {
     listen: string;
@@ -119,6 +125,7 @@ const KUBERNETES_ONLY = [
   "namespacePrefix",
   "runtimeClassName",
   "storageClassName",
+  "registry",
 ] as const;
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
@@ -161,6 +168,49 @@ function readEngineKindKeys(
       r.report(m.get(k), `engine.${k} "${v}" is not a Kubernetes object name (lowercase DNS subdomain)`);
     else if (v !== undefined) engine[k] = v;
   }
+  if (m.has("registry")) readEngineRegistry(r, m.get("registry"), engine, configDir);
+}
+
+/** engine.registry: where the kubernetes engine pushes (decrypted) pod images; see docs/engines.md. */
+function readEngineRegistry(
+  r: Reader,
+  node: Node | null | undefined,
+  engine: ProviderConfig["engine"],
+  configDir: string,
+): void {
+  const m = r.map(node, "engine.registry", ["repository", "authFile", "tlsVerify", "insideTee"]);
+  if (!m) return;
+  if (!m.has("repository"))
+    r.report(node, 'engine.registry needs "repository" (host[:port]/path the cluster pulls from)');
+  const repository = m.has("repository")
+    ? r.string(m.get("repository"), "engine.registry.repository")
+    : undefined;
+  const flag = (k: string): boolean | undefined => {
+    const v = m.get(k);
+    if (isScalar(v) && typeof v.value === "boolean") return v.value;
+    r.report(v, `engine.registry.${k} must be true or false`);
+    return undefined;
+  };
+  const tlsVerify = m.has("tlsVerify") ? flag("tlsVerify") : true;
+  // The engine pushes DECRYPTED images there: by the trust model they may exist only inside the TEE.
+  const insideTee = m.has("insideTee") ? flag("insideTee") : false;
+  if (insideTee === false)
+    r.report(
+      m.get("insideTee") ?? node,
+      "engine.registry.insideTee must be true: the provider pushes decrypted images to this registry, and decrypted images may exist only inside the provider's TEE boundary (run the registry and its storage in it; docs/engines.md)",
+    );
+  const authFile = m.has("authFile") ? r.string(m.get("authFile"), "engine.registry.authFile") : undefined;
+  if (repository === undefined || tlsVerify === undefined) return;
+  const problem = registryProblem({ repository, tlsVerify });
+  if (problem) {
+    r.report(m.get("repository"), `engine.registry: ${problem}`);
+    return;
+  }
+  engine.registry = {
+    repository,
+    tlsVerify,
+    ...(authFile !== undefined ? { authFile: resolveIn(configDir, authFile) } : {}),
+  };
 }
 
 /** Walks the YAML tree collecting located errors; getters return undefined after reporting. */
@@ -692,6 +742,10 @@ engine:
   # context: provider          # absent: the kubeconfig's current context
   # namespacePrefix: tpod-     # each pod gets namespace PREFIX + pod id
   # runtimeClassName: kata-qemu-snp
+  # registry:                  # where pod images are pushed by digest (the cluster pulls them from there)
+  #   repository: registry.example:5000/tpod
+  #   authFile: /etc/trustedpods/registry-auth.json   # optional push credentials (containers-auth.json)
+  #   insideTee: true          # required: it holds decrypted images, so it must be inside the TEE boundary
 
 gateway:
   listen: 0.0.0.0:8080       # the HTTP entry point (routes by Host header)

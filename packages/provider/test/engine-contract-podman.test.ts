@@ -39,6 +39,7 @@ describe.skipIf(!haveTools)("Podman (real)", () => {
     return {
       engine,
       image: image.ref,
+      imageSource: { kind: "archive", path: archive },
       close: async () => {
         await engine.removeImage(image.ref).catch(() => {});
         await engine.close();

@@ -3,7 +3,14 @@
 // TPOD_KUBECONFIG names one, on a real cluster. The assertions are the same for all; only the harness differs.
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Engine, EngineError, type LogLine, type PodSpec } from "../src/index.js";
+import {
+  type Engine,
+  EngineError,
+  type ImageSource,
+  type LoadedImage,
+  type LogLine,
+  type PodSpec,
+} from "../src/index.js";
 
 export interface EngineHarness {
   engine: Engine;
@@ -15,6 +22,14 @@ export interface EngineHarness {
    * log store, as the kubelet would have captured it.
    */
   printed?(podId: string, container: string, line: string): Promise<void>;
+  /**
+   * An image (busybox) as the daemon hands it to loadImage after the IPFS pull, for the provision path
+   * (loadImage, then apply with the ref it returned). Absent: that test is skipped, with `noImageSource` as why.
+   */
+  imageSource?: ImageSource;
+  noImageSource?: string;
+  /** Harness checks of a loaded image once the pod runs it (the Kubernetes harness: registry and Pod objects). */
+  loaded?(podId: string, image: LoadedImage): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -97,6 +112,26 @@ export function engineContract(label: string, open: () => Promise<EngineHarness>
         expect((await h.engine.status(podId)).running).toBe(true);
         const listed = (await h.engine.listPods()).find((p) => p.podId === podId);
         expect(listed?.containers.sort()).toEqual(["web", "worker"]);
+      },
+      timeoutMs,
+    );
+
+    it(
+      "provision path: loadImage of the pod's image, then apply with its ref, runs exactly that image",
+      async (ctx) => {
+        if (!h.imageSource) ctx.skip(h.noImageSource ?? "this harness has no image source");
+        const podId = pid("load");
+        created.add(podId);
+        const image = await h.engine.loadImage(podId, "web", h.imageSource!);
+        expect(image.ref).not.toBe("");
+        expect(image.id).toMatch(/^sha256:[0-9a-f]{64}$/);
+        const spec = pod(podId);
+        spec.containers = spec.containers.map((c) => ({ ...c, image: image.ref }));
+        const st = await apply(spec);
+        expect(st.running).toBe(true);
+        expect(st.containers.map((c) => c.image)).toEqual([image.ref, image.ref]);
+        await h.loaded?.(podId, image);
+        await h.engine.remove(podId, { images: true });
       },
       timeoutMs,
     );

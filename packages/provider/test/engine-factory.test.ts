@@ -85,6 +85,52 @@ describe("engine.kind in the provider config", () => {
   });
 });
 
+describe("engine.registry (kind kubernetes: where pod images are pushed)", () => {
+  const kube = "  kind: kubernetes\n  kubeconfig: k\n";
+  const reg = (body: string) => withEngine(`${kube}  registry:\n${body}`);
+
+  it("reads repository, authFile (relative to the config) and tlsVerify (default on)", () => {
+    const c = parseConfig(
+      reg("    repository: registry.example:5000/tpod\n    authFile: auth.json\n    insideTee: true\n"),
+      path.join(tmp, "provider.yaml"),
+    );
+    expect(c.engine.registry).toEqual({
+      repository: "registry.example:5000/tpod",
+      authFile: path.join(tmp, "auth.json"),
+      tlsVerify: true,
+    });
+    const local = parseConfig(
+      reg("    repository: 127.0.0.1:5000/tpod\n    tlsVerify: false\n    insideTee: true\n"),
+      path.join(tmp, "provider.yaml"),
+    );
+    expect(local.engine.registry?.tlsVerify).toBe(false);
+  });
+
+  it("refuses a registry not declared inside the TEE, TLS off beyond loopback, a repository without a host, kind podman", () => {
+    expect(issues(reg("    repository: registry.example/tpod\n"))).toEqual([
+      expect.stringMatching(
+        /p\.yaml:\d+:\d+: engine\.registry\.insideTee must be true: the provider pushes decrypted images/,
+      ),
+    ]);
+    expect(issues(reg("    repository: registry.example/tpod\n    insideTee: false\n"))[0]).toMatch(
+      /insideTee must be true/,
+    );
+    expect(
+      issues(reg("    repository: registry.example/tpod\n    tlsVerify: false\n    insideTee: true\n")),
+    ).toEqual([expect.stringMatching(/tlsVerify false is allowed for a loopback registry only/)]);
+    expect(issues(reg("    repository: tpod/images\n    insideTee: true\n"))).toEqual([
+      expect.stringMatching(/does not start with a registry host/),
+    ]);
+    expect(issues(reg("    repository: Registry.Example/TPOD\n    insideTee: true\n"))[0]).toMatch(
+      /is not a registry repository/,
+    );
+    expect(issues(reg("    insideTee: true\n"))[0]).toMatch(/engine\.registry needs "repository"/);
+    expect(
+      issues(withEngine("  kind: podman\n  registry:\n    repository: r.example/t\n    insideTee: true\n")),
+    ).toEqual([expect.stringMatching(/engine\.registry applies to engine\.kind kubernetes only/)]);
+  });
+});
+
 describe("createEngine", () => {
   const log = createLogger("silent");
 

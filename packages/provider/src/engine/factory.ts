@@ -46,11 +46,15 @@ async function openKubernetes(config: EngineConfig, log: Logger): Promise<Engine
     ...(e.namespacePrefix ? { namespacePrefix: e.namespacePrefix } : {}),
     ...(e.runtimeClassName ? { runtimeClassName: e.runtimeClassName } : {}),
     ...(e.storageClassName ? { storageClassName: e.storageClassName } : {}),
+    ...(e.registry
+      ? { registry: { ...e.registry, workDir: path.join(config.dataDir, "engine", "images") } }
+      : {}),
   });
   log.info(
     {
       cluster: engine.kubeConfig.getCurrentCluster()?.server,
       context: engine.kubeConfig.getCurrentContext(),
+      registry: engine.registry?.repository,
     },
     "engine: kubernetes",
   );

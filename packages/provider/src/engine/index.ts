@@ -14,6 +14,12 @@ export {
 } from "./kubernetes.js";
 export { FIELD_MANAGER, KubernetesApplier } from "./kubernetes-apply.js";
 export { KubernetesEngine, type KubernetesEngineOptions } from "./kubernetes-engine.js";
+export {
+  KubernetesRegistry,
+  type KubernetesRegistryOptions,
+  layoutImage,
+  registryProblem,
+} from "./kubernetes-registry.js";
 export { LogDemuxer, mergeAsync } from "./logstream.js";
 export { LABEL, PodmanEngine, type PodmanEngineOptions } from "./podman.js";
 export { type PodmanService, pingSocket, startPodmanService } from "./podman-service.js";

@@ -15,6 +15,7 @@ import { fetch } from "undici";
 import { EngineError } from "./errors.js";
 import { K8S_LABEL, type KubernetesObjects, type KubernetesOptions, namespaceFor } from "./kubernetes.js";
 import { apiReason, KubernetesApplier } from "./kubernetes-apply.js";
+import { KubernetesRegistry, type KubernetesRegistryOptions } from "./kubernetes-registry.js";
 import { mergeAsync } from "./logstream.js";
 import type {
   ContainerState,
@@ -37,6 +38,11 @@ export interface KubernetesEngineOptions extends KubernetesOptions {
   readyTimeoutMs?: number;
   /** How long stop and remove wait for the pod's objects to be gone (default 2 minutes). */
   goneTimeoutMs?: number;
+  /**
+   * The registry pod images are pushed to (loadImage) and the cluster pulls from. Without one the engine runs
+   * only images the cluster can already pull, and loadImage fails.
+   */
+  registry?: KubernetesRegistryOptions;
 }
 
 /** The Deployment every pod has (kubernetes.ts names it so). */
@@ -118,6 +124,7 @@ function kubeconfigProblem(err: unknown): string {
 export class KubernetesEngine implements Engine {
   readonly kind = "kubernetes";
   readonly applier: KubernetesApplier;
+  readonly registry: KubernetesRegistry | undefined;
   private readonly core: CoreV1Api;
   private readonly apps: AppsV1Api;
   private readonly watcher: Watch;
@@ -132,6 +139,7 @@ export class KubernetesEngine implements Engine {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.apps = kubeConfig.makeApiClient(AppsV1Api);
     this.watcher = new Watch(kubeConfig);
+    this.registry = options.registry ? new KubernetesRegistry(options.registry) : undefined;
   }
 
   /** Reads a kubeconfig file (optionally one of its contexts); a file that cannot be used is a typed error. */
@@ -214,10 +222,11 @@ export class KubernetesEngine implements Engine {
     );
   }
 
-  /** Images live in the cluster's registries, not in this engine: options.images has nothing to remove. */
-  async remove(podId: string, _options: RemoveOptions = {}): Promise<void> {
+  /** With `options.images`, the pod's images in the engine's registry are deleted once its namespace is gone. */
+  async remove(podId: string, options: RemoveOptions = {}): Promise<void> {
     assertPodId(podId);
     const name = this.ns(podId);
+    const images = options.images && this.registry ? await this.registryImagesOf(podId) : [];
     try {
       // Foreground: the namespace stays (Terminating) until everything in it is gone, PVCs included.
       await ignore404(this.core.deleteNamespace({ name, propagationPolicy: "Foreground" }));
@@ -234,6 +243,17 @@ export class KubernetesEngine implements Engine {
       },
       this.options.goneTimeoutMs ?? 120_000,
     );
+    // Best effort: a registry that refuses deletes keeps them until its operator collects them; the pod is gone.
+    for (const ref of images) await this.registry?.remove(ref).catch(() => undefined);
+  }
+
+  /** The images of the pod's Deployment that this engine pushed (the pod's own repositories of the registry). */
+  private async registryImagesOf(podId: string): Promise<string[]> {
+    const d = await ignore404(
+      this.apps.readNamespacedDeployment({ name: DEPLOYMENT, namespace: this.ns(podId) }),
+    ).catch(() => undefined);
+    const refs = (d?.spec?.template.spec?.containers ?? []).map((c) => c.image ?? "");
+    return [...new Set(refs.filter((r) => this.registry?.owns(r, podId)))];
   }
 
   /**
@@ -518,17 +538,24 @@ export class KubernetesEngine implements Engine {
     );
   }
 
-  async loadImage(podId: string, container: string, _source: ImageSource): Promise<LoadedImage> {
+  /**
+   * Pushes the image to the engine's registry by digest (kubernetes-registry.ts); the ref it returns,
+   * `REPOSITORY/<pod>/<container>@sha256:…`, is what the pod's objects name, so the nodes pull exactly it.
+   */
+  async loadImage(podId: string, container: string, source: ImageSource): Promise<LoadedImage> {
     assertPodId(podId);
-    throw new EngineError(
-      "IMAGE_LOAD_FAILED",
-      `cannot load the image of ${podId}/${container}: the kubernetes engine runs images the cluster can pull ` +
-        "and does not push to a registry yet",
-    );
+    if (!this.registry)
+      throw new EngineError(
+        "IMAGE_LOAD_FAILED",
+        `cannot load the image of ${podId}/${container}: the kubernetes engine has no registry to push it to ` +
+          "(set engine.registry)",
+      );
+    return this.registry.push(podId, container, source);
   }
 
-  async removeImage(_ref: string): Promise<void> {
-    // Nothing was loaded by this engine.
+  /** Deletes an image this engine pushed; any other reference is not ours and is left alone. */
+  async removeImage(ref: string): Promise<void> {
+    await this.registry?.remove(ref);
   }
 
   // ---------------------------------------------------------------- reconciliation
@@ -554,7 +581,13 @@ export class KubernetesEngine implements Engine {
         containers: (d?.spec?.template.spec?.containers ?? []).map((c) => c.name),
         networks: [namespace],
         volumes: claims.items.map((c) => c.metadata?.name ?? "").filter(Boolean),
-        images: [],
+        images: [
+          ...new Set(
+            (d?.spec?.template.spec?.containers ?? [])
+              .map((c) => c.image ?? "")
+              .filter((r) => this.registry?.owns(r, podId)),
+          ),
+        ],
       });
     }
     return out.sort((a, b) => a.podId.localeCompare(b.podId));
