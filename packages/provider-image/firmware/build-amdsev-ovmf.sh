@@ -17,7 +17,8 @@
 #
 # The system's apt configuration is not changed: the deb-src list lives in a private apt state directory.
 # Runs as root: apt-get install of missing build dependencies, and the build's private mount namespace
-# (unshare -m, see below). About 25 minutes of CPU on one core of a 2-core VM (`nice -n 10` it on a shared one).
+# (unshare -m, see below). Took 45 to 50 minutes on a loaded 2-core VM (`nice -n 10` it on a shared machine);
+# two builds in different directories gave identical bytes (docs/provider-image.md, "The firmware").
 set -euo pipefail
 umask 022
 export LC_ALL=C TZ=UTC
