@@ -7,7 +7,8 @@ export type ImageErrorCode =
   | "DIGEST_MISMATCH"
   | "BAD_IMAGE_DIR"
   | "VM_FAILED"
-  | "TOO_MANY_MEASUREMENTS";
+  | "TOO_MANY_MEASUREMENTS"
+  | "FIRMWARE_LOCK_MALFORMED";
 
 /** Every failure of the image builder, measurer and launcher, with a code scripts can test. */
 export class ImageError extends Error {

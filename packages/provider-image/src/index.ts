@@ -9,6 +9,15 @@ export {
   writeImageReleaseNotes,
 } from "./build.js";
 export { ImageError, type ImageErrorCode } from "./errors.js";
+export {
+  FIRMWARE_BUILD_SCRIPT,
+  FIRMWARE_LOCK,
+  type FirmwareLock,
+  type FirmwareProvenance,
+  firmwareProvenance,
+  parseFirmwareLock,
+  readFirmwareLock,
+} from "./firmware.js";
 export { formatLock, type ImageLock, type LockEntry, lockDifferences, parseLock } from "./lock.js";
 export { type FileDigest, type ImageManifest, imageDigest, MANIFEST_FILE, readManifest } from "./manifest.js";
 export {

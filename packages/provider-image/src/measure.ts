@@ -13,6 +13,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { MeasureError, measureSev, snpOvmfHash, toHex, type VmmType } from "@trustedpods/attestation";
 import { ImageError } from "./errors.js";
+import { type FirmwareProvenance, firmwareProvenance } from "./firmware.js";
 import { type ImageManifest, readManifest } from "./manifest.js";
 
 /** The CPU models a provider usually launches SNP guests with (Milan and Genoa hosts; EPYC-v4 is QEMU's generic). */
@@ -49,9 +50,10 @@ export interface ImageMeasurements {
   image: { digest: string; commit: string; dirty: boolean; rootHash: string; cmdline: string };
   /**
    * sha256: of the firmware file given; partial: it was only the firmware's last pages (ovmfHash given), so
-   * that sha256 is not the firmware's and says nothing to a provider comparing its file.
+   * that sha256 is not the firmware's and says nothing to a provider comparing its file. locked: the whole
+   * firmware is the reproducible build firmware/amdsev-ovmf.lock pins (build: which one).
    */
-  firmware: { sha256: string; ovmfHash: string; partial: boolean };
+  firmware: { sha256: string; ovmfHash: string; partial: boolean } & FirmwareProvenance;
   mode: "snp";
   vmmTypes: VmmType[];
   kvmInit: "init2" | "legacy";
@@ -116,15 +118,21 @@ export async function measureImage(o: ImageMeasureOptions): Promise<ImageMeasure
       rootHash: manifest.rootHash,
       cmdline: manifest.cmdline,
     },
-    firmware: {
-      sha256: createHash("sha256").update(o.ovmf).digest("hex"),
-      ovmfHash: toHex(ovmfHash),
-      partial: o.ovmfHash !== undefined,
-    },
+    firmware: firmwareOf(o.ovmf, ovmfHash, o.ovmfHash !== undefined),
     mode: "snp",
     vmmTypes,
     kvmInit,
     guestFeatures: `0x${guestFeatures.toString(16)}`,
     measurements,
+  };
+}
+
+function firmwareOf(ovmf: Uint8Array, ovmfHash: Uint8Array, partial: boolean): ImageMeasurements["firmware"] {
+  const sha256 = createHash("sha256").update(ovmf).digest("hex");
+  return {
+    sha256,
+    ovmfHash: toHex(ovmfHash),
+    partial,
+    ...(partial ? { locked: false } : firmwareProvenance(sha256)),
   };
 }

@@ -111,6 +111,7 @@ function notesText(manifest: ImageManifest, release: ReleaseFile, measured?: Ima
     measured.firmware.partial
       ? `Firmware: SNP page digest \`${measured.firmware.ovmfHash}\` (computed from the firmware's last pages and that digest: the whole file's SHA-256 was not given, so release.json lists it as zero),`
       : `Firmware SHA-256 \`${measured.firmware.sha256}\` (its SNP page digest \`${measured.firmware.ovmfHash}\`),`,
+    ...firmwareOrigin(measured.firmware),
     `KVM ${measured.kvmInit}, guest features ${measured.guestFeatures}. Launch with exactly this kernel, initrd and`,
     "command line (QEMU `-kernel -initrd -append`, `kernel-hashes=on`).",
     "",
@@ -124,6 +125,20 @@ function notesText(manifest: ImageManifest, release: ReleaseFile, measured?: Ima
     "",
   );
   return lines.join("\n");
+}
+
+/** Where the firmware comes from, as far as this repository knows: its lock's reproducible build or not. */
+function firmwareOrigin(fw: ImageMeasurements["firmware"]): string[] {
+  if (fw.partial) return [];
+  if (fw.locked)
+    return [
+      `the reproducible ${fw.build} build that \`packages/provider-image/firmware/amdsev-ovmf.lock\` pins`,
+      "(rebuild it with `packages/provider-image/firmware/build-amdsev-ovmf.sh OUT_DIR` and compare the SHA-256),",
+    ];
+  return [
+    "not the build `packages/provider-image/firmware/amdsev-ovmf.lock` pins: the provider must say where this",
+    "firmware comes from and how to rebuild it,",
+  ];
 }
 
 /** Writes RELEASE-NOTES.md, and release.json when there are measurements; returns the release file. */

@@ -77,6 +77,14 @@ async function readFirmware(opts: {
   return { ovmf, ...(ovmfHash ? { ovmfHash } : {}) };
 }
 
+/** Whether the firmware is the reproducible build the repository's firmware lock pins. */
+function firmwareNote(fw: { partial: boolean; locked: boolean; build?: string }): string {
+  if (fw.partial) return " (of the pages given: --ovmf-hash)";
+  return fw.locked
+    ? ` (the reproducible ${fw.build} build amdsev-ovmf.lock pins)`
+    : " (not the build packages/provider-image/firmware/amdsev-ovmf.lock pins)";
+}
+
 /** "1-8", "2", "1,2,4" */
 export function parseVcpuList(text: string): number[] {
   const out = new Set<number>();
@@ -135,7 +143,7 @@ export async function imageMeasure(
       : undefined;
     if (opts.json) return printJson(io, notes ? { ...r, release: notes } : r);
     io.out(`image ${r.image.digest} (commit ${r.image.commit}${r.image.dirty ? ", dirty" : ""})`);
-    io.out(`firmware sha256 ${r.firmware.sha256}`);
+    io.out(`firmware sha256 ${r.firmware.sha256}${firmwareNote(r.firmware)}`);
     io.out(`SEV-SNP, kvm ${r.kvmInit}, guest features ${r.guestFeatures}, measured direct boot`);
     for (const m of r.measurements)
       io.out(
