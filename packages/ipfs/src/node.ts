@@ -30,6 +30,8 @@ import {
 } from "./store.js";
 
 export const DEFAULT_LISTEN = ["/ip4/127.0.0.1/tcp/0"];
+/** The shortest wait for a connection's liveness ping before libp2p aborts the connection (its default: 5 s). */
+const PING_TIMEOUT_MIN_MS = 30_000;
 /** Leaf reads in flight per bulk transfer. */
 const BULK_READ_AHEAD = 4;
 
@@ -126,6 +128,11 @@ export async function createIpfsNode(opts: IpfsNodeOptions): Promise<IpfsNode> {
       streamMuxers: [yamux()],
       // identify tells bitswap which connected peers speak it; nothing else is enabled on purpose.
       services: { identify: identify() },
+      // libp2p pings every connection each 10 s and aborts one whose ping takes longer than its adaptive
+      // timeout (at least 5 s by default). A provider in a VM under emulation, busy hashing and unpacking the
+      // image it is pulling, can stall that long; the aborted connection was the only way its bitswap could
+      // reach the publisher's upload node (which it cannot dial), and the pull then waited until its deadline.
+      connectionMonitor: { pingTimeout: { minTimeout: PING_TIMEOUT_MIN_MS } },
     }),
     opts.bitswap,
   );
