@@ -156,6 +156,15 @@ describe.skipIf(!ENABLED)("tpod devnet up --provider-vm", () => {
     expect(info.gateway.url).toBe(`http://localhost:${info.gateway.port}/`);
   });
 
+  it("boots the image's kernel (bookworm-backports) with configfs-tsm loaded and mounted", async () => {
+    const manifest = await readManifest(imageDir);
+    expect(manifest.kernel).toMatch(/~bpo12\+/);
+    const consoleText = await readFile(path.join(home, "devnet/provider/console.log"), "utf8");
+    // The kernel's tsm module is loaded and configfs mounted; under TCG no TEE driver registers with it, so the
+    // daemon (insecure-dev here) could not get a report, but on an SNP or TDX host the interface is there.
+    expect(consoleText).toContain("TEE report interface: configfs-tsm at /sys/kernel/config/tsm/report");
+  });
+
   it("registers the VM declaring the release the devnet published for the image", async () => {
     const manifest = await readManifest(imageDir);
     expect(info.release.version).toBe(`provider-image-${manifest.digest.slice(0, 12)}-devnet`);
