@@ -28,7 +28,9 @@ export type AttestationErrorCode =
   /** The report data is not the binding of the verifier's nonce and the provider's keys. */
   | "REPORT_DATA_MISMATCH"
   /** A policy rule rejected otherwise genuine evidence. */
-  | "POLICY_VIOLATION";
+  | "POLICY_VIOLATION"
+  /** Attester side: this machine's kernel offers no TEE report interface (the field names what is missing). */
+  | "TEE_UNAVAILABLE";
 
 export class AttestationError extends Error {
   override readonly name = "AttestationError";

@@ -7,7 +7,8 @@ import type { TsmFs } from "../src/node/index.js";
 
 export interface FakeTsmOptions {
   root: string;
-  provider: "sev_guest" | "tdx_guest";
+  /** null: the `tsm` module without a TEE driver registered (outside an SNP/TDX guest); mkdir fails ENXIO. */
+  provider: "sev_guest" | "tdx_guest" | null;
   outblob: Uint8Array;
   auxblob?: Uint8Array;
   /** Simulate other writers: bump the generation while outblob is read, this many times. */
@@ -29,6 +30,8 @@ export class FakeConfigfsTsm implements TsmFs {
 
   async mkdir(path: string): Promise<void> {
     if (dirname(path) !== this.opts.root) throw new Error(`ENOENT: ${path}`);
+    if (this.opts.provider === null)
+      throw Object.assign(new Error(`ENXIO: no such device or address, mkdir '${path}'`), { code: "ENXIO" });
     await mkdir(path); // EEXIST like configfs when the name is taken
     this.created.push(basename(path));
     await writeFile(join(path, "provider"), `${this.opts.provider}\n`);
@@ -62,6 +65,8 @@ export class FakeConfigfsTsm implements TsmFs {
     const dir = dirname(path);
     const name = basename(path);
     if (name === "outblob") {
+      // Like the kernel: no report before an inblob was written.
+      if (this.inblobs.length === 0) throw Object.assign(new Error("EINVAL"), { code: "EINVAL" });
       if (this.races > 0) {
         this.races--;
         await this.bump(dir);

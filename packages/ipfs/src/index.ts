@@ -10,6 +10,7 @@ export {
 } from "./fastpath.js";
 export * from "./http-blocks.js";
 export * from "./image.js";
+export * from "./keep-connected.js";
 export * from "./kubo.js";
 export * from "./node.js";
 export * from "./podman.js";

@@ -30,6 +30,10 @@ import {
 } from "./store.js";
 
 export const DEFAULT_LISTEN = ["/ip4/127.0.0.1/tcp/0"];
+/** How long identify may take on a new connection (libp2p's default: 5 s). */
+const IDENTIFY_TIMEOUT_MS = 30_000;
+/** The shortest wait for a connection's liveness ping before libp2p aborts the connection (its default: 5 s). */
+const PING_TIMEOUT_MIN_MS = 30_000;
 /** Leaf reads in flight per bulk transfer. */
 const BULK_READ_AHEAD = 4;
 
@@ -124,8 +128,15 @@ export async function createIpfsNode(opts: IpfsNodeOptions): Promise<IpfsNode> {
       // 256 MiB fast-path pulls over it stalled mid-stream for good (bench/README.md): not worth the risk.
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
-      // identify tells bitswap which connected peers speak it; nothing else is enabled on purpose.
-      services: { identify: identify() },
+      // identify tells bitswap which connected peers speak it; nothing else is enabled on purpose. It runs once
+      // per new connection, and a failure is not retried: a peer not identified in time never gets this node's
+      // bitswap wants. libp2p gives it 5 s, which a guest under emulation can miss on a fresh connection.
+      services: { identify: identify({ timeout: IDENTIFY_TIMEOUT_MS }) },
+      // libp2p pings every connection each 10 s and aborts one whose ping takes longer than its adaptive
+      // timeout (at least 5 s by default). A provider in a VM under emulation, busy hashing and unpacking the
+      // image it is pulling, can stall that long; the aborted connection was the only way its bitswap could
+      // reach the publisher's upload node (which it cannot dial), and the pull then waited until its deadline.
+      connectionMonitor: { pingTimeout: { minTimeout: PING_TIMEOUT_MIN_MS } },
     }),
     opts.bitswap,
   );

@@ -1,7 +1,7 @@
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BLOB_PROTOCOL, ConfigError, createIpfsNode } from "../src/index.js";
+import { BLOB_PROTOCOL, ConfigError, createIpfsNode, keepConnected } from "../src/index.js";
 import { tempDir } from "./helpers.js";
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
@@ -48,3 +48,55 @@ describe("embedded node configuration", () => {
     }
   });
 });
+
+describe("keepConnected", () => {
+  it("dials a peer that drops the connection again, and stops when told", async () => {
+    const a = await createIpfsNode({ dataDir: join(tmp.dir, "keep-a") });
+    const b = await createIpfsNode({ dataDir: join(tmp.dir, "keep-b") });
+    const warnings: string[] = [];
+    const kept = keepConnected(a, [b.multiaddrs()[0]!], { warn: (m) => warnings.push(m), retryDelayMs: 100 });
+    try {
+      await kept.ready;
+      const connectedToB = () => a.libp2p.getConnections(b.libp2p.peerId).length > 0;
+      expect(connectedToB()).toBe(true);
+      // The provider's side ends the connection (what a missed liveness ping does): the upload node dials again.
+      await b.libp2p.hangUp(a.libp2p.peerId);
+      await waitFor(() => kept.redials.get(b.peerId) === 1 && connectedToB());
+      expect(warnings.join("\n")).toMatch(/lost its connection to .*dialling it again/);
+
+      kept.stop();
+      await b.libp2p.hangUp(a.libp2p.peerId);
+      await waitFor(() => !connectedToB());
+      expect(kept.redials.get(b.peerId)).toBe(1);
+    } finally {
+      kept.stop();
+      await a.stop();
+      await b.stop();
+    }
+  });
+
+  it("warns, without failing, about a peer it cannot reach", async () => {
+    const a = await createIpfsNode({ dataDir: join(tmp.dir, "keep-c") });
+    const gone = await createIpfsNode({ dataDir: join(tmp.dir, "keep-d") });
+    const addr = gone.multiaddrs()[0]!;
+    await gone.stop();
+    const warnings: string[] = [];
+    const kept = keepConnected(a, [addr], { warn: (m) => warnings.push(m), attempts: 2, retryDelayMs: 10 });
+    try {
+      await kept.ready;
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain(`cannot connect to ${addr} (2 attempts`);
+    } finally {
+      kept.stop();
+      await a.stop();
+    }
+  });
+});
+
+async function waitFor(cond: () => boolean, ms = 20_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error("condition not reached");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

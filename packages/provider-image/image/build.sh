@@ -7,6 +7,8 @@
 #
 # Environment: SOURCE_DATE_EPOCH (required), TPOD_IMAGE_MIRROR (Debian mirror, default deb.debian.org),
 # TPOD_IMAGE_SECURITY_MIRROR (default the security archive next to it).
+# The kernel comes from bookworm-backports (see customize.sh); backports is NotAutomatic in its Release file, so
+# every other package still comes from bookworm itself.
 # Writes to OUT_DIR: vmlinuz, initrd.img, root.img (squashfs + dm-verity hash tree), cmdline, installed.lock.
 set -euo pipefail
 umask 022
@@ -53,7 +55,8 @@ mmdebstrap --variant=minbase --mode=root --format=directory \
 	--essential-hook='printf "#!/bin/sh\nexit 101\n" > "$1/usr/sbin/policy-rc.d"; chmod 755 "$1/usr/sbin/policy-rc.d"' \
 	--customize-hook="KERNEL_PIN='$kernel_pin' '$here/customize.sh' \"\$1\" '$app' '$here'" \
 	bookworm "$rootfs" \
-	"deb $mirror bookworm main" "deb $mirror bookworm-updates main" "deb $security bookworm-security main" >&2
+	"deb $mirror bookworm main" "deb $mirror bookworm-updates main" "deb $security bookworm-security main" \
+	"deb $mirror bookworm-backports main" >&2
 
 kver="$(ls "$rootfs/lib/modules")"
 cp "$rootfs/boot/vmlinuz-$kver" "$out/vmlinuz"

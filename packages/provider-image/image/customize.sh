@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# mmdebstrap customize hook: adds the kernel (unpacked, without initramfs-tools: the image brings its own
-# initrd), the daemon and Node, the boot scripts and Podman's config, and removes what would differ between
-# two builds (caches, logs, machine id). Writes /installed.lock (moved out by build.sh).
+# mmdebstrap customize hook: adds the kernel (bookworm-backports' cloud kernel, unpacked without initramfs-tools:
+# the image brings its own initrd), the daemon and Node, the boot scripts and Podman's config, and removes what
+# would differ between two builds (caches, logs, machine id). Writes /installed.lock (moved out by build.sh).
 #
 #   customize.sh ROOTFS APP_DIR IMAGE_DIR      (KERNEL_PIN=name=version in the environment, or empty)
 set -euo pipefail
@@ -12,12 +12,20 @@ image="$3"
 top=(podman runc conmon catatonit netavark aardvark-dns iptables nginx kmod iproute2 procps e2fsprogs
 	busybox-static dmsetup util-linux)
 
+# The kernel is bookworm-backports' cloud flavour (6.12): Debian 12's own 6.1 has no configfs-tsm (CONFIG_TSM_REPORTS,
+# Linux >= 6.7) and its cloud flavour no sev-guest driver, so an SNP or TDX guest on it could not fetch a report.
+# The backports one has TSM_REPORTS, SEV_GUEST and TDX_GUEST_DRIVER (modules, loaded by /usr/lib/tpod/init).
 kernel="${KERNEL_PIN:-}"
 if [ -z "$kernel" ]; then
-	name="$(chroot "$root" apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')"
-	version="$(chroot "$root" apt-cache policy "$name" | awk '/Candidate:/ {print $2}')"
+	bp=(-o APT::Default-Release=bookworm-backports)
+	name="$(chroot "$root" apt-cache "${bp[@]}" depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')"
+	version="$(chroot "$root" apt-cache "${bp[@]}" policy "$name" | awk '/Candidate:/ {print $2}')"
 	kernel="$name=$version"
 fi
+case "$kernel" in
+*bpo12*) ;;
+*) echo "[image] kernel $kernel is not from bookworm-backports (its 6.1 kernel cannot give TEE reports)" >&2; exit 1 ;;
+esac
 echo "[image] kernel $kernel" >&2
 mkdir -p "$root/tmp/kernel"
 chroot "$root" sh -c "cd /tmp/kernel && apt-get download -q '$kernel'" >&2

@@ -36,18 +36,29 @@ add() {
 	order+=("$m")
 }
 for name in virtio_pci virtio_blk dm-verity squashfs overlay; do
-	rel="$(awk -F':' -v n="/$name.ko" 'index($1, n) == length($1) - length(n) + 1 {print $1; exit}' "$moddir/modules.dep")"
+	# Debian's 6.x kernels ship modules xz-compressed (NAME.ko.xz); modules.dep names them so.
+	rel="$(awk -F':' -v n="/$name.ko" '{ f = $1; sub(/\.(xz|zst|gz)$/, "", f) } index(f, n) && index(f, n) == length(f) - length(n) + 1 {print $1; exit}' "$moddir/modules.dep")"
 	if [ -z "$rel" ]; then
 		grep -q "/$name.ko" "$moddir/modules.builtin" || { echo "module $name not found" >&2; exit 1; }
 		continue
 	fi
 	add "$rel"
 done
+# Stored decompressed: busybox's insmod loads plain .ko files (decompression gives back the exact bytes Debian
+# built, so the initrd stays reproducible).
+plain=()
 for m in "${order[@]}"; do
-	mkdir -p "$dir/modules/$(dirname "$m")"
-	cp "$moddir/$m" "$dir/modules/$m"
+	p="${m%.xz}" && p="${p%.zst}" && p="${p%.gz}"
+	mkdir -p "$dir/modules/$(dirname "$p")"
+	case "$m" in
+	*.xz) xz -dc "$moddir/$m" >"$dir/modules/$p" ;;
+	*.zst) zstd -qdc "$moddir/$m" >"$dir/modules/$p" ;;
+	*.gz) gzip -dc "$moddir/$m" >"$dir/modules/$p" ;;
+	*) cp "$moddir/$m" "$dir/modules/$p" ;;
+	esac
+	plain+=("$p")
 done
-printf '%s\n' "${order[@]}" >"$dir/modules/load.order"
+printf '%s\n' "${plain[@]}" >"$dir/modules/load.order"
 
 find "$dir" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 (cd "$dir" && find . -mindepth 1 -print0 | sort -z | cpio --null --reproducible -R 0:0 -H newc -o --quiet) |

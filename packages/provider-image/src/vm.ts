@@ -112,6 +112,11 @@ export function qemuArgs(
   return [
     "-accel",
     "tcg",
+    // QEMU 7.2's TCG corrupts EFLAGS after `cmpxchg16b %gs:(…)`, which the 6.12 kernel's SLUB allocator uses
+    // on CPUs with CX16: the guest panics within seconds of boot (6.1 did not hit it). Without CX16 the kernel
+    // takes its lock-based path. Emulation only: an SNP or TDX launch names its own CPU model.
+    "-cpu",
+    "qemu64,-cx16",
     "-m",
     String(o.memoryMiB),
     "-smp",

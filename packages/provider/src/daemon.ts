@@ -6,7 +6,7 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import type { Ed25519PrivateKey } from "@libp2p/interface";
 import { type Attester, insecureDevAttester } from "@trustedpods/attestation";
-import { configfsTsmAttester } from "@trustedpods/attestation/node";
+import { detectTeeGuestInterface, teeGuestAttester } from "@trustedpods/attestation/node";
 import type { ChainContext } from "@trustedpods/chain";
 import { type ContentStore, createIpfsNode, createKuboStore } from "@trustedpods/ipfs";
 import { createP2PNode, loadOrCreatePeerKey, type P2PNode, ReplayCache } from "@trustedpods/p2p";
@@ -117,9 +117,12 @@ export class Daemon {
       const account = await loadAccountKey(config.chain.accountKeyFile);
       const chainId = config.chain.chainId ?? (await askChainId(config.chain.rpcUrl));
       const attester =
-        deps.attester ?? (config.attester === "insecure-dev" ? insecureDevAttester() : configfsTsmAttester());
+        deps.attester ?? (config.attester === "insecure-dev" ? insecureDevAttester() : teeGuestAttester());
       if (config.attester === "insecure-dev")
         log.warn("attester is insecure-dev: verifiers refuse it unless their policy allows it");
+      // Said at start rather than only at the first verification: which kernel feature is missing.
+      else if (!deps.attester)
+        await detectTeeGuestInterface().catch((err: Error) => log.warn(`attester: ${err.message}`));
 
       let engine = deps.engine;
       const ownEngine = !engine;

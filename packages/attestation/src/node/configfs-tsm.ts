@@ -99,10 +99,14 @@ export function configfsTsmAttester(opts: ConfigfsTsmOptions = {}): Attester {
     const name = `tpod-${toHex(globalThis.crypto.getRandomValues(new Uint8Array(8)))}`;
     const dir = join(root, name);
     await fs.mkdir(dir).catch((err: Error) => {
-      fail(
-        "UNSUPPORTED",
-        `configfs-tsm is not available at ${root} (no SEV-SNP/TDX guest, or configfs not mounted): ${err.message}`,
-        "configfs-tsm",
+      // The errno (ENXIO: no TEE driver registered) stays on `cause` for teeGuestAttester's diagnosis.
+      throw Object.assign(
+        new AttestationError(
+          "UNSUPPORTED",
+          `configfs-tsm is not available at ${root} (no SEV-SNP/TDX guest, or configfs not mounted): ${err.message}`,
+          "configfs-tsm",
+        ),
+        { cause: err },
       );
     });
     try {

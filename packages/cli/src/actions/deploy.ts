@@ -117,52 +117,43 @@ export async function openUploadNode(
   const loopback = list.every((a) => /^\/(ip4\/127\.|ip6\/::1\/|dns4?\/localhost\/)/.test(a));
   try {
     // Loaded on use: Helia and libp2p are not needed by the other commands.
-    const { createIpfsNode } = await import("@trustedpods/ipfs");
+    const { createIpfsNode, keepConnected } = await import("@trustedpods/ipfs");
     const node = await createIpfsNode({
       dataDir: dir,
       listen: loopback ? ["/ip4/127.0.0.1/tcp/0"] : ["/ip4/0.0.0.0/tcp/0"],
       network: loopback ? "devnet" : "private",
       ...(bulk ? { bulk } : {}),
     });
-    for (const a of list) await dialUploadPeer(node, a, warn);
+    // A provider that is not connected to the upload node can never get the blocks by bitswap (bitswap asks only
+    // connected peers, and a provider behind NAT or in a VM cannot dial back): dial with retries, and again
+    // whenever the connection drops while the command runs. A peer still unreachable is a warning: the
+    // provider may reach the blocks another way (the devnet's node).
+    const kept = keepConnected(node, list, { warn });
+    await kept.ready;
     return {
       node,
       dir,
       // Best effort and bounded: a node that will not stop, or a datastore still being written while it stops
       // (ENOTEMPTY), must neither hang the command nor hide its result.
       close: () =>
-        cleanUp([{ what: "stop the upload IPFS node", run: () => node.stop() }, removeDirStep(dir)], {
-          warn,
-        }),
+        cleanUp(
+          [
+            {
+              what: "stop the upload IPFS node",
+              run: () => {
+                kept.stop();
+                return node.stop();
+              },
+            },
+            removeDirStep(dir),
+          ],
+          { warn },
+        ),
     };
   } catch (err) {
     await cleanUp([removeDirStep(dir)], { warn });
     throw err;
   }
-}
-
-/** Dial attempts per upload peer: a provider in a VM under emulation can miss libp2p's per-address deadline. */
-const UPLOAD_DIAL_ATTEMPTS = 3;
-
-/**
- * Connects the upload node to a peer that will fetch from it, retrying a failed dial: a provider that is not
- * connected to the upload node can never get the blocks by bitswap (bitswap asks only connected peers, and a
- * provider behind NAT or in a VM cannot dial back), so its provision would wait until its deadline. A peer
- * still unreachable is a warning, not an error: the provider may reach the blocks another way (the devnet's node).
- */
-async function dialUploadPeer(node: IpfsNode, addr: string, warn: (message: string) => void): Promise<void> {
-  let last: unknown;
-  for (let attempt = 1; attempt <= UPLOAD_DIAL_ATTEMPTS; attempt++) {
-    try {
-      await node.dial(addr);
-      return;
-    } catch (err) {
-      last = err;
-    }
-  }
-  warn(
-    `the upload IPFS node cannot connect to ${addr} (${UPLOAD_DIAL_ATTEMPTS} attempts: ${(last as Error)?.message ?? last}): a provider there fetches images only if it reaches them another way`,
-  );
 }
 
 export function progressPrinter(io: Io): (e: DeployProgress) => void {
