@@ -15,7 +15,7 @@ import { promisify } from "node:util";
 import { type Devnet, startDevnet } from "@trustedpods/devnet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { localhostLookup } from "../../../test-support/localhost.js";
-import { haveTools, waitFor } from "../../provider/test/daemon-helpers.js";
+import { haveTools, waitFor } from "../../../test-support/provider-world.js";
 import { run } from "../src/main.js";
 
 const exec = promisify(execFile);
