@@ -1,6 +1,9 @@
 // Test- and bench-only: a small synthetic OCI image written as a layout (a config and the given layers), for
 // code that needs an image but not a runnable one. Imported by relative path (tests as .js, benches as .ts).
-import { createOciLayoutWriter, type Descriptor, MediaType } from "@trustedpods/oci";
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { createOciLayoutWriter, type Descriptor, MediaType, openOciLayout } from "@trustedpods/oci";
 
 /**
  * Writes a layout at `dir` holding one image of `layers`, tagged `latest`; returns its manifest. A layer is bytes,
@@ -32,4 +35,15 @@ export async function makeLayout(
   );
   await w.finish(manifest, "latest");
   return manifest;
+}
+
+/** Every blob of a layout as digest → sha256 of the file's bytes (deep-comparing MiBs of bytes is slow). */
+export async function layoutBlobs(dir: string): Promise<Record<string, string>> {
+  const src = await openOciLayout(dir);
+  const out: Record<string, string> = {};
+  for (const d of await src.listBlobs()) {
+    const bytes = await readFile(join(dir, "blobs", "sha256", d.digest.slice(7)));
+    out[d.digest] = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+  }
+  return out;
 }

@@ -6,13 +6,13 @@ import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HAVE_TESTDATA, path as samplePath } from "../../../test-support/attestation-samples.js";
 import {
   CHROMIUM,
   HAVE_CHROMIUM,
   type HeadlessChromium,
   launchChromium,
 } from "../../../test-support/chromium.js";
-import { HAVE_TESTDATA, path as samplePath } from "./samples.js";
 
 if (!HAVE_CHROMIUM) console.warn(`SKIP: browser test needs ${CHROMIUM} (apt package chromium)`);
 

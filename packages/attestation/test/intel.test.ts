@@ -1,6 +1,14 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  bytes,
+  describeWithSamples,
+  flip,
+  goTdxGuestCollateral,
+  INTEL_SAMPLES,
+  text,
+} from "../../../test-support/attestation-samples.js";
+import {
   AttestationError,
   ChainCache,
   concat,
@@ -10,7 +18,6 @@ import {
   verifyIntelQuote,
 } from "../src/index.js";
 import { makeFakeChain } from "./fake-ca.js";
-import { bytes, describeWithSamples, flip, goTdxGuestCollateral, INTEL_SAMPLES, text } from "./samples.js";
 
 async function rejection(p: Promise<unknown>): Promise<AttestationError> {
   try {

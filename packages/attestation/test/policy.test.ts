@@ -1,6 +1,14 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import {
+  bytes,
+  certs,
+  describeWithSamples,
+  INTEL_SAMPLES,
+  SNP_SAMPLES,
+  text,
+} from "../../../test-support/attestation-samples.js";
+import {
   AttestationError,
   applyPolicy,
   computeReportData,
@@ -21,7 +29,6 @@ import {
   verifySnp,
 } from "../src/index.js";
 import { AttestResponseSchema, create, EvidenceSchema, type TeeType } from "./proto.js";
-import { bytes, certs, describeWithSamples, INTEL_SAMPLES, SNP_SAMPLES, text } from "./samples.js";
 
 function policyError(f: () => void): AttestationError {
   try {

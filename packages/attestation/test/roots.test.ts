@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { certs, HAVE_TESTDATA } from "../../../test-support/attestation-samples.js";
 import {
   INTEL_SGX_ROOT_CA_PEM,
   intelRoot,
@@ -10,7 +11,6 @@ import {
   verifyChain,
   X509,
 } from "../src/index.js";
-import { certs, HAVE_TESTDATA } from "./samples.js";
 
 describe("pinned roots", () => {
   it("match their audited SHA-256 fingerprints", async () => {

@@ -1,6 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  bytes,
+  certs,
+  describeWithSamples,
+  flip,
+  SNP_SAMPLES,
+} from "../../../test-support/attestation-samples.js";
+import {
   AttestationError,
   ChainCache,
   decodeTcb,
@@ -12,7 +19,6 @@ import {
   verifySnp,
 } from "../src/index.js";
 import { makeFakeChain } from "./fake-ca.js";
-import { bytes, certs, describeWithSamples, flip, SNP_SAMPLES } from "./samples.js";
 
 async function rejection(p: Promise<unknown>): Promise<AttestationError> {
   try {

@@ -10,8 +10,6 @@ import {
   registryBytecode,
   releasesAbi,
   releasesBytecode,
-  testTokenAbi,
-  testTokenBytecode,
 } from "./gen/index.js";
 
 /** Raised when a deployment transaction did not create a contract. */
@@ -64,15 +62,4 @@ export function deployReleases(
   threshold = 1,
 ): Promise<Address> {
   return deployContract(publicClient, wallet, releasesAbi, releasesBytecode, [signers, threshold]);
-}
-
-/** Deploys a mintable test ERC-20 (anyone can mint: devnets and tests only). */
-export function deployTestToken(
-  publicClient: PublicClient,
-  wallet: Wallet,
-  name = "Trusted Pods Test Token",
-  symbol = "TPT",
-  decimals = 18,
-): Promise<Address> {
-  return deployContract(publicClient, wallet, testTokenAbi, testTokenBytecode, [name, symbol, decimals]);
 }

@@ -11,13 +11,27 @@ import { mnemonicToAccount, privateKeyToAccount } from "viem/accounts";
 import { foundry } from "viem/chains";
 import { type Anvil, type AnvilOptions, startAnvil } from "./anvil.js";
 import type { ChainContext, ContractAddresses } from "./client.js";
-import { deployReleases, deployTestToken, deployTrustedPods } from "./deploy.js";
+import { deployContract, deployReleases, deployTrustedPods } from "./deploy.js";
 import { waitForTransaction } from "./events.js";
-import { testTokenAbi } from "./gen/index.js";
+import { testTokenAbi, testTokenBytecode } from "./gen/devnet/TestToken.js";
 import { devnetReleaseInput, publishRelease } from "./releases.js";
 
 /** anvil's well-known default mnemonic: every key derived from it is public. */
 export const ANVIL_TEST_MNEMONIC = "test test test test test test test test test test test junk";
+
+/**
+ * Deploys the dev chain's mintable ERC-20 (anyone can mint: devnets and tests only). Its contract is compiled from
+ * contracts/devnet/ and is not among the main entry's contracts.
+ */
+export function deployTestToken(
+  publicClient: PublicClient,
+  wallet: Parameters<typeof deployContract>[1],
+  name = "Trusted Pods Test Token",
+  symbol = "TPT",
+  decimals = 18,
+): Promise<Address> {
+  return deployContract(publicClient, wallet, testTokenAbi, testTokenBytecode, [name, symbol, decimals]);
+}
 
 export interface DevAccount {
   address: Address;

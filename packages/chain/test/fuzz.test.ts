@@ -17,8 +17,10 @@ import {
 import { privateKeyToAccount } from "viem/accounts";
 import { foundry } from "viem/chains";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testTokenAbi, testTokenBytecode } from "../src/gen/devnet/TestToken.js";
+import { deployContract, waitForTransaction } from "../src/index.js";
+import { type Anvil, devAccounts, startAnvil } from "../src/node.js";
 import {
-  deployContract,
   feeOnTransferTokenAbi,
   feeOnTransferTokenBytecode,
   noReturnTokenAbi,
@@ -29,11 +31,7 @@ import {
   paymentsFuzzHarnessBytecode,
   reentrantTokenAbi,
   reentrantTokenBytecode,
-  testTokenAbi,
-  testTokenBytecode,
-  waitForTransaction,
-} from "../src/index.js";
-import { type Anvil, devAccounts, startAnvil } from "../src/node.js";
+} from "./gen/index.js";
 
 const LONG = process.env.TPOD_LONG_TESTS === "1";
 const BATCH = 100;

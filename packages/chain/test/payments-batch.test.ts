@@ -8,8 +8,6 @@ import {
   deployContract,
   ensureAllowance,
   getChannel,
-  noReturnTokenAbi,
-  noReturnTokenBytecode,
   openChannel,
   paymentsEvents,
   refund,
@@ -17,6 +15,7 @@ import {
   skippedClaims,
 } from "../src/index.js";
 import { type DevChain, startDevChain } from "../src/node.js";
+import { noReturnTokenAbi, noReturnTokenBytecode } from "./gen/index.js";
 import {
   listingRoyalty,
   makeQuote,

@@ -12,13 +12,9 @@ import {
   claimWithVoucher,
   deployContract,
   ensureAllowance,
-  feeOnTransferTokenAbi,
-  feeOnTransferTokenBytecode,
   getChannel,
   getRoyalties,
   minRestartTopUp,
-  noReturnTokenAbi,
-  noReturnTokenBytecode,
   openChannel,
   paymentsAbi,
   paymentsEvents,
@@ -33,6 +29,12 @@ import {
   withdraw,
 } from "../src/index.js";
 import { type DevChain, startDevChain } from "../src/node.js";
+import {
+  feeOnTransferTokenAbi,
+  feeOnTransferTokenBytecode,
+  noReturnTokenAbi,
+  noReturnTokenBytecode,
+} from "./gen/index.js";
 import {
   accountOf,
   expectChainError,

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
-import { HAVE_TESTDATA as HAVE, TESTDATA as T } from "../../attestation/test/samples.js";
+import { HAVE_TESTDATA as HAVE, TESTDATA as T } from "../../../test-support/attestation-samples.js";
 import { run } from "../src/main.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "tpod-attest-cli-"));

@@ -6,17 +6,13 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import dgram from "node:dgram";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, realpath, rm, writeFile } from "node:fs/promises";
-import http from "node:http";
+import { mkdir, realpath, writeFile } from "node:fs/promises";
 import net from "node:net";
-import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
-import { type Devnet, startDevnet } from "@trustedpods/devnet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { localhostLookup } from "../../../test-support/localhost.js";
-import { haveTools, waitFor } from "../../provider/test/daemon-helpers.js";
-import { run } from "../src/main.js";
+import { type CliDevnet, cli, getUrl, startCliDevnet } from "../../../test-support/cli-devnet.js";
+import { haveTools, waitFor } from "../../../test-support/provider-world.js";
 
 const exec = promisify(execFile);
 const HAVE = haveTools && existsSync("/usr/bin/perl");
@@ -25,10 +21,8 @@ if (!HAVE) console.warn("SKIP: compose deploy tests need podman, buildah, busybo
 const uid = randomBytes(4).toString("hex");
 const BASE = `localhost/tpod-compose-base-${uid}:latest`;
 const PROJECT = `cproj-${uid}`;
-const savedHome = process.env.TPOD_HOME;
 let tmp: string;
-let devnet: Devnet;
-let miner: NodeJS.Timeout;
+let world: CliDevnet;
 const built: string[] = [];
 
 /** busybox (with its applets) and perl with exactly the libraries ldd lists and perl-base's modules. */
@@ -111,41 +105,12 @@ services:
   return join(dir, "docker-compose.yml");
 }
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const code = await run(args, {
-    out: (t) => {
-      out += t.endsWith("\n") ? t : `${t}\n`;
-    },
-    err: (t) => {
-      err += t.endsWith("\n") ? t : `${t}\n`;
-    },
-  });
-  return { code, out, err };
-}
-
-/** GET through the gateway; NAME.localhost resolves to loopback as browsers and curl do (glibc does not). */
+/** The body of a 200 through the gateway, false for anything else. */
 function get(url: string): Promise<string | false> {
-  return new Promise((resolve) => {
-    const req = http.get(
-      url,
-      {
-        timeout: 5000,
-        lookup: localhostLookup,
-      },
-      (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (d: string) => {
-          body += d;
-        });
-        res.on("end", () => resolve(res.statusCode === 200 && body));
-      },
-    );
-    req.on("timeout", () => req.destroy());
-    req.on("error", () => resolve(false));
-  });
+  return getUrl(url, 5000).then(
+    (r) => r.status === 200 && r.body,
+    () => false,
+  );
 }
 
 function hostPort(address: string): { host: string; port: number } {
@@ -186,31 +151,18 @@ function udpRoundTrip(address: string, message: string): Promise<string | false>
 
 beforeAll(async () => {
   if (!HAVE) return;
-  tmp = await mkdtemp(join(tmpdir(), "tpod-compose-test-"));
-  process.env.TPOD_HOME = join(tmp, "home");
-  [devnet] = await Promise.all([
-    startDevnet({
-      home: process.env.TPOD_HOME,
-      gatewayPort: 0,
-      chainPort: 0,
-      engineOwner: `cd${uid}`,
-      logLevel: "silent",
-    }),
-    buildBase(),
-  ]);
-  miner = setInterval(() => {
-    devnet.chain.publicClient.request({ method: "evm_mine" as never, params: [] as never }).catch(() => {});
-  }, 1000);
+  world = await startCliDevnet({
+    tmpPrefix: "tpod-compose-test-",
+    engineOwner: `cd${uid}`,
+    alongside: [buildBase()],
+  });
+  ({ tmp } = world);
 }, 240_000);
 
 afterAll(async () => {
   if (!HAVE) return;
-  clearInterval(miner);
-  await devnet?.stop();
+  await world?.stop();
   for (const image of [...built, BASE]) await exec("podman", ["rmi", "-f", image]).catch(() => {});
-  await rm(tmp, { recursive: true, force: true });
-  if (savedHome === undefined) delete process.env.TPOD_HOME;
-  else process.env.TPOD_HOME = savedHome;
 }, 120_000);
 
 describe.skipIf(!HAVE)("tpod deploy of a Compose file", () => {

@@ -4,9 +4,7 @@
 // commands over a devnet state file, then the money is followed on chain.
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import http from "node:http";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import {
@@ -22,7 +20,7 @@ import {
   withdraw,
 } from "@trustedpods/chain";
 import type { DevChain } from "@trustedpods/chain/node";
-import { DEVNET_BILLING, type Devnet, startDevnet } from "@trustedpods/devnet";
+import { DEVNET_BILLING, type Devnet } from "@trustedpods/devnet";
 import { createP2PNode, type P2PNode } from "@trustedpods/p2p";
 import { formatTokenAmount, parseManifest } from "@trustedpods/protocol";
 import type { Daemon } from "@trustedpods/provider";
@@ -44,78 +42,31 @@ import { deploy, PodStore } from "@trustedpods/publisher/node";
 import { type Address, erc20Abi, getAddress, type Hex, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { localhostLookup } from "../../../test-support/localhost.js";
+import {
+  buildBusyboxImage,
+  type CliDevnet,
+  cli,
+  getUrl,
+  startCliDevnet,
+} from "../../../test-support/cli-devnet.js";
 import { haveTools, waitFor } from "../../../test-support/provider-world.js";
-import { run } from "../src/main.js";
 
 const exec = promisify(execFile);
 if (!haveTools) console.warn("SKIP: deploy tests need podman, buildah and busybox-static");
 
 const uid = randomBytes(4).toString("hex");
 const IMAGE = `localhost/tpod-deploy-${uid}:latest`;
-const savedHome = process.env.TPOD_HOME;
 let tmp: string;
 let chain: DevChain;
 let daemon: Daemon;
 let devnet: Devnet;
-let miner: NodeJS.Timeout;
 let node: P2PNode;
 let network: ResolvedNetwork;
 
-/** busybox (with applet links) from scratch, committed into the local Podman store under IMAGE. */
-async function buildImage(): Promise<void> {
-  const ctr = (await exec("buildah", ["from", "scratch"])).stdout.trim();
-  try {
-    await exec("buildah", ["copy", ctr, "/bin/busybox", "/bin/busybox"]);
-    await exec("buildah", ["run", ctr, "--", "/bin/busybox", "--install", "-s", "/bin"]);
-    await exec("buildah", ["config", "--entrypoint", "[]", "--cmd", '["/bin/sh"]', ctr]);
-    await exec("buildah", ["commit", "-q", ctr, IMAGE]);
-  } finally {
-    await exec("buildah", ["rm", ctr]).catch(() => {});
-  }
-}
-
-/** GET an endpoint URL as it is; NAME.localhost resolves to loopback as browsers and curl do (glibc does not). */
-function get(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(
-      url,
-      {
-        timeout: 10_000,
-        lookup: localhostLookup,
-      },
-      (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (d: string) => {
-          body += d;
-        });
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-      },
-    );
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.on("error", reject);
-  });
-}
-
 /** The body once the URL answers 200 (the gateway answers 502 until the pod listens). */
 async function ok(url: string): Promise<string | false> {
-  const r = await get(url);
+  const r = await getUrl(url);
   return r.status === 200 && r.body;
-}
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const code = await run(args, {
-    out: (t) => {
-      out += t.endsWith("\n") ? t : `${t}\n`;
-    },
-    err: (t) => {
-      err += t.endsWith("\n") ? t : `${t}\n`;
-    },
-  });
-  return { code, out, err };
 }
 
 const httpManifest = (name: string, body: string) => `apiVersion: trustedpods/v1
@@ -180,66 +131,29 @@ spec:
       resources: {cpu: 100m, memory: 32Mi}
 `;
 
+let world: CliDevnet;
+const advance = (seconds: number) => world.advance(seconds);
+const tokenBalance = (who: Address) => world.tokenBalance(who);
+
 beforeAll(async () => {
   if (!haveTools) return;
-  tmp = await mkdtemp(join(tmpdir(), "tpod-deploy-test-"));
-  process.env.TPOD_HOME = join(tmp, "home");
-  // The devnet as `tpod devnet up` composes it (chain, IPFS node, provider daemon with billing and gateway),
-  // in process; it writes $TPOD_HOME/devnet.json, which the CLI commands below find.
-  [devnet] = await Promise.all([
-    startDevnet({
-      home: process.env.TPOD_HOME,
-      gatewayPort: 0,
-      chainPort: 0,
-      engineOwner: `dp${uid}`,
-      logLevel: "silent",
-    }),
-    buildImage(),
-  ]);
-  chain = devnet.chain;
-  daemon = devnet.daemon;
-  network = {
-    name: "devnet",
-    rpcUrl: chain.rpcUrl,
-    chainId: chain.chainId,
-    contracts: chain.contracts,
-    isDevnet: true,
-    sources: { rpcUrl: "test", contracts: "test" },
-  };
+  // The devnet as `tpod devnet up` composes it, in process; it writes $TPOD_HOME/devnet.json, which the CLI
+  // commands below find.
+  world = await startCliDevnet({
+    tmpPrefix: "tpod-deploy-test-",
+    engineOwner: `dp${uid}`,
+    alongside: [buildBusyboxImage(IMAGE)],
+  });
+  ({ tmp, chain, daemon, devnet, network } = world);
   node = await createP2PNode();
-  // The devnet's provider counts 1 confirmation and anvil mines only on transactions: produce a block every
-  // second, as a real chain does, so a new channel becomes visible to the provider (deploy keeps asking).
-  miner = setInterval(() => {
-    chain.publicClient.request({ method: "evm_mine" as never, params: [] as never }).catch(() => {});
-  }, 1000);
 }, 240_000);
 
 afterAll(async () => {
   if (!haveTools) return;
-  clearInterval(miner);
   await node?.stop();
-  await devnet?.stop();
+  await world?.stop();
   await exec("buildah", ["rmi", "-f", IMAGE]).catch(() => {});
-  await rm(tmp, { recursive: true, force: true });
-  if (savedHome === undefined) delete process.env.TPOD_HOME;
-  else process.env.TPOD_HOME = savedHome;
 }, 120_000);
-
-async function advance(seconds: number): Promise<void> {
-  await chain.publicClient.request({
-    method: "evm_increaseTime" as never,
-    params: [toHex(seconds)] as never,
-  });
-  await chain.publicClient.request({ method: "evm_mine" as never, params: [] as never });
-}
-
-const tokenBalance = (who: Address) =>
-  chain.publicClient.readContract({
-    address: chain.contracts.token,
-    abi: erc20Abi,
-    functionName: "balanceOf",
-    args: [who],
-  });
 
 describe.skipIf(!haveTools)("deploy", () => {
   it("SDK: deploys a locally built HTTP pod, reports every step, and the URL answers through the gateway", async () => {
@@ -500,7 +414,7 @@ describe.skipIf(!haveTools)("deploy", () => {
     expect(out.endpoints.tcp[0]).toMatchObject({ container: "kv", port: 7000 });
     const base = `http://${out.endpoints.tcp[0]!.address}`;
     expect((await waitFor("kv", () => ok(`${base}/pass`))).trim()).toBe("s3cret-pass");
-    expect((await get(`${base}/v1`)).body.trim()).toBe("v1");
+    expect((await getUrl(`${base}/v1`)).body.trim()).toBe("v1");
     const v2 = join(tmp, "kv2.yaml");
     await writeFile(v2, kvManifest("v2"));
     const u = await cli(["update", "kv", v2, "--json"]);
@@ -510,7 +424,7 @@ describe.skipIf(!haveTools)("deploy", () => {
     const base2 = `http://${upd.endpoints.tcp[0].address}`;
     expect((await waitFor("kv v2", () => ok(`${base2}/v2`))).trim()).toBe("v2");
     // v1's file survived the update: the persistent volume was kept.
-    expect((await get(`${base2}/v1`)).body.trim()).toBe("v1");
+    expect((await getUrl(`${base2}/v1`)).body.trim()).toBe("v1");
     const publisher = privateKeyToAccount(chain.accounts[2]!.privateKey).address;
     const ch = await getChannel(chain.context(2, 0), {
       publisher,
@@ -529,7 +443,7 @@ describe.skipIf(!haveTools)("deploy", () => {
     expect(
       (
         await waitFor("frontend", async () => {
-          const r = await get(out.endpoints.http[0]!);
+          const r = await getUrl(out.endpoints.http[0]!);
           return r.status === 200 && r.body.includes("from-backend") && r.body;
         })
       ).trim(),

@@ -1,20 +1,23 @@
 // `tpod devnet up` as a child process (the built CLI): ready line, state file, a working chain with the provider
 // registered at the printed prices, verify/providers finding it without flags, the gateway, a second devnet
 // refused, examples/hello deployed and answering, and a clean SIGTERM (state file gone, pods removed, ports closed).
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import http from "node:http";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { getProvider } from "@trustedpods/chain";
 import { readDevnetState } from "@trustedpods/publisher/node";
 import { type Address, createPublicClient, http as viemHttp } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  type DevnetProcess,
+  getWithHost as get,
+  spawnDevnetUp,
+} from "../../../test-support/devnet-process.js";
 import { run } from "../src/main.js";
 
 const execFileP = promisify(execFile);
@@ -34,7 +37,7 @@ let child: ChildProcess;
 let exited: Promise<number | null>;
 // biome-ignore lint/suspicious/noExplicitAny: the ready line is parsed JSON, checked field by field below
 let info: any;
-let stderr = "";
+let devnetProcess: DevnetProcess;
 
 async function tpod(args: string[]) {
   const out: string[] = [];
@@ -58,21 +61,6 @@ function connects(port: number): Promise<boolean> {
   });
 }
 
-function get(port: number, host: string): Promise<{ status: number; type: string; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: "127.0.0.1", port, path: "/", headers: { host } }, (res) => {
-      let body = "";
-      res.on("data", (c) => {
-        body += c;
-      });
-      res.on("end", () =>
-        resolve({ status: res.statusCode ?? 0, type: String(res.headers["content-type"]), body }),
-      );
-    });
-    req.once("error", reject);
-  });
-}
-
 async function podmanLines(args: string[]): Promise<string[]> {
   const { stdout } = await execFileP("podman", args);
   return stdout.split("\n").filter(Boolean);
@@ -82,32 +70,9 @@ describe.skipIf(!built || !HAVE_TOOLS)("tpod devnet up", () => {
   beforeAll(async () => {
     home = await mkdtemp(path.join(tmpdir(), "tpod-devnet-up-"));
     process.env.TPOD_HOME = home;
-    child = spawn(
-      bin,
-      [
-        "devnet",
-        "up",
-        "--json",
-        "--gateway-port",
-        "0",
-        "--chain-port",
-        "0",
-        "--web-port",
-        "0",
-        "--engine-owner",
-        owner,
-      ],
-      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, TPOD_HOME: home } },
-    );
-    child.stderr!.on("data", (c) => {
-      stderr += c;
-    });
-    exited = new Promise((r) => child.once("exit", (code) => r(code)));
-    const line = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).once("line", resolve);
-      child.once("exit", (code) => reject(new Error(`tpod exited with ${code} before ready:\n${stderr}`)));
-    });
-    info = JSON.parse(line);
+    devnetProcess = spawnDevnetUp(bin, home, ["--engine-owner", owner]);
+    ({ child, exited } = devnetProcess);
+    info = await devnetProcess.ready;
   }, 120_000);
 
   afterAll(async () => {
@@ -263,8 +228,8 @@ describe.skipIf(!built || !HAVE_TOOLS)("tpod devnet up", () => {
     for (const p of ports) expect(await connects(p), `port ${p} before stop`).toBe(true);
 
     child.kill("SIGTERM");
-    expect(await exited, stderr).toBe(0);
-    expect(stderr).toMatch(/devnet stopped/);
+    expect(await exited, devnetProcess.stderr).toBe(0);
+    expect(devnetProcess.stderr).toMatch(/devnet stopped/);
     expect(existsSync(info.stateFile)).toBe(false);
     expect(existsSync(path.join(home, "devnet.lock"))).toBe(false);
     // The working directory stays for inspection: the provider's config and state are there.

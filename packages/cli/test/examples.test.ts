@@ -3,17 +3,13 @@
 // container cannot start is refused with the class of the failure and the engine's reason.
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import http from "node:http";
+import { cp, readFile, writeFile } from "node:fs/promises";
 import net from "node:net";
-import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
-import { type Devnet, startDevnet } from "@trustedpods/devnet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { localhostLookup } from "../../../test-support/localhost.js";
+import { type CliDevnet, cli, getUrl, startCliDevnet } from "../../../test-support/cli-devnet.js";
 import { haveTools, waitFor } from "../../../test-support/provider-world.js";
-import { run } from "../src/main.js";
 
 const exec = promisify(execFile);
 const EXAMPLES = resolve(import.meta.dirname, "../../../examples");
@@ -22,10 +18,8 @@ const uid = randomBytes(4).toString("hex");
 const BUSYBOX = `localhost/tpod-ex-busybox-${uid}:latest`;
 const REDIS = `localhost/tpod-ex-redis-${uid}:latest`;
 const BUSYBOX_2 = `localhost/tpod-ex-busybox2-${uid}:latest`;
-const savedHome = process.env.TPOD_HOME;
 let tmp: string;
-let devnet: Devnet;
-let miner: NodeJS.Timeout;
+let world: CliDevnet;
 
 /** An example's build.sh with a tag of ours; it prints the tag it built. */
 async function build(example: string, tag: string): Promise<string> {
@@ -44,20 +38,6 @@ async function exampleManifest(example: string, from: string, to: string): Promi
   return file;
 }
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const code = await run(args, {
-    out: (t) => {
-      out += t.endsWith("\n") ? t : `${t}\n`;
-    },
-    err: (t) => {
-      err += t.endsWith("\n") ? t : `${t}\n`;
-    },
-  });
-  return { code, out, err };
-}
-
 interface Deployed {
   podId: string;
   endpoints: { http: string[]; tcp: { container: string; port: number; address: string }[] };
@@ -69,31 +49,8 @@ async function deploy(manifest: string): Promise<Deployed> {
   return JSON.parse(d.out) as Deployed;
 }
 
-/** GET a URL; NAME.localhost resolves to loopback as browsers and curl do (glibc does not). */
-function get(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((done, fail) => {
-    const req = http.get(
-      url,
-      {
-        timeout: 10_000,
-        lookup: localhostLookup,
-      },
-      (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (d: string) => {
-          body += d;
-        });
-        res.on("end", () => done({ status: res.statusCode ?? 0, body }));
-      },
-    );
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.on("error", fail);
-  });
-}
-
 async function bodyOnce(url: string, contains: string): Promise<string | false> {
-  const r = await get(url).catch(() => undefined);
+  const r = await getUrl(url).catch(() => undefined);
   return r?.status === 200 && r.body.includes(contains) && r.body;
 }
 
@@ -150,36 +107,23 @@ function parseReplies(text: string): string[] {
 
 beforeAll(async () => {
   if (!haveTools) return;
-  tmp = await mkdtemp(join(tmpdir(), "tpod-examples-test-"));
-  process.env.TPOD_HOME = join(tmp, "home");
   // One devnet for every example; the images build meanwhile (each example's own script).
-  [devnet] = await Promise.all([
-    startDevnet({
-      home: process.env.TPOD_HOME,
-      gatewayPort: 0,
-      chainPort: 0,
-      engineOwner: `ex${uid}`,
-      logLevel: "silent",
-    }),
-    build("hello", BUSYBOX).then((t) => expect(t).toBe(BUSYBOX)),
-    build("two-container", BUSYBOX_2).then((t) => expect(t).toBe(BUSYBOX_2)),
-    build("kv", REDIS).then((t) => expect(t).toBe(REDIS)),
-  ]);
-  // The devnet's provider counts a confirmation and anvil mines only on transactions: a block every second.
-  miner = setInterval(() => {
-    devnet.chain.publicClient.request({ method: "evm_mine" as never, params: [] as never }).catch(() => {});
-  }, 1000);
+  world = await startCliDevnet({
+    tmpPrefix: "tpod-examples-test-",
+    engineOwner: `ex${uid}`,
+    alongside: [
+      build("hello", BUSYBOX).then((t) => expect(t).toBe(BUSYBOX)),
+      build("two-container", BUSYBOX_2).then((t) => expect(t).toBe(BUSYBOX_2)),
+      build("kv", REDIS).then((t) => expect(t).toBe(REDIS)),
+    ],
+  });
+  ({ tmp } = world);
 }, 400_000);
 
 afterAll(async () => {
   if (!haveTools) return;
-  clearInterval(miner);
-  await devnet?.stop();
+  await world?.stop();
   await exec("podman", ["rmi", "-f", BUSYBOX, BUSYBOX_2, REDIS]).catch(() => {});
-  // The devnet's IPFS peer store may still flush a file after it stopped (ENOTEMPTY): retry.
-  await rm(tmp, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
-  if (savedHome === undefined) delete process.env.TPOD_HOME;
-  else process.env.TPOD_HOME = savedHome;
 }, 120_000);
 
 describe.skipIf(!haveTools)("examples", () => {

@@ -5,13 +5,12 @@
 // `tpod balance`, the `tpod pods` table with pods deployed elsewhere, and per-step deploy deadlines.
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { channelHistory, getChannel } from "@trustedpods/chain";
 import type { DevChain } from "@trustedpods/chain/node";
-import { DEVNET_BILLING, type Devnet, startDevnet } from "@trustedpods/devnet";
+import { DEVNET_BILLING, type Devnet } from "@trustedpods/devnet";
 import { createP2PNode, type P2PNode } from "@trustedpods/p2p";
 import { formatTokenAmount, parseManifest } from "@trustedpods/protocol";
 import type { Daemon } from "@trustedpods/provider";
@@ -26,54 +25,26 @@ import {
   roundUpAmount,
 } from "@trustedpods/publisher";
 import { deploy } from "@trustedpods/publisher/node";
-import { type Address, erc20Abi, type Hex, toHex } from "viem";
+import type { Address, Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildBusyboxImage, type CliDevnet, cli, startCliDevnet } from "../../../test-support/cli-devnet.js";
 import { haveTools } from "../../../test-support/provider-world.js";
-import { run } from "../src/main.js";
 
 const exec = promisify(execFile);
 if (!haveTools) console.warn("SKIP: first-hour tests need podman, buildah and busybox-static");
 
 const uid = randomBytes(4).toString("hex");
 const IMAGE = `localhost/tpod-first-${uid}:latest`;
-const savedHome = process.env.TPOD_HOME;
 const LONG_NAME = "a-rather-long-pod-name-that-does-not-fit-a-column";
 let tmp: string;
 let chain: DevChain;
 let daemon: Daemon;
 let devnet: Devnet;
-let miner: NodeJS.Timeout;
 let node: P2PNode;
 let network: ResolvedNetwork;
 /** The CLI's key on the devnet. */
 let publisher: Address;
-
-async function buildImage(): Promise<void> {
-  const ctr = (await exec("buildah", ["from", "scratch"])).stdout.trim();
-  try {
-    await exec("buildah", ["copy", ctr, "/bin/busybox", "/bin/busybox"]);
-    await exec("buildah", ["run", ctr, "--", "/bin/busybox", "--install", "-s", "/bin"]);
-    await exec("buildah", ["config", "--entrypoint", "[]", "--cmd", '["/bin/sh"]', ctr]);
-    await exec("buildah", ["commit", "-q", ctr, IMAGE]);
-  } finally {
-    await exec("buildah", ["rm", ctr]).catch(() => {});
-  }
-}
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const code = await run(args, {
-    out: (t) => {
-      out += t.endsWith("\n") ? t : `${t}\n`;
-    },
-    err: (t) => {
-      err += t.endsWith("\n") ? t : `${t}\n`;
-    },
-  });
-  return { code, out, err };
-}
 
 const manifest = (name: string) => `apiVersion: trustedpods/v1
 kind: Pod
@@ -102,62 +73,27 @@ async function manifestFile(name: string): Promise<string> {
   return f;
 }
 
-async function advance(seconds: number): Promise<void> {
-  await chain.publicClient.request({
-    method: "evm_increaseTime" as never,
-    params: [toHex(seconds)] as never,
-  });
-  await chain.publicClient.request({ method: "evm_mine" as never, params: [] as never });
-}
-
-const tokenBalance = (who: Address) =>
-  chain.publicClient.readContract({
-    address: chain.contracts.token,
-    abi: erc20Abi,
-    functionName: "balanceOf",
-    args: [who],
-  });
+let world: CliDevnet;
+const advance = (seconds: number) => world.advance(seconds);
+const tokenBalance = (who: Address) => world.tokenBalance(who);
 
 beforeAll(async () => {
   if (!haveTools) return;
-  tmp = await mkdtemp(join(tmpdir(), "tpod-first-hour-"));
-  process.env.TPOD_HOME = join(tmp, "home");
-  [devnet] = await Promise.all([
-    startDevnet({
-      home: process.env.TPOD_HOME,
-      gatewayPort: 0,
-      chainPort: 0,
-      engineOwner: `fh${uid}`,
-      logLevel: "silent",
-    }),
-    buildImage(),
-  ]);
-  chain = devnet.chain;
-  daemon = devnet.daemon;
-  network = {
-    name: "devnet",
-    rpcUrl: chain.rpcUrl,
-    chainId: chain.chainId,
-    contracts: chain.contracts,
-    isDevnet: true,
-    sources: { rpcUrl: "test", contracts: "test" },
-  };
+  world = await startCliDevnet({
+    tmpPrefix: "tpod-first-hour-",
+    engineOwner: `fh${uid}`,
+    alongside: [buildBusyboxImage(IMAGE)],
+  });
+  ({ tmp, chain, daemon, devnet, network } = world);
   publisher = privateKeyToAccount(chain.accounts[2]!.privateKey).address;
   node = await createP2PNode();
-  miner = setInterval(() => {
-    chain.publicClient.request({ method: "evm_mine" as never, params: [] as never }).catch(() => {});
-  }, 1000);
 }, 240_000);
 
 afterAll(async () => {
   if (!haveTools) return;
-  clearInterval(miner);
   await node?.stop();
-  await devnet?.stop();
+  await world?.stop();
   await exec("buildah", ["rmi", "-f", IMAGE]).catch(() => {});
-  await rm(tmp, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
-  if (savedHome === undefined) delete process.env.TPOD_HOME;
-  else process.env.TPOD_HOME = savedHome;
 }, 120_000);
 
 interface Deployed {

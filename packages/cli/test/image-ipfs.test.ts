@@ -4,8 +4,9 @@ import { join } from "node:path";
 import { createIpfsNode, type IpfsNode, pushImage } from "@trustedpods/ipfs";
 import { openOciLayout } from "@trustedpods/oci";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FakeKuboRpcServer } from "../../ipfs/test/fake-kubo.js";
-import { layoutBlobs, makeLayout, tempDir } from "../../ipfs/test/helpers.js";
+import { FakeKuboRpcServer } from "../../../test-support/fake-kubo.js";
+import { tempDir } from "../../../test-support/oci-images.js";
+import { layoutBlobs, makeLayout } from "../../../test-support/oci-layout.js";
 import { run } from "../src/main.js";
 
 function capture() {

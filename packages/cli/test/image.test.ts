@@ -3,7 +3,12 @@ import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildBusyboxLayout, opensslKeyPair, removeImage, tempDir } from "../../oci/test/helpers.js";
+import {
+  buildBusyboxLayout,
+  opensslKeyPair,
+  removeImage,
+  tempDir,
+} from "../../../test-support/oci-images.js";
 import { run } from "../src/main.js";
 
 const exec = promisify(execFile);

@@ -11,7 +11,7 @@ import {
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import { writeDevnetState } from "@trustedpods/publisher/node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestProvider, type TestProvider } from "../../publisher/test/test-provider.js";
+import { startTestProvider, type TestProvider } from "../../../test-support/attest-provider.js";
 import { run } from "../src/main.js";
 
 const HELLO = resolve(import.meta.dirname, "../../../examples/hello/pod.yaml");

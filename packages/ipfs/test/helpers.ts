@@ -1,35 +1,19 @@
 import { execFile } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { openOciLayout } from "@trustedpods/oci";
+import {
+  tempDir as sharedTempDir,
+  uniqueName as sharedUniqueName,
+} from "../../../test-support/oci-images.js";
 import { createIpfsNode, type IpfsNode } from "../src/index.js";
 
 export const exec = promisify(execFile);
 
-export async function tempDir(prefix = "tpod-ipfs-"): Promise<{ dir: string; cleanup: () => Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
-}
+export const tempDir = (prefix = "tpod-ipfs-") => sharedTempDir(prefix);
+export const uniqueName = (prefix = "tpod-ipfs-test") => sharedUniqueName(prefix);
 
-export function uniqueName(prefix = "tpod-ipfs-test"): string {
-  return `localhost/${prefix}-${randomBytes(5).toString("hex")}`;
-}
-
-export { makeLayout } from "../../../test-support/oci-layout.js";
-
-/** Every blob of a layout as digest → sha256 of the file's bytes (deep-comparing MiBs of bytes is slow). */
-export async function layoutBlobs(dir: string): Promise<Record<string, string>> {
-  const src = await openOciLayout(dir);
-  const out: Record<string, string> = {};
-  for (const d of await src.listBlobs()) {
-    const bytes = await readFile(join(dir, "blobs", "sha256", d.digest.slice(7)));
-    out[d.digest] = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
-  }
-  return out;
-}
+export { layoutBlobs, makeLayout } from "../../../test-support/oci-layout.js";
 
 export async function startNode(parent: string, name: string): Promise<IpfsNode> {
   return createIpfsNode({ dataDir: join(parent, name) });

@@ -2,6 +2,7 @@ import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { openOciLayout } from "@trustedpods/oci";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FakeKuboRpcServer } from "../../../test-support/fake-kubo.js";
 import {
   BlobDigestMismatchError,
   createKuboStore,
@@ -16,7 +17,6 @@ import {
   putSecret,
   SizeLimitError,
 } from "../src/index.js";
-import { FakeKuboRpcServer } from "./fake-kubo.js";
 import { exists, layoutBlobs, makeLayout, startNode, tempDir } from "./helpers.js";
 
 let tmp: { dir: string; cleanup: () => Promise<void> };

@@ -264,8 +264,12 @@ describe("BillingStore", () => {
         name: string;
       }[]
     ).map((r) => r.name);
-    expect(names.every((n) => n.startsWith("billing_") || n === "sqlite_sequence")).toBe(true);
-    db2.prepare("UPDATE billing_meta SET value = '99' WHERE key = 'schema_version'").run();
+    // Billing's tables are the state database's: versioned in its schema_migrations, no table of their own.
+    expect(names).toContain("billing_pods");
+    expect(names).not.toContain("billing_meta");
+    db2
+      .prepare("INSERT INTO schema_migrations (module, version, applied_at) VALUES ('billing', 99, 0)")
+      .run();
     expect(() => new BillingStore(db2)).toThrow(/newer than this daemon/);
     db2.close();
   });

@@ -3,9 +3,8 @@
 // runs a paid pod, reports billing in status, stops it when the deposit runs out, restarts it after a top-up,
 // and stops billing (providerClose) when the publisher deletes it. Real Podman, Helia, anvil.
 import { randomBytes } from "node:crypto";
-import { ensureAllowance, getChannel, openChannel, refund, topUp } from "@trustedpods/chain";
+import { getChannel, openChannel, refund, topUp } from "@trustedpods/chain";
 import type { DevChain } from "@trustedpods/chain/node";
-import type { IpfsNode } from "@trustedpods/ipfs";
 import { RpcError } from "@trustedpods/p2p";
 import {
   DeleteRequestSchema,
@@ -14,26 +13,24 @@ import {
   PodPhase,
   ProvisionRequestSchema,
   ProvisionResponseSchema,
-  StatusRequestSchema,
-  StatusResponseSchema,
 } from "@trustedpods/protocol";
-import { bytesToHex, getAddress, type Hex, toHex } from "viem";
+import { bytesToHex, getAddress, type Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../src/config.js";
-import { Daemon } from "../src/daemon.js";
+import type { Daemon } from "../src/daemon.js";
 import {
-  buildBusyboxLayout,
+  advanceChainTime,
   container,
   type DaemonTestWorld,
   gatewayGet,
   haveTools,
-  Publisher,
+  mineBlocks,
+  type Publisher,
   type PushedImage,
   pod,
+  podStatus,
   podToWire,
-  pushLayout,
   randomPodId,
-  startDaemonTestWorld,
+  startPaidDaemon,
   stopDaemonTestWorld,
   waitFor,
 } from "./daemon-helpers.js";
@@ -42,9 +39,7 @@ const uid = randomBytes(4).toString("hex");
 if (!haveTools) console.warn("SKIP billing-daemon.test.ts: podman, buildah or busybox-static missing");
 
 let world: DaemonTestWorld | undefined;
-let tmp: string;
 let chain: DevChain;
-let pubIpfs: IpfsNode;
 let daemon: Daemon;
 let alice: Publisher;
 let image: PushedImage;
@@ -57,42 +52,21 @@ const webPod = () =>
     }),
   ]);
 
-async function mine(blocks = 1) {
-  for (let i = 0; i < blocks; i++)
-    await chain.publicClient.request({ method: "evm_mine" as never, params: [] as never });
-}
-
-async function increaseTime(seconds: bigint) {
-  await chain.publicClient.request({
-    method: "evm_increaseTime" as never,
-    params: [toHex(seconds)] as never,
-  });
-  // Two blocks: the daemon reads at latest - 1 confirmation.
-  await mine(2);
-}
-
-async function status(podId: Hex) {
-  return alice.call(
-    "status",
-    StatusRequestSchema,
-    { podId: Buffer.from(podId.slice(2), "hex") },
-    StatusResponseSchema,
-    podId,
-  );
-}
+const mine = (blocks = 1) => mineBlocks(chain, blocks);
+const increaseTime = (seconds: bigint) => advanceChainTime(chain, seconds);
+const status = (podId: Hex) => podStatus(alice, podId);
 
 beforeAll(async () => {
   if (!haveTools) return;
-  world = await startDaemonTestWorld("tpod-billing-daemon-", `bd${uid}`);
-  ({ tmp, chain, pubIpfs } = world);
-  const layoutP = buildBusyboxLayout(tmp, `localhost/tpod-billingdaemon-${uid}:latest`, "paid\n");
   // No gate: the daemon runs its billing module. Short loop intervals so the test does not wait.
-  daemon = await Daemon.start(loadConfig(world.cfgFile), {
-    billing: { claimIntervalMs: 200, meterIntervalMs: 300, maxBackoffMs: 1000 },
-  });
-  image = await pushLayout(pubIpfs, await layoutP);
-  alice = await Publisher.forDaemon(chain, daemon, 2);
-  await ensureAllowance(chain.context(2), chain.contracts.token, 2n ** 200n);
+  ({ world, daemon, alice, image } = await startPaidDaemon({
+    prefix: "tpod-billing-daemon-",
+    owner: `bd${uid}`,
+    imageTag: `localhost/tpod-billingdaemon-${uid}:latest`,
+    deps: { billing: { claimIntervalMs: 200, meterIntervalMs: 300, maxBackoffMs: 1000 } },
+    approve: true,
+  }));
+  ({ chain } = world);
 }, 180_000);
 
 afterAll(async () => {

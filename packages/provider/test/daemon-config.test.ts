@@ -203,17 +203,16 @@ describe("state", () => {
     db.close();
   });
 
-  it("runs migrations once per module and lets another module add its own tables", () => {
+  it("runs every module's migrations once, in the state module", () => {
     const dir = path.join(tmp, "state2");
     let db = StateDb.open(dir);
-    db.migrate("billing", ["CREATE TABLE billing_claims (pod TEXT, amount TEXT)"]);
-    db.db.prepare("INSERT INTO billing_claims VALUES ('p', '1')").run();
+    db.db
+      .prepare(
+        "INSERT INTO billing_claims (pod_key, channel_id, cumulative, status, created_ms, updated_ms) VALUES ('p', '0x01', '1', 'intent', 0, 0)",
+      )
+      .run();
     db.close();
     db = StateDb.open(dir);
-    db.migrate("billing", [
-      "CREATE TABLE billing_claims (pod TEXT, amount TEXT)",
-      "ALTER TABLE billing_claims ADD COLUMN at INTEGER",
-    ]);
     const rows = db.db
       .prepare("SELECT module, version FROM schema_migrations ORDER BY module, version")
       .all();
@@ -222,6 +221,9 @@ describe("state", () => {
       { module: "billing", version: 2 },
       { module: "core", version: 1 },
       { module: "core", version: 2 },
+    ]);
+    expect(db.db.prepare("SELECT pod_key, cumulative FROM billing_claims").all()).toEqual([
+      { pod_key: "p", cumulative: "1" },
     ]);
     expect(db.db.prepare("PRAGMA journal_mode").get()).toEqual({ journal_mode: "wal" });
     db.close();

@@ -9,7 +9,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
-import type { Quote as ChainQuote, Royalty } from "@trustedpods/chain";
+import { type Quote as ChainQuote, ensureAllowance, type Royalty } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import type { IpfsNode } from "@trustedpods/ipfs";
 import {
@@ -18,23 +18,32 @@ import {
   callUnary,
   createP2PNode,
   type P2PNode,
+  RpcError,
 } from "@trustedpods/p2p";
 import {
   type Container,
   DEFAULTS,
   type Pod,
+  ProvisionRequestSchema,
+  ProvisionResponseSchema,
   podToWire,
   QuoteRequestSchema,
   QuoteResponseSchema,
+  StatusRequestSchema,
+  StatusResponseSchema,
 } from "@trustedpods/protocol";
-import { bytesToHex, getAddress, type Hex, type LocalAccount } from "viem";
+import { bytesToHex, getAddress, type Hex, type LocalAccount, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
+import { expect } from "vitest";
 import {
+  buildBusyboxLayout,
   type PushedImage,
   providerConfigYaml,
+  pushLayout,
   startPublisherIpfs,
 } from "../../../test-support/provider-world.js";
-import type { Daemon } from "../src/daemon.js";
+import { loadConfig } from "../src/config.js";
+import { Daemon, type DaemonDeps } from "../src/daemon.js";
 
 const _run = promisify(execFile);
 
@@ -275,4 +284,97 @@ export function chainQuoteOf(
       listingId: r.listingId,
     })),
   };
+}
+
+// ------------------------------------------------------------------------------------ what the paid tests share
+
+/** Mines `blocks` blocks on the dev chain. */
+export async function mineBlocks(chain: DevChain, blocks = 1): Promise<void> {
+  for (let i = 0; i < blocks; i++)
+    await chain.publicClient.request({ method: "evm_mine" as never, params: [] as never });
+}
+
+/** Moves chain time on and mines two blocks: the daemon reads at latest - 1 confirmation. */
+export async function advanceChainTime(chain: DevChain, seconds: bigint): Promise<void> {
+  await chain.publicClient.request({
+    method: "evm_increaseTime" as never,
+    params: [toHex(seconds)] as never,
+  });
+  await mineBlocks(chain, 2);
+}
+
+/** `who` provisions `p` under `podId`, paid through the dev chain's Payments channel. */
+export function provisionPod(who: Publisher, chain: DevChain, podId: Hex, p: Pod) {
+  return who.call(
+    "provision",
+    ProvisionRequestSchema,
+    {
+      podId: Buffer.from(podId.slice(2), "hex"),
+      pod: podToWire(p),
+      channel: { chainId: BigInt(chain.chainId), paymentsContract: chain.contracts.payments },
+    },
+    ProvisionResponseSchema,
+    podId,
+  );
+}
+
+/** `who`'s status request for `podId`. */
+export function podStatus(who: Publisher, podId: Hex) {
+  return who.call(
+    "status",
+    StatusRequestSchema,
+    { podId: Buffer.from(podId.slice(2), "hex") },
+    StatusResponseSchema,
+    podId,
+  );
+}
+
+/** The RpcError `p` rejects with (fails the test when it resolves or rejects with anything else). */
+export async function rpcRefusal(p: Promise<unknown>): Promise<RpcError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(RpcError);
+  return err as RpcError;
+}
+
+/** A daemon test world with the daemon running and alice (chain account 2) as its publisher. */
+export interface PaidDaemon {
+  world: DaemonTestWorld;
+  daemon: Daemon;
+  alice: Publisher;
+  /** busybox serving `index` from /www, pushed to the publisher's IPFS node. */
+  image: PushedImage;
+}
+
+/**
+ * Starts a daemon test world (`prefix`, engine owner `owner`, `editConfig` as in startDaemonTestWorld), builds a
+ * busybox image tagged `imageTag` meanwhile, starts the daemon with `deps` (its own billing when none is given),
+ * and makes alice its publisher; with `approve`, alice lets Payments take her tokens. What started is stopped
+ * again if a later step fails.
+ */
+export async function startPaidDaemon(opts: {
+  prefix: string;
+  owner: string;
+  imageTag: string;
+  index?: string;
+  deps?: DaemonDeps;
+  editConfig?: (yaml: string) => string;
+  approve?: boolean;
+}): Promise<PaidDaemon> {
+  const world = await startDaemonTestWorld(opts.prefix, opts.owner, opts.editConfig);
+  let daemon: Daemon | undefined;
+  let alice: Publisher | undefined;
+  try {
+    const layout = buildBusyboxLayout(world.tmp, opts.imageTag, opts.index ?? "paid\n");
+    daemon = await Daemon.start(loadConfig(world.cfgFile), opts.deps ?? {});
+    const image = await pushLayout(world.pubIpfs, await layout);
+    alice = await Publisher.forDaemon(world.chain, daemon, 2);
+    if (opts.approve) await ensureAllowance(world.chain.context(2), world.chain.contracts.token, 2n ** 200n);
+    return { world, daemon, alice, image };
+  } catch (err) {
+    await stopDaemonTestWorld(world, daemon, [alice]);
+    throw err;
+  }
 }

@@ -5,7 +5,6 @@
 import { randomBytes } from "node:crypto";
 import { ensureAllowance, getChannel, openChannel } from "@trustedpods/chain";
 import type { DevChain } from "@trustedpods/chain/node";
-import type { IpfsNode } from "@trustedpods/ipfs";
 import { RpcError } from "@trustedpods/p2p";
 import {
   ErrorCode,
@@ -17,50 +16,44 @@ import {
 } from "@trustedpods/protocol";
 import { bytesToHex, getAddress, type Hex, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../src/config.js";
-import { Daemon } from "../src/daemon.js";
+import type { Daemon } from "../src/daemon.js";
 import type { PodmanEngine } from "../src/engine/podman.js";
 import { findNginx } from "../src/gateway/nginx/process.js";
 import {
-  buildBusyboxLayout,
   container,
   type DaemonTestWorld,
   gatewayGet,
   haveTools,
-  Publisher,
+  type Publisher,
   type PushedImage,
   pod,
   podToWire,
-  pushLayout,
+  provisionPod,
   randomPodId,
-  startDaemonTestWorld,
+  startPaidDaemon,
   stopDaemonTestWorld,
   waitFor,
 } from "./daemon-helpers.js";
 
 const uid = randomBytes(4).toString("hex");
 let world: DaemonTestWorld | undefined;
-let tmp: string;
 let chain: DevChain;
-let pubIpfs: IpfsNode;
 let daemon: Daemon;
 let alice: Publisher;
 let image: PushedImage;
 
 beforeAll(async () => {
   if (!haveTools) return;
-  world = await startDaemonTestWorld("tpod-daemon-billing-", `b${uid}`, (yaml) =>
-    yaml
-      .replace("chain:\n", "chain:\n  confirmations: 0\n")
-      .replace("billing:\n", "billing:\n  minDepositSeconds: 900\n"),
-  );
-  ({ tmp, chain, pubIpfs } = world);
-  image = await pushLayout(
-    pubIpfs,
-    await buildBusyboxLayout(tmp, `localhost/tpod-billingd-${uid}:latest`, "paid\n"),
-  );
-  daemon = await Daemon.start(loadConfig(world.cfgFile), {});
-  alice = await Publisher.forDaemon(chain, daemon, 2);
+  ({ world, daemon, alice, image } = await startPaidDaemon({
+    prefix: "tpod-daemon-billing-",
+    owner: `b${uid}`,
+    imageTag: `localhost/tpod-billingd-${uid}:latest`,
+    editConfig: (yaml) =>
+      yaml
+        .replace("chain:\n", "chain:\n  confirmations: 0\n")
+        .replace("billing:\n", "billing:\n  minDepositSeconds: 900\n"),
+  }));
+  ({ chain } = world);
 }, 180_000);
 
 afterAll(async () => {
@@ -81,19 +74,7 @@ const webPod = () => ({
   replicas: { min: 0, max: 1, idleSeconds: 2n },
 });
 
-function provision(podId: Hex) {
-  return alice.call(
-    "provision",
-    ProvisionRequestSchema,
-    {
-      podId: Buffer.from(podId.slice(2), "hex"),
-      pod: podToWire(webPod()),
-      channel: { chainId: BigInt(chain.chainId), paymentsContract: chain.contracts.payments },
-    },
-    ProvisionResponseSchema,
-    podId,
-  );
-}
+const provision = (podId: Hex) => provisionPod(alice, chain, podId, webPod());
 
 describe.skipIf(!haveTools)("daemon with billing and gateway", () => {
   it("refuses a pod without a payment channel before starting anything", async () => {

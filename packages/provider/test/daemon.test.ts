@@ -25,8 +25,6 @@ import {
   LogsRequestSchema,
   type Pod,
   PodPhase,
-  ProvisionRequestSchema,
-  ProvisionResponseSchema,
   podPrice,
   SignedRequestSchema,
   StatusRequestSchema,
@@ -50,9 +48,12 @@ import {
   Publisher,
   type PushedImage,
   pod,
+  podStatus,
   podToWire,
+  provisionPod,
   pushLayout,
   randomPodId,
+  rpcRefusal,
   startDaemonTestWorld,
   stopDaemonTestWorld,
   waitFor,
@@ -103,39 +104,9 @@ async function execIn(id: string, name: string, cmd: string[]): Promise<string> 
   return stdout;
 }
 
-async function provision(p: Pod, podId: Hex, who = alice) {
-  return who.call(
-    "provision",
-    ProvisionRequestSchema,
-    {
-      podId: Buffer.from(podId.slice(2), "hex"),
-      pod: podToWire(p),
-      channel: { chainId: BigInt(chain.chainId), paymentsContract: chain.contracts.payments },
-    },
-    ProvisionResponseSchema,
-    podId,
-  );
-}
-
-async function status(podId: Hex, who = alice) {
-  return who.call(
-    "status",
-    StatusRequestSchema,
-    { podId: Buffer.from(podId.slice(2), "hex") },
-    StatusResponseSchema,
-    podId,
-  );
-}
-
-async function rpcError(p: Promise<unknown>): Promise<RpcError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof RpcError) return err;
-    throw err;
-  }
-  throw new Error("expected an RpcError");
-}
+const provision = (p: Pod, podId: Hex, who = alice) => provisionPod(who, chain, podId, p);
+const status = (podId: Hex, who = alice) => podStatus(who, podId);
+const rpcError = rpcRefusal;
 
 beforeAll(async () => {
   if (!haveTools) return;

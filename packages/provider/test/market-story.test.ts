@@ -22,7 +22,7 @@ import {
 } from "@trustedpods/chain";
 import type { DevChain } from "@trustedpods/chain/node";
 import type { IpfsNode } from "@trustedpods/ipfs";
-import { createP2PNode, RpcError } from "@trustedpods/p2p";
+import { createP2PNode } from "@trustedpods/p2p";
 import {
   type Container,
   DeleteRequestSchema,
@@ -30,8 +30,6 @@ import {
   ErrorCode,
   type Pod,
   PodPhase,
-  ProvisionRequestSchema,
-  ProvisionResponseSchema,
   StatusRequestSchema,
   StatusResponseSchema,
 } from "@trustedpods/protocol";
@@ -57,9 +55,11 @@ import {
   buildBusyboxLayout,
   type DaemonTestWorld,
   haveTools,
+  mineBlocks,
   Publisher,
-  podToWire,
+  provisionPod,
   randomPodId,
+  rpcRefusal,
   startDaemonTestWorld,
   stopDaemonTestWorld,
   waitFor,
@@ -86,10 +86,7 @@ let keyB: DeveloperKey;
 let listingA: bigint;
 let listingB: bigint;
 
-async function mine(blocks = 1) {
-  for (let i = 0; i < blocks; i++)
-    await chain.publicClient.request({ method: "evm_mine" as never, params: [] as never });
-}
+const mine = (blocks = 1) => mineBlocks(chain, blocks);
 
 function listingContainer(
   name: string,
@@ -147,28 +144,8 @@ async function openFor(p: Pod, royalties: Royalty[], fees = 0n, quoted: Pod = p)
   return { podId, rate, channelId: opened.channelId };
 }
 
-function provision(podId: Hex, p: Pod) {
-  return alice.call(
-    "provision",
-    ProvisionRequestSchema,
-    {
-      podId: Buffer.from(podId.slice(2), "hex"),
-      pod: podToWire(p),
-      channel: { chainId: BigInt(chain.chainId), paymentsContract: chain.contracts.payments },
-    },
-    ProvisionResponseSchema,
-    podId,
-  );
-}
-
-async function refusal(p: Promise<unknown>): Promise<RpcError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(RpcError);
-  return e as RpcError;
-}
+const provision = (podId: Hex, p: Pod) => provisionPod(alice, chain, podId, p);
+const refusal = rpcRefusal;
 
 function tcpOf(e: { target: { case?: string; value?: unknown } } | undefined): string {
   return e?.target.case === "tcpAddress" ? String(e.target.value) : "";

@@ -10,7 +10,6 @@ import {
   ChainError,
   changeRate,
   createListing,
-  ensureAllowance,
   getChannel,
   openChannel,
   type Quote,
@@ -21,38 +20,33 @@ import {
   topUp,
 } from "@trustedpods/chain";
 import type { DevChain } from "@trustedpods/chain/node";
-import type { IpfsNode } from "@trustedpods/ipfs";
-import { RpcError } from "@trustedpods/p2p";
 import {
   DeleteRequestSchema,
   DeleteResponseSchema,
   ErrorCode,
   type Pod,
   PodPhase,
-  ProvisionRequestSchema,
-  ProvisionResponseSchema,
-  StatusRequestSchema,
-  StatusResponseSchema,
 } from "@trustedpods/protocol";
 import { type Address, type Hex, keccak256, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { claimCap } from "../src/billing/accrual.js";
-import { loadConfig } from "../src/config.js";
-import { Daemon } from "../src/daemon.js";
+import type { Daemon } from "../src/daemon.js";
 import {
-  buildBusyboxLayout,
+  advanceChainTime,
   chainQuoteOf,
   container,
   type DaemonTestWorld,
   haveTools,
-  Publisher,
+  mineBlocks,
+  type Publisher,
   type PushedImage,
   pod,
-  podToWire,
-  pushLayout,
+  podStatus,
+  provisionPod,
   randomPodId,
-  startDaemonTestWorld,
+  rpcRefusal,
+  startPaidDaemon,
   stopDaemonTestWorld,
   waitFor,
 } from "./daemon-helpers.js";
@@ -62,7 +56,6 @@ if (!haveTools) console.warn("SKIP money-adversary.test.ts: podman, buildah or b
 
 let world: DaemonTestWorld | undefined;
 let chain: DevChain;
-let pubIpfs: IpfsNode;
 let daemon: Daemon;
 let alice: Publisher;
 let image: PushedImage;
@@ -93,57 +86,17 @@ const listingPod = (...listingIds: bigint[]): Pod =>
     })),
   );
 
-async function mine(blocks = 1) {
-  for (let i = 0; i < blocks; i++)
-    await chain.publicClient.request({ method: "evm_mine" as never, params: [] as never });
-}
-
+const mine = (blocks = 1) => mineBlocks(chain, blocks);
 /** Moves chain time on and mines past the daemon's confirmation. */
-async function increaseTime(seconds: bigint) {
-  await chain.publicClient.request({
-    method: "evm_increaseTime" as never,
-    params: [toHex(seconds)] as never,
-  });
-  await mine(2);
-}
+const increaseTime = (seconds: bigint) => advanceChainTime(chain, seconds);
+const provision = (podId: Hex, p: Pod) => provisionPod(alice, chain, podId, p);
+const status = (podId: Hex) => podStatus(alice, podId);
+const refusal = rpcRefusal;
 
 const blockTime = async (blockNumber: bigint) =>
   (await chain.publicClient.getBlock({ blockNumber })).timestamp;
 const keyOf = (podId: Hex) => ({ publisher: alice.account.address, provider, podId });
 const channel = (podId: Hex) => getChannel(chain.context(2), keyOf(podId));
-
-function provision(podId: Hex, p: Pod) {
-  return alice.call(
-    "provision",
-    ProvisionRequestSchema,
-    {
-      podId: Buffer.from(podId.slice(2), "hex"),
-      pod: podToWire(p),
-      channel: { chainId: BigInt(chain.chainId), paymentsContract: chain.contracts.payments },
-    },
-    ProvisionResponseSchema,
-    podId,
-  );
-}
-
-function status(podId: Hex) {
-  return alice.call(
-    "status",
-    StatusRequestSchema,
-    { podId: Buffer.from(podId.slice(2), "hex") },
-    StatusResponseSchema,
-    podId,
-  );
-}
-
-async function refusal(p: Promise<unknown>): Promise<RpcError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(RpcError);
-  return err as RpcError;
-}
 
 async function chainRefusal(p: Promise<unknown>, errorName: string): Promise<ChainError> {
   const err = await p.then(
@@ -194,16 +147,15 @@ const daemonKnows = (podId: Hex) => daemon.state.listPods().some((x) => x.podId 
 
 beforeAll(async () => {
   if (!haveTools) return;
-  world = await startDaemonTestWorld("tpod-money-", `mo${uid}`);
-  ({ chain, pubIpfs } = world);
-  const layout = await buildBusyboxLayout(world.tmp, `localhost/tpod-money-${uid}:latest`, "paid\n");
-  daemon = await Daemon.start(loadConfig(world.cfgFile), {
-    billing: { claimIntervalMs: 200, meterIntervalMs: 300, maxBackoffMs: 1000, restartPollMs: 200 },
-  });
-  image = await pushLayout(pubIpfs, layout);
-  alice = await Publisher.forDaemon(chain, daemon, 2);
+  ({ world, daemon, alice, image } = await startPaidDaemon({
+    prefix: "tpod-money-",
+    owner: `mo${uid}`,
+    imageTag: `localhost/tpod-money-${uid}:latest`,
+    deps: { billing: { claimIntervalMs: 200, meterIntervalMs: 300, maxBackoffMs: 1000, restartPollMs: 200 } },
+    approve: true,
+  }));
+  ({ chain } = world);
   provider = daemon.info().provider;
-  await ensureAllowance(chain.context(2), chain.contracts.token, 2n ** 200n);
 }, 180_000);
 
 afterAll(async () => {

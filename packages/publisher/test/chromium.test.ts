@@ -5,13 +5,13 @@ import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
 import { build, type Plugin } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestProvider, type TestProvider } from "../../../test-support/attest-provider.js";
 import {
   CHROMIUM,
   HAVE_CHROMIUM,
   type HeadlessChromium,
   launchChromium,
 } from "../../../test-support/chromium.js";
-import { startTestProvider, type TestProvider } from "./test-provider.js";
 
 if (!HAVE_CHROMIUM) console.warn(`SKIP: browser test needs ${CHROMIUM} (apt package chromium)`);
 

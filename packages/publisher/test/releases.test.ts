@@ -22,7 +22,8 @@ import { type DevChain, startDevChain } from "@trustedpods/chain/node";
 import { createP2PNode, type P2PNode } from "@trustedpods/p2p";
 import { type Hex, keccak256, toHex as viemHex, zeroHash } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bytes, certs, describeWithSamples, text } from "../../attestation/test/samples.js";
+import { startTestProvider, type TestProvider } from "../../../test-support/attest-provider.js";
+import { bytes, certs, describeWithSamples, text } from "../../../test-support/attestation-samples.js";
 import {
   chainReleaseCheck,
   checkRelease,
@@ -36,7 +37,6 @@ import {
   selectPolicy,
   verifyProvider,
 } from "../src/index.js";
-import { startTestProvider, type TestProvider } from "./test-provider.js";
 
 let chain: DevChain;
 let signer: ChainContext;

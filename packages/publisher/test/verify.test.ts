@@ -1,7 +1,7 @@
 import { createP2PNode, type P2PNode } from "@trustedpods/p2p";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestProvider, type TestProvider } from "../../../test-support/attest-provider.js";
 import { DEVNET_POLICY, PublisherError, STRICT_POLICY, verifyProvider } from "../src/index.js";
-import { startTestProvider, type TestProvider } from "./test-provider.js";
 
 let provider: TestProvider;
 let publisher: P2PNode;

@@ -1,11 +1,12 @@
 import type { DatabaseSync, SQLInputValue } from "node:sqlite";
 import type { ChannelState } from "@trustedpods/chain";
-import { transaction } from "../state/db.js";
+import { migrateState, transaction } from "../state/db.js";
 import type { Hex } from "./types.js";
 
 /**
  * Durable billing state in the daemon's SQLite file (node:sqlite DatabaseSync, owned by the daemon). Every table
- * is prefixed `billing_`. Token amounts and chain times are bigints stored as decimal TEXT (they exceed 2^53).
+ * is prefixed `billing_`; their schema and migrations live in state/db.ts. Token amounts and chain times are
+ * bigints stored as decimal TEXT (they exceed 2^53).
  */
 
 export type PodState =
@@ -108,77 +109,6 @@ export interface Reservation {
   end: bigint | null;
 }
 
-const SCHEMA_VERSION = 2;
-
-const MIGRATIONS: Record<number, string> = {
-  1: `
-    CREATE TABLE IF NOT EXISTS billing_pods (
-      pod_key TEXT PRIMARY KEY,
-      pod_id TEXT NOT NULL,
-      publisher TEXT NOT NULL,
-      provider TEXT NOT NULL,
-      channel_id TEXT NOT NULL,
-      token TEXT NOT NULL,
-      rate TEXT NOT NULL,
-      reserved TEXT NOT NULL,
-      state TEXT NOT NULL,
-      stopped_at TEXT,
-      remove_at TEXT,
-      provider_closed INTEGER NOT NULL DEFAULT 0,
-      observed TEXT,
-      warnings TEXT NOT NULL DEFAULT '[]',
-      last_error TEXT,
-      updated_ms INTEGER NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS billing_pods_state ON billing_pods(state);
-    CREATE TABLE IF NOT EXISTS billing_claims (
-      id INTEGER PRIMARY KEY AUTOINCREMENT,
-      pod_key TEXT NOT NULL,
-      channel_id TEXT NOT NULL,
-      cumulative TEXT NOT NULL,
-      status TEXT NOT NULL,
-      tx_hash TEXT,
-      error TEXT,
-      created_ms INTEGER NOT NULL,
-      updated_ms INTEGER NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS billing_claims_pod ON billing_claims(pod_key, status);
-    CREATE TABLE IF NOT EXISTS billing_reservations (
-      id INTEGER PRIMARY KEY AUTOINCREMENT,
-      pod_key TEXT NOT NULL,
-      start_time TEXT,
-      end_time TEXT
-    );
-    CREATE INDEX IF NOT EXISTS billing_reservations_pod ON billing_reservations(pod_key);
-    CREATE TABLE IF NOT EXISTS billing_usage_samples (
-      pod_key TEXT NOT NULL,
-      time_ms INTEGER NOT NULL,
-      cpu_seconds REAL NOT NULL,
-      memory_bytes REAL NOT NULL,
-      rx_bytes REAL NOT NULL,
-      tx_bytes REAL NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS billing_usage_samples_pod ON billing_usage_samples(pod_key, time_ms);
-    CREATE TABLE IF NOT EXISTS billing_usage_totals (
-      pod_key TEXT PRIMARY KEY,
-      cpu_seconds REAL NOT NULL DEFAULT 0,
-      rx_bytes REAL NOT NULL DEFAULT 0,
-      tx_bytes REAL NOT NULL DEFAULT 0,
-      memory_bytes REAL NOT NULL DEFAULT 0,
-      memory_max REAL NOT NULL DEFAULT 0,
-      last_cpu REAL,
-      last_rx REAL,
-      last_tx REAL,
-      samples INTEGER NOT NULL DEFAULT 0,
-      last_ms INTEGER
-    );`,
-  // The price the running spec was quoted at, and a pending waiver of unserved accrual.
-  2: `
-    ALTER TABLE billing_pods ADD COLUMN required_rate TEXT;
-    ALTER TABLE billing_pods ADD COLUMN waive_since TEXT;
-    ALTER TABLE billing_pods ADD COLUMN waive_until TEXT;`,
-};
-
 const ACTIVE_STATES: PodState[] = [
   "running",
   "stopped_funds",
@@ -219,29 +149,8 @@ function observedFromJson(s: unknown): ObservedChannel | null {
 
 export class BillingStore {
   constructor(readonly db: DatabaseSync) {
-    this.migrate();
-  }
-
-  private migrate(): void {
-    this.db.exec("CREATE TABLE IF NOT EXISTS billing_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
-    const row = this.db.prepare("SELECT value FROM billing_meta WHERE key = 'schema_version'").get() as
-      | { value: string }
-      | undefined;
-    const current = row ? Number(row.value) : 0;
-    if (current > SCHEMA_VERSION)
-      throw new Error(
-        `billing tables have schema version ${current}, newer than this daemon's ${SCHEMA_VERSION}: upgrade the daemon`,
-      );
-    for (let v = current + 1; v <= SCHEMA_VERSION; v++) {
-      this.transaction(() => {
-        this.db.exec(MIGRATIONS[v]!);
-        this.db
-          .prepare(
-            "INSERT INTO billing_meta (key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-          )
-          .run(String(v));
-      });
-    }
+    // The tables are the state module's (state/db.ts owns every migration); a bare connection gets them here.
+    migrateState(db);
   }
 
   /** Runs `fn` in one SQLite transaction (nested calls, the daemon's included, join the outer one). */

@@ -1,8 +1,9 @@
 /**
  * The daemon's state in SQLite (node:sqlite, WAL) in the data dir: pods, an operations journal for crash
- * recovery, the replay cache's nonces, and schema migrations. The one connection is shared: other modules
- * (billing's BillingStore) keep their tables on it and use this module's `transaction`, so a transaction opened
- * by one joins the other's instead of failing. Tools outside the daemon read it through `openReadOnly`.
+ * recovery, the replay cache's nonces, and the one schema and its migrations, billing's `billing_*` tables
+ * included (`migrateState`). The one connection is shared: other modules (billing's BillingStore) keep their rows
+ * on it and use this module's `transaction`, so a transaction opened by one joins the other's instead of failing.
+ * Tools outside the daemon read it through `openReadOnly`.
  */
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
@@ -99,31 +100,8 @@ export class StateDb {
     db.exec("PRAGMA synchronous = FULL");
     db.exec("PRAGMA foreign_keys = ON");
     db.exec("PRAGMA busy_timeout = 5000");
-    const s = new StateDb(db);
-    s.migrate("core", CORE_MIGRATIONS);
-    return s;
-  }
-
-  /**
-   * Applies the not-yet-applied steps of `module`'s migrations in order, each in a transaction. Steps are
-   * append-only: never edit a released step, add a new one.
-   */
-  migrate(module: string, steps: readonly string[]): void {
-    this.db.exec(
-      "CREATE TABLE IF NOT EXISTS schema_migrations (module TEXT NOT NULL, version INTEGER NOT NULL, applied_at INTEGER NOT NULL, PRIMARY KEY (module, version))",
-    );
-    const row = this.db
-      .prepare("SELECT MAX(version) AS v FROM schema_migrations WHERE module = ?")
-      .get(module) as Row | undefined;
-    const current = Number(row?.v ?? 0);
-    for (let v = current + 1; v <= steps.length; v++) {
-      this.transaction(() => {
-        this.db.exec(steps[v - 1]!);
-        this.db
-          .prepare("INSERT INTO schema_migrations (module, version, applied_at) VALUES (?, ?, ?)")
-          .run(module, v, Date.now());
-      });
-    }
+    migrateState(db);
+    return new StateDb(db);
   }
 
   /**
@@ -266,6 +244,75 @@ export class StateDb {
   }
 }
 
+/** Raised when the database was written by a newer daemon than this one (a step this daemon does not know). */
+export class SchemaTooNewError extends Error {
+  override readonly name = "SchemaTooNewError";
+  readonly code = "STATE_SCHEMA_TOO_NEW";
+}
+
+/**
+ * Brings `db` to this daemon's schema: every module's not-yet-applied steps in order, each in a transaction,
+ * recorded in `schema_migrations` (module, version). Idempotent and cheap when nothing is due, so a module handed
+ * a bare connection (billing's store in tests) may call it too. Steps are append-only: never edit a released
+ * step, add a new one. Refuses a database a newer daemon wrote rather than run on a schema it does not know.
+ */
+export function migrateState(db: DatabaseSync): void {
+  db.exec(
+    "CREATE TABLE IF NOT EXISTS schema_migrations (module TEXT NOT NULL, version INTEGER NOT NULL, applied_at INTEGER NOT NULL, PRIMARY KEY (module, version))",
+  );
+  adoptLegacyBillingVersion(db);
+  for (const [module, steps] of Object.entries(MIGRATIONS)) {
+    const row = db.prepare("SELECT MAX(version) AS v FROM schema_migrations WHERE module = ?").get(module) as
+      | Row
+      | undefined;
+    const current = Number(row?.v ?? 0);
+    if (current > steps.length) throw tooNew(module, current, steps.length);
+    for (let v = current + 1; v <= steps.length; v++)
+      transaction(db, () => {
+        db.exec(steps[v - 1]!);
+        recordStep(db, module, v);
+      });
+  }
+}
+
+function tooNew(module: string, found: number, known: number): SchemaTooNewError {
+  return new SchemaTooNewError(
+    `the state database's ${module} tables have schema version ${found}, newer than this daemon's ${known}: upgrade the daemon`,
+  );
+}
+
+function recordStep(db: DatabaseSync, module: string, version: number): void {
+  db.prepare("INSERT INTO schema_migrations (module, version, applied_at) VALUES (?, ?, ?)").run(
+    module,
+    version,
+    Date.now(),
+  );
+}
+
+/**
+ * Billing once kept its own version in `billing_meta` (key 'schema_version'). A database from then has billing's
+ * tables at that version but no "billing" rows in schema_migrations: record the steps it already has, so only
+ * the later ones run, and drop the old table. Its rows are left as they are.
+ */
+function adoptLegacyBillingVersion(db: DatabaseSync): void {
+  const hasMeta = db
+    .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'billing_meta'")
+    .get();
+  if (!hasMeta) return;
+  transaction(db, () => {
+    const row = db.prepare("SELECT value FROM billing_meta WHERE key = 'schema_version'").get() as
+      | Row
+      | undefined;
+    const legacy = Number(row?.value ?? 0);
+    if (legacy > BILLING_MIGRATIONS.length) throw tooNew("billing", legacy, BILLING_MIGRATIONS.length);
+    const known = db
+      .prepare("SELECT COUNT(*) AS n FROM schema_migrations WHERE module = 'billing'")
+      .get() as Row;
+    if (Number(known.n) === 0) for (let v = 1; v <= legacy; v++) recordStep(db, "billing", v);
+    db.exec("DROP TABLE billing_meta");
+  });
+}
+
 const CORE_MIGRATIONS = [
   `CREATE TABLE pods (
      id TEXT PRIMARY KEY,
@@ -301,6 +348,80 @@ const CORE_MIGRATIONS = [
    CREATE INDEX nonces_expiry ON nonces (expiry);`,
   "ALTER TABLE pods ADD COLUMN stop_reason TEXT CHECK (stop_reason IN ('funds', 'closed', 'underpaid'))",
 ] as const;
+
+/**
+ * Billing's tables (billing/store.ts reads and writes them). Token amounts and chain times are bigints stored as
+ * decimal TEXT (they exceed 2^53). Steps 1 and 2 are the ones billing_meta versioned before this module owned them.
+ */
+const BILLING_MIGRATIONS = [
+  `CREATE TABLE IF NOT EXISTS billing_pods (
+     pod_key TEXT PRIMARY KEY,
+     pod_id TEXT NOT NULL,
+     publisher TEXT NOT NULL,
+     provider TEXT NOT NULL,
+     channel_id TEXT NOT NULL,
+     token TEXT NOT NULL,
+     rate TEXT NOT NULL,
+     reserved TEXT NOT NULL,
+     state TEXT NOT NULL,
+     stopped_at TEXT,
+     remove_at TEXT,
+     provider_closed INTEGER NOT NULL DEFAULT 0,
+     observed TEXT,
+     warnings TEXT NOT NULL DEFAULT '[]',
+     last_error TEXT,
+     updated_ms INTEGER NOT NULL
+   );
+   CREATE INDEX IF NOT EXISTS billing_pods_state ON billing_pods(state);
+   CREATE TABLE IF NOT EXISTS billing_claims (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     pod_key TEXT NOT NULL,
+     channel_id TEXT NOT NULL,
+     cumulative TEXT NOT NULL,
+     status TEXT NOT NULL,
+     tx_hash TEXT,
+     error TEXT,
+     created_ms INTEGER NOT NULL,
+     updated_ms INTEGER NOT NULL
+   );
+   CREATE INDEX IF NOT EXISTS billing_claims_pod ON billing_claims(pod_key, status);
+   CREATE TABLE IF NOT EXISTS billing_reservations (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     pod_key TEXT NOT NULL,
+     start_time TEXT,
+     end_time TEXT
+   );
+   CREATE INDEX IF NOT EXISTS billing_reservations_pod ON billing_reservations(pod_key);
+   CREATE TABLE IF NOT EXISTS billing_usage_samples (
+     pod_key TEXT NOT NULL,
+     time_ms INTEGER NOT NULL,
+     cpu_seconds REAL NOT NULL,
+     memory_bytes REAL NOT NULL,
+     rx_bytes REAL NOT NULL,
+     tx_bytes REAL NOT NULL
+   );
+   CREATE INDEX IF NOT EXISTS billing_usage_samples_pod ON billing_usage_samples(pod_key, time_ms);
+   CREATE TABLE IF NOT EXISTS billing_usage_totals (
+     pod_key TEXT PRIMARY KEY,
+     cpu_seconds REAL NOT NULL DEFAULT 0,
+     rx_bytes REAL NOT NULL DEFAULT 0,
+     tx_bytes REAL NOT NULL DEFAULT 0,
+     memory_bytes REAL NOT NULL DEFAULT 0,
+     memory_max REAL NOT NULL DEFAULT 0,
+     last_cpu REAL,
+     last_rx REAL,
+     last_tx REAL,
+     samples INTEGER NOT NULL DEFAULT 0,
+     last_ms INTEGER
+   );`,
+  // The price the running spec was quoted at, and a pending waiver of unserved accrual.
+  `ALTER TABLE billing_pods ADD COLUMN required_rate TEXT;
+   ALTER TABLE billing_pods ADD COLUMN waive_since TEXT;
+   ALTER TABLE billing_pods ADD COLUMN waive_until TEXT;`,
+] as const;
+
+/** Every module's steps, applied in this order. */
+const MIGRATIONS: Record<string, readonly string[]> = { core: CORE_MIGRATIONS, billing: BILLING_MIGRATIONS };
 
 function podFromRow(row: Row): StoredPod {
   return {

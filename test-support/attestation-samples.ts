@@ -1,9 +1,9 @@
-// Locates the shared real-hardware samples (../shared/testdata/attestation relative to the repository root).
+// Test-only, shared by the attestation, publisher and cli tests. Locates the shared real-hardware samples (../shared/testdata/attestation relative to the repository root).
 // Tests skip with a visible message where the directory is absent; the data is never copied into the repo.
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { certificatesFromBytes, collateralFromPcs } from "@trustedpods/attestation";
 import { describe, it } from "vitest";
-import { certificatesFromBytes, collateralFromPcs } from "../src/index.js";
 
 /**
  * `../shared/testdata/attestation` next to the repository; from a git worktree nested one level deeper (e.g.
@@ -11,7 +11,7 @@ import { certificatesFromBytes, collateralFromPcs } from "../src/index.js";
  */
 function findTestdata(): string {
   if (process.env.TPOD_ATTESTATION_SAMPLES) return resolve(process.env.TPOD_ATTESTATION_SAMPLES);
-  const repo = resolve(import.meta.dirname, "../../..");
+  const repo = resolve(import.meta.dirname, "..");
   for (const up of ["..", "../.."]) {
     const candidate = resolve(repo, up, "shared/testdata/attestation");
     if (existsSync(resolve(candidate, "README.md"))) return candidate;

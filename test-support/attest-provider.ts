@@ -1,6 +1,7 @@
-// A TEST PROVIDER: a real libp2p node that serves only `attest`, answering with insecure-dev evidence from
-// @trustedpods/attestation. It stands in for the provider daemon (being built on another branch) so the
-// publisher's verification runs against a real peer. `mode` makes it misbehave the ways a verifier must catch.
+// Test-only, shared by the publisher and cli tests. A TEST PROVIDER: a real libp2p node that serves only
+// `attest`, answering with insecure-dev evidence from @trustedpods/attestation. It stands in for the provider
+// daemon so the publisher's verification runs against a real peer without a chain, IPFS or Podman. `mode`
+// makes it misbehave the ways a verifier must catch.
 import { generateKeyPair, publicKeyToProtobuf } from "@libp2p/crypto/keys";
 import { computeReportData, envelopeToProto, insecureDevAttester } from "@trustedpods/attestation";
 import { createP2PNode, type P2PNode, registerUnary } from "@trustedpods/p2p";
