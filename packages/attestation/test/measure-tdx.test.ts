@@ -6,6 +6,12 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
+  bytes,
+  describeWithSamples,
+  INTEL_SAMPLES,
+  text,
+} from "../../../test-support/attestation-samples.js";
+import {
   AttestationError,
   applyPolicy,
   authenticodeSha384,
@@ -28,7 +34,6 @@ import {
   KERNEL_VECTOR,
   SYNTHETIC,
 } from "./measure-tdx-vectors.js";
-import { bytes, describeWithSamples, INTEL_SAMPLES, text } from "./samples.js";
 import {
   ALEPH_LAYOUT,
   buildPe,

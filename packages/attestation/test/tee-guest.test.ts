@@ -5,10 +5,10 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, expect, it } from "vitest";
+import { bytes, certs, describeWithSamples, SNP_SAMPLES } from "../../../test-support/attestation-samples.js";
 import { computeReportData, newNonce, toHex, verifyEvidence } from "../src/index.js";
 import { detectTeeGuestInterface, TeeUnavailableError, teeGuestAttester } from "../src/node/index.js";
 import { FakeConfigfsTsm, snpCertTable } from "./fake-configfs-tsm.js";
-import { bytes, certs, describeWithSamples, SNP_SAMPLES } from "./samples.js";
 
 const base = mkdtempSync(join(tmpdir(), "tpod-fake-kernel-"));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
