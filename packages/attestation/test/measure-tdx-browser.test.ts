@@ -12,8 +12,8 @@ import {
   type HeadlessChromium,
   launchChromium,
 } from "../../../test-support/chromium.js";
-import { SYNTHETIC } from "./measure-tdx-vectors.js";
-import { ALEPH_LAYOUT, buildPe, buildTdvf } from "./tdx-images.js";
+import { ALEPH_LAYOUT, buildPe, buildTdvf } from "../../../test-support/tdx-images.js";
+import { SYNTHETIC } from "../../../test-support/tdx-measure-vectors.js";
 
 if (!HAVE_CHROMIUM) console.warn(`SKIP: browser test needs ${CHROMIUM} (apt package chromium)`);
 

@@ -12,6 +12,23 @@ import {
   text,
 } from "../../../test-support/attestation-samples.js";
 import {
+  ALEPH_LAYOUT,
+  buildPe,
+  buildTdvf,
+  GUID,
+  type SectionSpec,
+  type TdvfSpec,
+  u16,
+  withSections,
+} from "../../../test-support/tdx-images.js";
+import {
+  FIRMWARE_VECTORS,
+  type FirmwareVector,
+  HARDWARE_RTMR2,
+  KERNEL_VECTOR,
+  SYNTHETIC,
+} from "../../../test-support/tdx-measure-vectors.js";
+import {
   AttestationError,
   applyPolicy,
   authenticodeSha384,
@@ -27,23 +44,6 @@ import {
   verifyIntelQuote,
 } from "../src/index.js";
 import { optionalFile, sha256Hex } from "./measure-fixtures.js";
-import {
-  FIRMWARE_VECTORS,
-  type FirmwareVector,
-  HARDWARE_RTMR2,
-  KERNEL_VECTOR,
-  SYNTHETIC,
-} from "./measure-tdx-vectors.js";
-import {
-  ALEPH_LAYOUT,
-  buildPe,
-  buildTdvf,
-  GUID,
-  type SectionSpec,
-  type TdvfSpec,
-  u16,
-  withSections,
-} from "./tdx-images.js";
 
 /** Where the gated tests find the Debian firmware and kernel (docs/measure.md, "TDX measurement"). */
 const TDX_TESTDATA = resolve(

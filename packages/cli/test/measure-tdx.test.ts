@@ -2,8 +2,8 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { FIRMWARE_VECTORS, SYNTHETIC } from "../../attestation/test/measure-tdx-vectors.js";
-import { ALEPH_LAYOUT, buildPe, buildTdvf } from "../../attestation/test/tdx-images.js";
+import { ALEPH_LAYOUT, buildPe, buildTdvf } from "../../../test-support/tdx-images.js";
+import { FIRMWARE_VECTORS, SYNTHETIC } from "../../../test-support/tdx-measure-vectors.js";
 import { run } from "../src/main.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "tpod-measure-tdx-"));
