@@ -166,8 +166,11 @@ export class BillingLoop {
 
   private async doTick(): Promise<TickResult> {
     const started = performance.now();
+    const cpu = process.cpuUsage();
     const result = await this.tickPods();
+    const used = process.cpuUsage(cpu);
     this.opts.metrics?.lastTickSeconds.set((performance.now() - started) / 1000);
+    this.opts.metrics?.lastTickCpuSeconds.set((used.user + used.system) / 1e6);
     this.opts.metrics?.lastTickPods.set(result.pods);
     return result;
   }
@@ -629,6 +632,7 @@ export class BillingLoop {
       return;
     }
     if (!final && target - head.claimed < config.minClaimAmount) return;
+    if (!final && target - head.claimed < head.ratePerSecond * config.minClaimIntervalSeconds) return;
     this.due.push({
       podKey: pod.podKey,
       owed: target - head.claimed,

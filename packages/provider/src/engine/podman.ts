@@ -1117,11 +1117,24 @@ export class PodmanEngine implements Engine {
       return p;
     };
     const filters = this.podFilter();
+    // One listing answers for every pod what status() asks Podman per pod: its infra runs (or it has none) and
+    // every container of it runs.
+    const up = new Map<string, { infra: boolean | undefined; all: boolean }>();
     for (const c of await this.docker.listContainers({ all: true, filters })) {
       const id = c.Labels[LABEL.pod];
       if (!id || !this.isOurs(c.Labels)) continue;
       const pod = get(id);
-      if (c.Labels[LABEL.infra] !== "true") pod.containers.push(c.Labels[LABEL.container] ?? c.Id);
+      const u = up.get(id) ?? { infra: undefined, all: true };
+      up.set(id, u);
+      const running = c.State === "running";
+      if (c.Labels[LABEL.infra] !== "true") {
+        pod.containers.push(c.Labels[LABEL.container] ?? c.Id);
+        u.all &&= running;
+      } else if (c.Names.some((n) => n.replace(/^\//, "") === this.infraName(id))) u.infra = running;
+    }
+    for (const p of pods.values()) {
+      const u = up.get(p.podId);
+      p.running = !!u && p.containers.length > 0 && u.all && u.infra !== false;
     }
     for (const n of await this.docker.listNetworks({ filters })) {
       const id = n.Labels?.[LABEL.pod];
