@@ -453,7 +453,9 @@ export class PodmanEngine implements Engine {
       podId,
       new Map(spec.containers.filter((c) => c.healthCheck).map((c) => [c.name, c.healthCheck!])),
     );
-    await this.startLocked(podId);
+    // The network and its firewall rules were ensured at the top of this apply: not again (the rules check
+    // lists the host's whole chains, which grow with every pod).
+    await this.startLocked(podId, { networkReady: true });
     return this.status(podId);
   }
 
@@ -705,7 +707,7 @@ export class PodmanEngine implements Engine {
     return true;
   }
 
-  private async startLocked(podId: string): Promise<void> {
+  private async startLocked(podId: string, opts: { networkReady?: boolean } = {}): Promise<void> {
     let list = await this.podContainers(podId);
     if (list.length === 0) throw new EngineError("NOT_FOUND", `pod ${podId} has no containers`);
     // After a host reboot the tmpfs is empty: the daemon must apply() again with the decrypted secrets.
@@ -722,7 +724,7 @@ export class PodmanEngine implements Engine {
         }
       }
     }
-    await this.ensureNetwork(podId);
+    if (!opts.networkReady) await this.ensureNetwork(podId);
     if (await this.ensureInfraRunning(podId, list)) list = await this.podContainers(podId);
     for (const info of list) {
       if (info.State === "running") continue;
