@@ -262,10 +262,30 @@ async function removeLeftovers(): Promise<void> {
     await exec("podman", ["network", "rm", n]);
   for (const v of await list(["volume", "ls", "-q", "--filter", label]))
     await exec("podman", ["volume", "rm", "-f", v]);
+  // The daemon's host firewall rules of these pods (comment tpod:<pod id> in its two chains): the daemon is stopped
+  // with its pods still there, so nothing else removes them.
+  let rules = 0;
+  for (const chain of ["TPOD_INPUT", "TPOD_FORWARD"]) {
+    const { stdout } = await exec("iptables", ["-w", "5", "-S", chain]).catch(() => ({ stdout: "" }));
+    for (const line of stdout.split("\n")) {
+      const m = /--comment "?tpod:([a-z0-9]+)"?/.exec(line);
+      if (!line.startsWith("-A ") || !m || !pods.includes(m[1]!)) continue;
+      const spec = line
+        .slice(3)
+        .match(/"[^"]*"|\S+/g)!
+        .map((t) => t.replace(/^"|"$/g, ""));
+      await exec("iptables", ["-w", "5", "-D", ...spec]).then(
+        () => rules++,
+        () => {},
+      );
+    }
+  }
   const images = await list(["images", "--format", "{{.Repository}}:{{.Tag}}"]);
   const ours = images.filter((i) => [...new Set(pods)].some((p) => i.startsWith(`localhost/tpod-${p}/`)));
   if (ours.length) await exec("podman", ["rmi", "-f", ...ours]);
-  log(`cleanup: removed ${ids.length} containers and ${ours.length} images left over`);
+  log(
+    `cleanup: removed ${ids.length} containers, ${ours.length} images and ${rules} firewall rules left over`,
+  );
 }
 
 async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
