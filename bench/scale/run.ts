@@ -1,15 +1,16 @@
 // One provider daemon with N small pods (busybox httpd, 1m CPU) deployed through the real protocol, measured.
 //
-//   npm run build && node bench/scale/run.ts [--n 50] [--parallel 8] [--seconds 10] [--idle 60]
+//   npm run build && node bench/scale/run.ts [--n 200] [--at 50,100] [--parallel 8] [--seconds 10] [--idle 60]
 //
 // The devnet (anvil, the devnet IPFS node, Podman) runs in this process; its provider daemon is moved into its
 // own process (`tpod provider serve` on the devnet's provider config, same ports and keys), so its RSS and CPU
 // are the daemon's alone. Publishers deploy exactly as `tpod deploy` does (upload IPFS node, libp2p node, quote,
 // channel, provision): the first pods one by one, the rest from `--parallel` publishers (dev accounts 2..9) at
-// once. Then: daemon RSS/CPU at idle, the billing tick (its metrics), gateway requests/s spread over all pods
-// against the same requests sent directly to the pods' published ports, `tpod provider pods` and status
-// latency, a daemon restart's time to ready (it reconciles every pod before it answers) and that every pod still
-// answers, and Podman's own per-container cost (conmon RSS, container memory) as the floor.
+// once. At each checkpoint (`--at`, and N): daemon RSS/CPU at idle, the billing tick (its metrics: wall and CPU),
+// gateway requests/s spread over all pods against the same requests sent directly to the pods' addresses,
+// `tpod provider pods` and status latency, a daemon restart's time to ready (it reconciles every pod before it
+// answers; the reconciliation's own time is read from its log) and that every pod still answers, and Podman's
+// own per-container cost (conmon RSS, container memory, `podman run -d`) as the floor; then deploys continue.
 // Every pod is removed at the end by the provider's owner label; the image by its name.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -37,7 +38,31 @@ const N = arg("n", 50);
 const PARALLEL = arg("parallel", 8);
 const LOAD_SECONDS = arg("seconds", 10);
 const IDLE_SECONDS = arg("idle", 60);
-const SEQUENTIAL = Math.min(10, N);
+/** Pod counts at which everything is measured on the way to N (`--at 50,100,200`); N is always one. */
+const CHECKPOINTS = [
+  ...new Set([
+    ...(process.argv.includes("--at")
+      ? process.argv[process.argv.indexOf("--at") + 1]!.split(",").map(Number)
+      : []),
+    N,
+  ]),
+]
+  .filter((x) => x > 0 && x <= N)
+  .sort((a, b) => a - b);
+const SEQUENTIAL = Math.min(10, CHECKPOINTS[0]!);
+/** What the daemon's log says: each provision's stage timings, the last start-up reconciliation's time. */
+const provisions: Record<string, number>[] = [];
+let recoveredMs: number | undefined;
+function daemonLogLine(line: string): void {
+  if (!line.startsWith("{")) return;
+  try {
+    const o = JSON.parse(line) as { msg?: string; ms?: number | Record<string, number> };
+    if (o.msg === "provisioned" && typeof o.ms === "object") provisions.push(o.ms);
+    if (o.msg === "recovered" && typeof o.ms === "number") recoveredMs = o.ms;
+  } catch {
+    // not a log line of ours
+  }
+}
 const uid = randomBytes(4).toString("hex");
 const IMAGE = `localhost/tpod-bench-scale-${uid}:latest`;
 const OWNER = `scale${uid}`;
@@ -58,10 +83,10 @@ spec:
       resources: {cpu: 1m, memory: 16Mi, storage: 16Mi}
 `;
 
-function getOnce(port: number, host: string, timeout = 5000): Promise<number> {
+function getOnce(port: number, host: string, timeout = 5000, connectTo = "127.0.0.1"): Promise<number> {
   return new Promise((done) => {
     const req = http.get(
-      { host: "127.0.0.1", port, path: "/", headers: { host }, timeout, agent: false },
+      { host: connectTo, port, path: "/", headers: { host }, timeout, agent: false },
       (res) => {
         res.resume();
         res.on("end", () => done(res.statusCode ?? 0));
@@ -73,7 +98,12 @@ function getOnce(port: number, host: string, timeout = 5000): Promise<number> {
 }
 
 /** Requests/s over `seconds` with `conns` concurrent loops, each request to the next target (round robin). */
-async function load(targets: { port: number; host: string }[], seconds: number, conns = 16) {
+async function load(
+  targets: { port: number; host: string; connectTo?: string }[],
+  seconds: number,
+  conns = 16,
+) {
+  if (targets.length === 0) return { rps: 0, failed: 0 };
   let next = 0;
   let ok = 0;
   let failed = 0;
@@ -82,7 +112,7 @@ async function load(targets: { port: number; host: string }[], seconds: number, 
     Array.from({ length: conns }, async () => {
       while (performance.now() < end) {
         const t = targets[next++ % targets.length]!;
-        if ((await getOnce(t.port, t.host)) === 200) ok++;
+        if ((await getOnce(t.port, t.host, 5000, t.connectTo)) === 200) ok++;
         else failed++;
       }
     }),
@@ -113,8 +143,12 @@ async function startDaemon(
     stdio: ["ignore", "pipe", "pipe"],
   });
   let err = "";
+  let partial = "";
   child.stderr!.on("data", (d) => {
     err = (err + d).slice(-4000);
+    const lines = (partial + d).split("\n");
+    partial = lines.pop() ?? "";
+    for (const l of lines) daemonLogLine(l);
   });
   const info = await new Promise<{ metricsUrl: string }>((ok, fail) => {
     let out = "";
@@ -142,19 +176,32 @@ async function metric(url: string, name: string): Promise<number | undefined> {
   return m ? Number(m[1]) : undefined;
 }
 
-/** Our pods' containers: id, name, published port (by the provider's owner label). */
-async function ourContainers(): Promise<{ id: string; port: number }[]> {
-  const { stdout } = await exec("podman", [
-    "ps",
-    "--filter",
-    `label=io.trustedpods.owner=${OWNER}`,
-    "--format",
-    "json",
-  ]);
-  return (JSON.parse(stdout || "[]") as { Id: string; Ports?: { host_port: number }[] }[]).map((c) => ({
-    id: c.Id,
-    port: c.Ports?.[0]?.host_port ?? 0,
-  }));
+/**
+ * Our pods' running containers (by the provider's owner label), and where each pod's web server answers directly:
+ * its infra container's address on the pod's bridge network, port 8080 (http ports are not published on the host;
+ * nginx reaches the pods at the same addresses).
+ */
+async function ourContainers(): Promise<{ ids: string[]; direct: { host: string; port: number }[] }> {
+  const ps = async (...filters: string[]) =>
+    (await exec("podman", ["ps", "-q", "--no-trunc", ...filters.flatMap((f) => ["--filter", f])])).stdout
+      .split("\n")
+      .map((l) => l.trim())
+      .filter(Boolean);
+  const ids = await ps(`label=io.trustedpods.owner=${OWNER}`);
+  const infra = await ps(`label=io.trustedpods.owner=${OWNER}`, "label=io.trustedpods.infra=true");
+  const direct: { host: string; port: number }[] = [];
+  if (infra.length) {
+    const { stdout } = await exec(
+      "podman",
+      ["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", ...infra],
+      { maxBuffer: 64 << 20 },
+    );
+    for (const line of stdout.split("\n")) {
+      const ip = line.trim().split(" ")[0];
+      if (ip) direct.push({ host: ip, port: 8080 });
+    }
+  }
+  return { ids, direct };
 }
 
 /** Podman's floor per container: conmon RSS and the container's own memory (cgroup v1). */
@@ -215,10 +262,30 @@ async function removeLeftovers(): Promise<void> {
     await exec("podman", ["network", "rm", n]);
   for (const v of await list(["volume", "ls", "-q", "--filter", label]))
     await exec("podman", ["volume", "rm", "-f", v]);
+  // The daemon's host firewall rules of these pods (comment tpod:<pod id> in its two chains): the daemon is stopped
+  // with its pods still there, so nothing else removes them.
+  let rules = 0;
+  for (const chain of ["TPOD_INPUT", "TPOD_FORWARD"]) {
+    const { stdout } = await exec("iptables", ["-w", "5", "-S", chain]).catch(() => ({ stdout: "" }));
+    for (const line of stdout.split("\n")) {
+      const m = /--comment "?tpod:([a-z0-9]+)"?/.exec(line);
+      if (!line.startsWith("-A ") || !m || !pods.includes(m[1]!)) continue;
+      const spec = line
+        .slice(3)
+        .match(/"[^"]*"|\S+/g)!
+        .map((t) => t.replace(/^"|"$/g, ""));
+      await exec("iptables", ["-w", "5", "-D", ...spec]).then(
+        () => rules++,
+        () => {},
+      );
+    }
+  }
   const images = await list(["images", "--format", "{{.Repository}}:{{.Tag}}"]);
   const ours = images.filter((i) => [...new Set(pods)].some((p) => i.startsWith(`localhost/tpod-${p}/`)));
   if (ours.length) await exec("podman", ["rmi", "-f", ...ours]);
-  log(`cleanup: removed ${ids.length} containers and ${ours.length} images left over`);
+  log(
+    `cleanup: removed ${ids.length} containers, ${ours.length} images and ${rules} firewall rules left over`,
+  );
 }
 
 async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
@@ -267,7 +334,8 @@ async function main(): Promise<void> {
     .replace(/p2p:\n {2}listen: \[[^\]]*\]/, `p2p:\n  listen: ${JSON.stringify(p2pPorts)}`)
     .replace(/gateway:\n {2}listen: 127\.0\.0\.1:\d+/, `gateway:\n  listen: 127.0.0.1:${gwPort}`)
     .replace(/( {4}listen: )\["\/ip4\/127\.0\.0\.1\/tcp\/0"\]/, `$1${JSON.stringify(ipfsPorts)}`)
-    .replace(/log:\n {2}level: \w+/, "log:\n  level: warn")
+    // info: the provision and recovery timings are read from the daemon's log.
+    .replace(/log:\n {2}level: \w+/, "log:\n  level: info")
     // Provisions queue behind each other in Podman: on a loaded machine 8 at once take minutes.
     .replace(/provisionTimeoutSeconds: \d+/, "provisionTimeoutSeconds: 900");
   await writeFile(configFile, yaml, { mode: 0o600 });
@@ -289,10 +357,14 @@ async function main(): Promise<void> {
     node: Awaited<ReturnType<typeof createP2PNode>>;
     clients: Awaited<ReturnType<typeof connectNetwork>>;
   }[] = [];
-  const rows: [string, string, string][] = [];
-  const row = (what: string, value: string, note = "") => {
-    rows.push([what, value, note]);
-    log(`${what}: ${value} ${note}`);
+  // The table: a row per measure, a column per checkpoint (value, with its note in parentheses).
+  const columns: string[] = [];
+  const table = new Map<string, string[]>();
+  const cell = (col: number, what: string, value: string, note = "") => {
+    const r = table.get(what) ?? [];
+    r[col] = note ? `${value} (${note})` : value;
+    table.set(what, r);
+    log(`[${columns[col]}] ${what}: ${value} ${note}`);
   };
   try {
     for (let i = 0; i < PARALLEL; i++) {
@@ -322,175 +394,237 @@ async function main(): Promise<void> {
       stepTimes.push(r.timings as Record<string, number>);
     };
 
-    // 1. Deploys: sequential, then parallel publishers.
-    let seqFailures = 0;
-    const [, seqMs] = await timed(async () => {
-      for (let i = 0; i < SEQUENTIAL; i++) {
-        await deployOne(publishers[0]!, `s${i}`)
-          .then(() => log(`deployed ${deployed.length}/${N}: ${JSON.stringify(stepTimes.at(-1))}`))
-          .catch((err) => {
-            seqFailures++;
-            log(`deploy s${i} failed: ${(err as Error).message.split("\n")[0]}`);
-          });
+    /** Everything but deploys, with `n` pods running. */
+    const measure = async (col: number, n: number) => {
+      const row = (what: string, value: string, note = "") => cell(col, what, value, note);
+      row("load average (1 min) at this checkpoint", loadavg()[0]!.toFixed(1));
+      const containers = await ourContainers();
+      row("containers running (with the provider's label)", `${containers.ids.length}`, `${n} pods deployed`);
+
+      // Idle: RSS and CPU of the daemon process over IDLE_SECONDS (its billing tick and usage meter run).
+      const a = await procStat(daemon.child.pid!);
+      await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
+      const b = await procStat(daemon.child.pid!);
+      row("daemon RSS at idle", `${(b.rssKiB / 1024).toFixed(0)} MiB`, "target at N=200: <= 300 MiB");
+      row(
+        "daemon CPU at idle",
+        `${(((b.cpuTicks - a.cpuTicks) / TICKS / IDLE_SECONDS) * 100).toFixed(1)} % of a core`,
+        `over ${IDLE_SECONDS} s`,
+      );
+
+      // Billing tick (the daemon's own metrics): the first tick that went over every pod.
+      const metricsUrl = daemon.info.metricsUrl;
+      let tickPods = await metric(metricsUrl, "tpod_billing_last_tick_pods");
+      const waitTick = performance.now();
+      while ((tickPods ?? 0) < deployed.length && performance.now() - waitTick < 90_000) {
+        await new Promise((r) => setTimeout(r, 2000));
+        tickPods = await metric(metricsUrl, "tpod_billing_last_tick_pods");
       }
-    });
-    row(
-      "deploy, sequential (1 publisher)",
-      `${((SEQUENTIAL / seqMs) * 60_000).toFixed(1)} pods/min`,
-      `${SEQUENTIAL} pods, ${(seqMs / SEQUENTIAL).toFixed(0)} ms each, ${seqFailures} failed`,
-    );
-    const steps = Object.keys(stepTimes[0] ?? {});
-    row(
-      "deploy steps, sequential (median ms)",
-      steps.map((k) => `${k} ${median(stepTimes.map((t) => t[k] ?? 0)).toFixed(0)}`).join(", "),
-    );
-    const rest = N - SEQUENTIAL;
-    if (rest > 0) {
-      let next = 0;
-      let failures = 0;
-      const [, parMs] = await timed(() =>
-        Promise.all(
-          publishers.map(async (pub) => {
-            for (;;) {
-              const i = next++;
-              if (i >= rest) return;
-              await deployOne(pub, `p${i}`).catch((err) => {
-                failures++;
-                log(`deploy p${i} failed: ${(err as Error).message.split("\n")[0]}`);
-              });
-              if (deployed.length % 10 === 0) log(`deployed ${deployed.length}/${N}`);
-            }
-          }),
-        ),
+      const tickS = (await metric(metricsUrl, "tpod_billing_last_tick_seconds")) ?? Number.NaN;
+      const tickCpuS = (await metric(metricsUrl, "tpod_billing_last_tick_cpu_seconds")) ?? Number.NaN;
+      const pods = tickPods || 1;
+      row(
+        "billing tick, CPU",
+        `${((tickCpuS * 1000) / pods).toFixed(2)} ms/pod`,
+        `${(tickCpuS * 1000).toFixed(0)} ms CPU for ${tickPods} pods; target <= 5 ms/pod`,
       );
       row(
-        `deploy, ${PARALLEL} publishers in parallel`,
-        `${((rest / parMs) * 60_000).toFixed(1)} pods/min`,
-        `${rest} pods, ${failures} failed`,
+        "billing tick, wall",
+        `${((tickS * 1000) / pods).toFixed(2)} ms/pod`,
+        `${(tickS * 1000).toFixed(0)} ms, claims and receipts included`,
       );
-    }
-    const containers = await ourContainers();
-    row("pods running (containers with the provider's label)", `${containers.length}`);
+      row("claims confirmed so far", `${(await metric(metricsUrl, "tpod_billing_claims_total")) ?? 0}`);
 
-    // 2. Idle: RSS and CPU of the daemon process over IDLE_SECONDS (its billing tick and usage meter run).
-    const a = await procStat(daemon.child.pid!);
-    await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
-    const b = await procStat(daemon.child.pid!);
-    row("daemon RSS at idle", `${(b.rssKiB / 1024).toFixed(0)} MiB`, `target at N=200: <= 300 MiB`);
-    row(
-      "daemon CPU at idle",
-      `${(((b.cpuTicks - a.cpuTicks) / TICKS / IDLE_SECONDS) * 100).toFixed(1)} % of a core`,
-      `over ${IDLE_SECONDS} s`,
-    );
-
-    // 3. Billing tick (the daemon's own metrics; the loop runs every 60 s).
-    const metricsUrl = daemon.info.metricsUrl;
-    let tickPods = await metric(metricsUrl, "tpod_billing_last_tick_pods");
-    const waitTick = performance.now();
-    while ((tickPods ?? 0) < deployed.length && performance.now() - waitTick < 90_000) {
-      await new Promise((r) => setTimeout(r, 2000));
-      tickPods = await metric(metricsUrl, "tpod_billing_last_tick_pods");
-    }
-    const tickS = (await metric(metricsUrl, "tpod_billing_last_tick_seconds")) ?? Number.NaN;
-    row(
-      "billing tick",
-      `${((tickS * 1000) / (tickPods || 1)).toFixed(2)} ms/pod`,
-      `${(tickS * 1000).toFixed(0)} ms for ${tickPods} pods, claims included; target <= 5 ms/pod`,
-    );
-    const claims = await metric(metricsUrl, "tpod_billing_claims_total");
-    row("claims confirmed so far", `${claims ?? 0}`);
-
-    // 4. Requests/s spread over every pod: through the gateway against direct.
-    const gwTargets = deployed.map((d) => ({ port: gwPort, host: d.host }));
-    // The pod's infra container publishes its ports (the others join its namespace).
-    const directTargets = containers
-      .filter((c) => c.port > 0)
-      .map((c) => ({ port: c.port, host: "127.0.0.1" }));
-    const direct = await load(directTargets, LOAD_SECONDS);
-    const gw = await load(gwTargets, LOAD_SECONDS);
-    row(
-      "requests/s over all pods, direct",
-      `${direct.rps.toFixed(0)}`,
-      `${direct.failed} failed; 16 connections`,
-    );
-    row(
-      "requests/s over all pods, gateway",
-      `${gw.rps.toFixed(0)}`,
-      `${gw.failed} failed; ${(gw.rps / direct.rps).toFixed(2)}x direct`,
-    );
-
-    // 5. `tpod provider pods` (a fresh CLI process) and status over libp2p.
-    const cliRuns: number[] = [];
-    let listed = 0;
-    for (let i = 0; i < 3; i++) {
-      const [out, ms] = await timed(() =>
-        exec(process.execPath, [CLI, "provider", "pods", "--config", configFile, "--json"], {
-          maxBuffer: 64 << 20,
-        }),
+      // Every pod answers through the gateway: one request each, in turn. This also warms the gateway: after a
+      // provision or a restart it learns a pod's address at the first request, and nginx is reloaded to route it
+      // directly; the spread load below is then the steady state, not a storm of first lookups.
+      let answering = 0;
+      const [, firstMs] = await timed(async () => {
+        for (const d of deployed) if ((await getOnce(gwPort, d.host, 10_000)) === 200) answering++;
+      });
+      row(
+        "pods answering one request through the gateway",
+        `${answering}/${deployed.length}`,
+        `${(firstMs / deployed.length).toFixed(0)} ms each, first requests since provision or restart`,
       );
-      cliRuns.push(ms);
-      listed = (JSON.parse(out.stdout) as unknown[]).length;
-    }
-    row(
-      "`tpod provider pods --json` (process wall time)",
-      `${median(cliRuns).toFixed(0)} ms`,
-      `${listed} pods listed; median of 3`,
-    );
-    const pub0 = publishers[0]!;
-    const conn = podConnection(
-      pub0.node,
-      { provider: devnet.info.provider.address, multiaddrs: providerInfo.multiaddrs, chainId: chain.chainId },
-      pub0.account,
-    );
-    const mine = deployed.filter((d) => d.publisher === pub0.index).slice(0, 10);
-    const statusMs: number[] = [];
-    for (const d of mine) statusMs.push((await timed(() => podStatus(conn, d.podId)))[1]);
-    row("pod status over libp2p", `${median(statusMs).toFixed(0)} ms`, `median of ${statusMs.length}`);
+      await new Promise((r) => setTimeout(r, 5000)); // nginx's debounced reload of the learnt addresses
 
-    // 6. Restart: SIGTERM, start again; ready = every pod reconciled. Then every pod must answer.
-    await stopDaemon(daemon.child);
-    daemon = await startDaemon(configFile);
-    row(
-      "daemon restart → ready (reconciles every pod)",
-      `${(daemon.ms / 1000).toFixed(1)} s`,
-      "target at N=200: <= 10 s",
-    );
-    let answering = 0;
-    for (const d of deployed) if ((await getOnce(gwPort, d.host, 10_000)) === 200) answering++;
-    row("pods answering through the gateway after the restart", `${answering}/${deployed.length}`);
+      // Requests/s spread over every pod, round robin: direct (the pods' bridge addresses), through the gateway,
+      // direct again; the ratio is against the mean of the two direct runs.
+      const directTargets = containers.direct.map((d) => ({ port: d.port, host: d.host, connectTo: d.host }));
+      const direct = await load(directTargets, LOAD_SECONDS);
+      const gw = await load(
+        deployed.map((d) => ({ port: gwPort, host: d.host })),
+        LOAD_SECONDS,
+      );
+      const direct2 = await load(directTargets, LOAD_SECONDS);
+      const directRps = (direct.rps + direct2.rps) / 2;
+      row(
+        "requests/s over all pods, direct",
+        directRps.toFixed(0),
+        `${direct.rps.toFixed(0)} and ${direct2.rps.toFixed(0)}, ${direct.failed + direct2.failed} failed; 16 connections`,
+      );
+      row(
+        "requests/s over all pods, gateway",
+        gw.rps.toFixed(0),
+        `${gw.failed} failed; **${(gw.rps / directRps).toFixed(2)}x** direct`,
+      );
 
-    // 7. Podman's floor: its per-container memory, and `podman run -d` of the same image at today's load.
-    const floor = await podmanFloor(containers.map((c) => c.id));
-    const runs: number[] = [];
-    for (let i = 0; i < 3; i++) {
-      const name = `tpod-bench-scale-run-${uid}-${i}`;
-      runs.push(
-        (
-          await timed(() => exec("podman", ["run", "-d", "--init", "--name", name, "--cpus", "0.01", IMAGE]))
-        )[1],
+      // `tpod provider pods` (a fresh CLI process) and status over libp2p.
+      const cliRuns: number[] = [];
+      const cliCpu: number[] = [];
+      let listed = 0;
+      for (let i = 0; i < 3; i++) {
+        // /usr/bin/time reports the CLI process's CPU seconds (user + system) on stderr's last line.
+        const [out, ms] = await timed(() =>
+          exec(
+            "/usr/bin/time",
+            ["-f", "%U %S", process.execPath, CLI, "provider", "pods", "--config", configFile, "--json"],
+            { maxBuffer: 64 << 20 },
+          ),
+        );
+        cliRuns.push(ms);
+        const [u, sys] = (out.stderr.trim().split("\n").at(-1) ?? "").split(" ").map(Number);
+        cliCpu.push(((u ?? 0) + (sys ?? 0)) * 1000);
+        listed = (JSON.parse(out.stdout) as unknown[]).length;
+      }
+      row(
+        "`tpod provider pods --json` (a fresh CLI process)",
+        `${median(cliRuns).toFixed(0)} ms wall`,
+        `${median(cliCpu).toFixed(0)} ms CPU; ${listed} pods listed; median of 3`,
+      );
+      const pub0 = publishers[0]!;
+      const conn = podConnection(
+        pub0.node,
+        {
+          provider: devnet.info.provider.address,
+          multiaddrs: providerInfo.multiaddrs,
+          chainId: chain.chainId,
+        },
+        pub0.account,
+      );
+      const mine = deployed.filter((d) => d.publisher === pub0.index).slice(0, 10);
+      const statusMs: number[] = [];
+      for (const d of mine) statusMs.push((await timed(() => podStatus(conn, d.podId)))[1]);
+      row("pod status over libp2p", `${median(statusMs).toFixed(0)} ms`, `median of ${statusMs.length}`);
+
+      // Restart: SIGTERM, start again; ready = every pod reconciled. Then every pod must answer.
+      await stopDaemon(daemon.child);
+      recoveredMs = undefined;
+      daemon = await startDaemon(configFile);
+      const atReady = await procStat(daemon.child.pid!);
+      row(
+        "daemon restart → ready",
+        `${(daemon.ms / 1000).toFixed(1)} s`,
+        `${(atReady.cpuTicks / TICKS).toFixed(1)} s CPU in the new process (Node start included)`,
+      );
+      row(
+        "start-up reconciliation of every pod (inside the above)",
+        recoveredMs !== undefined ? `${(recoveredMs / 1000).toFixed(2)} s` : "not logged",
+        "target at N=200: <= 10 s",
+      );
+      answering = 0;
+      for (const d of deployed) if ((await getOnce(gwPort, d.host, 10_000)) === 200) answering++;
+      row("pods answering through the gateway after the restart", `${answering}/${deployed.length}`);
+
+      // Podman's floor: its per-container memory, and `podman run -d` of the same image at this load.
+      const floor = await podmanFloor(containers.ids);
+      const name = `tpod-bench-scale-run-${uid}-${n}`;
+      const [, runMs] = await timed(() =>
+        exec("podman", ["run", "-d", "--init", "--name", name, "--cpus", "0.01", IMAGE]),
       );
       await exec("podman", ["rm", "-f", "-t", "0", name]).catch(() => {});
+      row(
+        "floor: `podman run -d` of the same image",
+        `${(runMs / 1000).toFixed(1)} s`,
+        "one run, at this load",
+      );
+      row(
+        "floor: conmon RSS per container",
+        `${(floor.conmonKiBPerContainer / 1024).toFixed(2)} MiB`,
+        `${floor.conmons} conmons`,
+      );
+      row(
+        "floor: container memory (cgroup) per container",
+        `${floor.containerMiBPerContainer.toFixed(2)} MiB`,
+        `${floor.mems} cgroups`,
+      );
+      row(
+        "daemon RSS per pod vs Podman's floor per pod",
+        `${(b.rssKiB / deployed.length).toFixed(0)} KiB/pod`,
+        `floor ${((floor.conmonKiBPerContainer + (floor.containerMiBPerContainer * 1024 || 0)) * 2).toFixed(0)} KiB/pod (2 containers)`,
+      );
+    };
+
+    // Deploys: the first pods one by one, then from the parallel publishers up to each checkpoint, where
+    // everything is measured with that many pods (a run to 200 also reports 50 and 100).
+    let seqDone = false;
+    for (const at of CHECKPOINTS) {
+      const col = columns.length;
+      columns.push(`N = ${at}`);
+      const segStart = deployed.length;
+      if (!seqDone) {
+        seqDone = true;
+        let seqFailures = 0;
+        const [, seqMs] = await timed(async () => {
+          for (let i = 0; i < SEQUENTIAL; i++) {
+            await deployOne(publishers[0]!, `s${i}`)
+              .then(() => log(`deployed ${deployed.length}/${N}: ${JSON.stringify(stepTimes.at(-1))}`))
+              .catch((err) => {
+                seqFailures++;
+                log(`deploy s${i} failed: ${(err as Error).message.split("\n")[0]}`);
+              });
+          }
+        });
+        cell(
+          col,
+          "deploy, sequential (1 publisher)",
+          `${((SEQUENTIAL / seqMs) * 60_000).toFixed(1)} pods/min`,
+          `${SEQUENTIAL} pods, ${(seqMs / SEQUENTIAL).toFixed(0)} ms each, ${seqFailures} failed`,
+        );
+        const steps = Object.keys(stepTimes[0] ?? {});
+        cell(
+          col,
+          "deploy steps, publisher side, sequential (median ms)",
+          steps.map((k) => `${k} ${median(stepTimes.map((t) => t[k] ?? 0)).toFixed(0)}`).join(", "),
+        );
+      }
+      const rest = at - deployed.length;
+      if (rest > 0) {
+        let next = 0;
+        let failures = 0;
+        const [, parMs] = await timed(() =>
+          Promise.all(
+            publishers.map(async (pub) => {
+              for (;;) {
+                const i = next++;
+                if (i >= rest) return;
+                await deployOne(pub, `p${segStart}-${i}`).catch((err) => {
+                  failures++;
+                  log(`deploy p${segStart}-${i} failed: ${(err as Error).message.split("\n")[0]}`);
+                });
+                if (deployed.length % 10 === 0) log(`deployed ${deployed.length}/${N}`);
+              }
+            }),
+          ),
+        );
+        cell(
+          col,
+          `deploy, ${PARALLEL} publishers in parallel`,
+          `${((rest / parMs) * 60_000).toFixed(1)} pods/min`,
+          `${rest} pods (${deployed.length - rest + 1}..${deployed.length}), ${failures} failed`,
+        );
+      }
+      const segProvisions = provisions.splice(0);
+      const keys = [...new Set(segProvisions.flatMap((m) => Object.keys(m)))];
+      cell(
+        col,
+        "provision stages, daemon side (median ms)",
+        keys.map((k) => `${k} ${median(segProvisions.map((m) => m[k] ?? 0)).toFixed(0)}`).join(", "),
+        `${segProvisions.length} provisions`,
+      );
+      await measure(col, at);
     }
-    row(
-      "floor: `podman run -d` of the same image",
-      `${(median(runs) / 1000).toFixed(1)} s`,
-      "median of 3, at this load",
-    );
-    row(
-      "floor: conmon RSS per container",
-      `${(floor.conmonKiBPerContainer / 1024).toFixed(2)} MiB`,
-      `${floor.conmons} conmons`,
-    );
-    row(
-      "floor: container memory (cgroup) per container",
-      `${floor.containerMiBPerContainer.toFixed(2)} MiB`,
-      `${floor.mems} cgroups`,
-    );
-    row(
-      "daemon RSS per pod vs floor",
-      `${(b.rssKiB / deployed.length).toFixed(0)} KiB/pod`,
-      `floor ${(floor.conmonKiBPerContainer + (floor.containerMiBPerContainer * 1024 || 0)).toFixed(0)} KiB/pod`,
-    );
   } catch (err) {
     log(`failed: ${(err as Error).stack ?? err}`);
     process.exitCode = 1;
@@ -505,11 +639,11 @@ async function main(): Promise<void> {
     await rm(tmp, { recursive: true, force: true, maxRetries: 5, retryDelay: 500 }).catch(() => {});
   }
   console.log(
-    `\nN = ${N} pods; load average at start ${load0.toFixed(1)}, at end ${loadavg()[0]!.toFixed(1)} (2 cores)\n`,
+    `\nN = ${CHECKPOINTS.join(", ")} pods; load average at start ${load0.toFixed(1)}, at end ${loadavg()[0]!.toFixed(1)} (2 cores)\n`,
   );
-  console.log("| measure | value | note |");
-  console.log("|---|---:|---|");
-  for (const [w, v, n] of rows) console.log(`| ${w} | ${v} | ${n} |`);
+  console.log(`| measure | ${columns.join(" | ")} |`);
+  console.log(`|---|${columns.map(() => "---:").join("|")}|`);
+  for (const [w, v] of table) console.log(`| ${w} | ${columns.map((_, i) => v[i] ?? "").join(" | ")} |`);
 }
 
 await main();

@@ -88,7 +88,14 @@ export function devnetPricing(token: Address): PricingFile {
 }
 
 /** Short notice and deposit minimums so a demo can close a pod and see the refund within minutes. */
-export const DEVNET_BILLING = { minNoticeSeconds: 60, minDepositSeconds: 600 } as const;
+export const DEVNET_BILLING = {
+  minNoticeSeconds: 60,
+  minDepositSeconds: 600,
+  // Gas is not priced on the devnet (no token price): claim each channel at most once per minute of accrual (the
+  // loop's own interval), not on every tick: every provision wakes one, and a 50-pod bench sent 1,185 claims in
+  // 11 minutes without this. A minute keeps demos and tests seeing claims soon after a pod starts.
+  minClaimIntervalSeconds: 60,
+} as const;
 
 export interface DevnetOptions {
   /** `$TPOD_HOME`: where the state file and the lock go. */
@@ -254,6 +261,7 @@ ${Object.entries(p.prices)
 billing:
   minNoticeSeconds: ${DEVNET_BILLING.minNoticeSeconds}
   minDepositSeconds: ${DEVNET_BILLING.minDepositSeconds}
+  minClaimIntervalSeconds: ${DEVNET_BILLING.minClaimIntervalSeconds}
 engine:
   owner: ${o.owner}
   publishHostIp: 127.0.0.1

@@ -45,6 +45,8 @@ export interface ProviderConfig {
      * their gas with it (never more gas than a claim collects). Absent: gas is not priced (every due claim is sent).
      */
     tokenUnitsPerEther?: bigint;
+    /** A channel is not claimed before it owes this many seconds of its rate (final claims excepted). */
+    minClaimIntervalSeconds?: number;
   };
   engine: {
     kind: "podman" | "kubernetes";
@@ -465,6 +467,7 @@ export function parseConfig(text: string, file: string): ProviderConfig {
       "minDepositSeconds",
       "quoteTtlSeconds",
       "tokenUnitsPerEther",
+      "minClaimIntervalSeconds",
     ]);
     if (m?.has("minNoticeSeconds"))
       billing.minNoticeSeconds =
@@ -474,6 +477,9 @@ export function parseConfig(text: string, file: string): ProviderConfig {
         r.int(m.get("minDepositSeconds"), "billing.minDepositSeconds", 0, 10 * 365 * 86400) ?? 0;
     if (m?.has("quoteTtlSeconds"))
       billing.quoteTtlSeconds = r.int(m.get("quoteTtlSeconds"), "billing.quoteTtlSeconds", 10, 86400) ?? 300;
+    if (m?.has("minClaimIntervalSeconds"))
+      billing.minClaimIntervalSeconds =
+        r.int(m.get("minClaimIntervalSeconds"), "billing.minClaimIntervalSeconds", 0, 30 * 86400) ?? 0;
     if (m?.has("tokenUnitsPerEther")) {
       const node = m.get("tokenUnitsPerEther");
       const v = isScalar(node) ? node.value : undefined;
@@ -729,6 +735,8 @@ billing:
   quoteTtlSeconds: 300      # quotes expire after this
   # tokenUnitsPerEther: "3000000000"  # token base units one ether buys (e.g. 6-decimal USD at 3000/ETH): claims
   #                                   # then never cost more gas than they collect; absent: gas is not priced
+  # minClaimIntervalSeconds: 3600     # claim a channel only once it owes this long at its rate (set it when gas is
+  #                                   # not priced: otherwise every tick claims every channel)
 
 engine:
   kind: podman

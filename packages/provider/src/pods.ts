@@ -119,13 +119,14 @@ export class PodManager {
     loaded: Record<string, string>,
     previous: readonly EndpointRecord[],
     signal: AbortSignal,
+    timings?: Record<string, number>,
   ): Promise<Realized> {
     const redactor = new Redactor();
     for (const dir of [this.o.stagingDir, ...(this.o.hostPaths ?? [])]) redactor.addPath(dir);
     for (const c of pod.containers) for (const e of c.env) if (e.kind === "value") redactor.addValue(e.value);
     const progress: { stage: ProvisionStage | null } = { stage: null };
     try {
-      return await this.realizeStages(id, pod, loaded, previous, signal, progress, redactor);
+      return await this.realizeStages(id, pod, loaded, previous, signal, progress, redactor, timings ?? {});
     } catch (err) {
       throw provisionFailure(err, progress.stage, redactor);
     }
@@ -139,7 +140,17 @@ export class PodManager {
     signal: AbortSignal,
     progress: { stage: ProvisionStage | null },
     redactor: Redactor,
+    timings: Record<string, number>,
   ): Promise<Realized> {
+    // Where a provision's time goes (logged with "provisioned"; bench/scale sums them).
+    const span = async <T>(name: string, p: Promise<T>): Promise<T> => {
+      const t = performance.now();
+      try {
+        return await p;
+      } finally {
+        timings[name] = (timings[name] ?? 0) + Math.round(performance.now() - t);
+      }
+    };
     const { engine, fetcher } = this.o;
     const images: Record<string, string> = {};
     const staging = path.join(this.o.stagingDir, id);
@@ -163,9 +174,9 @@ export class PodManager {
           continue;
         }
         const dir = path.join(staging, c.name);
-        await fetcher.fetchImage(c.image.cid, c.image.digest, dir, signal);
+        await span("fetchMs", fetcher.fetchImage(c.image.cid, c.image.digest, dir, signal));
         signal.throwIfAborted();
-        const img = await engine.loadImage(id, c.name, { kind: "oci-layout", dir });
+        const img = await span("loadMs", engine.loadImage(id, c.name, { kind: "oci-layout", dir }));
         await rm(dir, { recursive: true, force: true });
         images[c.name] = img.ref;
         images[`${c.name}#src`] = key;
@@ -201,7 +212,7 @@ export class PodManager {
         hosts: plan.map((r) => r.hostname),
         hostPorts: kept.hostPorts,
       });
-      status = await engine.apply(spec);
+      status = await span("applyMs", engine.apply(spec));
     } finally {
       // The decrypted secrets now live only in the engine's tmpfs (or nowhere, after a failure): drop our copies.
       for (const b of secrets.values()) b.fill(0);
@@ -309,8 +320,16 @@ export class PodManager {
           return state.beginOperation(rec.id, "provision");
         });
         log.info({ pod: rec.id, publisher: rec.publisher, op: opId }, "provisioning");
+        const timings: Record<string, number> = { queuedMs: Math.round(performance.now() - started) };
         try {
-          const { endpoints, images } = await this.realize(rec.id, rec.pod, {}, [], this.deadline(signal));
+          const { endpoints, images } = await this.realize(
+            rec.id,
+            rec.pod,
+            {},
+            [],
+            this.deadline(signal),
+            timings,
+          );
           state.updatePod(rec.id, { images, endpoints });
           if (this.o.holdProvisionMs) await new Promise((r) => setTimeout(r, this.o.holdProvisionMs));
           state.transaction(() => {
@@ -324,7 +343,10 @@ export class PodManager {
             pod: rec.pod,
           });
           metrics.provisionDuration.observe({ result: "ok" }, (performance.now() - started) / 1000);
-          log.info({ pod: rec.id }, "provisioned");
+          log.info(
+            { pod: rec.id, ms: { ...timings, totalMs: Math.round(performance.now() - started) } },
+            "provisioned",
+          );
           return endpoints;
         } catch (err) {
           const e = engineFailure(err, [this.o.stagingDir, ...(this.o.hostPaths ?? [])]);
@@ -493,6 +515,7 @@ export class PodManager {
     orphans: string[];
   }> {
     const { state, engine, log } = this.o;
+    const started = performance.now();
     const report = {
       rolledBack: [] as string[],
       finished: [] as string[],
@@ -551,18 +574,22 @@ export class PodManager {
       }
     }
     const known = new Map(state.listPods(["running", "stopped", "pending"]).map((p) => [p.id, p]));
-    for (const m of await engine.listPods()) {
+    const managed = await engine.listPods();
+    for (const m of managed) {
       if (known.has(m.podId)) continue;
       await engine.remove(m.podId, { images: true });
       report.orphans.push(m.podId);
     }
+    // What the engine's listing already says runs needs no status call (one Podman listing, not one per pod).
+    const listedRunning = new Map(managed.map((m) => [m.podId, m.running]));
     for (const rec of known.values()) {
       // A pod billing stopped still answers why on its hostnames after a restart (not 404).
       if (rec.phase === "stopped" && rec.stopReason) this.stopRoutes(rec.id, rec.manifest, rec.stopReason);
       if (rec.phase !== "running") continue;
       const pod = podFromWire(fromBinary(wire.PodSchema, rec.manifest));
-      const status = await engine.status(rec.id).catch(() => undefined);
-      if (status?.running) {
+      const running =
+        listedRunning.get(rec.id) ?? (await engine.status(rec.id).catch(() => undefined))?.running;
+      if (running) {
         const plan = planRoutes(pod, rec.id, this.o.baseDomain);
         this.o.routes.setRoutes(
           rec.id,
@@ -594,7 +621,7 @@ export class PodManager {
         });
       }
     }
-    log.info(report, "recovered");
+    log.info({ ...report, ms: Math.round(performance.now() - started) }, "recovered");
     return report;
   }
 }

@@ -562,7 +562,8 @@ describe.skipIf(!haveTools)("billing with the real dev chain and real Podman", (
       ...p.provider,
       publicClient: new Proxy(p.provider.publicClient, {
         get(target, prop, recv) {
-          if (prop === "readContract")
+          // The tick reads channels in batches (multicall), single channels with readContract: fail both.
+          if (prop === "readContract" || prop === "multicall")
             return async () => {
               throw new Error("fetch failed (simulated RPC error)");
             };

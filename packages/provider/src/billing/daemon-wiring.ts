@@ -125,6 +125,7 @@ export async function createDaemonBilling(o: DaemonBillingOptions): Promise<Bill
       minRunSeconds: BigInt(o.config.billing.minDepositSeconds),
       minNoticeSeconds: BigInt(o.config.billing.minNoticeSeconds),
       tokenUnitsPerEther: o.config.billing.tokenUnitsPerEther,
+      minClaimIntervalSeconds: BigInt(o.config.billing.minClaimIntervalSeconds ?? 0),
       ...o.overrides,
     },
   });

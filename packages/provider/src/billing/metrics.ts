@@ -25,6 +25,7 @@ export class BillingMetrics {
   readonly usageSamples: Counter;
   readonly lastTickSeconds: Gauge;
   readonly lastTickPods: Gauge;
+  readonly lastTickCpuSeconds: Gauge;
 
   constructor(registry: Registry, store: BillingStore) {
     const registers = [registry];
@@ -47,6 +48,11 @@ export class BillingMetrics {
     this.lastTickSeconds = new Gauge({
       name: "tpod_billing_last_tick_seconds",
       help: "Wall time of the last billing tick: chain reads of every pod, lifecycle steps, claims sent and confirmed",
+      registers,
+    });
+    this.lastTickCpuSeconds = new Gauge({
+      name: "tpod_billing_last_tick_cpu_seconds",
+      help: "CPU time the daemon process used during the last billing tick (the tick's own and whatever else ran meanwhile)",
       registers,
     });
     this.lastTickPods = new Gauge({

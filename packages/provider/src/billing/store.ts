@@ -1,4 +1,4 @@
-import type { DatabaseSync, SQLInputValue } from "node:sqlite";
+import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import type { ChannelState } from "@trustedpods/chain";
 import { migrateState, transaction } from "../state/db.js";
 import type { Hex } from "./types.js";
@@ -148,9 +148,21 @@ function observedFromJson(s: unknown): ObservedChannel | null {
 }
 
 export class BillingStore {
+  /** Prepared statements by SQL text: the tick runs the same few per pod, and preparing costs more than running. */
+  private readonly statements = new Map<string, StatementSync>();
+
   constructor(readonly db: DatabaseSync) {
     // The tables are the state module's (state/db.ts owns every migration); a bare connection gets them here.
     migrateState(db);
+  }
+
+  private sql(text: string): StatementSync {
+    let st = this.statements.get(text);
+    if (!st) {
+      st = this.db.prepare(text);
+      this.statements.set(text, st);
+    }
+    return st;
   }
 
   /** Runs `fn` in one SQLite transaction (nested calls, the daemon's included, join the outer one). */
@@ -178,60 +190,52 @@ export class BillingStore {
     if (existing && existing.state !== "checked" && existing.state !== "settled")
       throw new Error(`pod ${p.podKey} is already billed (state ${existing.state})`);
     this.transaction(() => {
-      this.db.prepare("DELETE FROM billing_pods WHERE pod_key = ?").run(p.podKey);
-      this.db
-        .prepare(
-          `INSERT INTO billing_pods (pod_key, pod_id, publisher, provider, channel_id, token, rate, required_rate,
+      this.sql("DELETE FROM billing_pods WHERE pod_key = ?").run(p.podKey);
+      this.sql(
+        `INSERT INTO billing_pods (pod_key, pod_id, publisher, provider, channel_id, token, rate, required_rate,
              reserved, state, observed, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'checked', ?, ?)`,
-        )
-        .run(
-          p.podKey,
-          p.podId,
-          p.publisher,
-          p.provider,
-          p.channelId,
-          p.token,
-          p.ratePerSecond.toString(),
-          p.requiredRate.toString(),
-          JSON.stringify(p.reserved, (_k, v) => (typeof v === "bigint" ? v.toString() : v)),
-          observedToJson(p.observed),
-          Date.now(),
-        );
+      ).run(
+        p.podKey,
+        p.podId,
+        p.publisher,
+        p.provider,
+        p.channelId,
+        p.token,
+        p.ratePerSecond.toString(),
+        p.requiredRate.toString(),
+        JSON.stringify(p.reserved, (_k, v) => (typeof v === "bigint" ? v.toString() : v)),
+        observedToJson(p.observed),
+        Date.now(),
+      );
     });
   }
 
   /** An update changed what the pod reserves and the price its channel must pay. */
   updateReserved(podKey: string, reserved: Reserved, requiredRate: bigint): void {
-    this.db
-      .prepare("UPDATE billing_pods SET reserved = ?, required_rate = ?, updated_ms = ? WHERE pod_key = ?")
-      .run(
-        JSON.stringify(reserved, (_k, v) => (typeof v === "bigint" ? v.toString() : v)),
-        requiredRate.toString(),
-        Date.now(),
-        podKey,
-      );
+    this.sql("UPDATE billing_pods SET reserved = ?, required_rate = ?, updated_ms = ? WHERE pod_key = ?").run(
+      JSON.stringify(reserved, (_k, v) => (typeof v === "bigint" ? v.toString() : v)),
+      requiredRate.toString(),
+      Date.now(),
+      podKey,
+    );
   }
 
   getPod(podKey: string): BillingPodRecord | undefined {
-    const row = this.db.prepare("SELECT * FROM billing_pods WHERE pod_key = ?").get(podKey) as
-      | Row
-      | undefined;
+    const row = this.sql("SELECT * FROM billing_pods WHERE pod_key = ?").get(podKey) as Row | undefined;
     return row ? this.toPod(row) : undefined;
   }
 
   /** Pods the loop still has work for. */
   activePods(): BillingPodRecord[] {
     const marks = ACTIVE_STATES.map(() => "?").join(",");
-    const rows = this.db
-      .prepare(`SELECT * FROM billing_pods WHERE state IN (${marks}) ORDER BY pod_key`)
-      .all(...ACTIVE_STATES) as Row[];
+    const rows = this.sql(`SELECT * FROM billing_pods WHERE state IN (${marks}) ORDER BY pod_key`).all(
+      ...ACTIVE_STATES,
+    ) as Row[];
     return rows.map((r) => this.toPod(r));
   }
 
   allPods(): BillingPodRecord[] {
-    return (this.db.prepare("SELECT * FROM billing_pods ORDER BY pod_key").all() as Row[]).map((r) =>
-      this.toPod(r),
-    );
+    return (this.sql("SELECT * FROM billing_pods ORDER BY pod_key").all() as Row[]).map((r) => this.toPod(r));
   }
 
   updatePod(
@@ -270,7 +274,7 @@ export class BillingStore {
       set("waive_until", str(patch.waiver?.until ?? null));
     }
     set("updated_ms", Date.now());
-    this.db.prepare(`UPDATE billing_pods SET ${sets.join(", ")} WHERE pod_key = ?`).run(...args, podKey);
+    this.sql(`UPDATE billing_pods SET ${sets.join(", ")} WHERE pod_key = ?`).run(...args, podKey);
   }
 
   private toPod(r: Row): BillingPodRecord {
@@ -310,40 +314,41 @@ export class BillingStore {
 
   /** Opens a reservation interval; `start` null means "fill in at the next chain read". */
   openReservation(podKey: string, start: bigint | null): void {
-    const open = this.db
-      .prepare("SELECT id FROM billing_reservations WHERE pod_key = ? AND end_time IS NULL")
-      .get(podKey);
+    const open = this.sql("SELECT id FROM billing_reservations WHERE pod_key = ? AND end_time IS NULL").get(
+      podKey,
+    );
     if (open) return;
-    this.db
-      .prepare("INSERT INTO billing_reservations (pod_key, start_time) VALUES (?, ?)")
-      .run(podKey, str(start));
+    this.sql("INSERT INTO billing_reservations (pod_key, start_time) VALUES (?, ?)").run(podKey, str(start));
   }
 
   /** Fills in the start of an interval opened while the chain was unreachable. */
   fillReservationStart(podKey: string, start: bigint): void {
-    this.db
-      .prepare("UPDATE billing_reservations SET start_time = ? WHERE pod_key = ? AND start_time IS NULL")
-      .run(start.toString(), podKey);
+    this.sql("UPDATE billing_reservations SET start_time = ? WHERE pod_key = ? AND start_time IS NULL").run(
+      start.toString(),
+      podKey,
+    );
   }
 
   closeReservation(podKey: string, end: bigint): void {
-    const open = this.db
-      .prepare("SELECT id, start_time FROM billing_reservations WHERE pod_key = ? AND end_time IS NULL")
-      .get(podKey) as Row | undefined;
+    const open = this.sql(
+      "SELECT id, start_time FROM billing_reservations WHERE pod_key = ? AND end_time IS NULL",
+    ).get(podKey) as Row | undefined;
     if (!open) return;
     // An interval never ends before it starts: a stop detected late can name a time before a late-filled start.
     const start = bigOrNull(open.start_time) ?? end;
     const stop = end < start ? start : end;
-    this.db
-      .prepare("UPDATE billing_reservations SET start_time = ?, end_time = ? WHERE id = ?")
-      .run(start.toString(), stop.toString(), Number(open.id));
+    this.sql("UPDATE billing_reservations SET start_time = ?, end_time = ? WHERE id = ?").run(
+      start.toString(),
+      stop.toString(),
+      Number(open.id),
+    );
   }
 
   reservations(podKey: string): Reservation[] {
     return (
-      this.db
-        .prepare("SELECT start_time, end_time FROM billing_reservations WHERE pod_key = ? ORDER BY id")
-        .all(podKey) as Row[]
+      this.sql("SELECT start_time, end_time FROM billing_reservations WHERE pod_key = ? ORDER BY id").all(
+        podKey,
+      ) as Row[]
     ).map((r) => ({ start: bigOrNull(r.start_time), end: bigOrNull(r.end_time) }));
   }
 
@@ -352,37 +357,31 @@ export class BillingStore {
   /** Persists the intent to claim `cumulative` before anything is sent. */
   addClaimIntent(podKey: string, channelId: Hex, cumulative: bigint): number {
     const now = Date.now();
-    const r = this.db
-      .prepare(
-        `INSERT INTO billing_claims (pod_key, channel_id, cumulative, status, created_ms, updated_ms)
+    const r = this.sql(
+      `INSERT INTO billing_claims (pod_key, channel_id, cumulative, status, created_ms, updated_ms)
          VALUES (?, ?, ?, 'intent', ?, ?)`,
-      )
-      .run(podKey, channelId, cumulative.toString(), now, now);
+    ).run(podKey, channelId, cumulative.toString(), now, now);
     return Number(r.lastInsertRowid);
   }
 
   updateClaim(id: number, status: ClaimStatus, patch: { txHash?: Hex; error?: string } = {}): void {
-    this.db
-      .prepare(
-        "UPDATE billing_claims SET status = ?, tx_hash = COALESCE(?, tx_hash), error = ?, updated_ms = ? WHERE id = ?",
-      )
-      .run(status, patch.txHash ?? null, patch.error ?? null, Date.now(), id);
+    this.sql(
+      "UPDATE billing_claims SET status = ?, tx_hash = COALESCE(?, tx_hash), error = ?, updated_ms = ? WHERE id = ?",
+    ).run(status, patch.txHash ?? null, patch.error ?? null, Date.now(), id);
   }
 
   pendingClaims(podKey: string): ClaimRecord[] {
     return (
-      this.db
-        .prepare(
-          "SELECT * FROM billing_claims WHERE pod_key = ? AND status IN ('intent', 'sent') ORDER BY id",
-        )
-        .all(podKey) as Row[]
+      this.sql(
+        "SELECT * FROM billing_claims WHERE pod_key = ? AND status IN ('intent', 'sent') ORDER BY id",
+      ).all(podKey) as Row[]
     ).map(toClaim);
   }
 
   claims(podKey: string): ClaimRecord[] {
-    return (
-      this.db.prepare("SELECT * FROM billing_claims WHERE pod_key = ? ORDER BY id").all(podKey) as Row[]
-    ).map(toClaim);
+    return (this.sql("SELECT * FROM billing_claims WHERE pod_key = ? ORDER BY id").all(podKey) as Row[]).map(
+      toClaim,
+    );
   }
 
   // ---------------------------------------------------------------- usage
@@ -393,77 +392,65 @@ export class BillingStore {
    */
   addUsageSample(podKey: string, s: UsageSample, keep: number): void {
     this.transaction(() => {
-      this.db
-        .prepare(
-          `INSERT INTO billing_usage_samples (pod_key, time_ms, cpu_seconds, memory_bytes, rx_bytes, tx_bytes)
+      this.sql(
+        `INSERT INTO billing_usage_samples (pod_key, time_ms, cpu_seconds, memory_bytes, rx_bytes, tx_bytes)
            VALUES (?, ?, ?, ?, ?, ?)`,
-        )
-        .run(podKey, s.timeMs, s.cpuSeconds, s.memoryBytes, s.rxBytes, s.txBytes);
-      const t = this.db.prepare("SELECT * FROM billing_usage_totals WHERE pod_key = ?").get(podKey) as
+      ).run(podKey, s.timeMs, s.cpuSeconds, s.memoryBytes, s.rxBytes, s.txBytes);
+      const t = this.sql("SELECT * FROM billing_usage_totals WHERE pod_key = ?").get(podKey) as
         | Row
         | undefined;
       const delta = (now: number, last: unknown) =>
         last === null || last === undefined ? now : now >= Number(last) ? now - Number(last) : now;
       if (!t) {
-        this.db
-          .prepare(
-            `INSERT INTO billing_usage_totals (pod_key, cpu_seconds, rx_bytes, tx_bytes, memory_bytes, memory_max,
+        this.sql(
+          `INSERT INTO billing_usage_totals (pod_key, cpu_seconds, rx_bytes, tx_bytes, memory_bytes, memory_max,
                last_cpu, last_rx, last_tx, samples, last_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)`,
-          )
-          .run(
-            podKey,
-            s.cpuSeconds,
-            s.rxBytes,
-            s.txBytes,
-            s.memoryBytes,
-            s.memoryBytes,
-            s.cpuSeconds,
-            s.rxBytes,
-            s.txBytes,
-            s.timeMs,
-          );
+        ).run(
+          podKey,
+          s.cpuSeconds,
+          s.rxBytes,
+          s.txBytes,
+          s.memoryBytes,
+          s.memoryBytes,
+          s.cpuSeconds,
+          s.rxBytes,
+          s.txBytes,
+          s.timeMs,
+        );
       } else {
-        this.db
-          .prepare(
-            `UPDATE billing_usage_totals SET cpu_seconds = cpu_seconds + ?, rx_bytes = rx_bytes + ?,
+        this.sql(
+          `UPDATE billing_usage_totals SET cpu_seconds = cpu_seconds + ?, rx_bytes = rx_bytes + ?,
                tx_bytes = tx_bytes + ?, memory_bytes = ?, memory_max = MAX(memory_max, ?), last_cpu = ?,
                last_rx = ?, last_tx = ?, samples = samples + 1, last_ms = ? WHERE pod_key = ?`,
-          )
-          .run(
-            delta(s.cpuSeconds, t.last_cpu),
-            delta(s.rxBytes, t.last_rx),
-            delta(s.txBytes, t.last_tx),
-            s.memoryBytes,
-            s.memoryBytes,
-            s.cpuSeconds,
-            s.rxBytes,
-            s.txBytes,
-            s.timeMs,
-            podKey,
-          );
+        ).run(
+          delta(s.cpuSeconds, t.last_cpu),
+          delta(s.rxBytes, t.last_rx),
+          delta(s.txBytes, t.last_tx),
+          s.memoryBytes,
+          s.memoryBytes,
+          s.cpuSeconds,
+          s.rxBytes,
+          s.txBytes,
+          s.timeMs,
+          podKey,
+        );
       }
-      this.db
-        .prepare(
-          `DELETE FROM billing_usage_samples WHERE pod_key = ?1 AND time_ms < (
+      this.sql(
+        `DELETE FROM billing_usage_samples WHERE pod_key = ?1 AND time_ms < (
              SELECT time_ms FROM billing_usage_samples WHERE pod_key = ?1 ORDER BY time_ms DESC LIMIT 1 OFFSET ?2)`,
-        )
-        .run(podKey, keep - 1);
+      ).run(podKey, keep - 1);
     });
   }
 
   /** A stopped container's counters restart from zero: forget the last raw values so the next run counts fully. */
   resetUsageBaseline(podKey: string): void {
-    this.db
-      .prepare(
-        "UPDATE billing_usage_totals SET last_cpu = NULL, last_rx = NULL, last_tx = NULL, memory_bytes = 0 WHERE pod_key = ?",
-      )
-      .run(podKey);
+    this.sql(
+      "UPDATE billing_usage_totals SET last_cpu = NULL, last_rx = NULL, last_tx = NULL, memory_bytes = 0 WHERE pod_key = ?",
+    ).run(podKey);
   }
 
   usageTotals(podKey: string): UsageTotals {
-    const t = this.db.prepare("SELECT * FROM billing_usage_totals WHERE pod_key = ?").get(podKey) as
-      | Row
-      | undefined;
+    const t = this.sql("SELECT * FROM billing_usage_totals WHERE pod_key = ?").get(podKey) as Row | undefined;
     if (!t)
       return {
         cpuSeconds: 0,
@@ -487,11 +474,9 @@ export class BillingStore {
 
   usageSamples(podKey: string): UsageSample[] {
     return (
-      this.db
-        .prepare(
-          "SELECT time_ms, cpu_seconds, memory_bytes, rx_bytes, tx_bytes FROM billing_usage_samples WHERE pod_key = ? ORDER BY time_ms",
-        )
-        .all(podKey) as Row[]
+      this.sql(
+        "SELECT time_ms, cpu_seconds, memory_bytes, rx_bytes, tx_bytes FROM billing_usage_samples WHERE pod_key = ? ORDER BY time_ms",
+      ).all(podKey) as Row[]
     ).map((r) => ({
       timeMs: Number(r.time_ms),
       cpuSeconds: Number(r.cpu_seconds),

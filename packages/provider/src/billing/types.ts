@@ -60,6 +60,12 @@ export interface BillingConfig {
   /** Do not claim less than this (token base units), except the final claim of a stopped or closed pod. */
   minClaimAmount: bigint;
   /**
+   * Do not claim a channel before it owes this many seconds of its rate, except a final claim: a floor on how often
+   * each channel is claimed, whatever wakes the loop (every provision does). Where gas is not priced
+   * (`tokenUnitsPerEther` unset, e.g. a devnet) it is what keeps claims from costing more than they collect.
+   */
+  minClaimIntervalSeconds: bigint;
+  /**
    * The provider's price of its pricing token: token base units one ether (10^18 wei of the chain's native
    * currency) is worth, so claims can be weighed against their gas. undefined: gas is not priced, every due claim
    * is sent (batched); set it on any chain where gas costs money.
@@ -89,6 +95,7 @@ export const DEFAULT_BILLING_CONFIG: BillingConfig = {
   claimIntervalMs: 60_000,
   restartPollMs: 5_000,
   minClaimAmount: 0n,
+  minClaimIntervalSeconds: 0n,
   tokenUnitsPerEther: undefined,
   minClaimReturn: 2n,
   maxClaimBatch: 100,

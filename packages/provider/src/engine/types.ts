@@ -179,6 +179,11 @@ export interface ManagedPod {
   networks: string[];
   volumes: string[];
   images: string[];
+  /**
+   * Whether `status(podId).running` would say the pod runs, when the engine learns it from the same listing
+   * (Podman): start-up reconciliation then needs no status call per pod. Undefined: ask status().
+   */
+  running?: boolean;
 }
 
 export interface RemoveOptions {
