@@ -1,18 +1,11 @@
 // The verifier core in a real browser: bundle src/index.ts for the browser with esbuild (which fails on any
 // Node built-in import), serve it and the real samples from 127.0.0.1, and verify in headless Chromium.
 import { readFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
-import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HAVE_TESTDATA, path as samplePath } from "../../../test-support/attestation-samples.js";
-import {
-  CHROMIUM,
-  HAVE_CHROMIUM,
-  type HeadlessChromium,
-  launchChromium,
-} from "../../../test-support/chromium.js";
+import { type BundlePage, startBundlePage } from "../../../test-support/browser-bundle-page.js";
+import { CHROMIUM, HAVE_CHROMIUM } from "../../../test-support/chromium.js";
 
 if (!HAVE_CHROMIUM) console.warn(`SKIP: browser test needs ${CHROMIUM} (apt package chromium)`);
 
@@ -34,7 +27,7 @@ interface InBrowserResult {
 
 /** Runs in the page: loads the bundle, fetches the samples from the test server, verifies. */
 const IN_BROWSER = `(async () => {
-  const m = await import("/attestation.js");
+  const m = await import("/bundle.js");
   const get = async (n) => new Uint8Array(await (await fetch("/sample/" + n)).arrayBuffer());
   const isBrowser = typeof globalThis.process === "undefined" && typeof globalThis.Buffer === "undefined";
   const certs = [...m.certificatesFromBytes(await get("snp-vcek")), ...m.certificatesFromBytes(await get("snp-chain"))];
@@ -48,53 +41,22 @@ const IN_BROWSER = `(async () => {
 })()`;
 
 describe.skipIf(!HAVE_CHROMIUM || !HAVE_TESTDATA)("verifier core in headless Chromium", () => {
-  let server: Server;
-  let browser: HeadlessChromium;
-  let base: string;
+  let page: BundlePage;
 
   beforeAll(async () => {
-    const result = await build({
-      entryPoints: [resolve(import.meta.dirname, "../src/index.ts")],
-      bundle: true,
-      format: "esm",
-      platform: "browser",
-      target: "chrome120",
-      conditions: ["source"],
-      write: false,
-      logLevel: "silent",
-    });
-    const bundle = result.outputFiles[0]!.contents;
-    server = createServer((req, res) => {
-      const url = req.url ?? "/";
-      if (url === "/") {
-        res
-          .writeHead(200, { "content-type": "text/html" })
-          .end("<!doctype html><title>tpod attestation</title>");
-      } else if (url === "/attestation.js") {
-        res.writeHead(200, { "content-type": "text/javascript" }).end(bundle);
-      } else if (url.startsWith("/sample/") && SAMPLES[url.slice(8)]) {
-        res
-          .writeHead(200, { "content-type": "application/octet-stream" })
-          .end(readFileSync(samplePath(SAMPLES[url.slice(8)]!)));
-      } else {
-        res.writeHead(404).end();
-      }
-    });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    browser = await launchChromium();
+    const files = Object.fromEntries(
+      Object.entries(SAMPLES).map(([name, file]) => [`/sample/${name}`, readFileSync(samplePath(file))]),
+    );
+    page = await startBundlePage(resolve(import.meta.dirname, "../src/index.ts"), files);
   }, 120_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await new Promise((r) => server?.close(r));
+    await page?.close();
   });
 
   it("the bundle has no Node built-ins and verifies a real SEV-SNP report and a real TDX quote", async () => {
-    const page = await browser.context.newPage();
-    await page.goto(`${base}/`);
     // A string, not a function: vitest rewrites dynamic import() in test code, and this must run untouched.
-    const result = (await page.evaluate(IN_BROWSER)) as InBrowserResult;
+    const result = await page.evaluate<InBrowserResult>(IN_BROWSER);
     expect(result.isBrowser).toBe(true);
     expect(result.userAgent).toMatch(/Chrome/);
     expect(result.snp).toMatchObject({ valid: true, tee: "snp", product: "Milan", tcb: { microcode: 115 } });

@@ -1,24 +1,17 @@
 // The launch-measurement code in a real browser: the package's main entry bundled for the browser with esbuild
 // (which fails on any Node built-in), the shared OVMF fixture served from 127.0.0.1, the digest computed in
 // headless Chromium on its WebCrypto.
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
-import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  CHROMIUM,
-  HAVE_CHROMIUM,
-  type HeadlessChromium,
-  launchChromium,
-} from "../../../test-support/chromium.js";
+import { type BundlePage, startBundlePage } from "../../../test-support/browser-bundle-page.js";
+import { CHROMIUM, HAVE_CHROMIUM } from "../../../test-support/chromium.js";
 import { fixture, HAVE_SNP_TESTDATA } from "./measure-fixtures.js";
 
 if (!HAVE_CHROMIUM) console.warn(`SKIP: browser test needs ${CHROMIUM} (apt package chromium)`);
 
 /** Runs in the page: SNP with a direct boot, then SEV-ES, then a refused kernel on a synthetic image. */
 const IN_BROWSER = `(async () => {
-  const m = await import("/attestation.js");
+  const m = await import("/bundle.js");
   const ovmf = new Uint8Array(await (await fetch("/ovmf")).arrayBuffer());
   const boot = { kernel: new Uint8Array(), initrd: new Uint8Array(), append: "console=ttyS0 loglevel=7" };
   const snp = await m.measureSev({ ovmf, vcpus: 1, vcpuType: "EPYC-v4", boot });
@@ -29,47 +22,21 @@ const IN_BROWSER = `(async () => {
 })()`;
 
 describe.skipIf(!HAVE_CHROMIUM || !HAVE_SNP_TESTDATA)("SEV launch digest in headless Chromium", () => {
-  let server: Server;
-  let browser: HeadlessChromium;
-  let base: string;
+  let page: BundlePage;
 
   beforeAll(async () => {
-    const result = await build({
-      entryPoints: [resolve(import.meta.dirname, "../src/index.ts")],
-      bundle: true,
-      format: "esm",
-      platform: "browser",
-      target: "chrome120",
-      conditions: ["source"],
-      write: false,
-      logLevel: "silent",
+    page = await startBundlePage(resolve(import.meta.dirname, "../src/index.ts"), {
+      "/ovmf": fixture("ovmf_AmdSev_suffix.bin"),
     });
-    const bundle = result.outputFiles[0]!.contents;
-    const ovmf = fixture("ovmf_AmdSev_suffix.bin");
-    server = createServer((req, res) => {
-      if (req.url === "/")
-        res.writeHead(200, { "content-type": "text/html" }).end("<!doctype html><title>m</title>");
-      else if (req.url === "/attestation.js")
-        res.writeHead(200, { "content-type": "text/javascript" }).end(bundle);
-      else if (req.url === "/ovmf")
-        res.writeHead(200, { "content-type": "application/octet-stream" }).end(ovmf);
-      else res.writeHead(404).end();
-    });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await new Promise((r) => server?.close(r));
+    await page?.close();
   });
 
   it("computes the reference digests with the browser's WebCrypto", async () => {
-    const page = await browser.context.newPage();
-    await page.goto(`${base}/`);
     // A string, not a function: vitest rewrites dynamic import() in test code, and this must run untouched.
-    const r = (await page.evaluate(IN_BROWSER)) as Record<string, unknown>;
+    const r = await page.evaluate<Record<string, unknown>>(IN_BROWSER);
     expect(r.isBrowser).toBe(true);
     expect(r.snp).toBe(
       "6d287813eb5222d770f75005c664e34c204f385ce832cc2ce7d0d6f354454362f390ef83a92046c042e706363b4b08fa",
