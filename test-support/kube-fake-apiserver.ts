@@ -23,6 +23,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { KubeConfig } from "@kubernetes/client-node";
 import { Deployment } from "kubernetes-models/apps/v1";
 import { Scale } from "kubernetes-models/autoscaling/v1";
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
@@ -881,4 +882,16 @@ export class FakeKubeApiServer {
       },
     };
   }
+}
+
+/** A kubeconfig for the fake at `server` (a bearer token it accepts; TLS not verified: the fake serves plain HTTP). */
+export function fakeKubeConfig(server: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: "fake", server, skipTLSVerify: true }],
+    users: [{ name: "fake", token: "fake-token" }],
+    contexts: [{ name: "fake", cluster: "fake", user: "fake" }],
+    currentContext: "fake",
+  });
+  return kc;
 }

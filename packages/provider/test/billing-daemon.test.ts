@@ -6,14 +6,7 @@ import { randomBytes } from "node:crypto";
 import { getChannel, openChannel, refund, topUp } from "@trustedpods/chain";
 import type { DevChain } from "@trustedpods/chain/node";
 import { RpcError } from "@trustedpods/p2p";
-import {
-  DeleteRequestSchema,
-  DeleteResponseSchema,
-  ErrorCode,
-  PodPhase,
-  ProvisionRequestSchema,
-  ProvisionResponseSchema,
-} from "@trustedpods/protocol";
+import { DeleteRequestSchema, DeleteResponseSchema, ErrorCode, PodPhase } from "@trustedpods/protocol";
 import { bytesToHex, getAddress, type Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Daemon } from "../src/daemon.js";
@@ -28,7 +21,7 @@ import {
   type PushedImage,
   pod,
   podStatus,
-  podToWire,
+  provisionPod,
   randomPodId,
   startPaidDaemon,
   stopDaemonTestWorld,
@@ -107,18 +100,7 @@ describe.skipIf(!haveTools)("billing in the provider daemon", () => {
       .timestamp;
     await mine();
 
-    const provision = () =>
-      alice.call(
-        "provision",
-        ProvisionRequestSchema,
-        {
-          podId: Buffer.from(podId.slice(2), "hex"),
-          pod: podToWire(p),
-          channel: { chainId: BigInt(chain.chainId), paymentsContract: chain.contracts.payments },
-        },
-        ProvisionResponseSchema,
-        podId,
-      );
+    const provision = () => provisionPod(alice, chain, podId, p);
     const refused = await provision().then(
       () => undefined,
       (e: unknown) => e,

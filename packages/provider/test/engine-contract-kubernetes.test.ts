@@ -6,7 +6,6 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { KubeConfig } from "@kubernetes/client-node";
 import { describe, expect } from "vitest";
 import {
   buildBusyboxLayout,
@@ -15,20 +14,9 @@ import {
   startRegistry,
   type TestRegistry,
 } from "../../../test-support/docker-registry.js";
-import { FakeKubeApiServer } from "../../../test-support/kube-fake-apiserver.js";
+import { FakeKubeApiServer, fakeKubeConfig } from "../../../test-support/kube-fake-apiserver.js";
 import { KubernetesEngine } from "../src/index.js";
 import { type EngineHarness, engineContract } from "./engine-contract.js";
-
-function fakeKubeConfig(server: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: "fake", server, skipTLSVerify: true }],
-    users: [{ name: "fake", token: "fake-token" }],
-    contexts: [{ name: "fake", cluster: "fake", user: "fake" }],
-    currentContext: "fake",
-  });
-  return kc;
-}
 
 describe("Kubernetes against the FAKE API server", () => {
   engineContract("kubernetes (fake API server)", async () => {

@@ -9,7 +9,6 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   buildBusyboxLayout,
@@ -18,22 +17,11 @@ import {
   startRegistry,
   type TestRegistry,
 } from "../../../test-support/docker-registry.js";
-import { FakeKubeApiServer } from "../../../test-support/kube-fake-apiserver.js";
+import { FakeKubeApiServer, fakeKubeConfig } from "../../../test-support/kube-fake-apiserver.js";
 import { EngineError, KubernetesEngine, layoutImage, type PodSpec } from "../src/index.js";
 
 const run = promisify(execFile);
 if (REGISTRY_MISSING) console.warn(`SKIP engine-kubernetes-registry: ${REGISTRY_MISSING}`);
-
-function fakeKubeConfig(server: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: "fake", server, skipTLSVerify: true }],
-    users: [{ name: "fake", token: "fake-token" }],
-    contexts: [{ name: "fake", cluster: "fake", user: "fake" }],
-    currentContext: "fake",
-  });
-  return kc;
-}
 
 const spec = (podId: string, image: string): PodSpec => ({
   podId,

@@ -3,13 +3,17 @@
 // from the CRD. There is no API server here: KubernetesEngine runs against the FAKE API server of
 // test-support/ (kube-fake-apiserver.ts), which validates what it stores and answers as an API server does
 // for what the engine uses; it runs no containers.
-import { KubeConfig, KubernetesObjectApi, PatchStrategy } from "@kubernetes/client-node";
+import { type KubeConfig, KubernetesObjectApi, PatchStrategy } from "@kubernetes/client-node";
 import { Deployment } from "kubernetes-models/apps/v1";
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { RuntimeClass } from "kubernetes-models/node.k8s.io/v1";
 import { Namespace, PersistentVolumeClaim, Secret, Service } from "kubernetes-models/v1";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FakeKubeApiServer, type RecordedRequest } from "../../../test-support/kube-fake-apiserver.js";
+import {
+  FakeKubeApiServer,
+  fakeKubeConfig,
+  type RecordedRequest,
+} from "../../../test-support/kube-fake-apiserver.js";
 import { validateHTTPScaledObject } from "../../../test-support/kube-keda-schema.js";
 import {
   EngineError,
@@ -249,17 +253,6 @@ describe("Kubernetes objects for a PodSpec", () => {
     expect(() => validate(so3)).toThrow(/additional/);
   });
 });
-
-function fakeKubeConfig(server: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: "fake", server, skipTLSVerify: true }],
-    users: [{ name: "fake", token: "fake-token" }],
-    contexts: [{ name: "fake", cluster: "fake", user: "fake" }],
-    currentContext: "fake",
-  });
-  return kc;
-}
 
 const plainPod = (podId: string): PodSpec => ({
   podId,
