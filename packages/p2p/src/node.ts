@@ -40,6 +40,12 @@ export type P2PNode = Libp2p;
 // paused for backpressure (see FrameReader) is never reset for buffering what the peer was allowed to send.
 const MAX_STREAM_WINDOW_BYTES = 4 * 1024 * 1024;
 const MAX_READ_BUFFER_BYTES = 2 * MAX_STREAM_WINDOW_BYTES;
+/**
+ * The shortest wait for a connection's liveness ping before libp2p aborts the connection (its default: 5 s). A
+ * provider busy unpacking an image, or running in a guest under emulation, can stall that long, and the abort
+ * cuts every call in flight on the connection (a deploy's provision among them).
+ */
+const PING_TIMEOUT_MIN_MS = 30_000;
 
 /**
  * A libp2p node for either side of Trusted Pods: TCP and/or WebSockets, Noise, yamux, and nothing that reaches
@@ -69,6 +75,7 @@ export async function createP2PNode(options: P2PNodeOptions = {}): Promise<P2PNo
     ],
     peerDiscovery: [],
     services: {},
+    connectionMonitor: { pingTimeout: { minTimeout: PING_TIMEOUT_MIN_MS } },
     connectionManager: {
       ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
       ...(options.dialTimeoutMs === undefined ? {} : { dialTimeout: options.dialTimeoutMs }),
