@@ -9,7 +9,7 @@ import { ErrorCode, type Pod, podFromWire, WireError, type wire } from "@trusted
 import { bytesToHex, type Hex } from "viem";
 import type { PaymentGate, ProvisionPaymentRequest } from "../billing-seam.js";
 import { enginePodId } from "../provision/translate.js";
-import type { StateDb, StoredPod } from "../state/db.js";
+import type { PodPhaseName, StateDb, StoredPod } from "../state/db.js";
 
 const ENGINE_NAME_RE = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
 const MIN_MEMORY = 6 * 1024 * 1024;
@@ -152,11 +152,32 @@ function checkChannelChain(
     );
 }
 
-function checkCapacity(d: Pick<AdmissionDeps, "state" | "maxPods">): void {
+/** The pods a provider holds and how many it accepts. */
+export interface Capacity {
+  state: Pick<StateDb, "getPod" | "countActivePods">;
+  maxPods: number;
+}
+
+function checkCapacity(d: Capacity): void {
   if (d.state.countActivePods() >= d.maxPods)
-    throw new RpcError(ErrorCode.RESOURCE_EXHAUSTED, "this provider runs as many pods as it accepts", {
-      details: { reason: "max-pods" },
-    });
+    throw new RpcError(
+      ErrorCode.RESOURCE_EXHAUSTED,
+      `this provider runs as many pods as it accepts (${d.maxPods} pods); choose another provider or try later`,
+      { details: { reason: "max-pods" } },
+    );
+}
+
+const HOLDS_A_PLACE: readonly PodPhaseName[] = ["pending", "running", "stopped"];
+
+/**
+ * Room for pod `id` at quote time: a new pod needs a free place, a pod the provider already holds (its update is
+ * quoted like any pod) does not. Quoting a pod there is no room for would let its publisher open a channel and
+ * lock a deposit for a pod that provision then refuses.
+ */
+export function checkRoomFor(d: Capacity, id: string): void {
+  const held = d.state.getPod(id);
+  if (held && HOLDS_A_PLACE.includes(held.phase)) return;
+  checkCapacity(d);
 }
 
 /**

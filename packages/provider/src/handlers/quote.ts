@@ -1,6 +1,7 @@
 /**
  * `quote`: the provider's signed price for one pod of one publisher, with the royalties its channel must pay.
- * Unsigned (anyone may ask), so it reads nothing but the chain's listing terms and changes nothing.
+ * Unsigned (anyone may ask), so it reads nothing but the chain's listing terms and the pod count, and changes
+ * nothing.
  */
 import { createHash } from "node:crypto";
 import { toBinary } from "@bufbuild/protobuf";
@@ -21,7 +22,8 @@ import { listingsOf, quoteTerms, royaltiesForPod, signPodQuote } from "../billin
 import type { BillingConfig } from "../billing/types.js";
 import type { ChainClock } from "../chain-clock.js";
 import type { ProviderConfig } from "../config.js";
-import { admitPod } from "./admission.js";
+import { enginePodId } from "../provision/translate.js";
+import { admitPod, type Capacity, checkRoomFor } from "./admission.js";
 import { shortCall } from "./limits.js";
 import { unary } from "./serve.js";
 
@@ -35,6 +37,8 @@ export interface QuoteDeps {
   chain: () => Promise<ChainContext>;
   /** The chain's time: Payments.open compares the quote's expiry with it, not with this host's clock. */
   clock: ChainClock;
+  /** The pods this provider holds and its limit: a new pod is quoted only when it has room for it. */
+  capacity: Capacity;
 }
 
 /** SHA-256 of the pod's canonical wire encoding (re-encoded from the validated typed pod). */
@@ -76,6 +80,7 @@ export async function quote(d: QuoteDeps, r: QuoteRequest) {
   checkQuoteRequest(r);
   const { config, account } = d;
   const pod = admitPod(r.pod);
+  checkRoomFor(d.capacity, enginePodId(getAddress(bytesToHex(r.publisher)), bytesToHex(r.podId)));
   const price = priceOf(pod, config.pricing);
   // The channel must pay royalties for exactly the listings this pod runs, at their terms: the quote signs
   // that list, so a channel with any other cannot open with it.

@@ -1,0 +1,115 @@
+// A provider at its pod limit (limits.maxPods) refused new pods only at provision: the publisher had already
+// opened a channel with a deposit (gas spent, the deposit locked until its notice ran out) for a pod that would
+// never run. The quote is the step before any money moves, so it must refuse a new pod when there is no room,
+// and still quote a pod the provider already runs (an update changes no pod count).
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { type DevChain, startDevChain } from "@trustedpods/chain/node";
+import { ErrorCode, type Pod, podToWire } from "@trustedpods/protocol";
+import { bytesToHex, getAddress, hexToBytes } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { providerConfigYaml } from "../../../test-support/provider-world.js";
+import { chainClock } from "../src/chain-clock.js";
+import { parseConfig } from "../src/config.js";
+import { quote } from "../src/handlers/quote.js";
+import { enginePodId } from "../src/provision/translate.js";
+import { StateDb } from "../src/state/db.js";
+import { rpcRefusal } from "./daemon-helpers.js";
+
+let chain: DevChain;
+let tmp: string;
+let state: StateDb;
+
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), "tpod-quote-capacity-"));
+  chain = await startDevChain({ devnetRelease: false });
+  state = StateDb.open(path.join(tmp, "state"));
+}, 120_000);
+afterAll(async () => {
+  state?.close();
+  await chain?.stop();
+  await rm(tmp, { recursive: true, force: true });
+});
+
+const pod: Pod = {
+  name: "cap",
+  containers: [
+    {
+      name: "web",
+      image: {
+        kind: "ipfs",
+        cid: "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
+        digest: `sha256:${"ab".repeat(32)}`,
+      },
+      command: [],
+      args: [],
+      env: [],
+      ports: [],
+      volumeMounts: [],
+      resources: { cpuMillis: 100n, memoryBytes: 64n << 20n, storageBytes: 0n, gpu: 0n },
+    },
+  ],
+  volumes: [],
+  replicas: { min: 1, max: 1, idleSeconds: 0n },
+};
+
+it("quotes no new pod when the provider runs as many as it accepts, and still quotes the pods it runs", async () => {
+  const config = parseConfig(
+    providerConfigYaml({
+      dataDir: tmp,
+      chain,
+      accountKeyFile: path.join(tmp, "key"),
+      owner: "o",
+      ipfsPeers: [],
+    }),
+    "provider.yaml",
+  );
+  const publisher = getAddress(chain.accounts[2]!.address);
+  const deps = {
+    account: privateKeyToAccount(chain.accounts[1]!.privateKey),
+    chainId: chain.chainId,
+    config,
+    billing: () => undefined,
+    chain: async () => chain.context(1),
+    clock: chainClock(async () => chain.context(1)),
+    capacity: { state, maxPods: 2 },
+  };
+  const ask = (podId: Uint8Array) =>
+    quote(deps, { pod: podToWire(pod), nonce: randomBytes(16), publisher: hexToBytes(publisher), podId });
+
+  // Two pods run (one of them stopped by billing: it still holds its place), a third was deleted.
+  const ids = [randomBytes(32), randomBytes(32), randomBytes(32)];
+  const phases = ["running", "stopped", "deleted"] as const;
+  for (const [i, id] of ids.entries())
+    state.insertPod({
+      id: enginePodId(publisher, bytesToHex(id)),
+      publisher,
+      podId: bytesToHex(id),
+      manifest: new Uint8Array(),
+      phase: phases[i]!,
+      message: "",
+      channel: null,
+      endpoints: [],
+      images: {},
+    });
+  expect(state.countActivePods()).toBe(2);
+
+  const full = await rpcRefusal(ask(randomBytes(32)));
+  expect(full.code).toBe(ErrorCode.RESOURCE_EXHAUSTED);
+  expect(full.details.reason).toBe("max-pods");
+  expect(full.message).toContain("2 pods");
+  // The deleted pod's id is a new pod too.
+  expect((await rpcRefusal(ask(ids[2]!))).code).toBe(ErrorCode.RESOURCE_EXHAUSTED);
+
+  // An update of a pod that runs is quoted: it takes no new place.
+  const update = await ask(ids[0]!);
+  expect(update.quote?.podId).toEqual(ids[0]);
+  expect((await ask(ids[1]!)).quote).toBeDefined();
+
+  // With room again (the limit raised), a new pod is quoted.
+  deps.capacity.maxPods = 3;
+  expect((await ask(randomBytes(32))).quote).toBeDefined();
+}, 120_000);
