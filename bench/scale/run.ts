@@ -337,7 +337,11 @@ async function main(): Promise<void> {
     // info: the provision and recovery timings are read from the daemon's log.
     .replace(/log:\n {2}level: \w+/, "log:\n  level: info")
     // Provisions queue behind each other in Podman: on a loaded machine 8 at once take minutes.
-    .replace(/provisionTimeoutSeconds: \d+/, "provisionTimeoutSeconds: 900");
+    .replace(/provisionTimeoutSeconds: \d+/, "provisionTimeoutSeconds: 900")
+    // The daemon's default cap is 100 pods (limits.maxPods): a run to N must allow N.
+    .replace(/limits:\n/, `limits:\n  maxPods: ${Math.max(N, 100)}\n`);
+  if (!yaml.includes(`maxPods: ${Math.max(N, 100)}`))
+    throw new Error(`cannot set limits.maxPods in ${configFile}`);
   await writeFile(configFile, yaml, { mode: 0o600 });
   log(`daemon moved to its own process: p2p ${p2pPorts.map(port).join(",")}, gateway ${gwPort}`);
   let daemon = await startDaemon(configFile);
@@ -406,6 +410,13 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
       const b = await procStat(daemon.child.pid!);
       row("daemon RSS at idle", `${(b.rssKiB / 1024).toFixed(0)} MiB`, "target at N=200: <= 300 MiB");
+      // What of the RSS is V8's heap (JS objects), and what the rest (native buffers, malloc arenas, code).
+      const heapUsed = await metric(daemon.info.metricsUrl, "tpod_provider_nodejs_heap_size_used_bytes");
+      const heapTotal = await metric(daemon.info.metricsUrl, "tpod_provider_nodejs_heap_size_total_bytes");
+      row(
+        "daemon V8 heap at idle, used / total",
+        `${((heapUsed ?? Number.NaN) / 2 ** 20).toFixed(0)} / ${((heapTotal ?? Number.NaN) / 2 ** 20).toFixed(0)} MiB`,
+      );
       row(
         "daemon CPU at idle",
         `${(((b.cpuTicks - a.cpuTicks) / TICKS / IDLE_SECONDS) * 100).toFixed(1)} % of a core`,
@@ -526,6 +537,10 @@ async function main(): Promise<void> {
       answering = 0;
       for (const d of deployed) if ((await getOnce(gwPort, d.host, 10_000)) === 200) answering++;
       row("pods answering through the gateway after the restart", `${answering}/${deployed.length}`);
+      row(
+        "daemon RSS after the restart (every pod answered once)",
+        `${((await procStat(daemon.child.pid!)).rssKiB / 1024).toFixed(0)} MiB`,
+      );
 
       // Podman's floor: its per-container memory, and `podman run -d` of the same image at this load.
       const floor = await podmanFloor(containers.ids);
@@ -612,8 +627,10 @@ async function main(): Promise<void> {
           col,
           `deploy, ${PARALLEL} publishers in parallel`,
           `${((rest / parMs) * 60_000).toFixed(1)} pods/min`,
-          `${rest} pods (${deployed.length - rest + 1}..${deployed.length}), ${failures} failed`,
+          `${rest} pods (${segStart + 1}..${segStart + rest}), ${failures} failed`,
         );
+        // Measuring "N pods" with fewer running would report numbers for the wrong N.
+        if (failures > 0) throw new Error(`${failures} of ${rest} deploys failed on the way to ${at} pods`);
       }
       const segProvisions = provisions.splice(0);
       const keys = [...new Set(segProvisions.flatMap((m) => Object.keys(m)))];
