@@ -605,6 +605,7 @@ async function main(): Promise<void> {
         );
       }
       const rest = at - deployed.length;
+      const parStart = deployed.length;
       if (rest > 0) {
         let next = 0;
         let failures = 0;
@@ -627,7 +628,7 @@ async function main(): Promise<void> {
           col,
           `deploy, ${PARALLEL} publishers in parallel`,
           `${((rest / parMs) * 60_000).toFixed(1)} pods/min`,
-          `${rest} pods (${segStart + 1}..${segStart + rest}), ${failures} failed`,
+          `${rest} pods (${parStart + 1}..${parStart + rest}), ${failures} failed`,
         );
         // Measuring "N pods" with fewer running would report numbers for the wrong N.
         if (failures > 0) throw new Error(`${failures} of ${rest} deploys failed on the way to ${at} pods`);

@@ -347,7 +347,7 @@ export class Daemon {
         billing: () => this.billing?.config,
         chain: () => this.chain(),
         clock: chainClock(() => this.chain()),
-        capacity: admission,
+        admission,
       }),
       await serve(provisionProtocol, { ...admission, pods: this.pods }),
       await serve(updateProtocol, { ...admission, pods: this.pods }),

@@ -1,7 +1,8 @@
 // A provider at its pod limit (limits.maxPods) refused new pods only at provision: the publisher had already
 // opened a channel with a deposit (gas spent, the deposit locked until its notice ran out) for a pod that would
 // never run. The quote is the step before any money moves, so it must refuse a new pod when there is no room,
-// and still quote a pod the provider already runs (an update changes no pod count).
+// and still quote a pod the provider already runs (an update changes no pod count). Likewise a hostname another
+// pod holds: provision refused it only after the channel was open.
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
@@ -75,10 +76,10 @@ it("quotes no new pod when the provider runs as many as it accepts, and still qu
     billing: () => undefined,
     chain: async () => chain.context(1),
     clock: chainClock(async () => chain.context(1)),
-    capacity: { state, maxPods: 2 },
+    admission: { state, maxPods: 2, baseDomain: "localhost" },
   };
-  const ask = (podId: Uint8Array) =>
-    quote(deps, { pod: podToWire(pod), nonce: randomBytes(16), publisher: hexToBytes(publisher), podId });
+  const ask = (podId: Uint8Array, p: Pod = pod) =>
+    quote(deps, { pod: podToWire(p), nonce: randomBytes(16), publisher: hexToBytes(publisher), podId });
 
   // Two pods run (one of them stopped by billing: it still holds its place), a third was deleted.
   const ids = [randomBytes(32), randomBytes(32), randomBytes(32)];
@@ -92,7 +93,9 @@ it("quotes no new pod when the provider runs as many as it accepts, and still qu
       phase: phases[i]!,
       message: "",
       channel: null,
-      endpoints: [],
+      endpoints: [
+        { container: "web", containerPort: 8080, protocol: "http", hostname: `shop${i}.localhost` },
+      ],
       images: {},
     });
   expect(state.countActivePods()).toBe(2);
@@ -110,6 +113,18 @@ it("quotes no new pod when the provider runs as many as it accepts, and still qu
   expect((await ask(ids[1]!)).quote).toBeDefined();
 
   // With room again (the limit raised), a new pod is quoted.
-  deps.capacity.maxPods = 3;
+  deps.admission.maxPods = 3;
   expect((await ask(randomBytes(32))).quote).toBeDefined();
+
+  // A hostname a running pod holds is refused to a new pod at quote, and kept by its own pod's update.
+  const named = (hostname: string): Pod => ({
+    ...pod,
+    containers: [{ ...pod.containers[0]!, ports: [{ containerPort: 8080, protocol: "http", hostname }] }],
+  });
+  const taken = await rpcRefusal(ask(randomBytes(32), named("shop0.localhost")));
+  expect(taken.code).toBe(ErrorCode.ALREADY_EXISTS);
+  expect(taken.details.field).toBe("hostname");
+  expect((await ask(ids[0]!, named("shop0.localhost"))).quote).toBeDefined();
+  // A deleted pod's hostname is free again.
+  expect((await ask(randomBytes(32), named("shop2.localhost"))).quote).toBeDefined();
 }, 120_000);

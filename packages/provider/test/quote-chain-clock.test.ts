@@ -84,7 +84,11 @@ it("signs an expiry the chain has not passed when the chain's clock runs ahead o
       billing: () => undefined,
       chain: async () => chain.context(1),
       clock: chainClock(async () => chain.context(1)),
-      capacity: { state: { getPod: () => undefined, countActivePods: () => 0 }, maxPods: 1 },
+      admission: {
+        state: { getPod: () => undefined, countActivePods: () => 0, hostnamesInUse: () => new Set<string>() },
+        maxPods: 1,
+        baseDomain: "localhost",
+      },
     },
     {
       pod: podToWire(pod),

@@ -23,7 +23,7 @@ import type { BillingConfig } from "../billing/types.js";
 import type { ChainClock } from "../chain-clock.js";
 import type { ProviderConfig } from "../config.js";
 import { enginePodId } from "../provision/translate.js";
-import { admitPod, type Capacity, checkRoomFor } from "./admission.js";
+import { type AdmissionDeps, admitPod, checkHostnames, checkRoomFor } from "./admission.js";
 import { shortCall } from "./limits.js";
 import { unary } from "./serve.js";
 
@@ -37,8 +37,11 @@ export interface QuoteDeps {
   chain: () => Promise<ChainContext>;
   /** The chain's time: Payments.open compares the quote's expiry with it, not with this host's clock. */
   clock: ChainClock;
-  /** The pods this provider holds and its limit: a new pod is quoted only when it has room for it. */
-  capacity: Capacity;
+  /**
+   * The pods this provider holds, its limit and its domain: a pod is quoted only when provision would admit it
+   * (room for a new pod, its hostnames free), so no publisher opens a channel for a pod that will be refused.
+   */
+  admission: Pick<AdmissionDeps, "state" | "maxPods" | "baseDomain">;
 }
 
 /** SHA-256 of the pod's canonical wire encoding (re-encoded from the validated typed pod). */
@@ -80,7 +83,9 @@ export async function quote(d: QuoteDeps, r: QuoteRequest) {
   checkQuoteRequest(r);
   const { config, account } = d;
   const pod = admitPod(r.pod);
-  checkRoomFor(d.capacity, enginePodId(getAddress(bytesToHex(r.publisher)), bytesToHex(r.podId)));
+  const id = enginePodId(getAddress(bytesToHex(r.publisher)), bytesToHex(r.podId));
+  checkRoomFor(d.admission, id);
+  checkHostnames(d.admission, id, pod);
   const price = priceOf(pod, config.pricing);
   // The channel must pay royalties for exactly the listings this pod runs, at their terms: the quote signs
   // that list, so a channel with any other cannot open with it.
