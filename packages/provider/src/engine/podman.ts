@@ -264,12 +264,17 @@ export class PodmanEngine implements Engine {
     let existing = await this.libpodNetwork(name);
     if (!existing) {
       try {
-        await this.docker.createNetwork({
-          Name: name,
-          Driver: "bridge",
+        // libpod's create, not Docker's: the compat API turns DNS on for every network it creates.
+        await this.libpodPost("/v4.0.0/libpod/networks/create", {
+          name,
+          driver: "bridge",
           // netavark: no forwarding between this bridge and other isolated bridges.
-          Options: { isolate: "true" },
-          Labels: this.baseLabels(podId),
+          options: { isolate: "true" },
+          labels: this.baseLabels(podId),
+          // The pod's containers share the infra's namespace and find each other through its /etc/hosts. A DNS
+          // server per network (dnsname's dnsmasq, aardvark) would cost a process and one of the host's inotify
+          // instances (128 by default) per pod: pods past about 120 could not start (bench/scale).
+          dns_enabled: false,
         });
       } catch (err) {
         if (statusCode(err) !== 409) throw err;
@@ -304,6 +309,20 @@ export class PodmanEngine implements Engine {
       this.docker.modem.dial(
         { path: pathname, method: "GET", statusCodes: { 200: true, 404: "not found", 500: "server error" } },
         (err: unknown, data: unknown) => (err ? reject(err) : resolve(data as T)),
+      );
+    });
+  }
+
+  private libpodPost(pathname: string, body: object): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.docker.modem.dial(
+        {
+          path: pathname,
+          method: "POST",
+          options: { _body: body },
+          statusCodes: { 200: true, 201: true, 400: "bad parameter", 409: "conflict", 500: "server error" },
+        },
+        (err: unknown, data: unknown) => (err ? reject(err) : resolve(data)),
       );
     });
   }
