@@ -99,6 +99,39 @@ export class ComposeContext {
     return value;
   }
 
+  /**
+   * A non-negative integer, interpolated first: Compose casts after interpolation, so `retries: $RETRIES` and
+   * `retries: "3"` are numbers.
+   */
+  integer(raw: Node | null, path: PathSegment[], what: string, anchor?: Node | null): number | undefined {
+    const t = this.castable(raw, path, what, anchor);
+    if (t === undefined) return undefined;
+    if (/^\d+$/.test(t.trim()) && Number.isSafeInteger(Number(t))) return Number(t);
+    this.r.report(this.r.resolve(raw), "INVALID_VALUE", `${what}: "${t}" is not a non-negative integer`);
+    this.r.poison(path);
+    return undefined;
+  }
+
+  /** A boolean, interpolated first; Compose also reads yes/no, on/off and y/n. */
+  boolean(raw: Node | null, path: PathSegment[], what: string, anchor?: Node | null): boolean | undefined {
+    const t = this.castable(raw, path, what, anchor);
+    if (t === undefined) return undefined;
+    const v = t.trim().toLowerCase();
+    if (["true", "yes", "y", "on"].includes(v)) return true;
+    if (["false", "no", "n", "off"].includes(v)) return false;
+    this.r.report(this.r.resolve(raw), "INVALID_VALUE", `${what}: "${t}" is not a boolean (true or false)`);
+    this.r.poison(path);
+    return undefined;
+  }
+
+  /** A scalar's interpolated text to cast, or undefined when reading or interpolating it failed (reported). */
+  private castable(raw: Node | null, path: PathSegment[], what: string, anchor?: Node | null) {
+    const errorsBefore = this.r.diagnostics.filter((d) => d.severity === "error").length;
+    const t = this.text(raw, path, what, anchor);
+    const errorsAfter = this.r.diagnostics.filter((d) => d.severity === "error").length;
+    return errorsAfter > errorsBefore ? undefined : t;
+  }
+
   /** An entry's interpolated text, or undefined when the entry is absent. */
   entryText(e: Entry | undefined, path: PathSegment[] = []): string | undefined {
     return e && this.text(e.value, path, e.key, e.keyNode);

@@ -62,7 +62,7 @@ function readEnvFiles(cx: ComposeContext, m: MapView, vars: Vars): void {
       const p = r.require(fm, "path", "an env_file entry", []);
       file = p && cx.text(p.value, [], "path", p.keyNode);
       const req = fm.get("required");
-      if (req) required = r.boolean(req.value, [], "required", req.keyNode) ?? true;
+      if (req) required = cx.boolean(req.value, [], "required", req.keyNode) ?? true;
     } else file = cx.text(item, [], "env_file", envFile.keyNode);
     if (file === undefined) continue;
     const content = cx.options.readFile?.(file);

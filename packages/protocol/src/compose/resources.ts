@@ -96,8 +96,22 @@ function readDevices(cx: ComposeContext, devices: Entry, c: Container): void {
       r.report(r.resolve(d), "UNSUPPORTED", "devices other than GPUs are not available to pods");
       continue;
     }
-    const count = dv?.get("count");
-    const cn = count && r.resolve(count.value);
-    c.resources.gpu = cn && isScalar(cn) && typeof cn.value === "number" ? BigInt(cn.value) : 1n;
+    c.resources.gpu = gpuCount(cx, dv?.get("count"));
   }
+}
+
+/** A GPU device reservation's count: a number (possibly from a variable), or `all`, which a pod cannot ask for. */
+function gpuCount(cx: ComposeContext, count: Entry | undefined): bigint {
+  if (!count) return 1n;
+  const t = cx.text(count.value, [], "count", count.keyNode);
+  if (t?.trim().toLowerCase() === "all") {
+    cx.r.warn(
+      cx.r.resolve(count.value),
+      "UNSUPPORTED",
+      "count: all reserves 1 GPU; set resources.gpu in the manifest if it needs more",
+    );
+    return 1n;
+  }
+  const n = cx.integer(count.value, [], "count", count.keyNode);
+  return n === undefined ? 1n : BigInt(n);
 }

@@ -63,7 +63,7 @@ export function readService(
   const state: ServiceState = { name: e.key, container, listens: new Map() };
   const build = readImage(cx, m, e, path, container, podName);
   if (build) state.build = build;
-  for (const key of m.entries.keys()) checkServiceKey(r, m, key);
+  for (const key of m.entries.keys()) checkServiceKey(cx, m, key);
   const command = m.get("command");
   if (command) container.args = argv(cx, command, [...path, "args"]);
   const entrypoint = m.get("entrypoint");

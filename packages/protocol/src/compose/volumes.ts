@@ -75,7 +75,7 @@ export class VolumeMapper {
       type: this.cx.entryText(vm.get("type")) ?? "volume",
       source: this.cx.entryText(vm.get("source")) ?? "",
       target: (t && this.cx.text(t.value, [], "target", t.keyNode)) ?? "",
-      readOnly: (ro && r.boolean(ro.value, [], "read_only", ro.keyNode)) ?? false,
+      readOnly: (ro && this.cx.boolean(ro.value, [], "read_only", ro.keyNode)) ?? false,
     };
   }
 
