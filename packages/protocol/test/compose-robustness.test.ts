@@ -103,3 +103,31 @@ volumes:
     expect(r.pod!.containers[0]!.resources.gpu).toBe(1n);
   });
 });
+
+describe("ports", () => {
+  it("reports a port two services use once, saying what to change", () => {
+    const r = compose(`services:
+  api: {image: busybox, ports: ["3000:3000"]}
+  web: {image: busybox, ports: ["3001:3000"]}
+`);
+    expect(messages(r)).toEqual([
+      `app/compose.yaml:3:33: services "api" and "web" both use port 3000; the containers of a pod share one network: make one of them listen on another port`,
+    ]);
+  });
+
+  it("warns that a port Compose bound to the host's loopback is published by the pod", () => {
+    const r = compose(`services:
+  db:
+    image: postgres
+    ports:
+      - "127.0.0.1:5432:5432"
+      - {target: 8080, host_ip: "::1"}
+      - "0.0.0.0:9000:9000"
+`);
+    expect(messages(r)).toEqual([
+      "app/compose.yaml:5:9: warning: port 5432 is bound to 127.0.0.1 (this host only) in Compose, but the pod publishes it; remove it from ports: if only the pod's containers use it",
+      "app/compose.yaml:6:9: warning: port 8080 is bound to ::1 (this host only) in Compose, but the pod publishes it; remove it from ports: if only the pod's containers use it",
+    ]);
+    expect(r.pod!.containers[0]!.ports.map((p) => p.containerPort)).toEqual([5432, 8080, 9000]);
+  });
+});

@@ -234,11 +234,7 @@ export function checkServiceKey(cx: ComposeContext, m: MapView, key: string): vo
   }
   if (key === "restart") {
     if (text === "no" || text?.startsWith("on-failure"))
-      r.warn(
-        e.keyNode,
-        "UNSUPPORTED",
-        `restart: ${text} dropped; pod containers are always restarted`,
-      );
+      r.warn(e.keyNode, "UNSUPPORTED", `restart: ${text} dropped; pod containers are always restarted`);
     return;
   }
   if (key === "scale") {
