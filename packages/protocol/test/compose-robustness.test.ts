@@ -50,6 +50,7 @@ volumes:
     expect(c.healthCheck).toMatchObject({ intervalMs: 5000n, retries: 7 });
     expect(c.volumeMounts).toEqual([{ name: "data", mountPath: "/data", readOnly: true }]);
     expect(c.resources.gpu).toBe(2n);
+    expect(parseManifest(r.manifest!, "m.yaml")).toEqual(r.pod);
   });
 
   it("says which value is not a number or a boolean, at its line", () => {
@@ -129,5 +130,115 @@ describe("ports", () => {
       "app/compose.yaml:6:9: warning: port 8080 is bound to ::1 (this host only) in Compose, but the pod publishes it; remove it from ports: if only the pod's containers use it",
     ]);
     expect(r.pod!.containers[0]!.ports.map((p) => p.containerPort)).toEqual([5432, 8080, 9000]);
+  });
+});
+
+describe("warnings a large file stays readable with", () => {
+  it("warns once per unset variable, at its first use", () => {
+    const r = compose(`services:
+  a:
+    image: "busybox:1\${TAG}"
+    command: ["ls", "\${ROOT}/"]
+    environment:
+      HOME_DIR: \${ROOT}/home
+      DATA_DIR: \${ROOT}/data
+      TAG: \${TAG}
+`);
+    expect(messages(r)).toEqual([
+      "app/compose.yaml:3:12: warning: variable TAG is not set: using an empty string (set it in .env)",
+      "app/compose.yaml:4:21: warning: variable ROOT is not set: using an empty string (set it in .env)",
+    ]);
+  });
+
+  it("names a service's pass-through variables without a value in one warning", () => {
+    const r = compose(
+      `services:
+  a:
+    image: busybox
+    environment:
+      - SET_HERE
+      - TZ
+      - LANG
+  b:
+    image: busybox
+    environment: {SET_HERE: null, ONLY_B: ~}
+`,
+      { SET_HERE: "v" },
+    );
+    expect(messages(r)).toEqual([
+      "app/compose.yaml:4:5: warning: environment TZ, LANG have no value (Compose takes them from the shell): dropped; set them in .env",
+      "app/compose.yaml:10:5: warning: environment ONLY_B has no value (Compose takes it from the shell): dropped; set it in .env",
+    ]);
+    expect(r.pod!.containers.map((c) => c.env.map((e) => e.name))).toEqual([["SET_HERE"], ["SET_HERE"]]);
+  });
+});
+
+describe("what Compose does that a pod does differently", () => {
+  it("points at connection strings that name a service by a name the pod does not resolve", () => {
+    const r = compose(`services:
+  my_db:
+    image: postgres
+  app:
+    image: busybox
+    environment:
+      DATABASE_URL: postgres://user:pw@my_db:5432/my_db
+      DB_HOST: my_db
+      NOTE: my_db is fine here
+    command: ["wait-for", "my_db:5432"]
+`);
+    expect(messages(r)).toEqual([
+      'app/compose.yaml:2:3: warning: service "my_db" becomes container "my-db" (container names are DNS labels)',
+      'app/compose.yaml:7:7: warning: "my_db" names service "my_db", which the pod resolves as "my-db" (or localhost): write my-db here',
+      'app/compose.yaml:8:7: warning: "my_db" names service "my_db", which the pod resolves as "my-db" (or localhost): write my-db here',
+      'app/compose.yaml:10:27: warning: "my_db" names service "my_db", which the pod resolves as "my-db" (or localhost): write my-db here',
+    ]);
+  });
+
+  it("warns that a service others wait to complete is restarted in a pod", () => {
+    const r = compose(`services:
+  migrate:
+    image: busybox
+    command: ["true"]
+  app:
+    image: busybox
+    depends_on:
+      migrate:
+        condition: service_completed_successfully
+  worker:
+    image: busybox
+    depends_on:
+      migrate: {condition: service_completed_successfully}
+`);
+    expect(messages(r)).toEqual([
+      "app/compose.yaml:7:5: warning: depends_on: dropped; containers of a pod start together, without ordering",
+      'app/compose.yaml:8:7: warning: service "migrate" runs to completion before "app" starts in Compose; in a pod it starts with the others and is restarted each time it exits: run its work in the entrypoint of the service that needs it, or make it idempotent',
+      "app/compose.yaml:12:5: warning: depends_on: dropped; containers of a pod start together, without ordering",
+    ]);
+  });
+
+  it("imports the services of the profiles COMPOSE_PROFILES names, as Compose does", () => {
+    const text = `services:
+  app: {image: busybox}
+  debug: {image: busybox, profiles: [debug]}
+  tools: {image: busybox, profiles: [tools, debug]}
+  admin: {image: busybox, profiles: [admin]}
+`;
+    const r = compose(text, { COMPOSE_PROFILES: "debug" });
+    expect(r.pod!.containers.map((c) => c.name)).toEqual(["app", "debug", "tools"]);
+    expect(messages(r)).toEqual([
+      'app/compose.yaml:5:27: warning: service "admin" is only started with profile admin: not imported (set COMPOSE_PROFILES=admin in .env to import it)',
+    ]);
+    const all = compose(text, {}, { profiles: ["*"] });
+    expect(all.pod!.containers.map((c) => c.name)).toEqual(["app", "debug", "tools", "admin"]);
+  });
+
+  it("says how to choose a profile when every service has one", () => {
+    const r = compose(`services:
+  a: {image: busybox, profiles: [x]}
+`);
+    expect(messages(r)).toEqual([
+      "app/compose.yaml:2:3: no services to import: every service has profiles; set COMPOSE_PROFILES in .env to the profiles to import",
+      'app/compose.yaml:2:23: warning: service "a" is only started with profile x: not imported (set COMPOSE_PROFILES=x in .env to import it)',
+    ]);
   });
 });

@@ -9,6 +9,11 @@ import type { ComposeImportOptions } from "./types.js";
 
 export class ComposeContext {
   readonly env: Record<string, string>;
+  private readonly warnedUnset = new Set<string>();
+  /** One-shot services already warned about (see warnOneShotDependencies). */
+  readonly warnedOneShot = new Set<string>();
+  /** The active profiles. */
+  readonly profiles: Set<string>;
 
   constructor(
     readonly r: YamlReader,
@@ -16,6 +21,18 @@ export class ComposeContext {
     readonly options: ComposeImportOptions,
   ) {
     this.env = options.env ?? {};
+    this.profiles = new Set(
+      options.profiles ??
+        (this.env.COMPOSE_PROFILES ?? "")
+          .split(",")
+          .map((p) => p.trim())
+          .filter(Boolean),
+    );
+  }
+
+  /** Whether a service with these profiles is imported: one of them is active, as Compose starts them. */
+  profileActive(profiles: string[]): boolean {
+    return this.profiles.has("*") || profiles.some((p) => this.profiles.has(p));
   }
 
   /** ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?err}, ${VAR:+alt}, $VAR and $$, as Compose reads them. */
@@ -64,6 +81,9 @@ export class ComposeContext {
   private lookup(name: string, node: Node | null): string {
     const v = this.env[name];
     if (v !== undefined) return v;
+    // Once per variable, where it is first used: a file that uses an unset variable everywhere stays readable.
+    if (this.warnedUnset.has(name)) return "";
+    this.warnedUnset.add(name);
     this.r.warn(
       node,
       "UNKNOWN_REFERENCE",

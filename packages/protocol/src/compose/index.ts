@@ -8,11 +8,11 @@
  * Split by concern: context (interpolation, shared reader), keys (refused and dropped keys), service, build,
  * ports, volumes, environment, resources, healthcheck. Browser-safe (no node: imports).
  */
-import type { Node } from "yaml";
+import { isMap, type Node } from "yaml";
 import { formatDiagnostic } from "../diagnostics.js";
 import { formatManifest } from "../manifest.js";
 import { type Pod, validatePod } from "../pod.js";
-import { YamlReader } from "../yaml-reader.js";
+import { type Entry, YamlReader } from "../yaml-reader.js";
 import { ComposeContext, directoryName, toDnsLabel } from "./context.js";
 import { TOP_KEYS } from "./keys.js";
 import { checkSharedPorts } from "./ports.js";
@@ -77,10 +77,19 @@ function readProject(cx: ComposeContext, root: Node): { pod: Pod; builds: Compos
     if (state) states.push(state);
   }
   if (states.length === 0) {
-    r.report(servicesEntry.value ?? servicesEntry.keyNode, "MISSING_KEY", "no services to import");
+    const allProfiled =
+      services.entries.size > 0 && [...services.entries.values()].every((e) => profiledService(r, e));
+    r.report(
+      servicesEntry.value ?? servicesEntry.keyNode,
+      "MISSING_KEY",
+      allProfiled
+        ? "no services to import: every service has profiles; set COMPOSE_PROFILES in .env to the profiles to import"
+        : "no services to import",
+    );
     return undefined;
   }
   checkSharedPorts(cx, states);
+  warnRenamedHosts(cx, states);
   return {
     pod: {
       name: podName,
@@ -90,6 +99,44 @@ function readProject(cx: ComposeContext, root: Node): { pod: Pod; builds: Compos
     },
     builds: states.flatMap((s) => (s.build ? [s.build] : [])),
   };
+}
+
+/**
+ * A service whose name is not a DNS label (`my_db`) becomes a container with another name (`my-db`), and only
+ * that name resolves in the pod: point at each value that uses the old name as a host (`my_db`, `@my_db:5432`,
+ * `//my_db/`) so the connection strings get fixed before deploying rather than failing at run time.
+ */
+function warnRenamedHosts(cx: ComposeContext, states: ServiceState[]): void {
+  const renamed = states.filter((s) => s.container.name !== s.name);
+  if (renamed.length === 0) return;
+  const r = cx.r;
+  states.forEach((s, i) => {
+    const c = s.container;
+    const path = ["spec", "containers", i];
+    const values: [string, (string | number)[]][] = [
+      ...c.env.flatMap((e, j): [string, (string | number)[]][] =>
+        e.kind === "value" ? [[e.value, [...path, "env", j, "value"]]] : [],
+      ),
+      ...c.command.map((a, j): [string, (string | number)[]] => [a, [...path, "command", j]]),
+      ...c.args.map((a, j): [string, (string | number)[]] => [a, [...path, "args", j]]),
+    ];
+    for (const [value, at] of values) {
+      for (const other of renamed) {
+        const escaped = other.name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+        if (!new RegExp(`(^|@|//)${escaped}(?=$|[:/?,])`).test(value)) continue;
+        r.warn(
+          r.nodeAt(at) ?? null,
+          "UNKNOWN_REFERENCE",
+          `"${other.name}" names service "${other.name}", which the pod resolves as "${other.container.name}" (or localhost): write ${other.container.name} here`,
+        );
+      }
+    }
+  });
+}
+
+function profiledService(r: YamlReader, e: Entry): boolean {
+  const n = r.resolve(e.value);
+  return e.key.startsWith("x-") || (n !== null && isMap(n) && n.has("profiles"));
 }
 
 /**

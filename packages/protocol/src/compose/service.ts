@@ -1,5 +1,5 @@
 /** One Compose service becomes one container of the pod. */
-import { isScalar, isSeq, type Node } from "yaml";
+import { isMap, isScalar, isSeq, type Node } from "yaml";
 import { type Container, DEFAULTS, isDnsLabel, type PathSegment } from "../pod.js";
 import { ShellSplitError, shellSplit } from "../shell.js";
 import type { Entry, MapView } from "../yaml-reader.js";
@@ -33,15 +33,7 @@ export function readService(
   const path: PathSegment[] = ["spec", "containers", index];
   const m = r.map(e.value, path, `service "${e.key}"`, SERVICE_KEYS, e.keyNode);
   if (!m) return undefined;
-  const profiles = m.get("profiles");
-  if (profiles) {
-    r.warn(
-      profiles.keyNode,
-      "UNSUPPORTED",
-      `service "${e.key}" is only started with a profile: not imported`,
-    );
-    return undefined;
-  }
+  if (!profilesActive(cx, m, e.key)) return undefined;
   const name = toDnsLabel(e.key);
   r.record([...path, "name"], e.keyNode);
   if (name !== e.key && isDnsLabel(name))
@@ -64,6 +56,7 @@ export function readService(
   const build = readImage(cx, m, e, path, container, podName);
   if (build) state.build = build;
   for (const key of m.entries.keys()) checkServiceKey(cx, m, key);
+  warnOneShotDependencies(cx, m, e.key);
   const command = m.get("command");
   if (command) container.args = argv(cx, command, [...path, "args"]);
   const entrypoint = m.get("entrypoint");
@@ -133,5 +126,43 @@ function argv(cx: ComposeContext, e: Entry, path: PathSegment[]): string[] {
     if (!(err instanceof ShellSplitError)) throw err;
     cx.r.report(node, "INVALID_VALUE", `${e.key}: ${err.message}`);
     return [];
+  }
+}
+
+/** Whether a service is imported: it has no profiles, or one of them is active (a warning says how otherwise). */
+function profilesActive(cx: ComposeContext, m: MapView, service: string): boolean {
+  const e = m.get("profiles");
+  if (!e) return true;
+  const names = cx.stringOrList(e, "profiles").map((p) => p.value);
+  if (names.length === 0 || cx.profileActive(names)) return true;
+  cx.r.warn(
+    e.keyNode,
+    "UNSUPPORTED",
+    `service "${service}" is only started with profile ${names.join(" or ")}: not imported (set COMPOSE_PROFILES=${names[0]} in .env to import it)`,
+  );
+  return false;
+}
+
+/**
+ * depends_on with `condition: service_completed_successfully` marks a one-shot job (migrations, setup) that
+ * Compose runs to completion first. A pod starts its containers together and restarts one that exits, so the
+ * job runs again and again: warn once per job, at the first service waiting for it.
+ */
+function warnOneShotDependencies(cx: ComposeContext, m: MapView, service: string): void {
+  const r = cx.r;
+  const e = m.get("depends_on");
+  const node = e && r.resolve(e.value);
+  if (!node || !isMap(node)) return;
+  const deps = r.map(node, [], "depends_on");
+  for (const dep of deps?.entries.values() ?? []) {
+    const dm = r.resolve(dep.value);
+    const condition = dm && isMap(dm) ? cx.entryText(r.map(dm, [], dep.key)?.get("condition")) : undefined;
+    if (condition !== "service_completed_successfully" || cx.warnedOneShot.has(dep.key)) continue;
+    cx.warnedOneShot.add(dep.key);
+    r.warn(
+      dep.keyNode,
+      "UNSUPPORTED",
+      `service "${dep.key}" runs to completion before "${service}" starts in Compose; in a pod it starts with the others and is restarted each time it exits: run its work in the entrypoint of the service that needs it, or make it idempotent`,
+    );
   }
 }
