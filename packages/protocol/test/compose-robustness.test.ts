@@ -242,3 +242,68 @@ describe("what Compose does that a pod does differently", () => {
     ]);
   });
 });
+
+describe("read-only bind mounts of host directories", () => {
+  const tree: Record<string, string[]> = {
+    "./config": ["app.conf", "conf.d/extra.conf"],
+    "./big": Array.from({ length: 17 }, (_, i) => `f${i}.txt`),
+    "./empty": [],
+  };
+  const options: ComposeImportOptions = {
+    pathKind: (p) => (p in tree ? "directory" : "missing"),
+    listFiles: (p) => tree[p],
+  };
+
+  it("ships each file of a small directory as a secret volume at its path under the target", () => {
+    const r = compose(
+      `services:
+  a:
+    image: busybox
+    volumes:
+      - ./config:/etc/app:ro
+`,
+      {},
+      options,
+    );
+    expect(messages(r)).toEqual([
+      "app/compose.yaml:5:9: warning: read-only bind mount of host directory ./config: its 2 files become secret volumes (encrypted, read-only in the pod); files added to it later are not seen",
+    ]);
+    expect(r.pod!.containers[0]!.volumeMounts).toEqual([
+      { name: "app-conf", mountPath: "/etc/app/app.conf", readOnly: true },
+      { name: "extra-conf", mountPath: "/etc/app/conf.d/extra.conf", readOnly: true },
+    ]);
+    expect(r.pod!.volumes).toEqual([
+      { name: "app-conf", kind: "secret", source: { kind: "file", path: "./config/app.conf" } },
+      { name: "extra-conf", kind: "secret", source: { kind: "file", path: "./config/conf.d/extra.conf" } },
+    ]);
+    expect(parseManifest(r.manifest!, "m.yaml")).toEqual(r.pod);
+  });
+
+  it("refuses a directory with too many files, or none, saying what to do", () => {
+    const r = compose(
+      `services:
+  a:
+    image: busybox
+    volumes:
+      - ./big:/data:ro
+      - ./empty:/empty:ro
+`,
+      {},
+      options,
+    );
+    expect(messages(r)).toEqual([
+      "app/compose.yaml:5:9: read-only bind mount of host directory ./big: it has 17 files, more than the 16 a pod can take as secret volumes; copy them into the image",
+      "app/compose.yaml:6:9: warning: read-only bind mount of host directory ./empty dropped: it has no files",
+    ]);
+  });
+});
+
+describe("pod limits", () => {
+  it("says how many services there are when a pod cannot hold them all", () => {
+    const services = Array.from({ length: 17 }, (_, i) => `  s${i}: {image: busybox}`).join("\n");
+    const r = compose(`services:\n${services}\n`);
+    expect(messages(r)).toEqual([
+      "app/compose.yaml:1:1: 17 services to import, but a pod has at most 16 containers: put the services it does not need under profiles:, or split the file",
+    ]);
+  });
+});

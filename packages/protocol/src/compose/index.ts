@@ -11,7 +11,7 @@
 import { isMap, type Node } from "yaml";
 import { formatDiagnostic } from "../diagnostics.js";
 import { formatManifest } from "../manifest.js";
-import { type Pod, validatePod } from "../pod.js";
+import { LIMITS, type PathSegment, type Pod, validatePod } from "../pod.js";
 import { type Entry, YamlReader } from "../yaml-reader.js";
 import { ComposeContext, directoryName, toDnsLabel } from "./context.js";
 import { TOP_KEYS } from "./keys.js";
@@ -88,6 +88,13 @@ function readProject(cx: ComposeContext, root: Node): { pod: Pod; builds: Compos
     );
     return undefined;
   }
+  if (states.length > LIMITS.containers) {
+    r.report(
+      servicesEntry.keyNode,
+      "TOO_LARGE",
+      `${states.length} services to import, but a pod has at most ${LIMITS.containers} containers: put the services it does not need under profiles:, or split the file`,
+    );
+  }
   checkSharedPorts(cx, states);
   warnRenamedHosts(cx, states);
   return {
@@ -134,6 +141,11 @@ function warnRenamedHosts(cx: ComposeContext, states: ServiceState[]): void {
   });
 }
 
+/** The manifest check's "more than 16 containers": the import reports it at services: with the count. */
+function tooManyContainers(issue: { path: PathSegment[]; code: string }): boolean {
+  return issue.code === "TOO_LARGE" && issue.path.length === 2 && issue.path[1] === "containers";
+}
+
 function profiledService(r: YamlReader, e: Entry): boolean {
   const n = r.resolve(e.value);
   return e.key.startsWith("x-") || (n !== null && isMap(n) && n.has("profiles"));
@@ -158,7 +170,7 @@ export function importCompose(text: string, file: string, options: ComposeImport
   const project = readProject(new ComposeContext(reader, file, options), root);
   if (project) {
     for (const issue of validatePod(project.pod)) {
-      if (reader.isPoisoned(issue.path)) continue;
+      if (reader.isPoisoned(issue.path) || tooManyContainers(issue)) continue;
       reader.report(reader.nodeAt(issue.path) ?? null, issue.code, issue.message);
     }
   }

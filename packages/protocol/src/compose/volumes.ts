@@ -12,6 +12,9 @@ import { parseComposeBytes } from "./quantities.js";
 /** Size of a persistent volume made from a named Compose volume, which has no size. */
 export const COMPOSE_DEFAULT_VOLUME_SIZE = 1n << 30n;
 
+/** The most files of one read-only host directory shipped as secret volumes (a pod has at most 64 volumes). */
+const MAX_SHIPPED_FILES = 16;
+
 const HOST_ONLY_PATHS = /^\/(var\/run|run|proc|sys|dev)(\/|$)|docker\.sock|podman\.sock/;
 
 /** The pod's volumes, made as services mount them (one pod volume per Compose volume, file or secret). */
@@ -164,11 +167,7 @@ export class VolumeMapper {
       return;
     }
     if (readOnly) {
-      r.report(
-        node,
-        "UNSUPPORTED",
-        `read-only bind mount of host directory ${source}: its files cannot be shipped; copy them into the image`,
-      );
+      this.shipDirectory(c, path, node, source, target);
       return;
     }
     const name = this.podVolume(
@@ -182,6 +181,57 @@ export class VolumeMapper {
       `bind mount of host directory ${source} becomes persistent volume "${name}" of 1Gi, initially empty (its files are not copied)`,
     );
     this.mount(c, path, name, target, false, node);
+  }
+
+  /**
+   * A read-only host directory (configuration: nginx conf.d, prometheus rules, a settings package) is shipped as
+   * one secret volume per file, each mounted at its path under the target, when it holds few enough files.
+   */
+  private shipDirectory(
+    c: Container,
+    path: PathSegment[],
+    node: Node | null,
+    source: string,
+    target: string,
+  ) {
+    const { r } = this.cx;
+    const files = this.cx.options.listFiles?.(source);
+    if (files === undefined) {
+      r.report(
+        node,
+        "UNSUPPORTED",
+        `read-only bind mount of host directory ${source}: its files cannot be read here to ship them; copy them into the image`,
+      );
+      return;
+    }
+    if (files.length === 0) {
+      r.warn(
+        node,
+        "UNSUPPORTED",
+        `read-only bind mount of host directory ${source} dropped: it has no files`,
+      );
+      return;
+    }
+    if (files.length > MAX_SHIPPED_FILES) {
+      r.report(
+        node,
+        "UNSUPPORTED",
+        `read-only bind mount of host directory ${source}: it has ${files.length} files, more than the ${MAX_SHIPPED_FILES} a pod can take as secret volumes; copy them into the image`,
+      );
+      return;
+    }
+    r.warn(
+      node,
+      "UNSUPPORTED",
+      `read-only bind mount of host directory ${source}: its ${files.length} ${files.length === 1 ? "file becomes a secret volume" : "files become secret volumes"} (encrypted, read-only in the pod); files added to it later are not seen`,
+    );
+    const dir = source.replace(/\/+$/, "");
+    for (const rel of [...files].sort()) {
+      const file = `${dir}/${rel}`;
+      const name = this.nameFor(`file:${joinPath(".", file)}`, basename(rel).replace(/\./g, "-"));
+      this.podVolume(name, () => ({ kind: "secret", source: { kind: "file", path: file } }), node);
+      this.mount(c, path, name, `${target.replace(/\/+$/, "")}/${rel}`, true, node);
+    }
   }
 
   private namedVolume(source: string, declared: Entry): string {
