@@ -183,7 +183,7 @@ describe("what Compose does that a pod does differently", () => {
     environment:
       DATABASE_URL: postgres://user:pw@my_db:5432/my_db
       DB_HOST: my_db
-      NOTE: my_db is fine here
+      DB_NAME: my_db
     command: ["wait-for", "my_db:5432"]
 `);
     expect(messages(r)).toEqual([
@@ -304,6 +304,38 @@ describe("pod limits", () => {
     const r = compose(`services:\n${services}\n`);
     expect(messages(r)).toEqual([
       "app/compose.yaml:1:1: 17 services to import, but a pod has at most 16 containers: put the services it does not need under profiles:, or split the file",
+    ]);
+  });
+});
+
+describe("names other services connect to", () => {
+  it("points at values that use a container_name, hostname or network alias the pod does not resolve", () => {
+    const r = compose(`services:
+  db:
+    image: postgres
+    container_name: app_postgres
+    hostname: pg-primary
+    networks:
+      backend:
+        aliases: [database]
+  cache:
+    image: redis
+    container_name: cache
+  app:
+    image: busybox
+    environment:
+      DB: postgres://u@app_postgres:5432/app
+      REPLICA_HOST: pg-primary
+      LABEL: database
+      OTHER: database:5432
+      CACHE: cache:6379
+networks:
+  backend: {}
+`);
+    expect(messages(r).filter((m) => m.includes("resolves"))).toEqual([
+      'app/compose.yaml:15:7: warning: "app_postgres" names service "db" (its container_name), which the pod resolves as "db" (or localhost): write db here',
+      'app/compose.yaml:16:7: warning: "pg-primary" names service "db" (its hostname), which the pod resolves as "db" (or localhost): write db here',
+      'app/compose.yaml:18:7: warning: "database" names service "db" (its network alias), which the pod resolves as "db" (or localhost): write db here',
     ]);
   });
 });

@@ -109,36 +109,50 @@ function readProject(cx: ComposeContext, root: Node): { pod: Pod; builds: Compos
 }
 
 /**
- * A service whose name is not a DNS label (`my_db`) becomes a container with another name (`my-db`), and only
- * that name resolves in the pod: point at each value that uses the old name as a host (`my_db`, `@my_db:5432`,
- * `//my_db/`) so the connection strings get fixed before deploying rather than failing at run time.
+ * Compose resolves a service by its name, container_name, hostname and network aliases; a pod resolves only its
+ * container names (a service name made a DNS label: `my_db` becomes `my-db`). Point at each env value or argument
+ * that uses one of the other names as a host (`my_db`, `@my_db:5432`, `//my_db/`), so connection strings get
+ * fixed before deploying rather than failing at run time.
  */
 function warnRenamedHosts(cx: ComposeContext, states: ServiceState[]): void {
-  const renamed = states.filter((s) => s.container.name !== s.name);
-  if (renamed.length === 0) return;
+  const containerNames = new Set(states.map((s) => s.container.name));
+  const lost = states.flatMap((s) =>
+    s.aliases
+      .filter((a) => !containerNames.has(a.name))
+      .map((a) => ({
+        ...hostPatterns(a.name),
+        message: `"${a.name}" names service "${s.name}"${a.what ? ` (${a.what})` : ""}, which the pod resolves as "${s.container.name}" (or localhost): write ${s.container.name} here`,
+      })),
+  );
+  if (lost.length === 0) return;
   const r = cx.r;
   states.forEach((s, i) => {
     const c = s.container;
-    const path = ["spec", "containers", i];
-    const values: [string, (string | number)[]][] = [
-      ...c.env.flatMap((e, j): [string, (string | number)[]][] =>
-        e.kind === "value" ? [[e.value, [...path, "env", j, "value"]]] : [],
+    const at = (...rest: (string | number)[]): PathSegment[] => ["spec", "containers", i, ...rest];
+    // A whole value is taken for a host only in a variable named like one (DB_HOST=my_db, not USER=loki).
+    const values: [string, PathSegment[], boolean][] = [
+      ...c.env.flatMap((e, j): [string, PathSegment[], boolean][] =>
+        e.kind === "value" ? [[e.value, at("env", j, "value"), HOST_VARIABLE.test(e.name)]] : [],
       ),
-      ...c.command.map((a, j): [string, (string | number)[]] => [a, [...path, "command", j]]),
-      ...c.args.map((a, j): [string, (string | number)[]] => [a, [...path, "args", j]]),
+      ...c.command.map((a, j): [string, PathSegment[], boolean] => [a, at("command", j), false]),
+      ...c.args.map((a, j): [string, PathSegment[], boolean] => [a, at("args", j), false]),
     ];
-    for (const [value, at] of values) {
-      for (const other of renamed) {
-        const escaped = other.name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-        if (!new RegExp(`(^|@|//)${escaped}(?=$|[:/?,])`).test(value)) continue;
-        r.warn(
-          r.nodeAt(at) ?? null,
-          "UNKNOWN_REFERENCE",
-          `"${other.name}" names service "${other.name}", which the pod resolves as "${other.container.name}" (or localhost): write ${other.container.name} here`,
-        );
-      }
+    for (const [value, path, hostVariable] of values) {
+      const hit = lost.find((l) => l.inText.test(value) || (hostVariable && l.whole.test(value)));
+      if (hit) r.warn(r.nodeAt(path) ?? null, "UNKNOWN_REFERENCE", hit.message);
     }
   });
+}
+
+const HOST_VARIABLE = /HOST|SERVER|ADDR|URL|URI|ENDPOINT|BROKER|DSN|PEER|NODES/i;
+
+/** A host name inside a value (`@db:5432`, `//db/`, `db:5432`), and a value that is only the name. */
+function hostPatterns(name: string): { inText: RegExp; whole: RegExp } {
+  const n = name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return {
+    inText: new RegExp(`(?:(?:@|//)${n}(?=$|[:/?,])|(?:^|[\\s,=])${n}:\\d)`),
+    whole: new RegExp(`^${n}$`),
+  };
 }
 
 /** The manifest check's "more than 16 containers": the import reports it at services: with the count. */

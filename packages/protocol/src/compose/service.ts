@@ -19,6 +19,11 @@ export interface ServiceState {
   /** Ports this service listens on (published or exposed), for the same-port check. */
   listens: Listens;
   build?: ComposeBuild;
+  /**
+   * Other names Compose resolves to this service (its name before it became a DNS label, container_name,
+   * hostname, network aliases) with what each is; only the container name resolves in the pod.
+   */
+  aliases: { name: string; what?: string }[];
 }
 
 /** The container of one service, or undefined when the service is not imported (a profile) or unreadable. */
@@ -52,7 +57,8 @@ export function readService(
     volumeMounts: [],
     resources: { ...COMPOSE_DEFAULT_RESOURCES, storageBytes: DEFAULTS.storageBytes, gpu: 0n },
   };
-  const state: ServiceState = { name: e.key, container, listens: new Map() };
+  const state: ServiceState = { name: e.key, container, listens: new Map(), aliases: readAliases(cx, m) };
+  if (container.name !== e.key) state.aliases.unshift({ name: e.key });
   const build = readImage(cx, m, e, path, container, podName);
   if (build) state.build = build;
   for (const key of m.entries.keys()) checkServiceKey(cx, m, key);
@@ -165,4 +171,27 @@ function warnOneShotDependencies(cx: ComposeContext, m: MapView, service: string
       `service "${dep.key}" runs to completion before "${service}" starts in Compose; in a pod it starts with the others and is restarted each time it exits: run its work in the entrypoint of the service that needs it, or make it idempotent`,
     );
   }
+}
+
+/** container_name, hostname and network aliases: names other services may connect to this one by. */
+function readAliases(cx: ComposeContext, m: MapView): { name: string; what: string }[] {
+  const r = cx.r;
+  const out: { name: string; what: string }[] = [];
+  for (const key of ["container_name", "hostname"]) {
+    const e = m.get(key);
+    const n = e && r.resolve(e.value);
+    const v = n && isScalar(n) && n.value !== null ? cx.text(n, [], key, e.keyNode) : undefined;
+    if (v) out.push({ name: v, what: `its ${key}` });
+  }
+  const networks = m.get("networks");
+  const nets = networks && r.resolve(networks.value);
+  if (!nets || !isMap(nets)) return out;
+  for (const net of r.map(nets, [], "networks")?.entries.values() ?? []) {
+    const nm = r.resolve(net.value);
+    const aliases = nm && isMap(nm) ? r.map(nm, [], net.key)?.get("aliases") : undefined;
+    if (!aliases) continue;
+    for (const a of cx.stringOrList(aliases, "aliases"))
+      out.push({ name: a.value, what: "its network alias" });
+  }
+  return out;
 }
