@@ -339,3 +339,59 @@ networks:
     ]);
   });
 });
+
+describe("writable bind mounts of host directories", () => {
+  const tree: Record<string, string[]> = {
+    "./prometheus": ["prometheus.yml", "rules/alerts.yml"],
+    "./data": [],
+    "./mixed": ["settings.yaml", "cache.db"],
+    ".": ["Dockerfile", "app.py"],
+  };
+  const options: ComposeImportOptions = {
+    pathKind: (p) => (p in tree ? "directory" : p.endsWith("Dockerfile") ? "file" : "missing"),
+    listFiles: (p) => tree[p],
+  };
+
+  it("drops a source directory mounted over the image built from it, as for read-only mounts", () => {
+    const r = compose(
+      `services:
+  web:
+    build: .
+    volumes:
+      - .:/code
+`,
+      {},
+      options,
+    );
+    expect(messages(r)).toEqual([
+      "app/compose.yaml:5:9: warning: bind mount of . dropped: it is inside the build context ., so the image built from it has these files (rebuild to change them; what the program writes there does not outlive the replica)",
+    ]);
+    expect(r.pod!.containers[0]!.volumeMounts).toEqual([]);
+  });
+
+  it("ships a directory of configuration files read-only, and keeps data directories as volumes", () => {
+    const r = compose(
+      `services:
+  prom:
+    image: prom/prometheus
+    volumes:
+      - ./prometheus:/etc/prometheus
+      - ./data:/prometheus
+      - ./mixed:/var/lib/app
+`,
+      {},
+      options,
+    );
+    expect(messages(r)).toEqual([
+      "app/compose.yaml:5:9: warning: bind mount of host directory ./prometheus: its 2 configuration files become secret volumes (encrypted, read-only in the pod: a program that writes there fails); files added to it later are not seen",
+      'app/compose.yaml:6:9: warning: bind mount of host directory ./data becomes persistent volume "data" of 1Gi, initially empty',
+      'app/compose.yaml:7:9: warning: bind mount of host directory ./mixed becomes persistent volume "mixed" of 1Gi, initially empty: its 2 files are not copied (copy them into the image, or mount it read-only to ship them)',
+    ]);
+    expect(r.pod!.containers[0]!.volumeMounts.map((m) => `${m.name} ${m.mountPath} ${m.readOnly}`)).toEqual([
+      "prometheus-yml /etc/prometheus/prometheus.yml true",
+      "alerts-yml /etc/prometheus/rules/alerts.yml true",
+      "data /prometheus false",
+      "mixed /var/lib/app false",
+    ]);
+  });
+});

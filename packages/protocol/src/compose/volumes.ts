@@ -15,6 +15,10 @@ export const COMPOSE_DEFAULT_VOLUME_SIZE = 1n << 30n;
 /** The most files of one read-only host directory shipped as secret volumes (a pod has at most 64 volumes). */
 const MAX_SHIPPED_FILES = 16;
 
+/** Files taken for configuration (read by the program, not written): a writable directory of only these is shipped. */
+const CONFIG_FILE =
+  /\.(ya?ml|json|toml|ini|conf|cfg|config|xml|properties|py|js|lua|env|txt|sh|sql|rules|tmpl|j2|pem|crt|key)$/i;
+
 const HOST_ONLY_PATHS = /^\/(var\/run|run|proc|sys|dev)(\/|$)|docker\.sock|podman\.sock/;
 
 /** The pod's volumes, made as services mount them (one pod volume per Compose volume, file or secret). */
@@ -157,12 +161,14 @@ export class VolumeMapper {
       this.mount(c, path, name, target, true, node);
       return;
     }
-    if (readOnly && buildContext !== undefined && isInside(source, buildContext)) {
+    if (buildContext !== undefined && isInside(source, buildContext)) {
       // The development pattern: the source the image was built from, mounted over it for live reload.
       r.warn(
         node,
         "UNSUPPORTED",
-        `read-only bind mount of ${source} dropped: it is inside the build context ${buildContext}, so the image built from it has these files (rebuild to change them)`,
+        readOnly
+          ? `read-only bind mount of ${source} dropped: it is inside the build context ${buildContext}, so the image built from it has these files (rebuild to change them)`
+          : `bind mount of ${source} dropped: it is inside the build context ${buildContext}, so the image built from it has these files (rebuild to change them; what the program writes there does not outlive the replica)`,
       );
       return;
     }
@@ -170,15 +176,49 @@ export class VolumeMapper {
       this.shipDirectory(c, path, node, source, target);
       return;
     }
+    this.writableDirectory(c, path, node, source, target);
+  }
+
+  /**
+   * A writable host directory: configuration files (prometheus.yml, a provisioning tree) are shipped read-only as
+   * for a read-only mount, since the program needs them and rarely writes there; anything else (data, an empty
+   * directory) becomes an empty persistent volume.
+   */
+  private writableDirectory(
+    c: Container,
+    path: PathSegment[],
+    node: Node | null,
+    source: string,
+    target: string,
+  ) {
+    const { r } = this.cx;
+    const files = this.cx.options.listFiles?.(source) ?? [];
+    if (files.length > 0 && files.length <= MAX_SHIPPED_FILES && files.every((f) => CONFIG_FILE.test(f))) {
+      this.shipFiles(
+        c,
+        path,
+        node,
+        source,
+        target,
+        files,
+        "configuration files",
+        "a program that writes there fails",
+      );
+      return;
+    }
     const name = this.podVolume(
       this.uniqueVolumeName(basename(source) || "data"),
       () => ({ kind: "persistent", sizeBytes: COMPOSE_DEFAULT_VOLUME_SIZE }),
       node,
     );
+    const lost =
+      files.length > 0
+        ? `: its ${files.length} ${files.length === 1 ? "file is" : "files are"} not copied (copy them into the image, or mount it read-only to ship them)`
+        : "";
     r.warn(
       node,
       "UNSUPPORTED",
-      `bind mount of host directory ${source} becomes persistent volume "${name}" of 1Gi, initially empty (its files are not copied)`,
+      `bind mount of host directory ${source} becomes persistent volume "${name}" of 1Gi, initially empty${lost}`,
     );
     this.mount(c, path, name, target, false, node);
   }
@@ -220,10 +260,28 @@ export class VolumeMapper {
       );
       return;
     }
-    r.warn(
+    this.shipFiles(c, path, node, source, target, files, "files", "");
+  }
+
+  /** Each file under a host directory becomes a secret volume mounted read-only at its path under the target. */
+  private shipFiles(
+    c: Container,
+    path: PathSegment[],
+    node: Node | null,
+    source: string,
+    target: string,
+    files: string[],
+    what: string,
+    caveat: string,
+  ) {
+    const kind =
+      files.length === 1
+        ? `${what.replace(/s$/, "")} becomes a secret volume`
+        : `${what} become secret volumes`;
+    this.cx.r.warn(
       node,
       "UNSUPPORTED",
-      `read-only bind mount of host directory ${source}: its ${files.length} ${files.length === 1 ? "file becomes a secret volume" : "files become secret volumes"} (encrypted, read-only in the pod); files added to it later are not seen`,
+      `${caveat ? "" : "read-only "}bind mount of host directory ${source}: its ${files.length} ${kind} (encrypted, read-only in the pod${caveat ? `: ${caveat}` : ""}); files added to it later are not seen`,
     );
     const dir = source.replace(/\/+$/, "");
     for (const rel of [...files].sort()) {
