@@ -369,6 +369,27 @@ describe("writable bind mounts of host directories", () => {
     expect(r.pod!.containers[0]!.volumeMounts).toEqual([]);
   });
 
+  it("drops the anonymous volume that kept the image's node_modules visible under a dropped source mount", () => {
+    const r = compose(
+      `services:
+  web:
+    build: .
+    volumes:
+      - ./:/usr/src/app
+      - /usr/src/app/node_modules
+      - /cache
+`,
+      {},
+      options,
+    );
+    expect(messages(r)).toEqual([
+      "app/compose.yaml:5:9: warning: bind mount of ./ dropped: it is inside the build context ., so the image built from it has these files (rebuild to change them; what the program writes there does not outlive the replica)",
+      "app/compose.yaml:6:9: warning: anonymous volume at /usr/src/app/node_modules dropped: it kept the image's files visible under the bind mount at /usr/src/app, which is dropped",
+      "app/compose.yaml:7:9: warning: anonymous volume at /cache becomes an emptyDir (its data does not outlive the replica)",
+    ]);
+    expect(r.pod!.containers[0]!.volumeMounts.map((m) => m.mountPath)).toEqual(["/cache"]);
+  });
+
   it("ships a directory of configuration files read-only, and keeps data directories as volumes", () => {
     const r = compose(
       `services:

@@ -56,11 +56,39 @@ export class VolumeMapper {
     }
     const volumes = m.get("volumes");
     if (!volumes) return;
-    for (const item of r.seq(volumes.value, [], "volumes", volumes.keyNode)) {
+    const specs = r.seq(volumes.value, [], "volumes", volumes.keyNode).map((item) => {
       const node = r.resolve(item);
-      const spec = node && isMap(node) ? this.longVolume(node) : this.shortVolume(item, volumes);
-      if (spec?.target) this.oneMount(c, path, node, spec, buildContext);
+      return { node, spec: node && isMap(node) ? this.longVolume(node) : this.shortVolume(item, volumes) };
+    });
+    // Source directories mounted over the image built from them are dropped (see oneMount), and so are the
+    // anonymous volumes under them: those only kept the image's files there (node_modules) visible.
+    const droppedSources = specs.flatMap(({ spec }) =>
+      spec && this.isBuiltSource(spec, buildContext) ? [spec.target] : [],
+    );
+    for (const { node, spec } of specs) {
+      if (!spec?.target) continue;
+      const over =
+        spec.type === "volume" && spec.source === ""
+          ? droppedSources.find((t) => isInside(spec.target, t, "/"))
+          : undefined;
+      if (over !== undefined) {
+        r.warn(
+          node,
+          "UNSUPPORTED",
+          `anonymous volume at ${spec.target} dropped: it kept the image's files visible under the bind mount at ${over}, which is dropped`,
+        );
+        continue;
+      }
+      this.oneMount(c, path, node, spec, buildContext);
     }
+  }
+
+  /** A bind mount of a directory inside the service's build context: the image already has its files. */
+  private isBuiltSource(v: MountSource, buildContext: string | undefined): boolean {
+    if (v.type !== "bind" || buildContext === undefined || HOST_ONLY_PATHS.test(v.source)) return false;
+    const known = this.cx.options.pathKind?.(v.source);
+    const kind = known === "file" || known === "directory" ? known : guessKind(v.source);
+    return kind === "directory" && isInside(v.source, buildContext);
   }
 
   private longVolume(node: Node): MountSource {
@@ -161,7 +189,7 @@ export class VolumeMapper {
       this.mount(c, path, name, target, true, node);
       return;
     }
-    if (buildContext !== undefined && isInside(source, buildContext)) {
+    if (this.isBuiltSource(v, buildContext)) {
       // The development pattern: the source the image was built from, mounted over it for live reload.
       r.warn(
         node,
@@ -425,12 +453,12 @@ interface MountSource {
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
-/** Whether a relative host path lies inside a relative directory, as written from the Compose file's directory. */
-function isInside(path: string, dir: string): boolean {
-  if (path.startsWith("/") || path.startsWith("~") || dir.startsWith("/")) return false;
-  const p = joinPath(".", path);
-  const d = joinPath(".", dir);
-  return d === "." || p === d || p.startsWith(`${d}/`);
+/** Whether a path lies inside a directory: relative host paths from the Compose file's directory (root "."), or absolute container paths (root "/"). */
+function isInside(path: string, dir: string, root = "."): boolean {
+  if (root === "." && (path.startsWith("/") || path.startsWith("~") || dir.startsWith("/"))) return false;
+  const p = joinPath(root, path);
+  const d = joinPath(root, dir);
+  return d === root || p === d || p.startsWith(`${d}/`);
 }
 
 function guessKind(path: string): "file" | "directory" {
