@@ -416,3 +416,68 @@ describe("writable bind mounts of host directories", () => {
     ]);
   });
 });
+
+describe("extension fields and volume options", () => {
+  it("allows x- keys in every mapping, as the Compose spec does", () => {
+    const r = compose(`services:
+  a:
+    image: busybox
+    x-owner: team-a
+    build:
+      context: .
+      x-cache: warm
+    ports:
+      - {target: 8080, x-note: web}
+    healthcheck:
+      test: ["CMD", "true"]
+      x-why: liveness
+    env_file:
+      - {path: ./a.env, required: false, x-origin: vault}
+    volumes:
+      - {type: tmpfs, target: /tmp, x-size-note: small}
+    secrets:
+      - {source: token, x-rotated: weekly}
+    deploy:
+      x-tier: gold
+      resources:
+        x-note: sized
+        limits: {memory: 64m, x-note: tight}
+secrets:
+  token: {file: ./token.txt}
+`);
+    expect(messages(r)).toEqual([]);
+  });
+
+  it("refuses a volume subpath, which a pod volume cannot mount", () => {
+    const r = compose(`services:
+  a:
+    image: busybox
+    volumes:
+      - type: volume
+        source: data
+        target: /data
+        volume: {subpath: app, nocopy: true}
+volumes:
+  data: {driver_opts: {size: 1g}}
+`);
+    expect(messages(r)).toEqual([
+      "app/compose.yaml:8:18: volume.subpath: not supported (a pod mounts whole volumes); mount the volume at a parent path, or use a volume of its own",
+    ]);
+  });
+
+  it("refuses mounting the host's root or its container stores", () => {
+    const r = compose(`services:
+  a:
+    image: busybox
+    volumes:
+      - /:/host:ro
+      - /var/lib/docker:/var/lib/docker:ro
+      - /lib/modules:/lib/modules
+`);
+    expect(messages(r).map((m) => m.replace(/:.*?: (bind mount of \S+).*/, ": $1"))).toEqual([
+      "app/compose.yaml: bind mount of /:",
+      "app/compose.yaml: bind mount of /var/lib/docker:",
+      "app/compose.yaml: bind mount of /lib/modules:",
+    ]);
+  });
+});

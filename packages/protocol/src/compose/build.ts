@@ -10,6 +10,7 @@ import { type ComposeContext, joinPath } from "./context.js";
 import type { ComposeBuild } from "./types.js";
 
 const BUILD_KEYS = [
+  "x-*",
   "context",
   "dockerfile",
   "dockerfile_inline",

@@ -73,7 +73,7 @@ function readEnvFiles(cx: ComposeContext, m: MapView, vars: Vars): void {
     let file: string | undefined;
     let required = true;
     if (n && isMap(n)) {
-      const fm = r.map(n, [], "env_file entry", ["path", "required", "format"])!;
+      const fm = r.map(n, [], "env_file entry", ["path", "required", "format", "x-*"])!;
       const p = r.require(fm, "path", "an env_file entry", []);
       file = p && cx.text(p.value, [], "path", p.keyNode);
       const req = fm.get("required");

@@ -11,7 +11,7 @@ export function readHealthcheck(cx: ComposeContext, e: Entry, path: PathSegment[
     e.value,
     path,
     "healthcheck",
-    ["test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"],
+    ["test", "interval", "timeout", "retries", "start_period", "start_interval", "disable", "x-*"],
     e.keyNode,
   );
   if (!hm) return undefined;

@@ -122,6 +122,7 @@ function longPort(cx: ComposeContext, node: Node): PortSpec[] {
     "mode",
     "app_protocol",
     "name",
+    "x-*",
   ])!;
   const target = r.require(pm, "target", "a port", []);
   const t = target && cx.text(target.value, [], "target", target.keyNode);

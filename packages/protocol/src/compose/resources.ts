@@ -41,7 +41,7 @@ export function readResources(cx: ComposeContext, m: MapView, c: Container): voi
   const dm = r.map(deploy.value, [], "deploy", undefined, deploy.keyNode);
   if (!dm) return;
   for (const [key, e] of dm.entries) {
-    if (key === "resources") continue;
+    if (key === "resources" || key.startsWith("x-")) continue;
     if (key === "replicas") {
       const n = r.resolve(e.value);
       if (n && isScalar(n) && typeof n.value === "number" && n.value > 1)
@@ -55,7 +55,7 @@ export function readResources(cx: ComposeContext, m: MapView, c: Container): voi
     r.warn(e.keyNode, "UNSUPPORTED", `deploy.${key}: dropped`);
   }
   const res = dm.get("resources");
-  const rm = res && r.map(res.value, [], "deploy.resources", ["limits", "reservations"], res.keyNode);
+  const rm = res && r.map(res.value, [], "deploy.resources", ["limits", "reservations", "x-*"], res.keyNode);
   if (!rm) return;
   for (const which of ["reservations", "limits"] as const) {
     // Limits win over reservations: they are what the container may use, so what must be reserved.
@@ -66,7 +66,7 @@ export function readResources(cx: ComposeContext, m: MapView, c: Container): voi
         e.value,
         [],
         `deploy.resources.${which}`,
-        ["cpus", "memory", "pids", "devices", "generic_resources"],
+        ["cpus", "memory", "pids", "devices", "generic_resources", "x-*"],
         e.keyNode,
       );
     if (!lm) continue;

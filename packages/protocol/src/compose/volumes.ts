@@ -19,7 +19,8 @@ const MAX_SHIPPED_FILES = 16;
 const CONFIG_FILE =
   /\.(ya?ml|json|toml|ini|conf|cfg|config|xml|properties|py|js|lua|env|txt|sh|sql|rules|tmpl|j2|pem|crt|key)$/i;
 
-const HOST_ONLY_PATHS = /^\/(var\/run|run|proc|sys|dev)(\/|$)|docker\.sock|podman\.sock/;
+const HOST_ONLY_PATHS =
+  /^\/+$|^\/(var\/run|run|proc|sys|dev|boot|lib\/modules|var\/lib\/(docker|containers))(\/|$)|docker\.sock|podman\.sock/;
 
 /** The pod's volumes, made as services mount them (one pod volume per Compose volume, file or secret). */
 export class VolumeMapper {
@@ -103,7 +104,9 @@ export class VolumeMapper {
       "volume",
       "tmpfs",
       "image",
+      "x-*",
     ])!;
+    this.refuseSubpath(vm);
     const t = r.require(vm, "target", "a volume", []);
     const ro = vm.get("read_only");
     return {
@@ -112,6 +115,20 @@ export class VolumeMapper {
       target: (t && this.cx.text(t.value, [], "target", t.keyNode)) ?? "",
       readOnly: (ro && this.cx.boolean(ro.value, [], "read_only", ro.keyNode)) ?? false,
     };
+  }
+
+  /** volume.subpath mounts part of a volume; a pod mounts whole volumes, and the data would land elsewhere. */
+  private refuseSubpath(vm: MapView): void {
+    const { r } = this.cx;
+    const opts = vm.get("volume");
+    const om = opts && r.resolve(opts.value);
+    const subpath = om && isMap(om) ? r.map(om, [], "volume", undefined)?.get("subpath") : undefined;
+    if (subpath)
+      r.report(
+        subpath.keyNode,
+        "UNSUPPORTED",
+        "volume.subpath: not supported (a pod mounts whole volumes); mount the volume at a parent path, or use a volume of its own",
+      );
   }
 
   private shortVolume(item: Node | null, volumes: Entry): MountSource | undefined {
@@ -365,7 +382,7 @@ export class VolumeMapper {
       let source: string | undefined;
       let target: string | undefined;
       if (node && isMap(node)) {
-        const sm = r.map(node, [], what, ["source", "target", "uid", "gid", "mode"])!;
+        const sm = r.map(node, [], what, ["source", "target", "uid", "gid", "mode", "x-*"])!;
         const src = r.require(sm, "source", `a ${what}`, []);
         source = src && this.cx.text(src.value, [], "source", src.keyNode);
         target = this.cx.entryText(sm.get("target"));
