@@ -481,3 +481,25 @@ volumes:
     ]);
   });
 });
+
+describe("which published ports are HTTP", () => {
+  it("takes the web UIs and HTTP APIs of common images for HTTP, databases and brokers for TCP", () => {
+    const r = compose(`services:
+  a:
+    image: busybox
+    ports: ["9090", "5601", "9200", "15672", "16686", "5678", "3100", "5432:5432", "6379", "9092"]
+`);
+    expect(r.pod!.containers[0]!.ports.map((p) => `${p.containerPort}/${p.protocol}`)).toEqual([
+      "9090/http",
+      "5601/http",
+      "9200/http",
+      "15672/http",
+      "16686/http",
+      "5678/http",
+      "3100/http",
+      "5432/tcp",
+      "6379/tcp",
+      "9092/tcp",
+    ]);
+  });
+});

@@ -7,9 +7,15 @@ import type { PathSegment, Port } from "../pod.js";
 import type { MapView } from "../yaml-reader.js";
 import type { ComposeContext } from "./context.js";
 
-/** Container ports taken for HTTP unless the port says otherwise (app_protocol); all others become tcp. */
+/**
+ * Container ports taken for HTTP unless the port says otherwise (app_protocol); all others become tcp. Besides
+ * the usual web ports, the web UIs and HTTP APIs of images common in Compose files: Loki 3100, Kibana 5601,
+ * n8n 5678, CouchDB 5984, InfluxDB 8086, Vault 8200, Consul 8500, Solr 8983, MinIO console 9001, Prometheus 9090,
+ * Elasticsearch/OpenSearch 9200, Zipkin 9411, RabbitMQ management 15672, Jaeger 16686.
+ */
 export const HTTP_PORTS: readonly number[] = [
-  80, 3000, 4000, 5000, 5173, 8000, 8008, 8069, 8080, 8081, 8088, 8888, 9080,
+  80, 3000, 3100, 4000, 5000, 5173, 5601, 5678, 5984, 8000, 8008, 8069, 8080, 8081, 8086, 8088, 8200, 8500,
+  8888, 8983, 9001, 9080, 9090, 9200, 9411, 15672, 16686,
 ];
 
 export type Transport = "tcp" | "udp";
