@@ -503,3 +503,74 @@ describe("which published ports are HTTP", () => {
     ]);
   });
 });
+
+describe("extends in the same file", () => {
+  it("merges the base service under the extending one, as Compose does", () => {
+    const r = compose(`x-note: bases are services too
+services:
+  base:
+    image: busybox
+    profiles: [template]
+    command: ["sleep", "inf"]
+    environment: {MODE: base, LOG: info}
+    ports: ["8080"]
+    volumes: ["./conf.yml:/etc/app.yml", "cache:/cache"]
+    healthcheck: {test: ["CMD", "true"], interval: 5s}
+  api:
+    extends: base
+    profiles: !reset []
+    command: ["serve"]
+    environment: [MODE=api, EXTRA=1]
+    ports: ["9000:9000"]
+    volumes: ["other:/cache"]
+    healthcheck: {retries: 9}
+  worker:
+    extends: {service: api}
+    ports: !reset []
+volumes:
+  cache: {driver_opts: {size: 1g}}
+  other: {driver_opts: {size: 1g}}
+`);
+    expect(messages(r).filter((m) => !m.includes("bind mount"))).toEqual([
+      'app/compose.yaml:5:5: warning: service "base" is only started with profile template: not imported (set COMPOSE_PROFILES=template in .env to import it)',
+    ]);
+    const [api, worker] = r.pod!.containers;
+    expect([api!.name, worker!.name]).toEqual(["api", "worker"]);
+    expect(api!.args).toEqual(["serve"]);
+    expect(api!.env.map((e) => (e.kind === "value" ? `${e.name}=${e.value}` : ""))).toEqual([
+      "MODE=api",
+      "LOG=info",
+      "EXTRA=1",
+    ]);
+    expect(api!.ports.map((p) => p.containerPort)).toEqual([8080, 9000]);
+    expect(api!.volumeMounts.map((m) => `${m.name}:${m.mountPath}`)).toEqual([
+      "conf-yml:/etc/app.yml",
+      "other:/cache",
+    ]);
+    expect(api!.healthCheck).toMatchObject({ intervalMs: 5000n, retries: 9 });
+    expect(worker!.args).toEqual(["serve"]);
+    expect(worker!.ports).toEqual([]);
+  });
+
+  it("refuses extends from another file, an unknown service and a cycle, at the extends key", () => {
+    const r = compose(`services:
+  a:
+    extends: {file: common.yml, service: web}
+    image: busybox
+  b:
+    extends: nope
+    image: busybox
+  c:
+    extends: d
+    image: busybox
+  d:
+    extends: c
+    image: busybox
+`);
+    expect(messages(r)).toEqual([
+      "app/compose.yaml:3:5: extends: from another file (common.yml) is not supported; copy the service into this file",
+      'app/compose.yaml:6:5: extends: no service "nope" in this file',
+      'app/compose.yaml:12:5: extends: service "d" extends itself through "c"',
+    ]);
+  });
+});

@@ -226,6 +226,9 @@ describe("Compose import details", () => {
       "web",
       "<<",
       "x-a",
+      "extends",
+      "service",
+      "a",
     );
     const leaf = fc.oneof(
       fc.constant("busybox"),

@@ -14,6 +14,7 @@ import { formatManifest } from "../manifest.js";
 import { LIMITS, type PathSegment, type Pod, validatePod } from "../pod.js";
 import { type Entry, YamlReader } from "../yaml-reader.js";
 import { ComposeContext, directoryName, toDnsLabel } from "./context.js";
+import { COMPOSE_TAGS, resolveExtends } from "./extends.js";
 import { TOP_KEYS } from "./keys.js";
 import { checkSharedPorts } from "./ports.js";
 import { readService, type ServiceState } from "./service.js";
@@ -71,7 +72,7 @@ function readProject(cx: ComposeContext, root: Node): { pod: Pod; builds: Compos
     servicesEntry && r.map(servicesEntry.value, ["services"], "services", undefined, servicesEntry.keyNode);
   if (!services) return undefined;
   const states: ServiceState[] = [];
-  for (const e of services.entries.values()) {
+  for (const e of resolveExtends(cx, services)) {
     if (e.key.startsWith("x-")) continue;
     const state = readService(cx, volumes, e, states.length, podName);
     if (state) states.push(state);
@@ -171,7 +172,7 @@ function profiledService(r: YamlReader, e: Entry): boolean {
  * for bad input.
  */
 export function importCompose(text: string, file: string, options: ComposeImportOptions = {}): ComposeImport {
-  const { reader, root } = YamlReader.parse(text, file);
+  const { reader, root } = YamlReader.parse(text, file, COMPOSE_TAGS);
   // Content merged from one anchor into several services would repeat the same located message: keep one.
   const sorted = () =>
     reader.diagnostics

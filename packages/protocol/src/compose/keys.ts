@@ -121,7 +121,6 @@ const FATAL_KEYS: Record<string, string> = {
   devices: "host devices are not available to pods",
   device_cgroup_rules: "host devices are not available to pods",
   volumes_from: "mount the volumes explicitly instead",
-  extends: "inline the extended service",
   runtime: "the provider chooses the container runtime",
   isolation: "the provider chooses the isolation",
   cgroup_parent: "the provider manages cgroups",
