@@ -352,6 +352,34 @@ describe("writable bind mounts of host directories", () => {
     listFiles: (p) => tree[p],
   };
 
+  it("gives services that mount the same host directory the same volume, as Compose shares it", () => {
+    const r = compose(
+      `x-common: &common
+  image: busybox
+  volumes: ["./data:/shared", "./data/:/again"]
+services:
+  a: *common
+  b: *common
+  c:
+    image: busybox
+    volumes: ["./data/../data:/other"]
+`,
+      {},
+      options,
+    );
+    expect(messages(r)).toEqual([
+      'app/compose.yaml:3:13: warning: bind mount of host directory ./data becomes persistent volume "data" of 1Gi, initially empty',
+      'app/compose.yaml:3:31: warning: bind mount of host directory ./data/ becomes persistent volume "data" of 1Gi, initially empty',
+      'app/compose.yaml:9:15: warning: bind mount of host directory ./data/../data becomes persistent volume "data" of 1Gi, initially empty',
+    ]);
+    expect(r.pod!.volumes.map((v) => v.name)).toEqual(["data"]);
+    expect(r.pod!.containers.map((c) => c.volumeMounts.map((m) => m.name))).toEqual([
+      ["data", "data"],
+      ["data", "data"],
+      ["data"],
+    ]);
+  });
+
   it("drops a source directory mounted over the image built from it, as for read-only mounts", () => {
     const r = compose(
       `services:

@@ -196,7 +196,7 @@ export class VolumeMapper {
     const known = this.cx.options.pathKind?.(source);
     const kind = known === "file" || known === "directory" ? known : guessKind(source);
     if (kind === "file") {
-      const name = this.nameFor(`file:${source}`, basename(source).replace(/\./g, "-"));
+      const name = this.nameFor(`file:${joinPath(".", source)}`, basename(source).replace(/\./g, "-"));
       this.podVolume(name, () => ({ kind: "secret", source: { kind: "file", path: source } }), node);
       r.warn(
         node,
@@ -251,8 +251,9 @@ export class VolumeMapper {
       );
       return;
     }
+    // One volume per host directory: services that mount it share it, as they share the directory in Compose.
     const name = this.podVolume(
-      this.uniqueVolumeName(basename(source) || "data"),
+      this.nameFor(`dir:${joinPath(".", source)}`, basename(source) || "data"),
       () => ({ kind: "persistent", sizeBytes: COMPOSE_DEFAULT_VOLUME_SIZE }),
       node,
     );
