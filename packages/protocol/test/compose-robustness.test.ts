@@ -397,6 +397,30 @@ services:
     expect(r.pod!.containers[0]!.volumeMounts).toEqual([]);
   });
 
+  it("keeps a directory inside the build context as a volume when another service mounts it too", () => {
+    const r = compose(
+      `services:
+  editor:
+    build: .
+    volumes: ["./shared:/app/data"]
+  reader:
+    image: busybox
+    volumes: ["./shared:/etc/flags"]
+`,
+      {},
+      {
+        ...options,
+        pathKind: (p) =>
+          p === "./shared" || p === "." ? "directory" : p.endsWith("Dockerfile") ? "file" : "missing",
+      },
+    );
+    expect(messages(r)).toEqual([
+      'app/compose.yaml:4:15: warning: bind mount of host directory ./shared becomes persistent volume "shared" of 1Gi, initially empty',
+      'app/compose.yaml:7:15: warning: bind mount of host directory ./shared becomes persistent volume "shared" of 1Gi, initially empty',
+    ]);
+    expect(r.pod!.containers.map((c) => c.volumeMounts.map((m) => m.name))).toEqual([["shared"], ["shared"]]);
+  });
+
   it("drops the anonymous volume that kept the image's node_modules visible under a dropped source mount", () => {
     const r = compose(
       `services:

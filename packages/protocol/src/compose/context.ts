@@ -2,7 +2,7 @@
  * What every part of a Compose import shares: the YAML reader (positions, diagnostics), the options, and
  * Compose's variable interpolation, which applies to every scalar the import reads.
  */
-import { isSeq, type Node } from "yaml";
+import { isScalar, isSeq, type Node } from "yaml";
 import type { PathSegment } from "../pod.js";
 import type { Entry, YamlReader } from "../yaml-reader.js";
 import type { ComposeImportOptions } from "./types.js";
@@ -10,6 +10,8 @@ import type { ComposeImportOptions } from "./types.js";
 export class ComposeContext {
   readonly env: Record<string, string>;
   private readonly warnedUnset = new Set<string>();
+  /** Set while peeking: interpolation reports nothing. */
+  private quiet = false;
   /** One-shot services already warned about (see warnOneShotDependencies). */
   readonly warnedOneShot = new Set<string>();
   /** The active profiles. */
@@ -59,7 +61,7 @@ export class ComposeContext {
           j++;
         }
         if (depth > 0) {
-          this.r.report(node, "INVALID_VALUE", `unterminated \${ in "${text.slice(0, 60)}"`);
+          if (!this.quiet) this.r.report(node, "INVALID_VALUE", `unterminated \${ in "${text.slice(0, 60)}"`);
           return out + text.slice(i);
         }
         out += this.expand(text.slice(i + 2, j - 1), node);
@@ -81,6 +83,7 @@ export class ComposeContext {
   private lookup(name: string, node: Node | null): string {
     const v = this.env[name];
     if (v !== undefined) return v;
+    if (this.quiet) return "";
     // Once per variable, where it is first used: a file that uses an unset variable everywhere stays readable.
     if (this.warnedUnset.has(name)) return "";
     this.warnedUnset.add(name);
@@ -95,7 +98,7 @@ export class ComposeContext {
   private expand(expr: string, node: Node | null): string {
     const m = /^([A-Za-z_][A-Za-z0-9_]*)(?:(:?)([-?+])([\s\S]*))?$/.exec(expr);
     if (!m) {
-      this.r.report(node, "INVALID_VALUE", `"\${${expr}}" is not a valid substitution`);
+      if (!this.quiet) this.r.report(node, "INVALID_VALUE", `"\${${expr}}" is not a valid substitution`);
       return "";
     }
     const [, name = "", colon, op, arg = ""] = m;
@@ -104,8 +107,24 @@ export class ComposeContext {
     const set = colon ? value !== undefined && value !== "" : value !== undefined;
     if (op === "-") return set ? value! : this.interpolate(arg, node);
     if (op === "+") return set ? this.interpolate(arg, node) : "";
-    if (!set) this.r.report(node, "MISSING_KEY", `variable ${name} is required${arg ? `: ${arg}` : ""}`);
+    if (!set && !this.quiet)
+      this.r.report(node, "MISSING_KEY", `variable ${name} is required${arg ? `: ${arg}` : ""}`);
     return value ?? "";
+  }
+
+  /**
+   * A scalar's interpolated text without reporting anything, for looking ahead at what the import reads (and
+   * reports about) later; undefined when it is not a scalar.
+   */
+  peek(raw: Node | null): string | undefined {
+    const n = this.r.resolve(raw);
+    if (!n || !isScalar(n) || n.value === null || typeof n.value === "object") return undefined;
+    this.quiet = true;
+    try {
+      return this.interpolate(String(n.value), n);
+    } finally {
+      this.quiet = false;
+    }
   }
 
   /** A scalar's text (numbers and booleans as written), interpolated. */

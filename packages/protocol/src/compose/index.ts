@@ -72,7 +72,9 @@ function readProject(cx: ComposeContext, root: Node): { pod: Pod; builds: Compos
     servicesEntry && r.map(servicesEntry.value, ["services"], "services", undefined, servicesEntry.keyNode);
   if (!services) return undefined;
   const states: ServiceState[] = [];
-  for (const e of resolveExtends(cx, services)) {
+  const entries = resolveExtends(cx, services).filter((e) => !e.key.startsWith("x-"));
+  volumes.noteBindSources(entries);
+  for (const e of entries) {
     if (e.key.startsWith("x-")) continue;
     const state = readService(cx, volumes, e, states.length, podName);
     if (state) states.push(state);

@@ -74,7 +74,7 @@ export function readService(
   }
   container.env = readEnvironment(cx, m, path);
   readPorts(cx, m, container.ports, state.listens, path);
-  volumes.volumeMounts(m, container, path, state.build?.context);
+  volumes.volumeMounts(m, container, path, e.key, state.build?.context);
   volumes.secretMounts(m, container, path, "secrets");
   volumes.secretMounts(m, container, path, "configs");
   readResources(cx, m, container);

@@ -3,7 +3,7 @@
  * files and file-based secrets and configs secret volumes (encrypted, shipped with the pod), bind-mounted
  * directories empty persistent volumes. Host paths a pod cannot have (the engine's socket, /proc, ...) are refused.
  */
-import { isMap, type Node } from "yaml";
+import { isMap, isSeq, type Node } from "yaml";
 import type { Container, PathSegment, Volume, VolumeMount } from "../pod.js";
 import type { Entry, MapView } from "../yaml-reader.js";
 import { basename, type ComposeContext, joinPath, toDnsLabel } from "./context.js";
@@ -29,6 +29,8 @@ export class VolumeMapper {
   /** Pod volume names already given to a source (a host file, a named volume, a secret). */
   private readonly namesBySource = new Map<string, string>();
   private readonly warnedVolumes = new Set<string>();
+  /** Host directories bind-mounted by each service (normalized paths), to see which directories services share. */
+  private readonly bindSources = new Map<string, string[]>();
 
   constructor(
     private readonly cx: ComposeContext,
@@ -37,11 +39,29 @@ export class VolumeMapper {
     private readonly topConfigs: MapView | undefined,
   ) {}
 
+  /** Notes the host paths every service bind-mounts, before any service is read (see isBuiltSource). */
+  noteBindSources(services: Entry[]): void {
+    const { r } = this.cx;
+    for (const e of services) {
+      const m = isMap(r.resolve(e.value)) ? r.map(e.value, [], "service") : undefined;
+      const list = m?.get("volumes");
+      const items = list && r.resolve(list.value);
+      if (!items || !isSeq(items)) continue;
+      const sources = (items.items as (Node | null)[]).flatMap((item) => {
+        const n = r.resolve(item);
+        const source =
+          n && isMap(n) ? this.cx.peek(n.get("source", true) as Node | null) : this.cx.peek(n)?.split(":")[0];
+        return source && /^[./~]/.test(source) ? [joinPath(".", source)] : [];
+      });
+      this.bindSources.set(e.key, sources);
+    }
+  }
+
   /**
    * A service's tmpfs: and volumes:. buildContext is the service's build context when it has build: (a
    * read-only bind mount from inside it overlays files the image was built from).
    */
-  volumeMounts(m: MapView, c: Container, path: PathSegment[], buildContext?: string): void {
+  volumeMounts(m: MapView, c: Container, path: PathSegment[], service: string, buildContext?: string): void {
     const { r } = this.cx;
     const tmpfs = m.get("tmpfs");
     if (tmpfs) {
@@ -64,7 +84,7 @@ export class VolumeMapper {
     // Source directories mounted over the image built from them are dropped (see oneMount), and so are the
     // anonymous volumes under them: those only kept the image's files there (node_modules) visible.
     const droppedSources = specs.flatMap(({ spec }) =>
-      spec && this.isBuiltSource(spec, buildContext) ? [spec.target] : [],
+      spec && this.isBuiltSource(spec, service, buildContext) ? [spec.target] : [],
     );
     for (const { node, spec } of specs) {
       if (!spec?.target) continue;
@@ -80,16 +100,25 @@ export class VolumeMapper {
         );
         continue;
       }
-      this.oneMount(c, path, node, spec, buildContext);
+      this.oneMount(c, path, node, spec, service, buildContext);
     }
   }
 
-  /** A bind mount of a directory inside the service's build context: the image already has its files. */
-  private isBuiltSource(v: MountSource, buildContext: string | undefined): boolean {
+  /**
+   * A bind mount of a directory inside the service's own build context: the image already has its files. A
+   * writable one that another service mounts too is shared data (one service writes what another reads), not
+   * source code.
+   */
+  private isBuiltSource(v: MountSource, service: string, buildContext: string | undefined): boolean {
     if (v.type !== "bind" || buildContext === undefined || HOST_ONLY_PATHS.test(v.source)) return false;
     const known = this.cx.options.pathKind?.(v.source);
     const kind = known === "file" || known === "directory" ? known : guessKind(v.source);
-    return kind === "directory" && isInside(v.source, buildContext);
+    if (kind !== "directory" || !isInside(v.source, buildContext)) return false;
+    if (v.readOnly) return true;
+    const source = joinPath(".", v.source);
+    return ![...this.bindSources].some(
+      ([other, paths]) => other !== service && paths.some((p) => isInside(p, source) || isInside(source, p)),
+    );
   }
 
   private longVolume(node: Node): MountSource {
@@ -149,6 +178,7 @@ export class VolumeMapper {
     path: PathSegment[],
     node: Node | null,
     v: MountSource,
+    service: string,
     buildContext: string | undefined,
   ): void {
     const { r } = this.cx;
@@ -206,7 +236,7 @@ export class VolumeMapper {
       this.mount(c, path, name, target, true, node);
       return;
     }
-    if (this.isBuiltSource(v, buildContext)) {
+    if (this.isBuiltSource(v, service, buildContext)) {
       // The development pattern: the source the image was built from, mounted over it for live reload.
       r.warn(
         node,
