@@ -626,3 +626,44 @@ volumes:
     ]);
   });
 });
+
+describe("entrypoint, cpus and names as Compose reads them", () => {
+  it("runs the command without the image's entrypoint when entrypoint is cleared", () => {
+    const r = compose(`services:
+  a:
+    image: busybox
+    entrypoint: ""
+    command: ["sleep", "1"]
+  b:
+    image: busybox
+    entrypoint: []
+`);
+    const [a, b] = r.pod!.containers;
+    expect([a!.command, a!.args]).toEqual([["sleep", "1"], []]);
+    expect(messages(r)).toEqual([
+      "app/compose.yaml:8:5: warning: entrypoint: [] clears the image's entrypoint, but without a command there is nothing to run in its place: the pod runs the image's entrypoint (set command: in the manifest)",
+    ]);
+    expect([b!.command, b!.args]).toEqual([[], []]);
+  });
+
+  it("takes cpus: 0 for no limit, as Docker does", () => {
+    const r = compose(`services:
+  a: {image: busybox, cpus: 0}
+`);
+    expect(messages(r)).toEqual([
+      "app/compose.yaml:2:29: warning: cpus: 0 sets no limit in Compose; the pod reserves 500m (change resources.cpu in the manifest)",
+    ]);
+    expect(r.pod!.containers[0]!.resources.cpuMillis).toBe(500n);
+  });
+
+  it("says which services collide when their names become the same container name", () => {
+    const r = compose(`services:
+  my_app: {image: busybox}
+  my-app: {image: busybox}
+`);
+    expect(messages(r)).toEqual([
+      'app/compose.yaml:2:3: warning: service "my_app" becomes container "my-app" (container names are DNS labels)',
+      'app/compose.yaml:3:3: services "my_app" and "my-app" both become container "my-app" (container names are DNS labels): rename one',
+    ]);
+  });
+});

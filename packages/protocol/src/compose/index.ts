@@ -98,6 +98,7 @@ function readProject(cx: ComposeContext, root: Node): { pod: Pod; builds: Compos
       `${states.length} services to import, but a pod has at most ${LIMITS.containers} containers: put the services it does not need under profiles:, or split the file`,
     );
   }
+  checkSameNames(cx, states);
   checkSharedPorts(cx, states);
   warnRenamedHosts(cx, states);
   return {
@@ -156,6 +157,25 @@ function hostPatterns(name: string): { inText: RegExp; whole: RegExp } {
     inText: new RegExp(`(?:(?:@|//)${n}(?=$|[:/?,])|(?:^|[\\s,=])${n}:\\d)`),
     whole: new RegExp(`^${n}$`),
   };
+}
+
+/** Two services whose names become the same DNS label (my_app, my-app) would be one container name. */
+function checkSameNames(cx: ComposeContext, states: ServiceState[]): void {
+  const first = new Map<string, string>();
+  states.forEach((s, i) => {
+    const other = first.get(s.container.name);
+    if (other === undefined) {
+      first.set(s.container.name, s.name);
+      return;
+    }
+    const path = ["spec", "containers", i, "name"];
+    cx.r.report(
+      cx.r.nodeAt(path) ?? null,
+      "CONFLICT",
+      `services "${other}" and "${s.name}" both become container "${s.container.name}" (container names are DNS labels): rename one`,
+    );
+    cx.r.poison(path);
+  });
 }
 
 /** The manifest check's "more than 16 containers": the import reports it at services: with the count. */

@@ -14,8 +14,13 @@ export function readResources(cx: ComposeContext, m: MapView, c: Container): voi
     const t = cx.entryText(e);
     if (t === undefined) return;
     const v = parseComposeCpus(t);
-    if (v === undefined || v === 0n)
-      r.report(e!.value, "INVALID_QUANTITY", `${e!.key}: "${t}" is not a CPU count`);
+    if (v === 0n)
+      r.warn(
+        e!.value,
+        "UNSUPPORTED",
+        `${e!.key}: 0 sets no limit in Compose; the pod reserves ${c.resources.cpuMillis}m (change resources.cpu in the manifest)`,
+      );
+    else if (v === undefined) r.report(e!.value, "INVALID_QUANTITY", `${e!.key}: "${t}" is not a CPU count`);
     else c.resources.cpuMillis = v;
   };
   const setMemory = (e: Entry | undefined) => {

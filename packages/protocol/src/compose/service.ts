@@ -66,7 +66,10 @@ export function readService(
   const command = m.get("command");
   if (command) container.args = argv(cx, command, [...path, "args"]);
   const entrypoint = m.get("entrypoint");
-  if (entrypoint) container.command = argv(cx, entrypoint, [...path, "command"]);
+  if (entrypoint) {
+    container.command = argv(cx, entrypoint, [...path, "command"]);
+    if (container.command.length === 0) clearedEntrypoint(cx, entrypoint, container);
+  }
   const wd = m.get("working_dir");
   if (wd) {
     const v = cx.text(wd.value, [...path, "workingDir"], "working_dir", wd.keyNode);
@@ -194,4 +197,23 @@ function readAliases(cx: ComposeContext, m: MapView): { name: string; what: stri
       out.push({ name: a.value, what: "its network alias" });
   }
   return out;
+}
+
+/**
+ * `entrypoint: ""` or `[]` runs the command without the image's entrypoint. A pod's empty command means the
+ * image's entrypoint, so the command becomes the entrypoint; with no command there is nothing to run instead.
+ */
+function clearedEntrypoint(cx: ComposeContext, e: Entry, c: Container): void {
+  const n = cx.r.resolve(e.value);
+  if (!n || (isScalar(n) && n.value === null)) return;
+  if (c.args.length > 0) {
+    c.command = c.args;
+    c.args = [];
+    return;
+  }
+  cx.r.warn(
+    e.keyNode,
+    "UNSUPPORTED",
+    `entrypoint: ${isSeq(n) ? "[]" : '""'} clears the image's entrypoint, but without a command there is nothing to run in its place: the pod runs the image's entrypoint (set command: in the manifest)`,
+  );
 }
