@@ -88,6 +88,20 @@ volumes:
     ]);
   });
 
+  it("counts the GPUs a reservation names by device_ids", () => {
+    const r = compose(`services:
+  a:
+    image: busybox
+    deploy:
+      resources:
+        reservations:
+          devices:
+            - {driver: nvidia, device_ids: ["0", "3"], capabilities: [gpu]}
+`);
+    expect(messages(r)).toEqual([]);
+    expect(r.pod!.containers[0]!.resources.gpu).toBe(2n);
+  });
+
   it("reserves every GPU it can name: count all is one GPU, with a warning", () => {
     const r = compose(`services:
   a:

@@ -101,7 +101,10 @@ function readDevices(cx: ComposeContext, devices: Entry, c: Container): void {
       r.report(r.resolve(d), "UNSUPPORTED", "devices other than GPUs are not available to pods");
       continue;
     }
-    c.resources.gpu = gpuCount(cx, dv?.get("count"));
+    const ids = dv?.get("device_ids");
+    c.resources.gpu = ids
+      ? BigInt(r.seq(ids.value, [], "device_ids", ids.keyNode).length)
+      : gpuCount(cx, dv?.get("count"));
   }
 }
 
