@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { type ComposeImportOptions, importCompose } from "../src/compose/index.js";
 import { formatDiagnostic } from "../src/diagnostics.js";
 import { parseManifest } from "../src/manifest.js";
+import { parseDotEnv } from "../src/shell.js";
 
 const compose = (text: string, env: Record<string, string> = {}, options: ComposeImportOptions = {}) =>
   importCompose(text, "app/compose.yaml", { env, ...options });
@@ -678,6 +679,45 @@ describe("entrypoint, cpus and names as Compose reads them", () => {
     expect(messages(r)).toEqual([
       'app/compose.yaml:2:3: warning: service "my_app" becomes container "my-app" (container names are DNS labels)',
       'app/compose.yaml:3:3: services "my_app" and "my-app" both become container "my-app" (container names are DNS labels): rename one',
+    ]);
+  });
+});
+
+describe(".env and env_file values", () => {
+  it("interpolates unquoted and double-quoted values with the variables before them, as Compose does", () => {
+    expect(
+      parseDotEnv(
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a .env file's text
+        "HOST=db\nURL=http://${HOST}:8080/$HOST\nX=${MISSING:-fallback}\nQ=\"at ${HOST}\"\nS='lit ${HOST}'\nP=${HOST:+set}\n",
+      ).vars,
+    ).toEqual({
+      HOST: "db",
+      URL: "http://db:8080/db",
+      X: "fallback",
+      Q: "at db",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: kept literally (single-quoted)
+      S: "lit ${HOST}",
+      P: "set",
+    });
+  });
+
+  it("reads env_file values with the project's variables (.env) where the file does not set them", () => {
+    const r = compose(
+      `services:
+  a:
+    image: busybox
+    env_file: app.env
+`,
+      { DOMAIN: "example.org" },
+      {
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: an env_file's text
+        readFile: (p) => (p === "app.env" ? "PORT=8080\nPUBLIC_URL=https://${DOMAIN}:${PORT}\n" : undefined),
+      },
+    );
+    expect(messages(r)).toEqual([]);
+    expect(r.pod!.containers[0]!.env.map((e) => (e.kind === "value" ? `${e.name}=${e.value}` : ""))).toEqual([
+      "PORT=8080",
+      "PUBLIC_URL=https://example.org:8080",
     ]);
   });
 });

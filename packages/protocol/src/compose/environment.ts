@@ -85,7 +85,8 @@ function readEnvFiles(cx: ComposeContext, m: MapView, vars: Vars): void {
       if (required) r.report(n ?? envFile.keyNode, "FILE_NOT_FOUND", `env_file "${file}" cannot be read`);
       continue;
     }
-    const parsed = parseDotEnv(content);
+    // Compose expands variables in env_file values too: the file's own, then the project's (.env).
+    const parsed = parseDotEnv(content, (name) => cx.env[name]);
     for (const err of parsed.errors)
       r.report(n, "INVALID_VALUE", `env_file "${file}" line ${err.line}: ${err.message}`);
     for (const [k, v] of Object.entries(parsed.vars)) vars.set(k, { value: v, node: n });
