@@ -457,6 +457,22 @@ services:
     expect(r.pod!.containers[0]!.volumeMounts.map((m) => m.mountPath)).toEqual(["/cache"]);
   });
 
+  it("counts a README among configuration files (temporal's dynamicconfig)", () => {
+    const r = compose(
+      `services:
+  t:
+    image: busybox
+    volumes: ["./dyn:/etc/dyn"]
+`,
+      {},
+      { pathKind: () => "directory", listFiles: () => ["README.md", "development.yaml"] },
+    );
+    expect(r.pod!.containers[0]!.volumeMounts.map((m) => m.mountPath)).toEqual([
+      "/etc/dyn/README.md",
+      "/etc/dyn/development.yaml",
+    ]);
+  });
+
   it("ships a directory of configuration files read-only, and keeps data directories as volumes", () => {
     const r = compose(
       `services:

@@ -17,7 +17,7 @@ const MAX_SHIPPED_FILES = 16;
 
 /** Files taken for configuration (read by the program, not written): a writable directory of only these is shipped. */
 const CONFIG_FILE =
-  /\.(ya?ml|json|toml|ini|conf|cfg|config|xml|properties|py|js|lua|env|txt|sh|sql|rules|tmpl|j2|pem|crt|key)$/i;
+  /\.(ya?ml|json|toml|ini|conf|cfg|config|xml|properties|py|js|lua|env|txt|md|sh|sql|rules|tmpl|j2|pem|crt|key)$/i;
 
 const HOST_ONLY_PATHS =
   /^\/+$|^\/(var\/run|run|proc|sys|dev|boot|lib\/modules|var\/lib\/(docker|containers))(\/|$)|docker\.sock|podman\.sock/;
