@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -165,6 +165,31 @@ describe("tpod manifest import", () => {
     expect(out.join("")).toContain(
       "- name: FROM_FILE\n          value: yes\n        - name: GREETING\n          value: hello\n",
     );
+  });
+
+  it("ships a read-only config directory's files and takes COMPOSE_PROFILES from .env", async () => {
+    const project = join(dir, "confdir");
+    mkdirSync(join(project, "conf", "conf.d"), { recursive: true });
+    writeFileSync(join(project, "conf", "main.conf"), "listen 8080;\n");
+    writeFileSync(join(project, "conf", "conf.d", "site.conf"), "root /www;\n");
+    writeFileSync(join(project, ".env"), "COMPOSE_PROFILES=web\n");
+    const file = join(project, "compose.yaml");
+    writeFileSync(
+      file,
+      `services:\n  proxy:\n    image: busybox\n    profiles: [web]\n    volumes: ["./conf:/etc/proxy:ro"]\n`,
+    );
+    const { io, out, err } = capture();
+    expect(await run(["manifest", "import", file], io)).toBe(0);
+    expect(err).toEqual([
+      `${file}:5:15: warning: read-only bind mount of host directory ./conf: its 2 files become secret volumes (encrypted, read-only in the pod); files added to it later are not seen`,
+    ]);
+    expect(out.join("")).toContain("mountPath: /etc/proxy/conf.d/site.conf\n");
+    // Saved next to the Compose file, the manifest validates: the secret files are found relative to it.
+    const saved = join(project, "pod.yaml");
+    writeFileSync(saved, out.join(""));
+    const validated = capture();
+    expect(await run(["manifest", "validate", saved], validated.io)).toBe(0);
+    expect(validated.err).toEqual([]);
   });
 
   it("through the installed bin: stdout is a manifest that validates", async () => {

@@ -58,7 +58,10 @@ export function shellSplit(input: string): string[] {
 }
 
 /** Parses a .env file (KEY=VALUE lines, `#` comments, optional `export`, single or double quotes). */
-export function parseDotEnv(text: string): {
+export function parseDotEnv(
+  text: string,
+  outer: (name: string) => string | undefined = () => undefined,
+): {
   vars: Record<string, string>;
   errors: { line: number; message: string }[];
 } {
@@ -80,11 +83,39 @@ export function parseDotEnv(text: string): {
       value = end > 0 ? rest.slice(1, end) : rest.slice(1);
     } else if (rest.startsWith('"')) {
       const body = /^"((?:[^"\\]|\\.)*)"/.exec(rest)?.[1] ?? rest.slice(1);
-      value = body.replace(/\\(.)/g, (_s, c: string) => (c === "n" ? "\n" : c === "t" ? "\t" : c));
+      value = expandDotEnv(
+        body.replace(/\\(.)/g, (_s, c: string) => (c === "n" ? "\n" : c === "t" ? "\t" : c)),
+        (name) => vars[name] ?? outer(name),
+      );
     } else {
-      value = rest.replace(/\s+#.*$/, "").trim();
+      value = expandDotEnv(rest.replace(/\s+#.*$/, "").trim(), (name) => vars[name] ?? outer(name));
     }
     vars[key] = value;
   });
   return { vars, errors };
+}
+
+/**
+ * Variables in a .env or env_file value, as Compose expands them there: `${VAR}`, `$VAR`, `${VAR:-default}`,
+ * `${VAR-default}`, `${VAR:+alt}`, `${VAR+alt}`, from the variables defined above (then `lookup`'s); unset is
+ * empty. Single-quoted values are not expanded (the caller does not pass them).
+ */
+function expandDotEnv(value: string, lookup: (name: string) => string | undefined): string {
+  return value.replace(
+    /\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?)([-+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))/g,
+    (
+      _m,
+      braced: string | undefined,
+      colon: string | undefined,
+      op: string | undefined,
+      arg = "",
+      bare?: string,
+    ) => {
+      const v = lookup(braced ?? bare ?? "");
+      if (!op) return v ?? "";
+      const set = colon ? v !== undefined && v !== "" : v !== undefined;
+      if (op === "-") return set ? v! : arg;
+      return set ? arg : "";
+    },
+  );
 }

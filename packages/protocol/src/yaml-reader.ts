@@ -13,6 +13,7 @@ import {
   type Node,
   parseDocument,
   type Scalar,
+  type Tags,
 } from "yaml";
 import { type Diagnostic, type DiagnosticCode, didYouMean, type Severity } from "./diagnostics.js";
 import { formatPath, type PathSegment } from "./pod.js";
@@ -102,8 +103,15 @@ export class YamlReader {
     private readonly lines: LineCounter,
   ) {}
 
-  /** Parses YAML text; syntax errors become diagnostics and `root` is undefined when nothing can be read. */
-  static parse(text: string, file: string): { reader: YamlReader; root: Node | undefined } {
+  /**
+   * Parses YAML text; syntax errors become diagnostics and `root` is undefined when nothing can be read.
+   * customTags are the tags the format allows beyond YAML's (Compose's `!reset` and `!override`).
+   */
+  static parse(
+    text: string,
+    file: string,
+    customTags: Tags = [],
+  ): { reader: YamlReader; root: Node | undefined } {
     const lines = new LineCounter();
     if (text.length > MAX_YAML_BYTES) {
       const reader = new YamlReader(file, undefined, lines);
@@ -120,6 +128,7 @@ export class YamlReader {
     const doc = parseDocument(text, {
       lineCounter: lines,
       merge: true,
+      customTags,
       prettyErrors: false,
       uniqueKeys: true,
     });

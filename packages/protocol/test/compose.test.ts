@@ -207,7 +207,7 @@ describe("Compose import details", () => {
 `);
     expect(r.diagnostics.map(formatDiagnostic)).toEqual([
       "app/compose.yaml:3:23: warning: expose: not published; the containers of a pod reach each other on localhost (use ports: to publish)",
-      `app/compose.yaml:3:32: services "a" and "b" both use port 80; the containers of a pod share one network`,
+      `app/compose.yaml:3:32: services "a" and "b" both use port 80; the containers of a pod share one network: make one of them listen on another port`,
     ]);
   });
 
@@ -226,6 +226,9 @@ describe("Compose import details", () => {
       "web",
       "<<",
       "x-a",
+      "extends",
+      "service",
+      "a",
     );
     const leaf = fc.oneof(
       fc.constant("busybox"),

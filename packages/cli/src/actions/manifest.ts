@@ -1,5 +1,5 @@
-import { existsSync, readFileSync, statSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { basename, dirname, join, relative, resolve } from "node:path";
 import {
   billedUnits,
   type Container,
@@ -177,6 +177,7 @@ export function importComposeFile(file: string): ComposeImport {
         return undefined;
       }
     },
+    listFiles: (p) => listFiles(resolve(base, p)),
     pathKind: (p) => {
       try {
         return statSync(resolve(base, p)).isDirectory() ? "directory" : "file";
@@ -185,6 +186,18 @@ export function importComposeFile(file: string): ComposeImport {
       }
     },
   });
+}
+
+/** The files under a directory, relative to it, sorted; undefined when it is not a readable directory. */
+function listFiles(dir: string): string[] | undefined {
+  try {
+    return readdirSync(dir, { recursive: true, withFileTypes: true })
+      .filter((d) => d.isFile())
+      .map((d) => relative(dir, join(d.parentPath, d.name)))
+      .sort();
+  } catch {
+    return undefined;
+  }
 }
 
 /** `tpod manifest validate FILE...` */

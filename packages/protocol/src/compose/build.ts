@@ -10,6 +10,7 @@ import { type ComposeContext, joinPath } from "./context.js";
 import type { ComposeBuild } from "./types.js";
 
 const BUILD_KEYS = [
+  "x-*",
   "context",
   "dockerfile",
   "dockerfile_inline",
@@ -122,10 +123,9 @@ function readBuildOptions(cx: ComposeContext, bm: MapView, build: ComposeBuild):
   const labels = bm.get("labels");
   if (labels) build.labels = keyValues(cx, labels, false);
   const noCache = bm.get("no_cache");
-  if (noCache) build.noCache = r.boolean(noCache.value, [], "no_cache", noCache.keyNode) ?? false;
+  if (noCache) build.noCache = cx.boolean(noCache.value, [], "no_cache", noCache.keyNode) ?? false;
   const privileged = bm.get("privileged");
-  const pv = privileged && r.resolve(privileged.value);
-  if (privileged && pv && isScalar(pv) && pv.value === true)
+  if (privileged && cx.boolean(privileged.value, [], "privileged", privileged.keyNode))
     r.report(
       privileged.keyNode,
       "UNSUPPORTED",

@@ -2,13 +2,20 @@
  * What every part of a Compose import shares: the YAML reader (positions, diagnostics), the options, and
  * Compose's variable interpolation, which applies to every scalar the import reads.
  */
-import { isSeq, type Node } from "yaml";
+import { isScalar, isSeq, type Node } from "yaml";
 import type { PathSegment } from "../pod.js";
 import type { Entry, YamlReader } from "../yaml-reader.js";
 import type { ComposeImportOptions } from "./types.js";
 
 export class ComposeContext {
   readonly env: Record<string, string>;
+  private readonly warnedUnset = new Set<string>();
+  /** Set while peeking: interpolation reports nothing. */
+  private quiet = false;
+  /** One-shot services already warned about (see warnOneShotDependencies). */
+  readonly warnedOneShot = new Set<string>();
+  /** The active profiles. */
+  readonly profiles: Set<string>;
 
   constructor(
     readonly r: YamlReader,
@@ -16,6 +23,18 @@ export class ComposeContext {
     readonly options: ComposeImportOptions,
   ) {
     this.env = options.env ?? {};
+    this.profiles = new Set(
+      options.profiles ??
+        (this.env.COMPOSE_PROFILES ?? "")
+          .split(",")
+          .map((p) => p.trim())
+          .filter(Boolean),
+    );
+  }
+
+  /** Whether a service with these profiles is imported: one of them is active, as Compose starts them. */
+  profileActive(profiles: string[]): boolean {
+    return this.profiles.has("*") || profiles.some((p) => this.profiles.has(p));
   }
 
   /** ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?err}, ${VAR:+alt}, $VAR and $$, as Compose reads them. */
@@ -42,7 +61,7 @@ export class ComposeContext {
           j++;
         }
         if (depth > 0) {
-          this.r.report(node, "INVALID_VALUE", `unterminated \${ in "${text.slice(0, 60)}"`);
+          if (!this.quiet) this.r.report(node, "INVALID_VALUE", `unterminated \${ in "${text.slice(0, 60)}"`);
           return out + text.slice(i);
         }
         out += this.expand(text.slice(i + 2, j - 1), node);
@@ -64,6 +83,10 @@ export class ComposeContext {
   private lookup(name: string, node: Node | null): string {
     const v = this.env[name];
     if (v !== undefined) return v;
+    if (this.quiet) return "";
+    // Once per variable, where it is first used: a file that uses an unset variable everywhere stays readable.
+    if (this.warnedUnset.has(name)) return "";
+    this.warnedUnset.add(name);
     this.r.warn(
       node,
       "UNKNOWN_REFERENCE",
@@ -75,7 +98,7 @@ export class ComposeContext {
   private expand(expr: string, node: Node | null): string {
     const m = /^([A-Za-z_][A-Za-z0-9_]*)(?:(:?)([-?+])([\s\S]*))?$/.exec(expr);
     if (!m) {
-      this.r.report(node, "INVALID_VALUE", `"\${${expr}}" is not a valid substitution`);
+      if (!this.quiet) this.r.report(node, "INVALID_VALUE", `"\${${expr}}" is not a valid substitution`);
       return "";
     }
     const [, name = "", colon, op, arg = ""] = m;
@@ -84,8 +107,24 @@ export class ComposeContext {
     const set = colon ? value !== undefined && value !== "" : value !== undefined;
     if (op === "-") return set ? value! : this.interpolate(arg, node);
     if (op === "+") return set ? this.interpolate(arg, node) : "";
-    if (!set) this.r.report(node, "MISSING_KEY", `variable ${name} is required${arg ? `: ${arg}` : ""}`);
+    if (!set && !this.quiet)
+      this.r.report(node, "MISSING_KEY", `variable ${name} is required${arg ? `: ${arg}` : ""}`);
     return value ?? "";
+  }
+
+  /**
+   * A scalar's interpolated text without reporting anything, for looking ahead at what the import reads (and
+   * reports about) later; undefined when it is not a scalar.
+   */
+  peek(raw: Node | null): string | undefined {
+    const n = this.r.resolve(raw);
+    if (!n || !isScalar(n) || n.value === null || typeof n.value === "object") return undefined;
+    this.quiet = true;
+    try {
+      return this.interpolate(String(n.value), n);
+    } finally {
+      this.quiet = false;
+    }
   }
 
   /** A scalar's text (numbers and booleans as written), interpolated. */
@@ -97,6 +136,39 @@ export class ComposeContext {
     // A failed substitution is reported once; checks of the resulting value would only repeat it.
     if (this.r.diagnostics.slice(errorsBefore).some((d) => d.severity === "error")) this.r.poison(path);
     return value;
+  }
+
+  /**
+   * A non-negative integer, interpolated first: Compose casts after interpolation, so `retries: $RETRIES` and
+   * `retries: "3"` are numbers.
+   */
+  integer(raw: Node | null, path: PathSegment[], what: string, anchor?: Node | null): number | undefined {
+    const t = this.castable(raw, path, what, anchor);
+    if (t === undefined) return undefined;
+    if (/^\d+$/.test(t.trim()) && Number.isSafeInteger(Number(t))) return Number(t);
+    this.r.report(this.r.resolve(raw), "INVALID_VALUE", `${what}: "${t}" is not a non-negative integer`);
+    this.r.poison(path);
+    return undefined;
+  }
+
+  /** A boolean, interpolated first; Compose also reads yes/no, on/off and y/n. */
+  boolean(raw: Node | null, path: PathSegment[], what: string, anchor?: Node | null): boolean | undefined {
+    const t = this.castable(raw, path, what, anchor);
+    if (t === undefined) return undefined;
+    const v = t.trim().toLowerCase();
+    if (["true", "yes", "y", "on"].includes(v)) return true;
+    if (["false", "no", "n", "off"].includes(v)) return false;
+    this.r.report(this.r.resolve(raw), "INVALID_VALUE", `${what}: "${t}" is not a boolean (true or false)`);
+    this.r.poison(path);
+    return undefined;
+  }
+
+  /** A scalar's interpolated text to cast, or undefined when reading or interpolating it failed (reported). */
+  private castable(raw: Node | null, path: PathSegment[], what: string, anchor?: Node | null) {
+    const errorsBefore = this.r.diagnostics.filter((d) => d.severity === "error").length;
+    const t = this.text(raw, path, what, anchor);
+    const errorsAfter = this.r.diagnostics.filter((d) => d.severity === "error").length;
+    return errorsAfter > errorsBefore ? undefined : t;
   }
 
   /** An entry's interpolated text, or undefined when the entry is absent. */

@@ -12,6 +12,12 @@ export function readEnvironment(cx: ComposeContext, m: MapView, path: PathSegmen
   const vars: Vars = new Map();
   readEnvFiles(cx, m, vars);
   const env = m.get("environment");
+  const unset: string[] = [];
+  const passThrough = (name: string, node: Node | null) => {
+    const v = cx.env[name];
+    if (v !== undefined) vars.set(name, { value: v, node });
+    else unset.push(name);
+  };
   if (env) {
     const node = r.resolve(env.value);
     if (node && isMap(node)) {
@@ -19,7 +25,7 @@ export function readEnvironment(cx: ComposeContext, m: MapView, path: PathSegmen
       for (const item of em.entries.values()) {
         const v = r.resolve(item.value);
         if (!v || (isScalar(v) && v.value === null)) {
-          passThrough(cx, item.key, item.keyNode, vars);
+          passThrough(item.key, item.keyNode);
           continue;
         }
         const value = cx.text(item.value, [], item.key, item.keyNode);
@@ -31,10 +37,19 @@ export function readEnvironment(cx: ComposeContext, m: MapView, path: PathSegmen
         if (t === undefined) continue;
         const eq = t.indexOf("=");
         const n = r.resolve(item);
-        if (eq < 0) passThrough(cx, t, n, vars);
+        if (eq < 0) passThrough(t, n);
         else vars.set(t.slice(0, eq), { value: t.slice(eq + 1), node: n });
       }
     }
+  }
+  if (env && unset.length > 0) {
+    // One warning per service: some files pass dozens of optional variables through from the shell.
+    const many = unset.length > 1;
+    r.warn(
+      env.keyNode,
+      "MISSING_KEY",
+      `environment ${unset.join(", ")} ${many ? "have" : "has"} no value (Compose takes ${many ? "them" : "it"} from the shell): dropped; set ${many ? "them" : "it"} in .env`,
+    );
   }
   let i = 0;
   const out: EnvVar[] = [];
@@ -58,11 +73,11 @@ function readEnvFiles(cx: ComposeContext, m: MapView, vars: Vars): void {
     let file: string | undefined;
     let required = true;
     if (n && isMap(n)) {
-      const fm = r.map(n, [], "env_file entry", ["path", "required", "format"])!;
+      const fm = r.map(n, [], "env_file entry", ["path", "required", "format", "x-*"])!;
       const p = r.require(fm, "path", "an env_file entry", []);
       file = p && cx.text(p.value, [], "path", p.keyNode);
       const req = fm.get("required");
-      if (req) required = r.boolean(req.value, [], "required", req.keyNode) ?? true;
+      if (req) required = cx.boolean(req.value, [], "required", req.keyNode) ?? true;
     } else file = cx.text(item, [], "env_file", envFile.keyNode);
     if (file === undefined) continue;
     const content = cx.options.readFile?.(file);
@@ -70,20 +85,10 @@ function readEnvFiles(cx: ComposeContext, m: MapView, vars: Vars): void {
       if (required) r.report(n ?? envFile.keyNode, "FILE_NOT_FOUND", `env_file "${file}" cannot be read`);
       continue;
     }
-    const parsed = parseDotEnv(content);
+    // Compose expands variables in env_file values too: the file's own, then the project's (.env).
+    const parsed = parseDotEnv(content, (name) => cx.env[name]);
     for (const err of parsed.errors)
       r.report(n, "INVALID_VALUE", `env_file "${file}" line ${err.line}: ${err.message}`);
     for (const [k, v] of Object.entries(parsed.vars)) vars.set(k, { value: v, node: n });
   }
-}
-
-function passThrough(cx: ComposeContext, name: string, node: Node | null, vars: Vars): void {
-  const v = cx.env[name];
-  if (v !== undefined) vars.set(name, { value: v, node });
-  else
-    cx.r.warn(
-      node,
-      "MISSING_KEY",
-      `environment ${name} has no value (Compose takes it from the shell): dropped; set it in .env`,
-    );
 }

@@ -11,12 +11,12 @@ export function readHealthcheck(cx: ComposeContext, e: Entry, path: PathSegment[
     e.value,
     path,
     "healthcheck",
-    ["test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"],
+    ["test", "interval", "timeout", "retries", "start_period", "start_interval", "disable", "x-*"],
     e.keyNode,
   );
   if (!hm) return undefined;
   const disable = hm.get("disable");
-  if (disable && r.boolean(disable.value, [], "disable", disable.keyNode)) return undefined;
+  if (disable && cx.boolean(disable.value, [], "disable", disable.keyNode)) return undefined;
   const test = hm.get("test");
   if (!test) return undefined;
   const node = r.resolve(test.value);
@@ -51,7 +51,7 @@ export function readHealthcheck(cx: ComposeContext, e: Entry, path: PathSegment[
     probe: { kind: "exec", command },
     intervalMs: duration(cx, hm.get("interval"), 30_000n),
     timeoutMs: duration(cx, hm.get("timeout"), 30_000n),
-    retries: (retries && r.integer(retries.value, [...path, "retries"], "retries", retries.keyNode)) ?? 3,
+    retries: (retries && cx.integer(retries.value, [...path, "retries"], "retries", retries.keyNode)) ?? 3,
     startPeriodMs: duration(cx, hm.get("start_period"), 0n),
   };
   for (const [k, p] of [

@@ -8,12 +8,13 @@
  * Split by concern: context (interpolation, shared reader), keys (refused and dropped keys), service, build,
  * ports, volumes, environment, resources, healthcheck. Browser-safe (no node: imports).
  */
-import type { Node } from "yaml";
+import { isMap, type Node } from "yaml";
 import { formatDiagnostic } from "../diagnostics.js";
 import { formatManifest } from "../manifest.js";
-import { type Pod, validatePod } from "../pod.js";
-import { YamlReader } from "../yaml-reader.js";
+import { LIMITS, type PathSegment, type Pod, validatePod } from "../pod.js";
+import { type Entry, YamlReader } from "../yaml-reader.js";
 import { ComposeContext, directoryName, toDnsLabel } from "./context.js";
+import { COMPOSE_TAGS, resolveExtends } from "./extends.js";
 import { TOP_KEYS } from "./keys.js";
 import { checkSharedPorts } from "./ports.js";
 import { readService, type ServiceState } from "./service.js";
@@ -71,16 +72,35 @@ function readProject(cx: ComposeContext, root: Node): { pod: Pod; builds: Compos
     servicesEntry && r.map(servicesEntry.value, ["services"], "services", undefined, servicesEntry.keyNode);
   if (!services) return undefined;
   const states: ServiceState[] = [];
-  for (const e of services.entries.values()) {
+  const entries = resolveExtends(cx, services).filter((e) => !e.key.startsWith("x-"));
+  volumes.noteBindSources(entries);
+  for (const e of entries) {
     if (e.key.startsWith("x-")) continue;
     const state = readService(cx, volumes, e, states.length, podName);
     if (state) states.push(state);
   }
   if (states.length === 0) {
-    r.report(servicesEntry.value ?? servicesEntry.keyNode, "MISSING_KEY", "no services to import");
+    const allProfiled =
+      services.entries.size > 0 && [...services.entries.values()].every((e) => profiledService(r, e));
+    r.report(
+      servicesEntry.value ?? servicesEntry.keyNode,
+      "MISSING_KEY",
+      allProfiled
+        ? "no services to import: every service has profiles; set COMPOSE_PROFILES in .env to the profiles to import"
+        : "no services to import",
+    );
     return undefined;
   }
+  if (states.length > LIMITS.containers) {
+    r.report(
+      servicesEntry.keyNode,
+      "TOO_LARGE",
+      `${states.length} services to import, but a pod has at most ${LIMITS.containers} containers: put the services it does not need under profiles:, or split the file`,
+    );
+  }
+  checkSameNames(cx, states);
   checkSharedPorts(cx, states);
+  warnRenamedHosts(cx, states);
   return {
     pod: {
       name: podName,
@@ -93,12 +113,88 @@ function readProject(cx: ComposeContext, root: Node): { pod: Pod; builds: Compos
 }
 
 /**
+ * Compose resolves a service by its name, container_name, hostname and network aliases; a pod resolves only its
+ * container names (a service name made a DNS label: `my_db` becomes `my-db`). Point at each env value or argument
+ * that uses one of the other names as a host (`my_db`, `@my_db:5432`, `//my_db/`), so connection strings get
+ * fixed before deploying rather than failing at run time.
+ */
+function warnRenamedHosts(cx: ComposeContext, states: ServiceState[]): void {
+  const containerNames = new Set(states.map((s) => s.container.name));
+  const lost = states.flatMap((s) =>
+    s.aliases
+      .filter((a) => !containerNames.has(a.name))
+      .map((a) => ({
+        ...hostPatterns(a.name),
+        message: `"${a.name}" names service "${s.name}"${a.what ? ` (${a.what})` : ""}, which the pod resolves as "${s.container.name}" (or localhost): write ${s.container.name} here`,
+      })),
+  );
+  if (lost.length === 0) return;
+  const r = cx.r;
+  states.forEach((s, i) => {
+    const c = s.container;
+    const at = (...rest: (string | number)[]): PathSegment[] => ["spec", "containers", i, ...rest];
+    // A whole value is taken for a host only in a variable named like one (DB_HOST=my_db, not USER=loki).
+    const values: [string, PathSegment[], boolean][] = [
+      ...c.env.flatMap((e, j): [string, PathSegment[], boolean][] =>
+        e.kind === "value" ? [[e.value, at("env", j, "value"), HOST_VARIABLE.test(e.name)]] : [],
+      ),
+      ...c.command.map((a, j): [string, PathSegment[], boolean] => [a, at("command", j), false]),
+      ...c.args.map((a, j): [string, PathSegment[], boolean] => [a, at("args", j), false]),
+    ];
+    for (const [value, path, hostVariable] of values) {
+      const hit = lost.find((l) => l.inText.test(value) || (hostVariable && l.whole.test(value)));
+      if (hit) r.warn(r.nodeAt(path) ?? null, "UNKNOWN_REFERENCE", hit.message);
+    }
+  });
+}
+
+const HOST_VARIABLE = /HOST|SERVER|ADDR|URL|URI|ENDPOINT|BROKER|DSN|PEER|NODES/i;
+
+/** A host name inside a value (`@db:5432`, `//db/`, `db:5432`), and a value that is only the name. */
+function hostPatterns(name: string): { inText: RegExp; whole: RegExp } {
+  const n = name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return {
+    inText: new RegExp(`(?:(?:@|//)${n}(?=$|[:/?,])|(?:^|[\\s,=])${n}:\\d)`),
+    whole: new RegExp(`^${n}$`),
+  };
+}
+
+/** Two services whose names become the same DNS label (my_app, my-app) would be one container name. */
+function checkSameNames(cx: ComposeContext, states: ServiceState[]): void {
+  const first = new Map<string, string>();
+  states.forEach((s, i) => {
+    const other = first.get(s.container.name);
+    if (other === undefined) {
+      first.set(s.container.name, s.name);
+      return;
+    }
+    const path = ["spec", "containers", i, "name"];
+    cx.r.report(
+      cx.r.nodeAt(path) ?? null,
+      "CONFLICT",
+      `services "${other}" and "${s.name}" both become container "${s.container.name}" (container names are DNS labels): rename one`,
+    );
+    cx.r.poison(path);
+  });
+}
+
+/** The manifest check's "more than 16 containers": the import reports it at services: with the count. */
+function tooManyContainers(issue: { path: PathSegment[]; code: string }): boolean {
+  return issue.code === "TOO_LARGE" && issue.path.length === 2 && issue.path[1] === "containers";
+}
+
+function profiledService(r: YamlReader, e: Entry): boolean {
+  const n = r.resolve(e.value);
+  return e.key.startsWith("x-") || (n !== null && isMap(n) && n.has("profiles"));
+}
+
+/**
  * Converts a Compose file into one pod. Returns the pod and its manifest YAML when there are no errors, the
  * images to build first, and the diagnostics (errors and warnings, in source order) either way. Never throws
  * for bad input.
  */
 export function importCompose(text: string, file: string, options: ComposeImportOptions = {}): ComposeImport {
-  const { reader, root } = YamlReader.parse(text, file);
+  const { reader, root } = YamlReader.parse(text, file, COMPOSE_TAGS);
   // Content merged from one anchor into several services would repeat the same located message: keep one.
   const sorted = () =>
     reader.diagnostics
@@ -111,7 +207,7 @@ export function importCompose(text: string, file: string, options: ComposeImport
   const project = readProject(new ComposeContext(reader, file, options), root);
   if (project) {
     for (const issue of validatePod(project.pod)) {
-      if (reader.isPoisoned(issue.path)) continue;
+      if (reader.isPoisoned(issue.path) || tooManyContainers(issue)) continue;
       reader.report(reader.nodeAt(issue.path) ?? null, issue.code, issue.message);
     }
   }

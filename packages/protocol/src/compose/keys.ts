@@ -4,7 +4,8 @@
  * with a warning saying what the pod does instead.
  */
 import { isScalar, isSeq } from "yaml";
-import type { MapView, YamlReader } from "../yaml-reader.js";
+import type { MapView } from "../yaml-reader.js";
+import type { ComposeContext } from "./context.js";
 
 export const SERVICE_KEYS = [
   "annotations",
@@ -120,7 +121,6 @@ const FATAL_KEYS: Record<string, string> = {
   devices: "host devices are not available to pods",
   device_cgroup_rules: "host devices are not available to pods",
   volumes_from: "mount the volumes explicitly instead",
-  extends: "inline the extended service",
   runtime: "the provider chooses the container runtime",
   isolation: "the provider chooses the isolation",
   cgroup_parent: "the provider manages cgroups",
@@ -184,11 +184,19 @@ const DROPPED_KEYS: Record<string, string> = {
   userns_mode: "",
 };
 
+/** Keys whose scalar value decides what happens: read interpolated. */
+const TYPED_KEYS = ["pid", "ipc", "uts", "network_mode", "restart", "scale"];
+
 /** Checks one key of a service: refuses what a pod cannot have, warns about what it drops. */
-export function checkServiceKey(r: YamlReader, m: MapView, key: string): void {
+export function checkServiceKey(cx: ComposeContext, m: MapView, key: string): void {
+  const r = cx.r;
   const e = m.get(key)!;
   const node = r.resolve(e.value);
-  const value = node && isScalar(node) ? node.value : undefined;
+  // Compose interpolates, then casts: `privileged: "true"` and `pid: $MODE` mean what they say.
+  const text =
+    TYPED_KEYS.includes(key) && node && isScalar(node) && node.value !== null
+      ? cx.text(node, [], key, e.keyNode)
+      : undefined;
   if (key in FATAL_KEYS) {
     const empty =
       node &&
@@ -198,7 +206,7 @@ export function checkServiceKey(r: YamlReader, m: MapView, key: string): void {
     return;
   }
   if (key === "privileged") {
-    if (value === true)
+    if (cx.boolean(e.value, [], key, e.keyNode))
       r.report(
         e.keyNode,
         "UNSUPPORTED",
@@ -207,13 +215,13 @@ export function checkServiceKey(r: YamlReader, m: MapView, key: string): void {
     return;
   }
   for (const hostKey of ["pid", "ipc", "uts"]) {
-    if (key === hostKey && value === "host") {
+    if (key === hostKey && text === "host") {
       r.report(e.keyNode, "UNSUPPORTED", `${key}: host is not supported (pods are isolated from the host)`);
       return;
     }
   }
   if (key === "network_mode") {
-    const mode = typeof value === "string" ? value : "";
+    const mode = text ?? "";
     if (mode.startsWith("service:") || mode.startsWith("container:") || mode === "bridge" || mode === "")
       return;
     r.warn(
@@ -224,16 +232,12 @@ export function checkServiceKey(r: YamlReader, m: MapView, key: string): void {
     return;
   }
   if (key === "restart") {
-    if (value === "no" || (typeof value === "string" && value.startsWith("on-failure")))
-      r.warn(
-        e.keyNode,
-        "UNSUPPORTED",
-        `restart: ${String(value)} dropped; pod containers are always restarted`,
-      );
+    if (text === "no" || text?.startsWith("on-failure"))
+      r.warn(e.keyNode, "UNSUPPORTED", `restart: ${text} dropped; pod containers are always restarted`);
     return;
   }
   if (key === "scale") {
-    if (typeof value === "number" && value > 1)
+    if (Number(text) > 1)
       r.warn(e.keyNode, "UNSUPPORTED", "scale: dropped; replicas apply to the whole pod (spec.replicas)");
     return;
   }

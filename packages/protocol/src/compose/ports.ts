@@ -7,9 +7,15 @@ import type { PathSegment, Port } from "../pod.js";
 import type { MapView } from "../yaml-reader.js";
 import type { ComposeContext } from "./context.js";
 
-/** Container ports taken for HTTP unless the port says otherwise (app_protocol); all others become tcp. */
+/**
+ * Container ports taken for HTTP unless the port says otherwise (app_protocol); all others become tcp. Besides
+ * the usual web ports, the web UIs and HTTP APIs of images common in Compose files: Loki 3100, Kibana 5601,
+ * n8n 5678, CouchDB 5984, InfluxDB 8086, Vault 8200, Consul 8500, Solr 8983, MinIO console 9001, Prometheus 9090,
+ * Elasticsearch/OpenSearch 9200, Zipkin 9411, RabbitMQ management 15672, Jaeger 16686.
+ */
 export const HTTP_PORTS: readonly number[] = [
-  80, 3000, 4000, 5000, 5173, 8000, 8008, 8069, 8080, 8081, 8088, 8888, 9080,
+  80, 3000, 3100, 4000, 5000, 5173, 5601, 5678, 5984, 8000, 8008, 8069, 8080, 8081, 8086, 8088, 8200, 8500,
+  8888, 8983, 9001, 9080, 9090, 9200, 9411, 15672, 16686,
 ];
 
 export type Transport = "tcp" | "udp";
@@ -89,7 +95,7 @@ function portProtocol(spec: PortSpec, transport: Transport): Port["protocol"] {
 function shortPort(cx: ComposeContext, item: Node | null): PortSpec[] {
   const t = cx.text(item, [], "ports items");
   if (t === undefined) return [];
-  const m = /^(?:(?:\[[^\]]*\]|[\d.]+):)?(?:(\d*(?:-\d+)?):)?(\d+)(?:-(\d+))?(?:\/(\w+))?$/.exec(t.trim());
+  const m = /^(?:(\[[^\]]*\]|[\d.]+):)?(?:(\d*(?:-\d+)?):)?(\d+)(?:-(\d+))?(?:\/(\w+))?$/.exec(t.trim());
   if (!m) {
     cx.r.report(
       cx.r.resolve(item),
@@ -98,7 +104,8 @@ function shortPort(cx: ComposeContext, item: Node | null): PortSpec[] {
     );
     return [];
   }
-  const [, , from = "", to, protocol = "tcp"] = m;
+  const [, hostIp = "", , from = "", to, protocol = "tcp"] = m;
+  warnLoopback(cx, hostIp.replace(/^\[|\]$/g, ""), from, cx.r.resolve(item));
   const start = Number(from);
   const end = to ? Number(to) : start;
   if (end < start || end - start >= 64) {
@@ -121,6 +128,7 @@ function longPort(cx: ComposeContext, node: Node): PortSpec[] {
     "mode",
     "app_protocol",
     "name",
+    "x-*",
   ])!;
   const target = r.require(pm, "target", "a port", []);
   const t = target && cx.text(target.value, [], "target", target.keyNode);
@@ -129,6 +137,7 @@ function longPort(cx: ComposeContext, node: Node): PortSpec[] {
     r.report(target?.value, "INVALID_PORT", `target "${t}" is not a port number`);
     return [];
   }
+  warnLoopback(cx, cx.entryText(pm.get("host_ip")) ?? "", t, node);
   const appProtocol = cx.entryText(pm.get("app_protocol"))?.toLowerCase();
   return [
     {
@@ -139,19 +148,42 @@ function longPort(cx: ComposeContext, node: Node): PortSpec[] {
   ];
 }
 
+/**
+ * Compose binds a port to the host's loopback so that only programs on that host reach it (a database for local
+ * tools); a pod has no such host side, so the port is published like the others. Say so.
+ */
+function warnLoopback(cx: ComposeContext, hostIp: string, port: string, node: Node | null): void {
+  if (!/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(hostIp)) return;
+  cx.r.warn(
+    node,
+    "UNSUPPORTED",
+    `port ${port} is bound to ${hostIp} (this host only) in Compose, but the pod publishes it; remove it from ports: if only the pod's containers use it`,
+  );
+}
+
 /** The containers of a pod share one network: two services cannot listen on the same port. */
-export function checkSharedPorts(cx: ComposeContext, services: { name: string; listens: Listens }[]): void {
+export function checkSharedPorts(
+  cx: ComposeContext,
+  services: { name: string; listens: Listens; container: { ports: Port[] } }[],
+): void {
   const owner = new Map<string, string>();
-  for (const s of services) {
+  services.forEach((s, i) => {
     for (const [key, node] of s.listens) {
       const other = owner.get(key);
-      if (other !== undefined)
-        cx.r.report(
-          node,
-          "CONFLICT",
-          `services "${other}" and "${s.name}" both use port ${key}; the containers of a pod share one network`,
-        );
-      else owner.set(key, s.name);
+      if (other === undefined) {
+        owner.set(key, s.name);
+        continue;
+      }
+      cx.r.report(
+        node,
+        "CONFLICT",
+        `services "${other}" and "${s.name}" both use port ${key}; the containers of a pod share one network: make one of them listen on another port`,
+      );
+      // The manifest check would report the same port again: this message says it with the services' names.
+      s.container.ports.forEach((p, j) => {
+        if (portKey(p.containerPort, transportOf(p)) === key)
+          cx.r.poison(["spec", "containers", i, "ports", j, "containerPort"]);
+      });
     }
-  }
+  });
 }

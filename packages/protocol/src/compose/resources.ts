@@ -14,8 +14,13 @@ export function readResources(cx: ComposeContext, m: MapView, c: Container): voi
     const t = cx.entryText(e);
     if (t === undefined) return;
     const v = parseComposeCpus(t);
-    if (v === undefined || v === 0n)
-      r.report(e!.value, "INVALID_QUANTITY", `${e!.key}: "${t}" is not a CPU count`);
+    if (v === 0n)
+      r.warn(
+        e!.value,
+        "UNSUPPORTED",
+        `${e!.key}: 0 sets no limit in Compose; the pod reserves ${c.resources.cpuMillis}m (change resources.cpu in the manifest)`,
+      );
+    else if (v === undefined) r.report(e!.value, "INVALID_QUANTITY", `${e!.key}: "${t}" is not a CPU count`);
     else c.resources.cpuMillis = v;
   };
   const setMemory = (e: Entry | undefined) => {
@@ -41,7 +46,7 @@ export function readResources(cx: ComposeContext, m: MapView, c: Container): voi
   const dm = r.map(deploy.value, [], "deploy", undefined, deploy.keyNode);
   if (!dm) return;
   for (const [key, e] of dm.entries) {
-    if (key === "resources") continue;
+    if (key === "resources" || key.startsWith("x-")) continue;
     if (key === "replicas") {
       const n = r.resolve(e.value);
       if (n && isScalar(n) && typeof n.value === "number" && n.value > 1)
@@ -55,7 +60,7 @@ export function readResources(cx: ComposeContext, m: MapView, c: Container): voi
     r.warn(e.keyNode, "UNSUPPORTED", `deploy.${key}: dropped`);
   }
   const res = dm.get("resources");
-  const rm = res && r.map(res.value, [], "deploy.resources", ["limits", "reservations"], res.keyNode);
+  const rm = res && r.map(res.value, [], "deploy.resources", ["limits", "reservations", "x-*"], res.keyNode);
   if (!rm) return;
   for (const which of ["reservations", "limits"] as const) {
     // Limits win over reservations: they are what the container may use, so what must be reserved.
@@ -66,7 +71,7 @@ export function readResources(cx: ComposeContext, m: MapView, c: Container): voi
         e.value,
         [],
         `deploy.resources.${which}`,
-        ["cpus", "memory", "pids", "devices", "generic_resources"],
+        ["cpus", "memory", "pids", "devices", "generic_resources", "x-*"],
         e.keyNode,
       );
     if (!lm) continue;
@@ -96,8 +101,25 @@ function readDevices(cx: ComposeContext, devices: Entry, c: Container): void {
       r.report(r.resolve(d), "UNSUPPORTED", "devices other than GPUs are not available to pods");
       continue;
     }
-    const count = dv?.get("count");
-    const cn = count && r.resolve(count.value);
-    c.resources.gpu = cn && isScalar(cn) && typeof cn.value === "number" ? BigInt(cn.value) : 1n;
+    const ids = dv?.get("device_ids");
+    c.resources.gpu = ids
+      ? BigInt(r.seq(ids.value, [], "device_ids", ids.keyNode).length)
+      : gpuCount(cx, dv?.get("count"));
   }
+}
+
+/** A GPU device reservation's count: a number (possibly from a variable), or `all`, which a pod cannot ask for. */
+function gpuCount(cx: ComposeContext, count: Entry | undefined): bigint {
+  if (!count) return 1n;
+  const t = cx.text(count.value, [], "count", count.keyNode);
+  if (t?.trim().toLowerCase() === "all") {
+    cx.r.warn(
+      cx.r.resolve(count.value),
+      "UNSUPPORTED",
+      "count: all reserves 1 GPU; set resources.gpu in the manifest if it needs more",
+    );
+    return 1n;
+  }
+  const n = cx.integer(count.value, [], "count", count.keyNode);
+  return n === undefined ? 1n : BigInt(n);
 }

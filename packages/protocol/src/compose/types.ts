@@ -8,6 +8,16 @@ export interface ComposeImportOptions {
   readFile?: (path: string) => string | undefined;
   /** Whether a path named in the Compose file (bind mount, build context) is a file or a directory; without it, names with an extension are files and build contexts are not checked. */
   pathKind?: (path: string) => "file" | "directory" | "missing";
+  /**
+   * The files under a directory named in the Compose file (a read-only bind mount's source), as paths relative to
+   * it, recursively; undefined when it cannot be listed. Without it, such mounts are refused.
+   */
+  listFiles?: (dir: string) => string[] | undefined;
+  /**
+   * The profiles whose services are imported besides those without profiles (`*`: all), as `--profile` gives
+   * them to Compose; default: COMPOSE_PROFILES (comma-separated) from env.
+   */
+  profiles?: string[];
   /** The pod name when the Compose file has no top-level `name:`; Compose uses the project directory's name. */
   projectName?: string;
 }
