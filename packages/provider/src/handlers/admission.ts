@@ -169,15 +169,25 @@ function checkCapacity(d: Capacity): void {
 
 const HOLDS_A_PLACE: readonly PodPhaseName[] = ["pending", "running", "stopped"];
 
-/**
- * Room for pod `id` at quote time: a new pod needs a free place, a pod the provider already holds (its update is
- * quoted like any pod) does not. Quoting a pod there is no room for would let its publisher open a channel and
- * lock a deposit for a pod that provision then refuses.
- */
-export function checkRoomFor(d: Capacity, id: string): void {
-  const held = d.state.getPod(id);
+/** Room for a pod at quote time: a new pod needs a free place, one the provider holds (an update) does not. */
+function checkRoomFor(d: Capacity, held: StoredPod | undefined): void {
   if (held && HOLDS_A_PLACE.includes(held.phase)) return;
   checkCapacity(d);
+}
+
+/**
+ * What a quote checks of pod `id` (the engine id of the publisher's pod) before it prices it: everything
+ * provision would refuse without reading the chain (room, hostnames), so that no publisher opens a channel and
+ * locks a deposit for a pod that provision then refuses.
+ */
+export function checkQuotable(
+  d: Pick<AdmissionDeps, "state" | "maxPods" | "baseDomain">,
+  id: string,
+  pod: Pod,
+): void {
+  const held = d.state.getPod(id);
+  checkRoomFor(d, held);
+  checkHostnames(d, id, pod);
 }
 
 /**

@@ -23,7 +23,7 @@ import type { BillingConfig } from "../billing/types.js";
 import type { ChainClock } from "../chain-clock.js";
 import type { ProviderConfig } from "../config.js";
 import { enginePodId } from "../provision/translate.js";
-import { type AdmissionDeps, admitPod, checkHostnames, checkRoomFor } from "./admission.js";
+import { type AdmissionDeps, admitPod, checkQuotable } from "./admission.js";
 import { shortCall } from "./limits.js";
 import { unary } from "./serve.js";
 
@@ -83,9 +83,7 @@ export async function quote(d: QuoteDeps, r: QuoteRequest) {
   checkQuoteRequest(r);
   const { config, account } = d;
   const pod = admitPod(r.pod);
-  const id = enginePodId(getAddress(bytesToHex(r.publisher)), bytesToHex(r.podId));
-  checkRoomFor(d.admission, id);
-  checkHostnames(d.admission, id, pod);
+  checkQuotable(d.admission, enginePodId(getAddress(bytesToHex(r.publisher)), bytesToHex(r.podId)), pod);
   const price = priceOf(pod, config.pricing);
   // The channel must pay royalties for exactly the listings this pod runs, at their terms: the quote signs
   // that list, so a channel with any other cannot open with it.
