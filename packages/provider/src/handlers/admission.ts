@@ -153,7 +153,7 @@ function checkChannelChain(
 }
 
 /** The pods a provider holds and how many it accepts. */
-export interface Capacity {
+interface Capacity {
   state: Pick<StateDb, "getPod" | "countActivePods">;
   maxPods: number;
 }

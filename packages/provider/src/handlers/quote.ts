@@ -1,6 +1,6 @@
 /**
  * `quote`: the provider's signed price for one pod of one publisher, with the royalties its channel must pay.
- * Unsigned (anyone may ask), so it reads nothing but the chain's listing terms and the pod count, and changes
+ * Unsigned (anyone may ask), so it reads nothing but the chain's listing terms and the pod table, and changes
  * nothing.
  */
 import { createHash } from "node:crypto";
