@@ -228,6 +228,7 @@ export class Daemon {
         baseDomain: config.gateway.baseDomain,
         publishHostIp: config.engine.publishHostIp,
         publicHost: config.engine.publicHost,
+        ...(config.engine.hostPortRange ? { hostPortRange: config.engine.hostPortRange } : {}),
         provisionTimeoutMs: config.limits.provisionTimeoutSeconds * 1000,
         maxConcurrentProvisions: config.limits.maxConcurrentProvisions,
         ...(deps.holdProvisionMs ? { holdProvisionMs: deps.holdProvisionMs } : {}),
@@ -330,6 +331,7 @@ export class Daemon {
       chainId: this.chainId,
       baseDomain: this.config.gateway.baseDomain,
       maxPods: limits.maxPods,
+      ...(this.config.engine.hostPortRange ? { hostPortRange: this.config.engine.hostPortRange } : {}),
     };
     const pods = { state: this.state, engine: this.engine };
     const serve = <D>(p: Protocol<D>, deps: D) => p.serve(s, deps, limits);
