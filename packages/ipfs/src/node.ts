@@ -34,6 +34,19 @@ export const DEFAULT_LISTEN = ["/ip4/127.0.0.1/tcp/0"];
 const IDENTIFY_TIMEOUT_MS = 30_000;
 /** The shortest wait for a connection's liveness ping before libp2p aborts the connection (its default: 5 s). */
 const PING_TIMEOUT_MIN_MS = 30_000;
+/**
+ * How long one bitswap want of a missing block waits before it is asked for again (IpfsNodeOptions.rewantAfterMs).
+ * Helia's bitswap sends a want to a peer once and never again while the want lives; the peer marks the block
+ * sent before it sends it, and a send that fails (its 10 s default, missed by a guest under emulation) is not
+ * retried: the block never comes. Asked again, it does (docs/ipfs.md).
+ */
+const REWANT_AFTER_MS = 30_000;
+/**
+ * How long a bitswap message may take to send or to arrive (Helia's default: 10 s each). A provider VM under
+ * emulation, busy unpacking the image it pulls, reads a 4 MiB message of blocks slower than that; a send that
+ * times out loses its blocks (see REWANT_AFTER_MS).
+ */
+const BITSWAP_MESSAGE_TIMEOUT_MS = 60_000;
 /** Leaf reads in flight per bulk transfer. */
 const BULK_READ_AHEAD = 4;
 
@@ -60,6 +73,11 @@ export interface IpfsNodeOptions {
    */
   bulk?: BulkMode[];
   bitswap?: BitswapOptions;
+  /**
+   * A missing block's want is sent again after this many ms without an answer, until the caller's signal ends
+   * the wait (default 30 s; 0: sent once, as Helia does).
+   */
+  rewantAfterMs?: number;
 }
 
 /** An embedded Helia node: the ContentStore over its blockstore plus the libp2p handle for the fast path. */
@@ -102,6 +120,28 @@ function parseAddrs(addrs: string[], network: "devnet" | "private", what: string
   });
 }
 
+/**
+ * Runs `get` with a signal that also ends after `everyMs`, again and again, until it succeeds, fails otherwise,
+ * or `signal` ends. Each new attempt is a new bitswap want: Helia drops the old one when its signal aborts and
+ * sends the new one to every connected peer. A local block answers the first attempt at once.
+ */
+async function withRewants<T>(
+  get: (signal: AbortSignal | undefined) => Promise<T>,
+  everyMs: number,
+  signal: AbortSignal | undefined,
+): Promise<T> {
+  if (everyMs <= 0) return get(signal);
+  for (;;) {
+    const timer = AbortSignal.timeout(everyMs);
+    const attempt = signal ? AbortSignal.any([signal, timer]) : timer;
+    try {
+      return await get(attempt);
+    } catch (err) {
+      if (signal?.aborted || !timer.aborted) throw err;
+    }
+  }
+}
+
 const blobKey = (digest: string) => new Key(`/trusted-pods/blobs/${digest.replace(":", "/")}`);
 
 /** Creates and starts an embedded Helia node configured explicitly (no defaults that reach outside). */
@@ -138,9 +178,14 @@ export async function createIpfsNode(opts: IpfsNodeOptions): Promise<IpfsNode> {
       // reach the publisher's upload node (which it cannot dial), and the pull then waited until its deadline.
       connectionMonitor: { pingTimeout: { minTimeout: PING_TIMEOUT_MIN_MS } },
     }),
-    opts.bitswap,
+    {
+      messageSendTimeout: BITSWAP_MESSAGE_TIMEOUT_MS,
+      messageReceiveTimeout: BITSWAP_MESSAGE_TIMEOUT_MS,
+      ...opts.bitswap,
+    },
   );
   await helia.start();
+  const rewantAfterMs = opts.rewantAfterMs ?? REWANT_AFTER_MS;
   const libp2p = helia.libp2p as unknown as Libp2p;
 
   let bulk: BulkServer | undefined;
@@ -159,11 +204,9 @@ export async function createIpfsNode(opts: IpfsNodeOptions): Promise<IpfsNode> {
     },
     async getBlock(cid: CID, o: GetBlockOptions = {}) {
       const max = o.maxSize ?? MAX_BLOCK_SIZE;
-      const bytes = await collectBounded(
-        helia.blockstore.get(cid, { signal: o.signal }),
-        max,
-        `block ${cid}`,
-      );
+      const get = (signal: AbortSignal | undefined) =>
+        collectBounded(helia.blockstore.get(cid, { signal }), max, `block ${cid}`);
+      const bytes = await withRewants(get, rewantAfterMs, o.signal);
       await verifyBlock(cid, bytes, max);
       return bytes;
     },
