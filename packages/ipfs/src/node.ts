@@ -78,6 +78,8 @@ export interface IpfsNodeOptions {
    * the wait (default 30 s; 0: sent once, as Helia does).
    */
   rewantAfterMs?: number;
+  /** Told each time a block is wanted again (the provider logs it: a pull that needed it is visible). */
+  onRewant?: (cid: CID, attempt: number) => void;
 }
 
 /** An embedded Helia node: the ContentStore over its blockstore plus the libp2p handle for the fast path. */
@@ -129,13 +131,14 @@ async function withRewants<T>(
   get: (signal: AbortSignal | undefined) => Promise<T>,
   everyMs: number,
   signal: AbortSignal | undefined,
+  onRewant: (attempt: number) => void,
 ): Promise<T> {
   if (everyMs <= 0) return get(signal);
-  for (;;) {
+  for (let attempt = 1; ; attempt++) {
+    if (attempt > 1) onRewant(attempt);
     const timer = AbortSignal.timeout(everyMs);
-    const attempt = signal ? AbortSignal.any([signal, timer]) : timer;
     try {
-      return await get(attempt);
+      return await get(signal ? AbortSignal.any([signal, timer]) : timer);
     } catch (err) {
       if (signal?.aborted || !timer.aborted) throw err;
     }
@@ -206,7 +209,7 @@ export async function createIpfsNode(opts: IpfsNodeOptions): Promise<IpfsNode> {
       const max = o.maxSize ?? MAX_BLOCK_SIZE;
       const get = (signal: AbortSignal | undefined) =>
         collectBounded(helia.blockstore.get(cid, { signal }), max, `block ${cid}`);
-      const bytes = await withRewants(get, rewantAfterMs, o.signal);
+      const bytes = await withRewants(get, rewantAfterMs, o.signal, (n) => opts.onRewant?.(cid, n));
       await verifyBlock(cid, bytes, max);
       return bytes;
     },

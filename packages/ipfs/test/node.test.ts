@@ -120,11 +120,13 @@ describe("bitswap wants that went unanswered", () => {
 
   it("are asked again, so a block the peer could not send the first time still arrives", async () => {
     const holderDir = join(tmp.dir, "late-a");
+    const rewants: string[] = [];
     const holder = await createIpfsNode({ dataDir: holderDir });
     const puller = await createIpfsNode({
       dataDir: join(tmp.dir, "late-b"),
       peers: [holder.multiaddrs()[0]!],
       rewantAfterMs: 500,
+      onRewant: (c, attempt) => rewants.push(`${c} ${attempt}`),
     });
     try {
       const { cid, bytes, arrive } = await lateBlock(holderDir);
@@ -135,6 +137,8 @@ describe("bitswap wants that went unanswered", () => {
       const t0 = Date.now();
       expect(Buffer.from(await got)).toEqual(Buffer.from(bytes));
       expect(Date.now() - t0).toBeLessThan(5000);
+      // It was wanted again at least once (the first want came before the holder had it).
+      expect(rewants[0]).toBe(`${cid} 2`);
     } finally {
       await puller.stop();
       await holder.stop();

@@ -143,6 +143,9 @@ export class Daemon {
             listen: config.ipfs.listen,
             peers: config.ipfs.peers,
             network: config.ipfs.network,
+            // Rare, and the first sign of a peer that dropped a block it was asked for: worth a warning.
+            onRewant: (cid, attempt) =>
+              log.warn({ cid: cid.toString(), attempt }, "IPFS block not received yet; asking peers again"),
           });
           store = node;
           cleanup.push(() => node.stop());
