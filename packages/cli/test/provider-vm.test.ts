@@ -287,7 +287,8 @@ describe.skipIf(!ENABLED)("tpod devnet up --provider-vm", () => {
             ],
             5,
           ).catch(() => undefined);
-          return got?.[3] === "20" && got;
+          // The new container answers while it still reads the append-only file: -LOADING until then.
+          return got?.[3] === "20" && !got[4]?.startsWith("-LOADING") && got;
         },
         180_000,
       );

@@ -42,11 +42,14 @@ const PING_TIMEOUT_MIN_MS = 30_000;
  */
 const REWANT_AFTER_MS = 30_000;
 /**
- * How long a bitswap message may take to send or to arrive (Helia's default: 10 s each). A provider VM under
- * emulation, busy unpacking the image it pulls, reads a 4 MiB message of blocks slower than that; a send that
- * times out loses its blocks (see REWANT_AFTER_MS).
+ * How long sending one bitswap answer may take (Helia's default: 10 s). A peer answers every block wanted from
+ * it at once in one answer, split into messages of up to 4 MiB: for an 18 MB image that is many MiB, which a
+ * provider VM under emulation (noise decryption in an emulated CPU) reads in well over 10 s. A send that times
+ * out loses its blocks (see REWANT_AFTER_MS), and sending the same batch again would time out again.
  */
-const BITSWAP_MESSAGE_TIMEOUT_MS = 60_000;
+const BITSWAP_SEND_TIMEOUT_MS = 120_000;
+/** How long an incoming bitswap stream may wait for its next message (Helia's default: 10 s), for the same reason. */
+const BITSWAP_RECEIVE_TIMEOUT_MS = 60_000;
 /** Leaf reads in flight per bulk transfer. */
 const BULK_READ_AHEAD = 4;
 
@@ -182,8 +185,8 @@ export async function createIpfsNode(opts: IpfsNodeOptions): Promise<IpfsNode> {
       connectionMonitor: { pingTimeout: { minTimeout: PING_TIMEOUT_MIN_MS } },
     }),
     {
-      messageSendTimeout: BITSWAP_MESSAGE_TIMEOUT_MS,
-      messageReceiveTimeout: BITSWAP_MESSAGE_TIMEOUT_MS,
+      messageSendTimeout: BITSWAP_SEND_TIMEOUT_MS,
+      messageReceiveTimeout: BITSWAP_RECEIVE_TIMEOUT_MS,
       ...opts.bitswap,
     },
   );
