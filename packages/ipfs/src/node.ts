@@ -50,6 +50,13 @@ const REWANT_AFTER_MS = 30_000;
 const BITSWAP_SEND_TIMEOUT_MS = 120_000;
 /** How long an incoming bitswap stream may wait for its next message (Helia's default: 10 s), for the same reason. */
 const BITSWAP_RECEIVE_TIMEOUT_MS = 60_000;
+/**
+ * Answers sent to one peer at once (Helia's default: 1). Helia runs a peer's block answers through a queue whose
+ * job signal never aborts, and that signal replaces the send timeout above: one answer stuck on a peer that reads
+ * slowly (the VM under TCG) held back every later answer to it, so even blocks wanted again never came (the
+ * provider VM's kv pull: seven wants of the same leaves over 3.5 minutes). With four, a slow answer holds one.
+ */
+const BITSWAP_SENDS_PER_PEER = 4;
 /** Leaf reads in flight per bulk transfer. */
 const BULK_READ_AHEAD = 4;
 
@@ -126,9 +133,17 @@ function parseAddrs(addrs: string[], network: "devnet" | "private", what: string
 }
 
 /**
+ * How long to wait after giving up a want before wanting the block again. Helia marks the old want cancelled and
+ * removes it only when its debounced (10 ms) wantlist send runs; a new want made before that joins the cancelled
+ * entry, is never sent, and is then dropped with it: the attempt would wait for nothing.
+ */
+const REWANT_PAUSE_MS = 250;
+
+/**
  * Runs `get` with a signal that also ends after `everyMs`, again and again, until it succeeds, fails otherwise,
  * or `signal` ends. Each new attempt is a new bitswap want: Helia drops the old one when its signal aborts and
- * sends the new one to every connected peer. A local block answers the first attempt at once.
+ * sends the new one to every connected peer. A local block answers the first attempt at once; a block that
+ * arrives for an earlier want answers the current one.
  */
 async function withRewants<T>(
   get: (signal: AbortSignal | undefined) => Promise<T>,
@@ -145,6 +160,7 @@ async function withRewants<T>(
     } catch (err) {
       if (signal?.aborted || !timer.aborted) throw err;
     }
+    await new Promise((r) => setTimeout(r, REWANT_PAUSE_MS));
   }
 }
 
@@ -187,6 +203,7 @@ export async function createIpfsNode(opts: IpfsNodeOptions): Promise<IpfsNode> {
     {
       messageSendTimeout: BITSWAP_SEND_TIMEOUT_MS,
       messageReceiveTimeout: BITSWAP_RECEIVE_TIMEOUT_MS,
+      sendBlocksConcurrency: BITSWAP_SENDS_PER_PEER,
       ...opts.bitswap,
     },
   );

@@ -145,6 +145,30 @@ describe("bitswap wants that went unanswered", () => {
     }
   });
 
+  it("are really sent again on the first repeat (a new want must not join the cancelled one)", async () => {
+    const holderDir = join(tmp.dir, "late-e");
+    const holder = await createIpfsNode({ dataDir: holderDir });
+    const puller = await createIpfsNode({
+      dataDir: join(tmp.dir, "late-f"),
+      peers: [holder.multiaddrs()[0]!],
+      rewantAfterMs: 2000,
+    });
+    try {
+      const { cid, bytes, arrive } = await lateBlock(holderDir);
+      const t0 = Date.now();
+      const got = puller.getBlock(cid, { signal: AbortSignal.timeout(15_000) });
+      await new Promise((r) => setTimeout(r, 500));
+      await arrive();
+      expect(Buffer.from(await got)).toEqual(Buffer.from(bytes));
+      // The second want (at 2 s) brought it. Joined to the cancelled first one, it was never sent, and only the
+      // third (at 4 s) did.
+      expect(Date.now() - t0).toBeLessThan(3500);
+    } finally {
+      await puller.stop();
+      await holder.stop();
+    }
+  });
+
   it("are not asked again with rewantAfterMs 0 (Helia's own behaviour): the same block never arrives", async () => {
     const holderDir = join(tmp.dir, "late-c");
     const holder = await createIpfsNode({ dataDir: holderDir });
