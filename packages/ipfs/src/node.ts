@@ -36,27 +36,23 @@ const IDENTIFY_TIMEOUT_MS = 30_000;
 const PING_TIMEOUT_MIN_MS = 30_000;
 /**
  * How long one bitswap want of a missing block waits before it is asked for again (IpfsNodeOptions.rewantAfterMs).
- * Helia's bitswap sends a want to a peer once and never again while the want lives; the peer marks the block
- * sent before it sends it, and a send that fails (its 10 s default, missed by a guest under emulation) is not
- * retried: the block never comes. Asked again, it does (docs/ipfs.md).
+ * Helia's bitswap sends a want to a peer once and never again while the want lives, and the peer marks a block
+ * sent before it sends it: blocks of an answer that does not arrive (the receiver gave up on the stream, below)
+ * are never sent again. Asked again, they are (docs/ipfs.md).
  */
 const REWANT_AFTER_MS = 30_000;
 /**
- * How long sending one bitswap answer may take (Helia's default: 10 s). A peer answers every block wanted from
- * it at once in one answer, split into messages of up to 4 MiB: for an 18 MB image that is many MiB, which a
- * provider VM under emulation (noise decryption in an emulated CPU) reads in well over 10 s. A send that times
- * out loses its blocks (see REWANT_AFTER_MS), and sending the same batch again would time out again.
+ * How long an incoming bitswap stream may wait for its next message (Helia's default: 10 s) before it is aborted
+ * and the blocks in it are lost. A provider VM under emulation reads a 4 MiB message of blocks (noise decryption
+ * in an emulated CPU) in more than 10 s.
  */
-const BITSWAP_SEND_TIMEOUT_MS = 120_000;
-/** How long an incoming bitswap stream may wait for its next message (Helia's default: 10 s), for the same reason. */
 const BITSWAP_RECEIVE_TIMEOUT_MS = 60_000;
 /**
- * Answers sent to one peer at once (Helia's default: 1). Helia runs a peer's block answers through a queue whose
- * job signal never aborts, and that signal replaces the send timeout above: one answer stuck on a peer that reads
- * slowly (the VM under TCG) held back every later answer to it, so even blocks wanted again never came (the
- * provider VM's kv pull: seven wants of the same leaves over 3.5 minutes). With four, a slow answer holds one.
+ * How long sending a bitswap message may take (Helia's default: 10 s). In Helia 4.0.19 this bounds want
+ * messages only: block answers run in a per-peer queue whose job signal never aborts and takes the timeout's
+ * place, so they have no timeout at all (not changed here).
  */
-const BITSWAP_SENDS_PER_PEER = 4;
+const BITSWAP_SEND_TIMEOUT_MS = 120_000;
 /** Leaf reads in flight per bulk transfer. */
 const BULK_READ_AHEAD = 4;
 
@@ -203,7 +199,6 @@ export async function createIpfsNode(opts: IpfsNodeOptions): Promise<IpfsNode> {
     {
       messageSendTimeout: BITSWAP_SEND_TIMEOUT_MS,
       messageReceiveTimeout: BITSWAP_RECEIVE_TIMEOUT_MS,
-      sendBlocksConcurrency: BITSWAP_SENDS_PER_PEER,
       ...opts.bitswap,
     },
   );
