@@ -4,12 +4,12 @@
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { cp, readFile, writeFile } from "node:fs/promises";
-import net from "node:net";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliDevnet, cli, getUrl, startCliDevnet } from "../../../test-support/cli-devnet.js";
 import { haveTools, waitFor } from "../../../test-support/provider-world.js";
+import { redis } from "../../../test-support/redis-resp.js";
 
 const exec = promisify(execFile);
 const EXAMPLES = resolve(import.meta.dirname, "../../../examples");
@@ -52,57 +52,6 @@ async function deploy(manifest: string): Promise<Deployed> {
 async function bodyOnce(url: string, contains: string): Promise<string | false> {
   const r = await getUrl(url).catch(() => undefined);
   return r?.status === 200 && r.body.includes(contains) && r.body;
-}
-
-/** Redis commands over RESP on one connection; resolves with every reply's raw text once `replies` came. */
-function redis(address: string, commands: string[][], replies: number): Promise<string[]> {
-  const [host, port] = [address.slice(0, address.lastIndexOf(":")), Number(address.split(":").at(-1))];
-  return new Promise((done, fail) => {
-    const s = net.connect(port, host);
-    let buf = "";
-    const timer = setTimeout(
-      () => s.destroy(new Error(`redis: no ${replies} replies, got ${JSON.stringify(buf)}`)),
-      10_000,
-    );
-    s.on("connect", () => {
-      for (const c of commands)
-        s.write(`*${c.length}\r\n${c.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join("")}`);
-    });
-    s.on("data", (d) => {
-      buf += d.toString();
-      const parsed = parseReplies(buf);
-      if (parsed.length >= replies) {
-        clearTimeout(timer);
-        s.end();
-        done(parsed);
-      }
-    });
-    s.on("error", (e) => {
-      clearTimeout(timer);
-      fail(e);
-    });
-  });
-}
-
-/** Simple strings, errors, integers and bulk strings: all these commands answer. */
-function parseReplies(text: string): string[] {
-  const out: string[] = [];
-  let i = 0;
-  while (i < text.length) {
-    const end = text.indexOf("\r\n", i);
-    if (end < 0) break;
-    const line = text.slice(i, end);
-    if (line.startsWith("$") && line !== "$-1") {
-      const n = Number(line.slice(1));
-      if (text.length < end + 2 + n + 2) break;
-      out.push(text.slice(end + 2, end + 2 + n));
-      i = end + 2 + n + 2;
-    } else {
-      out.push(line);
-      i = end + 2;
-    }
-  }
-  return out;
 }
 
 beforeAll(async () => {

@@ -4,24 +4,27 @@
 // has release notes, and the insecure-dev label: TCG has no TEE) and the VM registers declaring it. Then, as a
 // publisher would with the default devnet policy (no --policy): verify (libp2p attest, the release named),
 // deploy examples/hello (quote, channel, IPFS image pull into the VM, provision), HTTP through the VM's
-// gateway, delete; a release signer revokes the image's release and the next deploy is refused before any
-// money moves; SIGTERM stops the VM.
+// gateway, delete; deploy examples/kv (Redis on a TCP endpoint from the VM's forwarded port range, its
+// password a secret), SET and GET from the host, `tpod update` keeping the persistent volume and the endpoint,
+// delete; a release signer revokes the image's release and the next deploy is refused before any money
+// moves; SIGTERM stops the VM.
 //
 // Slow (the guest boots under TCG: minutes), so only with TPOD_VM_TESTS=1, and TPOD_VM_IMAGE=DIR naming an
 // image tpod provider image build made (about 9 minutes to build one).
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import http from "node:http";
+import { copyFile, cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { getProvider, paymentsAbi } from "@trustedpods/chain";
 import { readManifest } from "@trustedpods/provider-image";
 import { type Address, createPublicClient, erc20Abi, type Hex, http as viemHttp } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getWithHost as get, spawnDevnetUp } from "../../../test-support/devnet-process.js";
+import { waitFor } from "../../../test-support/provider-world.js";
+import { redis } from "../../../test-support/redis-resp.js";
 import { run } from "../src/main.js";
 
 const execFileP = promisify(execFile);
@@ -34,33 +37,23 @@ if (!ENABLED)
 
 const uid = randomBytes(4).toString("hex");
 const image = `localhost/tpod-vm-test-${uid}:latest`;
+const redisImage = `localhost/tpod-vm-redis-${uid}:latest`;
 const savedHome = process.env.TPOD_HOME;
 let home: string;
 let child: ChildProcess;
 let exited: Promise<number | null>;
 // biome-ignore lint/suspicious/noExplicitAny: the ready line is parsed JSON, checked field by field below
 let info: any;
-let stderr = "";
+let dn: ReturnType<typeof spawnDevnetUp> | undefined;
 let podId = "";
+/** examples/kv's image, built (its own build.sh) while the VM boots. */
+let redisBuilt: Promise<unknown>;
 
 async function tpod(args: string[]) {
   const out: string[] = [];
   const err: string[] = [];
   const code = await run(args, { out: (t) => out.push(t), err: (t) => err.push(t) });
   return { code, out: out.join("\n"), err: err.join("\n") };
-}
-
-function get(port: number, host: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: "127.0.0.1", port, path: "/", headers: { host } }, (res) => {
-      let body = "";
-      res.on("data", (c) => {
-        body += c;
-      });
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.once("error", reject);
-  });
 }
 
 function chainClient() {
@@ -100,33 +93,14 @@ describe.skipIf(!ENABLED)("tpod devnet up --provider-vm", () => {
   beforeAll(async () => {
     home = await mkdtemp(path.join(tmpdir(), "tpod-vm-"));
     process.env.TPOD_HOME = home;
+    redisBuilt = execFileP("bash", [path.join(repo, "examples/kv/build.sh"), redisImage], {
+      timeout: 600_000,
+    });
+    redisBuilt.catch(() => undefined);
     const t0 = Date.now();
-    child = spawn(
-      bin,
-      [
-        "devnet",
-        "up",
-        "--json",
-        "--gateway-port",
-        "0",
-        "--chain-port",
-        "0",
-        "--web-port",
-        "0",
-        "--provider-vm",
-        imageDir,
-      ],
-      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, TPOD_HOME: home } },
-    );
-    child.stderr!.on("data", (c) => {
-      stderr += c;
-    });
-    exited = new Promise((r) => child.once("exit", (code) => r(code)));
-    const line = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).once("line", resolve);
-      child.once("exit", (code) => reject(new Error(`tpod exited with ${code} before ready:\n${stderr}`)));
-    });
-    info = JSON.parse(line);
+    dn = spawnDevnetUp(bin, home, ["--provider-vm", imageDir]);
+    ({ child, exited } = dn);
+    info = await dn.ready;
     console.log(`devnet with the provider VM ready in ${Math.round((Date.now() - t0) / 1000)} s`);
   }, 20 * 60_000);
 
@@ -135,7 +109,7 @@ describe.skipIf(!ENABLED)("tpod devnet up --provider-vm", () => {
       child.kill("SIGTERM");
       await exited;
     }
-    await execFileP("podman", ["rmi", "-f", image]).catch(() => {});
+    await execFileP("podman", ["rmi", "-f", image, redisImage]).catch(() => {});
     // The guest's console (kernel, boot script, daemon log) outlives the test's home for a post-mortem.
     const consoleLog = path.join(home ?? "", "devnet/provider/console.log");
     if (home && existsSync(consoleLog)) {
@@ -154,6 +128,10 @@ describe.skipIf(!ENABLED)("tpod devnet up --provider-vm", () => {
     for (const a of [...info.provider.multiaddrs, ...info.provider.ipfs])
       expect(a).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+(\/ws)?\/p2p\//);
     expect(info.gateway.url).toBe(`http://localhost:${info.gateway.port}/`);
+    // Pods' tcp and udp endpoints get ports from the range QEMU forwards into the guest.
+    const range = info.provider.hostPortRange;
+    expect(range.to - range.from + 1).toBe(8);
+    expect(range.from).toBeGreaterThanOrEqual(1024);
   });
 
   it("boots the image's kernel (bookworm-backports) with configfs-tsm loaded and mounted", async () => {
@@ -234,6 +212,101 @@ describe.skipIf(!ENABLED)("tpod devnet up --provider-vm", () => {
   );
 
   it(
+    "runs examples/kv in the VM: Redis on a forwarded TCP endpoint, an update keeps its volume and port, delete",
+    async () => {
+      // A copy of the example (its secret file sits next to the manifest) running our tag.
+      const dir = path.join(home, "kv");
+      await cp(path.join(repo, "examples/kv"), dir, { recursive: true });
+      const manifest = path.join(dir, "pod.yaml");
+      const text = await readFile(manifest, "utf8");
+      expect(text).toContain("image: localhost/tpod-redis:latest");
+      await writeFile(manifest, text.replace("image: localhost/tpod-redis:latest", `image: ${redisImage}`));
+      await redisBuilt;
+      const password = (await readFile(path.join(dir, "redis-auth.conf"), "utf8")).match(
+        /requirepass (\S+)/,
+      )![1]!;
+
+      let t0 = Date.now();
+      const r = await tpod(["deploy", manifest, "--json"]);
+      expect(r.code, r.err).toBe(0);
+      console.log(`kv deploy into the VM took ${Math.round((Date.now() - t0) / 1000)} s`);
+      const deployed = JSON.parse(r.out);
+      const kvId: string = deployed.podId;
+      expect(deployed.endpoints.tcp).toHaveLength(1);
+      const address: string = deployed.endpoints.tcp[0].address;
+      // The endpoint the guest's daemon reports is the host side of QEMU's forward: 127.0.0.1 and a port of
+      // the forwarded range.
+      const [host, port] = [address.split(":")[0], Number(address.split(":")[1])];
+      expect(host).toBe("127.0.0.1");
+      expect(port).toBeGreaterThanOrEqual(info.provider.hostPortRange.from);
+      expect(port).toBeLessThanOrEqual(info.provider.hostPortRange.to);
+
+      // Without the password Redis refuses: the secret, decrypted in the guest, really is its config.
+      const refused = await waitFor(
+        "redis through the forward",
+        () => redis(address, [["GET", "k"]], 1).catch(() => undefined),
+        180_000,
+      );
+      expect(refused[0]).toMatch(/^-NOAUTH/);
+      const value = `kept-${uid}`;
+      const set = await redis(
+        address,
+        [
+          ["AUTH", password],
+          ["SET", "k", value],
+          ["GET", "k"],
+        ],
+        3,
+      );
+      expect(set).toEqual(["+OK", "+OK", value]);
+
+      // A new spec (another argument: the container is replaced); the volume and the endpoint stay.
+      const v2 = text
+        .replace("image: localhost/tpod-redis:latest", `image: ${redisImage}`)
+        .replace('--protected-mode, "no"]', '--protected-mode, "no", --hz, "20"]');
+      expect(v2).toContain('--hz, "20"');
+      await writeFile(manifest, v2);
+      t0 = Date.now();
+      const u = await tpod(["update", "kv", manifest, "--json"]);
+      expect(u.code, u.err).toBe(0);
+      console.log(`kv update in the VM took ${Math.round((Date.now() - t0) / 1000)} s`);
+      const updated = JSON.parse(u.out);
+      expect(updated.endpoints.tcp[0].address).toBe(address);
+      // The new container answers (it runs with --hz 20) and reads the value written before the update from
+      // the append-only file on the persistent volume.
+      const after = await waitFor(
+        "redis after the update",
+        async () => {
+          // Replies: +OK, then CONFIG GET's array (its header line and two bulk strings), then GET's value.
+          const got = await redis(
+            address,
+            [
+              ["AUTH", password],
+              ["CONFIG", "GET", "hz"],
+              ["GET", "k"],
+            ],
+            5,
+          ).catch(() => undefined);
+          // The new container answers while it still reads the append-only file: -LOADING until then.
+          return got?.[3] === "20" && !got[4]?.startsWith("-LOADING") && got;
+        },
+        180_000,
+      );
+      expect(after).toEqual(["+OK", "*2", "hz", "20", value]);
+
+      const del = await tpod(["delete", kvId, "--json"]);
+      expect(del.code, del.err).toBe(0);
+      // Nothing answers on the forwarded port any more: the guest closed the pod's port.
+      const gone = await redis(address, [["PING"]], 1).then(
+        () => false,
+        () => true,
+      );
+      expect(gone).toBe(true);
+    },
+    25 * 60_000,
+  );
+
+  it(
     "refuses a deploy to the VM once a release signer revoked its release, before any money moves",
     async () => {
       // The publisher account is a release signer on the devnet; one signer's revocation takes effect at once.
@@ -246,7 +319,7 @@ describe.skipIf(!ENABLED)("tpod devnet up --provider-vm", () => {
       ]);
       expect(rv.code, rv.err).toBe(0);
       const before = { balance: await tokenBalance(info.publisher.address), channels: await channelCount() };
-      expect(before.channels).toBe(1); // the hello deploy's
+      expect(before.channels).toBe(2); // the hello and kv deploys'
 
       const manifest = path.join(home, "hello.yaml");
       const r = await tpod(["deploy", manifest, "--json"]);
@@ -270,7 +343,7 @@ describe.skipIf(!ENABLED)("tpod devnet up --provider-vm", () => {
     const pid = await qemuPid();
     expect(pid).toBeDefined();
     child.kill("SIGTERM");
-    expect(await exited, stderr).toBe(0);
+    expect(await exited, dn?.stderr).toBe(0);
     expect(existsSync(`/proc/${pid}`)).toBe(false);
     expect(existsSync(info.stateFile)).toBe(false);
   }, 120_000);

@@ -144,6 +144,11 @@ export interface DevnetInfo {
     minNoticeSeconds: number;
     minDepositSeconds: number;
     metricsUrl: string;
+    /**
+     * The host ports its pods' tcp and udp endpoints get (engine.hostPortRange; with --provider-vm, the range
+     * QEMU forwards into the VM); absent: any free port.
+     */
+    hostPortRange?: { from: number; to: number };
   };
   gateway: { url: string; baseDomain: string; port: number };
   /** `gatewayUrl`: the devnet IPFS node's raw blocks over HTTP (listing metadata for browsers). */
@@ -558,6 +563,7 @@ async function startDevnetWith(o: DevnetOptions): Promise<Omit<Devnet, "daemon">
         minNoticeSeconds: DEVNET_BILLING.minNoticeSeconds,
         minDepositSeconds: DEVNET_BILLING.minDepositSeconds,
         metricsUrl: d.metricsUrl,
+        ...(config.engine.hostPortRange ? { hostPortRange: config.engine.hostPortRange } : {}),
       },
       gateway: { url: gatewayUrl, baseDomain: DEVNET_BASE_DOMAIN, port: provider.gatewayPort },
       ipfs: { multiaddrs: uploadPeers, gatewayUrl: blocks.url },

@@ -12,6 +12,7 @@ import type { PricingFile } from "@trustedpods/protocol";
 import { loadConfig, type ProviderConfig } from "@trustedpods/provider";
 import {
   freePort,
+  freePortRange,
   GUEST_HOST_ADDRESS,
   GUEST_PORTS,
   type GuestPort,
@@ -19,6 +20,8 @@ import {
   imageReleaseVersion,
   MAX_RELEASE_MEASUREMENTS,
   makeStateDisk,
+  POD_PORT_COUNT,
+  type PodPortRange,
   type ProviderVm,
   RELEASE_FILE,
   readManifest,
@@ -56,6 +59,8 @@ export function vmProviderYaml(o: {
   pricing: PricingFile;
   billing: { minNoticeSeconds: number; minDepositSeconds: number };
   hostPorts: Record<GuestPort, number>;
+  /** Forwarded from the host's loopback to the same numbers in the guest: the pods' tcp and udp host ports. */
+  podPorts: PodPortRange;
   ipfsPeers: string[];
   logLevel: string;
 }): string {
@@ -91,8 +96,12 @@ engine:
   # The image's boot script runs Podman's API service here before the daemon starts.
   socket: ${VM_PODMAN_SOCKET}
   owner: ${VM_ENGINE_OWNER}
-  publishHostIp: 127.0.0.1
+  # Pods' tcp and udp ports are published on the guest's address (QEMU's forwards arrive there, not on the
+  # guest's loopback), only with a port from this range, which QEMU forwards from the same port on the host's
+  # 127.0.0.1: the endpoint 127.0.0.1:PORT the daemon reports is what a publisher on the host connects to.
+  publishHostIp: ""
   publicHost: 127.0.0.1
+  hostPortRange: {from: ${o.podPorts.from}, to: ${o.podPorts.to}}
 gateway:
   listen: 0.0.0.0:${GUEST_PORTS.gateway}
   baseDomain: localhost
@@ -116,6 +125,8 @@ export interface StartedVmProvider {
   configFile: string;
   info: { peerId: string; multiaddrs: string[]; ipfs: string[]; provider: Address; metricsUrl: string };
   gatewayPort: number;
+  /** The host ports pods' tcp and udp endpoints get (forwarded into the guest). */
+  podPorts: PodPortRange;
   vm: ProviderVm;
 }
 
@@ -171,6 +182,7 @@ export async function startVmProvider(
     ipfs: await freePort(),
     gateway: o.gatewayPort || (await freePort()),
   };
+  const podPorts = await freePortRange(POD_PORT_COUNT);
   const yaml = vmProviderYaml({
     rpcUrl: o.chain.rpcUrl,
     chainId: o.chain.chainId,
@@ -178,6 +190,7 @@ export async function startVmProvider(
     pricing: o.pricing,
     billing: o.billing,
     hostPorts,
+    podPorts,
     ipfsPeers: o.ipfsPeers,
     logLevel: o.logLevel,
   });
@@ -193,6 +206,7 @@ export async function startVmProvider(
     imageDir: o.imageDir,
     stateDisk,
     hostPorts,
+    podPorts,
     consoleLog: o.consoleLog ?? path.join(o.dir, "console.log"),
     ...(o.memoryMiB ? { memoryMiB: o.memoryMiB } : {}),
     ...(o.cpus ? { cpus: o.cpus } : {}),
@@ -222,6 +236,7 @@ export async function startVmProvider(
         metricsUrl: "",
       },
       gatewayPort: hostPorts.gateway,
+      podPorts,
       vm,
     };
   } catch (err) {

@@ -34,6 +34,25 @@ export const DEFAULT_LISTEN = ["/ip4/127.0.0.1/tcp/0"];
 const IDENTIFY_TIMEOUT_MS = 30_000;
 /** The shortest wait for a connection's liveness ping before libp2p aborts the connection (its default: 5 s). */
 const PING_TIMEOUT_MIN_MS = 30_000;
+/**
+ * How long one bitswap want of a missing block waits before it is asked for again (IpfsNodeOptions.rewantAfterMs).
+ * Helia's bitswap sends a want to a peer once and never again while the want lives, and the peer marks a block
+ * sent before it sends it: blocks of an answer that does not arrive (the receiver gave up on the stream, below)
+ * are never sent again. Asked again, they are (docs/ipfs.md).
+ */
+const REWANT_AFTER_MS = 30_000;
+/**
+ * How long an incoming bitswap stream may wait for its next message (Helia's default: 10 s) before it is aborted
+ * and the blocks in it are lost. A provider VM under emulation reads a 4 MiB message of blocks (noise decryption
+ * in an emulated CPU) in more than 10 s.
+ */
+const BITSWAP_RECEIVE_TIMEOUT_MS = 60_000;
+/**
+ * How long sending a bitswap message may take (Helia's default: 10 s). In Helia 4.0.19 this bounds want
+ * messages only: block answers run in a per-peer queue whose job signal never aborts and takes the timeout's
+ * place, so they have no timeout at all (not changed here).
+ */
+const BITSWAP_SEND_TIMEOUT_MS = 120_000;
 /** Leaf reads in flight per bulk transfer. */
 const BULK_READ_AHEAD = 4;
 
@@ -60,6 +79,13 @@ export interface IpfsNodeOptions {
    */
   bulk?: BulkMode[];
   bitswap?: BitswapOptions;
+  /**
+   * A missing block's want is sent again after this many ms without an answer, until the caller's signal ends
+   * the wait (default 30 s; 0: sent once, as Helia does).
+   */
+  rewantAfterMs?: number;
+  /** Told each time a block is wanted again (the provider logs it: a pull that needed it is visible). */
+  onRewant?: (cid: CID, attempt: number) => void;
 }
 
 /** An embedded Helia node: the ContentStore over its blockstore plus the libp2p handle for the fast path. */
@@ -102,6 +128,38 @@ function parseAddrs(addrs: string[], network: "devnet" | "private", what: string
   });
 }
 
+/**
+ * How long to wait after giving up a want before wanting the block again. Helia marks the old want cancelled and
+ * removes it only when its debounced (10 ms) wantlist send runs; a new want made before that joins the cancelled
+ * entry, is never sent, and is then dropped with it: the attempt would wait for nothing.
+ */
+const REWANT_PAUSE_MS = 250;
+
+/**
+ * Runs `get` with a signal that also ends after `everyMs`, again and again, until it succeeds, fails otherwise,
+ * or `signal` ends. Each new attempt is a new bitswap want: Helia drops the old one when its signal aborts and
+ * sends the new one to every connected peer. A local block answers the first attempt at once; a block that
+ * arrives for an earlier want answers the current one.
+ */
+async function withRewants<T>(
+  get: (signal: AbortSignal | undefined) => Promise<T>,
+  everyMs: number,
+  signal: AbortSignal | undefined,
+  onRewant: (attempt: number) => void,
+): Promise<T> {
+  if (everyMs <= 0) return get(signal);
+  for (let attempt = 1; ; attempt++) {
+    if (attempt > 1) onRewant(attempt);
+    const timer = AbortSignal.timeout(everyMs);
+    try {
+      return await get(signal ? AbortSignal.any([signal, timer]) : timer);
+    } catch (err) {
+      if (signal?.aborted || !timer.aborted) throw err;
+    }
+    await new Promise((r) => setTimeout(r, REWANT_PAUSE_MS));
+  }
+}
+
 const blobKey = (digest: string) => new Key(`/trusted-pods/blobs/${digest.replace(":", "/")}`);
 
 /** Creates and starts an embedded Helia node configured explicitly (no defaults that reach outside). */
@@ -138,9 +196,14 @@ export async function createIpfsNode(opts: IpfsNodeOptions): Promise<IpfsNode> {
       // reach the publisher's upload node (which it cannot dial), and the pull then waited until its deadline.
       connectionMonitor: { pingTimeout: { minTimeout: PING_TIMEOUT_MIN_MS } },
     }),
-    opts.bitswap,
+    {
+      messageSendTimeout: BITSWAP_SEND_TIMEOUT_MS,
+      messageReceiveTimeout: BITSWAP_RECEIVE_TIMEOUT_MS,
+      ...opts.bitswap,
+    },
   );
   await helia.start();
+  const rewantAfterMs = opts.rewantAfterMs ?? REWANT_AFTER_MS;
   const libp2p = helia.libp2p as unknown as Libp2p;
 
   let bulk: BulkServer | undefined;
@@ -159,11 +222,9 @@ export async function createIpfsNode(opts: IpfsNodeOptions): Promise<IpfsNode> {
     },
     async getBlock(cid: CID, o: GetBlockOptions = {}) {
       const max = o.maxSize ?? MAX_BLOCK_SIZE;
-      const bytes = await collectBounded(
-        helia.blockstore.get(cid, { signal: o.signal }),
-        max,
-        `block ${cid}`,
-      );
+      const get = (signal: AbortSignal | undefined) =>
+        collectBounded(helia.blockstore.get(cid, { signal }), max, `block ${cid}`);
+      const bytes = await withRewants(get, rewantAfterMs, o.signal, (n) => opts.onRewant?.(cid, n));
       await verifyBlock(cid, bytes, max);
       return bytes;
     },

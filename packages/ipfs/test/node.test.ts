@@ -1,5 +1,11 @@
+import { randomBytes } from "node:crypto";
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
+import { FsBlockstore } from "blockstore-fs";
+import { NextToLast } from "blockstore-fs/sharding";
+import { CID } from "multiformats/cid";
+import * as raw from "multiformats/codecs/raw";
+import { sha256 } from "multiformats/hashes/sha2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BLOB_PROTOCOL, ConfigError, createIpfsNode, keepConnected } from "../src/index.js";
 import { tempDir } from "./helpers.js";
@@ -89,6 +95,98 @@ describe("keepConnected", () => {
     } finally {
       kept.stop();
       await a.stop();
+    }
+  });
+});
+
+describe("bitswap wants that went unanswered", () => {
+  /**
+   * `holder` gets the block behind Helia's back (straight into its block directory, so its bitswap does not
+   * announce it): as after a send of the block that failed, `holder` will send it only when asked again.
+   */
+  async function lateBlock(
+    holderDir: string,
+  ): Promise<{ cid: CID; bytes: Uint8Array; arrive: () => Promise<void> }> {
+    const bytes = new Uint8Array(randomBytes(4096));
+    const cid = CID.createV1(raw.code, await sha256.digest(bytes));
+    const arrive = async () => {
+      const store = new FsBlockstore(join(holderDir, "blocks"), { shardingStrategy: new NextToLast() });
+      await store.open();
+      await store.put(cid, bytes);
+      await store.close();
+    };
+    return { cid, bytes, arrive };
+  }
+
+  it("are asked again, so a block the peer could not send the first time still arrives", async () => {
+    const holderDir = join(tmp.dir, "late-a");
+    const rewants: string[] = [];
+    const holder = await createIpfsNode({ dataDir: holderDir });
+    const puller = await createIpfsNode({
+      dataDir: join(tmp.dir, "late-b"),
+      peers: [holder.multiaddrs()[0]!],
+      rewantAfterMs: 500,
+      onRewant: (c, attempt) => rewants.push(`${c} ${attempt}`),
+    });
+    try {
+      const { cid, bytes, arrive } = await lateBlock(holderDir);
+      const got = puller.getBlock(cid, { signal: AbortSignal.timeout(15_000) });
+      // The want reached the holder while it did not have the block (it answered "don't have").
+      await new Promise((r) => setTimeout(r, 1000));
+      await arrive();
+      const t0 = Date.now();
+      expect(Buffer.from(await got)).toEqual(Buffer.from(bytes));
+      expect(Date.now() - t0).toBeLessThan(5000);
+      // It was wanted again at least once (the first want came before the holder had it).
+      expect(rewants[0]).toBe(`${cid} 2`);
+    } finally {
+      await puller.stop();
+      await holder.stop();
+    }
+  });
+
+  it("are really sent again on the first repeat (a new want must not join the cancelled one)", async () => {
+    const holderDir = join(tmp.dir, "late-e");
+    const holder = await createIpfsNode({ dataDir: holderDir });
+    const puller = await createIpfsNode({
+      dataDir: join(tmp.dir, "late-f"),
+      peers: [holder.multiaddrs()[0]!],
+      rewantAfterMs: 2000,
+    });
+    try {
+      const { cid, bytes, arrive } = await lateBlock(holderDir);
+      const t0 = Date.now();
+      const got = puller.getBlock(cid, { signal: AbortSignal.timeout(15_000) });
+      await new Promise((r) => setTimeout(r, 500));
+      await arrive();
+      expect(Buffer.from(await got)).toEqual(Buffer.from(bytes));
+      // The second want (at 2 s) brought it. Joined to the cancelled first one, it was never sent, and only the
+      // third (at 4 s) did.
+      expect(Date.now() - t0).toBeLessThan(3500);
+    } finally {
+      await puller.stop();
+      await holder.stop();
+    }
+  });
+
+  it("are not asked again with rewantAfterMs 0 (Helia's own behaviour): the same block never arrives", async () => {
+    const holderDir = join(tmp.dir, "late-c");
+    const holder = await createIpfsNode({ dataDir: holderDir });
+    const puller = await createIpfsNode({
+      dataDir: join(tmp.dir, "late-d"),
+      peers: [holder.multiaddrs()[0]!],
+      rewantAfterMs: 0,
+    });
+    try {
+      const { cid, arrive } = await lateBlock(holderDir);
+      const got = puller.getBlock(cid, { signal: AbortSignal.timeout(4000) });
+      await new Promise((r) => setTimeout(r, 1000));
+      await arrive();
+      await expect(got).rejects.toThrow();
+      expect(await holder.hasBlock(cid)).toBe(true);
+    } finally {
+      await puller.stop();
+      await holder.stop();
     }
   });
 });

@@ -1,12 +1,13 @@
 /**
  * Runs a built provider image in QEMU as a second host on this machine: the image's kernel, initrd and
  * verified root, a state disk holding the daemon's config and keys, and user-mode networking whose only
- * doors are host-loopback port forwards to the daemon's ports. The guest reaches the host's loopback services
+ * doors are host-loopback port forwards to the daemon's ports (and to a small range of pod ports). The guest reaches the host's loopback services
  * (a devnet chain, an IPFS node) at 10.0.2.2, QEMU's address for the host.
  *
  * Under TCG (no nested KVM here) the guest boots in seconds and the daemon is up in one to a few minutes.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import dgram from "node:dgram";
 import { createWriteStream } from "node:fs";
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
@@ -23,6 +24,19 @@ export const GUEST_PORTS = { p2p: 4001, p2pWs: 4002, ipfs: 4003, gateway: 8080 }
 export const GUEST_HOST_ADDRESS = "10.0.2.2";
 
 export type GuestPort = keyof typeof GUEST_PORTS;
+
+/**
+ * How many host ports a VM forwards for its pods' tcp and udp endpoints (each port number for both transports).
+ * Every forward is a listening socket QEMU holds on the host, so the range stays small: eight pods with one
+ * tcp port each, e.g. examples/kv.
+ */
+export const POD_PORT_COUNT = 8;
+
+/** Host ports forwarded to the same port numbers in the guest, whose daemon gives them to pods' endpoints. */
+export interface PodPortRange {
+  from: number;
+  to: number;
+}
 
 /** The daemon's ready line (`tpod provider serve --json`), as printed on the guest's console. */
 export interface GuestReady {
@@ -41,6 +55,11 @@ export interface VmOptions {
   stateDisk: string;
   /** Host loopback ports forwarded to the guest's; 0 or absent: a free port is picked. */
   hostPorts?: Partial<Record<GuestPort, number>>;
+  /**
+   * Forwarded tcp and udp from the host's 127.0.0.1 to the same numbers in the guest (the guest daemon's
+   * engine.hostPortRange), so a pod endpoint the daemon reports as 127.0.0.1:PORT is reachable from the host.
+   */
+  podPorts?: PodPortRange;
   memoryMiB?: number;
   cpus?: number;
   /** The guest's serial console is appended here. */
@@ -52,6 +71,7 @@ export interface VmOptions {
 export interface ProviderVm {
   process: ChildProcess;
   hostPorts: Record<GuestPort, number>;
+  podPorts?: PodPortRange;
   /** Resolves with the daemon's ready line; rejects when the guest stops or the daemon exits first. */
   ready: Promise<GuestReady>;
   /** Resolves when QEMU exits. */
@@ -72,6 +92,49 @@ export async function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** Whether nothing holds `port` on 127.0.0.1 for tcp, nor for udp: binds both briefly to find out. */
+async function loopbackPortFree(port: number): Promise<boolean> {
+  const tcp = await new Promise<boolean>((resolve) => {
+    const s = net.createServer();
+    s.once("error", () => resolve(false));
+    s.listen({ host: "127.0.0.1", port, exclusive: true }, () => s.close(() => resolve(true)));
+  });
+  if (!tcp) return false;
+  return new Promise<boolean>((resolve) => {
+    const s = dgram.createSocket("udp4");
+    s.once("error", () => {
+      s.close();
+      resolve(false);
+    });
+    s.bind({ address: "127.0.0.1", port, exclusive: true }, () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * `count` consecutive host ports free on 127.0.0.1 for tcp and udp, below Linux's ephemeral range (32768 on)
+ * so an outgoing connection is unlikely to take one before QEMU binds it. Random starts, so two devnets on one
+ * machine do not race for the same range.
+ */
+export async function freePortRange(count: number, attempts = 64): Promise<PodPortRange> {
+  const low = 20000;
+  const high = 32767 - count;
+  for (let a = 0; a < attempts; a++) {
+    const from = low + Math.floor(Math.random() * (high - low));
+    let ok = true;
+    for (let p = from; p < from + count && ok; p++) ok = await loopbackPortFree(p);
+    if (ok) return { from, to: from + count - 1 };
+  }
+  throw new ImageError("VM_FAILED", `no ${count} consecutive free loopback ports between ${low} and ${high}`);
+}
+
+/** The QEMU forwards of the pod port range: each port, tcp and udp, host 127.0.0.1 to the same guest port. */
+export function podPortForwards(range: PodPortRange): string[] {
+  const out: string[] = [];
+  for (let p = range.from; p <= range.to; p++)
+    for (const t of ["tcp", "udp"]) out.push(`hostfwd=${t}:127.0.0.1:${p}-:${p}`);
+  return out;
 }
 
 /**
@@ -104,11 +167,20 @@ export async function makeStateDisk(
 export function qemuArgs(
   imageDir: string,
   cmdline: string,
-  o: { stateDisk: string; hostPorts: Record<GuestPort, number>; memoryMiB: number; cpus: number },
+  o: {
+    stateDisk: string;
+    hostPorts: Record<GuestPort, number>;
+    podPorts?: PodPortRange;
+    memoryMiB: number;
+    cpus: number;
+  },
 ): string[] {
-  const fwd = (Object.keys(GUEST_PORTS) as GuestPort[])
-    .map((k) => `hostfwd=tcp:127.0.0.1:${o.hostPorts[k]}-:${GUEST_PORTS[k]}`)
-    .join(",");
+  const fwd = [
+    ...(Object.keys(GUEST_PORTS) as GuestPort[]).map(
+      (k) => `hostfwd=tcp:127.0.0.1:${o.hostPorts[k]}-:${GUEST_PORTS[k]}`,
+    ),
+    ...(o.podPorts ? podPortForwards(o.podPorts) : []),
+  ].join(",");
   return [
     "-accel",
     "tcg",
@@ -155,6 +227,7 @@ export async function startProviderVm(o: VmOptions): Promise<ProviderVm> {
   const args = qemuArgs(o.imageDir, manifest.cmdline, {
     stateDisk: o.stateDisk,
     hostPorts,
+    ...(o.podPorts ? { podPorts: o.podPorts } : {}),
     memoryMiB: o.memoryMiB ?? 2048,
     cpus: o.cpus ?? 2,
   });
@@ -203,7 +276,7 @@ export async function startProviderVm(o: VmOptions): Promise<ProviderVm> {
     }
     log?.end();
   };
-  return { process: child, hostPorts, ready, exited, stop };
+  return { process: child, hostPorts, ...(o.podPorts ? { podPorts: o.podPorts } : {}), ready, exited, stop };
 }
 
 /** A multiaddr the guest printed (its own address) as the host reaches it: 127.0.0.1 and the forwarded port. */

@@ -7,6 +7,7 @@ import path from "node:path";
 import { didYouMean, ManifestError, type PricingFile, parsePricing } from "@trustedpods/protocol";
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLMap } from "yaml";
 import { registryProblem } from "./engine/kubernetes-registry.js";
+import { MAX_RANGE_PORT, MIN_RANGE_PORT } from "./provision/port-range.js";
 
 export type AttesterKind = "insecure-dev" | "configfs-tsm";
 
@@ -58,6 +59,11 @@ export interface ProviderConfig {
     publishHostIp: string;
     /** Host name or address reported in tcp endpoints. */
     publicHost: string;
+    /**
+     * Podman only: the host ports tcp and udp endpoints get (each transport its own ports from the range);
+     * absent: any free port the engine picks. A provision that needs more than the range has left is refused.
+     */
+    hostPortRange?: { from: number; to: number };
     /** Podman only: tmpfs directory for secret volumes (engine default when absent). */
     secretsDir?: string;
     /** Kubernetes only (required there): the kubeconfig file the provider reaches its cluster with. */
@@ -120,7 +126,7 @@ const OWNER_RE = /^[a-z0-9][a-z0-9-]{0,30}$/;
 // A namespace name is at most 63 characters and a pod id at most 40: the prefix gets the other 23.
 const NAMESPACE_PREFIX_RE = /^[a-z]([a-z0-9-]{0,22})?$/;
 const DNS_SUBDOMAIN_RE = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
-const PODMAN_ONLY = ["socket", "secretsDir"] as const;
+const PODMAN_ONLY = ["socket", "secretsDir", "hostPortRange"] as const;
 const KUBERNETES_ONLY = [
   "kubeconfig",
   "context",
@@ -171,6 +177,30 @@ function readEngineKindKeys(
     else if (v !== undefined) engine[k] = v;
   }
   if (m.has("registry")) readEngineRegistry(r, m.get("registry"), engine, configDir);
+}
+
+/**
+ * engine.hostPortRange: {from, to}, both unprivileged ports (1024 to 65535), from <= to. (The Kubernetes engine
+ * publishes through NodePorts, whose range is the cluster's own: refused there with the other podman keys.)
+ */
+function readPortRange(r: Reader, node: Node | null | undefined): { from: number; to: number } | undefined {
+  const m = r.map(node, "engine.hostPortRange", ["from", "to"]);
+  if (!m) return undefined;
+  for (const k of ["from", "to"])
+    if (!m.has(k))
+      r.report(
+        node,
+        `engine.hostPortRange needs "${k}" (a port from ${MIN_RANGE_PORT} to ${MAX_RANGE_PORT})`,
+      );
+  if (!m.has("from") || !m.has("to")) return undefined;
+  const from = r.int(m.get("from"), "engine.hostPortRange.from", MIN_RANGE_PORT, MAX_RANGE_PORT);
+  const to = r.int(m.get("to"), "engine.hostPortRange.to", MIN_RANGE_PORT, MAX_RANGE_PORT);
+  if (from === undefined || to === undefined) return undefined;
+  if (from > to) {
+    r.report(node, `engine.hostPortRange: from (${from}) must not be above to (${to})`);
+    return undefined;
+  }
+  return { from, to };
 }
 
 /** engine.registry: where the kubernetes engine pushes (decrypted) pod images; see docs/engines.md. */
@@ -509,6 +539,7 @@ export function parseConfig(text: string, file: string): ProviderConfig {
       "publishHostIp",
       "publicHost",
       "secretsDir",
+      "hostPortRange",
       ...KUBERNETES_ONLY,
     ]);
     if (m?.has("kind"))
@@ -531,6 +562,10 @@ export function parseConfig(text: string, file: string): ProviderConfig {
     if (m?.has("publicHost"))
       engine.publicHost = r.string(m.get("publicHost"), "engine.publicHost") ?? "127.0.0.1";
     if (m?.has("secretsDir")) engine.secretsDir = r.string(m.get("secretsDir"), "engine.secretsDir");
+    if (m?.has("hostPortRange") && engine.kind === "podman") {
+      const range = readPortRange(r, m.get("hostPortRange"));
+      if (range) engine.hostPortRange = range;
+    }
   }
 
   // gateway
@@ -744,6 +779,8 @@ engine:
   owner: default             # separates several daemons sharing one Podman
   publishHostIp: ""          # host address tcp ports are published on ("" = all)
   publicHost: 127.0.0.1      # host name reported in tcp endpoints
+  # hostPortRange: {from: 20000, to: 20099}  # tcp and udp endpoints get host ports from here only (a firewall or
+  #                                          # a VM's port forwards open exactly these); absent: any free port
   # Or run pods on a Kubernetes cluster (docs/engines.md; socket is then not used):
   # kind: kubernetes
   # kubeconfig: /etc/trustedpods/kubeconfig

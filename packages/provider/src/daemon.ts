@@ -143,6 +143,9 @@ export class Daemon {
             listen: config.ipfs.listen,
             peers: config.ipfs.peers,
             network: config.ipfs.network,
+            // Rare, and the first sign of a peer that dropped a block it was asked for: worth a warning.
+            onRewant: (cid, attempt) =>
+              log.warn({ cid: cid.toString(), attempt }, "IPFS block not received yet; asking peers again"),
           });
           store = node;
           cleanup.push(() => node.stop());
@@ -228,6 +231,7 @@ export class Daemon {
         baseDomain: config.gateway.baseDomain,
         publishHostIp: config.engine.publishHostIp,
         publicHost: config.engine.publicHost,
+        ...(config.engine.hostPortRange ? { hostPortRange: config.engine.hostPortRange } : {}),
         provisionTimeoutMs: config.limits.provisionTimeoutSeconds * 1000,
         maxConcurrentProvisions: config.limits.maxConcurrentProvisions,
         ...(deps.holdProvisionMs ? { holdProvisionMs: deps.holdProvisionMs } : {}),
@@ -330,6 +334,7 @@ export class Daemon {
       chainId: this.chainId,
       baseDomain: this.config.gateway.baseDomain,
       maxPods: limits.maxPods,
+      ...(this.config.engine.hostPortRange ? { hostPortRange: this.config.engine.hostPortRange } : {}),
     };
     const pods = { state: this.state, engine: this.engine };
     const serve = <D>(p: Protocol<D>, deps: D) => p.serve(s, deps, limits);

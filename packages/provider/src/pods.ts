@@ -18,6 +18,12 @@ import type { ContentFetcher } from "./provision/content.js";
 import { type ProvisionStage, provisionFailure, Redactor } from "./provision/failure.js";
 import { localPortFree, movedPortNotes, reusableHostPorts } from "./provision/host-ports.js";
 import { checkListingContainer, type ListingImages } from "./provision/listing.js";
+import {
+  HostPortAllocator,
+  type HostPortRange,
+  hostPortNeeds,
+  hostPortsInUse,
+} from "./provision/port-range.js";
 import { endpointsOf, planRoutes, routesOf, toPodSpec } from "./provision/translate.js";
 import type { EndpointRecord, StateDb, StoredPod } from "./state/db.js";
 
@@ -46,6 +52,8 @@ export interface PodManagerOptions {
    * Podman engine, whose published ports are this host's; always true for other engines).
    */
   hostPortFree?: (hostIp: string, port: number) => Promise<boolean>;
+  /** engine.hostPortRange: tcp and udp endpoints get host ports from it (absent: the engine picks any). */
+  hostPortRange?: HostPortRange;
 }
 
 /** What realize() did: the pod's endpoints and images, and notes for the publisher (a tcp port that moved). */
@@ -91,12 +99,23 @@ class Semaphore {
 export class PodManager {
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly provisions: Semaphore;
+  private readonly ports: HostPortAllocator | undefined;
 
   constructor(private readonly o: PodManagerOptions) {
     this.provisions = new Semaphore(o.maxConcurrentProvisions);
+    this.ports =
+      o.hostPortRange &&
+      new HostPortAllocator(
+        o.hostPortRange,
+        (exceptId) => hostPortsInUse(o.state, exceptId),
+        (port, transport) => this.hostPortFree(o.publishHostIp, port, transport),
+      );
   }
 
-  /** Runs `fn` after every earlier operation on the same pod finished. */
+  /**
+   * Runs `fn` after every earlier operation on the same pod finished. When it ends, the host ports it took
+   * from the range are in the pod's record (or it failed), so they are no longer held for it.
+   */
   private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.locks.get(id) ?? Promise.resolve();
     const next = prev.then(fn, fn);
@@ -105,6 +124,7 @@ export class PodManager {
     try {
       return await next;
     } finally {
+      this.ports?.release(id);
       if (this.locks.get(id) === tail) this.locks.delete(id);
     }
   }
@@ -156,6 +176,9 @@ export class PodManager {
     const staging = path.join(this.o.stagingDir, id);
     await rm(staging, { recursive: true, force: true });
     await mkdir(staging, { recursive: true, mode: 0o700 });
+    // Host ports first: a pod the port range has no room for is refused before anything is pulled.
+    progress.stage = "engine";
+    const kept = await this.hostPortsFor(id, pod, previous);
     progress.stage = "image";
     try {
       for (const [ci, c] of pod.containers.entries()) {
@@ -188,7 +211,6 @@ export class PodManager {
     const secrets = new Map<string, Uint8Array>();
     let status: Awaited<ReturnType<Engine["apply"]>>;
     let plan: ReturnType<typeof planRoutes>;
-    let kept: Awaited<ReturnType<typeof reusableHostPorts>>;
     try {
       for (const v of pod.volumes)
         if (v.kind === "secret" && v.source.kind === "ipfs") {
@@ -200,10 +222,6 @@ export class PodManager {
       progress.stage = "gateway";
       plan = planRoutes(pod, id, this.o.baseDomain);
       progress.stage = "engine";
-      // tcp endpoints keep their host ports across updates and restarts: publishers and firewalls point at them.
-      kept = await reusableHostPorts(engine, id, previous, (port, transport) =>
-        this.hostPortFree(this.o.publishHostIp, port, transport),
-      );
       const spec = toPodSpec(pod, {
         id,
         secrets,
@@ -235,6 +253,22 @@ export class PodManager {
     const notes = movedPortNotes(kept.moved, endpoints);
     for (const note of notes) this.o.log.warn({ pod: id }, note);
     return { endpoints, images, notes };
+  }
+
+  /**
+   * The host ports the pod's tcp and udp ports ask for: those it had (publishers and firewalls point at them),
+   * unless another program took one meanwhile; with a port range, a port from it for each of the others.
+   */
+  private async hostPortsFor(
+    id: string,
+    pod: Pod,
+    previous: readonly EndpointRecord[],
+  ): Promise<Awaited<ReturnType<typeof reusableHostPorts>>> {
+    const kept = await reusableHostPorts(this.o.engine, id, previous, (port, transport) =>
+      this.hostPortFree(this.o.publishHostIp, port, transport),
+    );
+    if (!this.ports) return kept;
+    return { ...kept, hostPorts: await this.ports.assign(id, hostPortNeeds(pod), kept.hostPorts) };
   }
 
   private hostPortFree(hostIp: string, port: number, transport: "tcp" | "udp"): Promise<boolean> {
@@ -571,6 +605,8 @@ export class PodManager {
           state.updatePod(op.podKey, { phase: "failed", message: "recovery failed" });
           state.finishOperation(op.id, "failed", "recovery failed");
         });
+      } finally {
+        this.ports?.release(op.podKey);
       }
     }
     const known = new Map(state.listPods(["running", "stopped", "pending"]).map((p) => [p.id, p]));
@@ -619,6 +655,8 @@ export class PodManager {
           phase: "failed",
           message: "could not be restarted after a daemon restart",
         });
+      } finally {
+        this.ports?.release(rec.id);
       }
     }
     log.info({ ...report, ms: Math.round(performance.now() - started) }, "recovered");

@@ -8,6 +8,7 @@ import { RpcError, type SignedCallContext } from "@trustedpods/p2p";
 import { ErrorCode, type Pod, podFromWire, WireError, type wire } from "@trustedpods/protocol";
 import { bytesToHex, type Hex } from "viem";
 import type { PaymentGate, ProvisionPaymentRequest } from "../billing-seam.js";
+import { checkHostPortRange, type HostPortRange, hostPortsInUse } from "../provision/port-range.js";
 import { enginePodId } from "../provision/translate.js";
 import type { PodPhaseName, StateDb, StoredPod } from "../state/db.js";
 
@@ -16,11 +17,13 @@ const MIN_MEMORY = 6 * 1024 * 1024;
 
 /** What admission reads: the pod table, the gate and the provider's limits. */
 export interface AdmissionDeps {
-  state: Pick<StateDb, "getPod" | "hostnamesInUse" | "countActivePods">;
+  state: Pick<StateDb, "getPod" | "hostnamesInUse" | "countActivePods" | "listPods">;
   gate: Pick<PaymentGate, "checkProvision" | "checkUpdate" | "onUpdated">;
   chainId: number;
   baseDomain: string;
   maxPods: number;
+  /** engine.hostPortRange: a pod whose tcp and udp ports do not fit into what it has left is refused. */
+  hostPortRange?: HostPortRange;
 }
 
 /** A pod admitted for provision or update: its engine id, its bytes32 pod id and the decoded pod. */
@@ -190,6 +193,16 @@ export function checkQuotable(
   checkHostnames(d, id, pod);
 }
 
+/** The pod's new tcp and udp ports fit into the host port range (its recorded ones, on update, it keeps). */
+function checkHostPorts(
+  d: Pick<AdmissionDeps, "state" | "hostPortRange">,
+  id: string,
+  pod: Pod,
+  recorded: StoredPod["endpoints"],
+): void {
+  if (d.hostPortRange) checkHostPortRange(d.hostPortRange, pod, hostPortsInUse(d.state, id), recorded);
+}
+
 /**
  * A new pod: signed for this pod id, runnable here, its channel on this chain, room for it, its hostnames free,
  * and (last, the only check that reads the chain) paid for. Nothing is pulled, decrypted or started before.
@@ -204,6 +217,7 @@ export async function admitProvision(
   checkChannelChain(d, r.channel);
   checkCapacity(d);
   checkHostnames(d, id, pod);
+  checkHostPorts(d, id, pod, []);
   const channel = r.channel
     ? { chainId: r.channel.chainId, paymentsContract: r.channel.paymentsContract }
     : undefined;
@@ -220,8 +234,9 @@ export async function admitUpdate(
 ): Promise<Admitted> {
   const { id, podId } = podKey(r.podId, c);
   const pod = admitPod(r.pod);
-  ownedPod(d.state, id);
+  const rec = ownedPod(d.state, id);
   checkHostnames(d, id, pod);
+  checkHostPorts(d, id, pod, rec.endpoints);
   const req = { id, publisher: c.request.publisher, podId, pod, channel: undefined };
   await d.gate.checkUpdate?.(req);
   return req;
