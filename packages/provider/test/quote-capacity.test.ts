@@ -128,3 +128,46 @@ it("quotes no new pod when the provider runs as many as it accepts, and still qu
   // A deleted pod's hostname is free again.
   expect((await ask(randomBytes(32), named("shop2.localhost"))).quote).toBeDefined();
 }, 120_000);
+
+it("quotes no pod whose tcp ports do not fit into the provider's host port range", async () => {
+  const config = parseConfig(
+    providerConfigYaml({
+      dataDir: tmp,
+      chain,
+      accountKeyFile: path.join(tmp, "key"),
+      owner: "o",
+      ipfsPeers: [],
+    }),
+    "provider.yaml",
+  );
+  const publisher = getAddress(chain.accounts[3]!.address);
+  const ports = (n: number): Pod => ({
+    ...pod,
+    containers: [
+      {
+        ...pod.containers[0]!,
+        ports: Array.from({ length: n }, (_, i) => ({ containerPort: 6000 + i, protocol: "tcp" as const })),
+      },
+    ],
+  });
+  const deps = {
+    account: privateKeyToAccount(chain.accounts[1]!.privateKey),
+    chainId: chain.chainId,
+    config,
+    billing: () => undefined,
+    chain: async () => chain.context(1),
+    clock: chainClock(async () => chain.context(1)),
+    admission: { state, maxPods: 100, baseDomain: "localhost", hostPortRange: { from: 30000, to: 30001 } },
+  };
+  const ask = (p: Pod) =>
+    quote(deps, {
+      pod: podToWire(p),
+      nonce: randomBytes(16),
+      publisher: hexToBytes(publisher),
+      podId: randomBytes(32),
+    });
+  expect((await ask(ports(2))).quote).toBeDefined();
+  const tooMany = await rpcRefusal(ask(ports(3)));
+  expect(tooMany.code).toBe(ErrorCode.RESOURCE_EXHAUSTED);
+  expect(tooMany.details.reason).toBe("host-port-range");
+}, 60_000);

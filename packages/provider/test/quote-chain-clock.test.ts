@@ -85,7 +85,12 @@ it("signs an expiry the chain has not passed when the chain's clock runs ahead o
       chain: async () => chain.context(1),
       clock: chainClock(async () => chain.context(1)),
       admission: {
-        state: { getPod: () => undefined, countActivePods: () => 0, hostnamesInUse: () => new Set<string>() },
+        state: {
+          getPod: () => undefined,
+          countActivePods: () => 0,
+          hostnamesInUse: () => new Set<string>(),
+          listPods: () => [],
+        },
         maxPods: 1,
         baseDomain: "localhost",
       },

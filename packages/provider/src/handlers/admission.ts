@@ -180,17 +180,19 @@ function checkRoomFor(d: Capacity, held: StoredPod | undefined): void {
 
 /**
  * What a quote checks of pod `id` (the engine id of the publisher's pod) before it prices it: everything
- * provision would refuse without reading the chain (room, hostnames), so that no publisher opens a channel and
- * locks a deposit for a pod that provision then refuses.
+ * provision and update would refuse without reading the chain (room, hostnames, host ports), so that no
+ * publisher opens a channel and locks a deposit for a pod that provision then refuses.
  */
 export function checkQuotable(
-  d: Pick<AdmissionDeps, "state" | "maxPods" | "baseDomain">,
+  d: Pick<AdmissionDeps, "state" | "maxPods" | "baseDomain" | "hostPortRange">,
   id: string,
   pod: Pod,
 ): void {
   const held = d.state.getPod(id);
   checkRoomFor(d, held);
   checkHostnames(d, id, pod);
+  const holds = held !== undefined && HOLDS_A_PLACE.includes(held.phase);
+  checkHostPorts(d, id, pod, holds ? held.endpoints : []);
 }
 
 /** The pod's new tcp and udp ports fit into the host port range (its recorded ones, on update, it keeps). */

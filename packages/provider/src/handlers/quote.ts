@@ -39,9 +39,10 @@ export interface QuoteDeps {
   clock: ChainClock;
   /**
    * The pods this provider holds, its limit and its domain: a pod is quoted only when provision would admit it
-   * (room for a new pod, its hostnames free), so no publisher opens a channel for a pod that will be refused.
+   * (room for a new pod, its hostnames free, its tcp and udp ports within engine.hostPortRange), so no publisher
+   * opens a channel for a pod that will be refused.
    */
-  admission: Pick<AdmissionDeps, "state" | "maxPods" | "baseDomain">;
+  admission: Pick<AdmissionDeps, "state" | "maxPods" | "baseDomain" | "hostPortRange">;
 }
 
 /** SHA-256 of the pod's canonical wire encoding (re-encoded from the validated typed pod). */
