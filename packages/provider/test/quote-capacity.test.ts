@@ -2,23 +2,20 @@
 // opened a channel with a deposit (gas spent, the deposit locked until its notice ran out) for a pod that would
 // never run. The quote is the step before any money moves, so it must refuse a new pod when there is no room,
 // and still quote a pod the provider already runs (an update changes no pod count). Likewise a hostname another
-// pod holds: provision refused it only after the channel was open.
+// pod holds, and tcp ports that do not fit the host port range: provision refused them only after the channel was
+// open.
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
-import { ErrorCode, type Pod, podToWire } from "@trustedpods/protocol";
-import { bytesToHex, getAddress, hexToBytes } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
+import { ErrorCode, type Pod } from "@trustedpods/protocol";
+import { bytesToHex, getAddress } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { providerConfigYaml } from "../../../test-support/provider-world.js";
-import { chainClock } from "../src/chain-clock.js";
-import { parseConfig } from "../src/config.js";
-import { quote } from "../src/handlers/quote.js";
 import { enginePodId } from "../src/provision/translate.js";
 import { StateDb } from "../src/state/db.js";
 import { rpcRefusal } from "./daemon-helpers.js";
+import { askQuote, quoteDeps, withPorts } from "./quote-helpers.js";
 
 let chain: DevChain;
 let tmp: string;
@@ -35,51 +32,10 @@ afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-const pod: Pod = {
-  name: "cap",
-  containers: [
-    {
-      name: "web",
-      image: {
-        kind: "ipfs",
-        cid: "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
-        digest: `sha256:${"ab".repeat(32)}`,
-      },
-      command: [],
-      args: [],
-      env: [],
-      ports: [],
-      volumeMounts: [],
-      resources: { cpuMillis: 100n, memoryBytes: 64n << 20n, storageBytes: 0n, gpu: 0n },
-    },
-  ],
-  volumes: [],
-  replicas: { min: 1, max: 1, idleSeconds: 0n },
-};
-
 it("quotes no new pod when the provider runs as many as it accepts, and still quotes the pods it runs", async () => {
-  const config = parseConfig(
-    providerConfigYaml({
-      dataDir: tmp,
-      chain,
-      accountKeyFile: path.join(tmp, "key"),
-      owner: "o",
-      ipfsPeers: [],
-    }),
-    "provider.yaml",
-  );
   const publisher = getAddress(chain.accounts[2]!.address);
-  const deps = {
-    account: privateKeyToAccount(chain.accounts[1]!.privateKey),
-    chainId: chain.chainId,
-    config,
-    billing: () => undefined,
-    chain: async () => chain.context(1),
-    clock: chainClock(async () => chain.context(1)),
-    admission: { state, maxPods: 2, baseDomain: "localhost" },
-  };
-  const ask = (podId: Uint8Array, p: Pod = pod) =>
-    quote(deps, { pod: podToWire(p), nonce: randomBytes(16), publisher: hexToBytes(publisher), podId });
+  const deps = quoteDeps(chain, tmp, { state, maxPods: 2, baseDomain: "localhost" });
+  const ask = (podId: Uint8Array, p?: Pod) => askQuote(deps, publisher, podId, p);
 
   // Two pods run (one of them stopped by billing: it still holds its place), a third was deleted.
   const ids = [randomBytes(32), randomBytes(32), randomBytes(32)];
@@ -117,10 +73,7 @@ it("quotes no new pod when the provider runs as many as it accepts, and still qu
   expect((await ask(randomBytes(32))).quote).toBeDefined();
 
   // A hostname a running pod holds is refused to a new pod at quote, and kept by its own pod's update.
-  const named = (hostname: string): Pod => ({
-    ...pod,
-    containers: [{ ...pod.containers[0]!, ports: [{ containerPort: 8080, protocol: "http", hostname }] }],
-  });
+  const named = (hostname: string) => withPorts([{ containerPort: 8080, protocol: "http", hostname }]);
   const taken = await rpcRefusal(ask(randomBytes(32), named("shop0.localhost")));
   expect(taken.code).toBe(ErrorCode.ALREADY_EXISTS);
   expect(taken.details.field).toBe("hostname");
@@ -130,42 +83,16 @@ it("quotes no new pod when the provider runs as many as it accepts, and still qu
 }, 120_000);
 
 it("quotes no pod whose tcp ports do not fit into the provider's host port range", async () => {
-  const config = parseConfig(
-    providerConfigYaml({
-      dataDir: tmp,
-      chain,
-      accountKeyFile: path.join(tmp, "key"),
-      owner: "o",
-      ipfsPeers: [],
-    }),
-    "provider.yaml",
-  );
   const publisher = getAddress(chain.accounts[3]!.address);
-  const ports = (n: number): Pod => ({
-    ...pod,
-    containers: [
-      {
-        ...pod.containers[0]!,
-        ports: Array.from({ length: n }, (_, i) => ({ containerPort: 6000 + i, protocol: "tcp" as const })),
-      },
-    ],
+  const deps = quoteDeps(chain, tmp, {
+    state,
+    maxPods: 100,
+    baseDomain: "localhost",
+    hostPortRange: { from: 30000, to: 30001 },
   });
-  const deps = {
-    account: privateKeyToAccount(chain.accounts[1]!.privateKey),
-    chainId: chain.chainId,
-    config,
-    billing: () => undefined,
-    chain: async () => chain.context(1),
-    clock: chainClock(async () => chain.context(1)),
-    admission: { state, maxPods: 100, baseDomain: "localhost", hostPortRange: { from: 30000, to: 30001 } },
-  };
-  const ask = (p: Pod) =>
-    quote(deps, {
-      pod: podToWire(p),
-      nonce: randomBytes(16),
-      publisher: hexToBytes(publisher),
-      podId: randomBytes(32),
-    });
+  const ports = (n: number) =>
+    withPorts(Array.from({ length: n }, (_, i) => ({ containerPort: 6000 + i, protocol: "tcp" as const })));
+  const ask = (p: Pod) => askQuote(deps, publisher, randomBytes(32), p);
   expect((await ask(ports(2))).quote).toBeDefined();
   const tooMany = await rpcRefusal(ask(ports(3)));
   expect(tooMany.code).toBe(ErrorCode.RESOURCE_EXHAUSTED);

@@ -7,14 +7,10 @@ import os from "node:os";
 import path from "node:path";
 import { type ChainContext, openChannel, type Quote } from "@trustedpods/chain";
 import { type DevChain, startDevChain } from "@trustedpods/chain/node";
-import { type Pod, podToWire } from "@trustedpods/protocol";
 import { bytesToHex, getAddress, type Hex, hexToBytes, toHex } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { providerConfigYaml } from "../../../test-support/provider-world.js";
 import { chainClock } from "../src/chain-clock.js";
-import { parseConfig } from "../src/config.js";
-import { quote } from "../src/handlers/quote.js";
+import { askQuote, quoteDeps } from "./quote-helpers.js";
 
 const TWO_HOURS = 2 * 3600;
 let chain: DevChain;
@@ -29,28 +25,6 @@ afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-const pod: Pod = {
-  name: "clock",
-  containers: [
-    {
-      name: "web",
-      image: {
-        kind: "ipfs",
-        cid: "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
-        digest: `sha256:${"ab".repeat(32)}`,
-      },
-      command: [],
-      args: [],
-      env: [],
-      ports: [],
-      volumeMounts: [],
-      resources: { cpuMillis: 100n, memoryBytes: 64n << 20n, storageBytes: 0n, gpu: 0n },
-    },
-  ],
-  volumes: [],
-  replicas: { min: 1, max: 1, idleSeconds: 0n },
-};
-
 async function advanceChainClock(seconds: number): Promise<bigint> {
   await chain.publicClient.request({
     method: "evm_increaseTime" as never,
@@ -64,44 +38,21 @@ it("signs an expiry the chain has not passed when the chain's clock runs ahead o
   const chainNow = await advanceChainClock(TWO_HOURS);
   expect(chainNow).toBeGreaterThan(BigInt(Math.floor(Date.now() / 1000) + TWO_HOURS - 60));
 
-  const config = parseConfig(
-    providerConfigYaml({
-      dataDir: tmp,
-      chain,
-      accountKeyFile: path.join(tmp, "key"),
-      owner: "o",
-      ipfsPeers: [],
-    }),
-    "provider.yaml",
-  );
   const publisher = chain.context(2);
   const podId = bytesToHex(randomBytes(32));
-  const res = await quote(
-    {
-      account: privateKeyToAccount(chain.accounts[1]!.privateKey),
-      chainId: chain.chainId,
-      config,
-      billing: () => undefined,
-      chain: async () => chain.context(1),
-      clock: chainClock(async () => chain.context(1)),
-      admission: {
-        state: {
-          getPod: () => undefined,
-          countActivePods: () => 0,
-          hostnamesInUse: () => new Set<string>(),
-          listPods: () => [],
-        },
-        maxPods: 1,
-        baseDomain: "localhost",
-      },
+  // No pods held: the quote's admission checks pass.
+  const deps = quoteDeps(chain, tmp, {
+    state: {
+      getPod: () => undefined,
+      countActivePods: () => 0,
+      hostnamesInUse: () => new Set<string>(),
+      listPods: () => [],
     },
-    {
-      pod: podToWire(pod),
-      nonce: randomBytes(16),
-      publisher: hexToBytes(chain.accounts[2]!.address),
-      podId: hexToBytes(podId),
-    },
-  );
+    maxPods: 1,
+    baseDomain: "localhost",
+  });
+  const { config } = deps;
+  const res = await askQuote(deps, chain.accounts[2]!.address, hexToBytes(podId));
   const w = res.quote;
   expect(w.expiresAt).toBeGreaterThanOrEqual(chainNow + BigInt(config.billing.quoteTtlSeconds));
 
