@@ -44,6 +44,7 @@ import {
 } from "../../../test-support/provider-world.js";
 import { loadConfig } from "../src/config.js";
 import { Daemon, type DaemonDeps } from "../src/daemon.js";
+import { mine } from "./billing-helpers.js";
 
 const _run = promisify(execFile);
 
@@ -288,11 +289,8 @@ export function chainQuoteOf(
 
 // ------------------------------------------------------------------------------------ what the paid tests share
 
-/** Mines `blocks` blocks on the dev chain. */
-export async function mineBlocks(chain: DevChain, blocks = 1): Promise<void> {
-  for (let i = 0; i < blocks; i++)
-    await chain.publicClient.request({ method: "evm_mine" as never, params: [] as never });
-}
+/** Mines `blocks` blocks on the dev chain (billing-helpers' `mine`, under the name the paid tests use). */
+export { mine as mineBlocks } from "./billing-helpers.js";
 
 /** Moves chain time on and mines two blocks: the daemon reads at latest - 1 confirmation. */
 export async function advanceChainTime(chain: DevChain, seconds: bigint): Promise<void> {
@@ -300,7 +298,7 @@ export async function advanceChainTime(chain: DevChain, seconds: bigint): Promis
     method: "evm_increaseTime" as never,
     params: [toHex(seconds)] as never,
   });
-  await mineBlocks(chain, 2);
+  await mine(chain, 2);
 }
 
 /** `who` provisions `p` under `podId`, paid through the dev chain's Payments channel. */
